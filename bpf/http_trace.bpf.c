@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * http-trace: follow the sockets that tracked processes accept and copy the bytes they receive
+ * into a perf event array.
+ *
+ * The logic lives in one static function per event (accept returned, receive entered, receive
+ * returned, close entered). Below them, thin SEC() wrappers adapt each attach method's context:
+ * kprobes (the product card's design) and syscall tracepoints (kernels without kprobes). User
+ * space picks a method by turning autoload off for the other method's programs.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "http_trace.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Bytes kept per syscall (--capture-bytes); the rest is counted, not copied. */
+const volatile __u32 capture_bytes = HT_CHUNK_BYTES;
+
+/* Instances only so that the skeleton generates these types for user space. */
+struct ht_event _ht_event = {};
+enum ht_limits _ht_limits = 0;
+enum ht_event_kind _ht_event_kind = 0;
+enum ht_syscall _ht_syscall = 0;
+enum ht_direction _ht_direction = 0;
+enum ht_flags _ht_flags = 0;
+enum ht_drop _ht_drop = 0;
+
+/* Read by user space at exit. */
+__u64 drops[HT_DROP_MAX] = {};
+__u64 next_conn_id = 0;
+
+struct sock_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+struct sock_info {
+	__u64 conn_id;
+	__u64 seq; /* next event sequence number of this connection */
+};
+
+/* A receive in flight on a tracked socket, from syscall entry to return, per thread. */
+struct inflight {
+	__u64 buf;     /* user buffer, or the iovec array when vectored */
+	__u64 conn_id;
+	__s32 fd;
+	__u32 iovcnt;
+	__u8 syscall;
+	__u8 pad[7];
+};
+
+/* Processes to trace (tgid), filled by user space from --pid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} tracked_tgids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sock_key);
+	__type(value, struct sock_info);
+} sockets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+/* Too big for the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ht_data_event);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} events SEC(".maps");
+
+static __always_inline void count_drop(enum ht_drop what)
+{
+	if (what < HT_DROP_MAX)
+		__sync_fetch_and_add(&drops[what], 1);
+}
+
+static __always_inline bool tgid_tracked(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&tracked_tgids, &tgid) != NULL;
+}
+
+static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8 kind, __u8 syscall,
+					__s32 fd, __s64 ret, const struct sock_info *si)
+{
+	h->ts_ns = bpf_ktime_get_ns();
+	h->conn_id = si->conn_id;
+	h->ret = ret;
+	h->tgid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->fd = fd;
+	h->offset = 0;
+	h->len = 0;
+	h->kind = kind;
+	h->syscall = syscall;
+	h->direction = HT_DIR_IN;
+	h->flags = 0;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* A connection event without data (accept, close). */
+static __always_inline void emit_control(void *ctx, __u64 pid_tgid, __u8 kind, __u8 syscall, __s32 fd,
+					 __s64 ret, struct sock_info *si)
+{
+	struct ht_event h;
+
+	fill_header(&h, pid_tgid, kind, syscall, fd, ret, si);
+	h.seq = __sync_fetch_and_add(&si->seq, 1);
+	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &h, sizeof(h)))
+		count_drop(HT_DROP_OUTPUT_FAILED);
+}
+
+/*
+ * Send `n` bytes at user address `src` as one event. A chunk whose bytes cannot be read is still
+ * sent, empty, so that user space sees a hole of known size rather than a gap in the sequence.
+ */
+static __always_inline void emit_chunk(void *ctx, struct ht_data_event *e, struct sock_info *si,
+				       __u64 src, __u64 n, __u32 offset, bool last)
+{
+	/* 64-bit and unsigned, so that the verifier keeps the bound for the copy below. */
+	barrier_var(n);
+	if (n > HT_CHUNK_BYTES)
+		n = HT_CHUNK_BYTES;
+	if (n && bpf_probe_read_user(e->data, n, (const void *)src)) {
+		count_drop(HT_DROP_READ_FAILED);
+		n = 0;
+	}
+	e->hdr.seq = __sync_fetch_and_add(&si->seq, 1);
+	e->hdr.offset = offset;
+	e->hdr.len = (__u32)n;
+	e->hdr.flags = last ? HT_FLAG_LAST : 0;
+	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, e, sizeof(e->hdr) + n))
+		count_drop(HT_DROP_OUTPUT_FAILED);
+}
+
+/*
+ * Send the `len` bytes at user address `base`, which sit at `offset` in the syscall's bytes, as
+ * chunks. Offsets derive from the loop index rather than accumulate, so that the verifier prunes
+ * the loop's states instead of exploring every path through it.
+ */
+static __always_inline void emit_segment(void *ctx, struct ht_data_event *e, struct sock_info *si,
+					 __u64 base, __u32 len, __u32 offset, __u32 keep)
+{
+	for (int k = 0; k < HT_MAX_CHUNKS; k++) {
+		__u32 coff = k * HT_CHUNK_BYTES;
+		__u64 n;
+
+		if (coff >= len)
+			break;
+		n = len - coff;
+		if (n > HT_CHUNK_BYTES)
+			n = HT_CHUNK_BYTES;
+		emit_chunk(ctx, e, si, base + coff, n, offset + coff, offset + coff + n >= keep);
+	}
+}
+
+/*
+ * Copy the `ret` bytes a receive returned, up to capture_bytes. `vectored` (readv, recvmsg) is a
+ * constant of each exit wrapper: `in->buf` is then an iovec array.
+ */
+static __always_inline void emit_received(void *ctx, __u64 pid_tgid, const struct inflight *in, long ret,
+					  bool vectored)
+{
+	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = in->fd };
+	const struct iovec *iov = (const struct iovec *)in->buf;
+	struct ht_data_event *e;
+	struct sock_info *si;
+	__u32 zero = 0, keep, off = 0;
+
+	si = bpf_map_lookup_elem(&sockets, &key);
+	if (!si || si->conn_id != in->conn_id)
+		return; /* closed (and maybe reused) while the receive was in flight */
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return;
+	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, in->syscall, in->fd, ret, si);
+	keep = ret < capture_bytes ? ret : capture_bytes;
+
+	if (!vectored) {
+		emit_segment(ctx, e, si, in->buf, keep, 0, keep);
+		return;
+	}
+	for (int j = 0; j < HT_MAX_IOV; j++) {
+		struct iovec v;
+		__u32 len;
+
+		if (off >= keep || j >= in->iovcnt)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), &iov[j])) {
+			count_drop(HT_DROP_READ_FAILED);
+			break;
+		}
+		len = v.iov_len < keep - off ? v.iov_len : keep - off;
+		emit_segment(ctx, e, si, (__u64)v.iov_base, len, off, keep);
+		off += len;
+	}
+	if (off < keep) /* more iovecs than HT_MAX_IOV: close the series, user space counts the rest */
+		emit_chunk(ctx, e, si, 0, 0, off, true);
+}
+
+/* Event: accept(2)/accept4(2) returned `ret`, the new socket's fd. */
+static __always_inline int on_accept_return(void *ctx, long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = ret };
+	struct sock_info si = {}, *tracked;
+
+	if (ret < 0 || !tgid_tracked(key.tgid))
+		return 0;
+	si.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
+		count_drop(HT_DROP_SOCKETS_FULL);
+		return 0;
+	}
+	tracked = bpf_map_lookup_elem(&sockets, &key);
+	if (tracked)
+		emit_control(ctx, pid_tgid, HT_EV_ACCEPT, HT_SYS_ACCEPT, key.fd, ret, tracked);
+	return 0;
+}
+
+/* Event: a receive syscall entered; remember where its bytes will land. */
+static __always_inline int on_recv_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 syscall)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct inflight in = {};
+	struct sock_info *si;
+
+	if (!tgid_tracked(key.tgid))
+		return 0;
+	si = bpf_map_lookup_elem(&sockets, &key);
+	if (!si)
+		return 0;
+	in.buf = buf;
+	in.conn_id = si->conn_id;
+	in.fd = fd;
+	in.iovcnt = iovcnt;
+	in.syscall = syscall;
+	if (bpf_map_update_elem(&inflight, &pid_tgid, &in, BPF_ANY))
+		count_drop(HT_DROP_INFLIGHT_FULL);
+	return 0;
+}
+
+/* recvmsg(2) passes its iovecs inside a user msghdr. */
+static __always_inline int on_recvmsg_enter(__s32 fd, const struct user_msghdr *msg)
+{
+	struct user_msghdr m;
+
+	if (!tgid_tracked(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	if (bpf_probe_read_user(&m, sizeof(m), msg)) {
+		count_drop(HT_DROP_READ_FAILED);
+		return 0;
+	}
+	return on_recv_enter(fd, (__u64)m.msg_iov, m.msg_iovlen, HT_SYS_RECVMSG);
+}
+
+/* Event: a receive syscall returned `ret` bytes (or an error). */
+static __always_inline int on_recv_return(void *ctx, long ret, bool vectored)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct inflight *in, copy;
+
+	in = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	if (!in)
+		return 0;
+	copy = *in;
+	bpf_map_delete_elem(&inflight, &pid_tgid);
+	if (ret > 0)
+		emit_received(ctx, pid_tgid, &copy, ret, vectored);
+	return 0;
+}
+
+/* Event: close(2) entered: forget the fd so a reused number is never the old connection. */
+static __always_inline int on_close_enter(void *ctx, __s32 fd)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct sock_info *si;
+
+	if (!tgid_tracked(key.tgid))
+		return 0;
+	si = bpf_map_lookup_elem(&sockets, &key);
+	if (!si)
+		return 0;
+	emit_control(ctx, pid_tgid, HT_EV_CLOSE, HT_SYS_CLOSE, fd, 0, si);
+	bpf_map_delete_elem(&sockets, &key);
+	return 0;
+}
+
+/* ---- Attach method: kprobes ---- */
+
+SEC("kretprobe/__sys_accept4")
+int BPF_KRETPROBE(kretprobe_accept4, int ret)
+{
+	return on_accept_return(ctx, ret);
+}
+
+SEC("kprobe/ksys_read")
+int BPF_KPROBE(kprobe_read, unsigned int fd, char *buf)
+{
+	return on_recv_enter(fd, (__u64)buf, 0, HT_SYS_READ);
+}
+
+SEC("kretprobe/ksys_read")
+int BPF_KRETPROBE(kretprobe_read, long ret)
+{
+	return on_recv_return(ctx, ret, false);
+}
+
+SEC("ksyscall/readv")
+int BPF_KSYSCALL(kprobe_readv, unsigned long fd, const struct iovec *vec, unsigned long vlen)
+{
+	return on_recv_enter(fd, (__u64)vec, vlen, HT_SYS_READV);
+}
+
+SEC("kretsyscall/readv")
+int BPF_KRETPROBE(kretprobe_readv, long ret)
+{
+	return on_recv_return(ctx, ret, true);
+}
+
+SEC("kprobe/__sys_recvfrom")
+int BPF_KPROBE(kprobe_recvfrom, int fd, void *buf)
+{
+	return on_recv_enter(fd, (__u64)buf, 0, HT_SYS_RECVFROM);
+}
+
+SEC("kretprobe/__sys_recvfrom")
+int BPF_KRETPROBE(kretprobe_recvfrom, long ret)
+{
+	return on_recv_return(ctx, ret, false);
+}
+
+SEC("kprobe/__sys_recvmsg")
+int BPF_KPROBE(kprobe_recvmsg, int fd, struct user_msghdr *msg)
+{
+	return on_recvmsg_enter(fd, msg);
+}
+
+SEC("kretprobe/__sys_recvmsg")
+int BPF_KRETPROBE(kretprobe_recvmsg, long ret)
+{
+	return on_recv_return(ctx, ret, true);
+}
+
+SEC("ksyscall/close")
+int BPF_KSYSCALL(kprobe_close, unsigned int fd)
+{
+	return on_close_enter(ctx, fd);
+}
+
+/* ---- Attach method: syscall tracepoints ---- */
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept_return(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept_return(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int tp_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_recv_enter(ctx->args[0], ctx->args[1], 0, HT_SYS_READ);
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int tp_exit_read(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_recv_return(ctx, ctx->ret, false);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int tp_enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_recv_enter(ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_READV);
+}
+
+SEC("tracepoint/syscalls/sys_exit_readv")
+int tp_exit_readv(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_recv_return(ctx, ctx->ret, true);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_recv_enter(ctx->args[0], ctx->args[1], 0, HT_SYS_RECVFROM);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int tp_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_recv_return(ctx, ctx->ret, false);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_recvmsg_enter(ctx->args[0], (const struct user_msghdr *)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int tp_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_recv_return(ctx, ctx->ret, true);
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_close_enter(ctx, ctx->args[0]);
+}

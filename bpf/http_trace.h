@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Types and constants shared by bpf/http_trace.bpf.c and the Rust side (through the skeleton). */
+#ifndef __HTTP_TRACE_H
+#define __HTTP_TRACE_H
+
+#define TASK_COMM_LEN 16
+
+enum ht_limits {
+	/* Bytes one event carries; a bigger receive is split over several events. */
+	HT_CHUNK_BYTES = 16384,
+	/* Upper bound of --capture-bytes, the bytes kept per syscall; bounds the copy loop. */
+	HT_MAX_CAPTURE_BYTES = 1048576,
+	HT_MAX_CHUNKS = HT_MAX_CAPTURE_BYTES / HT_CHUNK_BYTES,
+	/* iovecs of one readv/recvmsg that are copied; bytes in later ones are counted only. */
+	HT_MAX_IOV = 16,
+};
+
+enum ht_event_kind {
+	/* A tracked process accepted a connection. */
+	HT_EV_ACCEPT = 1,
+	/* Bytes moved on a tracked connection; `data` follows the header. */
+	HT_EV_DATA = 2,
+	/* A tracked process closed a tracked connection. */
+	HT_EV_CLOSE = 3,
+};
+
+enum ht_syscall {
+	HT_SYS_NONE = 0,
+	HT_SYS_ACCEPT = 1,
+	HT_SYS_READ = 2,
+	HT_SYS_READV = 3,
+	HT_SYS_RECVFROM = 4,
+	HT_SYS_RECVMSG = 5,
+	HT_SYS_CLOSE = 6,
+};
+
+enum ht_direction {
+	HT_DIR_IN = 0,
+	HT_DIR_OUT = 1,
+};
+
+enum ht_flags {
+	/* The last event of one syscall: bytes past offset + len were not kept. */
+	HT_FLAG_LAST = 1,
+};
+
+/* Drops counted in BPF, read by user space at exit (the `drops` global). */
+enum ht_drop {
+	/* A new connection could not be tracked: the sockets map was full. */
+	HT_DROP_SOCKETS_FULL = 0,
+	/* A receive could not be followed: the in-flight map was full. */
+	HT_DROP_INFLIGHT_FULL = 1,
+	/* bpf_probe_read_user failed (user page not present). */
+	HT_DROP_READ_FAILED = 2,
+	/* bpf_perf_event_output failed (buffer full); user space also sees it as lost. */
+	HT_DROP_OUTPUT_FAILED = 3,
+	HT_DROP_MAX = 4,
+};
+
+/* Every event starts with this header; HT_EV_DATA events carry `len` bytes after it. */
+struct ht_event {
+	__u64 ts_ns;     /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
+	__u64 conn_id;   /* unique per traced connection */
+	__u64 seq;       /* per connection, from 0: user space restores order across CPUs */
+	__s64 ret;       /* the syscall's return value */
+	__u32 tgid;      /* process */
+	__u32 tid;       /* thread */
+	__s32 fd;
+	__u32 offset;    /* where `data` starts within the syscall's bytes */
+	__u32 len;       /* bytes of data after the header */
+	__u8 kind;       /* enum ht_event_kind */
+	__u8 syscall;    /* enum ht_syscall */
+	__u8 direction;  /* enum ht_direction */
+	__u8 flags;      /* enum ht_flags */
+	__u8 comm[TASK_COMM_LEN];
+};
+
+struct ht_data_event {
+	struct ht_event hdr;
+	__u8 data[HT_CHUNK_BYTES];
+};
+
+#endif /* __HTTP_TRACE_H */

@@ -1,0 +1,69 @@
+//! The command line.
+
+use clap::Parser;
+
+use crate::loader::AttachMode;
+use crate::output::Format;
+use crate::skel::types::ht_limits;
+
+/// Bytes kept of each receive syscall by default; the rest is counted.
+pub const DEFAULT_CAPTURE_BYTES: u32 = 16 * 1024;
+/// The BPF copy loop's bound.
+const MAX_CAPTURE_BYTES: u32 = ht_limits::HT_MAX_CAPTURE_BYTES.0;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "http-trace",
+    version,
+    about = "Show the HTTP/1.1 requests a running process receives, live, without touching it",
+    after_help = "Examples:\n  sudo http-trace --pid $(pidof myservice)\n  sudo http-trace --pid 1234 --pid 5678 -o json --duration 60 > requests.jsonl\n\n\
+                  A process in a container is traced by its host PID (as `ps` on the host shows it)."
+)]
+pub struct Args {
+    /// Host PID of a process to trace (repeat to trace several)
+    #[arg(short, long = "pid", value_name = "PID", required = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pids: Vec<u32>,
+
+    /// How to hook the kernel: auto picks the best method that works on this kernel
+    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
+    pub attach: AttachMode,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+
+    /// Show headers and the start of bodies (text output)
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Stop after this many seconds
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub duration: Option<u64>,
+
+    /// Stop after this many requests
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Bytes copied of each receive syscall; the rest is counted, not kept
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_CAPTURE_BYTES,
+          value_parser = clap::value_parser!(u32).range(256..=i64::from(MAX_CAPTURE_BYTES)))]
+    pub capture_bytes: u32,
+
+    /// Body bytes kept per request for -v and JSON; the rest is counted
+    #[arg(long, value_name = "BYTES", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(0..=16_777_216))]
+    pub max_body: u32,
+
+    /// Perf buffer size per CPU, in pages (a power of two)
+    #[arg(long, value_name = "PAGES", default_value_t = 512, value_parser = parse_pages)]
+    pub buffer_pages: usize,
+}
+
+fn parse_pages(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(8..=65536).contains(&n) || !n.is_power_of_two() {
+        return Err(format!("{n} is not a power of two from 8 to 65536"));
+    }
+    Ok(n)
+}

@@ -1,0 +1,230 @@
+//! Loading the BPF object and attaching it with one attach method, with the checks that make a
+//! failure one clear line: privileges, PIDs, BTF, and which methods this kernel allows.
+
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, OpenObject, PrintLevel};
+
+use crate::skel::{HttpTraceSkel, HttpTraceSkelBuilder};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    Auto,
+    Kprobe,
+    Tracepoint,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Kprobe,
+    Tracepoint,
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::Kprobe => "kprobe",
+            Method::Tracepoint => "tracepoint",
+        })
+    }
+}
+
+impl Method {
+    /// Whether a program in ELF section `section` belongs to this method.
+    fn owns_section(self, section: &str) -> bool {
+        let prefixes: &[&str] = match self {
+            Method::Kprobe => &["kprobe/", "kretprobe/", "ksyscall/", "kretsyscall/"],
+            Method::Tracepoint => &["tracepoint/"],
+        };
+        prefixes.iter().any(|p| section.starts_with(p))
+    }
+}
+
+/// What `auto` tries, in order. Kprobes first as the product card's design; syscall tracepoints
+/// where the kernel cannot attach kprobes (built without CONFIG_KPROBES, as on our CI host).
+const AUTO_ORDER: [Method; 2] = [Method::Kprobe, Method::Tracepoint];
+
+pub struct Config {
+    pub pids: Vec<u32>,
+    pub capture_bytes: u32,
+}
+
+pub struct Loaded {
+    pub skel: HttpTraceSkel<'static>,
+    pub method: Method,
+    /// Why earlier candidates of `auto` were passed over.
+    pub fallbacks: Vec<(Method, String)>,
+}
+
+/// The sysfs file whose presence says the kernel has BTF; tests point it elsewhere.
+fn btf_path() -> String {
+    std::env::var("HTTP_TRACE_SYSFS_BTF").unwrap_or_else(|_| "/sys/kernel/btf/vmlinux".into())
+}
+
+/// Checks that need no BPF: privileges, the PIDs, BTF.
+pub fn preflight(pids: &[u32]) -> Result<()> {
+    if !has_bpf_privileges()? {
+        bail!(
+            "permission denied: tracing needs root (or CAP_BPF and CAP_PERFMON); run it with sudo"
+        );
+    }
+    for pid in pids {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("no such process: {pid} (give the PID as the host sees it)");
+        }
+    }
+    let btf = btf_path();
+    if !Path::new(&btf).exists() {
+        bail!(
+            "this kernel has no BTF ({btf} is missing); http-trace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (5.8 or later)"
+        );
+    }
+    Ok(())
+}
+
+fn has_bpf_privileges() -> Result<bool> {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .context("no CapEff line in /proc/self/status")?;
+    let has = |cap: u32| eff & (1u64 << cap) != 0;
+    Ok(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)))
+}
+
+/// Route libbpf's own log to `log` at debug level (RUST_LOG=debug shows it): a failed attempt
+/// of `auto` is expected and must not print libbpf warnings.
+pub fn route_libbpf_log() {
+    fn print(level: PrintLevel, msg: String) {
+        let msg = msg.trim_end();
+        match level {
+            PrintLevel::Warn | PrintLevel::Info => log::debug!("libbpf: {msg}"),
+            PrintLevel::Debug => log::trace!("libbpf: {msg}"),
+        }
+    }
+    libbpf_rs::set_print(Some((PrintLevel::Debug, print)));
+}
+
+/// Load and attach with the method `mode` asks for, or with the first one that works (`auto`).
+pub fn load(mode: AttachMode, cfg: &Config) -> Result<Loaded> {
+    let candidates: &[Method] = match mode {
+        AttachMode::Auto => &AUTO_ORDER,
+        AttachMode::Kprobe => &[Method::Kprobe],
+        AttachMode::Tracepoint => &[Method::Tracepoint],
+    };
+    let mut fallbacks = Vec::new();
+    for &method in candidates {
+        match load_with(method, cfg) {
+            Ok(skel) => {
+                return Ok(Loaded {
+                    skel,
+                    method,
+                    fallbacks,
+                })
+            }
+            Err(e) => fallbacks.push((method, format!("{e:#}"))),
+        }
+    }
+    let why: Vec<String> = fallbacks.iter().map(|(m, e)| format!("{m}: {e}")).collect();
+    bail!("no attach method works on this kernel ({})", why.join("; "))
+}
+
+fn load_with(method: Method, cfg: &Config) -> Result<HttpTraceSkel<'static>> {
+    match method {
+        Method::Kprobe => {
+            if !kprobes_available() {
+                bail!("kprobes are not available in this kernel (built without CONFIG_KPROBES?)");
+            }
+        }
+        Method::Tracepoint => ensure_tracefs()?,
+    }
+    // The skeleton borrows its object storage for its whole life, which is the program's.
+    let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
+    let mut open = HttpTraceSkelBuilder::default()
+        .open(storage)
+        .context("opening the BPF object")?;
+    open.maps
+        .rodata_data
+        .as_deref_mut()
+        .context("the BPF object has no read-only data section")?
+        .capture_bytes = cfg.capture_bytes;
+    for mut prog in open.open_object_mut().progs_mut() {
+        let owned = method.owns_section(&prog.section().to_string_lossy());
+        prog.set_autoload(owned);
+    }
+    let mut skel = open
+        .load()
+        .context("loading the BPF programs (RUST_LOG=debug shows the kernel's log)")?;
+    for pid in &cfg.pids {
+        skel.maps
+            .tracked_tgids
+            .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
+            .with_context(|| format!("adding process {pid} to the tracked set"))?;
+    }
+    skel.attach()
+        .with_context(|| format!("attaching the {method} programs"))?;
+    Ok(skel)
+}
+
+/// The kprobe PMU (perf_event_open) or the legacy tracefs interface.
+fn kprobes_available() -> bool {
+    Path::new("/sys/bus/event_source/devices/kprobe/type").exists()
+        || Path::new("/sys/kernel/tracing/kprobe_events").exists()
+        || Path::new("/sys/kernel/debug/tracing/kprobe_events").exists()
+}
+
+/// libbpf finds syscall tracepoints through tracefs; mount it where the system has not.
+fn ensure_tracefs() -> Result<()> {
+    const TRACEFS: &str = "/sys/kernel/tracing";
+    if Path::new(TRACEFS).join("events").exists()
+        || Path::new("/sys/kernel/debug/tracing/events").exists()
+    {
+        return Ok(());
+    }
+    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL in constant");
+    let (src, target, fstype) = (c("nodev"), c(TRACEFS), c("tracefs"));
+    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call; data is null.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("mounting tracefs at {TRACEFS}"));
+    }
+    log::info!("mounted tracefs at {TRACEFS}");
+    Ok(())
+}
+
+/// Read the drop counters the BPF side keeps.
+pub fn bpf_drops(skel: &HttpTraceSkel<'_>) -> [u64; 4] {
+    skel.maps
+        .bss_data
+        .as_deref()
+        .map_or([0; 4], |bss| bss.drops)
+}
+
+/// Whether process `pid` still exists.
+pub fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Stop tracing `pid` in BPF (it exited; its PID may be reused).
+pub fn untrack(skel: &HttpTraceSkel<'_>, pid: u32) {
+    // A failure here only means the entry is already gone.
+    let _ = skel.maps.tracked_tgids.delete(&pid.to_ne_bytes());
+}

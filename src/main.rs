@@ -1,0 +1,43 @@
+//! http-trace: show the plaintext HTTP/1.1 traffic of a running process, live, with eBPF.
+
+mod cli;
+mod conn;
+mod event;
+mod http;
+mod loader;
+mod output;
+mod session;
+
+mod skel {
+    #![allow(clippy::all, clippy::pedantic, unused_imports, dead_code)]
+    include!(concat!(env!("OUT_DIR"), "/http_trace.skel.rs"));
+}
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = match cli::Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => {
+            // clap's first line says what is wrong; its usage lines add nothing to that.
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid arguments");
+            eprintln!("http-trace: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match session::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("http-trace: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

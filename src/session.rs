@@ -1,0 +1,239 @@
+//! One tracing session: poll the perf buffer, decode, reassemble, print; end on Ctrl-C,
+//! --duration, --count or when every traced process is gone; then print the summary.
+
+use std::cell::RefCell;
+use std::io::{self, BufWriter, Stdout};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use libbpf_rs::PerfBufferBuilder;
+
+use crate::cli::Args;
+use crate::conn::{Record, Tracker};
+use crate::event;
+use crate::http::Parsed;
+use crate::loader::{self, Config};
+use crate::output::{Clock, Printer};
+use crate::skel::types::ht_drop;
+
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default)]
+struct Counts {
+    requests: u64,
+    incomplete: u64,
+    malformed: u64,
+    lost_events: u64,
+    bad_samples: u64,
+}
+
+struct State {
+    tracker: Tracker,
+    printer: Printer<BufWriter<Stdout>>,
+    records: Vec<Record>,
+    counts: Counts,
+    /// Requests still to print under --count.
+    remaining: Option<u64>,
+    /// Output is gone (e.g. a closed pipe): stop quietly.
+    output_closed: bool,
+}
+
+impl State {
+    fn on_sample(&mut self, data: &[u8]) {
+        match event::decode(data) {
+            Ok(chunk) => self.tracker.push(&chunk, Instant::now(), &mut self.records),
+            Err(e) => {
+                self.counts.bad_samples += 1;
+                log::warn!("skipping a sample: {e}");
+            }
+        }
+        self.print_records();
+    }
+
+    fn print_records(&mut self) {
+        for rec in std::mem::take(&mut self.records) {
+            if self.done() {
+                break;
+            }
+            match &rec.parsed {
+                Parsed::Request(r) => {
+                    self.counts.requests += 1;
+                    if !r.complete {
+                        self.counts.incomplete += 1;
+                    }
+                    if let Some(n) = self.remaining.as_mut() {
+                        *n -= 1;
+                    }
+                }
+                Parsed::Malformed { .. } => self.counts.malformed += 1,
+            }
+            if let Err(e) = self.printer.print(&rec) {
+                self.output_failed(e);
+            }
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.output_closed || self.remaining == Some(0)
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.printer.flush() {
+            self.output_failed(e);
+        }
+    }
+
+    fn output_failed(&mut self, e: io::Error) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("http-trace: error: writing output: {e}");
+        }
+        self.output_closed = true;
+    }
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    loader::preflight(&args.pids)?;
+    loader::route_libbpf_log();
+    let cfg = Config {
+        pids: args.pids.clone(),
+        capture_bytes: args.capture_bytes,
+    };
+    let loaded = loader::load(args.attach, &cfg)?;
+    for (method, why) in &loaded.fallbacks {
+        eprintln!("http-trace: {method} unavailable: {why}");
+    }
+    let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
+    eprintln!(
+        "http-trace: tracing pid {} with {}; Ctrl-C to stop",
+        pids.join(", "),
+        loaded.method
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+
+    let clock = Clock::now().context("reading the clocks")?;
+    let state = RefCell::new(State {
+        tracker: Tracker::new(args.max_body as usize),
+        printer: Printer::new(
+            BufWriter::with_capacity(64 * 1024, io::stdout()),
+            args.output,
+            args.verbose,
+            clock,
+        ),
+        records: Vec::new(),
+        counts: Counts::default(),
+        remaining: args.count,
+        output_closed: false,
+    });
+    let perf = PerfBufferBuilder::new(&loaded.skel.maps.events)
+        .pages(args.buffer_pages)
+        .sample_cb(|_cpu, data: &[u8]| state.borrow_mut().on_sample(data))
+        .lost_cb(|_cpu, n| state.borrow_mut().counts.lost_events += n)
+        .build()
+        .context("creating the perf buffer")?;
+
+    let deadline = args
+        .duration
+        .map(|s| Instant::now() + Duration::from_secs(s));
+    let mut alive: Vec<u32> = args.pids.clone();
+    let mut next_liveness = Instant::now() + LIVENESS_INTERVAL;
+    loop {
+        match perf.poll(POLL_INTERVAL) {
+            Ok(()) => {}
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("polling the perf buffer"),
+        }
+        let now = Instant::now();
+        if state.borrow().tracker.has_gaps() {
+            // A missing event may sit in a CPU buffer that did not signal yet: drain them all.
+            perf.consume().context("draining the perf buffer")?;
+            let mut s = state.borrow_mut();
+            let mut records = std::mem::take(&mut s.records);
+            s.tracker.expire_gaps(now, &mut records);
+            s.records = records;
+            s.print_records();
+        }
+        state.borrow_mut().flush();
+        if stop.load(Ordering::SeqCst)
+            || state.borrow().done()
+            || deadline.is_some_and(|d| now >= d)
+        {
+            break;
+        }
+        if now >= next_liveness {
+            next_liveness = now + LIVENESS_INTERVAL;
+            alive.retain(|&pid| {
+                let up = loader::process_alive(pid);
+                if !up {
+                    eprintln!("http-trace: process {pid} exited");
+                    loader::untrack(&loaded.skel, pid);
+                }
+                up
+            });
+            if alive.is_empty() {
+                break;
+            }
+        }
+    }
+
+    // Take what is still buffered, then report what is pending.
+    if let Err(e) = perf.consume() {
+        log::warn!("draining the perf buffer at exit: {e}");
+    }
+    drop(perf);
+    let mut s = state.into_inner();
+    let mut records = std::mem::take(&mut s.records);
+    s.tracker.finish(&mut records);
+    s.records = records;
+    s.print_records();
+    s.flush();
+    eprintln!("{}", summary(&s, loader::bpf_drops(&loaded.skel)));
+    Ok(())
+}
+
+fn summary(s: &State, drops: [u64; 4]) -> String {
+    let c = &s.counts;
+    let t = &s.tracker.stats;
+    let p = s.tracker.parser_stats();
+    let mut line = format!(
+        "http-trace: {} requests captured, {} events lost",
+        c.requests, c.lost_events
+    );
+    let mut extra = |n: u64, what: &str| {
+        if n > 0 {
+            line.push_str(&format!(", {n} {what}"));
+        }
+    };
+    extra(c.incomplete, "incomplete");
+    extra(c.malformed, "malformed");
+    extra(
+        t.events_missing.saturating_sub(c.lost_events),
+        "events missing",
+    );
+    extra(t.partial_heads, "partial request heads dropped");
+    extra(t.bytes_not_kept, "bytes counted but not captured");
+    extra(p.non_http_bytes, "bytes of non-HTTP traffic skipped");
+    extra(p.resync_bytes, "bytes skipped to resynchronise");
+    extra(
+        drops[ht_drop::HT_DROP_SOCKETS_FULL.0 as usize],
+        "connections not tracked (map full)",
+    );
+    extra(
+        drops[ht_drop::HT_DROP_INFLIGHT_FULL.0 as usize],
+        "receives not followed (map full)",
+    );
+    extra(
+        drops[ht_drop::HT_DROP_READ_FAILED.0 as usize],
+        "user-memory reads failed",
+    );
+    extra(c.bad_samples, "undecodable samples");
+    line
+}
