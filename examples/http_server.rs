@@ -12,14 +12,14 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 
 #[derive(Clone, Copy)]
-enum Recv {
+enum Syscall {
     Read,
     Recv,
     Readv,
     Recvmsg,
 }
 
-fn receive(stream: &TcpStream, how: Recv, buf: &mut [u8]) -> std::io::Result<usize> {
+fn receive(stream: &TcpStream, how: Syscall, buf: &mut [u8]) -> std::io::Result<usize> {
     let fd = stream.as_raw_fd();
     let ptr = buf.as_mut_ptr().cast::<libc::c_void>();
     // Two iovecs, so that vectored receives really split the bytes.
@@ -39,10 +39,10 @@ fn receive(stream: &TcpStream, how: Recv, buf: &mut [u8]) -> std::io::Result<usi
     // and the lengths given are theirs.
     let n = unsafe {
         match how {
-            Recv::Read => libc::read(fd, ptr, buf.len()),
-            Recv::Recv => libc::recv(fd, ptr, buf.len(), 0),
-            Recv::Readv => libc::readv(fd, iov.as_ptr(), 2),
-            Recv::Recvmsg => {
+            Syscall::Read => libc::read(fd, ptr, buf.len()),
+            Syscall::Recv => libc::recv(fd, ptr, buf.len(), 0),
+            Syscall::Readv => libc::readv(fd, iov.as_ptr(), 2),
+            Syscall::Recvmsg => {
                 let mut msg: libc::msghdr = std::mem::zeroed();
                 msg.msg_iov = iov.as_mut_ptr();
                 msg.msg_iovlen = 2;
@@ -106,7 +106,7 @@ fn body_end(
     (buf.len() >= start + len).then_some(Ok((start + len, len)))
 }
 
-fn serve(mut stream: TcpStream, how: Recv) {
+fn serve(mut stream: TcpStream, how: Syscall) {
     let mut buf: Vec<u8> = Vec::new();
     let mut tmp = vec![0u8; 64 * 1024];
     loop {
@@ -154,17 +154,17 @@ fn serve(mut stream: TcpStream, how: Recv) {
 
 fn main() {
     let mut port = 8080u16;
-    let mut how = Recv::Recv;
+    let mut how = Syscall::Recv;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
             ("--port", Some(p)) => port = p.parse().expect("--port takes a number"),
             ("--recv", Some(r)) => {
                 how = match r.as_str() {
-                    "read" => Recv::Read,
-                    "recv" => Recv::Recv,
-                    "readv" => Recv::Readv,
-                    "recvmsg" => Recv::Recvmsg,
+                    "read" => Syscall::Read,
+                    "recv" => Syscall::Recv,
+                    "readv" => Syscall::Readv,
+                    "recvmsg" => Syscall::Recvmsg,
                     _ => panic!("--recv takes read, recv, readv or recvmsg"),
                 }
             }

@@ -24,7 +24,7 @@ impl Comm {
         Self(bytes)
     }
 
-    pub fn to_string_lossy(&self) -> String {
+    pub fn to_string_lossy(self) -> String {
         let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
         String::from_utf8_lossy(&self.0[..end]).into_owned()
     }
@@ -338,4 +338,224 @@ fn collect(meta: &ConnMeta, parsed: Vec<Parsed>, out: &mut Vec<Record>) {
         meta: *meta,
         parsed: p,
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> ConnMeta {
+        ConnMeta {
+            tgid: 10,
+            tid: 11,
+            fd: 5,
+            comm: Comm::new("server"),
+        }
+    }
+
+    fn accept(conn_id: u64) -> Chunk<&'static [u8]> {
+        Chunk {
+            conn_id,
+            seq: 0,
+            ts_ns: 1,
+            meta: meta(),
+            kind: ChunkKind::Accept,
+        }
+    }
+
+    fn data(conn_id: u64, seq: u64, bytes: &'static [u8]) -> Chunk<&'static [u8]> {
+        piece(conn_id, seq, 0, bytes.len() as i64, true, bytes)
+    }
+
+    fn piece(
+        conn_id: u64,
+        seq: u64,
+        offset: u32,
+        ret: i64,
+        last: bool,
+        bytes: &'static [u8],
+    ) -> Chunk<&'static [u8]> {
+        Chunk {
+            conn_id,
+            seq,
+            ts_ns: 100 + seq,
+            meta: meta(),
+            kind: ChunkKind::Data {
+                offset,
+                ret,
+                last,
+                bytes,
+            },
+        }
+    }
+
+    fn close(conn_id: u64, seq: u64) -> Chunk<&'static [u8]> {
+        Chunk {
+            conn_id,
+            seq,
+            ts_ns: 1000,
+            meta: meta(),
+            kind: ChunkKind::Close,
+        }
+    }
+
+    fn targets(out: &[Record]) -> Vec<String> {
+        out.iter()
+            .map(|r| match &r.parsed {
+                Parsed::Request(q) => format!(
+                    "{} {}{}",
+                    q.method,
+                    q.target,
+                    if q.complete { "" } else { " (incomplete)" }
+                ),
+                Parsed::Malformed { reason, .. } => format!("malformed: {reason}"),
+            })
+            .collect()
+    }
+
+    fn run(chunks: &[Chunk<&'static [u8]>]) -> (Vec<Record>, Tracker) {
+        let mut t = Tracker::new(1024);
+        let mut out = Vec::new();
+        let now = Instant::now();
+        for c in chunks {
+            t.push(c, now, &mut out);
+        }
+        (out, t)
+    }
+
+    #[test]
+    fn in_order_events_make_requests() {
+        let (out, t) = run(&[
+            accept(1),
+            data(1, 1, b"GET /a HTTP/1.1\r\n"),
+            data(1, 2, b"\r\n"),
+        ]);
+        assert_eq!(targets(&out), ["GET /a"]);
+        assert_eq!(out[0].meta, meta());
+        assert!(!t.has_gaps());
+    }
+
+    #[test]
+    fn events_from_other_cpus_are_put_back_in_order() {
+        let (out, t) = run(&[
+            data(1, 3, b"GET /b HTTP/1.1\r\n\r\n"),
+            data(1, 2, b"\r\n\r\n"),
+            accept(1),
+            data(1, 1, b"GET /a HTTP/1.1"),
+        ]);
+        assert_eq!(targets(&out), ["GET /a", "GET /b"]);
+        assert!(!t.has_gaps());
+        assert_eq!(t.stats.events_missing, 0);
+    }
+
+    #[test]
+    fn connections_are_independent() {
+        let (out, _) = run(&[
+            accept(1),
+            accept(2),
+            data(2, 1, b"GET /two HTTP/1.1\r\n"),
+            data(1, 1, b"GET /one HTTP/1.1\r\n\r\n"),
+            data(2, 2, b"\r\n"),
+        ]);
+        assert_eq!(targets(&out), ["GET /one", "GET /two"]);
+    }
+
+    #[test]
+    fn a_lost_event_is_given_up_after_the_timeout() {
+        let mut t = Tracker::new(1024);
+        let mut out = Vec::new();
+        let start = Instant::now();
+        t.push(&accept(1), start, &mut out);
+        t.push(
+            &data(1, 1, b"POST /a HTTP/1.1\r\nContent-Length: 8\r\n\r\n1234"),
+            start,
+            &mut out,
+        );
+        // seq 2 (the rest of the body) is lost; seq 3 starts the next request.
+        t.push(&data(1, 3, b"GET /b HTTP/1.1\r\n\r\n"), start, &mut out);
+        assert!(t.has_gaps());
+        t.expire_gaps(start + GAP_TIMEOUT / 2, &mut out);
+        assert!(out.is_empty(), "gave up too early");
+        t.expire_gaps(start + GAP_TIMEOUT, &mut out);
+        assert_eq!(targets(&out), ["POST /a (incomplete)", "GET /b"]);
+        assert_eq!(t.stats.events_missing, 1);
+        assert!(!t.has_gaps());
+        // A straggler that arrives after it was given up on is ignored.
+        t.push(&data(1, 2, b"5678"), start, &mut out);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn bytes_past_the_capture_are_counted_in_the_body() {
+        // One receive returned 39 + 10 bytes; only the first 44 were captured.
+        let head = b"PUT /f HTTP/1.1\r\nContent-Length: 14\r\n\r\n";
+        assert_eq!(head.len(), 39);
+        let (out, t) = run(&[
+            accept(1),
+            piece(1, 1, 0, 49, false, head),
+            piece(1, 2, 39, 49, true, b"abcde"),
+            data(1, 3, b"wxyzGET /n HTTP/1.1\r\n\r\n"),
+        ]);
+        assert_eq!(targets(&out), ["PUT /f", "GET /n"]);
+        let Parsed::Request(r) = &out[0].parsed else {
+            panic!("not a request")
+        };
+        assert_eq!(r.body_bytes, 14);
+        assert_eq!(r.body, b"abcdewxyz");
+        assert_eq!(r.body_missing_bytes, 5);
+        assert_eq!(t.stats.bytes_not_kept, 5);
+    }
+
+    #[test]
+    fn an_unreadable_chunk_is_a_hole_of_known_size() {
+        let (out, t) = run(&[
+            accept(1),
+            piece(1, 1, 0, 30, false, b"POST /x HTTP/1.1\r\nContent-Le"),
+            // Bytes 28..30 could not be read: the next chunk of the series starts past them.
+            piece(1, 2, 30, 30, true, b""),
+            data(1, 3, b"GET /y HTTP/1.1\r\n\r\n"),
+        ]);
+        assert_eq!(targets(&out), ["GET /y"]);
+        assert_eq!(t.stats.bytes_not_kept, 2);
+    }
+
+    #[test]
+    fn close_reports_what_is_pending_and_forgets_the_connection() {
+        let (out, t) = run(&[
+            accept(1),
+            data(1, 1, b"POST /a HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc"),
+            close(1, 2),
+            // The same fd, reused by a new connection (a new conn_id), starts clean.
+            accept(2),
+            data(2, 1, b"GET /b HTTP/1.1\r\n\r\n"),
+        ]);
+        assert_eq!(targets(&out), ["POST /a (incomplete)", "GET /b"]);
+        assert!(!t.conns.contains_key(&1));
+    }
+
+    #[test]
+    fn finish_releases_waiting_events_and_counts_partial_heads() {
+        let mut t = Tracker::new(1024);
+        let mut out = Vec::new();
+        let now = Instant::now();
+        t.push(&accept(1), now, &mut out);
+        t.push(
+            &data(1, 2, b"GET /late HTTP/1.1\r\n\r\nGET /cut HTTP/1.1\r\n"),
+            now,
+            &mut out,
+        );
+        t.finish(&mut out);
+        assert_eq!(targets(&out), ["GET /late"]);
+        assert_eq!(t.stats.events_missing, 1);
+        assert_eq!(t.stats.partial_heads, 1);
+        assert!(t.conns.is_empty());
+    }
+
+    #[test]
+    fn non_http_bytes_are_counted_for_the_summary() {
+        let (_, mut t) = run(&[accept(1), data(1, 1, b"\x00\x01binary")]);
+        assert_eq!(t.parser_stats().non_http_bytes, 8);
+        t.finish(&mut Vec::new());
+        assert_eq!(t.parser_stats().non_http_bytes, 8);
+    }
 }

@@ -8,9 +8,8 @@
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Headers one request may have before it is reported as malformed.
 const MAX_HEADERS: usize = 128;
-/// Bytes kept from the end of the buffer while hunting for the next request after a resync, so
-/// that a method split across two receives is still found.
-const RESYNC_TAIL: usize = 16;
+/// Longest request line a resync waits for; past it a candidate start is given up.
+const MAX_RESYNC_LINE: usize = 8 * 1024;
 /// Longest method name accepted by the sniffer (the longest registered one is 17 bytes).
 const MAX_METHOD_LEN: usize = 20;
 /// Methods that mark a plausible request start when resynchronising mid-stream.
@@ -449,16 +448,24 @@ impl RequestParser {
     }
 
     fn feed_resync<'d>(&mut self, data: &'d [u8], ts_ns: u64, out: &mut Vec<Parsed>) -> &'d [u8] {
-        let keep_from = self.buf.len().saturating_sub(RESYNC_TAIL);
-        self.stats.resync_bytes += keep_from as u64;
-        self.buf.drain(..keep_from);
         self.buf.extend_from_slice(data);
-        if let Some(pos) = find_request_start(&self.buf) {
-            self.stats.resync_bytes += pos as u64;
-            let rest = self.buf.split_off(pos);
-            self.buf.clear();
-            self.state = State::Head;
-            self.feed(&rest, ts_ns, out);
+        match find_request_start(&self.buf) {
+            RequestStart::Found(pos) => {
+                self.stats.resync_bytes += pos as u64;
+                let rest = self.buf.split_off(pos);
+                self.buf.clear();
+                self.state = State::Head;
+                self.feed(&rest, ts_ns, out);
+            }
+            RequestStart::Maybe(pos) => {
+                // Keep the candidate until its line is complete.
+                self.stats.resync_bytes += pos as u64;
+                self.buf.drain(..pos);
+            }
+            RequestStart::None => {
+                self.stats.resync_bytes += self.buf.len() as u64;
+                self.buf.clear();
+            }
         }
         &[]
     }
@@ -489,10 +496,37 @@ fn sniff(buf: &[u8]) -> Sniff {
     }
 }
 
-fn find_request_start(buf: &[u8]) -> Option<usize> {
-    (0..buf.len()).find(|&i| {
-        (i == 0 || buf[i - 1] == b'\n') && KNOWN_METHODS.iter().any(|m| buf[i..].starts_with(m))
-    })
+enum RequestStart {
+    Found(usize),
+    /// A possible start whose request line is not complete yet.
+    Maybe(usize),
+    None,
+}
+
+/// The first place in `buf` where a request line starts: a known method and a line that ends in
+/// " HTTP/1.x". Used only to find the way back after lost or malformed bytes.
+fn find_request_start(buf: &[u8]) -> RequestStart {
+    for i in 0..buf.len() {
+        let rest = &buf[i..];
+        if !KNOWN_METHODS.iter().any(|m| rest.starts_with(m)) {
+            if KNOWN_METHODS.iter().any(|m| m.starts_with(rest)) {
+                return RequestStart::Maybe(i);
+            }
+            continue;
+        }
+        let window = &rest[..rest.len().min(MAX_RESYNC_LINE)];
+        match window.windows(2).position(|w| w == b"\r\n") {
+            Some(end) => {
+                let line = &rest[..end];
+                if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
+                    return RequestStart::Found(i);
+                }
+            }
+            None if rest.len() < MAX_RESYNC_LINE => return RequestStart::Maybe(i),
+            None => {}
+        }
+    }
+    RequestStart::None
 }
 
 enum Framing {
@@ -545,4 +579,305 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     }
     let s = std::str::from_utf8(hex).ok()?;
     u64::from_str_radix(s, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(pieces: &[&[u8]]) -> (Vec<Parsed>, RequestParser) {
+        let mut p = RequestParser::new(64);
+        let mut out = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            p.feed(piece, i as u64 + 1, &mut out);
+        }
+        (out, p)
+    }
+
+    fn requests(out: &[Parsed]) -> Vec<&Request> {
+        out.iter()
+            .filter_map(|p| match p {
+                Parsed::Request(r) => Some(r),
+                Parsed::Malformed { .. } => None,
+            })
+            .collect()
+    }
+
+    fn targets(out: &[Parsed]) -> Vec<String> {
+        out.iter()
+            .map(|p| match p {
+                Parsed::Request(r) => format!("{} {}", r.method, r.target),
+                Parsed::Malformed { reason, .. } => format!("malformed: {reason}"),
+            })
+            .collect()
+    }
+
+    const GET: &[u8] =
+        b"GET /items?id=1 HTTP/1.1\r\nHost: example\r\nAccept: */*\r\nAccept: text/plain\r\n\r\n";
+
+    #[test]
+    fn parses_a_simple_request() {
+        let (out, _) = parse_all(&[GET]);
+        let r = requests(&out);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].method, "GET");
+        assert_eq!(r[0].target, "/items?id=1");
+        assert_eq!(r[0].version, 1);
+        assert_eq!(r[0].ts_ns, 1);
+        assert_eq!(
+            r[0].headers,
+            vec![
+                ("Host".to_string(), "example".to_string()),
+                ("Accept".to_string(), "*/*".to_string()),
+                ("Accept".to_string(), "text/plain".to_string()),
+            ]
+        );
+        assert_eq!(r[0].body_bytes, 0);
+        assert!(r[0].complete);
+    }
+
+    #[test]
+    fn request_split_byte_by_byte_is_the_same_request() {
+        let pieces: Vec<&[u8]> = GET.chunks(1).collect();
+        let (out, _) = parse_all(&pieces);
+        let (whole, _) = parse_all(&[GET]);
+        assert_eq!(requests(&out).len(), 1);
+        assert_eq!(requests(&out)[0].headers, requests(&whole)[0].headers);
+        // The timestamp is that of the piece holding the first byte.
+        assert_eq!(requests(&out)[0].ts_ns, 1);
+    }
+
+    #[test]
+    fn pipelined_requests_in_one_piece() {
+        let data = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /c HTTP/1.0\r\n\r\n";
+        let (out, _) = parse_all(&[data]);
+        assert_eq!(targets(&out), ["GET /a", "POST /b", "GET /c"]);
+        let r = requests(&out);
+        assert_eq!(r[1].body, b"abc");
+        assert_eq!(r[2].version, 0);
+    }
+
+    #[test]
+    fn content_length_body_across_pieces() {
+        let (out, _) = parse_all(&[
+            b"PUT /x HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello",
+            b" ",
+            b"worldGET /next HTTP/1.1\r\n\r\n",
+        ]);
+        assert_eq!(targets(&out), ["PUT /x", "GET /next"]);
+        let r = requests(&out);
+        assert_eq!(r[0].body, b"hello world");
+        assert_eq!(r[0].body_bytes, 11);
+        assert!(!r[0].body_cut());
+    }
+
+    #[test]
+    fn chunked_body_with_extensions_and_trailers_byte_by_byte() {
+        let data: &[u8] = b"POST /up HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\nGET /after HTTP/1.1\r\n\r\n";
+        for pieces in [vec![data], data.chunks(1).collect::<Vec<_>>()] {
+            let (out, _) = parse_all(&pieces);
+            assert_eq!(targets(&out), ["POST /up", "GET /after"]);
+            assert_eq!(requests(&out)[0].body, b"Wikipedia in\r\n\r\nchunks.");
+            assert_eq!(requests(&out)[0].body_bytes, 23);
+        }
+    }
+
+    #[test]
+    fn body_kept_up_to_the_limit_and_counted_past_it() {
+        let mut data = b"POST /big HTTP/1.1\r\nContent-Length: 100\r\n\r\n".to_vec();
+        data.extend(std::iter::repeat_n(b'z', 100));
+        let (out, _) = parse_all(&[&data]);
+        let r = requests(&out);
+        assert_eq!(r[0].body.len(), 64);
+        assert_eq!(r[0].body_bytes, 100);
+        assert!(r[0].body_cut());
+    }
+
+    #[test]
+    fn non_http_connection_is_skipped_quietly() {
+        let (out, p) = parse_all(&[b"\x16\x03\x01\x02\x00binary", b"GET / HTTP/1.1\r\n\r\n"]);
+        assert!(out.is_empty());
+        assert_eq!(p.stats.non_http_bytes, 29);
+        let (out, _) = parse_all(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn lower_case_word_is_not_http() {
+        let (out, p) = parse_all(&[b"hello there\r\n\r\n"]);
+        assert!(out.is_empty());
+        assert_eq!(p.stats.non_http_bytes, 15);
+    }
+
+    #[test]
+    fn malformed_request_is_reported_and_parsing_resumes() {
+        let (out, _) = parse_all(&[
+            b"GET /ok HTTP/1.1\r\n\r\n",
+            b"GET /bad HTTP/1.1\r\nBad Header\r\n\r\n",
+            b"GET /again HTTP/1.1\r\n\r\n",
+        ]);
+        assert_eq!(
+            targets(&out),
+            [
+                "GET /ok",
+                "malformed: invalid request: invalid header name",
+                "GET /again"
+            ]
+        );
+    }
+
+    #[test]
+    fn garbage_after_a_request_is_malformed_then_resynced() {
+        let (out, p) = parse_all(&[
+            b"GET /ok HTTP/1.1\r\n\r\n\x00\x01\x02garbage\r\n",
+            b"POST /next HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        ]);
+        assert_eq!(
+            targets(&out),
+            [
+                "GET /ok",
+                "malformed: bytes that are not an HTTP request",
+                "POST /next"
+            ]
+        );
+        assert!(p.stats.resync_bytes > 0);
+    }
+
+    #[test]
+    fn invalid_content_length_is_malformed() {
+        let (out, _) = parse_all(&[
+            b"POST /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            b"GET /y HTTP/1.1\r\n\r\n",
+        ]);
+        assert_eq!(
+            targets(&out),
+            ["malformed: conflicting Content-Length values", "GET /y"]
+        );
+    }
+
+    #[test]
+    fn bad_chunk_size_is_malformed() {
+        let (out, _) =
+            parse_all(&[b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]);
+        assert_eq!(targets(&out), ["POST /x", "malformed: invalid chunk size"]);
+        assert!(!requests(&out)[0].complete);
+    }
+
+    #[test]
+    fn oversized_head_is_malformed() {
+        let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        head.extend(std::iter::repeat_n(b'a', MAX_HEAD_BYTES + 1));
+        let (out, _) = parse_all(&[&head]);
+        assert_eq!(
+            targets(&out),
+            ["malformed: request head larger than 64 KiB"]
+        );
+    }
+
+    #[test]
+    fn empty_lines_between_requests_are_ignored() {
+        let (out, _) = parse_all(&[
+            b"\r\n\r\nGET /a HTTP/1.1\r\n\r\n\r\n",
+            b"\r\nGET /b HTTP/1.1\r\n\r\n",
+        ]);
+        assert_eq!(targets(&out), ["GET /a", "GET /b"]);
+    }
+
+    #[test]
+    fn skipped_bytes_inside_a_body_are_counted() {
+        let mut p = RequestParser::new(64);
+        let mut out = Vec::new();
+        p.feed(
+            b"POST /f HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123",
+            1,
+            &mut out,
+        );
+        p.skip(6, &mut out);
+        p.feed(b"GET /g HTTP/1.1\r\n\r\n", 2, &mut out);
+        assert_eq!(targets(&out), ["POST /f", "GET /g"]);
+        let r = requests(&out);
+        assert_eq!(r[0].body_bytes, 10);
+        assert_eq!(r[0].body_missing_bytes, 6);
+        assert!(r[0].complete);
+    }
+
+    #[test]
+    fn skipped_bytes_in_a_head_lose_the_position_until_the_next_request() {
+        let mut p = RequestParser::new(64);
+        let mut out = Vec::new();
+        p.feed(b"GET /lost HTTP/1.1\r\nHo", 1, &mut out);
+        p.skip(100, &mut out);
+        p.feed(b"st: x\r\n\r\nGET /found HTTP/1.1\r\n\r\n", 2, &mut out);
+        assert_eq!(targets(&out), ["GET /found"]);
+    }
+
+    #[test]
+    fn gap_in_a_body_reports_the_request_incomplete() {
+        let mut p = RequestParser::new(64);
+        let mut out = Vec::new();
+        p.feed(
+            b"POST /f HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123",
+            1,
+            &mut out,
+        );
+        p.gap(&mut out);
+        p.feed(b"89GET /g HTTP/1.1\r\n\r\n", 2, &mut out);
+        assert_eq!(targets(&out), ["POST /f", "GET /g"]);
+        assert!(!requests(&out)[0].complete);
+    }
+
+    #[test]
+    fn finish_reports_a_pending_body_and_a_partial_head() {
+        let mut p = RequestParser::new(64);
+        let mut out = Vec::new();
+        p.feed(
+            b"POST /f HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123",
+            1,
+            &mut out,
+        );
+        assert!(!p.finish(&mut out));
+        assert_eq!(targets(&out), ["POST /f"]);
+        assert!(!requests(&out)[0].complete);
+        p.feed(b"GET /half HTTP/1.1\r\nHost", 2, &mut out);
+        assert!(p.finish(&mut out));
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn upgrade_leaves_the_connection_alone() {
+        let (out, p) = parse_all(&[
+            b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"\x81\x85binary frames GET / HTTP/1.1\r\n\r\n",
+        ]);
+        assert_eq!(targets(&out), ["GET /ws"]);
+        assert_eq!(p.stats.resync_bytes, 0);
+        let (out, _) = parse_all(&[b"CONNECT example:443 HTTP/1.1\r\n\r\n\x16\x03\x01tls"]);
+        assert_eq!(targets(&out), ["CONNECT example:443"]);
+    }
+
+    #[test]
+    fn method_split_across_pieces_is_found_when_resyncing() {
+        let mut p = RequestParser::new(64);
+        let mut out = Vec::new();
+        p.feed(
+            b"GET /a HTTP/1.1\r\nBad Header\r\n\r\nnoise\r\nPO",
+            1,
+            &mut out,
+        );
+        p.feed(b"ST /b HTTP/1.1\r\n\r\n", 2, &mut out);
+        assert_eq!(
+            targets(&out),
+            ["malformed: invalid request: invalid header name", "POST /b"]
+        );
+    }
+
+    #[test]
+    fn chunk_size_parsing() {
+        assert_eq!(parse_chunk_size(b"1a"), Some(26));
+        assert_eq!(parse_chunk_size(b"0"), Some(0));
+        assert_eq!(parse_chunk_size(b"A;name=value"), Some(10));
+        assert_eq!(parse_chunk_size(b""), None);
+        assert_eq!(parse_chunk_size(b"xyz"), None);
+        assert_eq!(parse_chunk_size(b"ffffffffffffffffff"), None);
+    }
 }

@@ -237,3 +237,130 @@ impl<W: Write> Printer<W> {
         writeln!(self.out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::{Comm, ConnMeta};
+
+    #[test]
+    fn formats_utc_timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        // 2024-02-29T23:59:59.999999Z: a leap day.
+        assert_eq!(
+            rfc3339(1_709_251_199_999_999_000),
+            "2024-02-29T23:59:59.999999Z"
+        );
+        assert_eq!(
+            rfc3339(1_795_311_806_123_456_789),
+            "2026-11-22T01:43:26.123456Z"
+        );
+        assert_eq!(time_of_day(1_795_311_806_123_456_789), "01:43:26.123456");
+    }
+
+    #[test]
+    fn escapes_binary_and_indents_lines() {
+        assert_eq!(
+            escape_body(b"a\r\nb\x00\xff\xfe\tc", "  "),
+            "  a\n  b\\u{0}\\xff\\xfe\tc"
+        );
+        assert_eq!(escape_body("héllo".as_bytes(), ""), "héllo");
+    }
+
+    fn record(body: &[u8], body_bytes: u64, complete: bool) -> Record {
+        Record {
+            meta: ConnMeta {
+                tgid: 42,
+                tid: 43,
+                fd: 7,
+                comm: Comm::new("nginx"),
+            },
+            parsed: Parsed::Request(Request {
+                ts_ns: 5_000,
+                method: "POST".into(),
+                target: "/api?x=1".into(),
+                version: 1,
+                headers: vec![
+                    ("Host".into(), "h".into()),
+                    ("X-A".into(), "1".into()),
+                    ("X-A".into(), "2".into()),
+                ],
+                body_bytes,
+                body: body.to_vec(),
+                body_missing_bytes: 0,
+                complete,
+            }),
+        }
+    }
+
+    fn print(format: Format, verbose: bool, rec: &Record) -> String {
+        let mut p = Printer::new(
+            Vec::new(),
+            format,
+            verbose,
+            Clock::fixed(1_795_311_806_000_000_000),
+        );
+        p.print(rec).unwrap();
+        String::from_utf8(p.into_inner()).unwrap()
+    }
+
+    #[test]
+    fn text_line_and_verbose_details() {
+        let rec = record(b"{\"a\":1}", 7, true);
+        assert_eq!(
+            print(Format::Text, false, &rec),
+            "01:43:26.000005 nginx[42] fd=7 POST /api?x=1 HTTP/1.1 body=7B\n"
+        );
+        assert_eq!(
+            print(Format::Text, true, &rec),
+            "01:43:26.000005 nginx[42] fd=7 POST /api?x=1 HTTP/1.1 body=7B\n    Host: h\n    X-A: 1\n    X-A: 2\n\n    {\"a\":1}\n"
+        );
+        let cut = record(b"abc", 10, false);
+        assert_eq!(
+            print(Format::Text, true, &cut),
+            "01:43:26.000005 nginx[42] fd=7 POST /api?x=1 HTTP/1.1 body=10B (incomplete)\n    Host: h\n    X-A: 1\n    X-A: 2\n\n    abc\n    [body cut: 3 of 10 bytes shown]\n"
+        );
+    }
+
+    #[test]
+    fn json_object_per_line() {
+        let line = print(Format::Json, false, &record(b"abc", 10, true));
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "kind": "request",
+                "ts": "2026-11-22T01:43:26.000005Z",
+                "pid": 42, "tid": 43, "comm": "nginx", "fd": 7,
+                "method": "POST", "target": "/api?x=1", "version": "HTTP/1.1",
+                "request_headers": [["Host", "h"], ["X-A", "1"], ["X-A", "2"]],
+                "request_body_bytes": 10, "request_body": "abc", "request_body_cut": true,
+                "complete": true,
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_records() {
+        let rec = Record {
+            meta: ConnMeta {
+                tgid: 1,
+                tid: 2,
+                fd: 3,
+                comm: Comm::new("srv"),
+            },
+            parsed: Parsed::Malformed {
+                ts_ns: 0,
+                reason: "invalid request: invalid token".into(),
+            },
+        };
+        assert_eq!(
+            print(Format::Text, false, &rec),
+            "01:43:26.000000 srv[1] fd=3 malformed request: invalid request: invalid token\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&print(Format::Json, false, &rec)).unwrap();
+        assert_eq!(v["kind"], "malformed");
+        assert_eq!(v["reason"], "invalid request: invalid token");
+    }
+}
