@@ -26,10 +26,7 @@ fn main() -> ExitCode {
             e.exit()
         }
         Err(e) => {
-            // clap's first line says what is wrong; its usage lines add nothing to that.
-            let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or("invalid arguments");
-            eprintln!("http-trace: {first} (see --help)");
+            eprintln!("http-trace: {} (see --help)", one_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -40,4 +37,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's message on one line: what is wrong, without the usage block and tips after it.
+fn one_line(clap_message: &str) -> String {
+    clap_message
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -105,13 +105,6 @@ pub fn run(args: &Args) -> Result<()> {
     for (method, why) in &loaded.fallbacks {
         eprintln!("http-trace: {method} unavailable: {why}");
     }
-    let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
-    eprintln!(
-        "http-trace: tracing pid {} with {}; Ctrl-C to stop",
-        pids.join(", "),
-        loaded.method
-    );
-
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -139,6 +132,13 @@ pub fn run(args: &Args) -> Result<()> {
         .lost_cb(|_cpu, n| state.borrow_mut().counts.lost_events += n)
         .build()
         .context("creating the perf buffer")?;
+    // Only now can the BPF side deliver events: say that tracing has started.
+    let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
+    eprintln!(
+        "http-trace: tracing pid {} with {}; Ctrl-C to stop",
+        pids.join(", "),
+        loaded.method
+    );
 
     let deadline = args
         .duration

@@ -1,0 +1,419 @@
+//! Root integration tests: real servers, the real tracer with real BPF, real requests; every
+//! request sent must be captured exactly once, with the right method, target, headers and body.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const LARGE_BODY: usize = 100_000;
+
+/// Requests of every shape the core must handle, over four connections. Each waits for its
+/// responses before the next is sent, so the captured order is known.
+fn send_standard_traffic(port: u16) {
+    let mut keep_alive = Client::connect(port);
+    keep_alive.send(&[b"GET /items?id=1 HTTP/1.1\r\nHost: test\r\nUser-Agent: it/1\r\nX-Dup: 1\r\nX-Dup: 2\r\n\r\n"]);
+    assert_eq!(keep_alive.responses(1), [200]);
+    keep_alive.send(&[b"POST /items HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"name\":\"x\"}\n"]);
+    assert_eq!(keep_alive.responses(1), [200]);
+    keep_alive.send(&[b"GE", b"T /split HTT", b"P/1.1\r\nHost: te", b"st\r\n\r\n"]);
+    assert_eq!(keep_alive.responses(1), [200]);
+
+    let mut pipelined = Client::connect(port);
+    pipelined
+        .send(&[b"GET /p1 HTTP/1.1\r\nHost: test\r\n\r\nGET /p2 HTTP/1.1\r\nHost: test\r\n\r\n"]);
+    assert_eq!(pipelined.responses(2), [200, 200]);
+
+    let mut chunked = Client::connect(port);
+    chunked.send(&[
+        b"POST /chunked HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        b"7\r\n, world\r\n0\r\n\r\n",
+    ]);
+    assert_eq!(chunked.responses(1), [200]);
+
+    let mut large = Client::connect(port);
+    let mut req =
+        format!("POST /large HTTP/1.1\r\nHost: test\r\nContent-Length: {LARGE_BODY}\r\n\r\n")
+            .into_bytes();
+    req.extend((0..LARGE_BODY).map(|i| b'a' + (i % 26) as u8));
+    large.send(&[&req]);
+    assert_eq!(large.responses(1), [200]);
+}
+
+fn by_time(mut reqs: Vec<Value>) -> Vec<Value> {
+    reqs.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
+    reqs
+}
+
+fn check_standard_traffic(server: &Server, out: &TraceOutput) {
+    let reqs = by_time(out.requests());
+    let want = [
+        ("GET", "/items?id=1"),
+        ("POST", "/items"),
+        ("GET", "/split"),
+        ("GET", "/p1"),
+        ("GET", "/p2"),
+        ("POST", "/chunked"),
+        ("POST", "/large"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(m, t)| (m.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(method_targets(&reqs), want, "stderr: {:#?}", out.stderr);
+    for r in &reqs {
+        assert_eq!(r["pid"], server.pid(), "{r}");
+        assert_eq!(r["version"], "HTTP/1.1");
+        assert_eq!(r["complete"], true, "{r}");
+        assert!(r["fd"].as_i64().unwrap() > 2);
+        assert!(r["tid"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(
+        reqs[0]["request_headers"],
+        serde_json::json!([
+            ["Host", "test"],
+            ["User-Agent", "it/1"],
+            ["X-Dup", "1"],
+            ["X-Dup", "2"]
+        ])
+    );
+    assert_eq!(reqs[0]["request_body_bytes"], 0);
+    assert_eq!(reqs[1]["request_body"], "{\"name\":\"x\"}\n");
+    assert_eq!(reqs[1]["request_body_bytes"], 13);
+    assert_eq!(reqs[1]["request_body_cut"], false);
+    assert_eq!(header(&reqs[2], "host"), ["test"]);
+    assert_eq!(reqs[5]["request_body"], "hello, world");
+    assert_eq!(reqs[5]["request_body_bytes"], 12);
+    assert_eq!(reqs[6]["request_body_bytes"], LARGE_BODY);
+    assert_eq!(reqs[6]["request_body_cut"], true);
+    assert!(reqs[6]["request_body"]
+        .as_str()
+        .unwrap()
+        .starts_with("abcdefghijklmnopqrstuvwxyzabc"));
+    out.assert_summary(7);
+    assert!(out.status.success());
+}
+
+fn trace_our_server(recv: &str) {
+    require_root();
+    let server = Server::ours(recv);
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    send_standard_traffic(server.port);
+    let out = tracer.stop();
+    check_standard_traffic(&server, &out);
+    for r in out.requests() {
+        assert_eq!(r["comm"], "http_server");
+    }
+}
+
+#[test]
+fn our_server_receiving_with_read() {
+    trace_our_server("read");
+}
+
+#[test]
+fn our_server_receiving_with_recv() {
+    trace_our_server("recv");
+}
+
+#[test]
+fn our_server_receiving_with_readv() {
+    trace_our_server("readv");
+}
+
+#[test]
+fn our_server_receiving_with_recvmsg() {
+    trace_our_server("recvmsg");
+}
+
+#[test]
+fn node_http_server() {
+    require_root();
+    let script = "require('http').createServer((q, s) => { q.resume(); q.on('end', () => s.end('ok')); })\
+                  .listen(0, '127.0.0.1', function () { console.log('listening on 127.0.0.1:' + this.address().port); });";
+    let mut cmd = Command::new("node");
+    cmd.args(["-e", script]);
+    let server = Server::start("node", cmd, None);
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    send_standard_traffic(server.port);
+    let out = tracer.stop();
+    check_standard_traffic(&server, &out);
+}
+
+#[test]
+fn nginx() {
+    require_root();
+    let dir = temp_dir("nginx");
+    let port = free_port();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+           client_max_body_size 10m;\n\
+           server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
+    let mut cmd = Command::new("nginx");
+    cmd.args([
+        "-c",
+        &dir.join("nginx.conf").to_string_lossy(),
+        "-e",
+        &dir.join("error.log").to_string_lossy(),
+    ]);
+    let server = Server::start("nginx", cmd, Some(port));
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    send_standard_traffic(server.port);
+    let out = tracer.stop();
+    check_standard_traffic(&server, &out);
+    for r in out.requests() {
+        assert_eq!(r["comm"], "nginx");
+    }
+}
+
+#[test]
+fn python_http_server() {
+    require_root();
+    let dir = temp_dir("python");
+    std::fs::write(dir.join("hello.txt"), "hello\n").expect("write file");
+    let mut cmd = Command::new("python3");
+    cmd.args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
+        .current_dir(&dir);
+    let server = Server::start("python", cmd, None);
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    // http.server speaks HTTP/1.0 by default: one request per connection.
+    assert_eq!(
+        request(
+            server.port,
+            b"GET /hello.txt HTTP/1.1\r\nHost: py\r\nAccept: text/plain\r\n\r\n"
+        ),
+        200
+    );
+    assert_eq!(
+        request(server.port, b"GET /missing HTTP/1.1\r\nHost: py\r\n\r\n"),
+        404
+    );
+    let mut split = Client::connect(server.port);
+    split.send(&[b"GET /hel", b"lo.txt HTTP/1.0\r\n", b"X-Split: yes\r\n\r\n"]);
+    assert_eq!(split.responses(1), [200]);
+    let out = tracer.stop();
+    let reqs = by_time(out.requests());
+    assert_eq!(
+        method_targets(&reqs),
+        [
+            ("GET".into(), "/hello.txt".into()),
+            ("GET".into(), "/missing".into()),
+            ("GET".into(), "/hello.txt".into())
+        ]
+    );
+    assert_eq!(
+        reqs[0]["request_headers"],
+        serde_json::json!([["Host", "py"], ["Accept", "text/plain"]])
+    );
+    assert_eq!(reqs[2]["version"], "HTTP/1.0");
+    assert_eq!(header(&reqs[2], "x-split"), ["yes"]);
+    for r in &reqs {
+        assert_eq!(r["pid"], server.pid());
+    }
+    out.assert_summary(3);
+}
+
+#[test]
+fn malformed_and_non_http_bytes_are_handled() {
+    require_root();
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    assert_eq!(
+        request(
+            server.port,
+            b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 not http at all"
+        ),
+        400
+    );
+    assert_eq!(
+        request(server.port, b"GET /bad HTTP/1.1\r\nBad Header\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        request(server.port, b"GET /good HTTP/1.1\r\nHost: ok\r\n\r\n"),
+        200
+    );
+    let out = tracer.stop();
+    assert_eq!(
+        method_targets(&out.requests()),
+        [("GET".into(), "/good".into())]
+    );
+    let malformed: Vec<Value> = out
+        .json()
+        .into_iter()
+        .filter(|v| v["kind"] == "malformed")
+        .collect();
+    assert_eq!(malformed.len(), 1, "{:#?}", out.stdout);
+    assert_eq!(
+        malformed[0]["reason"],
+        "invalid request: invalid header name"
+    );
+    let summary = out.summary();
+    assert!(
+        summary.starts_with("http-trace: 1 requests captured, 0 events lost"),
+        "{summary}"
+    );
+    assert!(summary.contains(", 1 malformed"), "{summary}");
+    assert!(
+        summary.contains(", 27 bytes of non-HTTP traffic skipped"),
+        "{summary}"
+    );
+    // The malformed request's own 33 bytes, passed over on the way to the next request.
+    assert!(
+        summary.contains(", 33 bytes skipped to resynchronise"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn bytes_past_the_capture_limit_are_counted() {
+    require_root();
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &["--capture-bytes", "256"]);
+    let mut req = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n".to_vec();
+    req.extend(std::iter::repeat_n(b'q', 5000));
+    assert_eq!(request(server.port, &req), 200);
+    assert_eq!(request(server.port, b"GET /after HTTP/1.1\r\n\r\n"), 200);
+    let out = tracer.stop();
+    let reqs = by_time(out.requests());
+    assert_eq!(
+        method_targets(&reqs),
+        [
+            ("POST".into(), "/upload".into()),
+            ("GET".into(), "/after".into())
+        ]
+    );
+    assert_eq!(reqs[0]["request_body_bytes"], 5000);
+    assert_eq!(reqs[0]["complete"], true);
+    let summary = out.summary();
+    assert!(
+        summary.starts_with("http-trace: 2 requests captured, 0 events lost"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("bytes counted but not captured"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn count_ends_the_trace_after_n_requests() {
+    require_root();
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &["--count", "2"]);
+    for i in 0..3 {
+        assert_eq!(
+            request(
+                server.port,
+                format!("GET /n{i} HTTP/1.1\r\n\r\n").as_bytes()
+            ),
+            200
+        );
+    }
+    let out = tracer.wait();
+    assert!(out.status.success());
+    assert_eq!(
+        method_targets(&by_time(out.requests())),
+        [("GET".into(), "/n0".into()), ("GET".into(), "/n1".into())]
+    );
+    out.assert_summary(2);
+}
+
+#[test]
+fn duration_ends_the_trace() {
+    require_root();
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &["--duration", "1"]);
+    let started = std::time::Instant::now();
+    let out = tracer.wait();
+    assert!(out.status.success());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    out.assert_summary(0);
+}
+
+#[test]
+fn several_processes_at_once() {
+    require_root();
+    let a = Server::ours("read");
+    let b = Server::ours("recv");
+    let untraced = Server::ours("recv");
+    let tracer = Tracer::start(&[a.pid(), b.pid()], &[]);
+    assert_eq!(request(a.port, b"GET /from-a HTTP/1.1\r\n\r\n"), 200);
+    assert_eq!(
+        request(untraced.port, b"GET /untraced HTTP/1.1\r\n\r\n"),
+        200
+    );
+    assert_eq!(request(b.port, b"GET /from-b HTTP/1.1\r\n\r\n"), 200);
+    let out = tracer.stop();
+    let reqs = by_time(out.requests());
+    assert_eq!(
+        method_targets(&reqs),
+        [
+            ("GET".into(), "/from-a".into()),
+            ("GET".into(), "/from-b".into())
+        ]
+    );
+    assert_eq!(reqs[0]["pid"], a.pid());
+    assert_eq!(reqs[1]["pid"], b.pid());
+    out.assert_summary(2);
+}
+
+#[test]
+fn ends_when_the_traced_process_exits() {
+    require_root();
+    let mut server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    assert_eq!(request(server.port, b"GET /last HTTP/1.1\r\n\r\n"), 200);
+    let pid = server.pid();
+    server.child.kill().expect("kill server");
+    server.child.wait().expect("reap server");
+    let out = tracer.wait();
+    assert!(out.status.success());
+    assert!(
+        out.stderr
+            .iter()
+            .any(|l| l == &format!("http-trace: process {pid} exited")),
+        "{:#?}",
+        out.stderr
+    );
+    assert_eq!(
+        method_targets(&out.requests()),
+        [("GET".into(), "/last".into())]
+    );
+    out.assert_summary(1);
+}
+
+#[test]
+fn text_output_is_one_line_per_request() {
+    require_root();
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &["--output", "text", "-v"]);
+    assert_eq!(
+        request(
+            server.port,
+            b"POST /t?q=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"
+        ),
+        200
+    );
+    let out = tracer.stop();
+    assert_eq!(out.stdout.len(), 5, "{:#?}", out.stdout);
+    let (_time, rest) = out.stdout[0].split_once(' ').expect("time column");
+    assert!(
+        rest.starts_with(&format!("http_server[{}] fd=", server.pid())),
+        "{rest}"
+    );
+    assert!(rest.ends_with(" POST /t?q=1 HTTP/1.1 body=2B"), "{rest}");
+    assert_eq!(
+        out.stdout[1..],
+        ["    Host: h", "    Content-Length: 2", "", "    hi"]
+    );
+}
