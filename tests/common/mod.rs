@@ -231,7 +231,7 @@ impl Tracer {
     }
 
     /// Ctrl-C, then everything it printed.
-    pub fn stop(mut self) -> TraceOutput {
+    pub fn stop(self) -> TraceOutput {
         // SAFETY: kill has no memory-safety preconditions; the pid is our live child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         self.wait()

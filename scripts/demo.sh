@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The demo: build http-trace and the example server, trace the server, send it requests, and
+# show what was captured. Run as root on Debian 12: sudo scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/env.sh
+
+echo "== building"
+cargo build --release --quiet --bin http-trace --example http_server
+
+work=$(mktemp -d)
+cleanup() { kill "${server:-}" "${tracer:-}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+target/release/examples/http_server --port 0 --recv read > "$work/server.out" &
+server=$!
+for _ in $(seq 100); do grep -q listening "$work/server.out" && break; sleep 0.1; done
+port=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$work/server.out")
+echo "== example server: pid $server, port $port"
+
+echo "== sudo http-trace --pid $server -v"
+target/release/http-trace --pid "$server" -v > "$work/trace.out" 2> "$work/trace.err" &
+tracer=$!
+for _ in $(seq 300); do grep -q "tracing pid" "$work/trace.err" && break; sleep 0.1; done
+
+echo "== sending requests with curl"
+curl -s "http://127.0.0.1:$port/users?id=42" -H 'Accept: application/json' > /dev/null
+curl -s "http://127.0.0.1:$port/users" -H 'Content-Type: application/json' -d '{"name":"Ada","role":"admin"}' > /dev/null
+curl -s "http://127.0.0.1:$port/upload" -H 'Transfer-Encoding: chunked' --data-binary 'chunked body' > /dev/null
+curl -s "http://127.0.0.1:$port/a" "http://127.0.0.1:$port/b" > /dev/null   # one keep-alive connection
+sleep 0.5
+kill -INT "$tracer"
+wait "$tracer" || true
+tracer=
+
+echo "== what http-trace printed"
+cat "$work/trace.err" "$work/trace.out"
