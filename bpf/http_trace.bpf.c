@@ -5,8 +5,8 @@
  *
  * The logic lives in one static function per event (accept returned, receive entered, receive
  * returned, close entered). Below them, thin SEC() wrappers adapt each attach method's context:
- * kprobes (the product card's design) and syscall tracepoints (kernels without kprobes). User
- * space picks a method by turning autoload off for the other method's programs.
+ * kprobes (the product card's design), fentry/fexit, and syscall tracepoints (kernels without
+ * kprobes). User space picks a method by turning autoload off for the other methods' programs.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -15,6 +15,13 @@
 #include "http_trace.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* From uapi headers, which vmlinux.h does not carry. */
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
 
 /* Bytes kept per syscall (--capture-bytes); the rest is counted, not copied. */
 const volatile __u32 capture_bytes = HT_CHUNK_BYTES;
@@ -217,28 +224,65 @@ static __always_inline void emit_received(void *ctx, __u64 pid_tgid, const struc
 		emit_chunk(ctx, e, si, 0, 0, off, true);
 }
 
+/* Whether `fd` of the current task is a TCP (IPv4 or IPv6 stream) socket. */
+static __always_inline bool fd_is_tcp(__s32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	struct socket *sock;
+	struct sock *sk;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return false;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return false;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return false;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return false;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	return (family == AF_INET || family == AF_INET6) && BPF_CORE_READ(sk, sk_type) == SOCK_STREAM;
+}
+
+/* Start following a socket; `kind` says whether it was accepted or found already open. */
+static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd, __u8 kind,
+						      __u8 syscall)
+{
+	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct sock_info si = {}, *tracked;
+
+	si.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
+		count_drop(HT_DROP_SOCKETS_FULL);
+		return NULL;
+	}
+	tracked = bpf_map_lookup_elem(&sockets, &key);
+	if (tracked)
+		emit_control(ctx, pid_tgid, kind, syscall, fd, fd, tracked);
+	return tracked;
+}
+
 /* Event: accept(2)/accept4(2) returned `ret`, the new socket's fd. */
 static __always_inline int on_accept_return(void *ctx, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = ret };
-	struct sock_info si = {}, *tracked;
 
-	if (ret < 0 || !tgid_tracked(key.tgid))
+	if (ret < 0 || !tgid_tracked(pid_tgid >> 32))
 		return 0;
-	si.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
-	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
-		count_drop(HT_DROP_SOCKETS_FULL);
-		return 0;
-	}
-	tracked = bpf_map_lookup_elem(&sockets, &key);
-	if (tracked)
-		emit_control(ctx, pid_tgid, HT_EV_ACCEPT, HT_SYS_ACCEPT, key.fd, ret, tracked);
+	track_socket(ctx, pid_tgid, ret, HT_EV_ACCEPT, HT_SYS_ACCEPT);
 	return 0;
 }
 
-/* Event: a receive syscall entered; remember where its bytes will land. */
-static __always_inline int on_recv_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8 syscall)
+/*
+ * Event: a receive syscall entered; remember where its bytes will land. A TCP socket not seen
+ * being accepted (open before tracing started, or accepted by a call already in flight, which a
+ * return probe attached meanwhile never sees) is followed from here on.
+ */
+static __always_inline int on_recv_enter(void *ctx, __s32 fd, __u64 buf, __u32 iovcnt, __u8 syscall)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
@@ -248,6 +292,8 @@ static __always_inline int on_recv_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8
 	if (!tgid_tracked(key.tgid))
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &key);
+	if (!si && fd_is_tcp(fd))
+		si = track_socket(ctx, pid_tgid, fd, HT_EV_FOUND, syscall);
 	if (!si)
 		return 0;
 	in.buf = buf;
@@ -261,7 +307,7 @@ static __always_inline int on_recv_enter(__s32 fd, __u64 buf, __u32 iovcnt, __u8
 }
 
 /* recvmsg(2) passes its iovecs inside a user msghdr. */
-static __always_inline int on_recvmsg_enter(__s32 fd, const struct user_msghdr *msg)
+static __always_inline int on_recvmsg_enter(void *ctx, __s32 fd, const struct user_msghdr *msg)
 {
 	struct user_msghdr m;
 
@@ -271,7 +317,7 @@ static __always_inline int on_recvmsg_enter(__s32 fd, const struct user_msghdr *
 		count_drop(HT_DROP_READ_FAILED);
 		return 0;
 	}
-	return on_recv_enter(fd, (__u64)m.msg_iov, m.msg_iovlen, HT_SYS_RECVMSG);
+	return on_recv_enter(ctx, fd, (__u64)m.msg_iov, m.msg_iovlen, HT_SYS_RECVMSG);
 }
 
 /* Event: a receive syscall returned `ret` bytes (or an error). */
@@ -318,7 +364,7 @@ int BPF_KRETPROBE(kretprobe_accept4, int ret)
 SEC("kprobe/ksys_read")
 int BPF_KPROBE(kprobe_read, unsigned int fd, char *buf)
 {
-	return on_recv_enter(fd, (__u64)buf, 0, HT_SYS_READ);
+	return on_recv_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ);
 }
 
 SEC("kretprobe/ksys_read")
@@ -330,7 +376,7 @@ int BPF_KRETPROBE(kretprobe_read, long ret)
 SEC("ksyscall/readv")
 int BPF_KSYSCALL(kprobe_readv, unsigned long fd, const struct iovec *vec, unsigned long vlen)
 {
-	return on_recv_enter(fd, (__u64)vec, vlen, HT_SYS_READV);
+	return on_recv_enter(ctx, fd, (__u64)vec, vlen, HT_SYS_READV);
 }
 
 SEC("kretsyscall/readv")
@@ -342,7 +388,7 @@ int BPF_KRETPROBE(kretprobe_readv, long ret)
 SEC("kprobe/__sys_recvfrom")
 int BPF_KPROBE(kprobe_recvfrom, int fd, void *buf)
 {
-	return on_recv_enter(fd, (__u64)buf, 0, HT_SYS_RECVFROM);
+	return on_recv_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM);
 }
 
 SEC("kretprobe/__sys_recvfrom")
@@ -354,7 +400,7 @@ int BPF_KRETPROBE(kretprobe_recvfrom, long ret)
 SEC("kprobe/__sys_recvmsg")
 int BPF_KPROBE(kprobe_recvmsg, int fd, struct user_msghdr *msg)
 {
-	return on_recvmsg_enter(fd, msg);
+	return on_recvmsg_enter(ctx, fd, msg);
 }
 
 SEC("kretprobe/__sys_recvmsg")
@@ -367,6 +413,75 @@ SEC("ksyscall/close")
 int BPF_KSYSCALL(kprobe_close, unsigned int fd)
 {
 	return on_close_enter(ctx, fd);
+}
+
+/*
+ * ---- Attach method: fentry/fexit ----
+ * BPF trampolines: no per-call trap and, unlike kretprobes, no limit on calls in flight. readv and
+ * close have no internal function that is safe from inlining, so they hook the x86-64 syscall
+ * entry points, whose only argument is the saved user registers.
+ */
+
+SEC("fexit/__sys_accept4")
+int BPF_PROG(fexit_accept4, int fd, struct sockaddr *addr, int *addrlen, int flags, int ret)
+{
+	return on_accept_return(ctx, ret);
+}
+
+SEC("fentry/ksys_read")
+int BPF_PROG(fentry_read, unsigned int fd, char *buf)
+{
+	return on_recv_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ);
+}
+
+SEC("fexit/ksys_read")
+int BPF_PROG(fexit_read, unsigned int fd, char *buf, size_t count, long ret)
+{
+	return on_recv_return(ctx, ret, false);
+}
+
+SEC("fentry/__x64_sys_readv")
+int BPF_PROG(fentry_readv, const struct pt_regs *regs)
+{
+	return on_recv_enter(ctx, regs->di, regs->si, regs->dx, HT_SYS_READV);
+}
+
+SEC("fexit/__x64_sys_readv")
+int BPF_PROG(fexit_readv, const struct pt_regs *regs, long ret)
+{
+	return on_recv_return(ctx, ret, true);
+}
+
+SEC("fentry/__sys_recvfrom")
+int BPF_PROG(fentry_recvfrom, int fd, void *buf)
+{
+	return on_recv_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM);
+}
+
+SEC("fexit/__sys_recvfrom")
+int BPF_PROG(fexit_recvfrom, int fd, void *buf, size_t size, unsigned int flags, struct sockaddr *addr,
+	     int *addrlen, long ret)
+{
+	return on_recv_return(ctx, ret, false);
+}
+
+SEC("fentry/__sys_recvmsg")
+int BPF_PROG(fentry_recvmsg, int fd, struct user_msghdr *msg)
+{
+	return on_recvmsg_enter(ctx, fd, msg);
+}
+
+SEC("fexit/__sys_recvmsg")
+int BPF_PROG(fexit_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags, bool forbid_cmsg_compat,
+	     long ret)
+{
+	return on_recv_return(ctx, ret, true);
+}
+
+SEC("fentry/__x64_sys_close")
+int BPF_PROG(fentry_close, const struct pt_regs *regs)
+{
+	return on_close_enter(ctx, regs->di);
 }
 
 /* ---- Attach method: syscall tracepoints ---- */
@@ -386,7 +501,7 @@ int tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_read")
 int tp_enter_read(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_recv_enter(ctx->args[0], ctx->args[1], 0, HT_SYS_READ);
+	return on_recv_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_READ);
 }
 
 SEC("tracepoint/syscalls/sys_exit_read")
@@ -398,7 +513,7 @@ int tp_exit_read(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_readv")
 int tp_enter_readv(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_recv_enter(ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_READV);
+	return on_recv_enter(ctx, ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_READV);
 }
 
 SEC("tracepoint/syscalls/sys_exit_readv")
@@ -410,7 +525,7 @@ int tp_exit_readv(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
 int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_recv_enter(ctx->args[0], ctx->args[1], 0, HT_SYS_RECVFROM);
+	return on_recv_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_RECVFROM);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
@@ -422,7 +537,7 @@ int tp_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_recvmsg_enter(ctx->args[0], (const struct user_msghdr *)ctx->args[1]);
+	return on_recvmsg_enter(ctx, ctx->args[0], (const struct user_msghdr *)ctx->args[1]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")

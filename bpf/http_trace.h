@@ -25,6 +25,8 @@ enum ht_event_kind {
 	HT_EV_DATA = 2,
 	/* A tracked process closed a tracked connection. */
 	HT_EV_CLOSE = 3,
+	/* A tracked process received on a TCP socket not seen being accepted: follow it mid-stream. */
+	HT_EV_FOUND = 4,
 };
 
 enum ht_syscall {

@@ -42,6 +42,8 @@ pub struct ConnMeta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkKind<B> {
     Accept,
+    /// A connection first seen mid-stream (open before tracing, or accepted by a call in flight).
+    Found,
     /// Bytes `offset..offset + bytes.len()` of a receive syscall that returned `ret`; `last`
     /// closes that syscall's series of chunks.
     Data {
@@ -72,6 +74,7 @@ impl Chunk<&[u8]> {
             meta: self.meta,
             kind: match &self.kind {
                 ChunkKind::Accept => ChunkKind::Accept,
+                ChunkKind::Found => ChunkKind::Found,
                 ChunkKind::Close => ChunkKind::Close,
                 ChunkKind::Data {
                     offset,
@@ -98,6 +101,7 @@ impl Chunk<Vec<u8>> {
             meta: self.meta,
             kind: match &self.kind {
                 ChunkKind::Accept => ChunkKind::Accept,
+                ChunkKind::Found => ChunkKind::Found,
                 ChunkKind::Close => ChunkKind::Close,
                 ChunkKind::Data {
                     offset,
@@ -166,7 +170,7 @@ impl Tracker {
         let body_limit = self.body_limit;
         let conn = self.conns.entry(chunk.conn_id).or_insert_with(|| Conn {
             meta: chunk.meta,
-            // Connections are followed from their accept, which is sequence number 0.
+            // Connections are followed from their accept (or discovery): sequence number 0.
             next_seq: 0,
             pending: BTreeMap::new(),
             gap_since: None,
@@ -299,6 +303,10 @@ fn apply(
     let mut parsed = Vec::new();
     let closed = match &chunk.kind {
         ChunkKind::Accept => false,
+        ChunkKind::Found => {
+            conn.parser.start_mid_stream();
+            false
+        }
         ChunkKind::Close => true,
         ChunkKind::Data {
             offset,
@@ -549,6 +557,20 @@ mod tests {
         assert_eq!(t.stats.events_missing, 1);
         assert_eq!(t.stats.partial_heads, 1);
         assert!(t.conns.is_empty());
+    }
+
+    #[test]
+    fn a_connection_found_mid_stream_starts_at_the_next_request() {
+        let found = Chunk {
+            kind: ChunkKind::Found,
+            ..accept(1)
+        };
+        let (out, _) = run(&[
+            found,
+            data(1, 1, b"tail of an earlier body"),
+            data(1, 2, b"GET /next HTTP/1.1\r\n\r\n"),
+        ]);
+        assert_eq!(targets(&out), ["GET /next"]);
     }
 
     #[test]

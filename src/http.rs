@@ -140,6 +140,13 @@ impl RequestParser {
         }
     }
 
+    /// The stream is joined somewhere in the middle: start at the next request line found.
+    pub fn start_mid_stream(&mut self) {
+        self.buf.clear();
+        self.current = None;
+        self.state = State::Resync;
+    }
+
     /// `n` bytes of the stream were not captured (past --capture-bytes, or unreadable). Inside a
     /// body they are only counted; anywhere else the stream position is lost and the parser
     /// resynchronises on the next request.
@@ -869,6 +876,23 @@ mod tests {
             targets(&out),
             ["malformed: invalid request: invalid header name", "POST /b"]
         );
+    }
+
+    #[test]
+    fn joined_mid_stream_starts_at_the_next_request_line() {
+        let mut p = RequestParser::new(64);
+        p.start_mid_stream();
+        let mut out = Vec::new();
+        p.feed(b"rest of a body\r\n\x00\x01GET /next HTTP/1.1\r\nHost: a\r\n\r\n", 1, &mut out);
+        assert_eq!(targets(&out), ["GET /next"]);
+        // A stream joined at a request start loses nothing.
+        let mut p = RequestParser::new(64);
+        p.start_mid_stream();
+        let mut out = Vec::new();
+        p.feed(b"GET /fi", 1, &mut out);
+        p.feed(b"rst HTTP/1.1\r\n\r\n", 2, &mut out);
+        assert_eq!(targets(&out), ["GET /first"]);
+        assert_eq!(p.stats.resync_bytes, 0);
     }
 
     #[test]

@@ -14,12 +14,14 @@ use crate::skel::{HttpTraceSkel, HttpTraceSkelBuilder};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AttachMode {
     Auto,
+    Fentry,
     Kprobe,
     Tracepoint,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    Fentry,
     Kprobe,
     Tracepoint,
 }
@@ -27,6 +29,7 @@ pub enum Method {
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Method::Fentry => "fentry",
             Method::Kprobe => "kprobe",
             Method::Tracepoint => "tracepoint",
         })
@@ -37,6 +40,7 @@ impl Method {
     /// Whether a program in ELF section `section` belongs to this method.
     fn owns_section(self, section: &str) -> bool {
         let prefixes: &[&str] = match self {
+            Method::Fentry => &["fentry/", "fexit/"],
             Method::Kprobe => &["kprobe/", "kretprobe/", "ksyscall/", "kretsyscall/"],
             Method::Tracepoint => &["tracepoint/"],
         };
@@ -44,9 +48,12 @@ impl Method {
     }
 }
 
-/// What `auto` tries, in order. Kprobes first as the product card's design; syscall tracepoints
-/// where the kernel cannot attach kprobes (built without CONFIG_KPROBES, as on our CI host).
-const AUTO_ORDER: [Method; 2] = [Method::Kprobe, Method::Tracepoint];
+/// What `auto` tries, in order: the first that loads and attaches wins.
+/// - fentry/fexit: BPF trampolines, the cheapest hook per call, and no limit on calls in flight.
+/// - kprobe: a breakpoint (or ftrace) per call, and kretprobes track calls in flight.
+/// - tracepoint: syscall tracepoints work everywhere, but while any is enabled every syscall of
+///   every task on the machine takes the slower traced path, untraced processes included.
+const AUTO_ORDER: [Method; 3] = [Method::Fentry, Method::Kprobe, Method::Tracepoint];
 
 pub struct Config {
     pub pids: Vec<u32>,
@@ -118,6 +125,7 @@ pub fn route_libbpf_log() {
 pub fn load(mode: AttachMode, cfg: &Config) -> Result<Loaded> {
     let candidates: &[Method] = match mode {
         AttachMode::Auto => &AUTO_ORDER,
+        AttachMode::Fentry => &[Method::Fentry],
         AttachMode::Kprobe => &[Method::Kprobe],
         AttachMode::Tracepoint => &[Method::Tracepoint],
     };
@@ -146,6 +154,7 @@ fn load_with(method: Method, cfg: &Config) -> Result<HttpTraceSkel<'static>> {
             }
         }
         Method::Tracepoint => ensure_tracefs()?,
+        Method::Fentry => {}
     }
     // The skeleton borrows its object storage for its whole life, which is the program's.
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));

@@ -102,8 +102,13 @@ pub fn run(args: &Args) -> Result<()> {
         capture_bytes: args.capture_bytes,
     };
     let loaded = loader::load(args.attach, &cfg)?;
-    for (method, why) in &loaded.fallbacks {
-        eprintln!("http-trace: {method} unavailable: {why}");
+    if !loaded.fallbacks.is_empty() {
+        let why: Vec<String> = loaded
+            .fallbacks
+            .iter()
+            .map(|(m, e)| format!("{m} failed: {e}"))
+            .collect();
+        eprintln!("http-trace: using {}; {}", loaded.method, why.join("; "));
     }
     let stop = Arc::new(AtomicBool::new(false));
     {

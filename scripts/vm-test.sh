@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs the root integration tests inside Debian's stock 6.1 and 6.12 kernels, which have kprobes
+# and fentry (this host's kernel has neither), once per attach method. QEMU runs under software
+# emulation (KVM fails on this host), with virtme-ng sharing this machine's file system, so the
+# binaries built here run there as they are. A guest that fails to boot or a failing test fails
+# the run, with the guest's output shown.
+#   sudo scripts/vm-test.sh [KERNEL_GLOB...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --vm
+source scripts/env.sh
+
+methods="kprobe fentry tracepoint"
+globs=("$@")
+[ "${#globs[@]}" -gt 0 ] || globs=("/boot/vmlinuz-6.1.*-amd64" "/boot/vmlinuz-6.12.*-amd64")
+
+cargo build --all-targets --locked --quiet
+mapfile -t tests < <(cargo test --locked --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["kind"] == ["test"] and m.get("executable"):
+        print(m["executable"])
+')
+[ "${#tests[@]}" -gt 0 ] || { echo "vm-test: no integration test binaries found" >&2; exit 1; }
+
+failed=0
+for glob in "${globs[@]}"; do
+    # shellcheck disable=SC2206 # the glob is meant to expand
+    kernels=($glob)
+    kernel=$(printf '%s\n' "${kernels[@]}" | sort -V | tail -1)
+    if [ ! -e "$kernel" ]; then
+        echo "vm-test: no kernel matches $glob" >&2
+        failed=1
+        continue
+    fi
+    log=$(mktemp)
+    echo "== $(basename "$kernel"): integration tests with $methods"
+    set +e
+    timeout 1500 vng --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
+        --exec "$PWD/scripts/vm-guest.sh '$methods' ${tests[*]}" > "$log" 2>&1
+    rc=$?
+    set -e
+    grep '^guest: ' "$log" || true
+    if [ "$rc" -ne 0 ] || ! grep -q '^VM-GUEST-DONE failures=0' "$log"; then
+        echo "vm-test: $(basename "$kernel") failed (exit $rc); the guest's output:" >&2
+        cat "$log" >&2
+        failed=1
+    fi
+    rm -f "$log"
+done
+exit "$failed"
