@@ -20,6 +20,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
+#define IPPROTO_TCP 6
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 
@@ -224,8 +225,10 @@ static __always_inline void emit_received(void *ctx, __u64 pid_tgid, const struc
 		emit_chunk(ctx, e, si, 0, 0, off, true);
 }
 
-/* Whether `fd` of the current task is a TCP (IPv4 or IPv6 stream) socket. */
-static __always_inline bool fd_is_tcp(__s32 fd)
+/*
+ * If `fd` of the current task is a TCP socket (IPv4 or IPv6), its sock, else NULL.
+ */
+static __always_inline struct sock *tcp_sock_of_fd(__s32 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -235,22 +238,37 @@ static __always_inline bool fd_is_tcp(__s32 fd)
 	struct sock *sk;
 
 	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return false;
+		return NULL;
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return false;
+		return NULL;
 	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return false;
+		return NULL;
 	sock = BPF_CORE_READ(file, private_data);
 	sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
-		return false;
+		return NULL;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	return (family == AF_INET || family == AF_INET6) && BPF_CORE_READ(sk, sk_type) == SOCK_STREAM;
+	if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM ||
+	    BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return NULL;
+	return sk;
 }
 
-/* Start following a socket; `kind` says whether it was accepted or found already open. */
+/* Bytes of the stream the process has already read: 0 for a connection that is fresh. */
+static __always_inline __u64 tcp_bytes_consumed(struct sock *sk)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u32 unread = BPF_CORE_READ(tp, rcv_nxt) - BPF_CORE_READ(tp, copied_seq);
+
+	return BPF_CORE_READ(tp, bytes_received) - unread;
+}
+
+/*
+ * Start following a socket; `kind` says whether it was accepted or found already open. `ret` goes
+ * into the event: the new fd for an accept, the bytes already read for a found socket.
+ */
 static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd, __u8 kind,
-						      __u8 syscall)
+						      __u8 syscall, __s64 ret)
 {
 	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	struct sock_info si = {}, *tracked;
@@ -262,7 +280,7 @@ static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid,
 	}
 	tracked = bpf_map_lookup_elem(&sockets, &key);
 	if (tracked)
-		emit_control(ctx, pid_tgid, kind, syscall, fd, fd, tracked);
+		emit_control(ctx, pid_tgid, kind, syscall, fd, ret, tracked);
 	return tracked;
 }
 
@@ -273,7 +291,7 @@ static __always_inline int on_accept_return(void *ctx, long ret)
 
 	if (ret < 0 || !tgid_tracked(pid_tgid >> 32))
 		return 0;
-	track_socket(ctx, pid_tgid, ret, HT_EV_ACCEPT, HT_SYS_ACCEPT);
+	track_socket(ctx, pid_tgid, ret, HT_EV_ACCEPT, HT_SYS_ACCEPT, ret);
 	return 0;
 }
 
@@ -288,12 +306,13 @@ static __always_inline int on_recv_enter(void *ctx, __s32 fd, __u64 buf, __u32 i
 	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	struct inflight in = {};
 	struct sock_info *si;
+	struct sock *sk;
 
 	if (!tgid_tracked(key.tgid))
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &key);
-	if (!si && fd_is_tcp(fd))
-		si = track_socket(ctx, pid_tgid, fd, HT_EV_FOUND, syscall);
+	if (!si && (sk = tcp_sock_of_fd(fd)))
+		si = track_socket(ctx, pid_tgid, fd, HT_EV_FOUND, syscall, tcp_bytes_consumed(sk));
 	if (!si)
 		return 0;
 	in.buf = buf;

@@ -25,7 +25,10 @@ enum ht_event_kind {
 	HT_EV_DATA = 2,
 	/* A tracked process closed a tracked connection. */
 	HT_EV_CLOSE = 3,
-	/* A tracked process received on a TCP socket not seen being accepted: follow it mid-stream. */
+	/*
+	 * A tracked process received on a TCP socket not seen being accepted; `ret` is how many bytes
+	 * of it the process had read before (0: a fresh connection, else one joined mid-stream).
+	 */
 	HT_EV_FOUND = 4,
 };
 

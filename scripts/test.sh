@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite, as root on Debian 12: sudo scripts/test.sh
-# Unit tests, then the root integration tests against real servers on this kernel.
+# Unit tests, the root integration tests against real servers on this kernel (attach method
+# auto), then the same integration tests inside Debian's 6.1 and 6.12 kernels once per attach
+# method (kprobe, fentry, tracepoint). HTTP_TRACE_SKIP_VM=1 leaves out the VM part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --vm
 source scripts/env.sh
 
 echo "== build"
 cargo build --all-targets --locked
-echo "== unit and integration tests on this kernel ($(uname -r))"
+echo "== unit and integration tests on this kernel ($(uname -r), attach auto)"
 cargo test --locked -- --test-threads=2
+if [ "${HTTP_TRACE_SKIP_VM:-0}" = 1 ]; then
+    echo "== VM tests skipped (HTTP_TRACE_SKIP_VM=1)"
+else
+    echo "== integration tests in Debian's kernels, per attach method"
+    scripts/vm-test.sh
+fi

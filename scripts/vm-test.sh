@@ -4,13 +4,13 @@
 # emulation (KVM fails on this host), with virtme-ng sharing this machine's file system, so the
 # binaries built here run there as they are. A guest that fails to boot or a failing test fails
 # the run, with the guest's output shown.
-#   sudo scripts/vm-test.sh [KERNEL_GLOB...]
+#   sudo scripts/vm-test.sh [KERNEL_GLOB...]     (HTTP_TRACE_VM_METHODS="kprobe" to run fewer methods)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --vm
 source scripts/env.sh
 
-methods="kprobe fentry tracepoint"
+methods=${HTTP_TRACE_VM_METHODS:-"kprobe fentry tracepoint"}
 globs=("$@")
 [ "${#globs[@]}" -gt 0 ] || globs=("/boot/vmlinuz-6.1.*-amd64" "/boot/vmlinuz-6.12.*-amd64")
 

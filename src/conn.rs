@@ -42,8 +42,11 @@ pub struct ConnMeta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkKind<B> {
     Accept,
-    /// A connection first seen mid-stream (open before tracing, or accepted by a call in flight).
-    Found,
+    /// A connection first seen on a receive (open before tracing, or accepted by a call in
+    /// flight), after the process had read `consumed` bytes of it.
+    Found {
+        consumed: u64,
+    },
     /// Bytes `offset..offset + bytes.len()` of a receive syscall that returned `ret`; `last`
     /// closes that syscall's series of chunks.
     Data {
@@ -74,7 +77,9 @@ impl Chunk<&[u8]> {
             meta: self.meta,
             kind: match &self.kind {
                 ChunkKind::Accept => ChunkKind::Accept,
-                ChunkKind::Found => ChunkKind::Found,
+                ChunkKind::Found { consumed } => ChunkKind::Found {
+                    consumed: *consumed,
+                },
                 ChunkKind::Close => ChunkKind::Close,
                 ChunkKind::Data {
                     offset,
@@ -101,7 +106,9 @@ impl Chunk<Vec<u8>> {
             meta: self.meta,
             kind: match &self.kind {
                 ChunkKind::Accept => ChunkKind::Accept,
-                ChunkKind::Found => ChunkKind::Found,
+                ChunkKind::Found { consumed } => ChunkKind::Found {
+                    consumed: *consumed,
+                },
                 ChunkKind::Close => ChunkKind::Close,
                 ChunkKind::Data {
                     offset,
@@ -303,8 +310,10 @@ fn apply(
     let mut parsed = Vec::new();
     let closed = match &chunk.kind {
         ChunkKind::Accept => false,
-        ChunkKind::Found => {
-            conn.parser.start_mid_stream();
+        ChunkKind::Found { consumed } => {
+            if *consumed > 0 {
+                conn.parser.start_mid_stream();
+            }
             false
         }
         ChunkKind::Close => true,
@@ -562,7 +571,7 @@ mod tests {
     #[test]
     fn a_connection_found_mid_stream_starts_at_the_next_request() {
         let found = Chunk {
-            kind: ChunkKind::Found,
+            kind: ChunkKind::Found { consumed: 5000 },
             ..accept(1)
         };
         let (out, _) = run(&[
@@ -571,6 +580,14 @@ mod tests {
             data(1, 2, b"GET /next HTTP/1.1\r\n\r\n"),
         ]);
         assert_eq!(targets(&out), ["GET /next"]);
+        // Found before anything was read: parsed like an accepted connection.
+        let fresh = Chunk {
+            kind: ChunkKind::Found { consumed: 0 },
+            ..accept(2)
+        };
+        let (out, t) = run(&[fresh, data(2, 1, b"\x16\x03junk")]);
+        assert!(out.is_empty());
+        assert_eq!(t.parser_stats().non_http_bytes, 6);
     }
 
     #[test]

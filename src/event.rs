@@ -48,7 +48,9 @@ pub fn decode(sample: &[u8]) -> Result<Chunk<&[u8]>, DecodeError> {
     let kind = match ht_event_kind(u32::from(h.kind)) {
         ht_event_kind::HT_EV_ACCEPT => ChunkKind::Accept,
         ht_event_kind::HT_EV_CLOSE => ChunkKind::Close,
-        ht_event_kind::HT_EV_FOUND => ChunkKind::Found,
+        ht_event_kind::HT_EV_FOUND => ChunkKind::Found {
+            consumed: u64::try_from(h.ret).unwrap_or(0),
+        },
         ht_event_kind::HT_EV_DATA => {
             let bytes = sample.get(HEADER_LEN..HEADER_LEN + h.len as usize).ok_or(
                 DecodeError::DataPastEnd {
@@ -136,7 +138,7 @@ pub mod tests {
         let raw = sample(&header(ht_event_kind::HT_EV_CLOSE, 0), b"");
         assert_eq!(decode(&raw).unwrap().kind, ChunkKind::Close);
         let raw = sample(&header(ht_event_kind::HT_EV_FOUND, 0), b"");
-        assert_eq!(decode(&raw).unwrap().kind, ChunkKind::Found);
+        assert_eq!(decode(&raw).unwrap().kind, ChunkKind::Found { consumed: 5 });
     }
 
     #[test]

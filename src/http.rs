@@ -883,7 +883,11 @@ mod tests {
         let mut p = RequestParser::new(64);
         p.start_mid_stream();
         let mut out = Vec::new();
-        p.feed(b"rest of a body\r\n\x00\x01GET /next HTTP/1.1\r\nHost: a\r\n\r\n", 1, &mut out);
+        p.feed(
+            b"rest of a body\r\n\x00\x01GET /next HTTP/1.1\r\nHost: a\r\n\r\n",
+            1,
+            &mut out,
+        );
         assert_eq!(targets(&out), ["GET /next"]);
         // A stream joined at a request start loses nothing.
         let mut p = RequestParser::new(64);

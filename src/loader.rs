@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::mem::MaybeUninit;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, OpenObject, PrintLevel};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
 
+use crate::kretprobe::{self, KprobeEvents};
 use crate::skel::{HttpTraceSkel, HttpTraceSkelBuilder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,10 +62,23 @@ pub struct Config {
 }
 
 pub struct Loaded {
+    // Dropped in this order: return probe links, then their kprobe events, then the programs.
+    _kretprobe_links: Vec<Link>,
+    _kprobe_events: Option<KprobeEvents>,
     pub skel: HttpTraceSkel<'static>,
     pub method: Method,
     /// Why earlier candidates of `auto` were passed over.
     pub fallbacks: Vec<(Method, String)>,
+    /// Said on stderr when tracing starts (a forced method's known limits).
+    pub warnings: Vec<String>,
+}
+
+/// A loaded and attached object, before it is known which method won.
+struct Attached {
+    skel: HttpTraceSkel<'static>,
+    kretprobe_links: Vec<Link>,
+    kprobe_events: Option<KprobeEvents>,
+    warnings: Vec<String>,
 }
 
 /// The sysfs file whose presence says the kernel has BTF; tests point it elsewhere.
@@ -130,13 +144,17 @@ pub fn load(mode: AttachMode, cfg: &Config) -> Result<Loaded> {
         AttachMode::Tracepoint => &[Method::Tracepoint],
     };
     let mut fallbacks = Vec::new();
+    let forced = mode != AttachMode::Auto;
     for &method in candidates {
-        match load_with(method, cfg) {
-            Ok(skel) => {
+        match load_with(method, cfg, forced) {
+            Ok(a) => {
                 return Ok(Loaded {
-                    skel,
+                    _kretprobe_links: a.kretprobe_links,
+                    _kprobe_events: a.kprobe_events,
+                    skel: a.skel,
                     method,
                     fallbacks,
+                    warnings: a.warnings,
                 })
             }
             Err(e) => fallbacks.push((method, format!("{e:#}"))),
@@ -146,14 +164,31 @@ pub fn load(mode: AttachMode, cfg: &Config) -> Result<Loaded> {
     bail!("no attach method works on this kernel ({})", why.join("; "))
 }
 
-fn load_with(method: Method, cfg: &Config) -> Result<HttpTraceSkel<'static>> {
+/// `forced`: the user asked for this method, so a known limit is a warning, not a reason to fail.
+fn load_with(method: Method, cfg: &Config, forced: bool) -> Result<Attached> {
+    let mut warnings = Vec::new();
+    let mut kprobe_events = None;
     match method {
         Method::Kprobe => {
             if !kprobes_available() {
                 bail!("kprobes are not available in this kernel (built without CONFIG_KPROBES?)");
             }
+            match ensure_tracefs().and_then(|t| KprobeEvents::new(&t)) {
+                Ok(events) => kprobe_events = Some(events),
+                Err(e) if forced => warnings.push(format!(
+                    "warning: kretprobes keep the kernel's default limit of calls in flight \
+                     (max(10, 2 x CPUs)); with more threads blocked in a receive, requests are \
+                     lost ({e:#})"
+                )),
+                Err(e) => bail!(
+                    "kretprobes could only have the kernel's default limit of calls in flight, \
+                     which threads blocked in a receive exhaust ({e:#})"
+                ),
+            }
         }
-        Method::Tracepoint => ensure_tracefs()?,
+        Method::Tracepoint => {
+            ensure_tracefs()?;
+        }
         Method::Fentry => {}
     }
     // The skeleton borrows its object storage for its whole life, which is the program's.
@@ -167,8 +202,11 @@ fn load_with(method: Method, cfg: &Config) -> Result<HttpTraceSkel<'static>> {
         .context("the BPF object has no read-only data section")?
         .capture_bytes = cfg.capture_bytes;
     for mut prog in open.open_object_mut().progs_mut() {
-        let owned = method.owns_section(&prog.section().to_string_lossy());
-        prog.set_autoload(owned);
+        let section = prog.section().to_string_lossy().into_owned();
+        prog.set_autoload(method.owns_section(&section));
+        if kprobe_events.is_some() && kretprobe::target_of(&section).is_some() {
+            prog.set_autoattach(false); // attached below, with a raised maxactive
+        }
     }
     let mut skel = open
         .load()
@@ -181,7 +219,21 @@ fn load_with(method: Method, cfg: &Config) -> Result<HttpTraceSkel<'static>> {
     }
     skel.attach()
         .with_context(|| format!("attaching the {method} programs"))?;
-    Ok(skel)
+    let mut kretprobe_links = Vec::new();
+    if let Some(events) = kprobe_events.as_mut() {
+        for prog in skel.object().progs_mut() {
+            let section = prog.section().to_string_lossy().into_owned();
+            if let Some(func) = kretprobe::target_of(&section) {
+                kretprobe_links.push(kretprobe::attach(events, &prog, &func)?);
+            }
+        }
+    }
+    Ok(Attached {
+        skel,
+        kretprobe_links,
+        kprobe_events,
+        warnings,
+    })
 }
 
 /// The kprobe PMU (perf_event_open) or the legacy tracefs interface.
@@ -191,13 +243,14 @@ fn kprobes_available() -> bool {
         || Path::new("/sys/kernel/debug/tracing/kprobe_events").exists()
 }
 
-/// libbpf finds syscall tracepoints through tracefs; mount it where the system has not.
-fn ensure_tracefs() -> Result<()> {
+/// libbpf finds syscall tracepoints through tracefs, and kprobe events are made there: mount it
+/// where the system has not. Returns where it is.
+fn ensure_tracefs() -> Result<PathBuf> {
     const TRACEFS: &str = "/sys/kernel/tracing";
-    if Path::new(TRACEFS).join("events").exists()
-        || Path::new("/sys/kernel/debug/tracing/events").exists()
-    {
-        return Ok(());
+    for dir in [TRACEFS, "/sys/kernel/debug/tracing"] {
+        if Path::new(dir).join("events").exists() {
+            return Ok(PathBuf::from(dir));
+        }
     }
     let c = |s: &str| std::ffi::CString::new(s).expect("no NUL in constant");
     let (src, target, fstype) = (c("nodev"), c(TRACEFS), c("tracefs"));
@@ -216,7 +269,7 @@ fn ensure_tracefs() -> Result<()> {
             .with_context(|| format!("mounting tracefs at {TRACEFS}"));
     }
     log::info!("mounted tracefs at {TRACEFS}");
-    Ok(())
+    Ok(PathBuf::from(TRACEFS))
 }
 
 /// Read the drop counters the BPF side keeps.

@@ -4,6 +4,7 @@ mod cli;
 mod conn;
 mod event;
 mod http;
+mod kretprobe;
 mod loader;
 mod output;
 mod session;

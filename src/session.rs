@@ -137,6 +137,9 @@ pub fn run(args: &Args) -> Result<()> {
         .lost_cb(|_cpu, n| state.borrow_mut().counts.lost_events += n)
         .build()
         .context("creating the perf buffer")?;
+    for warning in &loaded.warnings {
+        eprintln!("http-trace: {warning}");
+    }
     // Only now can the BPF side deliver events: say that tracing has started.
     let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
     eprintln!(

@@ -328,7 +328,9 @@ fn count_ends_the_trace_after_n_requests() {
     assert!(out.status.success());
     assert_eq!(
         method_targets(&by_time(out.requests())),
-        [("GET".into(), "/n0".into()), ("GET".into(), "/n1".into())]
+        [("GET".into(), "/n0".into()), ("GET".into(), "/n1".into())],
+        "stderr: {:#?}",
+        out.stderr
     );
     out.assert_summary(2);
 }
@@ -421,4 +423,51 @@ fn text_output_is_one_line_per_request() {
         out.stdout[1..],
         ["    Host: h", "    Content-Length: 2", "", "    hi"]
     );
+}
+
+/// A thread-per-connection server with many threads blocked in a receive must not lose the
+/// requests on its busy connections (kretprobes track calls in flight in limited instances).
+#[test]
+fn many_threads_blocked_in_receive() {
+    require_root();
+    const IDLE: usize = 120;
+    const BUSY: usize = 5;
+    const PER_BUSY: usize = 10;
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    // Half a request on each idle connection: its thread receives it, then blocks in the next
+    // receive, entered after tracing started.
+    let mut idle: Vec<Client> = (0..IDLE)
+        .map(|i| {
+            let mut c = Client::connect(server.port);
+            c.send(&[format!("GET /idle/{i} HTTP/1.1\r\n").as_bytes()]);
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut busy: Vec<Client> = (0..BUSY).map(|_| Client::connect(server.port)).collect();
+    for i in 0..PER_BUSY {
+        for (b, c) in busy.iter_mut().enumerate() {
+            c.send(&[format!("GET /busy/{b}/{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()]);
+            assert_eq!(c.responses(1), [200]);
+        }
+    }
+    for c in &mut idle {
+        c.send(&[b"Host: t\r\n\r\n"]);
+        assert_eq!(c.responses(1), [200]);
+    }
+    let out = tracer.stop();
+    let got = method_targets(&out.requests());
+    for b in 0..BUSY {
+        let mine: Vec<&str> = got
+            .iter()
+            .filter(|(_, t)| t.starts_with(&format!("/busy/{b}/")))
+            .map(|(_, t)| t.as_str())
+            .collect();
+        let want: Vec<String> = (0..PER_BUSY).map(|i| format!("/busy/{b}/{i}")).collect();
+        assert_eq!(mine, want, "busy connection {b}; stderr: {:#?}", out.stderr);
+    }
+    let idle_done = got.iter().filter(|(_, t)| t.starts_with("/idle/")).count();
+    assert_eq!(idle_done, IDLE, "stderr: {:#?}", out.stderr);
+    out.assert_summary(IDLE + BUSY * PER_BUSY);
 }

@@ -1,0 +1,150 @@
+//! Return probes with room for many calls in flight.
+//!
+//! A kretprobe tracks each call in flight in one of `maxactive` instances; a thread blocked in the
+//! probed function holds one, and once they are all taken further returns are missed. Kretprobes
+//! made through perf_event_open (libbpf's way) get the kernel's default, max(10, 2 x CPUs): a
+//! thread-per-connection server with a few idle connections exhausts it, and then requests on its
+//! busy connections are lost. tracefs' kprobe_events takes an explicit maxactive, so the return
+//! probes are made there, opened as tracepoint perf events, and the programs attached to those.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use libbpf_rs::Link;
+
+/// The kernel's ceiling for maxactive (KRETPROBE_MAXACTIVE_MAX).
+pub const MAXACTIVE: u32 = 4096;
+
+const PERF_TYPE_TRACEPOINT: u32 = 2;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+/// PERF_ATTR_SIZE_VER5: the fields below are all this needs.
+const PERF_ATTR_SIZE: usize = 112;
+
+/// The kprobe events this process made; removed again on drop.
+pub struct KprobeEvents {
+    tracefs: PathBuf,
+    group: String,
+    names: Vec<String>,
+}
+
+impl KprobeEvents {
+    pub fn new(tracefs: &Path) -> Result<Self> {
+        if !tracefs.join("kprobe_events").exists() {
+            bail!("{} has no kprobe_events", tracefs.display());
+        }
+        Ok(Self {
+            tracefs: tracefs.to_path_buf(),
+            group: format!("http_trace_{}", std::process::id()),
+            names: Vec::new(),
+        })
+    }
+
+    /// Make a return probe on `func` with MAXACTIVE instances; returns its tracepoint id.
+    fn add_return_probe(&mut self, func: &str) -> Result<u64> {
+        let name = func.trim_start_matches('_').to_string();
+        self.write(&format!("r{MAXACTIVE}:{}/{name} {func}", self.group))
+            .with_context(|| format!("creating a return probe on {func}"))?;
+        self.names.push(name.clone());
+        let id_path = self
+            .tracefs
+            .join("events")
+            .join(&self.group)
+            .join(&name)
+            .join("id");
+        let id = std::fs::read_to_string(&id_path)
+            .with_context(|| format!("reading {}", id_path.display()))?;
+        id.trim()
+            .parse()
+            .with_context(|| format!("parsing {}", id_path.display()))
+    }
+
+    fn write(&self, line: &str) -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(self.tracefs.join("kprobe_events"))?;
+        f.write_all(format!("{line}\n").as_bytes())
+    }
+}
+
+impl Drop for KprobeEvents {
+    fn drop(&mut self) {
+        for name in &self.names {
+            if let Err(e) = self.write(&format!("-:{}/{name}", self.group)) {
+                log::warn!("removing kprobe event {}/{name}: {e}", self.group);
+            }
+        }
+    }
+}
+
+/// Open the tracepoint perf event `id` (on CPU 0: a BPF program on a trace event fires on all).
+fn open_tracepoint(id: u64) -> Result<i32> {
+    let mut attr = [0u8; PERF_ATTR_SIZE];
+    attr[0..4].copy_from_slice(&PERF_TYPE_TRACEPOINT.to_ne_bytes());
+    attr[4..8].copy_from_slice(&(PERF_ATTR_SIZE as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&id.to_ne_bytes()); // config
+    attr[16..24].copy_from_slice(&1u64.to_ne_bytes()); // sample_period
+    attr[48..52].copy_from_slice(&1u32.to_ne_bytes()); // wakeup_events
+                                                       // SAFETY: `attr` is a zeroed perf_event_attr of the size it declares, alive for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr.as_ptr(),
+            -1,
+            0,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("perf_event_open on a kprobe event");
+    }
+    Ok(fd as i32)
+}
+
+/// Attach `prog` as a return probe on `func` through `events`.
+pub fn attach(
+    events: &mut KprobeEvents,
+    prog: &libbpf_rs::ProgramMut<'_>,
+    func: &str,
+) -> Result<Link> {
+    let id = events.add_return_probe(func)?;
+    let fd = open_tracepoint(id)?;
+    // On success the link owns the perf event fd and closes it when dropped.
+    prog.attach_perf_event(fd).map_err(|e| {
+        // SAFETY: `fd` is the perf event fd opened above and owned by nothing else.
+        unsafe { libc::close(fd) };
+        anyhow::Error::new(e).context(format!("attaching the return probe on {func}"))
+    })
+}
+
+/// The kernel function a kretprobe section names: `kretprobe/F` is F, `kretsyscall/S` is the
+/// syscall's x86-64 entry point.
+pub fn target_of(section: &str) -> Option<String> {
+    if let Some(func) = section.strip_prefix("kretprobe/") {
+        return Some(func.to_string());
+    }
+    section
+        .strip_prefix("kretsyscall/")
+        .map(|s| format!("__x64_sys_{s}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_of_sections() {
+        assert_eq!(
+            target_of("kretprobe/ksys_read").as_deref(),
+            Some("ksys_read")
+        );
+        assert_eq!(
+            target_of("kretsyscall/readv").as_deref(),
+            Some("__x64_sys_readv")
+        );
+        assert_eq!(target_of("kprobe/ksys_read"), None);
+        assert_eq!(target_of("tracepoint/syscalls/sys_exit_read"), None);
+    }
+}
