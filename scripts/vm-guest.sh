@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
 # Runs inside a virtme-ng guest (scripts/vm-test.sh): the integration test binaries, once per
-# attach method. Prints one result line per run and a final marker the host checks.
-#   vm-guest.sh "kprobe fentry tracepoint" TEST_BINARY...
+# attach method. Writes its log and a final marker into OUT, a directory shared with the host
+# (more reliable than the guest console).
+#   vm-guest.sh OUT "kprobe fentry tracepoint" TEST_BINARY...
 set -uo pipefail
-methods=$1
-shift
+out=$1
+methods=$2
+shift 2
+log=$out/guest.log
 failures=0
-echo "guest: kernel $(uname -r), $(nproc) CPUs"
+echo "guest: kernel $(uname -r), $(nproc) CPUs" >> "$log"
 for method in $methods; do
     for test in "$@"; do
         name=$(basename "$test" | sed 's/-[0-9a-f]*$//')
         start=$(date +%s)
-        if HTTP_TRACE_TEST_ATTACH=$method "$test" --test-threads=2 > /tmp/vm-test.log 2>&1; then
+        if HTTP_TRACE_TEST_ATTACH=$method "$test" --test-threads=2 > "$out/run.log" 2>&1; then
             result=ok
         else
             result=FAILED
             failures=$((failures + 1))
-            cat /tmp/vm-test.log
+            cat "$out/run.log" >> "$log"
         fi
-        summary=$(grep -E '^test result' /tmp/vm-test.log | tail -1)
-        echo "guest: $(uname -r) $method $name: $result ($(( $(date +%s) - start )) s) $summary"
+        summary=$(grep -E '^test result' "$out/run.log" | tail -1)
+        echo "guest: $(uname -r) $method $name: $result ($(( $(date +%s) - start )) s) $summary" >> "$log"
     done
 done
-echo "VM-GUEST-DONE failures=$failures"
+echo "VM-GUEST-DONE failures=$failures" >> "$log"
 [ "$failures" -eq 0 ]

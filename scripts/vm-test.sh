@@ -34,19 +34,19 @@ for glob in "${globs[@]}"; do
         failed=1
         continue
     fi
-    log=$(mktemp)
+    shared=$(mktemp -d)
     echo "== $(basename "$kernel"): integration tests with $methods"
     set +e
-    timeout 1500 vng --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
-        --exec "$PWD/scripts/vm-guest.sh '$methods' ${tests[*]}" > "$log" 2>&1
+    timeout 1500 vng --run "$kernel" --disable-kvm --memory 2G --cpus 2 --rwdir "$shared" \
+        --exec "$PWD/scripts/vm-guest.sh $shared '$methods' ${tests[*]}" > "$shared/console" 2>&1
     rc=$?
     set -e
-    grep '^guest: ' "$log" || true
-    if [ "$rc" -ne 0 ] || ! grep -q '^VM-GUEST-DONE failures=0' "$log"; then
-        echo "vm-test: $(basename "$kernel") failed (exit $rc); the guest's output:" >&2
-        cat "$log" >&2
+    grep '^guest: ' "$shared/guest.log" 2>/dev/null || true
+    if [ "$rc" -ne 0 ] || ! grep -q '^VM-GUEST-DONE failures=0' "$shared/guest.log" 2>/dev/null; then
+        echo "vm-test: $(basename "$kernel") failed (exit $rc); the guest's log and console:" >&2
+        cat "$shared/guest.log" "$shared/console" >&2 2>/dev/null || true
         failed=1
     fi
-    rm -f "$log"
+    rm -rf "$shared"
 done
 exit "$failed"

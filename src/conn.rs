@@ -133,6 +133,16 @@ pub struct Record {
     pub parsed: Parsed,
 }
 
+impl Record {
+    /// When the message's first byte was received.
+    pub fn ts_ns(&self) -> u64 {
+        match &self.parsed {
+            Parsed::Request(r) => r.ts_ns,
+            Parsed::Malformed { ts_ns, .. } => *ts_ns,
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TrackerStats {
     /// Events that never arrived (sequence numbers given up on).
@@ -174,6 +184,19 @@ impl Tracker {
 
     /// Take one event; records completed by it (and by waiting events it releases) go to `out`.
     pub fn push(&mut self, chunk: &Chunk<&[u8]>, now: Instant, out: &mut Vec<Record>) {
+        log::trace!(
+            "event conn={} seq={} fd={} tid={} {:?}",
+            chunk.conn_id,
+            chunk.seq,
+            chunk.meta.fd,
+            chunk.meta.tid,
+            match &chunk.kind {
+                ChunkKind::Data {
+                    offset, ret, bytes, ..
+                } => format!("data off={offset} ret={ret} len={}", bytes.len()),
+                other => format!("{other:?}"),
+            }
+        );
         let body_limit = self.body_limit;
         let conn = self.conns.entry(chunk.conn_id).or_insert_with(|| Conn {
             meta: chunk.meta,

@@ -152,14 +152,10 @@ impl<W: Write> Printer<W> {
 
     fn print_text(&mut self, rec: &Record) -> io::Result<()> {
         let m = &rec.meta;
-        let ts = match &rec.parsed {
-            Parsed::Request(r) => r.ts_ns,
-            Parsed::Malformed { ts_ns, .. } => *ts_ns,
-        };
         write!(
             self.out,
             "{} {}[{}] fd={} ",
-            time_of_day(self.clock.wall_ns(ts)),
+            time_of_day(self.clock.wall_ns(rec.ts_ns())),
             m.comm.to_string_lossy(),
             m.tgid,
             m.fd

@@ -50,11 +50,14 @@ impl State {
                 log::warn!("skipping a sample: {e}");
             }
         }
-        self.print_records();
     }
 
+    /// Print what a batch of events completed, oldest first: connections' events come through
+    /// different CPUs' buffers, so completion order is not time order.
     fn print_records(&mut self) {
-        for rec in std::mem::take(&mut self.records) {
+        let mut records = std::mem::take(&mut self.records);
+        records.sort_by_key(Record::ts_ns);
+        for rec in records {
             if self.done() {
                 break;
             }
@@ -167,8 +170,8 @@ pub fn run(args: &Args) -> Result<()> {
             let mut records = std::mem::take(&mut s.records);
             s.tracker.expire_gaps(now, &mut records);
             s.records = records;
-            s.print_records();
         }
+        state.borrow_mut().print_records();
         state.borrow_mut().flush();
         if stop.load(Ordering::SeqCst)
             || state.borrow().done()
@@ -241,6 +244,10 @@ fn summary(s: &State, drops: [u64; 4]) -> String {
     extra(
         drops[ht_drop::HT_DROP_READ_FAILED.0 as usize],
         "user-memory reads failed",
+    );
+    extra(
+        drops[ht_drop::HT_DROP_OUTPUT_FAILED.0 as usize].saturating_sub(c.lost_events),
+        "events the kernel could not send",
     );
     extra(c.bad_samples, "undecodable samples");
     line
