@@ -25,9 +25,12 @@ const PERF_ATTR_SIZE: usize = 112;
 /// The kprobe events this process made; removed again on drop.
 pub struct KprobeEvents {
     tracefs: PathBuf,
-    group: String,
+    /// Prefix of this process's event names, which kprobe_profile lists without their group.
+    prefix: String,
     names: Vec<String>,
 }
+
+const GROUP: &str = "http_trace";
 
 impl KprobeEvents {
     pub fn new(tracefs: &Path) -> Result<Self> {
@@ -36,21 +39,21 @@ impl KprobeEvents {
         }
         Ok(Self {
             tracefs: tracefs.to_path_buf(),
-            group: format!("http_trace_{}", std::process::id()),
+            prefix: format!("ht{}_", std::process::id()),
             names: Vec::new(),
         })
     }
 
     /// Make a return probe on `func` with MAXACTIVE instances; returns its tracepoint id.
     fn add_return_probe(&mut self, func: &str) -> Result<u64> {
-        let name = func.trim_start_matches('_').to_string();
-        self.write(&format!("r{MAXACTIVE}:{}/{name} {func}", self.group))
+        let name = format!("{}{}", self.prefix, func.trim_start_matches('_'));
+        self.write(&format!("r{MAXACTIVE}:{GROUP}/{name} {func}"))
             .with_context(|| format!("creating a return probe on {func}"))?;
         self.names.push(name.clone());
         let id_path = self
             .tracefs
             .join("events")
-            .join(&self.group)
+            .join(GROUP)
             .join(&name)
             .join("id");
         let id = std::fs::read_to_string(&id_path)
@@ -68,11 +71,33 @@ impl KprobeEvents {
     }
 }
 
+impl KprobeEvents {
+    /// Returns the kernel could not follow (every instance taken), from kprobe_profile, whose
+    /// lines are "NAME HITS MISSES".
+    pub fn missed(&self) -> u64 {
+        let Ok(profile) = std::fs::read_to_string(self.tracefs.join("kprobe_profile")) else {
+            return 0;
+        };
+        profile
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                match fields.as_slice() {
+                    [name, _hits, misses] if self.names.iter().any(|n| n == name) => {
+                        misses.parse::<u64>().ok()
+                    }
+                    _ => None,
+                }
+            })
+            .sum()
+    }
+}
+
 impl Drop for KprobeEvents {
     fn drop(&mut self) {
         for name in &self.names {
-            if let Err(e) = self.write(&format!("-:{}/{name}", self.group)) {
-                log::warn!("removing kprobe event {}/{name}: {e}", self.group);
+            if let Err(e) = self.write(&format!("-:{GROUP}/{name}")) {
+                log::warn!("removing kprobe event {GROUP}/{name}: {e}");
             }
         }
     }

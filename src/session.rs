@@ -206,11 +206,18 @@ pub fn run(args: &Args) -> Result<()> {
     s.records = records;
     s.print_records();
     s.flush();
-    eprintln!("{}", summary(&s, loader::bpf_drops(&loaded.skel)));
+    eprintln!(
+        "{}",
+        summary(
+            &s,
+            loader::bpf_drops(&loaded.skel),
+            loaded.kretprobe_misses()
+        )
+    );
     Ok(())
 }
 
-fn summary(s: &State, drops: [u64; 4]) -> String {
+fn summary(s: &State, drops: [u64; 4], kretprobe_misses: u64) -> String {
     let c = &s.counts;
     let t = &s.tracker.stats;
     let p = s.tracker.parser_stats();
@@ -249,6 +256,7 @@ fn summary(s: &State, drops: [u64; 4]) -> String {
         drops[ht_drop::HT_DROP_OUTPUT_FAILED.0 as usize].saturating_sub(c.lost_events),
         "events the kernel could not send",
     );
+    extra(kretprobe_misses, "returns missed by kretprobes");
     extra(c.bad_samples, "undecodable samples");
     line
 }

@@ -457,6 +457,18 @@ fn many_threads_blocked_in_receive() {
         assert_eq!(c.responses(1), [200]);
     }
     let out = tracer.stop();
+    if attach_method() == "fentry" {
+        // fexit can miss the return of a blocked receive (another tracer, such as a test running
+        // beside this one, attaching meanwhile): the tracer must say so.
+        assert!(
+            out.stderr
+                .iter()
+                .any(|l| l.contains("auto never picks fentry")),
+            "{:#?}",
+            out.stderr
+        );
+        return;
+    }
     let got = method_targets(&out.requests());
     for b in 0..BUSY {
         let mine: Vec<&str> = got

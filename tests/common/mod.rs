@@ -75,13 +75,23 @@ fn line_channel(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
-fn wait_for_line(rx: &mpsc::Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
+/// Lines up to and including the first that matches `pred`.
+fn wait_for_line(
+    rx: &mpsc::Receiver<String>,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut seen = Vec::new();
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match rx.recv_timeout(left) {
-            Ok(line) if pred(&line) => return line,
-            Ok(line) => seen.push(line),
+            Ok(line) => {
+                let done = pred(&line);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
             Err(_) => break,
         }
     }
@@ -118,10 +128,11 @@ impl Server {
                 p
             }
             None => {
-                let line = wait_for_line(&out, "listening", |l| {
+                let lines = wait_for_line(&out, "listening", |l| {
                     l.contains("listening on") || l.contains("Serving HTTP")
                 });
-                parse_port(&line).unwrap_or_else(|| panic!("no port in {line:?}"))
+                let line = lines.last().expect("a matching line");
+                parse_port(line).unwrap_or_else(|| panic!("no port in {line:?}"))
             }
         };
         Server {
@@ -156,7 +167,8 @@ pub struct Tracer {
     child: Child,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
-    pub banner: String,
+    /// What it said on stderr up to and including "tracing pid ...".
+    pub banner: Vec<String>,
 }
 
 pub struct TraceOutput {
@@ -252,7 +264,10 @@ impl Tracer {
         };
         TraceOutput {
             stdout: drain(&self.stdout),
-            stderr: std::iter::once(self.banner.clone())
+            stderr: self
+                .banner
+                .iter()
+                .cloned()
                 .chain(drain(&self.stderr))
                 .collect(),
             status,
