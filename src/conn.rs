@@ -68,8 +68,9 @@ pub struct Chunk<B> {
     pub kind: ChunkKind<B>,
 }
 
-impl Chunk<&[u8]> {
-    fn to_owned_chunk(&self) -> Chunk<Vec<u8>> {
+impl<B> Chunk<B> {
+    /// The same event with its bytes converted by `f`.
+    fn map_bytes<'a, C>(&'a self, f: impl FnOnce(&'a B) -> C) -> Chunk<C> {
         Chunk {
             conn_id: self.conn_id,
             seq: self.seq,
@@ -90,36 +91,7 @@ impl Chunk<&[u8]> {
                     offset: *offset,
                     ret: *ret,
                     last: *last,
-                    bytes: bytes.to_vec(),
-                },
-            },
-        }
-    }
-}
-
-impl Chunk<Vec<u8>> {
-    fn as_borrowed(&self) -> Chunk<&[u8]> {
-        Chunk {
-            conn_id: self.conn_id,
-            seq: self.seq,
-            ts_ns: self.ts_ns,
-            meta: self.meta,
-            kind: match &self.kind {
-                ChunkKind::Accept => ChunkKind::Accept,
-                ChunkKind::Found { consumed } => ChunkKind::Found {
-                    consumed: *consumed,
-                },
-                ChunkKind::Close => ChunkKind::Close,
-                ChunkKind::Data {
-                    offset,
-                    ret,
-                    last,
-                    bytes,
-                } => ChunkKind::Data {
-                    offset: *offset,
-                    ret: *ret,
-                    last: *last,
-                    bytes: bytes.as_slice(),
+                    bytes: f(bytes),
                 },
             },
         }
@@ -211,7 +183,8 @@ impl Tracker {
             return; // already given up on as lost
         }
         if chunk.seq > conn.next_seq {
-            conn.pending.insert(chunk.seq, chunk.to_owned_chunk());
+            conn.pending
+                .insert(chunk.seq, chunk.map_bytes(|b| b.to_vec()));
             conn.gap_since.get_or_insert(now);
             return;
         }
@@ -284,7 +257,12 @@ impl Tracker {
                 break;
             }
             let chunk = entry.remove();
-            if apply(conn, &chunk.as_borrowed(), &mut self.stats, out) {
+            if apply(
+                conn,
+                &chunk.map_bytes(|b| b.as_slice()),
+                &mut self.stats,
+                out,
+            ) {
                 self.remove(id, out);
                 return;
             }

@@ -15,9 +15,9 @@ use crate::skel::{HttpTraceSkel, HttpTraceSkelBuilder};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AttachMode {
     Auto,
-    Fentry,
     Kprobe,
     Tracepoint,
+    Fentry,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

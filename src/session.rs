@@ -166,10 +166,8 @@ pub fn run(args: &Args) -> Result<()> {
         if state.borrow().tracker.has_gaps() {
             // A missing event may sit in a CPU buffer that did not signal yet: drain them all.
             perf.consume().context("draining the perf buffer")?;
-            let mut s = state.borrow_mut();
-            let mut records = std::mem::take(&mut s.records);
-            s.tracker.expire_gaps(now, &mut records);
-            s.records = records;
+            let s = &mut *state.borrow_mut();
+            s.tracker.expire_gaps(now, &mut s.records);
         }
         state.borrow_mut().print_records();
         state.borrow_mut().flush();
@@ -201,9 +199,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     drop(perf);
     let mut s = state.into_inner();
-    let mut records = std::mem::take(&mut s.records);
-    s.tracker.finish(&mut records);
-    s.records = records;
+    s.tracker.finish(&mut s.records);
     s.print_records();
     s.flush();
     eprintln!(
