@@ -125,7 +125,7 @@ static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/* A connection event without data (accept, close). */
+/* A connection event without data (accept, found, close). */
 static __always_inline void emit_control(void *ctx, __u64 pid_tgid, __u8 kind, __u8 syscall, __s32 fd,
 					 __s64 ret, struct sock_info *si)
 {
