@@ -37,11 +37,27 @@ impl KprobeEvents {
         if !tracefs.join("kprobe_events").exists() {
             bail!("{} has no kprobe_events", tracefs.display());
         }
-        Ok(Self {
+        let events = Self {
             tracefs: tracefs.to_path_buf(),
             prefix: format!("ht{}_", std::process::id()),
             names: Vec::new(),
-        })
+        };
+        events.remove_stale();
+        Ok(events)
+    }
+
+    /// Remove the events of tracers that died without removing theirs (killed, say).
+    fn remove_stale(&self) {
+        let Ok(list) = std::fs::read_to_string(self.tracefs.join("kprobe_events")) else {
+            return;
+        };
+        for (pid, name) in list.lines().filter_map(our_event) {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                if let Err(e) = self.write(&format!("-:{GROUP}/{name}")) {
+                    log::debug!("removing stale kprobe event {GROUP}/{name}: {e}");
+                }
+            }
+        }
     }
 
     /// Make a return probe on `func` with MAXACTIVE instances; returns its tracepoint id.
@@ -144,6 +160,15 @@ pub fn attach(
     })
 }
 
+/// (pid, name) of an http-trace event in a kprobe_events line ("r4096:http_trace/ht12_f f").
+fn our_event(line: &str) -> Option<(u32, &str)> {
+    let (_, rest) = line.split_once(':')?;
+    let event = rest.split_whitespace().next()?;
+    let name = event.strip_prefix(GROUP)?.strip_prefix('/')?;
+    let (pid, _) = name.strip_prefix("ht")?.split_once('_')?;
+    Some((pid.parse().ok()?, name))
+}
+
 /// The kernel function a kretprobe section names: `kretprobe/F` is F, `kretsyscall/S` is the
 /// syscall's x86-64 entry point.
 pub fn target_of(section: &str) -> Option<String> {
@@ -158,6 +183,17 @@ pub fn target_of(section: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recognises_our_events() {
+        assert_eq!(
+            our_event("r4096:http_trace/ht1234_ksys_read ksys_read"),
+            Some((1234, "ht1234_ksys_read"))
+        );
+        assert_eq!(our_event("r:kprobes/ht1234_ksys_read ksys_read"), None);
+        assert_eq!(our_event("p:http_trace/other ksys_read"), None);
+        assert_eq!(our_event(""), None);
+    }
 
     #[test]
     fn targets_of_sections() {
