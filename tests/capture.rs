@@ -102,16 +102,20 @@ fn check_standard_traffic(server: &Server, out: &TraceOutput) {
     assert!(out.status.success());
 }
 
-fn trace_our_server(recv: &str) {
-    require_root();
-    let server = Server::ours(recv);
+/// Trace `server` while it serves the standard traffic; all of it must be captured, as `comm`.
+fn trace_standard_traffic(server: &Server, comm: &str) {
     let tracer = Tracer::start(&[server.pid()], &[]);
     send_standard_traffic(server.port);
     let out = tracer.stop();
-    check_standard_traffic(&server, &out);
+    check_standard_traffic(server, &out);
     for r in out.requests() {
-        assert_eq!(r["comm"], "http_server");
+        assert_eq!(r["comm"], comm);
     }
+}
+
+fn trace_our_server(recv: &str) {
+    require_root();
+    trace_standard_traffic(&Server::ours(recv), "http_server");
 }
 
 #[test]
@@ -141,11 +145,7 @@ fn node_http_server() {
                   .listen(0, '127.0.0.1', function () { console.log('listening on 127.0.0.1:' + this.address().port); });";
     let mut cmd = Command::new("node");
     cmd.args(["-e", script]);
-    let server = Server::start("node", cmd, None);
-    let tracer = Tracer::start(&[server.pid()], &[]);
-    send_standard_traffic(server.port);
-    let out = tracer.stop();
-    check_standard_traffic(&server, &out);
+    trace_standard_traffic(&Server::start("node", cmd, None), "node");
 }
 
 #[test]
@@ -170,14 +170,7 @@ fn nginx() {
         "-e",
         &dir.join("error.log").to_string_lossy(),
     ]);
-    let server = Server::start("nginx", cmd, Some(port));
-    let tracer = Tracer::start(&[server.pid()], &[]);
-    send_standard_traffic(server.port);
-    let out = tracer.stop();
-    check_standard_traffic(&server, &out);
-    for r in out.requests() {
-        assert_eq!(r["comm"], "nginx");
-    }
+    trace_standard_traffic(&Server::start("nginx", cmd, Some(port)), "nginx");
 }
 
 #[test]
