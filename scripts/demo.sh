@@ -34,5 +34,7 @@ kill -INT "$tracer"
 wait "$tracer" || true
 tracer=
 
-echo "== what http-trace printed"
-cat "$work/trace.err" "$work/trace.out"
+echo "== what http-trace printed (stderr's summary line comes last, as in a terminal)"
+head -n -1 "$work/trace.err"
+cat "$work/trace.out"
+tail -n 1 "$work/trace.err"
