@@ -281,9 +281,7 @@ impl Tracker {
                 self.stats.partial_heads += 1;
             }
             collect(&conn.meta, parsed, out);
-            let s = conn.parser.stats;
-            self.stats.parser.non_http_bytes += s.non_http_bytes;
-            self.stats.parser.resync_bytes += s.resync_bytes;
+            self.stats.parser += conn.parser.stats;
         }
     }
 
@@ -291,8 +289,7 @@ impl Tracker {
     pub fn parser_stats(&self) -> ParserStats {
         let mut total = self.stats.parser;
         for c in self.conns.values() {
-            total.non_http_bytes += c.parser.stats.non_http_bytes;
-            total.resync_bytes += c.parser.stats.resync_bytes;
+            total += c.parser.stats;
         }
         total
     }

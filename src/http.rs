@@ -70,6 +70,13 @@ pub struct ParserStats {
     pub resync_bytes: u64,
 }
 
+impl std::ops::AddAssign for ParserStats {
+    fn add_assign(&mut self, other: Self) {
+        self.non_http_bytes += other.non_http_bytes;
+        self.resync_bytes += other.resync_bytes;
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChunkState {
     /// Reading a chunk-size line.
@@ -212,11 +219,7 @@ impl RequestParser {
 
     fn feed_head<'d>(&mut self, data: &'d [u8], ts_ns: u64, out: &mut Vec<Parsed>) -> &'d [u8] {
         if self.buf.is_empty() {
-            // Empty lines before a request line are allowed (RFC 9112, 2.2).
-            let start = data
-                .iter()
-                .position(|&b| b != b'\r' && b != b'\n')
-                .unwrap_or(data.len());
+            let start = empty_line_bytes(data);
             if start == data.len() {
                 return &[];
             }
@@ -322,11 +325,7 @@ impl RequestParser {
     }
 
     fn drop_leading_empty_lines(&mut self) {
-        let start = self
-            .buf
-            .iter()
-            .position(|&b| b != b'\r' && b != b'\n')
-            .unwrap_or(self.buf.len());
+        let start = empty_line_bytes(&self.buf);
         self.buf.drain(..start);
     }
 
@@ -476,6 +475,15 @@ impl RequestParser {
         }
         &[]
     }
+}
+
+/// How many bytes at the start of `bytes` are empty lines, which may precede a request line
+/// (RFC 9112, 2.2).
+fn empty_line_bytes(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(bytes.len())
 }
 
 enum Sniff {

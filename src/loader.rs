@@ -109,8 +109,8 @@ pub fn preflight(pids: &[u32]) -> Result<()> {
             "permission denied: tracing needs root (or CAP_BPF and CAP_PERFMON); run it with sudo"
         );
     }
-    for pid in pids {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+    for &pid in pids {
+        if !process_alive(pid) {
             bail!("no such process: {pid} (give the PID as the host sees it)");
         }
     }
