@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * http-trace: follow the sockets that tracked processes accept and copy the bytes they receive
- * into a perf event array.
+ * into a BPF ring buffer, or a perf event array where the kernel has no ring buffer.
  *
  * The logic lives in one static function per event (accept returned, receive entered, receive
  * returned, close entered). Below them, thin SEC() wrappers adapt each attach method's context:
@@ -26,6 +26,13 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Bytes kept per syscall (--capture-bytes); the rest is counted, not copied. */
 const volatile __u32 capture_bytes = HT_CHUNK_BYTES;
+/* Send events through the BPF ring buffer (5.8+) rather than the perf event array. */
+const volatile __u8 use_ringbuf = 0;
+/*
+ * Ring buffer only: wake user space once this many bytes wait, not per event; user space also
+ * drains the ring on its own poll timer, so a quiet connection's last event waits at most that.
+ */
+const volatile __u64 wakeup_bytes = 1;
 
 /* Instances only so that the skeleton generates these types for user space. */
 struct ht_event _ht_event = {};
@@ -90,16 +97,40 @@ struct {
 	__type(value, struct ht_data_event);
 } scratch SEC(".maps");
 
+/* Events, on kernels without the ring buffer. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, sizeof(__u32));
 } events SEC(".maps");
 
+/* Events, where the kernel has it; user space sizes it and skips creating it elsewhere. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096 * 1024);
+} ring SEC(".maps");
+
 static __always_inline void count_drop(enum ht_drop what)
 {
 	if (what < HT_DROP_MAX)
 		__sync_fetch_and_add(&drops[what], 1);
+}
+
+/* Send one event; a failure (buffer full) is counted here and, with perf, by user space too. */
+static __always_inline void send_event(void *ctx, void *data, __u64 size)
+{
+	long err;
+
+	if (use_ringbuf) {
+		__u64 waiting = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
+
+		err = bpf_ringbuf_output(&ring, data, size,
+					 waiting + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	} else {
+		err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, data, size);
+	}
+	if (err)
+		count_drop(HT_DROP_OUTPUT_FAILED);
 }
 
 static __always_inline bool tgid_tracked(__u32 tgid)
@@ -133,8 +164,7 @@ static __always_inline void emit_control(void *ctx, __u64 pid_tgid, __u8 kind, _
 
 	fill_header(&h, pid_tgid, kind, syscall, fd, ret, si);
 	h.seq = __sync_fetch_and_add(&si->seq, 1);
-	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &h, sizeof(h)))
-		count_drop(HT_DROP_OUTPUT_FAILED);
+	send_event(ctx, &h, sizeof(h));
 }
 
 /*
@@ -156,8 +186,7 @@ static __always_inline void emit_chunk(void *ctx, struct ht_data_event *e, struc
 	e->hdr.offset = offset;
 	e->hdr.len = (__u32)n;
 	e->hdr.flags = last ? HT_FLAG_LAST : 0;
-	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, e, sizeof(e->hdr) + n))
-		count_drop(HT_DROP_OUTPUT_FAILED);
+	send_event(ctx, e, sizeof(e->hdr) + n);
 }
 
 /*

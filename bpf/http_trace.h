@@ -60,7 +60,7 @@ enum ht_drop {
 	HT_DROP_INFLIGHT_FULL = 1,
 	/* bpf_probe_read_user failed (user page not present). */
 	HT_DROP_READ_FAILED = 2,
-	/* bpf_perf_event_output failed (buffer full); user space also sees it as lost. */
+	/* The event could not be sent (buffer full); with perf, user space also sees it as lost. */
 	HT_DROP_OUTPUT_FAILED = 3,
 	HT_DROP_MAX = 4,
 };

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 
+use crate::buffer::BufferMode;
 use crate::loader::AttachMode;
 use crate::output::Format;
 use crate::skel::types::ht_limits;
@@ -55,7 +56,11 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(0..=16_777_216))]
     pub max_body: u32,
 
-    /// Perf buffer size per CPU, in pages (a power of two)
+    /// How events reach user space: auto uses the BPF ring buffer where the kernel has it (5.8+)
+    #[arg(long, value_enum, default_value_t = BufferMode::Auto)]
+    pub buffer: BufferMode,
+
+    /// Event buffer memory per CPU, in pages (a power of two); the ring takes the total
     #[arg(long, value_name = "PAGES", default_value_t = 512, value_parser = parse_pages)]
     pub buffer_pages: usize,
 }

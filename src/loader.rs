@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
 
+use crate::buffer::{self, BufferKind};
 use crate::kretprobe::{self, KprobeEvents};
 use crate::skel::{HttpTraceSkel, HttpTraceSkelBuilder};
 
@@ -68,6 +69,9 @@ const FENTRY_WARNING: &str = "warning: with fentry, a receive that is blocked wh
 pub struct Config {
     pub pids: Vec<u32>,
     pub capture_bytes: u32,
+    pub buffer: BufferKind,
+    /// The ring's size, when `buffer` is the ring.
+    pub ring_bytes: u32,
 }
 
 pub struct Loaded {
@@ -212,11 +216,19 @@ fn load_with(method: Method, cfg: &Config, forced: bool) -> Result<Attached> {
     let mut open = HttpTraceSkelBuilder::default()
         .open(storage)
         .context("opening the BPF object")?;
-    open.maps
+    let rodata = open
+        .maps
         .rodata_data
         .as_deref_mut()
-        .context("the BPF object has no read-only data section")?
-        .capture_bytes = cfg.capture_bytes;
+        .context("the BPF object has no read-only data section")?;
+    rodata.capture_bytes = cfg.capture_bytes;
+    rodata.use_ringbuf = u8::from(cfg.buffer == BufferKind::Ring);
+    rodata.wakeup_bytes = buffer::wakeup_bytes(cfg.ring_bytes);
+    match cfg.buffer {
+        BufferKind::Ring => open.maps.ring.set_max_entries(cfg.ring_bytes),
+        BufferKind::Perf => open.maps.ring.set_autocreate(false),
+    }
+    .context("setting up the ring buffer map")?;
     for mut prog in open.open_object_mut().progs_mut() {
         let section = prog.section().to_string_lossy().into_owned();
         prog.set_autoload(method.owns_section(&section));
@@ -294,6 +306,34 @@ pub fn bpf_drops(skel: &HttpTraceSkel<'_>) -> [u64; 4] {
         .bss_data
         .as_deref()
         .map_or([0; 4], |bss| bss.drops)
+}
+
+/// Runs of our programs the kernel skipped because another BPF program was running on that CPU
+/// (bpf_prog_info's recursion_misses): their events never existed, so no buffer reports them.
+pub fn kernel_skips(skel: &HttpTraceSkel<'_>) -> u64 {
+    use std::os::fd::{AsFd, AsRawFd};
+    skel.object()
+        .progs()
+        .filter(|p| p.autoload())
+        .map(|p| {
+            let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+            let mut len = std::mem::size_of_val(&info) as u32;
+            // SAFETY: the fd is a loaded program's, `info` is a zeroed bpf_prog_info that lives
+            // across the call, and `len` is its size, so the kernel writes only inside it.
+            let rc = unsafe {
+                libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
+                    p.as_fd().as_raw_fd(),
+                    &mut info,
+                    &mut len,
+                )
+            };
+            if rc == 0 {
+                info.recursion_misses
+            } else {
+                0
+            }
+        })
+        .sum()
 }
 
 /// Whether process `pid` still exists.

@@ -1,5 +1,6 @@
 //! http-trace: show the plaintext HTTP/1.1 traffic of a running process, live, with eBPF.
 
+mod buffer;
 mod cli;
 mod conn;
 mod event;

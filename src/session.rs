@@ -1,4 +1,4 @@
-//! One tracing session: poll the perf buffer, decode, reassemble, print; end on Ctrl-C,
+//! One tracing session: poll the event buffer, decode, reassemble, print; end on Ctrl-C,
 //! --duration, --count or when every traced process is gone; then print the summary.
 
 use std::cell::RefCell;
@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use libbpf_rs::PerfBufferBuilder;
 
+use crate::buffer::{self, EventBuffer};
 use crate::cli::Args;
 use crate::conn::{Record, Tracker};
 use crate::event;
@@ -100,9 +100,12 @@ impl State {
 pub fn run(args: &Args) -> Result<()> {
     loader::preflight(&args.pids)?;
     loader::route_libbpf_log();
+    let cpus = libbpf_rs::num_possible_cpus().context("counting the CPUs")?;
     let cfg = Config {
         pids: args.pids.clone(),
         capture_bytes: args.capture_bytes,
+        buffer: buffer::resolve(args.buffer)?,
+        ring_bytes: buffer::ring_bytes(args.buffer_pages, cpus),
     };
     let loaded = loader::load(args.attach, &cfg)?;
     if !loaded.fallbacks.is_empty() {
@@ -134,12 +137,13 @@ pub fn run(args: &Args) -> Result<()> {
         remaining: args.count,
         output_closed: false,
     });
-    let perf = PerfBufferBuilder::new(&loaded.skel.maps.events)
-        .pages(args.buffer_pages)
-        .sample_cb(|_cpu, data: &[u8]| state.borrow_mut().on_sample(data))
-        .lost_cb(|_cpu, n| state.borrow_mut().counts.lost_events += n)
-        .build()
-        .context("creating the perf buffer")?;
+    let events = EventBuffer::open(
+        &loaded.skel,
+        cfg.buffer,
+        args.buffer_pages,
+        |data| state.borrow_mut().on_sample(data),
+        |n| state.borrow_mut().counts.lost_events += n,
+    )?;
     for warning in &loaded.warnings {
         eprintln!("http-trace: {warning}");
     }
@@ -157,15 +161,11 @@ pub fn run(args: &Args) -> Result<()> {
     let mut alive: Vec<u32> = args.pids.clone();
     let mut next_liveness = Instant::now() + LIVENESS_INTERVAL;
     loop {
-        match perf.poll(POLL_INTERVAL) {
-            Ok(()) => {}
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).context("polling the perf buffer"),
-        }
+        events.poll(POLL_INTERVAL)?;
         let now = Instant::now();
         if state.borrow().tracker.has_gaps() {
             // A missing event may sit in a CPU buffer that did not signal yet: drain them all.
-            perf.consume().context("draining the perf buffer")?;
+            events.consume()?;
             let s = &mut *state.borrow_mut();
             s.tracker.expire_gaps(now, &mut s.records);
         }
@@ -194,26 +194,39 @@ pub fn run(args: &Args) -> Result<()> {
     }
 
     // Take what is still buffered, then report what is pending.
-    if let Err(e) = perf.consume() {
-        log::warn!("draining the perf buffer at exit: {e}");
+    if let Err(e) = events.consume() {
+        log::warn!("{e:#}");
     }
-    drop(perf);
+    drop(events);
     let mut s = state.into_inner();
     s.tracker.finish(&mut s.records);
     s.print_records();
     s.flush();
-    eprintln!(
-        "{}",
-        summary(
-            &s,
-            loader::bpf_drops(&loaded.skel),
-            loaded.kretprobe_misses()
-        )
-    );
+    let drops = loader::bpf_drops(&loaded.skel);
+    // BPF counts every event it could not send. Perf reports the same events only when its next
+    // event fits, so after the last one it never does; the ring has no lost callback at all.
+    s.counts.lost_events = s
+        .counts
+        .lost_events
+        .max(drops[ht_drop::HT_DROP_OUTPUT_FAILED.0 as usize]);
+    let kernel = KernelCounts {
+        drops,
+        kretprobe_misses: loaded.kretprobe_misses(),
+        skipped_runs: loader::kernel_skips(&loaded.skel),
+    };
+    eprintln!("{}", summary(&s, &kernel));
     Ok(())
 }
 
-fn summary(s: &State, drops: [u64; 4], kretprobe_misses: u64) -> String {
+/// What the kernel side counted.
+struct KernelCounts {
+    drops: [u64; 4],
+    kretprobe_misses: u64,
+    skipped_runs: u64,
+}
+
+fn summary(s: &State, k: &KernelCounts) -> String {
+    let drops = k.drops;
     let c = &s.counts;
     let t = &s.tracker.stats;
     let p = s.tracker.parser_stats();
@@ -248,11 +261,11 @@ fn summary(s: &State, drops: [u64; 4], kretprobe_misses: u64) -> String {
         drops[ht_drop::HT_DROP_READ_FAILED.0 as usize],
         "user-memory reads failed",
     );
+    extra(k.kretprobe_misses, "returns missed by kretprobes");
     extra(
-        drops[ht_drop::HT_DROP_OUTPUT_FAILED.0 as usize].saturating_sub(c.lost_events),
-        "events the kernel could not send",
+        k.skipped_runs,
+        "probe runs the kernel skipped (another BPF program was running)",
     );
-    extra(kretprobe_misses, "returns missed by kretprobes");
     extra(c.bad_samples, "undecodable samples");
     line
 }

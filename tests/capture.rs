@@ -476,3 +476,65 @@ fn many_threads_blocked_in_receive() {
     assert_eq!(idle_done, IDLE, "stderr: {:#?}", out.stderr);
     out.assert_summary(IDLE + BUSY * PER_BUSY);
 }
+
+/// With the tracer stopped (SIGSTOP) and a small buffer, the events of most requests cannot be
+/// sent: every request must be either captured, intact, or counted as lost.
+fn overflow_is_counted(buffer: &str) {
+    require_root();
+    const SENT: usize = 3000;
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(
+        &[server.pid()],
+        &["--buffer", buffer, "--buffer-pages", "8"],
+    );
+    // SAFETY: kill has no memory-safety preconditions; the pid is our live child.
+    unsafe { libc::kill(tracer.pid() as i32, libc::SIGSTOP) };
+    let mut client = Client::connect(server.port);
+    for i in 0..SENT {
+        let req = format!("GET /o/{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(client.send(&[req.as_bytes()]).responses(1), [200]);
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(tracer.pid() as i32, libc::SIGCONT) };
+    let out = tracer.stop();
+    let targets: Vec<String> = by_time(out.requests())
+        .iter()
+        .map(|r| r["target"].as_str().expect("target").to_string())
+        .collect();
+    // What was captured is in order, without duplicates, and each one is a request we sent.
+    let mut last = None;
+    for t in &targets {
+        let i: usize = t
+            .strip_prefix("/o/")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a target we sent: {t}"));
+        assert!(last < Some(i), "{t} out of order or twice");
+        last = Some(i);
+    }
+    let summary = out.summary();
+    let lost: usize = summary
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" events lost"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lost count in {summary}"));
+    assert!(targets.len() < SENT, "the buffer never filled: {summary}");
+    assert!(
+        targets.len() + lost >= SENT,
+        "{} captured + {lost} lost < {SENT} sent: {summary}",
+        targets.len()
+    );
+    assert!(
+        summary.starts_with(&format!("http-trace: {} requests captured", targets.len())),
+        "{summary}"
+    );
+}
+
+#[test]
+fn ring_buffer_overflow_is_counted() {
+    overflow_is_counted("ring");
+}
+
+#[test]
+fn perf_buffer_overflow_is_counted() {
+    overflow_is_counted("perf");
+}
