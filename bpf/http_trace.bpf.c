@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * http-trace: follow the sockets that tracked processes accept and copy the bytes they receive
- * into a BPF ring buffer, or a perf event array where the kernel has no ring buffer.
+ * http-trace: follow the TCP sockets that tracked processes accept, connect or use, and copy the
+ * bytes they receive and send into a BPF ring buffer, or a perf event array where the kernel has
+ * no ring buffer.
  *
- * The logic lives in one static function per event (accept returned, receive entered, receive
- * returned, close entered). Below them, thin SEC() wrappers adapt each attach method's context:
- * kprobes (the product card's design), fentry/fexit, and syscall tracepoints (kernels without
- * kprobes). User space picks a method by turning autoload off for the other methods' programs.
+ * The logic lives in one static function per event (accept returned, connect entered and
+ * returned, receive or send entered and returned, close entered, process exited, forked). Below
+ * them, thin SEC() wrappers adapt each attach method's context: kprobes (the product card's
+ * design), fentry/fexit, and syscall tracepoints (kernels without kprobes). User space picks a method by turning autoload off for the other methods' programs.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "http_trace.h"
@@ -23,6 +25,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define IPPROTO_TCP 6
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
+#define EINPROGRESS 115
 
 /* Bytes kept per syscall (--capture-bytes); the rest is counted, not copied. */
 const volatile __u32 capture_bytes = HT_CHUNK_BYTES;
@@ -34,8 +37,12 @@ const volatile __u8 use_ringbuf = 0;
  */
 const volatile __u64 wakeup_bytes = 1;
 
+/* Follow the processes that tracked processes fork (--no-children turns it off). */
+const volatile __u8 follow_children = 1;
+
 /* Instances only so that the skeleton generates these types for user space. */
 struct ht_event _ht_event = {};
+struct ht_conn_event _ht_conn_event = {};
 enum ht_limits _ht_limits = 0;
 enum ht_event_kind _ht_event_kind = 0;
 enum ht_syscall _ht_syscall = 0;
@@ -57,14 +64,15 @@ struct sock_info {
 	__u64 seq; /* next event sequence number of this connection */
 };
 
-/* A receive in flight on a tracked socket, from syscall entry to return, per thread. */
+/* A syscall in flight on a tracked socket, from entry to return, per thread. */
 struct inflight {
 	__u64 buf;     /* user buffer, or the iovec array when vectored */
-	__u64 conn_id;
+	__u64 conn_id; /* 0 for connect: the socket is not tracked yet */
 	__s32 fd;
 	__u32 iovcnt;
 	__u8 syscall;
-	__u8 pad[7];
+	__u8 direction;
+	__u8 pad[6];
 };
 
 /* Processes to trace (tgid), filled by user space from --pid. */
@@ -139,10 +147,11 @@ static __always_inline bool tgid_tracked(__u32 tgid)
 }
 
 static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8 kind, __u8 syscall,
-					__s32 fd, __s64 ret, const struct sock_info *si)
+					__s32 fd, __s64 ret, __u64 conn_id)
 {
 	h->ts_ns = bpf_ktime_get_ns();
-	h->conn_id = si->conn_id;
+	h->conn_id = conn_id;
+	h->seq = 0;
 	h->ret = ret;
 	h->tgid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
@@ -156,14 +165,23 @@ static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/* A connection event without data (accept, found, close). */
+/* A connection event without data (close). */
 static __always_inline void emit_control(void *ctx, __u64 pid_tgid, __u8 kind, __u8 syscall, __s32 fd,
 					 __s64 ret, struct sock_info *si)
 {
 	struct ht_event h;
 
-	fill_header(&h, pid_tgid, kind, syscall, fd, ret, si);
+	fill_header(&h, pid_tgid, kind, syscall, fd, ret, si->conn_id);
 	h.seq = __sync_fetch_and_add(&si->seq, 1);
+	send_event(ctx, &h, sizeof(h));
+}
+
+/* A process event (exit, fork): it belongs to no connection. */
+static __always_inline void emit_process(void *ctx, __u32 tgid, __u8 kind, __s64 ret)
+{
+	struct ht_event h;
+
+	fill_header(&h, (__u64)tgid << 32 | tgid, kind, HT_SYS_NONE, -1, ret, 0);
 	send_event(ctx, &h, sizeof(h));
 }
 
@@ -211,11 +229,12 @@ static __always_inline void emit_segment(void *ctx, struct ht_data_event *e, str
 }
 
 /*
- * Copy the `ret` bytes a receive returned, up to capture_bytes. `vectored` (readv, recvmsg) is a
- * constant of each exit wrapper: `in->buf` is then an iovec array.
+ * Copy the `ret` bytes a receive or send moved, up to capture_bytes. `vectored` (readv, writev,
+ * recvmsg, sendmsg) is a constant of each return wrapper: `in->buf` is then an iovec array.
+ * sendfile's bytes are not in user memory: one empty event says how many there were.
  */
-static __always_inline void emit_received(void *ctx, __u64 pid_tgid, const struct inflight *in, long ret,
-					  bool vectored)
+static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct inflight *in, long ret,
+				      bool vectored)
 {
 	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = in->fd };
 	const struct iovec *iov = (const struct iovec *)in->buf;
@@ -225,11 +244,18 @@ static __always_inline void emit_received(void *ctx, __u64 pid_tgid, const struc
 
 	si = bpf_map_lookup_elem(&sockets, &key);
 	if (!si || si->conn_id != in->conn_id)
-		return; /* closed (and maybe reused) while the receive was in flight */
+		return; /* closed (and maybe reused) while the syscall was in flight */
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return;
-	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, in->syscall, in->fd, ret, si);
+	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, in->syscall, in->fd, ret, si->conn_id);
+	e->hdr.direction = in->direction;
+	if (in->syscall == HT_SYS_SENDFILE) {
+		e->hdr.seq = __sync_fetch_and_add(&si->seq, 1);
+		e->hdr.flags = HT_FLAG_LAST | HT_FLAG_NO_DATA;
+		send_event(ctx, e, sizeof(e->hdr));
+		return;
+	}
 	keep = ret < capture_bytes ? ret : capture_bytes;
 
 	if (!vectored) {
@@ -292,15 +318,26 @@ static __always_inline __u64 tcp_bytes_consumed(struct sock *sk)
 	return BPF_CORE_READ(tp, bytes_received) - unread;
 }
 
+/* Bytes of the stream the process has already written: acknowledged, plus still queued. */
+static __always_inline __u64 tcp_bytes_written(struct sock *sk)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u32 unacked = BPF_CORE_READ(tp, write_seq) - BPF_CORE_READ(tp, snd_una);
+
+	return BPF_CORE_READ(tp, bytes_acked) + unacked;
+}
+
 /*
- * Start following a socket; `kind` says whether it was accepted or found already open. `ret` goes
- * into the event: the new fd for an accept, the bytes already read for a found socket.
+ * Start following a socket; `kind` says how it was found (accepted, connected, already open).
+ * `ret` goes into the event: the new fd for an accept, the connect's result, or the bytes
+ * already read for a found socket.
  */
-static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd, __u8 kind,
-						      __u8 syscall, __s64 ret)
+static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd, struct sock *sk,
+						      __u8 kind, __u8 syscall, __s64 ret)
 {
 	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	struct sock_info si = {}, *tracked;
+	struct ht_conn_event c = {};
 
 	si.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
 	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
@@ -308,8 +345,23 @@ static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid,
 		return NULL;
 	}
 	tracked = bpf_map_lookup_elem(&sockets, &key);
-	if (tracked)
-		emit_control(ctx, pid_tgid, kind, syscall, fd, ret, tracked);
+	if (!tracked)
+		return NULL;
+	fill_header(&c.hdr, pid_tgid, kind, syscall, fd, ret, tracked->conn_id);
+	c.hdr.seq = __sync_fetch_and_add(&tracked->seq, 1);
+	c.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	c.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	c.rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (c.family == AF_INET) {
+		BPF_CORE_READ_INTO(&c.laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(&c.raddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&c.laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&c.raddr, sk, __sk_common.skc_v6_daddr);
+	}
+	if (kind == HT_EV_FOUND)
+		c.sent_before = tcp_bytes_written(sk);
+	send_event(ctx, &c, sizeof(c));
 	return tracked;
 }
 
@@ -317,23 +369,72 @@ static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid,
 static __always_inline int on_accept_return(void *ctx, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct sock *sk;
 
 	if (ret < 0 || !tgid_tracked(pid_tgid >> 32))
 		return 0;
-	track_socket(ctx, pid_tgid, ret, HT_EV_ACCEPT, HT_SYS_ACCEPT, ret);
+	sk = tcp_sock_of_fd(ret);
+	if (sk)
+		track_socket(ctx, pid_tgid, ret, sk, HT_EV_ACCEPT, HT_SYS_ACCEPT, ret);
+	return 0;
+}
+
+static __always_inline void stash(__u64 pid_tgid, __s32 fd, __u64 buf, __u32 iovcnt, __u8 syscall,
+				  __u8 direction, __u64 conn_id)
+{
+	struct inflight in = {};
+
+	in.buf = buf;
+	in.conn_id = conn_id;
+	in.fd = fd;
+	in.iovcnt = iovcnt;
+	in.syscall = syscall;
+	in.direction = direction;
+	if (bpf_map_update_elem(&inflight, &pid_tgid, &in, BPF_ANY))
+		count_drop(HT_DROP_INFLIGHT_FULL);
+}
+
+/* Event: connect(2) entered; whether the socket is TCP is known once it returns. */
+static __always_inline int on_connect_enter(void *ctx, __s32 fd)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (tgid_tracked(pid_tgid >> 32))
+		stash(pid_tgid, fd, 0, 0, HT_SYS_CONNECT, HT_DIR_OUT, 0);
+	return 0;
+}
+
+/* Event: connect(2) returned; a non-blocking one that is under way counts as connected. */
+static __always_inline int on_connect_return(void *ctx, long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct inflight *in;
+	struct sock *sk;
+	__s32 fd;
+
+	in = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	if (!in)
+		return 0;
+	fd = in->fd;
+	bpf_map_delete_elem(&inflight, &pid_tgid);
+	if (ret != 0 && ret != -EINPROGRESS)
+		return 0;
+	sk = tcp_sock_of_fd(fd);
+	if (sk)
+		track_socket(ctx, pid_tgid, fd, sk, HT_EV_CONNECT, HT_SYS_CONNECT, ret);
 	return 0;
 }
 
 /*
- * Event: a receive syscall entered; remember where its bytes will land. A TCP socket not seen
- * being accepted (open before tracing started, or accepted by a call already in flight, which a
+ * Event: a receive or send syscall entered; remember where its bytes are. A TCP socket not seen
+ * being opened (open before tracing started, or opened by a call already in flight, which a
  * return probe attached meanwhile never sees) is followed from here on.
  */
-static __always_inline int on_recv_enter(void *ctx, __s32 fd, __u64 buf, __u32 iovcnt, __u8 syscall)
+static __always_inline int on_io_enter(void *ctx, __s32 fd, __u64 buf, __u32 iovcnt, __u8 syscall,
+				       __u8 direction)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
-	struct inflight in = {};
 	struct sock_info *si;
 	struct sock *sk;
 
@@ -341,21 +442,15 @@ static __always_inline int on_recv_enter(void *ctx, __s32 fd, __u64 buf, __u32 i
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &key);
 	if (!si && (sk = tcp_sock_of_fd(fd)))
-		si = track_socket(ctx, pid_tgid, fd, HT_EV_FOUND, syscall, tcp_bytes_consumed(sk));
-	if (!si)
-		return 0;
-	in.buf = buf;
-	in.conn_id = si->conn_id;
-	in.fd = fd;
-	in.iovcnt = iovcnt;
-	in.syscall = syscall;
-	if (bpf_map_update_elem(&inflight, &pid_tgid, &in, BPF_ANY))
-		count_drop(HT_DROP_INFLIGHT_FULL);
+		si = track_socket(ctx, pid_tgid, fd, sk, HT_EV_FOUND, syscall, tcp_bytes_consumed(sk));
+	if (si)
+		stash(pid_tgid, fd, buf, iovcnt, syscall, direction, si->conn_id);
 	return 0;
 }
 
-/* recvmsg(2) passes its iovecs inside a user msghdr. */
-static __always_inline int on_recvmsg_enter(void *ctx, __s32 fd, const struct user_msghdr *msg)
+/* recvmsg(2) and sendmsg(2) pass their iovecs inside a user msghdr. */
+static __always_inline int on_msg_enter(void *ctx, __s32 fd, const struct user_msghdr *msg, __u8 syscall,
+					__u8 direction)
 {
 	struct user_msghdr m;
 
@@ -365,11 +460,11 @@ static __always_inline int on_recvmsg_enter(void *ctx, __s32 fd, const struct us
 		count_drop(HT_DROP_READ_FAILED);
 		return 0;
 	}
-	return on_recv_enter(ctx, fd, (__u64)m.msg_iov, m.msg_iovlen, HT_SYS_RECVMSG);
+	return on_io_enter(ctx, fd, (__u64)m.msg_iov, m.msg_iovlen, syscall, direction);
 }
 
-/* Event: a receive syscall returned `ret` bytes (or an error). */
-static __always_inline int on_recv_return(void *ctx, long ret, bool vectored)
+/* Event: a receive or send syscall returned `ret` bytes (or an error). */
+static __always_inline int on_io_return(void *ctx, long ret, bool vectored)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct inflight *in, copy;
@@ -379,8 +474,8 @@ static __always_inline int on_recv_return(void *ctx, long ret, bool vectored)
 		return 0;
 	copy = *in;
 	bpf_map_delete_elem(&inflight, &pid_tgid);
-	if (ret > 0)
-		emit_received(ctx, pid_tgid, &copy, ret, vectored);
+	if (ret > 0 && copy.conn_id)
+		emit_data(ctx, pid_tgid, &copy, ret, vectored);
 	return 0;
 }
 
@@ -401,6 +496,47 @@ static __always_inline int on_close_enter(void *ctx, __s32 fd)
 	return 0;
 }
 
+/* Event: a task exited. When it was the last thread of a tracked process, say so. */
+static __always_inline int on_task_exit(void *ctx, struct task_struct *task)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+
+	if (!tgid_tracked(tgid) || BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+	bpf_map_delete_elem(&tracked_tgids, &tgid);
+	emit_process(ctx, tgid, HT_EV_EXIT, 0);
+	return 0;
+}
+
+/* Event: a task forked. A new process of a tracked one is tracked too (threads already are). */
+static __always_inline int on_fork(void *ctx, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u8 one = 1;
+
+	if (!follow_children || ctgid == ptgid || !tgid_tracked(ptgid))
+		return 0;
+	if (bpf_map_update_elem(&tracked_tgids, &ctgid, &one, BPF_ANY))
+		return 0;
+	emit_process(ctx, ptgid, HT_EV_FORK, ctgid);
+	return 0;
+}
+
+/* ---- Every method: process lifetime, through raw tracepoints ---- */
+
+SEC("raw_tp/sched_process_exit")
+int raw_tp_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	return on_task_exit(ctx, (struct task_struct *)ctx->args[0]);
+}
+
+SEC("raw_tp/sched_process_fork")
+int raw_tp_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	return on_fork(ctx, (struct task_struct *)ctx->args[0], (struct task_struct *)ctx->args[1]);
+}
+
 /* ---- Attach method: kprobes ---- */
 
 SEC("kretprobe/__sys_accept4")
@@ -409,52 +545,124 @@ int BPF_KRETPROBE(kretprobe_accept4, int ret)
 	return on_accept_return(ctx, ret);
 }
 
+SEC("kprobe/__sys_connect")
+int BPF_KPROBE(kprobe_connect, int fd)
+{
+	return on_connect_enter(ctx, fd);
+}
+
+SEC("kretprobe/__sys_connect")
+int BPF_KRETPROBE(kretprobe_connect, int ret)
+{
+	return on_connect_return(ctx, ret);
+}
+
 SEC("kprobe/ksys_read")
 int BPF_KPROBE(kprobe_read, unsigned int fd, char *buf)
 {
-	return on_recv_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ, HT_DIR_IN);
 }
 
 SEC("kretprobe/ksys_read")
 int BPF_KRETPROBE(kretprobe_read, long ret)
 {
-	return on_recv_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("ksyscall/readv")
 int BPF_KSYSCALL(kprobe_readv, unsigned long fd, const struct iovec *vec, unsigned long vlen)
 {
-	return on_recv_enter(ctx, fd, (__u64)vec, vlen, HT_SYS_READV);
+	return on_io_enter(ctx, fd, (__u64)vec, vlen, HT_SYS_READV, HT_DIR_IN);
 }
 
 SEC("kretsyscall/readv")
 int BPF_KRETPROBE(kretprobe_readv, long ret)
 {
-	return on_recv_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true);
 }
 
 SEC("kprobe/__sys_recvfrom")
 int BPF_KPROBE(kprobe_recvfrom, int fd, void *buf)
 {
-	return on_recv_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM, HT_DIR_IN);
 }
 
 SEC("kretprobe/__sys_recvfrom")
 int BPF_KRETPROBE(kretprobe_recvfrom, long ret)
 {
-	return on_recv_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("kprobe/__sys_recvmsg")
 int BPF_KPROBE(kprobe_recvmsg, int fd, struct user_msghdr *msg)
 {
-	return on_recvmsg_enter(ctx, fd, msg);
+	return on_msg_enter(ctx, fd, msg, HT_SYS_RECVMSG, HT_DIR_IN);
 }
 
 SEC("kretprobe/__sys_recvmsg")
 int BPF_KRETPROBE(kretprobe_recvmsg, long ret)
 {
-	return on_recv_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true);
+}
+
+SEC("kprobe/ksys_write")
+int BPF_KPROBE(kprobe_write, unsigned int fd, const char *buf)
+{
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_WRITE, HT_DIR_OUT);
+}
+
+SEC("kretprobe/ksys_write")
+int BPF_KRETPROBE(kretprobe_write, long ret)
+{
+	return on_io_return(ctx, ret, false);
+}
+
+SEC("ksyscall/writev")
+int BPF_KSYSCALL(kprobe_writev, unsigned long fd, const struct iovec *vec, unsigned long vlen)
+{
+	return on_io_enter(ctx, fd, (__u64)vec, vlen, HT_SYS_WRITEV, HT_DIR_OUT);
+}
+
+SEC("kretsyscall/writev")
+int BPF_KRETPROBE(kretprobe_writev, long ret)
+{
+	return on_io_return(ctx, ret, true);
+}
+
+SEC("kprobe/__sys_sendto")
+int BPF_KPROBE(kprobe_sendto, int fd, void *buf)
+{
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_SENDTO, HT_DIR_OUT);
+}
+
+SEC("kretprobe/__sys_sendto")
+int BPF_KRETPROBE(kretprobe_sendto, long ret)
+{
+	return on_io_return(ctx, ret, false);
+}
+
+SEC("kprobe/__sys_sendmsg")
+int BPF_KPROBE(kprobe_sendmsg, int fd, struct user_msghdr *msg)
+{
+	return on_msg_enter(ctx, fd, msg, HT_SYS_SENDMSG, HT_DIR_OUT);
+}
+
+SEC("kretprobe/__sys_sendmsg")
+int BPF_KRETPROBE(kretprobe_sendmsg, long ret)
+{
+	return on_io_return(ctx, ret, true);
+}
+
+SEC("ksyscall/sendfile64")
+int BPF_KSYSCALL(kprobe_sendfile, int out_fd)
+{
+	return on_io_enter(ctx, out_fd, 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT);
+}
+
+SEC("kretsyscall/sendfile64")
+int BPF_KRETPROBE(kretprobe_sendfile, long ret)
+{
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("ksyscall/close")
@@ -465,9 +673,9 @@ int BPF_KSYSCALL(kprobe_close, unsigned int fd)
 
 /*
  * ---- Attach method: fentry/fexit ----
- * BPF trampolines: no per-call trap and, unlike kretprobes, no limit on calls in flight. readv and
- * close have no internal function that is safe from inlining, so they hook the x86-64 syscall
- * entry points, whose only argument is the saved user registers.
+ * BPF trampolines: no per-call trap and, unlike kretprobes, no limit on calls in flight. Syscalls
+ * without an internal function that is safe from inlining hook the x86-64 syscall entry points,
+ * whose only argument is the saved user registers.
  */
 
 SEC("fexit/__sys_accept4")
@@ -476,54 +684,128 @@ int BPF_PROG(fexit_accept4, int fd, struct sockaddr *addr, int *addrlen, int fla
 	return on_accept_return(ctx, ret);
 }
 
+SEC("fentry/__sys_connect")
+int BPF_PROG(fentry_connect, int fd)
+{
+	return on_connect_enter(ctx, fd);
+}
+
+SEC("fexit/__sys_connect")
+int BPF_PROG(fexit_connect, int fd, struct sockaddr *addr, int addrlen, int ret)
+{
+	return on_connect_return(ctx, ret);
+}
+
 SEC("fentry/ksys_read")
 int BPF_PROG(fentry_read, unsigned int fd, char *buf)
 {
-	return on_recv_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ, HT_DIR_IN);
 }
 
 SEC("fexit/ksys_read")
 int BPF_PROG(fexit_read, unsigned int fd, char *buf, size_t count, long ret)
 {
-	return on_recv_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__x64_sys_readv")
 int BPF_PROG(fentry_readv, const struct pt_regs *regs)
 {
-	return on_recv_enter(ctx, regs->di, regs->si, regs->dx, HT_SYS_READV);
+	return on_io_enter(ctx, regs->di, regs->si, regs->dx, HT_SYS_READV, HT_DIR_IN);
 }
 
 SEC("fexit/__x64_sys_readv")
 int BPF_PROG(fexit_readv, const struct pt_regs *regs, long ret)
 {
-	return on_recv_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true);
 }
 
 SEC("fentry/__sys_recvfrom")
 int BPF_PROG(fentry_recvfrom, int fd, void *buf)
 {
-	return on_recv_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM, HT_DIR_IN);
 }
 
 SEC("fexit/__sys_recvfrom")
 int BPF_PROG(fexit_recvfrom, int fd, void *buf, size_t size, unsigned int flags, struct sockaddr *addr,
 	     int *addrlen, long ret)
 {
-	return on_recv_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__sys_recvmsg")
 int BPF_PROG(fentry_recvmsg, int fd, struct user_msghdr *msg)
 {
-	return on_recvmsg_enter(ctx, fd, msg);
+	return on_msg_enter(ctx, fd, msg, HT_SYS_RECVMSG, HT_DIR_IN);
 }
 
 SEC("fexit/__sys_recvmsg")
 int BPF_PROG(fexit_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags, bool forbid_cmsg_compat,
 	     long ret)
 {
-	return on_recv_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true);
+}
+
+SEC("fentry/ksys_write")
+int BPF_PROG(fentry_write, unsigned int fd, const char *buf)
+{
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_WRITE, HT_DIR_OUT);
+}
+
+SEC("fexit/ksys_write")
+int BPF_PROG(fexit_write, unsigned int fd, const char *buf, size_t count, long ret)
+{
+	return on_io_return(ctx, ret, false);
+}
+
+SEC("fentry/__x64_sys_writev")
+int BPF_PROG(fentry_writev, const struct pt_regs *regs)
+{
+	return on_io_enter(ctx, regs->di, regs->si, regs->dx, HT_SYS_WRITEV, HT_DIR_OUT);
+}
+
+SEC("fexit/__x64_sys_writev")
+int BPF_PROG(fexit_writev, const struct pt_regs *regs, long ret)
+{
+	return on_io_return(ctx, ret, true);
+}
+
+SEC("fentry/__sys_sendto")
+int BPF_PROG(fentry_sendto, int fd, void *buf)
+{
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_SENDTO, HT_DIR_OUT);
+}
+
+SEC("fexit/__sys_sendto")
+int BPF_PROG(fexit_sendto, int fd, void *buf, size_t len, unsigned int flags, struct sockaddr *addr,
+	     int addr_len, long ret)
+{
+	return on_io_return(ctx, ret, false);
+}
+
+SEC("fentry/__sys_sendmsg")
+int BPF_PROG(fentry_sendmsg, int fd, struct user_msghdr *msg)
+{
+	return on_msg_enter(ctx, fd, msg, HT_SYS_SENDMSG, HT_DIR_OUT);
+}
+
+SEC("fexit/__sys_sendmsg")
+int BPF_PROG(fexit_sendmsg, int fd, struct user_msghdr *msg, unsigned int flags, bool forbid_cmsg_compat,
+	     long ret)
+{
+	return on_io_return(ctx, ret, true);
+}
+
+SEC("fentry/__x64_sys_sendfile64")
+int BPF_PROG(fentry_sendfile, const struct pt_regs *regs)
+{
+	return on_io_enter(ctx, regs->di, 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT);
+}
+
+SEC("fexit/__x64_sys_sendfile64")
+int BPF_PROG(fexit_sendfile, const struct pt_regs *regs, long ret)
+{
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__x64_sys_close")
@@ -546,52 +828,126 @@ int tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
 	return on_accept_return(ctx, ctx->ret);
 }
 
+SEC("tracepoint/syscalls/sys_enter_connect")
+int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_connect_enter(ctx, ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_connect_return(ctx, ctx->ret);
+}
+
 SEC("tracepoint/syscalls/sys_enter_read")
 int tp_enter_read(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_recv_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_READ);
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_READ, HT_DIR_IN);
 }
 
 SEC("tracepoint/syscalls/sys_exit_read")
 int tp_exit_read(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_recv_return(ctx, ctx->ret, false);
+	return on_io_return(ctx, ctx->ret, false);
 }
 
 SEC("tracepoint/syscalls/sys_enter_readv")
 int tp_enter_readv(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_recv_enter(ctx, ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_READV);
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_READV, HT_DIR_IN);
 }
 
 SEC("tracepoint/syscalls/sys_exit_readv")
 int tp_exit_readv(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_recv_return(ctx, ctx->ret, true);
+	return on_io_return(ctx, ctx->ret, true);
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
 int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_recv_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_RECVFROM);
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_RECVFROM, HT_DIR_IN);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int tp_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_recv_return(ctx, ctx->ret, false);
+	return on_io_return(ctx, ctx->ret, false);
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_recvmsg_enter(ctx, ctx->args[0], (const struct user_msghdr *)ctx->args[1]);
+	return on_msg_enter(ctx, ctx->args[0], (const struct user_msghdr *)ctx->args[1], HT_SYS_RECVMSG,
+			    HT_DIR_IN);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int tp_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_recv_return(ctx, ctx->ret, true);
+	return on_io_return(ctx, ctx->ret, true);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int tp_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_WRITE, HT_DIR_OUT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int tp_exit_write(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_io_return(ctx, ctx->ret, false);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int tp_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_WRITEV, HT_DIR_OUT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int tp_exit_writev(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_io_return(ctx, ctx->ret, true);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_SENDTO, HT_DIR_OUT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int tp_exit_sendto(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_io_return(ctx, ctx->ret, false);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_msg_enter(ctx, ctx->args[0], (const struct user_msghdr *)ctx->args[1], HT_SYS_SENDMSG,
+			    HT_DIR_OUT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int tp_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_io_return(ctx, ctx->ret, true);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int tp_enter_sendfile(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_enter(ctx, ctx->args[0], 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int tp_exit_sendfile(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_io_return(ctx, ctx->ret, false);
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")

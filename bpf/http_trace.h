@@ -19,17 +19,23 @@ enum ht_limits {
 };
 
 enum ht_event_kind {
-	/* A tracked process accepted a connection. */
+	/* A tracked process accepted a connection (struct ht_conn_event). */
 	HT_EV_ACCEPT = 1,
 	/* Bytes moved on a tracked connection; `data` follows the header. */
 	HT_EV_DATA = 2,
 	/* A tracked process closed a tracked connection. */
 	HT_EV_CLOSE = 3,
 	/*
-	 * A tracked process received on a TCP socket not seen being accepted; `ret` is how many bytes
-	 * of it the process had read before (0: a fresh connection, else one joined mid-stream).
+	 * A tracked process used a TCP socket not seen being opened (struct ht_conn_event); `ret` is
+	 * how many bytes of it the process had read before (0: fresh, else joined mid-stream).
 	 */
 	HT_EV_FOUND = 4,
+	/* A tracked process connected a socket, or started to (struct ht_conn_event). */
+	HT_EV_CONNECT = 5,
+	/* The last thread of tracked process `tgid` exited (no connection: conn_id 0). */
+	HT_EV_EXIT = 6,
+	/* Tracked process `tgid` forked process `ret`, which is now tracked too (conn_id 0). */
+	HT_EV_FORK = 7,
 };
 
 enum ht_syscall {
@@ -40,23 +46,33 @@ enum ht_syscall {
 	HT_SYS_RECVFROM = 4,
 	HT_SYS_RECVMSG = 5,
 	HT_SYS_CLOSE = 6,
+	HT_SYS_WRITE = 7,
+	HT_SYS_WRITEV = 8,
+	HT_SYS_SENDTO = 9,
+	HT_SYS_SENDMSG = 10,
+	HT_SYS_SENDFILE = 11,
+	HT_SYS_CONNECT = 12,
 };
 
 enum ht_direction {
+	/* Received by the traced process. */
 	HT_DIR_IN = 0,
+	/* Sent by the traced process. */
 	HT_DIR_OUT = 1,
 };
 
 enum ht_flags {
 	/* The last event of one syscall: bytes past offset + len were not kept. */
 	HT_FLAG_LAST = 1,
+	/* The bytes were never in user memory (sendfile): only their number, `ret`, is known. */
+	HT_FLAG_NO_DATA = 2,
 };
 
 /* Drops counted in BPF, read by user space at exit (the `drops` global). */
 enum ht_drop {
 	/* A new connection could not be tracked: the sockets map was full. */
 	HT_DROP_SOCKETS_FULL = 0,
-	/* A receive could not be followed: the in-flight map was full. */
+	/* A syscall could not be followed: the in-flight map was full. */
 	HT_DROP_INFLIGHT_FULL = 1,
 	/* bpf_probe_read_user failed (user page not present). */
 	HT_DROP_READ_FAILED = 2,
@@ -81,6 +97,19 @@ struct ht_event {
 	__u8 direction;  /* enum ht_direction */
 	__u8 flags;      /* enum ht_flags */
 	__u8 comm[TASK_COMM_LEN];
+};
+
+/* HT_EV_ACCEPT, HT_EV_CONNECT, HT_EV_FOUND: the connection's addresses. */
+struct ht_conn_event {
+	struct ht_event hdr;
+	__u16 family;    /* AF_INET or AF_INET6 */
+	__u16 lport;     /* host byte order */
+	__u16 rport;     /* host byte order */
+	__u8 pad[2];
+	__u8 laddr[16];  /* network byte order; IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+	/* HT_EV_FOUND: bytes the process had sent on it before (its `ret` has those received). */
+	__u64 sent_before;
 };
 
 struct ht_data_event {

@@ -1,11 +1,21 @@
 //! A small HTTP/1.1 server to trace: a thread per connection, keep-alive, pipelining, bodies by
-//! Content-Length or chunked encoding. `--recv` picks the receive syscall, so that each one
-//! http-trace follows can be exercised: read, recv (recvfrom), readv or recvmsg.
+//! Content-Length or chunked encoding. `--recv` and `--send` pick the syscalls, so that each one
+//! http-trace follows can be exercised: read, recv (recvfrom), readv or recvmsg; write, send
+//! (sendto), writev or sendmsg.
 //!
-//!     cargo run --example http_server -- --port 8080 --recv read
+//!     cargo run --example http_server -- --port 8080 --recv read --send writev
 //!
-//! It prints `listening on ADDR` once it accepts connections, and answers every request with
-//! `200 OK` and a line naming the method, target and body size it read.
+//! It prints `listening on ADDR` once it accepts connections, and answers `200 OK` with a line
+//! naming the method, target and body size it read, except on these targets:
+//! - `/r/chunked`: the same line in a chunked body;
+//! - `/r/file`: a 5000-byte body sent with sendfile(2);
+//! - `/r/close`: a body without length, ended by closing the connection;
+//! - `/r/status/N`: status N, with no body for 204 and 304;
+//! - `/r/slow`: the answer after 3 s;
+//! - `/r/upstream/PORT/PATH`: the answer of GET /PATH on 127.0.0.1:PORT, asked on a new connection
+//!   (the server is then a client too).
+//!
+//! HEAD gets the head of the GET answer; `Expect: 100-continue` gets a `100 Continue` first.
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -17,6 +27,166 @@ enum Syscall {
     Recv,
     Readv,
     Recvmsg,
+}
+
+#[derive(Clone, Copy)]
+enum SendCall {
+    Write,
+    Send,
+    Writev,
+    Sendmsg,
+}
+
+/// Send `head` and `body`, all of it, with the chosen syscall (vectored ones send both at once).
+fn send_all(stream: &TcpStream, how: SendCall, head: &[u8], body: &[u8]) -> std::io::Result<()> {
+    let fd = stream.as_raw_fd();
+    let mut bytes = [head, body].concat();
+    let mut sent = 0;
+    while sent < bytes.len() {
+        let (a, b) = bytes[sent..].split_at_mut(head.len().saturating_sub(sent));
+        let iov = [
+            libc::iovec {
+                iov_base: a.as_mut_ptr().cast(),
+                iov_len: a.len(),
+            },
+            libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            },
+        ];
+        let rest = &bytes[sent..];
+        // SAFETY: every pointer points into `bytes` or `iov`, which outlive the calls, with
+        // their lengths.
+        let n = unsafe {
+            match how {
+                SendCall::Write => libc::write(fd, rest.as_ptr().cast(), rest.len()),
+                SendCall::Send => libc::send(fd, rest.as_ptr().cast(), rest.len(), 0),
+                SendCall::Writev => libc::writev(fd, iov.as_ptr(), 2),
+                SendCall::Sendmsg => {
+                    let mut msg: libc::msghdr = std::mem::zeroed();
+                    msg.msg_iov = iov.as_ptr().cast_mut();
+                    msg.msg_iovlen = 2;
+                    libc::sendmsg(fd, &msg, 0)
+                }
+            }
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        sent += n as usize;
+    }
+    Ok(())
+}
+
+/// GET `path` from 127.0.0.1:`port` on a new connection; the answer's status and body.
+fn fetch(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut up = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        up,
+        "GET /{path} HTTP/1.1\r\nHost: upstream\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut up, &mut answer)?;
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(&answer) {
+        Ok(httparse::Status::Complete(n)) => Ok((resp.code.unwrap_or(502), answer[n..].to_vec())),
+        _ => Ok((502, Vec::new())),
+    }
+}
+
+/// The file /r/file sends with sendfile(2).
+fn body_file() -> std::fs::File {
+    let path = std::env::temp_dir().join(format!("http_server_body_{}", std::process::id()));
+    std::fs::write(&path, vec![b'f'; 5000]).expect("write the /r/file body");
+    let file = std::fs::File::open(&path).expect("open the /r/file body");
+    let _ = std::fs::remove_file(&path);
+    file
+}
+
+/// Answer one request; false when the connection is to be closed.
+fn answer(
+    stream: &TcpStream,
+    how: SendCall,
+    method: &str,
+    target: &str,
+    text: &str,
+) -> std::io::Result<bool> {
+    let head_only = method == "HEAD";
+    let reply = |status: &str, extra: &str, body: &[u8]| {
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n{extra}Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        send_all(
+            stream,
+            how,
+            head.as_bytes(),
+            if head_only { b"" } else { body },
+        )
+    };
+    if target.starts_with("/r/chunked") {
+        let body = format!("{:x}\r\n{text}\r\n3\r\nend\r\n0\r\n\r\n", text.len());
+        let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        send_all(
+            stream,
+            how,
+            head.as_bytes(),
+            if head_only { b"" } else { body.as_bytes() },
+        )?;
+    } else if target.starts_with("/r/file") {
+        let file = body_file();
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n";
+        send_all(stream, how, head.as_bytes(), b"")?;
+        if !head_only {
+            let mut left = 5000usize;
+            while left > 0 {
+                // SAFETY: both fds are open for the duration of the call; a null offset uses the
+                // file's own position.
+                let n = unsafe {
+                    libc::sendfile(
+                        stream.as_raw_fd(),
+                        file.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        left,
+                    )
+                };
+                if n <= 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                left -= n as usize;
+            }
+        }
+    } else if target.starts_with("/r/close") {
+        let head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+        send_all(stream, how, head.as_bytes(), text.as_bytes())?;
+        return Ok(false);
+    } else if let Some(code) = target.strip_prefix("/r/status/") {
+        let status = format!("{code} Status {code}");
+        let body: &[u8] = if code == "204" || code == "304" {
+            b""
+        } else {
+            text.as_bytes()
+        };
+        if body.is_empty() {
+            let head = format!("HTTP/1.1 {status}\r\n\r\n");
+            send_all(stream, how, head.as_bytes(), b"")?;
+        } else {
+            reply(&status, "", body)?;
+        }
+    } else if target.starts_with("/r/slow") {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        reply("200 OK", "", text.as_bytes())?;
+    } else if let Some(rest) = target.strip_prefix("/r/upstream/") {
+        let (port, path) = rest.split_once('/').unwrap_or((rest, ""));
+        match port.parse().map(|p| fetch(p, path)) {
+            Ok(Ok((status, body))) => reply(&format!("{status} From Upstream"), "", &body)?,
+            _ => reply("502 Bad Gateway", "", b"")?,
+        }
+    } else {
+        reply("200 OK", "", text.as_bytes())?;
+    }
+    Ok(true)
 }
 
 fn receive(stream: &TcpStream, how: Syscall, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -106,9 +276,17 @@ fn body_end(
     (buf.len() >= start + len).then_some(Ok((start + len, len)))
 }
 
-fn serve(mut stream: TcpStream, how: Syscall) {
+fn has_header(headers: &[httparse::Header], name: &str, value: &str) -> bool {
+    headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case(name) && h.value.eq_ignore_ascii_case(value.as_bytes())
+    })
+}
+
+fn serve(stream: TcpStream, how: Syscall, send: SendCall) {
     let mut buf: Vec<u8> = Vec::new();
     let mut tmp = vec![0u8; 64 * 1024];
+    // Whether the request being read got its 100 Continue.
+    let mut continued = false;
     loop {
         // Answer every complete request in the buffer, in order.
         loop {
@@ -118,12 +296,18 @@ fn serve(mut stream: TcpStream, how: Syscall) {
                 Ok(httparse::Status::Complete(n)) => n,
                 Ok(httparse::Status::Partial) => break,
                 Err(_) => {
-                    let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    let _ = send_all(&stream, send, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", b"");
                     return;
                 }
             };
             let (end, size) = match body_end(&buf, head_len, req.headers) {
-                None => break,
+                None => {
+                    if has_header(req.headers, "expect", "100-continue") && !continued {
+                        continued = true;
+                        let _ = send_all(&stream, send, b"HTTP/1.1 100 Continue\r\n\r\n", b"");
+                    }
+                    break;
+                }
                 Some(Ok(v)) => v,
                 Some(Err(())) => return,
             };
@@ -133,15 +317,13 @@ fn serve(mut stream: TcpStream, how: Syscall) {
                 req.path.unwrap_or(""),
                 size
             );
-            let close = req.headers.iter().any(|h| {
-                h.name.eq_ignore_ascii_case("connection") && h.value.eq_ignore_ascii_case(b"close")
-            });
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
-                text.len()
-            );
-            if stream.write_all(resp.as_bytes()).is_err() || close {
-                return;
+            let close = has_header(req.headers, "connection", "close");
+            continued = false;
+            let method = req.method.unwrap_or("").to_string();
+            let target = req.path.unwrap_or("").to_string();
+            match answer(&stream, send, &method, &target, &text) {
+                Ok(true) if !close => {}
+                _ => return,
             }
             buf.drain(..end);
         }
@@ -155,6 +337,7 @@ fn serve(mut stream: TcpStream, how: Syscall) {
 fn main() {
     let mut port = 8080u16;
     let mut how = Syscall::Recv;
+    let mut send = SendCall::Send;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
@@ -168,7 +351,19 @@ fn main() {
                     _ => panic!("--recv takes read, recv, readv or recvmsg"),
                 }
             }
-            _ => panic!("usage: http_server [--port N] [--recv read|recv|readv|recvmsg]"),
+            ("--send", Some(r)) => {
+                send = match r.as_str() {
+                    "write" => SendCall::Write,
+                    "send" => SendCall::Send,
+                    "writev" => SendCall::Writev,
+                    "sendmsg" => SendCall::Sendmsg,
+                    _ => panic!("--send takes write, send, writev or sendmsg"),
+                }
+            }
+            _ => panic!(
+                "usage: http_server [--port N] [--recv read|recv|readv|recvmsg] \
+                 [--send write|send|writev|sendmsg]"
+            ),
         }
     }
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
@@ -178,6 +373,6 @@ fn main() {
     );
     std::io::stdout().flush().expect("flush stdout");
     for stream in listener.incoming().flatten() {
-        std::thread::spawn(move || serve(stream, how));
+        std::thread::spawn(move || serve(stream, how, send));
     }
 }

@@ -7,8 +7,9 @@ use crate::loader::AttachMode;
 use crate::output::Format;
 use crate::skel::types::ht_limits;
 
-/// Bytes kept of each receive syscall by default; the rest is counted.
-pub const DEFAULT_CAPTURE_BYTES: u32 = 16 * 1024;
+/// Bytes kept of each receive or send syscall by default (a 64 KiB head arrives whole); the rest
+/// is counted.
+pub const DEFAULT_CAPTURE_BYTES: u32 = 64 * 1024;
 /// The BPF copy loop's bound.
 const MAX_CAPTURE_BYTES: u32 = ht_limits::HT_MAX_CAPTURE_BYTES.0;
 
@@ -16,7 +17,7 @@ const MAX_CAPTURE_BYTES: u32 = ht_limits::HT_MAX_CAPTURE_BYTES.0;
 #[command(
     name = "http-trace",
     version,
-    about = "Show the HTTP/1.1 requests a running process receives, live, without touching it",
+    about = "Show the HTTP/1.1 exchanges of a running process, as server and as client, live, without touching it",
     after_help = "Examples:\n  sudo http-trace --pid $(pidof myservice)\n  sudo http-trace --pid 1234 --pid 5678 -o json --duration 60 > requests.jsonl\n\n\
                   A process in a container is traced by its host PID (as `ps` on the host shows it)."
 )]
@@ -25,6 +26,10 @@ pub struct Args {
     #[arg(short, long = "pid", value_name = "PID", required = true,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub pids: Vec<u32>,
+
+    /// Trace only the given processes, not the processes they fork (now or later)
+    #[arg(long)]
+    pub no_children: bool,
 
     /// How to hook the kernel: auto picks the best method that works on this kernel
     #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
@@ -46,12 +51,12 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
-    /// Bytes copied of each receive syscall; the rest is counted, not kept
+    /// Bytes copied of each receive or send syscall; the rest is counted, not kept
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_CAPTURE_BYTES,
           value_parser = clap::value_parser!(u32).range(256..=i64::from(MAX_CAPTURE_BYTES)))]
     pub capture_bytes: u32,
 
-    /// Body bytes kept per request for -v and JSON; the rest is counted
+    /// Body bytes kept per message for -v and JSON; the rest is counted
     #[arg(long, value_name = "BYTES", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(0..=16_777_216))]
     pub max_body: u32,

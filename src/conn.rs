@@ -1,12 +1,14 @@
-//! Per-connection reassembly: events of one connection come from any CPU's perf buffer, so they
+//! Per-connection reassembly and pairing. Events of one connection come from any CPU, so they
 //! are put back in order by their per-connection sequence number before their bytes reach the
-//! HTTP parser. A sequence number that never arrives (an event lost in the kernel) is waited for
-//! briefly, then given up: the parser resynchronises and the gap is counted.
+//! HTTP parser of their direction. A sequence number that never arrives (an event lost in the
+//! kernel) is waited for briefly, then given up: the parsers resynchronise and the gap is
+//! counted. Requests and responses are then paired in order into exchanges.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::http::{Parsed, ParserStats, RequestParser};
+use crate::http::{Message, Parsed, Parser, ParserStats};
 
 /// How long a missing sequence number is waited for before its event is taken as lost.
 pub const GAP_TIMEOUT: Duration = Duration::from_millis(300);
@@ -39,20 +41,75 @@ pub struct ConnMeta {
     pub comm: Comm,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+}
+
+/// Which way bytes moved, seen from the traced process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    fn index(self) -> usize {
+        match self {
+            Direction::In => 0,
+            Direction::Out => 1,
+        }
+    }
+}
+
+/// The traced process's side of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It accepted the connection (or receives requests on it).
+    Server,
+    /// It connected (or sends requests on it).
+    Client,
+    /// Found already open, and no request seen yet.
+    Unknown,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Client => "client",
+            Role::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    Accepted,
+    Connected,
+    /// First seen on a receive or send (open before tracing, or opened by a call in flight),
+    /// after the process had received and sent these many bytes on it.
+    Found {
+        received: u64,
+        sent: u64,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkKind<B> {
-    Accept,
-    /// A connection first seen on a receive (open before tracing, or accepted by a call in
-    /// flight), after the process had read `consumed` bytes of it.
-    Found {
-        consumed: u64,
+    Open {
+        how: Opened,
+        endpoints: Option<Endpoints>,
     },
-    /// Bytes `offset..offset + bytes.len()` of a receive syscall that returned `ret`; `last`
-    /// closes that syscall's series of chunks.
+    /// Bytes `offset..offset + bytes.len()` of a syscall that moved `ret` bytes; `last` closes
+    /// that syscall's series of chunks; `no_data`: the bytes were never in user memory.
     Data {
+        direction: Direction,
         offset: u32,
         ret: i64,
         last: bool,
+        no_data: bool,
         bytes: B,
     },
     Close,
@@ -77,20 +134,24 @@ impl<B> Chunk<B> {
             ts_ns: self.ts_ns,
             meta: self.meta,
             kind: match &self.kind {
-                ChunkKind::Accept => ChunkKind::Accept,
-                ChunkKind::Found { consumed } => ChunkKind::Found {
-                    consumed: *consumed,
+                ChunkKind::Open { how, endpoints } => ChunkKind::Open {
+                    how: *how,
+                    endpoints: *endpoints,
                 },
                 ChunkKind::Close => ChunkKind::Close,
                 ChunkKind::Data {
+                    direction,
                     offset,
                     ret,
                     last,
+                    no_data,
                     bytes,
                 } => ChunkKind::Data {
+                    direction: *direction,
                     offset: *offset,
                     ret: *ret,
                     last: *last,
+                    no_data: *no_data,
                     bytes: f(bytes),
                 },
             },
@@ -98,19 +159,45 @@ impl<B> Chunk<B> {
     }
 }
 
-/// A parsed message with the connection it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+/// What is known of a connection when a record is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
     pub meta: ConnMeta,
-    pub parsed: Parsed,
+    pub role: Role,
+    pub endpoints: Option<Endpoints>,
+}
+
+/// What the tracker hands to output.
+// Nearly every record is an exchange: boxing it would only add an allocation per record.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A request and its response; either is missing when it was not seen (the response is
+    /// still due when tracing ends, or the request's head was lost).
+    Exchange {
+        conn: ConnInfo,
+        request: Option<Message>,
+        response: Option<Message>,
+    },
+    Malformed {
+        conn: ConnInfo,
+        direction: Direction,
+        ts_ns: u64,
+        reason: String,
+    },
 }
 
 impl Record {
-    /// When the message's first byte was received.
+    /// When the record's first byte moved.
     pub fn ts_ns(&self) -> u64 {
-        match &self.parsed {
-            Parsed::Request(r) => r.ts_ns,
-            Parsed::Malformed { ts_ns, .. } => *ts_ns,
+        match self {
+            Record::Exchange {
+                request, response, ..
+            } => request
+                .as_ref()
+                .or(response.as_ref())
+                .map_or(0, |m| m.ts_ns),
+            Record::Malformed { ts_ns, .. } => *ts_ns,
         }
     }
 }
@@ -119,24 +206,152 @@ impl Record {
 pub struct TrackerStats {
     /// Events that never arrived (sequence numbers given up on).
     pub events_missing: u64,
-    /// Received bytes that were counted but not captured (past --capture-bytes, unreadable).
+    /// Bytes that were counted but not captured (past --capture-bytes, unreadable).
     pub bytes_not_kept: u64,
-    /// Request heads cut short by the end of the connection or of tracing.
+    /// Message heads cut short by the end of the connection or of tracing.
     pub partial_heads: u64,
+    /// Responses whose request was never seen (sent before tracing started, or lost).
+    pub unpaired_responses: u64,
     /// What the parsers of closed connections could not use.
     pub parser: ParserStats,
 }
 
+/// One exchange being put together, in the order of the requests.
+#[derive(Default)]
+struct Slot {
+    request: Option<Message>,
+    response: Option<Message>,
+}
+
+/// One direction of a connection.
+struct Stream {
+    parser: Parser,
+    /// Offset in the current syscall up to which bytes have been accounted for.
+    syscall_pos: u64,
+}
+
 struct Conn {
-    meta: ConnMeta,
+    info: ConnInfo,
     next_seq: u64,
     /// Events that arrived ahead of `next_seq`.
     pending: BTreeMap<u64, Chunk<Vec<u8>>>,
     /// Since when `next_seq` has been missing while later events wait.
     gap_since: Option<Instant>,
-    /// Offset in the current receive syscall up to which bytes have been accounted for.
-    syscall_pos: u64,
-    parser: RequestParser,
+    /// Indexed by Direction::index.
+    streams: [Stream; 2],
+    /// Exchanges whose request head has been seen, oldest first.
+    slots: VecDeque<Slot>,
+}
+
+impl Conn {
+    fn new(meta: ConnMeta, body_limit: usize) -> Self {
+        let stream = || Stream {
+            parser: Parser::new(body_limit),
+            syscall_pos: 0,
+        };
+        Self {
+            info: ConnInfo {
+                meta,
+                role: Role::Unknown,
+                endpoints: None,
+            },
+            // Connections are followed from their opening (or discovery): sequence number 0.
+            next_seq: 0,
+            pending: BTreeMap::new(),
+            gap_since: None,
+            streams: [stream(), stream()],
+            slots: VecDeque::new(),
+        }
+    }
+
+    /// Take what a parser of direction `dir` produced: pair messages, pass news to the other
+    /// direction, and hand finished exchanges and errors to `out`.
+    fn absorb(
+        &mut self,
+        dir: Direction,
+        parsed: Vec<Parsed>,
+        stats: &mut TrackerStats,
+        out: &mut Vec<Record>,
+    ) {
+        let other = 1 - dir.index();
+        for p in parsed {
+            match p {
+                Parsed::RequestHead { method } => {
+                    if self.info.role == Role::Unknown {
+                        self.info.role = match dir {
+                            Direction::In => Role::Server,
+                            Direction::Out => Role::Client,
+                        };
+                    }
+                    self.streams[other].parser.expect_response(&method);
+                    self.slots.push_back(Slot::default());
+                }
+                Parsed::Message(m) if m.is_request() => {
+                    match self.slots.iter_mut().find(|s| s.request.is_none()) {
+                        Some(slot) => slot.request = Some(m),
+                        None => self.slots.push_back(Slot {
+                            request: Some(m),
+                            response: None,
+                        }),
+                    }
+                }
+                Parsed::Message(m) => match self.slots.iter_mut().find(|s| s.response.is_none()) {
+                    Some(slot) => slot.response = Some(m),
+                    None => stats.unpaired_responses += 1,
+                },
+                Parsed::Switched => {
+                    let mut more = Vec::new();
+                    self.streams[other].parser.switch_protocols(&mut more);
+                    let other_dir = if other == 0 {
+                        Direction::In
+                    } else {
+                        Direction::Out
+                    };
+                    self.absorb(other_dir, more, stats, out);
+                }
+                Parsed::Malformed { ts_ns, reason } => out.push(Record::Malformed {
+                    conn: self.info,
+                    direction: dir,
+                    ts_ns,
+                    reason,
+                }),
+            }
+        }
+        while self
+            .slots
+            .front()
+            .is_some_and(|s| s.request.is_some() && s.response.is_some())
+        {
+            self.emit_front(out);
+        }
+    }
+
+    fn emit_front(&mut self, out: &mut Vec<Record>) {
+        if let Some(slot) = self.slots.pop_front() {
+            out.push(Record::Exchange {
+                conn: self.info,
+                request: slot.request,
+                response: slot.response,
+            });
+        }
+    }
+
+    /// The connection ends (`closed`), or tracing does: report everything pending.
+    fn finish(&mut self, closed: bool, stats: &mut TrackerStats, out: &mut Vec<Record>) {
+        for dir in [Direction::In, Direction::Out] {
+            let mut parsed = Vec::new();
+            if self.streams[dir.index()].parser.finish(closed, &mut parsed) {
+                stats.partial_heads += 1;
+            }
+            self.absorb(dir, parsed, stats, out);
+        }
+        while !self.slots.is_empty() {
+            self.emit_front(out);
+        }
+        for s in &self.streams {
+            stats.parser += s.parser.stats;
+        }
+    }
 }
 
 pub struct Tracker {
@@ -164,21 +379,23 @@ impl Tracker {
             chunk.meta.tid,
             match &chunk.kind {
                 ChunkKind::Data {
-                    offset, ret, bytes, ..
-                } => format!("data off={offset} ret={ret} len={}", bytes.len()),
+                    direction,
+                    offset,
+                    ret,
+                    bytes,
+                    ..
+                } => format!(
+                    "data {direction:?} off={offset} ret={ret} len={}",
+                    bytes.len()
+                ),
                 other => format!("{other:?}"),
             }
         );
         let body_limit = self.body_limit;
-        let conn = self.conns.entry(chunk.conn_id).or_insert_with(|| Conn {
-            meta: chunk.meta,
-            // Connections are followed from their accept (or discovery): sequence number 0.
-            next_seq: 0,
-            pending: BTreeMap::new(),
-            gap_since: None,
-            syscall_pos: 0,
-            parser: RequestParser::new(body_limit),
-        });
+        let conn = self
+            .conns
+            .entry(chunk.conn_id)
+            .or_insert_with(|| Conn::new(chunk.meta, body_limit));
         if chunk.seq < conn.next_seq {
             return; // already given up on as lost
         }
@@ -188,11 +405,10 @@ impl Tracker {
             conn.gap_since.get_or_insert(now);
             return;
         }
-        let closed = apply(conn, chunk, &mut self.stats, out);
-        if !closed {
-            self.drain(chunk.conn_id, out);
+        if apply(conn, chunk, &mut self.stats, out) {
+            self.remove(chunk.conn_id, true, out);
         } else {
-            self.remove(chunk.conn_id, out);
+            self.drain(chunk.conn_id, out);
         }
     }
 
@@ -218,15 +434,34 @@ impl Tracker {
         }
     }
 
+    /// Process `tgid` exited, which closed its connections.
+    pub fn process_exited(&mut self, tgid: u32, out: &mut Vec<Record>) {
+        let ids: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.info.meta.tgid == tgid)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.flush_pending(id, out);
+            self.remove(id, true, out);
+        }
+    }
+
     /// Tracing ends: release everything that waits, and report what is pending.
     pub fn finish(&mut self, out: &mut Vec<Record>) {
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
-            while self.conns.get(&id).is_some_and(|c| !c.pending.is_empty()) {
-                self.skip_gap(id, out);
-                self.drain(id, out);
-            }
-            self.remove(id, out);
+            self.flush_pending(id, out);
+            self.remove(id, false, out);
+        }
+    }
+
+    /// Apply every waiting event of a connection, giving up on the gaps before them.
+    fn flush_pending(&mut self, id: u64, out: &mut Vec<Record>) {
+        while self.conns.get(&id).is_some_and(|c| !c.pending.is_empty()) {
+            self.skip_gap(id, out);
+            self.drain(id, out);
         }
     }
 
@@ -241,10 +476,13 @@ impl Tracker {
         };
         self.stats.events_missing += first - conn.next_seq;
         conn.next_seq = first;
-        conn.syscall_pos = 0;
-        let mut parsed = Vec::new();
-        conn.parser.gap(&mut parsed);
-        collect(&conn.meta, parsed, out);
+        for dir in [Direction::In, Direction::Out] {
+            let mut parsed = Vec::new();
+            let stream = &mut conn.streams[dir.index()];
+            stream.syscall_pos = 0;
+            stream.parser.gap(&mut parsed);
+            conn.absorb(dir, parsed, &mut self.stats, out);
+        }
     }
 
     /// Apply waiting events that are now in order.
@@ -263,7 +501,7 @@ impl Tracker {
                 &mut self.stats,
                 out,
             ) {
-                self.remove(id, out);
+                self.remove(id, true, out);
                 return;
             }
         }
@@ -274,14 +512,9 @@ impl Tracker {
         };
     }
 
-    fn remove(&mut self, id: u64, out: &mut Vec<Record>) {
+    fn remove(&mut self, id: u64, closed: bool, out: &mut Vec<Record>) {
         if let Some(mut conn) = self.conns.remove(&id) {
-            let mut parsed = Vec::new();
-            if conn.parser.finish(&mut parsed) {
-                self.stats.partial_heads += 1;
-            }
-            collect(&conn.meta, parsed, out);
-            self.stats.parser += conn.parser.stats;
+            conn.finish(closed, &mut self.stats, out);
         }
     }
 
@@ -289,7 +522,9 @@ impl Tracker {
     pub fn parser_stats(&self) -> ParserStats {
         let mut total = self.stats.parser;
         for c in self.conns.values() {
-            total += c.parser.stats;
+            for s in &c.streams {
+                total += s.parser.stats;
+            }
         }
         total
     }
@@ -303,61 +538,74 @@ fn apply(
     out: &mut Vec<Record>,
 ) -> bool {
     conn.next_seq = chunk.seq + 1;
-    conn.meta.tid = chunk.meta.tid;
-    conn.meta.comm = chunk.meta.comm;
-    let mut parsed = Vec::new();
-    let closed = match &chunk.kind {
-        ChunkKind::Accept => false,
-        ChunkKind::Found { consumed } => {
-            if *consumed > 0 {
-                conn.parser.start_mid_stream();
+    conn.info.meta.tid = chunk.meta.tid;
+    conn.info.meta.comm = chunk.meta.comm;
+    match &chunk.kind {
+        ChunkKind::Open { how, endpoints } => {
+            conn.info.endpoints = *endpoints;
+            match *how {
+                Opened::Accepted => conn.info.role = Role::Server,
+                Opened::Connected => conn.info.role = Role::Client,
+                Opened::Found { received, sent } => {
+                    // Joined mid-stream: each direction starts at its next message.
+                    if received > 0 {
+                        conn.streams[Direction::In.index()]
+                            .parser
+                            .start_mid_stream();
+                    }
+                    if sent > 0 {
+                        conn.streams[Direction::Out.index()]
+                            .parser
+                            .start_mid_stream();
+                    }
+                }
             }
             false
         }
         ChunkKind::Close => true,
         ChunkKind::Data {
+            direction,
             offset,
             ret,
             last,
+            no_data,
             bytes,
         } => {
+            let mut parsed = Vec::new();
+            let stream = &mut conn.streams[direction.index()];
             let offset = u64::from(*offset);
             if offset == 0 {
-                conn.syscall_pos = 0;
+                stream.syscall_pos = 0;
             }
-            if offset > conn.syscall_pos {
-                let hole = offset - conn.syscall_pos;
+            if offset > stream.syscall_pos {
+                let hole = offset - stream.syscall_pos;
                 stats.bytes_not_kept += hole;
-                conn.parser.skip(hole, &mut parsed);
+                stream.parser.skip(hole, chunk.ts_ns, &mut parsed);
             }
-            conn.parser.feed(bytes, chunk.ts_ns, &mut parsed);
-            conn.syscall_pos = offset + bytes.len() as u64;
+            stream.parser.feed(bytes, chunk.ts_ns, &mut parsed);
+            stream.syscall_pos = offset + bytes.len() as u64;
             if *last {
                 let total = u64::try_from(*ret).unwrap_or(0);
-                if total > conn.syscall_pos {
-                    let hole = total - conn.syscall_pos;
-                    stats.bytes_not_kept += hole;
-                    conn.parser.skip(hole, &mut parsed);
+                if total > stream.syscall_pos {
+                    let hole = total - stream.syscall_pos;
+                    // sendfile's bytes were never meant to be captured: not a capture loss.
+                    if !no_data {
+                        stats.bytes_not_kept += hole;
+                    }
+                    stream.parser.skip(hole, chunk.ts_ns, &mut parsed);
                 }
-                conn.syscall_pos = 0;
+                stream.syscall_pos = 0;
             }
+            conn.absorb(*direction, parsed, stats, out);
             false
         }
-    };
-    collect(&conn.meta, parsed, out);
-    closed
-}
-
-fn collect(meta: &ConnMeta, parsed: Vec<Parsed>, out: &mut Vec<Record>) {
-    out.extend(parsed.into_iter().map(|p| Record {
-        meta: *meta,
-        parsed: p,
-    }));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::StartLine;
 
     fn meta() -> ConnMeta {
         ConnMeta {
@@ -368,18 +616,35 @@ mod tests {
         }
     }
 
-    fn accept(conn_id: u64) -> Chunk<&'static [u8]> {
+    fn open(conn_id: u64, how: Opened) -> Chunk<&'static [u8]> {
         Chunk {
             conn_id,
             seq: 0,
             ts_ns: 1,
             meta: meta(),
-            kind: ChunkKind::Accept,
+            kind: ChunkKind::Open {
+                how,
+                endpoints: None,
+            },
         }
     }
 
+    fn accept(conn_id: u64) -> Chunk<&'static [u8]> {
+        open(conn_id, Opened::Accepted)
+    }
+
+    /// Received bytes, a whole syscall.
     fn data(conn_id: u64, seq: u64, bytes: &'static [u8]) -> Chunk<&'static [u8]> {
         piece(conn_id, seq, 0, bytes.len() as i64, true, bytes)
+    }
+
+    /// Sent bytes, a whole syscall.
+    fn sent(conn_id: u64, seq: u64, bytes: &'static [u8]) -> Chunk<&'static [u8]> {
+        let mut c = data(conn_id, seq, bytes);
+        if let ChunkKind::Data { direction, .. } = &mut c.kind {
+            *direction = Direction::Out;
+        }
+        c
     }
 
     fn piece(
@@ -396,9 +661,11 @@ mod tests {
             ts_ns: 100 + seq,
             meta: meta(),
             kind: ChunkKind::Data {
+                direction: Direction::In,
                 offset,
                 ret,
                 last,
+                no_data: false,
                 bytes,
             },
         }
@@ -414,18 +681,37 @@ mod tests {
         }
     }
 
+    fn line(m: &Option<Message>) -> String {
+        match m.as_ref().map(|m| (&m.start, m.complete)) {
+            None => "-".into(),
+            Some((StartLine::Request { method, target }, c)) => {
+                format!("{method} {target}{}", if c { "" } else { " (incomplete)" })
+            }
+            Some((StartLine::Response { status, .. }, c)) => {
+                format!("{status}{}", if c { "" } else { " (incomplete)" })
+            }
+        }
+    }
+
+    /// "request -> response" per exchange, "malformed: why" per error.
     fn targets(out: &[Record]) -> Vec<String> {
         out.iter()
-            .map(|r| match &r.parsed {
-                Parsed::Request(q) => format!(
-                    "{} {}{}",
-                    q.method,
-                    q.target,
-                    if q.complete { "" } else { " (incomplete)" }
-                ),
-                Parsed::Malformed { reason, .. } => format!("malformed: {reason}"),
+            .map(|r| match r {
+                Record::Exchange {
+                    request, response, ..
+                } => format!("{} -> {}", line(request), line(response)),
+                Record::Malformed { reason, .. } => format!("malformed: {reason}"),
             })
             .collect()
+    }
+
+    fn request(r: &Record) -> &Message {
+        match r {
+            Record::Exchange {
+                request: Some(m), ..
+            } => m,
+            other => panic!("no request in {other:?}"),
+        }
     }
 
     fn run(chunks: &[Chunk<&'static [u8]>]) -> (Vec<Record>, Tracker) {
@@ -438,27 +724,104 @@ mod tests {
         (out, t)
     }
 
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
     #[test]
-    fn in_order_events_make_requests() {
+    fn request_and_response_make_an_exchange() {
         let (out, t) = run(&[
             accept(1),
             data(1, 1, b"GET /a HTTP/1.1\r\n"),
             data(1, 2, b"\r\n"),
+            sent(1, 3, OK),
         ]);
-        assert_eq!(targets(&out), ["GET /a"]);
-        assert_eq!(out[0].meta, meta());
+        assert_eq!(targets(&out), ["GET /a -> 200"]);
+        let Record::Exchange { conn, response, .. } = &out[0] else {
+            unreachable!()
+        };
+        assert_eq!((conn.meta, conn.role), (meta(), Role::Server));
+        let (req, resp) = (request(&out[0]), response.as_ref().unwrap());
+        // First byte of the request to last byte of the response.
+        assert_eq!((req.ts_ns, resp.end_ts_ns), (101, 103));
         assert!(!t.has_gaps());
+    }
+
+    #[test]
+    fn pipelined_requests_pair_in_order() {
+        let (out, _) = run(&[
+            accept(1),
+            data(1, 1, b"GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n"),
+            // The HEAD response announces a length it does not send.
+            sent(
+                1,
+                2,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+            ),
+            sent(1, 3, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+        ]);
+        assert_eq!(
+            targets(&out),
+            ["GET /a -> 200", "HEAD /b -> 200", "GET /c -> 404"]
+        );
+    }
+
+    #[test]
+    fn a_client_connection_pairs_the_other_way() {
+        let (out, _) = run(&[
+            open(1, Opened::Connected),
+            sent(1, 1, b"POST /api HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"),
+            data(1, 2, OK),
+        ]);
+        assert_eq!(targets(&out), ["POST /api -> 200"]);
+        let Record::Exchange { conn, .. } = &out[0] else {
+            unreachable!()
+        };
+        assert_eq!(conn.role, Role::Client);
+    }
+
+    #[test]
+    fn the_role_of_a_found_connection_is_who_sends_requests() {
+        let fresh = Opened::Found {
+            received: 0,
+            sent: 0,
+        };
+        let (out, _) = run(&[
+            open(1, fresh),
+            sent(1, 1, b"GET /x HTTP/1.1\r\n\r\n"),
+            data(1, 2, OK),
+        ]);
+        let Record::Exchange { conn, .. } = &out[0] else {
+            unreachable!()
+        };
+        assert_eq!(conn.role, Role::Client);
+    }
+
+    #[test]
+    fn a_response_to_a_request_not_seen_is_counted() {
+        let mid = Opened::Found {
+            received: 50,
+            sent: 0,
+        };
+        let (out, t) = run(&[
+            open(1, mid),
+            sent(1, 1, OK),
+            data(1, 2, b"GET /next HTTP/1.1\r\n\r\n"),
+            sent(1, 3, OK),
+        ]);
+        assert_eq!(targets(&out), ["GET /next -> 200"]);
+        assert_eq!(t.stats.unpaired_responses, 1);
     }
 
     #[test]
     fn events_from_other_cpus_are_put_back_in_order() {
         let (out, t) = run(&[
             data(1, 3, b"GET /b HTTP/1.1\r\n\r\n"),
+            sent(1, 4, OK),
             data(1, 2, b"\r\n\r\n"),
             accept(1),
             data(1, 1, b"GET /a HTTP/1.1"),
+            sent(1, 5, OK),
         ]);
-        assert_eq!(targets(&out), ["GET /a", "GET /b"]);
+        assert_eq!(targets(&out), ["GET /a -> 200", "GET /b -> 200"]);
         assert!(!t.has_gaps());
         assert_eq!(t.stats.events_missing, 0);
     }
@@ -471,8 +834,10 @@ mod tests {
             data(2, 1, b"GET /two HTTP/1.1\r\n"),
             data(1, 1, b"GET /one HTTP/1.1\r\n\r\n"),
             data(2, 2, b"\r\n"),
+            sent(2, 3, OK),
+            sent(1, 2, OK),
         ]);
-        assert_eq!(targets(&out), ["GET /one", "GET /two"]);
+        assert_eq!(targets(&out), ["GET /two -> 200", "GET /one -> 200"]);
     }
 
     #[test]
@@ -490,14 +855,17 @@ mod tests {
         t.push(&data(1, 3, b"GET /b HTTP/1.1\r\n\r\n"), start, &mut out);
         assert!(t.has_gaps());
         t.expire_gaps(start + GAP_TIMEOUT / 2, &mut out);
+        t.push(&sent(1, 4, OK), start, &mut out);
         assert!(out.is_empty(), "gave up too early");
         t.expire_gaps(start + GAP_TIMEOUT, &mut out);
-        assert_eq!(targets(&out), ["POST /a (incomplete)", "GET /b"]);
+        // The first response goes to the first request, cut short by the gap.
+        assert_eq!(targets(&out), ["POST /a (incomplete) -> 200"]);
         assert_eq!(t.stats.events_missing, 1);
         assert!(!t.has_gaps());
         // A straggler that arrives after it was given up on is ignored.
         t.push(&data(1, 2, b"5678"), start, &mut out);
-        assert_eq!(out.len(), 2);
+        t.push(&sent(1, 5, OK), start, &mut out);
+        assert_eq!(targets(&out)[1..], ["GET /b -> 200"]);
     }
 
     #[test]
@@ -509,16 +877,45 @@ mod tests {
             accept(1),
             piece(1, 1, 0, 49, false, head),
             piece(1, 2, 39, 49, true, b"abcde"),
-            data(1, 3, b"wxyzGET /n HTTP/1.1\r\n\r\n"),
+            data(1, 3, b"wxyz"),
+            sent(1, 4, OK),
         ]);
-        assert_eq!(targets(&out), ["PUT /f", "GET /n"]);
-        let Parsed::Request(r) = &out[0].parsed else {
-            panic!("not a request")
-        };
+        assert_eq!(targets(&out), ["PUT /f -> 200"]);
+        let r = request(&out[0]);
         assert_eq!(r.body_bytes, 14);
         assert_eq!(r.body, b"abcdewxyz");
         assert_eq!(r.body_missing_bytes, 5);
         assert_eq!(t.stats.bytes_not_kept, 5);
+    }
+
+    #[test]
+    fn sendfile_bytes_are_counted_in_the_response_body() {
+        let (out, t) = run(&[
+            accept(1),
+            data(1, 1, b"GET /file HTTP/1.1\r\n\r\n"),
+            sent(1, 2, b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"),
+            Chunk {
+                kind: ChunkKind::Data {
+                    direction: Direction::Out,
+                    offset: 0,
+                    ret: 5000,
+                    last: true,
+                    no_data: true,
+                    bytes: &b""[..],
+                },
+                ..data(1, 3, b"")
+            },
+        ]);
+        assert_eq!(targets(&out), ["GET /file -> 200"]);
+        let Record::Exchange {
+            response: Some(resp),
+            ..
+        } = &out[0]
+        else {
+            unreachable!()
+        };
+        assert_eq!((resp.body_bytes, resp.body_missing_bytes), (5000, 5000));
+        assert_eq!(t.stats.bytes_not_kept, 0);
     }
 
     #[test]
@@ -529,8 +926,9 @@ mod tests {
             // Bytes 28..30 could not be read: the next chunk of the series starts past them.
             piece(1, 2, 30, 30, true, b""),
             data(1, 3, b"GET /y HTTP/1.1\r\n\r\n"),
+            sent(1, 4, OK),
         ]);
-        assert_eq!(targets(&out), ["GET /y"]);
+        assert_eq!(targets(&out), ["GET /y -> 200"]);
         assert_eq!(t.stats.bytes_not_kept, 2);
     }
 
@@ -543,9 +941,54 @@ mod tests {
             // The same fd, reused by a new connection (a new conn_id), starts clean.
             accept(2),
             data(2, 1, b"GET /b HTTP/1.1\r\n\r\n"),
+            sent(2, 2, OK),
         ]);
-        assert_eq!(targets(&out), ["POST /a (incomplete)", "GET /b"]);
+        assert_eq!(
+            targets(&out),
+            ["POST /a (incomplete) -> -", "GET /b -> 200"]
+        );
         assert!(!t.conns.contains_key(&1));
+    }
+
+    #[test]
+    fn a_body_that_runs_to_the_close_ends_with_it() {
+        let (out, _) = run(&[
+            open(1, Opened::Connected),
+            sent(1, 1, b"GET /old HTTP/1.0\r\n\r\n"),
+            data(1, 2, b"HTTP/1.0 200 OK\r\n\r\nall of "),
+            data(1, 3, b"it"),
+            close(1, 4),
+        ]);
+        assert_eq!(targets(&out), ["GET /old -> 200"]);
+    }
+
+    #[test]
+    fn an_upgrade_leaves_both_directions_alone() {
+        let (out, t) = run(&[
+            accept(1),
+            data(1, 1, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
+            sent(
+                1,
+                2,
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            ),
+            data(1, 3, b"\x81\x85frame GET / HTTP/1.1\r\n\r\n"),
+            sent(1, 4, b"\x81\x02hi"),
+            close(1, 5),
+        ]);
+        assert_eq!(targets(&out), ["GET /ws -> 101"]);
+        assert_eq!(t.parser_stats().switched_bytes, 30);
+        assert_eq!(t.parser_stats().resync_bytes, 0);
+    }
+
+    #[test]
+    fn process_exit_closes_its_connections() {
+        let (mut out, mut t) = run(&[accept(1), data(1, 1, b"GET /x HTTP/1.1\r\n\r\n")]);
+        t.process_exited(99, &mut out);
+        assert!(out.is_empty());
+        t.process_exited(10, &mut out);
+        assert_eq!(targets(&out), ["GET /x -> -"]);
+        assert!(t.conns.is_empty());
     }
 
     #[test]
@@ -560,7 +1003,7 @@ mod tests {
             &mut out,
         );
         t.finish(&mut out);
-        assert_eq!(targets(&out), ["GET /late"]);
+        assert_eq!(targets(&out), ["GET /late -> -"]);
         assert_eq!(t.stats.events_missing, 1);
         assert_eq!(t.stats.partial_heads, 1);
         assert!(t.conns.is_empty());
@@ -568,24 +1011,49 @@ mod tests {
 
     #[test]
     fn a_connection_found_mid_stream_starts_at_the_next_request() {
-        let found = Chunk {
-            kind: ChunkKind::Found { consumed: 5000 },
-            ..accept(1)
+        let mid = Opened::Found {
+            received: 5000,
+            sent: 0,
         };
         let (out, _) = run(&[
-            found,
+            open(1, mid),
             data(1, 1, b"tail of an earlier body"),
             data(1, 2, b"GET /next HTTP/1.1\r\n\r\n"),
+            sent(1, 3, OK),
         ]);
-        assert_eq!(targets(&out), ["GET /next"]);
+        assert_eq!(targets(&out), ["GET /next -> 200"]);
         // Found before anything was read: parsed like an accepted connection.
-        let fresh = Chunk {
-            kind: ChunkKind::Found { consumed: 0 },
-            ..accept(2)
+        let fresh = Opened::Found {
+            received: 0,
+            sent: 0,
         };
-        let (out, t) = run(&[fresh, data(2, 1, b"\x16\x03junk")]);
+        let (out, t) = run(&[open(2, fresh), data(2, 1, b"\x16\x03junk")]);
         assert!(out.is_empty());
         assert_eq!(t.parser_stats().non_http_bytes, 6);
+    }
+
+    #[test]
+    fn malformed_bytes_are_reported_with_their_direction() {
+        let (out, _) = run(&[
+            accept(1),
+            data(1, 1, b"GET /ok HTTP/1.1\r\n\r\n"),
+            sent(1, 2, OK),
+            data(1, 3, b"GET /bad HTTP/1.1\r\nBad Header\r\n\r\n"),
+        ]);
+        assert_eq!(
+            targets(&out),
+            [
+                "GET /ok -> 200",
+                "malformed: invalid request: invalid header name"
+            ]
+        );
+        assert!(matches!(
+            out[1],
+            Record::Malformed {
+                direction: Direction::In,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -1,14 +1,21 @@
-//! Decoding of the raw perf buffer samples that bpf/http_trace.bpf.c sends.
+//! Decoding of the raw buffer samples that bpf/http_trace.bpf.c sends.
 
 use std::fmt;
 use std::mem::size_of;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::conn::{Chunk, ChunkKind, Comm, ConnMeta};
-use crate::skel::types::{ht_event, ht_event_kind, ht_flags};
+use crate::conn::{Chunk, ChunkKind, Comm, ConnMeta, Direction, Endpoints, Opened};
+use crate::skel::types::{ht_conn_event, ht_direction, ht_event, ht_event_kind, ht_flags};
 
-// SAFETY: ht_event is the #[repr(C)] struct the skeleton generates from bpf/http_trace.h; it holds
-// only integers and byte arrays, with explicit padding, so every bit pattern is a valid value.
+// SAFETY: ht_event and ht_conn_event are #[repr(C)] structs the skeleton generates from
+// bpf/http_trace.h; they hold only integers and byte arrays, with explicit padding, so every bit
+// pattern is a valid value.
 unsafe impl plain::Plain for ht_event {}
+// SAFETY: as above.
+unsafe impl plain::Plain for ht_conn_event {}
+
+const AF_INET: u16 = libc::AF_INET as u16;
+const AF_INET6: u16 = libc::AF_INET6 as u16;
 
 pub const HEADER_LEN: usize = size_of::<ht_event>();
 
@@ -31,9 +38,33 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// Decode one sample. Perf samples are not 8-byte aligned, so the header is copied out; the data
-/// stays borrowed from the sample.
-pub fn decode(sample: &[u8]) -> Result<Chunk<&[u8]>, DecodeError> {
+/// One decoded sample: an event of a connection, or of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    Conn(Chunk<&'a [u8]>),
+    /// The last thread of tracked process `tgid` exited.
+    Exit {
+        tgid: u32,
+    },
+    /// Tracked process `parent` forked `child`, now tracked too.
+    Fork {
+        parent: u32,
+        child: u32,
+    },
+}
+
+fn endpoint(family: u16, addr: [u8; 16], port: u16) -> Option<SocketAddr> {
+    let ip = match family {
+        AF_INET => IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])),
+        AF_INET6 => IpAddr::V6(Ipv6Addr::from(addr)).to_canonical(),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Decode one sample. Buffer samples are not 8-byte aligned, so structs are copied out; the
+/// data stays borrowed from the sample.
+pub fn decode(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
     let head = sample
         .get(..HEADER_LEN)
         .ok_or(DecodeError::Short(sample.len()))?;
@@ -45,12 +76,40 @@ pub fn decode(sample: &[u8]) -> Result<Chunk<&[u8]>, DecodeError> {
         fd: h.fd,
         comm: Comm(h.comm),
     };
+    let opened = |how: Opened| -> Result<ChunkKind<&[u8]>, DecodeError> {
+        let raw = sample
+            .get(..size_of::<ht_conn_event>())
+            .ok_or(DecodeError::Short(sample.len()))?;
+        let mut c = ht_conn_event::default();
+        plain::copy_from_bytes(&mut c, raw).map_err(|_| DecodeError::Short(sample.len()))?;
+        let endpoints = endpoint(c.family, c.laddr, c.lport)
+            .zip(endpoint(c.family, c.raddr, c.rport))
+            .map(|(local, peer)| Endpoints { local, peer });
+        let how = match how {
+            Opened::Found { received, .. } => Opened::Found {
+                received,
+                sent: c.sent_before,
+            },
+            other => other,
+        };
+        Ok(ChunkKind::Open { how, endpoints })
+    };
+    let flags = u32::from(h.flags);
     let kind = match ht_event_kind(u32::from(h.kind)) {
-        ht_event_kind::HT_EV_ACCEPT => ChunkKind::Accept,
+        ht_event_kind::HT_EV_EXIT => return Ok(Event::Exit { tgid: h.tgid }),
+        ht_event_kind::HT_EV_FORK => {
+            return Ok(Event::Fork {
+                parent: h.tgid,
+                child: u32::try_from(h.ret).unwrap_or(0),
+            })
+        }
+        ht_event_kind::HT_EV_ACCEPT => opened(Opened::Accepted)?,
+        ht_event_kind::HT_EV_CONNECT => opened(Opened::Connected)?,
+        ht_event_kind::HT_EV_FOUND => opened(Opened::Found {
+            received: u64::try_from(h.ret).unwrap_or(0),
+            sent: 0,
+        })?,
         ht_event_kind::HT_EV_CLOSE => ChunkKind::Close,
-        ht_event_kind::HT_EV_FOUND => ChunkKind::Found {
-            consumed: u64::try_from(h.ret).unwrap_or(0),
-        },
         ht_event_kind::HT_EV_DATA => {
             let bytes = sample.get(HEADER_LEN..HEADER_LEN + h.len as usize).ok_or(
                 DecodeError::DataPastEnd {
@@ -59,21 +118,27 @@ pub fn decode(sample: &[u8]) -> Result<Chunk<&[u8]>, DecodeError> {
                 },
             )?;
             ChunkKind::Data {
+                direction: if ht_direction(u32::from(h.direction)) == ht_direction::HT_DIR_OUT {
+                    Direction::Out
+                } else {
+                    Direction::In
+                },
                 offset: h.offset,
                 ret: h.ret,
-                last: u32::from(h.flags) & ht_flags::HT_FLAG_LAST.0 != 0,
+                last: flags & ht_flags::HT_FLAG_LAST.0 != 0,
+                no_data: flags & ht_flags::HT_FLAG_NO_DATA.0 != 0,
                 bytes,
             }
         }
         _ => return Err(DecodeError::UnknownKind(h.kind)),
     };
-    Ok(Chunk {
+    Ok(Event::Conn(Chunk {
         conn_id: h.conn_id,
         seq: h.seq,
         ts_ns: h.ts_ns,
         meta,
         kind,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -110,35 +175,112 @@ pub mod tests {
         }
     }
 
+    fn chunk(e: Event<'_>) -> Chunk<&[u8]> {
+        match e {
+            Event::Conn(c) => c,
+            other => panic!("not a connection event: {other:?}"),
+        }
+    }
+
     #[test]
     fn decodes_data_event_from_unaligned_sample() {
-        let raw = sample(&header(ht_event_kind::HT_EV_DATA, 5), b"GET /");
+        let mut h = header(ht_event_kind::HT_EV_DATA, 5);
+        h.direction = ht_direction::HT_DIR_OUT.0 as u8;
+        let raw = sample(&h, b"GET /");
         // Shift by one byte so the header is not aligned, as in a real perf buffer.
         let mut shifted = vec![0u8];
         shifted.extend_from_slice(&raw);
-        let c = decode(&shifted[1..]).unwrap();
+        let c = chunk(decode(&shifted[1..]).unwrap());
         assert_eq!((c.conn_id, c.seq, c.ts_ns), (7, 3, 42));
         assert_eq!((c.meta.tgid, c.meta.tid, c.meta.fd), (100, 101, 9));
         assert_eq!(c.meta.comm.to_string_lossy(), "nginx");
         assert_eq!(
             c.kind,
             ChunkKind::Data {
+                direction: Direction::Out,
                 offset: 0,
                 ret: 5,
                 last: true,
+                no_data: false,
                 bytes: &b"GET /"[..]
             }
         );
     }
 
+    fn conn_sample(kind: ht_event_kind, family: u16) -> Vec<u8> {
+        let mut c = ht_conn_event {
+            hdr: header(kind, 0),
+            family,
+            lport: 8080,
+            rport: 50000,
+            sent_before: 9,
+            ..Default::default()
+        };
+        c.laddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        c.raddr[15] = 1;
+        if family == AF_INET {
+            c.raddr[..4].copy_from_slice(&[10, 0, 0, 2]);
+            c.raddr[15] = 0;
+        }
+        // SAFETY: ht_conn_event is Plain (see above); viewing it as bytes reads only initialised
+        // memory.
+        let mut v = unsafe { plain::as_bytes(&c) }.to_vec();
+        v.resize(v.len() + 4, 0);
+        v
+    }
+
     #[test]
-    fn decodes_control_events() {
-        let raw = sample(&header(ht_event_kind::HT_EV_ACCEPT, 0), b"");
-        assert_eq!(decode(&raw).unwrap().kind, ChunkKind::Accept);
+    fn decodes_connection_events_with_addresses() {
+        let raw = conn_sample(ht_event_kind::HT_EV_ACCEPT, AF_INET);
+        let c = chunk(decode(&raw).unwrap());
+        assert_eq!(
+            c.kind,
+            ChunkKind::Open {
+                how: Opened::Accepted,
+                endpoints: Some(Endpoints {
+                    local: "127.0.0.1:8080".parse().unwrap(),
+                    peer: "10.0.0.2:50000".parse().unwrap(),
+                }),
+            }
+        );
+        let raw = conn_sample(ht_event_kind::HT_EV_FOUND, AF_INET6);
+        let c = chunk(decode(&raw).unwrap());
+        let ChunkKind::Open { how, endpoints } = c.kind else {
+            panic!("not an open event")
+        };
+        assert_eq!(
+            how,
+            Opened::Found {
+                received: 5,
+                sent: 9
+            }
+        );
+        assert_eq!(endpoints.unwrap().peer, "[::1]:50000".parse().unwrap());
+        let raw = conn_sample(ht_event_kind::HT_EV_CONNECT, 0);
+        let c = chunk(decode(&raw).unwrap());
+        assert_eq!(
+            c.kind,
+            ChunkKind::Open {
+                how: Opened::Connected,
+                endpoints: None
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_close_and_process_events() {
         let raw = sample(&header(ht_event_kind::HT_EV_CLOSE, 0), b"");
-        assert_eq!(decode(&raw).unwrap().kind, ChunkKind::Close);
-        let raw = sample(&header(ht_event_kind::HT_EV_FOUND, 0), b"");
-        assert_eq!(decode(&raw).unwrap().kind, ChunkKind::Found { consumed: 5 });
+        assert_eq!(chunk(decode(&raw).unwrap()).kind, ChunkKind::Close);
+        let raw = sample(&header(ht_event_kind::HT_EV_EXIT, 0), b"");
+        assert_eq!(decode(&raw).unwrap(), Event::Exit { tgid: 100 });
+        let raw = sample(&header(ht_event_kind::HT_EV_FORK, 0), b"");
+        assert_eq!(
+            decode(&raw).unwrap(),
+            Event::Fork {
+                parent: 100,
+                child: 5
+            }
+        );
     }
 
     #[test]

@@ -1,14 +1,18 @@
-//! Incremental HTTP/1.1 request parsing over one connection's inbound byte stream.
+//! Incremental HTTP/1.1 parsing of one direction of a connection: requests, responses, or both
+//! (a connection found already open has no known role until its first message).
 //!
-//! Bytes arrive in whatever pieces the receive syscalls returned; the parser finds message
-//! boundaries itself (head by httparse, body by Content-Length or chunked encoding), so one piece
-//! may hold several pipelined requests and one request may span many pieces.
+//! Bytes arrive in whatever pieces the syscalls moved; the parser finds message boundaries itself
+//! (head by httparse; body by Content-Length, chunked encoding, the status and request method, or
+//! the end of the connection), so one piece may hold several pipelined messages and one message
+//! may span many pieces.
 
-/// Largest request head kept; a bigger one is reported as malformed.
+use std::collections::VecDeque;
+
+/// Largest message head kept; a bigger one is reported as malformed.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Headers one request may have before it is reported as malformed.
+/// Headers one message may have before it is reported as malformed.
 const MAX_HEADERS: usize = 128;
-/// Longest request line a resync waits for; past it a candidate start is given up.
+/// Longest start line a resync waits for; past it a candidate start is given up.
 const MAX_RESYNC_LINE: usize = 8 * 1024;
 /// Longest method name accepted by the sniffer (the longest registered one is 17 bytes).
 const MAX_METHOD_LEN: usize = 20;
@@ -24,13 +28,22 @@ const KNOWN_METHODS: &[&[u8]] = &[
     b"CONNECT ",
     b"TRACE ",
 ];
+/// How a status line starts.
+const STATUS_PREFIX: &[u8] = b"HTTP/";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    /// Timestamp (ns, CLOCK_MONOTONIC) of the piece that held the request's first byte.
+pub enum StartLine {
+    Request { method: String, target: String },
+    Response { status: u16, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Timestamp (ns, CLOCK_MONOTONIC) of the piece that held the message's first byte.
     pub ts_ns: u64,
-    pub method: String,
-    pub target: String,
+    /// Timestamp of the piece that held its last byte (so far, while incomplete).
+    pub end_ts_ns: u64,
+    pub start: StartLine,
     /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
     /// In order, duplicates kept; values decoded as UTF-8 with replacement.
@@ -39,41 +52,55 @@ pub struct Request {
     pub body_bytes: u64,
     /// The first bytes of the body, up to the parser's body limit.
     pub body: Vec<u8>,
-    /// Body bytes that were not in the capture (beyond --capture-bytes, or read failures).
+    /// Body bytes that were not in the capture (beyond --capture-bytes, sendfile, read failures).
     pub body_missing_bytes: u64,
-    /// False when tracing or the connection ended before the body did.
+    /// False when tracing or the connection ended before the message did.
     pub complete: bool,
 }
 
-impl Request {
+impl Message {
     pub fn body_cut(&self) -> bool {
         (self.body.len() as u64) < self.body_bytes
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
-    Request(Request),
-    /// Bytes that started like a request but are not one; parsing resumes at the next request.
+    /// A request head was read; its response is framed by its method (HEAD, CONNECT), so the
+    /// other direction is told at once, before the request's body is in.
+    RequestHead {
+        method: String,
+    },
+    Message(Message),
+    /// The protocol switched (101, or a 2xx to CONNECT): the connection is not HTTP/1.x any more.
+    Switched,
+    /// Bytes that started like a message but are not one; parsing resumes at the next message.
     Malformed {
         ts_ns: u64,
         reason: String,
     },
 }
 
-/// Counters of what the parser could not turn into requests.
+/// Counters of what the parser could not turn into messages.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ParserStats {
     /// Bytes on connections that never carried HTTP/1.x.
     pub non_http_bytes: u64,
-    /// Bytes thrown away while looking for the next request after an error or a gap.
+    /// Bytes thrown away while looking for the next message after an error or a gap.
     pub resync_bytes: u64,
+    /// Bytes after a protocol switch (WebSocket, a CONNECT tunnel): left alone.
+    pub switched_bytes: u64,
 }
 
 impl std::ops::AddAssign for ParserStats {
     fn add_assign(&mut self, other: Self) {
         self.non_http_bytes += other.non_http_bytes;
         self.resync_bytes += other.resync_bytes;
+        self.switched_bytes += other.switched_bytes;
     }
 }
 
@@ -91,53 +118,93 @@ enum ChunkState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Between requests, or inside a head.
+    /// Between messages, or inside a head.
     Head,
     /// Inside a body of known remaining length.
     Body(u64),
     Chunked(ChunkState),
+    /// A response body that ends when the connection does.
+    UntilClose,
     /// After a protocol switch (Upgrade, CONNECT): the rest is not HTTP/1.x.
     Passthrough,
     /// The connection's first bytes were not HTTP/1.x.
     NotHttp,
-    /// Hunting for the next request start after an error or a gap.
+    /// Hunting for the next message start after an error or a gap.
     Resync,
 }
 
-pub struct RequestParser {
+pub struct Parser {
     state: State,
     buf: Vec<u8>,
-    current: Option<Request>,
+    current: Option<Message>,
     body_limit: usize,
-    /// Whether a request head has been seen on this connection.
-    seen_request: bool,
+    /// Whether a message head has been seen in this direction.
+    seen_message: bool,
     /// Timestamp of the piece that held the first byte of `buf`.
     buf_ts: u64,
+    /// Timestamp of the latest piece.
+    last_ts: u64,
+    /// Methods of the requests the other direction carried, whose responses are due here.
+    expected: VecDeque<String>,
     pub stats: ParserStats,
 }
 
-impl RequestParser {
-    /// `body_limit`: body bytes kept per request (the rest is counted).
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+    Switch,
+}
+
+impl Parser {
+    /// `body_limit`: body bytes kept per message (the rest is counted).
     pub fn new(body_limit: usize) -> Self {
         Self {
             state: State::Head,
             buf: Vec::new(),
             current: None,
             body_limit,
-            seen_request: false,
+            seen_message: false,
             buf_ts: 0,
+            last_ts: 0,
+            expected: VecDeque::new(),
             stats: ParserStats::default(),
         }
     }
 
-    /// Feed the next bytes of the stream, received at `ts_ns`; complete requests go to `out`.
+    /// The other direction carried a request with this method: its response is due here.
+    pub fn expect_response(&mut self, method: &str) {
+        self.expected.push_back(method.to_string());
+    }
+
+    /// The connection switched protocols: leave the rest of this direction alone.
+    pub fn switch_protocols(&mut self, out: &mut Vec<Parsed>) {
+        if let Some(mut msg) = self.current.take() {
+            msg.complete = false;
+            out.push(Parsed::Message(msg));
+        }
+        self.stats.switched_bytes += self.buf.len() as u64;
+        self.buf.clear();
+        self.state = State::Passthrough;
+    }
+
+    /// Feed the next bytes of the stream, moved at `ts_ns`; what they complete goes to `out`.
     pub fn feed(&mut self, mut data: &[u8], ts_ns: u64, out: &mut Vec<Parsed>) {
+        self.last_ts = ts_ns;
         while !data.is_empty() {
             data = match self.state {
                 State::Head => self.feed_head(data, ts_ns, out),
                 State::Body(left) => self.feed_body(data, left, out),
                 State::Chunked(cs) => self.feed_chunked(data, cs, ts_ns, out),
-                State::Passthrough => &[],
+                State::UntilClose => {
+                    self.take_body(data);
+                    &[]
+                }
+                State::Passthrough => {
+                    self.stats.switched_bytes += data.len() as u64;
+                    &[]
+                }
                 State::NotHttp => {
                     self.stats.non_http_bytes += data.len() as u64;
                     &[]
@@ -147,59 +214,66 @@ impl RequestParser {
         }
     }
 
-    /// The stream is joined somewhere in the middle: start at the next request line found.
+    /// The stream is joined somewhere in the middle: start at the next message start found.
     pub fn start_mid_stream(&mut self) {
         self.buf.clear();
         self.current = None;
         self.state = State::Resync;
     }
 
-    /// `n` bytes of the stream were not captured (past --capture-bytes, or unreadable). Inside a
-    /// body they are only counted; anywhere else the stream position is lost and the parser
-    /// resynchronises on the next request.
-    pub fn skip(&mut self, n: u64, out: &mut Vec<Parsed>) {
+    /// `n` bytes of the stream, moved at `ts_ns`, were not captured (past --capture-bytes,
+    /// sendfile, unreadable). Inside a body they are only counted; anywhere else the stream
+    /// position is lost and the parser resynchronises on the next message.
+    pub fn skip(&mut self, n: u64, ts_ns: u64, out: &mut Vec<Parsed>) {
         if n == 0 {
             return;
         }
+        self.last_ts = ts_ns;
         match self.state {
             State::Body(left) if n <= left => {
-                if let Some(req) = self.current.as_mut() {
-                    req.body_bytes += n;
-                    req.body_missing_bytes += n;
-                }
+                self.count_missing_body(n);
                 self.state = State::Body(left - n);
                 if left == n {
-                    self.finish_request(out);
+                    self.finish_message(out);
                 }
             }
             State::Chunked(ChunkState::Data(left)) if n <= left => {
-                if let Some(req) = self.current.as_mut() {
-                    req.body_bytes += n;
-                    req.body_missing_bytes += n;
-                }
-                self.state = State::Chunked(ChunkState::Data(left - n));
-                if left == n {
-                    self.state = State::Chunked(ChunkState::DataEnd);
-                }
+                self.count_missing_body(n);
+                self.state = State::Chunked(if left == n {
+                    ChunkState::DataEnd
+                } else {
+                    ChunkState::Data(left - n)
+                });
             }
-            State::Passthrough | State::NotHttp => {}
+            State::UntilClose => self.count_missing_body(n),
+            State::Passthrough => self.stats.switched_bytes += n,
+            State::NotHttp => self.stats.non_http_bytes += n,
             _ => self.lose_position(n, out),
         }
     }
 
-    /// Bytes of unknown number were lost (events lost); resynchronise on the next request.
+    fn count_missing_body(&mut self, n: u64) {
+        if let Some(msg) = self.current.as_mut() {
+            msg.body_bytes += n;
+            msg.body_missing_bytes += n;
+        }
+    }
+
+    /// Bytes of unknown number were lost (events lost); resynchronise on the next message.
     pub fn gap(&mut self, out: &mut Vec<Parsed>) {
         if !matches!(self.state, State::Passthrough | State::NotHttp) {
             self.lose_position(0, out);
         }
     }
 
-    /// The stream ended (connection closed, or tracing stopped): report what is pending.
-    /// Returns true when a request head was partly received and is dropped.
-    pub fn finish(&mut self, out: &mut Vec<Parsed>) -> bool {
-        if let Some(mut req) = self.current.take() {
-            req.complete = false;
-            out.push(Parsed::Request(req));
+    /// The stream ended: `closed` when the connection did (which ends a body that runs to the
+    /// close), else tracing stopped. Reports what is pending; returns true when a message head
+    /// was partly received and is dropped.
+    pub fn finish(&mut self, closed: bool, out: &mut Vec<Parsed>) -> bool {
+        if let Some(mut msg) = self.current.take() {
+            msg.complete = closed && self.state == State::UntilClose;
+            msg.end_ts_ns = self.last_ts;
+            out.push(Parsed::Message(msg));
         }
         let partial_head = self.state == State::Head && !self.buf.is_empty();
         self.buf.clear();
@@ -208,9 +282,10 @@ impl RequestParser {
     }
 
     fn lose_position(&mut self, n: u64, out: &mut Vec<Parsed>) {
-        if let Some(mut req) = self.current.take() {
-            req.complete = false;
-            out.push(Parsed::Request(req));
+        if let Some(mut msg) = self.current.take() {
+            msg.complete = false;
+            msg.end_ts_ns = self.last_ts;
+            out.push(Parsed::Message(msg));
         }
         self.stats.resync_bytes += self.buf.len() as u64 + n;
         self.buf.clear();
@@ -235,11 +310,11 @@ impl RequestParser {
     /// Parse as many messages out of `buf` as it holds, leaving the state for what follows.
     fn parse_buffered_heads(&mut self, out: &mut Vec<Parsed>) {
         while self.state == State::Head && !self.buf.is_empty() {
-            match sniff(&self.buf) {
+            let is_response = match sniff(&self.buf) {
                 Sniff::NeedMore => return,
                 Sniff::NotHttp => {
-                    if self.seen_request {
-                        self.malformed("bytes that are not an HTTP request", out);
+                    if self.seen_message {
+                        self.malformed("bytes that are not an HTTP message", out);
                     } else {
                         self.stats.non_http_bytes += self.buf.len() as u64;
                         self.buf.clear();
@@ -247,39 +322,36 @@ impl RequestParser {
                     }
                     return;
                 }
-                Sniff::Request => {}
-            }
+                Sniff::Request => false,
+                Sniff::Response => true,
+            };
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Request::new(&mut headers);
-            let head_len = match parsed.parse(&self.buf) {
-                Ok(httparse::Status::Complete(n)) => n,
-                Ok(httparse::Status::Partial) => {
+            let parsed = if is_response {
+                parse_response_head(&self.buf, &mut headers)
+            } else {
+                parse_request_head(&self.buf, &mut headers)
+            };
+            let (head_len, start, version, headers) = match parsed {
+                Ok(Some(head)) => head,
+                Ok(None) => {
                     if self.buf.len() > MAX_HEAD_BYTES {
-                        self.malformed("request head larger than 64 KiB", out);
+                        self.malformed("message head larger than 64 KiB", out);
                     }
                     return;
                 }
                 Err(e) => {
-                    self.malformed(&format!("invalid request: {e}"), out);
+                    let what = if is_response { "response" } else { "request" };
+                    self.malformed(&format!("invalid {what}: {e}"), out);
                     return;
                 }
             };
-            self.seen_request = true;
-            let req = Request {
+            self.seen_message = true;
+            let msg = Message {
                 ts_ns: self.buf_ts,
-                method: parsed.method.unwrap_or_default().to_string(),
-                target: parsed.path.unwrap_or_default().to_string(),
-                version: parsed.version.unwrap_or(1),
-                headers: parsed
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_string(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect(),
+                end_ts_ns: self.last_ts,
+                start,
+                version,
+                headers,
                 body_bytes: 0,
                 body: Vec::new(),
                 body_missing_bytes: 0,
@@ -287,27 +359,49 @@ impl RequestParser {
             };
             let rest = self.buf.split_off(head_len);
             self.buf.clear();
-            match body_framing(&req) {
+            let framing = match &msg.start {
+                StartLine::Request { method, .. } => {
+                    out.push(Parsed::RequestHead {
+                        method: method.clone(),
+                    });
+                    request_framing(&msg.headers)
+                }
+                StartLine::Response { status, .. } if (100..200).contains(status) => {
+                    if *status == 101 {
+                        self.expected.pop_front();
+                        Ok(Framing::Switch)
+                    } else {
+                        // An interim response (100 Continue): the final one is still due.
+                        self.buf = rest;
+                        self.drop_leading_empty_lines();
+                        continue;
+                    }
+                }
+                StartLine::Response { status, .. } => {
+                    let method = self.expected.pop_front();
+                    Ok(response_framing(*status, method.as_deref(), &msg.headers))
+                }
+            };
+            self.current = Some(msg);
+            match framing {
                 Err(reason) => {
-                    // Where this body ends is unknown: report it and look for the next request.
+                    // Where this body ends is unknown: report it and look for the next message.
+                    self.current = None;
                     out.push(Parsed::Malformed {
                         ts_ns: self.buf_ts,
                         reason: reason.to_string(),
                     });
                     self.state = State::Resync;
                 }
-                Ok(Framing::Length(n)) if n > 0 => {
-                    self.current = Some(req);
-                    self.state = State::Body(n);
+                Ok(Framing::Length(n)) if n > 0 => self.state = State::Body(n),
+                Ok(Framing::Chunked) => self.state = State::Chunked(ChunkState::Size),
+                Ok(Framing::UntilClose) => self.state = State::UntilClose,
+                Ok(Framing::Switch) => {
+                    self.finish_message(out);
+                    out.push(Parsed::Switched);
+                    self.state = State::Passthrough;
                 }
-                Ok(Framing::Chunked) => {
-                    self.current = Some(req);
-                    self.state = State::Chunked(ChunkState::Size);
-                }
-                Ok(_) => {
-                    self.current = Some(req);
-                    self.finish_request(out);
-                }
+                Ok(Framing::None | Framing::Length(_)) => self.finish_message(out),
             }
             if rest.is_empty() {
                 continue;
@@ -334,7 +428,7 @@ impl RequestParser {
             ts_ns: self.buf_ts,
             reason: reason.to_string(),
         });
-        // The first byte cannot start a request; look for the next one after it.
+        // The first byte cannot start a message; look for the next one after it.
         let rest = self.buf.split_off(1.min(self.buf.len()));
         self.stats.resync_bytes += self.buf.len() as u64;
         self.buf.clear();
@@ -350,31 +444,24 @@ impl RequestParser {
         self.take_body(&data[..n]);
         self.state = State::Body(left - n as u64);
         if left == n as u64 {
-            self.finish_request(out);
+            self.finish_message(out);
         }
         &data[n..]
     }
 
     fn take_body(&mut self, bytes: &[u8]) {
-        if let Some(req) = self.current.as_mut() {
-            req.body_bytes += bytes.len() as u64;
-            let room = self.body_limit.saturating_sub(req.body.len());
-            req.body.extend_from_slice(&bytes[..room.min(bytes.len())]);
+        if let Some(msg) = self.current.as_mut() {
+            msg.body_bytes += bytes.len() as u64;
+            let room = self.body_limit.saturating_sub(msg.body.len());
+            msg.body.extend_from_slice(&bytes[..room.min(bytes.len())]);
         }
     }
 
-    fn finish_request(&mut self, out: &mut Vec<Parsed>) {
+    fn finish_message(&mut self, out: &mut Vec<Parsed>) {
         self.state = State::Head;
-        if let Some(req) = self.current.take() {
-            let switches = req.method.eq_ignore_ascii_case("CONNECT")
-                || req
-                    .headers
-                    .iter()
-                    .any(|(n, _)| n.eq_ignore_ascii_case("upgrade"));
-            out.push(Parsed::Request(req));
-            if switches {
-                self.state = State::Passthrough;
-            }
+        if let Some(mut msg) = self.current.take() {
+            msg.end_ts_ns = self.last_ts;
+            out.push(Parsed::Message(msg));
         }
     }
 
@@ -429,7 +516,7 @@ impl RequestParser {
                     }
                     ChunkState::Trailers => {
                         if line.is_empty() {
-                            self.finish_request(out);
+                            self.finish_message(out);
                         }
                     }
                     ChunkState::Data(_) => unreachable!("handled above"),
@@ -440,9 +527,10 @@ impl RequestParser {
     }
 
     fn chunk_error(&mut self, reason: &str, out: &mut Vec<Parsed>) {
-        if let Some(mut req) = self.current.take() {
-            req.complete = false;
-            out.push(Parsed::Request(req));
+        if let Some(mut msg) = self.current.take() {
+            msg.complete = false;
+            msg.end_ts_ns = self.last_ts;
+            out.push(Parsed::Message(msg));
         }
         out.push(Parsed::Malformed {
             ts_ns: self.buf_ts,
@@ -455,26 +543,82 @@ impl RequestParser {
 
     fn feed_resync<'d>(&mut self, data: &'d [u8], ts_ns: u64, out: &mut Vec<Parsed>) -> &'d [u8] {
         self.buf.extend_from_slice(data);
-        match find_request_start(&self.buf) {
-            RequestStart::Found(pos) => {
+        match find_message_start(&self.buf) {
+            MessageStart::Found(pos) => {
                 self.stats.resync_bytes += pos as u64;
                 let rest = self.buf.split_off(pos);
                 self.buf.clear();
                 self.state = State::Head;
                 self.feed(&rest, ts_ns, out);
             }
-            RequestStart::Maybe(pos) => {
+            MessageStart::Maybe(pos) => {
                 // Keep the candidate until its line is complete.
                 self.stats.resync_bytes += pos as u64;
                 self.buf.drain(..pos);
             }
-            RequestStart::None => {
+            MessageStart::None => {
                 self.stats.resync_bytes += self.buf.len() as u64;
                 self.buf.clear();
             }
         }
         &[]
     }
+}
+
+/// A parsed head: its length, start line, minor version and headers.
+type Head = (usize, StartLine, u8, Vec<(String, String)>);
+
+fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Ok(None) while the head is incomplete.
+fn parse_request_head<'b>(
+    buf: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<Head>, httparse::Error> {
+    let mut req = httparse::Request::new(headers);
+    let httparse::Status::Complete(n) = req.parse(buf)? else {
+        return Ok(None);
+    };
+    let start = StartLine::Request {
+        method: req.method.unwrap_or_default().to_string(),
+        target: req.path.unwrap_or_default().to_string(),
+    };
+    Ok(Some((
+        n,
+        start,
+        req.version.unwrap_or(1),
+        owned_headers(req.headers),
+    )))
+}
+
+fn parse_response_head<'b>(
+    buf: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<Head>, httparse::Error> {
+    let mut resp = httparse::Response::new(headers);
+    let httparse::Status::Complete(n) = resp.parse(buf)? else {
+        return Ok(None);
+    };
+    let start = StartLine::Response {
+        status: resp.code.unwrap_or(0),
+        reason: resp.reason.unwrap_or_default().to_string(),
+    };
+    Ok(Some((
+        n,
+        start,
+        resp.version.unwrap_or(1),
+        owned_headers(resp.headers),
+    )))
 }
 
 /// How many bytes at the start of `bytes` are empty lines, which may precede a request line
@@ -488,14 +632,22 @@ fn empty_line_bytes(bytes: &[u8]) -> usize {
 
 enum Sniff {
     Request,
+    Response,
     NotHttp,
     NeedMore,
 }
 
-/// Whether `buf` starts like an HTTP/1.x request line: an upper-case method token and a space.
+/// Whether `buf` starts like an HTTP/1.x status line ("HTTP/"), or like a request line: an
+/// upper-case method token and a space.
 fn sniff(buf: &[u8]) -> Sniff {
     if buf.starts_with(b"PRI * HTTP/2") {
         return Sniff::NotHttp; // HTTP/2 prior knowledge
+    }
+    if buf.starts_with(STATUS_PREFIX) {
+        return Sniff::Response;
+    }
+    if STATUS_PREFIX.starts_with(buf) {
+        return Sniff::NeedMore;
     }
     for (i, &b) in buf.iter().enumerate().take(MAX_METHOD_LEN + 1) {
         match b {
@@ -511,56 +663,72 @@ fn sniff(buf: &[u8]) -> Sniff {
     }
 }
 
-enum RequestStart {
+enum MessageStart {
     Found(usize),
-    /// A possible start whose request line is not complete yet.
+    /// A possible start whose start line is not complete yet.
     Maybe(usize),
     None,
 }
 
-/// The first place in `buf` where a request line starts: a known method and a line that ends in
-/// " HTTP/1.x". Used only to find the way back after lost or malformed bytes.
-fn find_request_start(buf: &[u8]) -> RequestStart {
+/// Whether `line` (without its CRLF) is a plausible start line: a known method with a line that
+/// ends in " HTTP/1.x", or "HTTP/1.x " and a three-digit status.
+fn plausible_start_line(line: &[u8]) -> bool {
+    if KNOWN_METHODS.iter().any(|m| line.starts_with(m)) {
+        return line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0");
+    }
+    let Some(status) = line
+        .strip_prefix(b"HTTP/1.1 ")
+        .or_else(|| line.strip_prefix(b"HTTP/1.0 "))
+    else {
+        return false;
+    };
+    status.len() >= 3
+        && status[..3].iter().all(u8::is_ascii_digit)
+        && (status.len() == 3 || status[3] == b' ')
+}
+
+/// Whether a start line could begin at `rest`: a known method or a status line prefix.
+fn could_start(rest: &[u8]) -> (bool, bool) {
+    let starts = KNOWN_METHODS.iter().any(|m| rest.starts_with(m))
+        || rest.starts_with(b"HTTP/1.1 ")
+        || rest.starts_with(b"HTTP/1.0 ");
+    let prefix = KNOWN_METHODS.iter().any(|m| m.starts_with(rest))
+        || b"HTTP/1.1 ".starts_with(rest)
+        || b"HTTP/1.0 ".starts_with(rest);
+    (starts, prefix)
+}
+
+/// The first place in `buf` where a start line begins. Used only to find the way back after
+/// lost or malformed bytes.
+fn find_message_start(buf: &[u8]) -> MessageStart {
     for i in 0..buf.len() {
         let rest = &buf[i..];
-        if !KNOWN_METHODS.iter().any(|m| rest.starts_with(m)) {
-            if KNOWN_METHODS.iter().any(|m| m.starts_with(rest)) {
-                return RequestStart::Maybe(i);
+        let (starts, prefix) = could_start(rest);
+        if !starts {
+            if prefix {
+                return MessageStart::Maybe(i);
             }
             continue;
         }
         let window = &rest[..rest.len().min(MAX_RESYNC_LINE)];
         match window.windows(2).position(|w| w == b"\r\n") {
-            Some(end) => {
-                let line = &rest[..end];
-                if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
-                    return RequestStart::Found(i);
-                }
-            }
-            None if rest.len() < MAX_RESYNC_LINE => return RequestStart::Maybe(i),
+            Some(end) if plausible_start_line(&rest[..end]) => return MessageStart::Found(i),
+            Some(_) => {}
+            None if rest.len() < MAX_RESYNC_LINE => return MessageStart::Maybe(i),
             None => {}
         }
     }
-    RequestStart::None
+    MessageStart::None
 }
 
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-}
-
-/// How a request's body is delimited (RFC 9112, 6.3).
-fn body_framing(req: &Request) -> Result<Framing, &'static str> {
+/// Content-Length and chunked encoding as the headers give them (RFC 9112, 6.3).
+fn declared_framing(headers: &[(String, String)]) -> Result<Option<Framing>, &'static str> {
     let mut length: Option<u64> = None;
-    let mut chunked = false;
-    for (name, value) in &req.headers {
+    let mut coded = None;
+    for (name, value) in headers {
         if name.eq_ignore_ascii_case("transfer-encoding") {
             let last = value.rsplit(',').next().unwrap_or("").trim();
-            chunked = last.eq_ignore_ascii_case("chunked");
-            if !chunked {
-                return Err("request body with a transfer coding other than chunked last");
-            }
+            coded = Some(last.eq_ignore_ascii_case("chunked"));
         } else if name.eq_ignore_ascii_case("content-length") {
             for part in value.split(',') {
                 let part = part.trim();
@@ -575,11 +743,41 @@ fn body_framing(req: &Request) -> Result<Framing, &'static str> {
             }
         }
     }
-    Ok(match (chunked, length) {
-        (true, _) => Framing::Chunked,
-        (false, Some(n)) => Framing::Length(n),
-        (false, None) => Framing::None,
+    Ok(match (coded, length) {
+        (Some(true), _) => Some(Framing::Chunked),
+        // Another coding last: only the end of the connection ends the body.
+        (Some(false), _) => Some(Framing::UntilClose),
+        (None, Some(n)) => Some(Framing::Length(n)),
+        (None, None) => None,
     })
+}
+
+/// How a request's body is delimited: no Content-Length nor chunked means no body.
+fn request_framing(headers: &[(String, String)]) -> Result<Framing, &'static str> {
+    match declared_framing(headers)? {
+        Some(Framing::UntilClose) => {
+            Err("request body with a transfer coding other than chunked last")
+        }
+        Some(f) => Ok(f),
+        None => Ok(Framing::None),
+    }
+}
+
+/// How a final response's body is delimited, given the method of its request when known
+/// (RFC 9112, 6.3): no body for HEAD, 204 and 304; a 2xx to CONNECT opens a tunnel; without
+/// Content-Length or chunked, the body runs to the end of the connection.
+fn response_framing(status: u16, method: Option<&str>, headers: &[(String, String)]) -> Framing {
+    let method = method.unwrap_or("GET");
+    if method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status) {
+        return Framing::Switch;
+    }
+    if method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304 {
+        return Framing::None;
+    }
+    // A malformed length in a response: the connection's end is the only boundary left.
+    declared_framing(headers)
+        .unwrap_or(Some(Framing::UntilClose))
+        .unwrap_or(Framing::UntilClose)
 }
 
 /// The size in a chunk-size line (hex, optionally followed by extensions).
@@ -600,8 +798,8 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn parse_all(pieces: &[&[u8]]) -> (Vec<Parsed>, RequestParser) {
-        let mut p = RequestParser::new(64);
+    fn parse_all(pieces: &[&[u8]]) -> (Vec<Parsed>, Parser) {
+        let mut p = Parser::new(64);
         let mut out = Vec::new();
         for (i, piece) in pieces.iter().enumerate() {
             p.feed(piece, i as u64 + 1, &mut out);
@@ -609,20 +807,29 @@ mod tests {
         (out, p)
     }
 
-    fn requests(out: &[Parsed]) -> Vec<&Request> {
+    fn requests(out: &[Parsed]) -> Vec<&Message> {
         out.iter()
             .filter_map(|p| match p {
-                Parsed::Request(r) => Some(r),
-                Parsed::Malformed { .. } => None,
+                Parsed::Message(m) => Some(m),
+                _ => None,
             })
             .collect()
     }
 
+    fn line(m: &Message) -> String {
+        match &m.start {
+            StartLine::Request { method, target } => format!("{method} {target}"),
+            StartLine::Response { status, reason } => format!("{status} {reason}"),
+        }
+    }
+
+    /// Messages and errors, in order (request heads and switches left out).
     fn targets(out: &[Parsed]) -> Vec<String> {
         out.iter()
-            .map(|p| match p {
-                Parsed::Request(r) => format!("{} {}", r.method, r.target),
-                Parsed::Malformed { reason, .. } => format!("malformed: {reason}"),
+            .filter_map(|p| match p {
+                Parsed::Message(m) => Some(line(m)),
+                Parsed::Malformed { reason, .. } => Some(format!("malformed: {reason}")),
+                Parsed::RequestHead { .. } | Parsed::Switched => None,
             })
             .collect()
     }
@@ -635,8 +842,7 @@ mod tests {
         let (out, _) = parse_all(&[GET]);
         let r = requests(&out);
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].method, "GET");
-        assert_eq!(r[0].target, "/items?id=1");
+        assert_eq!(line(r[0]), "GET /items?id=1");
         assert_eq!(r[0].version, 1);
         assert_eq!(r[0].ts_ns, 1);
         assert_eq!(
@@ -751,7 +957,7 @@ mod tests {
             targets(&out),
             [
                 "GET /ok",
-                "malformed: bytes that are not an HTTP request",
+                "malformed: bytes that are not an HTTP message",
                 "POST /next"
             ]
         );
@@ -785,7 +991,7 @@ mod tests {
         let (out, _) = parse_all(&[&head]);
         assert_eq!(
             targets(&out),
-            ["malformed: request head larger than 64 KiB"]
+            ["malformed: message head larger than 64 KiB"]
         );
     }
 
@@ -800,14 +1006,14 @@ mod tests {
 
     #[test]
     fn skipped_bytes_inside_a_body_are_counted() {
-        let mut p = RequestParser::new(64);
+        let mut p = Parser::new(64);
         let mut out = Vec::new();
         p.feed(
             b"POST /f HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123",
             1,
             &mut out,
         );
-        p.skip(6, &mut out);
+        p.skip(6, 2, &mut out);
         p.feed(b"GET /g HTTP/1.1\r\n\r\n", 2, &mut out);
         assert_eq!(targets(&out), ["POST /f", "GET /g"]);
         let r = requests(&out);
@@ -818,17 +1024,17 @@ mod tests {
 
     #[test]
     fn skipped_bytes_in_a_head_lose_the_position_until_the_next_request() {
-        let mut p = RequestParser::new(64);
+        let mut p = Parser::new(64);
         let mut out = Vec::new();
         p.feed(b"GET /lost HTTP/1.1\r\nHo", 1, &mut out);
-        p.skip(100, &mut out);
+        p.skip(100, 2, &mut out);
         p.feed(b"st: x\r\n\r\nGET /found HTTP/1.1\r\n\r\n", 2, &mut out);
         assert_eq!(targets(&out), ["GET /found"]);
     }
 
     #[test]
     fn gap_in_a_body_reports_the_request_incomplete() {
-        let mut p = RequestParser::new(64);
+        let mut p = Parser::new(64);
         let mut out = Vec::new();
         p.feed(
             b"POST /f HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123",
@@ -843,36 +1049,146 @@ mod tests {
 
     #[test]
     fn finish_reports_a_pending_body_and_a_partial_head() {
-        let mut p = RequestParser::new(64);
+        let mut p = Parser::new(64);
         let mut out = Vec::new();
         p.feed(
             b"POST /f HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123",
             1,
             &mut out,
         );
-        assert!(!p.finish(&mut out));
+        assert!(!p.finish(false, &mut out));
         assert_eq!(targets(&out), ["POST /f"]);
         assert!(!requests(&out)[0].complete);
         p.feed(b"GET /half HTTP/1.1\r\nHost", 2, &mut out);
-        assert!(p.finish(&mut out));
-        assert_eq!(out.len(), 1);
+        assert!(p.finish(false, &mut out));
+        assert_eq!(targets(&out), ["POST /f"]);
     }
 
     #[test]
-    fn upgrade_leaves_the_connection_alone() {
-        let (out, p) = parse_all(&[
-            b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
-            b"\x81\x85binary frames GET / HTTP/1.1\r\n\r\n",
+    fn request_heads_are_announced_before_their_bodies() {
+        let (out, _) = parse_all(&[
+            b"HEAD /h HTTP/1.1\r\n\r\nPOST /p HTTP/1.1\r\nContent-Length: 4\r\n\r\nab",
         ]);
+        assert_eq!(
+            out.iter()
+                .filter_map(|p| match p {
+                    Parsed::RequestHead { method } => Some(method.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+            ["HEAD", "POST"]
+        );
+        assert_eq!(targets(&out), ["HEAD /h"]);
+    }
+
+    /// A response stream whose requests (by method) came the other way.
+    fn responses(methods: &[&str], pieces: &[&[u8]]) -> (Vec<Parsed>, Parser) {
+        let mut p = Parser::new(64);
+        for m in methods {
+            p.expect_response(m);
+        }
+        let mut out = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            p.feed(piece, i as u64 + 1, &mut out);
+        }
+        (out, p)
+    }
+
+    #[test]
+    fn responses_framed_by_length_and_chunks() {
+        let (out, _) = responses(
+            &["GET", "GET"],
+            &[
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel",
+                b"loHTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            ],
+        );
+        assert_eq!(targets(&out), ["200 OK", "404 Not Found"]);
+        let r = requests(&out);
+        assert_eq!(
+            (r[0].body.as_slice(), r[0].ts_ns, r[0].end_ts_ns),
+            (&b"hello"[..], 1, 2)
+        );
+        assert_eq!((r[1].body.as_slice(), r[1].version), (&b"abc"[..], 1));
+    }
+
+    #[test]
+    fn responses_without_a_body() {
+        // HEAD announces a length it does not send; 204 and 304 have no body either.
+        let (out, _) = responses(
+            &["HEAD", "GET", "GET", "GET"],
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"],
+        );
+        assert_eq!(
+            targets(&out),
+            ["200 OK", "204 No Content", "304 Not Modified", "200 OK"]
+        );
+        assert_eq!(requests(&out)[0].body_bytes, 0);
+        assert_eq!(requests(&out)[3].body, b"x");
+    }
+
+    #[test]
+    fn interim_responses_are_skipped() {
+        let (out, _) = responses(
+            &["POST"],
+            &[
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+            ],
+        );
+        assert_eq!(targets(&out), ["201 Created"]);
+    }
+
+    #[test]
+    fn body_until_close_ends_with_the_connection() {
+        let (mut out, mut p) = responses(&["GET"], &[b"HTTP/1.0 200 OK\r\n\r\nsome ", b"bytes"]);
+        assert!(out.is_empty());
+        assert!(!p.finish(true, &mut out));
+        let r = requests(&out);
+        assert_eq!(
+            (r[0].body.as_slice(), r[0].complete, r[0].end_ts_ns),
+            (&b"some bytes"[..], true, 2)
+        );
+        // Tracing that stops first leaves it incomplete.
+        let (mut out, mut p) = responses(&["GET"], &[b"HTTP/1.1 200 OK\r\n\r\nsome "]);
+        p.finish(false, &mut out);
+        assert!(!requests(&out)[0].complete);
+    }
+
+    #[test]
+    fn switching_protocols_leaves_the_connection_alone() {
+        let (out, p) = responses(
+            &["GET"],
+            &[b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello"],
+        );
+        assert_eq!(targets(&out), ["101 Switching Protocols"]);
+        assert_eq!(out.last(), Some(&Parsed::Switched));
+        assert_eq!(p.stats.switched_bytes, 7);
+        let (out, _) = responses(
+            &["CONNECT"],
+            &[b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x01"],
+        );
+        assert_eq!(out.last(), Some(&Parsed::Switched));
+        // The request side is told by the connection; its tunnel bytes are then left alone.
+        let (mut out, mut p) = parse_all(&[b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"]);
+        p.switch_protocols(&mut out);
+        p.feed(b"\x81\x85binary GET / HTTP/1.1\r\n\r\n", 3, &mut out);
         assert_eq!(targets(&out), ["GET /ws"]);
         assert_eq!(p.stats.resync_bytes, 0);
-        let (out, _) = parse_all(&[b"CONNECT example:443 HTTP/1.1\r\n\r\n\x16\x03\x01tls"]);
-        assert_eq!(targets(&out), ["CONNECT example:443"]);
+    }
+
+    #[test]
+    fn a_response_stream_joined_mid_stream_resyncs_on_a_status_line() {
+        let mut p = Parser::new(64);
+        p.start_mid_stream();
+        let mut out = Vec::new();
+        p.feed(b"tail of a body HTTP/1.1 is not at a line start\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1, &mut out);
+        assert_eq!(targets(&out), ["200 OK"]);
     }
 
     #[test]
     fn method_split_across_pieces_is_found_when_resyncing() {
-        let mut p = RequestParser::new(64);
+        let mut p = Parser::new(64);
         let mut out = Vec::new();
         p.feed(
             b"GET /a HTTP/1.1\r\nBad Header\r\n\r\nnoise\r\nPO",
@@ -888,7 +1204,7 @@ mod tests {
 
     #[test]
     fn joined_mid_stream_starts_at_the_next_request_line() {
-        let mut p = RequestParser::new(64);
+        let mut p = Parser::new(64);
         p.start_mid_stream();
         let mut out = Vec::new();
         p.feed(
@@ -898,7 +1214,7 @@ mod tests {
         );
         assert_eq!(targets(&out), ["GET /next"]);
         // A stream joined at a request start loses nothing.
-        let mut p = RequestParser::new(64);
+        let mut p = Parser::new(64);
         p.start_mid_stream();
         let mut out = Vec::new();
         p.feed(b"GET /fi", 1, &mut out);

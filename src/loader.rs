@@ -46,7 +46,8 @@ impl Method {
             Method::Kprobe => &["kprobe/", "kretprobe/", "ksyscall/", "kretsyscall/"],
             Method::Tracepoint => &["tracepoint/"],
         };
-        prefixes.iter().any(|p| section.starts_with(p))
+        // Process lifetime goes through raw tracepoints, which every method uses.
+        section.starts_with("raw_tp/") || prefixes.iter().any(|p| section.starts_with(p))
     }
 }
 
@@ -68,6 +69,7 @@ const FENTRY_WARNING: &str = "warning: with fentry, a receive that is blocked wh
 
 pub struct Config {
     pub pids: Vec<u32>,
+    pub follow_children: bool,
     pub capture_bytes: u32,
     pub buffer: BufferKind,
     /// The ring's size, when `buffer` is the ring.
@@ -222,6 +224,7 @@ fn load_with(method: Method, cfg: &Config, forced: bool) -> Result<Attached> {
         .as_deref_mut()
         .context("the BPF object has no read-only data section")?;
     rodata.capture_bytes = cfg.capture_bytes;
+    rodata.follow_children = u8::from(cfg.follow_children);
     rodata.use_ringbuf = u8::from(cfg.buffer == BufferKind::Ring);
     rodata.wakeup_bytes = buffer::wakeup_bytes(cfg.ring_bytes);
     match cfg.buffer {
@@ -239,11 +242,8 @@ fn load_with(method: Method, cfg: &Config, forced: bool) -> Result<Attached> {
     let mut skel = open
         .load()
         .context("loading the BPF programs (RUST_LOG=debug shows the kernel's log)")?;
-    for pid in &cfg.pids {
-        skel.maps
-            .tracked_tgids
-            .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
-            .with_context(|| format!("adding process {pid} to the tracked set"))?;
+    for &pid in &cfg.pids {
+        track(&skel, pid)?;
     }
     skel.attach()
         .with_context(|| format!("attaching the {method} programs"))?;
@@ -341,8 +341,54 @@ pub fn process_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Stop tracing `pid` in BPF (it exited; its PID may be reused).
-pub fn untrack(skel: &HttpTraceSkel<'_>, pid: u32) {
-    // A failure here only means the entry is already gone.
+/// Trace process `pid` in BPF.
+pub fn track(skel: &HttpTraceSkel<'_>, pid: u32) -> Result<()> {
+    skel.maps
+        .tracked_tgids
+        .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
+        .with_context(|| format!("adding process {pid} to the tracked set"))
+}
+
+/// Forget process `pid` in BPF (it exited; its PID may be reused): stop tracing it, and drop its
+/// sockets, which its exit closed without close(2).
+pub fn forget_process(skel: &HttpTraceSkel<'_>, pid: u32) {
+    // Failures here only mean the entries are already gone.
     let _ = skel.maps.tracked_tgids.delete(&pid.to_ne_bytes());
+    let sockets = &skel.maps.sockets;
+    let mine: Vec<Vec<u8>> = sockets
+        .keys()
+        .filter(|k| k.get(..4) == Some(&pid.to_ne_bytes()[..]))
+        .collect();
+    for key in mine {
+        let _ = sockets.delete(&key);
+    }
+}
+
+/// Processes descended from `roots` (children, their children, ...), from /proc.
+pub fn descendants(roots: &[u32]) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parent_of: Vec<(u32, u32)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, parent_pid(pid)?)))
+        .collect();
+    let mut found: Vec<u32> = Vec::new();
+    let mut frontier: Vec<u32> = roots.to_vec();
+    while let Some(p) = frontier.pop() {
+        for &(child, parent) in &parent_of {
+            if parent == p && !roots.contains(&child) && !found.contains(&child) {
+                found.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    found
+}
+
+/// The parent PID in /proc/PID/stat (the field after the parenthesised command name).
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
 }

@@ -1,12 +1,12 @@
-//! Output: a readable line per request (plus headers and body with -v), or one JSON object per
-//! line. Writes go through a buffer that the caller flushes once per batch of events.
+//! Output: a readable line per exchange (plus headers and bodies with -v), or one JSON object
+//! per line. Writes go through a buffer that the caller flushes once per batch of events.
 
 use std::io::{self, Write};
 
 use serde_json::json;
 
-use crate::conn::Record;
-use crate::http::{Parsed, Request};
+use crate::conn::{ConnInfo, Direction, Record};
+use crate::http::{Message, StartLine};
 
 /// Body bytes the text output shows with -v; JSON carries all that was kept (--max-body).
 const TEXT_BODY_PREVIEW: usize = 1024;
@@ -151,93 +151,186 @@ impl<W: Write> Printer<W> {
     }
 
     fn print_text(&mut self, rec: &Record) -> io::Result<()> {
-        let m = &rec.meta;
-        write!(
-            self.out,
-            "{} {}[{}] fd={} ",
-            time_of_day(self.clock.wall_ns(rec.ts_ns())),
-            m.comm.to_string_lossy(),
-            m.tgid,
-            m.fd
-        )?;
-        let r = match &rec.parsed {
-            Parsed::Malformed { reason, .. } => {
-                return writeln!(self.out, "malformed request: {reason}");
+        let (conn, request, response) = match rec {
+            Record::Exchange {
+                conn,
+                request,
+                response,
+            } => (conn, request.as_ref(), response.as_ref()),
+            Record::Malformed {
+                conn,
+                direction,
+                ts_ns,
+                reason,
+            } => {
+                self.text_prefix(conn, *ts_ns)?;
+                let what = match direction {
+                    Direction::In => "received",
+                    Direction::Out => "sent",
+                };
+                return writeln!(self.out, "malformed message {what}: {reason}");
             }
-            Parsed::Request(r) => r,
         };
-        write!(self.out, "{} {} HTTP/1.{}", r.method, r.target, r.version)?;
-        if r.body_bytes > 0 {
-            write!(self.out, " body={}B", r.body_bytes)?;
+        self.text_prefix(conn, rec.ts_ns())?;
+        match request.map(|m| (&m.start, m)) {
+            Some((StartLine::Request { method, target }, m)) => {
+                write!(self.out, "{method} {target} HTTP/1.{}", m.version)?;
+                if !m.complete {
+                    write!(self.out, " (incomplete)")?;
+                }
+            }
+            _ => write!(self.out, "(request not seen)")?,
         }
-        if !r.complete {
-            write!(self.out, " (incomplete)")?;
+        match response.map(|m| (&m.start, m)) {
+            Some((StartLine::Response { status, reason }, m)) => {
+                write!(self.out, " -> {status}")?;
+                if !reason.is_empty() {
+                    write!(self.out, " {reason}")?;
+                }
+                if !m.complete {
+                    write!(self.out, " (incomplete)")?;
+                }
+                if let Some(ms) = latency_ms(request, response) {
+                    write!(self.out, " {ms:.3}ms")?;
+                }
+            }
+            _ => write!(self.out, " -> (no response)")?,
         }
-        writeln!(self.out)?;
+        let size =
+            |m: Option<&Message>| m.map_or("-".to_string(), |m| format!("{}B", m.body_bytes));
+        writeln!(self.out, " req={} resp={}", size(request), size(response))?;
         if self.verbose {
-            self.print_details(r)?;
+            for (m, mark) in [(request, '>'), (response, '<')] {
+                if let Some(m) = m {
+                    self.print_details(m, mark)?;
+                }
+            }
         }
         Ok(())
     }
 
-    fn print_details(&mut self, r: &Request) -> io::Result<()> {
-        for (name, value) in &r.headers {
-            writeln!(self.out, "    {name}: {value}")?;
+    /// Time, process, role and peer: how every text line starts.
+    fn text_prefix(&mut self, conn: &ConnInfo, ts_ns: u64) -> io::Result<()> {
+        let m = &conn.meta;
+        write!(
+            self.out,
+            "{} {}[{}] {} {} ",
+            time_of_day(self.clock.wall_ns(ts_ns)),
+            m.comm.to_string_lossy(),
+            m.tgid,
+            conn.role.as_str(),
+            conn.endpoints
+                .map_or_else(|| format!("fd={}", m.fd), |e| e.peer.to_string()),
+        )
+    }
+
+    /// Headers and the start of the body, each line marked '>' (request) or '<' (response).
+    fn print_details(&mut self, m: &Message, mark: char) -> io::Result<()> {
+        let indent = format!("    {mark} ");
+        for (name, value) in &m.headers {
+            writeln!(self.out, "{indent}{name}: {value}")?;
         }
-        let shown = &r.body[..r.body.len().min(TEXT_BODY_PREVIEW)];
+        let shown = &m.body[..m.body.len().min(TEXT_BODY_PREVIEW)];
         if !shown.is_empty() {
-            writeln!(self.out)?;
-            writeln!(self.out, "{}", escape_body(shown, "    "))?;
+            // A final line break would only print an empty marked line.
+            let text = shown.strip_suffix(b"\n").unwrap_or(shown);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            writeln!(self.out, "{}", indent.trim_end())?;
+            writeln!(self.out, "{}", escape_body(text, &indent))?;
         }
-        if (shown.len() as u64) < r.body_bytes {
+        if (shown.len() as u64) < m.body_bytes {
             writeln!(
                 self.out,
-                "    [body cut: {} of {} bytes shown]",
+                "{indent}[body cut: {} of {} bytes shown]",
                 shown.len(),
-                r.body_bytes
+                m.body_bytes
             )?;
         }
         Ok(())
     }
 
     fn print_json(&mut self, rec: &Record) -> io::Result<()> {
-        let m = &rec.meta;
-        let value = match &rec.parsed {
-            Parsed::Request(r) => json!({
-                "kind": "request",
-                "ts": rfc3339(self.clock.wall_ns(r.ts_ns)),
-                "pid": m.tgid,
-                "tid": m.tid,
-                "comm": m.comm.to_string_lossy(),
-                "fd": m.fd,
-                "method": r.method,
-                "target": r.target,
-                "version": format!("HTTP/1.{}", r.version),
-                "request_headers": r.headers.iter().map(|(n, v)| [n, v]).collect::<Vec<_>>(),
-                "request_body_bytes": r.body_bytes,
-                "request_body": String::from_utf8_lossy(&r.body),
-                "request_body_cut": r.body_cut(),
-                "complete": r.complete,
-            }),
-            Parsed::Malformed { ts_ns, reason } => json!({
-                "kind": "malformed",
-                "ts": rfc3339(self.clock.wall_ns(*ts_ns)),
-                "pid": m.tgid,
-                "tid": m.tid,
-                "comm": m.comm.to_string_lossy(),
-                "fd": m.fd,
-                "reason": reason,
-            }),
+        let (conn, request, response) = match rec {
+            Record::Exchange {
+                conn,
+                request,
+                response,
+            } => (conn, request.as_ref(), response.as_ref()),
+            Record::Malformed {
+                conn,
+                direction,
+                ts_ns,
+                reason,
+            } => {
+                let mut v = self.json_conn(conn, *ts_ns);
+                v["kind"] = json!("malformed");
+                v["direction"] = json!(match direction {
+                    Direction::In => "in",
+                    Direction::Out => "out",
+                });
+                v["reason"] = json!(reason);
+                serde_json::to_writer(&mut self.out, &v)?;
+                return writeln!(self.out);
+            }
         };
-        serde_json::to_writer(&mut self.out, &value)?;
+        let mut v = self.json_conn(conn, rec.ts_ns());
+        v["kind"] = json!("exchange");
+        if let Some(m) = request {
+            if let StartLine::Request { method, target } = &m.start {
+                v["method"] = json!(method);
+                v["target"] = json!(target);
+            }
+            v["version"] = json!(format!("HTTP/1.{}", m.version));
+            json_message(&mut v, "request", m);
+        }
+        v["status"] = json!(null);
+        if let Some(m) = response {
+            if let StartLine::Response { status, reason } = &m.start {
+                v["status"] = json!(status);
+                v["reason"] = json!(reason);
+            }
+            json_message(&mut v, "response", m);
+        }
+        v["latency_ms"] = json!(latency_ms(request, response));
+        serde_json::to_writer(&mut self.out, &v)?;
         writeln!(self.out)
     }
+
+    fn json_conn(&self, conn: &ConnInfo, ts_ns: u64) -> serde_json::Value {
+        let m = &conn.meta;
+        let addr = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string());
+        json!({
+            "ts": rfc3339(self.clock.wall_ns(ts_ns)),
+            "pid": m.tgid,
+            "tid": m.tid,
+            "comm": m.comm.to_string_lossy(),
+            "fd": m.fd,
+            "role": conn.role.as_str(),
+            "local": addr(conn.endpoints.map(|e| e.local)),
+            "peer": addr(conn.endpoints.map(|e| e.peer)),
+        })
+    }
+}
+
+/// `<side>_headers`, `_body_bytes`, `_body` (what was kept), `_body_cut`, `_complete`.
+fn json_message(v: &mut serde_json::Value, side: &str, m: &Message) {
+    v[format!("{side}_headers")] = json!(m.headers.iter().map(|(n, v)| [n, v]).collect::<Vec<_>>());
+    v[format!("{side}_body_bytes")] = json!(m.body_bytes);
+    v[format!("{side}_body")] = json!(String::from_utf8_lossy(&m.body));
+    v[format!("{side}_body_cut")] = json!(m.body_cut());
+    v[format!("{side}_complete")] = json!(m.complete);
+}
+
+/// From the request's first byte to the response's last.
+fn latency_ms(request: Option<&Message>, response: Option<&Message>) -> Option<f64> {
+    let (q, r) = (request?, response?);
+    Some(r.end_ts_ns.saturating_sub(q.ts_ns) as f64 / 1e6)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::{Comm, ConnMeta};
+    use crate::conn::{Comm, ConnMeta, Endpoints, Role};
 
     #[test]
     fn formats_utc_timestamps() {
@@ -263,29 +356,63 @@ mod tests {
         assert_eq!(escape_body("héllo".as_bytes(), ""), "héllo");
     }
 
-    fn record(body: &[u8], body_bytes: u64, complete: bool) -> Record {
-        Record {
+    fn message(start: StartLine, ts_ns: u64, body: &[u8], body_bytes: u64) -> Message {
+        Message {
+            ts_ns,
+            end_ts_ns: ts_ns + 1_500_000,
+            start,
+            version: 1,
+            headers: vec![
+                ("Host".into(), "h".into()),
+                ("X-A".into(), "1".into()),
+                ("X-A".into(), "2".into()),
+            ],
+            body_bytes,
+            body: body.to_vec(),
+            body_missing_bytes: 0,
+            complete: true,
+        }
+    }
+
+    fn conn() -> ConnInfo {
+        ConnInfo {
             meta: ConnMeta {
                 tgid: 42,
                 tid: 43,
                 fd: 7,
                 comm: Comm::new("nginx"),
             },
-            parsed: Parsed::Request(Request {
-                ts_ns: 5_000,
+            role: Role::Server,
+            endpoints: Some(Endpoints {
+                local: "127.0.0.1:80".parse().unwrap(),
+                peer: "[::1]:5000".parse().unwrap(),
+            }),
+        }
+    }
+
+    fn record(body: &[u8], body_bytes: u64, with_response: bool) -> Record {
+        let request = message(
+            StartLine::Request {
                 method: "POST".into(),
                 target: "/api?x=1".into(),
-                version: 1,
-                headers: vec![
-                    ("Host".into(), "h".into()),
-                    ("X-A".into(), "1".into()),
-                    ("X-A".into(), "2".into()),
-                ],
-                body_bytes,
-                body: body.to_vec(),
-                body_missing_bytes: 0,
-                complete,
-            }),
+            },
+            5_000,
+            body,
+            body_bytes,
+        );
+        let response = message(
+            StartLine::Response {
+                status: 201,
+                reason: "Created".into(),
+            },
+            1_000_000,
+            b"done",
+            4,
+        );
+        Record::Exchange {
+            conn: conn(),
+            request: Some(request),
+            response: with_response.then_some(response),
         }
     }
 
@@ -305,16 +432,19 @@ mod tests {
         let rec = record(b"{\"a\":1}", 7, true);
         assert_eq!(
             print(Format::Text, false, &rec),
-            "01:43:26.000005 nginx[42] fd=7 POST /api?x=1 HTTP/1.1 body=7B\n"
+            "01:43:26.000005 nginx[42] server [::1]:5000 POST /api?x=1 HTTP/1.1 -> 201 Created 2.495ms req=7B resp=4B\n"
         );
         assert_eq!(
             print(Format::Text, true, &rec),
-            "01:43:26.000005 nginx[42] fd=7 POST /api?x=1 HTTP/1.1 body=7B\n    Host: h\n    X-A: 1\n    X-A: 2\n\n    {\"a\":1}\n"
+            "01:43:26.000005 nginx[42] server [::1]:5000 POST /api?x=1 HTTP/1.1 -> 201 Created 2.495ms req=7B resp=4B\n\
+             \x20   > Host: h\n    > X-A: 1\n    > X-A: 2\n    >\n    > {\"a\":1}\n\
+             \x20   < Host: h\n    < X-A: 1\n    < X-A: 2\n    <\n    < done\n"
         );
         let cut = record(b"abc", 10, false);
         assert_eq!(
             print(Format::Text, true, &cut),
-            "01:43:26.000005 nginx[42] fd=7 POST /api?x=1 HTTP/1.1 body=10B (incomplete)\n    Host: h\n    X-A: 1\n    X-A: 2\n\n    abc\n    [body cut: 3 of 10 bytes shown]\n"
+            "01:43:26.000005 nginx[42] server [::1]:5000 POST /api?x=1 HTTP/1.1 -> (no response) req=10B resp=-\n\
+             \x20   > Host: h\n    > X-A: 1\n    > X-A: 2\n    >\n    > abc\n    > [body cut: 3 of 10 bytes shown]\n"
         );
     }
 
@@ -326,37 +456,44 @@ mod tests {
         assert_eq!(
             v,
             json!({
-                "kind": "request",
+                "kind": "exchange",
                 "ts": "2026-11-22T01:43:26.000005Z",
                 "pid": 42, "tid": 43, "comm": "nginx", "fd": 7,
+                "role": "server", "local": "127.0.0.1:80", "peer": "[::1]:5000",
                 "method": "POST", "target": "/api?x=1", "version": "HTTP/1.1",
                 "request_headers": [["Host", "h"], ["X-A", "1"], ["X-A", "2"]],
                 "request_body_bytes": 10, "request_body": "abc", "request_body_cut": true,
-                "complete": true,
+                "request_complete": true,
+                "status": 201, "reason": "Created",
+                "response_headers": [["Host", "h"], ["X-A", "1"], ["X-A", "2"]],
+                "response_body_bytes": 4, "response_body": "done", "response_body_cut": false,
+                "response_complete": true,
+                "latency_ms": 2.495,
             })
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&print(Format::Json, false, &record(b"", 0, false))).unwrap();
+        assert_eq!(
+            (&v["status"], &v["latency_ms"]),
+            (&json!(null), &json!(null))
         );
     }
 
     #[test]
     fn malformed_records() {
-        let rec = Record {
-            meta: ConnMeta {
-                tgid: 1,
-                tid: 2,
-                fd: 3,
-                comm: Comm::new("srv"),
-            },
-            parsed: Parsed::Malformed {
-                ts_ns: 0,
-                reason: "invalid request: invalid token".into(),
-            },
+        let rec = Record::Malformed {
+            conn: conn(),
+            direction: Direction::In,
+            ts_ns: 0,
+            reason: "invalid request: invalid token".into(),
         };
         assert_eq!(
             print(Format::Text, false, &rec),
-            "01:43:26.000000 srv[1] fd=3 malformed request: invalid request: invalid token\n"
+            "01:43:26.000000 nginx[42] server [::1]:5000 malformed message received: invalid request: invalid token\n"
         );
         let v: serde_json::Value = serde_json::from_str(&print(Format::Json, false, &rec)).unwrap();
         assert_eq!(v["kind"], "malformed");
+        assert_eq!(v["direction"], "in");
         assert_eq!(v["reason"], "invalid request: invalid token");
     }
 }

@@ -12,8 +12,7 @@ use anyhow::{Context, Result};
 use crate::buffer::{self, EventBuffer};
 use crate::cli::Args;
 use crate::conn::{Record, Tracker};
-use crate::event;
-use crate::http::Parsed;
+use crate::event::{self, Event};
 use crate::loader::{self, Config};
 use crate::output::{Clock, Printer};
 use crate::skel::types::ht_drop;
@@ -23,8 +22,11 @@ const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct Counts {
-    requests: u64,
+    exchanges: u64,
+    /// Exchanges whose request or response was cut short.
     incomplete: u64,
+    /// Requests with no response when their connection or tracing ended.
+    unanswered: u64,
     malformed: u64,
     lost_events: u64,
     bad_samples: u64,
@@ -39,12 +41,20 @@ struct State {
     remaining: Option<u64>,
     /// Output is gone (e.g. a closed pipe): stop quietly.
     output_closed: bool,
+    /// Processes that exited, and processes forked, as BPF reported them.
+    exited: Vec<u32>,
+    forked: Vec<u32>,
 }
 
 impl State {
     fn on_sample(&mut self, data: &[u8]) {
         match event::decode(data) {
-            Ok(chunk) => self.tracker.push(&chunk, Instant::now(), &mut self.records),
+            Ok(Event::Conn(chunk)) => self.tracker.push(&chunk, Instant::now(), &mut self.records),
+            Ok(Event::Exit { tgid }) => {
+                self.tracker.process_exited(tgid, &mut self.records);
+                self.exited.push(tgid);
+            }
+            Ok(Event::Fork { child, .. }) => self.forked.push(child),
             Err(e) => {
                 self.counts.bad_samples += 1;
                 log::warn!("skipping a sample: {e}");
@@ -61,17 +71,25 @@ impl State {
             if self.done() {
                 break;
             }
-            match &rec.parsed {
-                Parsed::Request(r) => {
-                    self.counts.requests += 1;
-                    if !r.complete {
+            match &rec {
+                Record::Exchange {
+                    request, response, ..
+                } => {
+                    self.counts.exchanges += 1;
+                    if [request, response]
+                        .iter()
+                        .any(|m| m.as_ref().is_some_and(|m| !m.complete))
+                    {
                         self.counts.incomplete += 1;
+                    }
+                    if response.is_none() {
+                        self.counts.unanswered += 1;
                     }
                     if let Some(n) = self.remaining.as_mut() {
                         *n -= 1;
                     }
                 }
-                Parsed::Malformed { .. } => self.counts.malformed += 1,
+                Record::Malformed { .. } => self.counts.malformed += 1,
             }
             if let Err(e) = self.printer.print(&rec) {
                 self.output_failed(e);
@@ -101,8 +119,13 @@ pub fn run(args: &Args) -> Result<()> {
     loader::preflight(&args.pids)?;
     loader::route_libbpf_log();
     let cpus = libbpf_rs::num_possible_cpus().context("counting the CPUs")?;
+    let mut pids = args.pids.clone();
+    if !args.no_children {
+        pids.extend(loader::descendants(&args.pids));
+    }
     let cfg = Config {
-        pids: args.pids.clone(),
+        pids: pids.clone(),
+        follow_children: !args.no_children,
         capture_bytes: args.capture_bytes,
         buffer: buffer::resolve(args.buffer)?,
         ring_bytes: buffer::ring_bytes(args.buffer_pages, cpus),
@@ -136,6 +159,8 @@ pub fn run(args: &Args) -> Result<()> {
         counts: Counts::default(),
         remaining: args.count,
         output_closed: false,
+        exited: Vec::new(),
+        forked: Vec::new(),
     });
     let events = EventBuffer::open(
         &loaded.skel,
@@ -147,22 +172,52 @@ pub fn run(args: &Args) -> Result<()> {
     for warning in &loaded.warnings {
         eprintln!("http-trace: {warning}");
     }
+    let mut alive = pids;
+    if !args.no_children {
+        // Children forked between the scan and the attach: BPF follows later ones itself.
+        for pid in loader::descendants(&args.pids) {
+            if !alive.contains(&pid) {
+                loader::track(&loaded.skel, pid)?;
+                alive.push(pid);
+            }
+        }
+    }
     // Only now can the BPF side deliver events: say that tracing has started.
-    let pids: Vec<String> = args.pids.iter().map(u32::to_string).collect();
+    let named: Vec<String> = args.pids.iter().map(u32::to_string).collect();
+    let children = alive.len() - args.pids.len();
     eprintln!(
-        "http-trace: tracing pid {} with {}; Ctrl-C to stop",
-        pids.join(", "),
-        loaded.method
+        "http-trace: tracing pid {}{} with {} and the {}; Ctrl-C to stop",
+        named.join(", "),
+        match children {
+            0 => String::new(),
+            1 => " and 1 child process".to_string(),
+            n => format!(" and {n} child processes"),
+        },
+        loaded.method,
+        cfg.buffer,
     );
 
     let deadline = args
         .duration
         .map(|s| Instant::now() + Duration::from_secs(s));
-    let mut alive: Vec<u32> = args.pids.clone();
     let mut next_liveness = Instant::now() + LIVENESS_INTERVAL;
     loop {
         events.poll(POLL_INTERVAL)?;
         let now = Instant::now();
+        {
+            let s = &mut *state.borrow_mut();
+            for pid in s.forked.drain(..) {
+                eprintln!("http-trace: following new child process {pid}");
+                alive.push(pid);
+            }
+            for pid in s.exited.drain(..) {
+                if let Some(i) = alive.iter().position(|&p| p == pid) {
+                    alive.swap_remove(i);
+                    eprintln!("http-trace: process {pid} exited");
+                }
+                loader::forget_process(&loaded.skel, pid);
+            }
+        }
         if state.borrow().tracker.has_gaps() {
             // A missing event may sit in a CPU buffer that did not signal yet: drain them all.
             events.consume()?;
@@ -179,17 +234,21 @@ pub fn run(args: &Args) -> Result<()> {
         }
         if now >= next_liveness {
             next_liveness = now + LIVENESS_INTERVAL;
+            // Exits BPF reported are handled above; this catches any it could not send.
             alive.retain(|&pid| {
                 let up = loader::process_alive(pid);
                 if !up {
                     eprintln!("http-trace: process {pid} exited");
-                    loader::untrack(&loaded.skel, pid);
+                    loader::forget_process(&loaded.skel, pid);
+                    let s = &mut *state.borrow_mut();
+                    s.tracker.process_exited(pid, &mut s.records);
                 }
                 up
             });
-            if alive.is_empty() {
-                break;
-            }
+        }
+        if alive.is_empty() {
+            state.borrow_mut().print_records();
+            break;
         }
     }
 
@@ -231,21 +290,24 @@ fn summary(s: &State, k: &KernelCounts) -> String {
     let t = &s.tracker.stats;
     let p = s.tracker.parser_stats();
     let mut line = format!(
-        "http-trace: {} requests captured, {} events lost",
-        c.requests, c.lost_events
+        "http-trace: {} exchanges captured, {} events lost",
+        c.exchanges, c.lost_events
     );
     let mut extra = |n: u64, what: &str| {
         if n > 0 {
             line.push_str(&format!(", {n} {what}"));
         }
     };
+    extra(c.unanswered, "without a response");
     extra(c.incomplete, "incomplete");
+    extra(t.unpaired_responses, "responses whose request was not seen");
+    extra(p.switched_bytes, "bytes after a protocol switch left alone");
     extra(c.malformed, "malformed");
     extra(
         t.events_missing.saturating_sub(c.lost_events),
         "events missing",
     );
-    extra(t.partial_heads, "partial request heads dropped");
+    extra(t.partial_heads, "partial message heads dropped");
     extra(t.bytes_not_kept, "bytes counted but not captured");
     extra(p.non_http_bytes, "bytes of non-HTTP traffic skipped");
     extra(p.resync_bytes, "bytes skipped to resynchronise");
@@ -255,7 +317,7 @@ fn summary(s: &State, k: &KernelCounts) -> String {
     );
     extra(
         drops[ht_drop::HT_DROP_INFLIGHT_FULL.0 as usize],
-        "receives not followed (map full)",
+        "syscalls not followed (map full)",
     );
     extra(
         drops[ht_drop::HT_DROP_READ_FAILED.0 as usize],

@@ -1,5 +1,6 @@
 //! Root integration tests: real servers, the real tracer with real BPF, real requests; every
-//! request sent must be captured exactly once, with the right method, target, headers and body.
+//! exchange must be captured exactly once, with the right method, target, headers and body, and
+//! its response.
 
 mod common;
 
@@ -53,7 +54,7 @@ fn by_time(mut reqs: Vec<Value>) -> Vec<Value> {
 }
 
 fn check_standard_traffic(server: &Server, out: &TraceOutput) {
-    let reqs = by_time(out.requests());
+    let reqs = by_time(out.exchanges());
     let want = [
         ("GET", "/items?id=1"),
         ("POST", "/items"),
@@ -72,7 +73,14 @@ fn check_standard_traffic(server: &Server, out: &TraceOutput) {
     for r in &reqs {
         assert_eq!(r["pid"], server.pid(), "{r}");
         assert_eq!(r["version"], "HTTP/1.1");
-        assert_eq!(r["complete"], true, "{r}");
+        assert_eq!(r["request_complete"], true, "{r}");
+        assert_eq!(r["response_complete"], true, "{r}");
+        assert_eq!(r["status"], 200, "{r}");
+        assert_eq!(r["role"], "server", "{r}");
+        assert_eq!(r["local"], format!("127.0.0.1:{}", server.port), "{r}");
+        assert!(r["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{r}");
+        assert!(r["latency_ms"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["response_body_bytes"].as_u64().unwrap() > 0, "{r}");
         assert!(r["fd"].as_i64().unwrap() > 2);
         assert!(r["tid"].as_u64().unwrap() > 0);
     }
@@ -108,34 +116,34 @@ fn trace_standard_traffic(server: &Server, comm: &str) {
     send_standard_traffic(server.port);
     let out = tracer.stop();
     check_standard_traffic(server, &out);
-    for r in out.requests() {
+    for r in out.exchanges() {
         assert_eq!(r["comm"], comm);
     }
 }
 
-fn trace_our_server(recv: &str) {
+fn trace_our_server(recv: &str, send: &str) {
     require_root();
-    trace_standard_traffic(&Server::ours(recv), "http_server");
+    trace_standard_traffic(&Server::ours_with(recv, send), "http_server");
 }
 
 #[test]
-fn our_server_receiving_with_read() {
-    trace_our_server("read");
+fn our_server_with_read_and_write() {
+    trace_our_server("read", "write");
 }
 
 #[test]
-fn our_server_receiving_with_recv() {
-    trace_our_server("recv");
+fn our_server_with_recv_and_send() {
+    trace_our_server("recv", "send");
 }
 
 #[test]
-fn our_server_receiving_with_readv() {
-    trace_our_server("readv");
+fn our_server_with_readv_and_writev() {
+    trace_our_server("readv", "writev");
 }
 
 #[test]
-fn our_server_receiving_with_recvmsg() {
-    trace_our_server("recvmsg");
+fn our_server_with_recvmsg_and_sendmsg() {
+    trace_our_server("recvmsg", "sendmsg");
 }
 
 #[test]
@@ -199,7 +207,7 @@ fn python_http_server() {
     split.send(&[b"GET /hel", b"lo.txt HTTP/1.0\r\n", b"X-Split: yes\r\n\r\n"]);
     assert_eq!(split.responses(1), [200]);
     let out = tracer.stop();
-    let reqs = by_time(out.requests());
+    let reqs = by_time(out.exchanges());
     assert_eq!(
         method_targets(&reqs),
         [
@@ -242,7 +250,7 @@ fn malformed_and_non_http_bytes_are_handled() {
     );
     let out = tracer.stop();
     assert_eq!(
-        method_targets(&out.requests()),
+        method_targets(&out.exchanges()),
         [("GET".into(), "/good".into())]
     );
     let malformed: Vec<Value> = out
@@ -257,7 +265,7 @@ fn malformed_and_non_http_bytes_are_handled() {
     );
     let summary = out.summary();
     assert!(
-        summary.starts_with("http-trace: 1 requests captured, 0 events lost"),
+        summary.starts_with("http-trace: 1 exchanges captured, 0 events lost"),
         "{summary}"
     );
     assert!(summary.contains(", 1 malformed"), "{summary}");
@@ -282,7 +290,7 @@ fn bytes_past_the_capture_limit_are_counted() {
     assert_eq!(request(server.port, &req), 200);
     assert_eq!(request(server.port, b"GET /after HTTP/1.1\r\n\r\n"), 200);
     let out = tracer.stop();
-    let reqs = by_time(out.requests());
+    let reqs = by_time(out.exchanges());
     assert_eq!(
         method_targets(&reqs),
         [
@@ -291,10 +299,10 @@ fn bytes_past_the_capture_limit_are_counted() {
         ]
     );
     assert_eq!(reqs[0]["request_body_bytes"], 5000);
-    assert_eq!(reqs[0]["complete"], true);
+    assert_eq!(reqs[0]["request_complete"], true);
     let summary = out.summary();
     assert!(
-        summary.starts_with("http-trace: 2 requests captured, 0 events lost"),
+        summary.starts_with("http-trace: 2 exchanges captured, 0 events lost"),
         "{summary}"
     );
     assert!(
@@ -320,7 +328,7 @@ fn count_ends_the_trace_after_n_requests() {
     let out = tracer.wait();
     assert!(out.status.success());
     assert_eq!(
-        method_targets(&by_time(out.requests())),
+        method_targets(&by_time(out.exchanges())),
         [("GET".into(), "/n0".into()), ("GET".into(), "/n1".into())],
         "stderr: {:#?}",
         out.stderr
@@ -354,7 +362,7 @@ fn several_processes_at_once() {
     );
     assert_eq!(request(b.port, b"GET /from-b HTTP/1.1\r\n\r\n"), 200);
     let out = tracer.stop();
-    let reqs = by_time(out.requests());
+    let reqs = by_time(out.exchanges());
     assert_eq!(
         method_targets(&reqs),
         [
@@ -386,35 +394,42 @@ fn ends_when_the_traced_process_exits() {
         out.stderr
     );
     assert_eq!(
-        method_targets(&out.requests()),
+        method_targets(&out.exchanges()),
         [("GET".into(), "/last".into())]
     );
     out.assert_summary(1);
 }
 
 #[test]
-fn text_output_is_one_line_per_request() {
+fn text_output_is_one_line_per_exchange() {
     require_root();
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &["--output", "text", "-v"]);
-    assert_eq!(
-        request(
-            server.port,
-            b"POST /t?q=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"
-        ),
-        200
-    );
+    let mut c = Client::connect(server.port);
+    c.send(&[b"POST /t?q=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"]);
+    assert_eq!(c.responses(1), [200]);
+    let client_port = c.local_port();
     let out = tracer.stop();
-    assert_eq!(out.stdout.len(), 5, "{:#?}", out.stdout);
+    assert_eq!(out.stdout.len(), 9, "{:#?}", out.stdout);
     let (_time, rest) = out.stdout[0].split_once(' ').expect("time column");
-    assert!(
-        rest.starts_with(&format!("http_server[{}] fd=", server.pid())),
-        "{rest}"
+    let start = format!(
+        "http_server[{}] server 127.0.0.1:{client_port} POST /t?q=1 HTTP/1.1 -> 200 OK ",
+        server.pid()
     );
-    assert!(rest.ends_with(" POST /t?q=1 HTTP/1.1 body=2B"), "{rest}");
+    assert!(rest.starts_with(&start), "{rest}");
+    assert!(rest.ends_with("ms req=2B resp=19B"), "{rest}");
     assert_eq!(
         out.stdout[1..],
-        ["    Host: h", "    Content-Length: 2", "", "    hi"]
+        [
+            "    > Host: h",
+            "    > Content-Length: 2",
+            "    >",
+            "    > hi",
+            "    < Content-Type: text/plain",
+            "    < Content-Length: 19",
+            "    <",
+            "    < POST /t?q=1 body=2",
+        ]
     );
 }
 
@@ -462,7 +477,7 @@ fn many_threads_blocked_in_receive() {
         );
         return;
     }
-    let got = method_targets(&out.requests());
+    let got = method_targets(&out.exchanges());
     for b in 0..BUSY {
         let mine: Vec<&str> = got
             .iter()
@@ -497,7 +512,7 @@ fn overflow_is_counted(buffer: &str) {
     // SAFETY: as above.
     unsafe { libc::kill(tracer.pid() as i32, libc::SIGCONT) };
     let out = tracer.stop();
-    let targets: Vec<String> = by_time(out.requests())
+    let targets: Vec<String> = by_time(out.exchanges())
         .iter()
         .map(|r| r["target"].as_str().expect("target").to_string())
         .collect();
@@ -524,7 +539,7 @@ fn overflow_is_counted(buffer: &str) {
         targets.len()
     );
     assert!(
-        summary.starts_with(&format!("http-trace: {} requests captured", targets.len())),
+        summary.starts_with(&format!("http-trace: {} exchanges captured", targets.len())),
         "{summary}"
     );
 }

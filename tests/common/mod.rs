@@ -143,9 +143,18 @@ impl Server {
     }
 
     pub fn ours(recv: &str) -> Server {
+        Server::ours_with(recv, "send")
+    }
+
+    /// Our example server, receiving and sending with the syscalls named.
+    pub fn ours_with(recv: &str, send: &str) -> Server {
         let mut cmd = Command::new(example_bin("http_server"));
-        cmd.args(["--port", "0", "--recv", recv]);
-        Server::start(&format!("http_server --recv {recv}"), cmd, None)
+        cmd.args(["--port", "0", "--recv", recv, "--send", send]);
+        Server::start(
+            &format!("http_server --recv {recv} --send {send}"),
+            cmd,
+            None,
+        )
     }
 }
 
@@ -185,10 +194,10 @@ impl TraceOutput {
             .collect()
     }
 
-    pub fn requests(&self) -> Vec<Value> {
+    pub fn exchanges(&self) -> Vec<Value> {
         self.json()
             .into_iter()
-            .filter(|v| v["kind"] == "request")
+            .filter(|v| v["kind"] == "exchange")
             .collect()
     }
 
@@ -196,16 +205,18 @@ impl TraceOutput {
         self.stderr
             .iter()
             .rev()
-            .find(|l| l.contains("requests captured"))
+            .find(|l| l.contains("exchanges captured"))
             .unwrap_or_else(|| panic!("no summary line in {:#?}", self.stderr))
     }
 
-    /// Asserts the summary reports `n` requests and no lost events.
+    /// Asserts the summary reports `n` exchanges, no lost events, and nothing else.
     pub fn assert_summary(&self, n: usize) {
         let s = self.summary();
-        assert!(
-            s.starts_with(&format!("http-trace: {n} requests captured, 0 events lost")),
-            "summary: {s}"
+        assert_eq!(
+            s,
+            format!("http-trace: {n} exchanges captured, 0 events lost"),
+            "stderr: {:#?}",
+            self.stderr
         );
     }
 }
@@ -318,6 +329,10 @@ impl Client {
             stream,
             buf: Vec::new(),
         }
+    }
+
+    pub fn local_port(&self) -> u16 {
+        self.stream.local_addr().expect("local address").port()
     }
 
     /// Write each piece separately, pausing between them so that they arrive separately.
