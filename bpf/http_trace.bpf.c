@@ -330,10 +330,10 @@ static __always_inline __u64 tcp_bytes_written(struct sock *sk)
 /*
  * Start following a socket; `kind` says how it was found (accepted, connected, already open).
  * `ret` goes into the event: the new fd for an accept, the connect's result, or the bytes
- * already read for a found socket.
+ * already read for a found socket, whose bytes already sent are `sent_before`.
  */
 static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd, struct sock *sk,
-						      __u8 kind, __u8 syscall, __s64 ret)
+						      __u8 kind, __u8 syscall, __s64 ret, __u64 sent_before)
 {
 	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	struct sock_info si = {}, *tracked;
@@ -359,8 +359,7 @@ static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid,
 		BPF_CORE_READ_INTO(&c.laddr, sk, __sk_common.skc_v6_rcv_saddr);
 		BPF_CORE_READ_INTO(&c.raddr, sk, __sk_common.skc_v6_daddr);
 	}
-	if (kind == HT_EV_FOUND)
-		c.sent_before = tcp_bytes_written(sk);
+	c.sent_before = sent_before;
 	send_event(ctx, &c, sizeof(c));
 	return tracked;
 }
@@ -375,7 +374,7 @@ static __always_inline int on_accept_return(void *ctx, long ret)
 		return 0;
 	sk = tcp_sock_of_fd(ret);
 	if (sk)
-		track_socket(ctx, pid_tgid, ret, sk, HT_EV_ACCEPT, HT_SYS_ACCEPT, ret);
+		track_socket(ctx, pid_tgid, ret, sk, HT_EV_ACCEPT, HT_SYS_ACCEPT, ret, 0);
 	return 0;
 }
 
@@ -421,7 +420,7 @@ static __always_inline int on_connect_return(void *ctx, long ret)
 		return 0;
 	sk = tcp_sock_of_fd(fd);
 	if (sk)
-		track_socket(ctx, pid_tgid, fd, sk, HT_EV_CONNECT, HT_SYS_CONNECT, ret);
+		track_socket(ctx, pid_tgid, fd, sk, HT_EV_CONNECT, HT_SYS_CONNECT, ret, 0);
 	return 0;
 }
 
@@ -442,7 +441,8 @@ static __always_inline int on_io_enter(void *ctx, __s32 fd, __u64 buf, __u32 iov
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &key);
 	if (!si && (sk = tcp_sock_of_fd(fd)))
-		si = track_socket(ctx, pid_tgid, fd, sk, HT_EV_FOUND, syscall, tcp_bytes_consumed(sk));
+		si = track_socket(ctx, pid_tgid, fd, sk, HT_EV_FOUND, syscall, tcp_bytes_consumed(sk),
+				  tcp_bytes_written(sk));
 	if (si)
 		stash(pid_tgid, fd, buf, iovcnt, syscall, direction, si->conn_id);
 	return 0;
@@ -463,17 +463,79 @@ static __always_inline int on_msg_enter(void *ctx, __s32 fd, const struct user_m
 	return on_io_enter(ctx, fd, (__u64)m.msg_iov, m.msg_iovlen, syscall, direction);
 }
 
-/* Event: a receive or send syscall returned `ret` bytes (or an error). */
-static __always_inline int on_io_return(void *ctx, long ret, bool vectored)
+/*
+ * A receive or send returned whose entry was not seen: it was already blocked when tracing
+ * started (only syscall tracepoints fire for such a call). Its arguments are still in the task's
+ * saved user registers; the bytes it moved are already counted in the socket's totals.
+ */
+static __always_inline bool entry_from_regs(void *ctx, __u64 pid_tgid, long ret, __u8 syscall,
+					    __u8 direction, struct inflight *in)
+{
+	struct sock_key key = { .tgid = pid_tgid >> 32 };
+	__u64 buf, moved_in = 0, moved_out = 0;
+	struct sock_info *si;
+	struct pt_regs *regs;
+	__u32 iovcnt = 0;
+	struct sock *sk;
+
+	if (!tgid_tracked(key.tgid))
+		return false;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	key.fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	if (syscall == HT_SYS_READV || syscall == HT_SYS_WRITEV) {
+		iovcnt = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	} else if (syscall == HT_SYS_RECVMSG || syscall == HT_SYS_SENDMSG) {
+		struct user_msghdr m;
+
+		if (bpf_probe_read_user(&m, sizeof(m), (const void *)buf)) {
+			count_drop(HT_DROP_READ_FAILED);
+			return false;
+		}
+		buf = (__u64)m.msg_iov;
+		iovcnt = m.msg_iovlen;
+	}
+	si = bpf_map_lookup_elem(&sockets, &key);
+	if (!si) {
+		sk = tcp_sock_of_fd(key.fd);
+		if (!sk)
+			return false;
+		if (direction == HT_DIR_IN)
+			moved_in = ret;
+		else
+			moved_out = ret;
+		si = track_socket(ctx, pid_tgid, key.fd, sk, HT_EV_FOUND, syscall,
+				  tcp_bytes_consumed(sk) - moved_in, tcp_bytes_written(sk) - moved_out);
+		if (!si)
+			return false;
+	}
+	in->buf = buf;
+	in->conn_id = si->conn_id;
+	in->fd = key.fd;
+	in->iovcnt = iovcnt;
+	in->syscall = syscall;
+	in->direction = direction;
+	return true;
+}
+
+/*
+ * Event: a receive or send syscall returned `ret` bytes (or an error). `syscall` and
+ * `direction`, constants of the syscall tracepoint wrappers, allow recovering a call whose entry
+ * was missed; other methods pass HT_SYS_NONE (their return probes never fire for such a call).
+ */
+static __always_inline int on_io_return(void *ctx, long ret, bool vectored, __u8 syscall, __u8 direction)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct inflight *in, copy;
+	struct inflight *in, copy = {};
 
 	in = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	if (!in)
+	if (in) {
+		copy = *in;
+		bpf_map_delete_elem(&inflight, &pid_tgid);
+	} else if (syscall == HT_SYS_NONE || ret <= 0 ||
+		   !entry_from_regs(ctx, pid_tgid, ret, syscall, direction, &copy)) {
 		return 0;
-	copy = *in;
-	bpf_map_delete_elem(&inflight, &pid_tgid);
+	}
 	if (ret > 0 && copy.conn_id)
 		emit_data(ctx, pid_tgid, &copy, ret, vectored);
 	return 0;
@@ -566,7 +628,7 @@ int BPF_KPROBE(kprobe_read, unsigned int fd, char *buf)
 SEC("kretprobe/ksys_read")
 int BPF_KRETPROBE(kretprobe_read, long ret)
 {
-	return on_io_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("ksyscall/readv")
@@ -578,7 +640,7 @@ int BPF_KSYSCALL(kprobe_readv, unsigned long fd, const struct iovec *vec, unsign
 SEC("kretsyscall/readv")
 int BPF_KRETPROBE(kretprobe_readv, long ret)
 {
-	return on_io_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("kprobe/__sys_recvfrom")
@@ -590,7 +652,7 @@ int BPF_KPROBE(kprobe_recvfrom, int fd, void *buf)
 SEC("kretprobe/__sys_recvfrom")
 int BPF_KRETPROBE(kretprobe_recvfrom, long ret)
 {
-	return on_io_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("kprobe/__sys_recvmsg")
@@ -602,7 +664,7 @@ int BPF_KPROBE(kprobe_recvmsg, int fd, struct user_msghdr *msg)
 SEC("kretprobe/__sys_recvmsg")
 int BPF_KRETPROBE(kretprobe_recvmsg, long ret)
 {
-	return on_io_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("kprobe/ksys_write")
@@ -614,7 +676,7 @@ int BPF_KPROBE(kprobe_write, unsigned int fd, const char *buf)
 SEC("kretprobe/ksys_write")
 int BPF_KRETPROBE(kretprobe_write, long ret)
 {
-	return on_io_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("ksyscall/writev")
@@ -626,7 +688,7 @@ int BPF_KSYSCALL(kprobe_writev, unsigned long fd, const struct iovec *vec, unsig
 SEC("kretsyscall/writev")
 int BPF_KRETPROBE(kretprobe_writev, long ret)
 {
-	return on_io_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("kprobe/__sys_sendto")
@@ -638,7 +700,7 @@ int BPF_KPROBE(kprobe_sendto, int fd, void *buf)
 SEC("kretprobe/__sys_sendto")
 int BPF_KRETPROBE(kretprobe_sendto, long ret)
 {
-	return on_io_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("kprobe/__sys_sendmsg")
@@ -650,7 +712,7 @@ int BPF_KPROBE(kprobe_sendmsg, int fd, struct user_msghdr *msg)
 SEC("kretprobe/__sys_sendmsg")
 int BPF_KRETPROBE(kretprobe_sendmsg, long ret)
 {
-	return on_io_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("ksyscall/sendfile64")
@@ -662,7 +724,7 @@ int BPF_KSYSCALL(kprobe_sendfile, int out_fd)
 SEC("kretsyscall/sendfile64")
 int BPF_KRETPROBE(kretprobe_sendfile, long ret)
 {
-	return on_io_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("ksyscall/close")
@@ -705,7 +767,7 @@ int BPF_PROG(fentry_read, unsigned int fd, char *buf)
 SEC("fexit/ksys_read")
 int BPF_PROG(fexit_read, unsigned int fd, char *buf, size_t count, long ret)
 {
-	return on_io_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("fentry/__x64_sys_readv")
@@ -717,7 +779,7 @@ int BPF_PROG(fentry_readv, const struct pt_regs *regs)
 SEC("fexit/__x64_sys_readv")
 int BPF_PROG(fexit_readv, const struct pt_regs *regs, long ret)
 {
-	return on_io_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("fentry/__sys_recvfrom")
@@ -730,7 +792,7 @@ SEC("fexit/__sys_recvfrom")
 int BPF_PROG(fexit_recvfrom, int fd, void *buf, size_t size, unsigned int flags, struct sockaddr *addr,
 	     int *addrlen, long ret)
 {
-	return on_io_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("fentry/__sys_recvmsg")
@@ -743,7 +805,7 @@ SEC("fexit/__sys_recvmsg")
 int BPF_PROG(fexit_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags, bool forbid_cmsg_compat,
 	     long ret)
 {
-	return on_io_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("fentry/ksys_write")
@@ -755,7 +817,7 @@ int BPF_PROG(fentry_write, unsigned int fd, const char *buf)
 SEC("fexit/ksys_write")
 int BPF_PROG(fexit_write, unsigned int fd, const char *buf, size_t count, long ret)
 {
-	return on_io_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("fentry/__x64_sys_writev")
@@ -767,7 +829,7 @@ int BPF_PROG(fentry_writev, const struct pt_regs *regs)
 SEC("fexit/__x64_sys_writev")
 int BPF_PROG(fexit_writev, const struct pt_regs *regs, long ret)
 {
-	return on_io_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("fentry/__sys_sendto")
@@ -780,7 +842,7 @@ SEC("fexit/__sys_sendto")
 int BPF_PROG(fexit_sendto, int fd, void *buf, size_t len, unsigned int flags, struct sockaddr *addr,
 	     int addr_len, long ret)
 {
-	return on_io_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("fentry/__sys_sendmsg")
@@ -793,7 +855,7 @@ SEC("fexit/__sys_sendmsg")
 int BPF_PROG(fexit_sendmsg, int fd, struct user_msghdr *msg, unsigned int flags, bool forbid_cmsg_compat,
 	     long ret)
 {
-	return on_io_return(ctx, ret, true);
+	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("fentry/__x64_sys_sendfile64")
@@ -805,7 +867,7 @@ int BPF_PROG(fentry_sendfile, const struct pt_regs *regs)
 SEC("fexit/__x64_sys_sendfile64")
 int BPF_PROG(fexit_sendfile, const struct pt_regs *regs, long ret)
 {
-	return on_io_return(ctx, ret, false);
+	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
 }
 
 SEC("fentry/__x64_sys_close")
@@ -849,7 +911,7 @@ int tp_enter_read(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_read")
 int tp_exit_read(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, false);
+	return on_io_return(ctx, ctx->ret, false, HT_SYS_READ, HT_DIR_IN);
 }
 
 SEC("tracepoint/syscalls/sys_enter_readv")
@@ -861,7 +923,7 @@ int tp_enter_readv(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_readv")
 int tp_exit_readv(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, true);
+	return on_io_return(ctx, ctx->ret, true, HT_SYS_READV, HT_DIR_IN);
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
@@ -873,7 +935,7 @@ int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int tp_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, false);
+	return on_io_return(ctx, ctx->ret, false, HT_SYS_RECVFROM, HT_DIR_IN);
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
@@ -886,7 +948,7 @@ int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int tp_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, true);
+	return on_io_return(ctx, ctx->ret, true, HT_SYS_RECVMSG, HT_DIR_IN);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
@@ -898,7 +960,7 @@ int tp_enter_write(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_write")
 int tp_exit_write(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, false);
+	return on_io_return(ctx, ctx->ret, false, HT_SYS_WRITE, HT_DIR_OUT);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
@@ -910,7 +972,7 @@ int tp_enter_writev(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_writev")
 int tp_exit_writev(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, true);
+	return on_io_return(ctx, ctx->ret, true, HT_SYS_WRITEV, HT_DIR_OUT);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendto")
@@ -922,7 +984,7 @@ int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendto")
 int tp_exit_sendto(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, false);
+	return on_io_return(ctx, ctx->ret, false, HT_SYS_SENDTO, HT_DIR_OUT);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
@@ -935,7 +997,7 @@ int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int tp_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, true);
+	return on_io_return(ctx, ctx->ret, true, HT_SYS_SENDMSG, HT_DIR_OUT);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
@@ -947,7 +1009,7 @@ int tp_enter_sendfile(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int tp_exit_sendfile(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, false);
+	return on_io_return(ctx, ctx->ret, false, HT_SYS_SENDFILE, HT_DIR_OUT);
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")

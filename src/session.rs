@@ -16,6 +16,7 @@ use crate::event::{self, Event};
 use crate::loader::{self, Config};
 use crate::output::{Clock, Printer};
 use crate::skel::types::ht_drop;
+use crate::skel::HttpTraceSkel;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -94,6 +95,21 @@ impl State {
             if let Err(e) = self.printer.print(&rec) {
                 self.output_failed(e);
             }
+        }
+    }
+
+    /// Say which processes BPF saw forked or exited, and keep `alive` and the BPF maps in step.
+    fn report_processes(&mut self, alive: &mut Vec<u32>, skel: &HttpTraceSkel<'_>) {
+        for pid in self.forked.drain(..) {
+            eprintln!("http-trace: following new child process {pid}");
+            alive.push(pid);
+        }
+        for pid in self.exited.drain(..) {
+            if let Some(i) = alive.iter().position(|&p| p == pid) {
+                alive.swap_remove(i);
+                eprintln!("http-trace: process {pid} exited");
+            }
+            loader::forget_process(skel, pid);
         }
     }
 
@@ -204,20 +220,9 @@ pub fn run(args: &Args) -> Result<()> {
     loop {
         events.poll(POLL_INTERVAL)?;
         let now = Instant::now();
-        {
-            let s = &mut *state.borrow_mut();
-            for pid in s.forked.drain(..) {
-                eprintln!("http-trace: following new child process {pid}");
-                alive.push(pid);
-            }
-            for pid in s.exited.drain(..) {
-                if let Some(i) = alive.iter().position(|&p| p == pid) {
-                    alive.swap_remove(i);
-                    eprintln!("http-trace: process {pid} exited");
-                }
-                loader::forget_process(&loaded.skel, pid);
-            }
-        }
+        state
+            .borrow_mut()
+            .report_processes(&mut alive, &loaded.skel);
         if state.borrow().tracker.has_gaps() {
             // A missing event may sit in a CPU buffer that did not signal yet: drain them all.
             events.consume()?;
@@ -258,6 +263,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     drop(events);
     let mut s = state.into_inner();
+    s.report_processes(&mut alive, &loaded.skel);
     s.tracker.finish(&mut s.records);
     s.print_records();
     s.flush();

@@ -159,26 +159,7 @@ fn node_http_server() {
 #[test]
 fn nginx() {
     require_root();
-    let dir = temp_dir("nginx");
-    let port = free_port();
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
-           fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-           client_max_body_size 10m;\n\
-           server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n",
-        d = dir.display()
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
-    let mut cmd = Command::new("nginx");
-    cmd.args([
-        "-c",
-        &dir.join("nginx.conf").to_string_lossy(),
-        "-e",
-        &dir.join("error.log").to_string_lossy(),
-    ]);
-    trace_standard_traffic(&Server::start("nginx", cmd, Some(port)), "nginx");
+    trace_standard_traffic(&Server::nginx(0), "nginx");
 }
 
 #[test]

@@ -146,6 +146,35 @@ impl Server {
         Server::ours_with(recv, "send")
     }
 
+    /// nginx answering "ok" to everything: one process (`workers` 0), or a master that forks
+    /// `workers` worker processes.
+    pub fn nginx(workers: u32) -> Server {
+        let dir = temp_dir(&format!("nginx-{workers}"));
+        let port = free_port();
+        let shape = match workers {
+            0 => "master_process off; worker_processes 1;".to_string(),
+            n => format!("master_process on; worker_processes {n};"),
+        };
+        let conf = format!(
+            "daemon off; {shape} pid {d}/nginx.pid; error_log {d}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               client_max_body_size 10m;\n\
+               server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
+        let mut cmd = Command::new("nginx");
+        cmd.args([
+            "-c",
+            &dir.join("nginx.conf").to_string_lossy(),
+            "-e",
+            &dir.join("error.log").to_string_lossy(),
+        ]);
+        Server::start("nginx", cmd, Some(port))
+    }
+
     /// Our example server, receiving and sending with the syscalls named.
     pub fn ours_with(recv: &str, send: &str) -> Server {
         let mut cmd = Command::new(example_bin("http_server"));
@@ -331,6 +360,18 @@ impl Client {
         }
     }
 
+    /// Read until what was received contains `needle` (for responses `responses` cannot frame,
+    /// such as the answer to HEAD).
+    pub fn read_until(&mut self, needle: &[u8]) {
+        while !self.buf.windows(needle.len()).any(|w| w == needle) {
+            let mut tmp = [0u8; 65536];
+            let got = self.stream.read(&mut tmp).expect("read response");
+            assert!(got > 0, "connection closed before {needle:?}");
+            self.buf.extend_from_slice(&tmp[..got]);
+        }
+        self.buf.clear();
+    }
+
     pub fn local_port(&self) -> u16 {
         self.stream.local_addr().expect("local address").port()
     }
@@ -397,6 +438,22 @@ impl Client {
 /// One request on its own connection, response awaited.
 pub fn request(port: u16, raw: &[u8]) -> u16 {
     Client::connect(port).send(&[raw]).responses(1)[0]
+}
+
+/// The PIDs whose parent is `pid`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|i| stat[i + 1..].split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
 }
 
 /// (method, target) of captured requests, in order.

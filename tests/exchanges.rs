@@ -1,0 +1,418 @@
+//! Root integration tests of whole exchanges: responses of every framing, pairing, the client
+//! side, connection lifetime and processes that fork. Real servers and clients, real BPF.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+fn by_time(mut v: Vec<Value>) -> Vec<Value> {
+    v.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
+    v
+}
+
+/// (method, target, status) of each exchange, status 0 when there was no response.
+fn triples(ex: &[Value]) -> Vec<(String, String, u64)> {
+    ex.iter()
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap_or("?").to_string(),
+                e["target"].as_str().unwrap_or("?").to_string(),
+                e["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn t(method: &str, target: &str, status: u64) -> (String, String, u64) {
+    (method.to_string(), target.to_string(), status)
+}
+
+fn curl(args: &[&str]) {
+    let st = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "30"])
+        .args(args)
+        .status()
+        .expect("run curl");
+    assert!(st.success(), "curl {args:?}: {st}");
+}
+
+#[test]
+fn responses_of_every_framing() {
+    require_root();
+    let server = Server::ours_with("recv", "writev");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    curl(&[&format!("{base}/r/chunked")]);
+    curl(&["-I", &format!("{base}/head")]);
+    curl(&[&format!("{base}/r/file")]);
+    curl(&[&format!("{base}/r/close")]);
+    curl(&[&format!("{base}/r/status/204")]);
+    curl(&[&format!("{base}/r/status/304")]);
+    curl(&[
+        "-H",
+        "Expect: 100-continue",
+        "--data-binary",
+        "abc",
+        &format!("{base}/continue"),
+    ]);
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", "/r/chunked", 200),
+            t("HEAD", "/head", 200),
+            t("GET", "/r/file", 200),
+            t("GET", "/r/close", 200),
+            t("GET", "/r/status/204", 204),
+            t("GET", "/r/status/304", 304),
+            t("POST", "/continue", 200),
+        ],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    let sizes: Vec<u64> = ex
+        .iter()
+        .map(|e| e["response_body_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, [25, 0, 5000, 20, 0, 0, 22]);
+    assert_eq!(ex[0]["response_body"], "GET /r/chunked body=0\nend");
+    // sendfile's bytes are counted, never copied: the body is known by size only.
+    assert_eq!(ex[2]["response_body"], "");
+    assert_eq!(ex[2]["response_body_cut"], true);
+    assert_eq!(ex[3]["response_body"], "GET /r/close body=0\n");
+    assert_eq!(ex[6]["request_body"], "abc");
+    for e in &ex {
+        assert_eq!(e["request_complete"], true, "{e}");
+        assert_eq!(e["response_complete"], true, "{e}");
+    }
+    out.assert_summary(7);
+}
+
+#[test]
+fn pipelined_requests_pair_with_their_responses() {
+    require_root();
+    let server = Server::ours("read");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let mut c = Client::connect(server.port);
+    c.send(&[b"GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\nPOST /c HTTP/1.1\r\nContent-Length: 1\r\n\r\nzGET /d HTTP/1.1\r\n\r\n"]);
+    c.read_until(b"GET /d body=0\n");
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", "/a", 200),
+            t("HEAD", "/b", 200),
+            t("POST", "/c", 200),
+            t("GET", "/d", 200)
+        ]
+    );
+    // Each response names its request: pairing is exact.
+    let bodies: Vec<&str> = ex
+        .iter()
+        .map(|e| e["response_body"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        ["GET /a body=0\n", "", "POST /c body=1\n", "GET /d body=0\n"]
+    );
+    out.assert_summary(4);
+}
+
+#[test]
+fn a_one_megabyte_upload() {
+    require_root();
+    const SIZE: usize = 1_000_000;
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let mut req = format!("PUT /upload HTTP/1.1\r\nContent-Length: {SIZE}\r\n\r\n").into_bytes();
+    req.extend((0..SIZE).map(|i| b'0' + (i % 10) as u8));
+    assert_eq!(request(server.port, &req), 200);
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    assert_eq!(triples(&ex), [t("PUT", "/upload", 200)]);
+    assert_eq!(ex[0]["request_body_bytes"], SIZE);
+    assert_eq!(ex[0]["request_complete"], true);
+    assert_eq!(ex[0]["request_body_cut"], true);
+    assert!(ex[0]["request_body"]
+        .as_str()
+        .unwrap()
+        .starts_with("0123456789012"));
+    assert_eq!(ex[0]["response_body"], format!("PUT /upload body={SIZE}\n"));
+    out.assert_summary(1);
+}
+
+#[test]
+fn a_thousand_requests_in_a_row() {
+    require_root();
+    const N: usize = 1000;
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let mut c = Client::connect(server.port);
+    for i in 0..N {
+        c.send(&[format!("GET /k/{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()]);
+        assert_eq!(c.responses(1), [200]);
+    }
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    let want: Vec<_> = (0..N).map(|i| t("GET", &format!("/k/{i}"), 200)).collect();
+    assert_eq!(triples(&ex), want);
+    out.assert_summary(N);
+}
+
+#[test]
+fn connections_open_before_tracing_are_followed_from_their_next_request() {
+    require_root();
+    let server = Server::ours("recv");
+    let mut c = Client::connect(server.port);
+    c.send(&[b"GET /before HTTP/1.1\r\n\r\n"]);
+    assert_eq!(c.responses(1), [200]);
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    for target in ["/after/1", "/after/2"] {
+        c.send(&[format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes()]);
+        assert_eq!(c.responses(1), [200]);
+    }
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    assert_eq!(
+        triples(&ex),
+        [t("GET", "/after/1", 200), t("GET", "/after/2", 200)]
+    );
+    for e in &ex {
+        assert_eq!(e["role"], "server");
+        assert_eq!(e["peer"], format!("127.0.0.1:{}", c.local_port()));
+        assert_eq!(e["local"], format!("127.0.0.1:{}", server.port));
+    }
+    out.assert_summary(2);
+}
+
+/// nginx accepts only once a connection is ready, so a new connection gets the fd just freed (a
+/// blocking accept, as in our server, takes its fd before it waits).
+#[test]
+fn a_reused_fd_is_a_new_connection() {
+    require_root();
+    let server = Server::nginx(0);
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let mut a = Client::connect(server.port);
+    a.send(&[b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n"]);
+    assert_eq!(a.responses(1), [200]);
+    // Half a head, then the connection ends: the server closes its fd.
+    a.send(&[b"GET /cut HTTP/1.1\r\nX-Half: "]);
+    drop(a);
+    thread::sleep(Duration::from_millis(300));
+    let mut b = Client::connect(server.port);
+    b.send(&[b"GET /second HTTP/1.1\r\nHost: b\r\n\r\n"]);
+    assert_eq!(b.responses(1), [200]);
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    assert_eq!(
+        triples(&ex),
+        [t("GET", "/first", 200), t("GET", "/second", 200)]
+    );
+    assert_eq!(ex[0]["fd"], ex[1]["fd"], "the fd was not reused: {ex:#?}");
+    assert_eq!(ex[1]["request_headers"], serde_json::json!([["Host", "b"]]));
+    assert_eq!(
+        out.summary(),
+        "http-trace: 2 exchanges captured, 0 events lost, 1 partial message heads dropped"
+    );
+}
+
+#[test]
+fn a_request_still_unanswered_when_tracing_ends_is_reported() {
+    require_root();
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let mut c = Client::connect(server.port);
+    c.send(&[b"GET /r/slow HTTP/1.1\r\n\r\n"]);
+    thread::sleep(Duration::from_millis(500));
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    assert_eq!(triples(&ex), [t("GET", "/r/slow", 0)]);
+    assert_eq!(ex[0]["status"], Value::Null);
+    assert_eq!(ex[0]["latency_ms"], Value::Null);
+    assert_eq!(
+        out.summary(),
+        "http-trace: 1 exchanges captured, 0 events lost, 1 without a response"
+    );
+}
+
+#[test]
+fn a_server_calling_upstream_is_traced_on_both_sides() {
+    require_root();
+    let upstream = Server::ours("recv");
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let mut c = Client::connect(server.port);
+    c.send(&[format!("GET /r/upstream/{}/data HTTP/1.1\r\n\r\n", upstream.port).as_bytes()]);
+    assert_eq!(c.responses(1), [200]);
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", &format!("/r/upstream/{}/data", upstream.port), 200),
+            t("GET", "/data", 200)
+        ]
+    );
+    assert_eq!(ex[0]["role"], "server");
+    assert_eq!(ex[1]["role"], "client");
+    assert_eq!(ex[1]["peer"], format!("127.0.0.1:{}", upstream.port));
+    assert_eq!(ex[1]["response_body"], "GET /data body=0\n");
+    assert_eq!(ex[0]["response_body"], "GET /data body=0\n");
+    // The outer exchange took at least as long as the call it made.
+    assert!(ex[0]["latency_ms"].as_f64() >= ex[1]["latency_ms"].as_f64());
+    out.assert_summary(2);
+}
+
+#[test]
+fn a_python_client_making_outgoing_calls() {
+    require_root();
+    let server = Server::ours("recv");
+    let script = "import sys, http.client\n\
+                  sys.stdin.readline()\n\
+                  c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]))\n\
+                  for i in range(3):\n\
+                  \x20   c.request('POST' if i == 1 else 'GET', '/py/%d' % i, body=b'x' * i)\n\
+                  \x20   r = c.getresponse(); r.read()\n\
+                  print('done', flush=True)\n";
+    let mut py = Command::new("python3")
+        .args(["-c", script, &server.port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let tracer = Tracer::start(&[py.id()], &[]);
+    py.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("tell python to go");
+    let done = py.wait_with_output().expect("python ends");
+    assert_eq!(String::from_utf8_lossy(&done.stdout), "done\n");
+    let out = tracer.wait();
+    let ex = out.exchanges();
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", "/py/0", 200),
+            t("POST", "/py/1", 200),
+            t("GET", "/py/2", 200)
+        ]
+    );
+    for e in &ex {
+        assert_eq!(e["role"], "client", "{e}");
+        assert_eq!(e["comm"], "python3");
+        assert_eq!(e["peer"], format!("127.0.0.1:{}", server.port));
+    }
+    assert_eq!(ex[1]["request_body"], "x");
+    assert_eq!(ex[1]["response_body"], "POST /py/1 body=1\n");
+    out.assert_summary(3);
+}
+
+/// nginx in its usual shape: a master that forks workers, traced by the master's PID.
+#[test]
+fn nginx_workers_traced_by_the_master_pid() {
+    require_root();
+    let server = Server::nginx(2);
+    let port = server.port;
+    // Workers are forked once nginx listens; wait for both.
+    let mut workers = Vec::new();
+    for _ in 0..100 {
+        workers = children_of(server.pid());
+        if workers.len() == 2 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(workers.len(), 2, "nginx workers");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    assert!(
+        tracer
+            .banner
+            .iter()
+            .any(|l| l.contains("and 2 child processes")),
+        "{:#?}",
+        tracer.banner
+    );
+    for i in 0..10 {
+        assert_eq!(
+            request(
+                port,
+                format!("GET /w/{i} HTTP/1.1\r\nHost: n\r\n\r\n").as_bytes()
+            ),
+            200
+        );
+    }
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    let want: Vec<_> = (0..10).map(|i| t("GET", &format!("/w/{i}"), 200)).collect();
+    assert_eq!(triples(&by_time(ex.clone())), want);
+    for e in &ex {
+        let pid = e["pid"].as_u64().unwrap() as u32;
+        assert!(workers.contains(&pid), "{pid} is not a worker: {e}");
+    }
+    out.assert_summary(10);
+}
+
+/// A server that forks a process per connection after tracing started.
+#[test]
+fn children_forked_later_are_followed_unless_turned_off() {
+    require_root();
+    let script = "import http.server, socketserver\n\
+                  class S(socketserver.ForkingMixIn, http.server.HTTPServer): pass\n\
+                  class H(http.server.BaseHTTPRequestHandler):\n\
+                  \x20   def do_GET(self):\n\
+                  \x20       self.send_response(200); self.send_header('Content-Length', '3'); self.end_headers(); self.wfile.write(b'hi\\n')\n\
+                  s = S(('127.0.0.1', 0), H)\n\
+                  print('listening on 127.0.0.1:%d' % s.server_address[1], flush=True)\n\
+                  s.serve_forever()\n";
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]);
+    let server = Server::start("python forking", cmd, None);
+
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    for i in 0..3 {
+        assert_eq!(
+            request(
+                server.port,
+                format!("GET /f/{i} HTTP/1.1\r\n\r\n").as_bytes()
+            ),
+            200
+        );
+    }
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", "/f/0", 200),
+            t("GET", "/f/1", 200),
+            t("GET", "/f/2", 200)
+        ],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    for e in &ex {
+        assert_ne!(e["pid"], server.pid(), "handled in a child: {e}");
+        let child = e["pid"].as_u64().unwrap();
+        let said = format!("http-trace: following new child process {child}");
+        assert!(out.stderr.contains(&said), "{:#?}", out.stderr);
+    }
+    out.assert_summary(3);
+
+    let tracer = Tracer::start(&[server.pid()], &["--no-children"]);
+    assert_eq!(
+        request(server.port, b"GET /f/untraced HTTP/1.1\r\n\r\n"),
+        200
+    );
+    let out = tracer.stop();
+    assert!(out.exchanges().is_empty(), "{:#?}", out.stdout);
+    out.assert_summary(0);
+}
