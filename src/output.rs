@@ -3,7 +3,6 @@
 
 use std::io::{self, Write};
 
-use serde_json::json;
 
 use crate::conn::{ConnInfo, Direction, Record};
 use crate::http::{Message, StartLine};
@@ -249,76 +248,143 @@ impl<W: Write> Printer<W> {
         Ok(())
     }
 
+    /// One object per line, written field by field in a fixed order (no intermediate value).
     fn print_json(&mut self, rec: &Record) -> io::Result<()> {
-        let (conn, request, response) = match rec {
+        let ts = rfc3339(self.clock.wall_ns(rec.ts_ns()));
+        let mut o = JsonLine::new(&mut self.out);
+        match rec {
+            Record::Malformed {
+                conn,
+                direction,
+                reason,
+                ..
+            } => {
+                o.str("kind", "malformed")?;
+                json_conn(&mut o, conn, &ts)?;
+                o.str(
+                    "direction",
+                    match direction {
+                        Direction::In => "in",
+                        Direction::Out => "out",
+                    },
+                )?;
+                o.str("reason", reason)?;
+            }
             Record::Exchange {
                 conn,
                 request,
                 response,
-            } => (conn, request.as_ref(), response.as_ref()),
-            Record::Malformed {
-                conn,
-                direction,
-                ts_ns,
-                reason,
             } => {
-                let mut v = self.json_conn(conn, *ts_ns);
-                v["kind"] = json!("malformed");
-                v["direction"] = json!(match direction {
-                    Direction::In => "in",
-                    Direction::Out => "out",
-                });
-                v["reason"] = json!(reason);
-                serde_json::to_writer(&mut self.out, &v)?;
-                return writeln!(self.out);
+                let (request, response) = (request.as_ref(), response.as_ref());
+                o.str("kind", "exchange")?;
+                json_conn(&mut o, conn, &ts)?;
+                if let Some(m) = request {
+                    if let StartLine::Request { method, target } = &m.start {
+                        o.str("method", method)?;
+                        o.str("target", target)?;
+                    }
+                    o.str("version", if m.version == 0 { "HTTP/1.0" } else { "HTTP/1.1" })?;
+                    json_message(&mut o, "request", m)?;
+                }
+                match response.map(|m| &m.start) {
+                    Some(StartLine::Response { status, reason }) => {
+                        o.raw("status", status)?;
+                        o.str("reason", reason)?;
+                    }
+                    _ => o.raw("status", "null")?,
+                }
+                if let Some(m) = response {
+                    json_message(&mut o, "response", m)?;
+                }
+                match latency_ms(request, response) {
+                    Some(ms) => o.raw("latency_ms", ms)?,
+                    None => o.raw("latency_ms", "null")?,
+                }
             }
-        };
-        let mut v = self.json_conn(conn, rec.ts_ns());
-        v["kind"] = json!("exchange");
-        if let Some(m) = request {
-            if let StartLine::Request { method, target } = &m.start {
-                v["method"] = json!(method);
-                v["target"] = json!(target);
-            }
-            v["version"] = json!(format!("HTTP/1.{}", m.version));
-            json_message(&mut v, "request", m);
         }
-        v["status"] = json!(null);
-        if let Some(m) = response {
-            if let StartLine::Response { status, reason } = &m.start {
-                v["status"] = json!(status);
-                v["reason"] = json!(reason);
-            }
-            json_message(&mut v, "response", m);
-        }
-        v["latency_ms"] = json!(latency_ms(request, response));
-        serde_json::to_writer(&mut self.out, &v)?;
-        writeln!(self.out)
-    }
-
-    fn json_conn(&self, conn: &ConnInfo, ts_ns: u64) -> serde_json::Value {
-        let m = &conn.meta;
-        let addr = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string());
-        json!({
-            "ts": rfc3339(self.clock.wall_ns(ts_ns)),
-            "pid": m.tgid,
-            "tid": m.tid,
-            "comm": m.comm.to_string_lossy(),
-            "fd": m.fd,
-            "role": conn.role.as_str(),
-            "local": addr(conn.endpoints.map(|e| e.local)),
-            "peer": addr(conn.endpoints.map(|e| e.peer)),
-        })
+        o.end()
     }
 }
 
+/// Writes one JSON object as a line, field by field.
+struct JsonLine<'w, W: Write> {
+    out: &'w mut W,
+    first: bool,
+}
+
+impl<'w, W: Write> JsonLine<'w, W> {
+    fn new(out: &'w mut W) -> Self {
+        Self { out, first: true }
+    }
+
+    fn key(&mut self, key: &str) -> io::Result<()> {
+        let sep = if self.first { '{' } else { ',' };
+        self.first = false;
+        write!(self.out, "{sep}\"{key}\":")
+    }
+
+    fn string(&mut self, s: &str) -> io::Result<()> {
+        serde_json::to_writer(&mut *self.out, s).map_err(io::Error::other)
+    }
+
+    fn str(&mut self, key: &str, value: &str) -> io::Result<()> {
+        self.key(key)?;
+        self.string(value)
+    }
+
+    /// A number, `true`/`false` or `null`, written as is.
+    fn raw(&mut self, key: &str, value: impl std::fmt::Display) -> io::Result<()> {
+        self.key(key)?;
+        write!(self.out, "{value}")
+    }
+
+    fn opt_str(&mut self, key: &str, value: Option<&str>) -> io::Result<()> {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self.raw(key, "null"),
+        }
+    }
+
+    /// `[[name, value], ...]`, in order.
+    fn headers(&mut self, key: &str, headers: &[(String, String)]) -> io::Result<()> {
+        self.key(key)?;
+        self.out.write_all(b"[")?;
+        for (i, (name, value)) in headers.iter().enumerate() {
+            self.out.write_all(if i == 0 { b"[" } else { b",[" })?;
+            self.string(name)?;
+            self.out.write_all(b",")?;
+            self.string(value)?;
+            self.out.write_all(b"]")?;
+        }
+        self.out.write_all(b"]")
+    }
+
+    fn end(self) -> io::Result<()> {
+        self.out.write_all(if self.first { b"{}\n" } else { b"}\n" })
+    }
+}
+
+/// Who and where: process, thread, fd, role and addresses.
+fn json_conn<W: Write>(o: &mut JsonLine<'_, W>, conn: &ConnInfo, ts: &str) -> io::Result<()> {
+    let m = &conn.meta;
+    o.str("ts", ts)?;
+    o.raw("pid", m.tgid)?;
+    o.raw("tid", m.tid)?;
+    o.str("comm", &m.comm.to_string_lossy())?;
+    o.raw("fd", m.fd)?;
+    o.str("role", conn.role.as_str())?;
+    let addr = |a: std::net::SocketAddr| a.to_string();
+    o.opt_str("local", conn.endpoints.map(|e| addr(e.local)).as_deref())?;
+    o.opt_str("peer", conn.endpoints.map(|e| addr(e.peer)).as_deref())
+}
+
 /// `<side>_headers`, `_body_bytes`, `_body` (what was kept), `_body_cut`, `_complete`.
-fn json_message(v: &mut serde_json::Value, side: &str, m: &Message) {
-    v[format!("{side}_headers")] = json!(m.headers.iter().map(|(n, v)| [n, v]).collect::<Vec<_>>());
-    v[format!("{side}_body_bytes")] = json!(m.body_bytes);
-    v[format!("{side}_body")] = json!(String::from_utf8_lossy(&m.body));
-    v[format!("{side}_body_cut")] = json!(m.body_cut());
-    v[format!("{side}_complete")] = json!(m.complete);
+fn json_message<W: Write>(o: &mut JsonLine<'_, W>, side: &str, m: &Message) -> io::Result<()> {
+    o.headers(&format!("{side}_headers"), &m.headers)?;
+    o.raw(&format!("{side}_body_bytes"), m.body_bytes)?;
+    o.str(&format!("{side}_body"), &String::from_utf8_lossy(&m.body))?;
+    o.raw(&format!("{side}_body_cut"), m.body_cut())?;
+    o.raw(&format!("{side}_complete"), m.complete)
 }
 
 /// From the request's first byte to the response's last.
@@ -330,6 +396,7 @@ fn latency_ms(request: Option<&Message>, response: Option<&Message>) -> Option<f
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use crate::conn::{Comm, ConnMeta, Endpoints, Role};
 
     #[test]
@@ -452,6 +519,7 @@ mod tests {
     fn json_object_per_line() {
         let line = print(Format::Json, false, &record(b"abc", 10, true));
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        assert!(line.starts_with("{\"kind\":\"exchange\",\"ts\":"), "{line}");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(
             v,

@@ -167,6 +167,7 @@ fn a_thousand_requests_in_a_row() {
     out.assert_summary(N);
 }
 
+/// A connection opened before tracing, whose server thread is already blocked in a receive.
 #[test]
 fn connections_open_before_tracing_are_followed_from_their_next_request() {
     require_root();
@@ -181,15 +182,26 @@ fn connections_open_before_tracing_are_followed_from_their_next_request() {
     }
     let out = tracer.stop();
     let ex = out.exchanges();
-    assert_eq!(
-        triples(&ex),
-        [t("GET", "/after/1", 200), t("GET", "/after/2", 200)]
-    );
     for e in &ex {
         assert_eq!(e["role"], "server");
         assert_eq!(e["peer"], format!("127.0.0.1:{}", c.local_port()));
         assert_eq!(e["local"], format!("127.0.0.1:{}", server.port));
     }
+    if matches!(attach_method().as_str(), "kprobe" | "fentry") {
+        // A return probe attached while the call waits never fires for it: the receive already
+        // blocked at start is lost, and its response is reported without its request.
+        assert_eq!(triples(&ex), [t("GET", "/after/2", 200)]);
+        assert_eq!(
+            out.summary(),
+            "http-trace: 1 exchanges captured, 0 events lost, 1 responses whose request was not seen"
+        );
+        return;
+    }
+    // Syscall tracepoints fire on the way out of it too, and its arguments are recovered.
+    assert_eq!(
+        triples(&ex),
+        [t("GET", "/after/1", 200), t("GET", "/after/2", 200)]
+    );
     out.assert_summary(2);
 }
 
