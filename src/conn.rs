@@ -357,6 +357,9 @@ impl Conn {
 pub struct Tracker {
     conns: HashMap<u64, Conn>,
     body_limit: usize,
+    /// Roles of the connections open when tracing started, by (tgid, fd), from /proc: they are
+    /// found on their first use, maybe on a response whose request was not seen.
+    preopened: HashMap<(u32, i32), Role>,
     pub stats: TrackerStats,
 }
 
@@ -365,8 +368,14 @@ impl Tracker {
         Self {
             conns: HashMap::new(),
             body_limit,
+            preopened: HashMap::new(),
             stats: TrackerStats::default(),
         }
+    }
+
+    /// Connection `fd` of process `tgid` was open before tracing, with this role.
+    pub fn preopened(&mut self, tgid: u32, fd: i32, role: Role) {
+        self.preopened.insert((tgid, fd), role);
     }
 
     /// Take one event; records completed by it (and by waiting events it releases) go to `out`.
@@ -405,7 +414,7 @@ impl Tracker {
             conn.gap_since.get_or_insert(now);
             return;
         }
-        if apply(conn, chunk, &mut self.stats, out) {
+        if apply(conn, chunk, &mut self.stats, &mut self.preopened, out) {
             self.remove(chunk.conn_id, true, out);
         } else {
             self.drain(chunk.conn_id, out);
@@ -499,6 +508,7 @@ impl Tracker {
                 conn,
                 &chunk.map_bytes(|b| b.as_slice()),
                 &mut self.stats,
+                &mut self.preopened,
                 out,
             ) {
                 self.remove(id, true, out);
@@ -535,6 +545,7 @@ fn apply(
     conn: &mut Conn,
     chunk: &Chunk<&[u8]>,
     stats: &mut TrackerStats,
+    preopened: &mut HashMap<(u32, i32), Role>,
     out: &mut Vec<Record>,
 ) -> bool {
     conn.next_seq = chunk.seq + 1;
@@ -547,6 +558,10 @@ fn apply(
                 Opened::Accepted => conn.info.role = Role::Server,
                 Opened::Connected => conn.info.role = Role::Client,
                 Opened::Found { received, sent } => {
+                    let key = (chunk.meta.tgid, chunk.meta.fd);
+                    if let Some(role) = preopened.remove(&key) {
+                        conn.info.role = role;
+                    }
                     // Joined mid-stream: each direction starts at its next message.
                     if received > 0 {
                         conn.streams[Direction::In.index()]
@@ -793,6 +808,31 @@ mod tests {
             unreachable!()
         };
         assert_eq!(conn.role, Role::Client);
+    }
+
+    #[test]
+    fn a_connection_open_before_tracing_takes_its_role_from_proc() {
+        let mid = Opened::Found {
+            received: 50,
+            sent: 80,
+        };
+        let mut t = Tracker::new(1024);
+        t.preopened(10, 5, Role::Server);
+        let mut out = Vec::new();
+        let now = Instant::now();
+        for c in [open(1, mid), sent(1, 1, OK), close(1, 2)] {
+            t.push(&c, now, &mut out);
+        }
+        assert!(out.is_empty());
+        t.push(&open(2, mid), now, &mut out);
+        t.push(&sent(2, 1, b"GET /x HTTP/1.1\r\n\r\n"), now, &mut out);
+        t.finish(&mut out);
+        let Record::Exchange { conn, .. } = &out[0] else {
+            unreachable!()
+        };
+        // The first connection used the hint; the second, with the same fd, has none.
+        assert_eq!(conn.role, Role::Client);
+        assert!(t.preopened.is_empty());
     }
 
     #[test]

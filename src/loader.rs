@@ -11,6 +11,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
 
 use crate::buffer::{self, BufferKind};
 use crate::kretprobe::{self, KprobeEvents};
+use crate::procs;
 use crate::skel::{HttpTraceSkel, HttpTraceSkelBuilder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -116,7 +117,7 @@ pub fn preflight(pids: &[u32]) -> Result<()> {
         );
     }
     for &pid in pids {
-        if !process_alive(pid) {
+        if !procs::process_alive(pid) {
             bail!("no such process: {pid} (give the PID as the host sees it)");
         }
     }
@@ -336,11 +337,6 @@ pub fn kernel_skips(skel: &HttpTraceSkel<'_>) -> u64 {
         .sum()
 }
 
-/// Whether process `pid` still exists.
-pub fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
 /// Trace process `pid` in BPF.
 pub fn track(skel: &HttpTraceSkel<'_>, pid: u32) -> Result<()> {
     skel.maps
@@ -362,33 +358,4 @@ pub fn forget_process(skel: &HttpTraceSkel<'_>, pid: u32) {
     for key in mine {
         let _ = sockets.delete(&key);
     }
-}
-
-/// Processes descended from `roots` (children, their children, ...), from /proc.
-pub fn descendants(roots: &[u32]) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let parent_of: Vec<(u32, u32)> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, parent_pid(pid)?)))
-        .collect();
-    let mut found: Vec<u32> = Vec::new();
-    let mut frontier: Vec<u32> = roots.to_vec();
-    while let Some(p) = frontier.pop() {
-        for &(child, parent) in &parent_of {
-            if parent == p && !roots.contains(&child) && !found.contains(&child) {
-                found.push(child);
-                frontier.push(child);
-            }
-        }
-    }
-    found
-}
-
-/// The parent PID in /proc/PID/stat (the field after the parenthesised command name).
-fn parent_pid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
 }

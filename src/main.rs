@@ -8,6 +8,7 @@ mod http;
 mod kretprobe;
 mod loader;
 mod output;
+mod procs;
 mod session;
 
 mod skel {

@@ -3,7 +3,6 @@
 
 use std::io::{self, Write};
 
-
 use crate::conn::{ConnInfo, Direction, Record};
 use crate::http::{Message, StartLine};
 
@@ -283,7 +282,14 @@ impl<W: Write> Printer<W> {
                         o.str("method", method)?;
                         o.str("target", target)?;
                     }
-                    o.str("version", if m.version == 0 { "HTTP/1.0" } else { "HTTP/1.1" })?;
+                    o.str(
+                        "version",
+                        if m.version == 0 {
+                            "HTTP/1.0"
+                        } else {
+                            "HTTP/1.1"
+                        },
+                    )?;
                     json_message(&mut o, "request", m)?;
                 }
                 match response.map(|m| &m.start) {
@@ -360,7 +366,8 @@ impl<'w, W: Write> JsonLine<'w, W> {
     }
 
     fn end(self) -> io::Result<()> {
-        self.out.write_all(if self.first { b"{}\n" } else { b"}\n" })
+        self.out
+            .write_all(if self.first { b"{}\n" } else { b"}\n" })
     }
 }
 
@@ -396,8 +403,8 @@ fn latency_ms(request: Option<&Message>, response: Option<&Message>) -> Option<f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
     use crate::conn::{Comm, ConnMeta, Endpoints, Role};
+    use serde_json::json;
 
     #[test]
     fn formats_utc_timestamps() {

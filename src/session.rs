@@ -15,6 +15,7 @@ use crate::conn::{Record, Tracker};
 use crate::event::{self, Event};
 use crate::loader::{self, Config};
 use crate::output::{Clock, Printer};
+use crate::procs;
 use crate::skel::types::ht_drop;
 use crate::skel::HttpTraceSkel;
 
@@ -42,6 +43,9 @@ struct State {
     remaining: Option<u64>,
     /// Output is gone (e.g. a closed pipe): stop quietly.
     output_closed: bool,
+    /// When the current batch of events is taken in: gaps are timed in poll intervals, which
+    /// spares a clock read per event.
+    now: Instant,
     /// Processes that exited, and processes forked, as BPF reported them.
     exited: Vec<u32>,
     forked: Vec<u32>,
@@ -50,7 +54,7 @@ struct State {
 impl State {
     fn on_sample(&mut self, data: &[u8]) {
         match event::decode(data) {
-            Ok(Event::Conn(chunk)) => self.tracker.push(&chunk, Instant::now(), &mut self.records),
+            Ok(Event::Conn(chunk)) => self.tracker.push(&chunk, self.now, &mut self.records),
             Ok(Event::Exit { tgid }) => {
                 self.tracker.process_exited(tgid, &mut self.records);
                 self.exited.push(tgid);
@@ -137,7 +141,7 @@ pub fn run(args: &Args) -> Result<()> {
     let cpus = libbpf_rs::num_possible_cpus().context("counting the CPUs")?;
     let mut pids = args.pids.clone();
     if !args.no_children {
-        pids.extend(loader::descendants(&args.pids));
+        pids.extend(procs::descendants(&args.pids));
     }
     let cfg = Config {
         pids: pids.clone(),
@@ -175,6 +179,7 @@ pub fn run(args: &Args) -> Result<()> {
         counts: Counts::default(),
         remaining: args.count,
         output_closed: false,
+        now: Instant::now(),
         exited: Vec::new(),
         forked: Vec::new(),
     });
@@ -191,26 +196,48 @@ pub fn run(args: &Args) -> Result<()> {
     let mut alive = pids;
     if !args.no_children {
         // Children forked between the scan and the attach: BPF follows later ones itself.
-        for pid in loader::descendants(&args.pids) {
+        for pid in procs::descendants(&args.pids) {
             if !alive.contains(&pid) {
                 loader::track(&loaded.skel, pid)?;
                 alive.push(pid);
             }
         }
     }
+    let mut open = 0;
+    for &pid in &alive {
+        for c in procs::open_connections(pid) {
+            state.borrow_mut().tracker.preopened(pid, c.fd, c.role);
+            open += 1;
+        }
+    }
     // Only now can the BPF side deliver events: say that tracing has started.
     let named: Vec<String> = args.pids.iter().map(u32::to_string).collect();
+    let plural = |n: usize, one: &str, many: &str| match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    };
     let children = alive.len() - args.pids.len();
     eprintln!(
-        "http-trace: tracing pid {}{} with {} and the {}; Ctrl-C to stop",
+        "http-trace: tracing pid {}{} with {} and the {}{}; Ctrl-C to stop",
         named.join(", "),
-        match children {
-            0 => String::new(),
-            1 => " and 1 child process".to_string(),
-            n => format!(" and {n} child processes"),
+        if children > 0 {
+            format!(
+                " and {}",
+                plural(children, "child process", "child processes")
+            )
+        } else {
+            String::new()
         },
         loaded.method,
         cfg.buffer,
+        if open > 0 {
+            format!(
+                "; {} already open, followed from their next message",
+                plural(open, "connection", "connections")
+            )
+        } else {
+            String::new()
+        },
     );
 
     let deadline = args
@@ -220,6 +247,7 @@ pub fn run(args: &Args) -> Result<()> {
     loop {
         events.poll(POLL_INTERVAL)?;
         let now = Instant::now();
+        state.borrow_mut().now = now;
         state
             .borrow_mut()
             .report_processes(&mut alive, &loaded.skel);
@@ -241,7 +269,7 @@ pub fn run(args: &Args) -> Result<()> {
             next_liveness = now + LIVENESS_INTERVAL;
             // Exits BPF reported are handled above; this catches any it could not send.
             alive.retain(|&pid| {
-                let up = loader::process_alive(pid);
+                let up = procs::process_alive(pid);
                 if !up {
                     eprintln!("http-trace: process {pid} exited");
                     loader::forget_process(&loaded.skel, pid);

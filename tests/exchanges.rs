@@ -176,6 +176,14 @@ fn connections_open_before_tracing_are_followed_from_their_next_request() {
     c.send(&[b"GET /before HTTP/1.1\r\n\r\n"]);
     assert_eq!(c.responses(1), [200]);
     let tracer = Tracer::start(&[server.pid()], &[]);
+    assert!(
+        tracer
+            .banner
+            .iter()
+            .any(|l| l.contains("; 1 connection already open, followed from their next message;")),
+        "{:#?}",
+        tracer.banner
+    );
     for target in ["/after/1", "/after/2"] {
         c.send(&[format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes()]);
         assert_eq!(c.responses(1), [200]);
@@ -326,6 +334,61 @@ fn a_python_client_making_outgoing_calls() {
     assert_eq!(ex[1]["request_body"], "x");
     assert_eq!(ex[1]["response_body"], "POST /py/1 body=1\n");
     out.assert_summary(3);
+}
+
+/// node's http client connects without blocking (connect returns EINPROGRESS).
+#[test]
+fn a_node_client_with_non_blocking_connects() {
+    require_root();
+    let server = Server::ours("recv");
+    let script = "process.stdin.once('data', async () => {\n\
+                    const get = (path) => new Promise((ok) => require('http').get(\n\
+                      { host: '127.0.0.1', port: Number(process.argv[1]), path, agent: false },\n\
+                      (res) => { res.resume(); res.on('end', ok); }));\n\
+                    await get('/node/1'); await get('/node/2');\n\
+                    console.log('done'); process.exit(0);\n\
+                  });";
+    let mut node = Command::new("node")
+        .args(["-e", script, &server.port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    let tracer = Tracer::start(&[node.id()], &[]);
+    let mut stdin = node.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").expect("tell node to go");
+    let done = node.wait_with_output().expect("node ends");
+    drop(stdin);
+    assert_eq!(String::from_utf8_lossy(&done.stdout), "done\n");
+    let out = tracer.wait();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [t("GET", "/node/1", 200), t("GET", "/node/2", 200)]
+    );
+    for e in &ex {
+        assert_eq!(e["role"], "client", "{e}");
+        assert_eq!(e["peer"], format!("127.0.0.1:{}", server.port));
+        assert_eq!(e["response_complete"], true);
+    }
+    out.assert_summary(2);
+}
+
+/// Heads up to 64 KiB are captured whole.
+#[test]
+fn a_60_kib_head_is_captured_whole() {
+    require_root();
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let big = "c".repeat(60 * 1024);
+    let req = format!("GET /big-head HTTP/1.1\r\nCookie: {big}\r\nX-After: yes\r\n\r\n");
+    assert_eq!(request(server.port, req.as_bytes()), 200);
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    assert_eq!(triples(&ex), [t("GET", "/big-head", 200)]);
+    assert_eq!(header(&ex[0], "cookie"), [big.as_str()]);
+    assert_eq!(header(&ex[0], "x-after"), ["yes"]);
+    out.assert_summary(1);
 }
 
 /// nginx in its usual shape: a master that forks workers, traced by the master's PID.

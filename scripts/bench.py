@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""The benchmark behind scripts/bench.sh (run that: it installs and builds what this needs).
+
+nginx with one worker process serves a fixed 200 response on loopback; wrk loads it for a few
+seconds at a time, in turn: untraced; traced by http-trace (JSON to a file); and by the tools
+people use instead: tcpdump writing a pcap, strace -f on the worker, a bpftrace script printing
+the requests. A second nginx, untraced, is also loaded while http-trace traces the first, to show
+what a process that is not traced pays. Each round runs every case once; the table gives the
+median over the rounds. Throughput ratios compare runs of the same round.
+"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+
+NGINX_CONF = """daemon off; master_process off; worker_processes 1;
+pid {d}/nginx-{name}.pid; error_log {d}/error-{name}.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log {d}/access-{name}.log;
+  client_body_temp_path {d}/body-{name}; proxy_temp_path {d}/proxy-{name};
+  fastcgi_temp_path {d}/fastcgi-{name}; uwsgi_temp_path {d}/uwsgi-{name}; scgi_temp_path {d}/scgi-{name};
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "hello\\n"; }} }}
+}}
+"""
+
+# Requests as bpftrace users write it: copy the start of each recvfrom of the worker.
+BPFTRACE_SCRIPT = """
+tracepoint:syscalls:sys_enter_recvfrom /pid == $1/ { @buf[tid] = args->ubuf; }
+tracepoint:syscalls:sys_exit_recvfrom /pid == $1 && @buf[tid]/ {
+  if (args->ret > 0) { printf("%d %r\\n", tid, buf(@buf[tid], args->ret)); }
+  delete(@buf[tid]);
+}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"bench: nothing listens on port {port}")
+
+
+class Nginx:
+    def __init__(self, workdir, name):
+        self.port = free_port()
+        self.log = os.path.join(workdir, f"access-{name}.log")
+        conf = os.path.join(workdir, f"nginx-{name}.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(d=workdir, name=name, port=self.port))
+        self.proc = subprocess.Popen(
+            ["nginx", "-c", conf, "-e", os.path.join(workdir, f"error-{name}.log")],
+            stdin=subprocess.DEVNULL,
+        )
+        wait_port(self.port)
+        self.pid = self.proc.pid
+
+    def served(self):
+        """Requests completed so far (lines of the access log)."""
+        try:
+            with open(self.log, "rb") as f:
+                return sum(1 for _ in f)
+        except FileNotFoundError:
+            return 0
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def wrk(port, seconds, threads, connections):
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m:
+        sys.exit(f"bench: no Requests/sec in wrk's output:\n{out}")
+    return float(m.group(1))
+
+
+class Tool:
+    """A tracer run in the background; `ready` is a line of its output that says it is on."""
+
+    def __init__(self, argv, ready, out_path, workdir, stdout_to_file=False):
+        self.err_path = os.path.join(workdir, "tool.err")
+        self.out_path = out_path
+        err = open(self.err_path, "w")
+        out = open(out_path, "w") if stdout_to_file else err
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                     start_new_session=True)
+        end = time.time() + 60
+        while not self._said(ready):
+            if self.proc.poll() is not None or time.time() > end:
+                sys.exit(f"bench: {argv[0]} did not start:\n{self.stderr()}")
+            time.sleep(0.05)
+        time.sleep(0.3)
+
+    def _said(self, ready):
+        text = self.stderr()
+        if self.out_path and os.path.exists(self.out_path) and ready not in text:
+            with open(self.out_path, errors="replace") as f:
+                text = f.read(1 << 16)
+        return ready in text
+
+    def stderr(self):
+        with open(self.err_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        """SIGINT, then its CPU seconds and peak RSS (MiB) from the kernel's accounting."""
+        os.kill(self.proc.pid, signal.SIGINT)
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = status
+        return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def count_pcap_exchanges(path):
+    """Requests and responses whose first bytes are in a TCP payload of the pcap (loopback)."""
+    requests = responses = 0
+    with open(path, "rb") as f:
+        head = f.read(24)
+        if len(head) < 24:
+            return 0
+        endian = "<" if head[:4] == b"\xd4\xc3\xb2\xa1" else ">"
+        linktype = struct.unpack(endian + "I", head[20:24])[0]
+        link_len = 14 if linktype == 1 else 16 if linktype == 113 else 4
+        while True:
+            rec = f.read(16)
+            if len(rec) < 16:
+                break
+            incl = struct.unpack(endian + "I", rec[8:12])[0]
+            pkt = f.read(incl)
+            ip = pkt[link_len:]
+            if not ip or ip[0] >> 4 != 4:
+                continue
+            ihl = (ip[0] & 15) * 4
+            tcp = ip[ihl:]
+            if len(tcp) < 20:
+                continue
+            payload = tcp[(tcp[12] >> 4) * 4:]
+            if payload.startswith(b"GET "):
+                requests += 1
+            elif payload.startswith(b"HTTP/1.1 "):
+                responses += 1
+    return min(requests, responses)
+
+
+def count_strace_exchanges(path):
+    requests = responses = 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            if "recvfrom(" in line and '"GET ' in line:
+                requests += 1
+            elif ("writev(" in line or "sendto(" in line or "write(" in line) and '"HTTP/1.1 ' in line:
+                responses += 1
+    return min(requests, responses)
+
+
+def run_case(case, args, workdir, a, b):
+    """One load run; returns a dict of figures."""
+    out = os.path.join(workdir, "capture")
+    tool = None
+    target = a
+    if case == "http-trace":
+        tool = Tool([args.tracer, "--pid", str(a.pid), "-o", "json"], "tracing pid", out, workdir,
+                    stdout_to_file=True)
+    elif case == "http-trace, other process":
+        tool = Tool([args.tracer, "--pid", str(a.pid), "-o", "json"], "tracing pid", out, workdir,
+                    stdout_to_file=True)
+        target = b
+    elif case == "tcpdump":
+        tool = Tool(["tcpdump", "-i", "lo", "-s", "0", "-w", out, f"tcp port {a.port}"],
+                    "listening on", None, workdir)
+    elif case == "strace -f":
+        tool = Tool(["strace", "-f", "-s", "4096", "-o", out, "-p", str(a.pid)], "attached", None,
+                    workdir)
+    elif case == "bpftrace":
+        script = os.path.join(workdir, "requests.bt")
+        with open(script, "w") as f:
+            f.write(BPFTRACE_SCRIPT)
+        tool = Tool(["bpftrace", script, str(a.pid)], "Attaching", out, workdir,
+                    stdout_to_file=True)
+    elif case == "untraced, other process":
+        target = b
+    before = target.served()
+    rps = wrk(target.port, args.seconds, args.threads, args.connections)
+    time.sleep(0.2)
+    served = target.served() - before
+    row = {"rps": rps, "served": served, "cpu": None, "rss": None, "lost": None, "captured": None}
+    if tool is None:
+        return row
+    row["cpu"], row["rss"] = tool.stop()
+    err = tool.stderr()
+    if case.startswith("http-trace"):
+        m = re.search(r"(\d+) exchanges captured, (\d+) events lost", err)
+        if not m:
+            sys.exit(f"bench: no summary from http-trace:\n{err}")
+        row["captured"], row["lost"] = int(m.group(1)), int(m.group(2))
+    elif case == "tcpdump":
+        m = re.search(r"(\d+) packets dropped by kernel", err)
+        row["lost"] = int(m.group(1)) if m else None
+        row["captured"] = count_pcap_exchanges(out)
+    elif case == "strace -f":
+        row["lost"] = 0
+        row["captured"] = count_strace_exchanges(out)
+    elif case == "bpftrace":
+        with open(out, errors="replace") as f:
+            text = f.read()
+        row["lost"] = sum(int(n) for n in re.findall(r"Lost (\d+) events", text + err))
+        row["captured"] = len(re.findall(r"^\d+ GET ", text, re.M))
+    os.remove(out) if os.path.exists(out) else None
+    return row
+
+
+CASES = [
+    "untraced",
+    "http-trace",
+    "tcpdump",
+    "strace -f",
+    "bpftrace",
+    "untraced, other process",
+    "http-trace, other process",
+]
+# What each traced case's throughput is compared with.
+BASELINE = {"http-trace, other process": "untraced, other process"}
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tracer", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset")
+    ap.add_argument("--out", default="target/bench-results.md")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root (sudo scripts/bench.sh)")
+    cases = [c for c in CASES if c in args.cases.split(",")]
+    for tool in ("nginx", "wrk", "tcpdump", "strace", "bpftrace"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} is missing (scripts/bench.sh installs it)")
+
+    workdir = tempfile.mkdtemp(prefix="http-trace-bench-")
+    os.chmod(workdir, 0o755)
+    a, b = Nginx(workdir, "a"), Nginx(workdir, "b")
+    results = {c: [] for c in cases}
+    try:
+        wrk(a.port, 1, args.threads, args.connections)  # warm up
+        wrk(b.port, 1, args.threads, args.connections)
+        for r in range(args.rounds):
+            for case in cases:
+                row = run_case(case, args, workdir, a, b)
+                results[case].append(row)
+                print(f"round {r + 1}/{args.rounds} {case}: {row['rps']:.0f} req/s, "
+                      f"cpu {fmt(row['cpu'], '.2f')} s, rss {fmt(row['rss'], '.1f')} MiB, "
+                      f"lost {fmt(row['lost'], 'd')}, captured {fmt(row['captured'], 'd')} "
+                      f"of {row['served']}", file=sys.stderr, flush=True)
+    finally:
+        a.stop()
+        b.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    def ratio(case, i):
+        base = BASELINE.get(case, "untraced")
+        if base not in results:
+            return None
+        return results[case][i]["rps"] / results[base][i]["rps"]
+
+    def med(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    lines = [
+        "| case | requests/s | vs untraced | tracer CPU s | tracer peak RSS MiB | events lost | exchanges captured / completed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for case in cases:
+        rows = results[case]
+        n = len(rows)
+        captured = med([r["captured"] for r in rows])
+        served = med([r["served"] for r in rows])
+        share = "-" if captured is None else f"{captured:.0f} / {served:.0f}"
+        lines.append(
+            f"| {case} | {med([r['rps'] for r in rows]):.0f} "
+            f"| {fmt(med([ratio(case, i) for i in range(n)]), '.2f')} "
+            f"| {fmt(med([r['cpu'] for r in rows]), '.2f')} "
+            f"| {fmt(med([r['rss'] for r in rows]), '.1f')} "
+            f"| {fmt(med([r['lost'] for r in rows]), '.0f')} | {share} |"
+        )
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    header = (
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, Linux {platform.release()}, "
+        f"{os.cpu_count()} CPUs ({cpu}); nginx 1 worker, `wrk -t{args.threads} "
+        f"-c{args.connections} -d{args.seconds}s`, median of {args.rounds} rounds"
+    )
+    table = header + "\n\n" + "\n".join(lines) + "\n"
+    print("\n" + table)
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(table)
+    print(f"bench: written to {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

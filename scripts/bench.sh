@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The benchmark: nginx (one worker) under wrk on loopback, untraced and traced by http-trace and
+# by the tools people use instead; prints a table and writes it as markdown. As root on Debian 12:
+#   sudo scripts/bench.sh [--rounds N] [--seconds S] [--out FILE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --bench
+source scripts/env.sh
+cargo build --release --locked --quiet --bin http-trace
+exec python3 scripts/bench.py --tracer target/release/http-trace "$@"
