@@ -37,9 +37,10 @@ http {{
 
 # Requests as bpftrace users write it: copy the start of each recvfrom of the worker.
 BPFTRACE_SCRIPT = """
-tracepoint:syscalls:sys_enter_recvfrom /pid == $1/ { @buf[tid] = args->ubuf; }
-tracepoint:syscalls:sys_exit_recvfrom /pid == $1 && @buf[tid]/ {
-  if (args->ret > 0) { printf("%d %r\\n", tid, buf(@buf[tid], args->ret)); }
+tracepoint:syscalls:sys_enter_recvfrom /pid == $1/ { @buf[tid] = (uint64)args->ubuf; }
+tracepoint:syscalls:sys_exit_recvfrom /pid == $1/ {
+  $b = @buf[tid];
+  if ($b != 0 && args->ret > 0) { printf("%d %r\\n", tid, buf((uint8 *)$b, args->ret)); }
   delete(@buf[tid]);
 }
 """
@@ -129,11 +130,16 @@ class Tool:
             return f.read()
 
     def stop(self):
-        """SIGINT, then its CPU seconds and peak RSS (MiB) from the kernel's accounting."""
+        """SIGINT, then its CPU seconds (till it ended) and peak RSS in MiB (while it ran)."""
+        peak = 0.0
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) / 1024
         os.kill(self.proc.pid, signal.SIGINT)
         _, status, usage = os.wait4(self.proc.pid, 0)
         self.proc.returncode = status
-        return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+        return usage.ru_utime + usage.ru_stime, peak
 
 
 def count_pcap_exchanges(path):

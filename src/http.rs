@@ -149,6 +149,16 @@ pub struct Parser {
     pub stats: ParserStats,
 }
 
+/// What parsing a head did with its input.
+enum HeadStep {
+    /// A head of this many bytes was taken; the state says what follows.
+    Consumed(usize),
+    /// The head is not complete yet.
+    NeedMore,
+    /// The input was used up (malformed, or not HTTP).
+    Done,
+}
+
 enum Framing {
     None,
     Length(u64),
@@ -292,150 +302,142 @@ impl Parser {
         self.state = State::Resync;
     }
 
+    /// Between messages or inside a head. A head that is all in `data` is parsed where it lies;
+    /// only the start of one that is not is kept in `buf` until the rest comes.
     fn feed_head<'d>(&mut self, data: &'d [u8], ts_ns: u64, out: &mut Vec<Parsed>) -> &'d [u8] {
-        if self.buf.is_empty() {
-            let start = empty_line_bytes(data);
-            if start == data.len() {
-                return &[];
+        if !self.buf.is_empty() {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.extend_from_slice(data);
+            match self.parse_head(&buf, ts_ns, out) {
+                // What follows the head came in `data`: it is as recent as `ts_ns`.
+                HeadStep::Consumed(n) => self.feed(&buf[n..], ts_ns, out),
+                HeadStep::NeedMore => self.buf = buf,
+                HeadStep::Done => {}
             }
-            self.buf_ts = ts_ns;
-            self.buf.extend_from_slice(&data[start..]);
+            return &[];
+        }
+        let start = empty_line_bytes(data);
+        if start == data.len() {
+            return &[];
+        }
+        let data = &data[start..];
+        self.buf_ts = ts_ns;
+        match self.parse_head(data, ts_ns, out) {
+            HeadStep::Consumed(n) => &data[n..],
+            HeadStep::NeedMore => {
+                self.buf.extend_from_slice(data);
+                &[]
+            }
+            HeadStep::Done => &[],
+        }
+    }
+
+    /// Parse the message head at the start of `input`, which began at `buf_ts`; on success the
+    /// state is set for what follows it.
+    fn parse_head(&mut self, input: &[u8], ts_ns: u64, out: &mut Vec<Parsed>) -> HeadStep {
+        let is_response = match sniff(input) {
+            Sniff::NeedMore => return HeadStep::NeedMore,
+            Sniff::NotHttp => {
+                if self.seen_message {
+                    self.malformed(input, ts_ns, "bytes that are not an HTTP message", out);
+                } else {
+                    self.stats.non_http_bytes += input.len() as u64;
+                    self.state = State::NotHttp;
+                }
+                return HeadStep::Done;
+            }
+            Sniff::Request => false,
+            Sniff::Response => true,
+        };
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let parsed = if is_response {
+            parse_response_head(input, &mut headers)
         } else {
-            self.buf.extend_from_slice(data);
+            parse_request_head(input, &mut headers)
+        };
+        let (head_len, start, version, headers) = match parsed {
+            Ok(Some(head)) => head,
+            Ok(None) if input.len() > MAX_HEAD_BYTES => {
+                self.malformed(input, ts_ns, "message head larger than 64 KiB", out);
+                return HeadStep::Done;
+            }
+            Ok(None) => return HeadStep::NeedMore,
+            Err(e) => {
+                let what = if is_response { "response" } else { "request" };
+                self.malformed(input, ts_ns, &format!("invalid {what}: {e}"), out);
+                return HeadStep::Done;
+            }
+        };
+        self.seen_message = true;
+        let framing = match &start {
+            StartLine::Request { method, .. } => {
+                out.push(Parsed::RequestHead {
+                    method: method.clone(),
+                });
+                request_framing(&headers)
+            }
+            StartLine::Response { status: 101, .. } => {
+                self.expected.pop_front();
+                Ok(Framing::Switch)
+            }
+            // An interim response (100 Continue): the final one is still due.
+            StartLine::Response { status, .. } if (100..200).contains(status) => {
+                return HeadStep::Consumed(head_len);
+            }
+            StartLine::Response { status, .. } => {
+                let method = self.expected.pop_front();
+                Ok(response_framing(*status, method.as_deref(), &headers))
+            }
+        };
+        let framing = match framing {
+            Ok(f) => f,
+            Err(reason) => {
+                // Where this body ends is unknown: report it and look for the next message.
+                out.push(Parsed::Malformed {
+                    ts_ns: self.buf_ts,
+                    reason: reason.to_string(),
+                });
+                self.state = State::Resync;
+                return HeadStep::Consumed(head_len);
+            }
+        };
+        self.current = Some(Message {
+            ts_ns: self.buf_ts,
+            end_ts_ns: self.last_ts,
+            start,
+            version,
+            headers,
+            body_bytes: 0,
+            body: Vec::new(),
+            body_missing_bytes: 0,
+            complete: true,
+        });
+        match framing {
+            Framing::Length(n) if n > 0 => self.state = State::Body(n),
+            Framing::Chunked => self.state = State::Chunked(ChunkState::Size),
+            Framing::UntilClose => self.state = State::UntilClose,
+            Framing::Switch => {
+                self.finish_message(out);
+                out.push(Parsed::Switched);
+                self.state = State::Passthrough;
+            }
+            Framing::None | Framing::Length(_) => self.finish_message(out),
         }
-        self.parse_buffered_heads(out);
-        &[]
+        HeadStep::Consumed(head_len)
     }
 
-    /// Parse as many messages out of `buf` as it holds, leaving the state for what follows.
-    fn parse_buffered_heads(&mut self, out: &mut Vec<Parsed>) {
-        while self.state == State::Head && !self.buf.is_empty() {
-            let is_response = match sniff(&self.buf) {
-                Sniff::NeedMore => return,
-                Sniff::NotHttp => {
-                    if self.seen_message {
-                        self.malformed("bytes that are not an HTTP message", out);
-                    } else {
-                        self.stats.non_http_bytes += self.buf.len() as u64;
-                        self.buf.clear();
-                        self.state = State::NotHttp;
-                    }
-                    return;
-                }
-                Sniff::Request => false,
-                Sniff::Response => true,
-            };
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let parsed = if is_response {
-                parse_response_head(&self.buf, &mut headers)
-            } else {
-                parse_request_head(&self.buf, &mut headers)
-            };
-            let (head_len, start, version, headers) = match parsed {
-                Ok(Some(head)) => head,
-                Ok(None) => {
-                    if self.buf.len() > MAX_HEAD_BYTES {
-                        self.malformed("message head larger than 64 KiB", out);
-                    }
-                    return;
-                }
-                Err(e) => {
-                    let what = if is_response { "response" } else { "request" };
-                    self.malformed(&format!("invalid {what}: {e}"), out);
-                    return;
-                }
-            };
-            self.seen_message = true;
-            let msg = Message {
-                ts_ns: self.buf_ts,
-                end_ts_ns: self.last_ts,
-                start,
-                version,
-                headers,
-                body_bytes: 0,
-                body: Vec::new(),
-                body_missing_bytes: 0,
-                complete: true,
-            };
-            let rest = self.buf.split_off(head_len);
-            self.buf.clear();
-            let framing = match &msg.start {
-                StartLine::Request { method, .. } => {
-                    out.push(Parsed::RequestHead {
-                        method: method.clone(),
-                    });
-                    request_framing(&msg.headers)
-                }
-                StartLine::Response { status, .. } if (100..200).contains(status) => {
-                    if *status == 101 {
-                        self.expected.pop_front();
-                        Ok(Framing::Switch)
-                    } else {
-                        // An interim response (100 Continue): the final one is still due.
-                        self.buf = rest;
-                        self.drop_leading_empty_lines();
-                        continue;
-                    }
-                }
-                StartLine::Response { status, .. } => {
-                    let method = self.expected.pop_front();
-                    Ok(response_framing(*status, method.as_deref(), &msg.headers))
-                }
-            };
-            self.current = Some(msg);
-            match framing {
-                Err(reason) => {
-                    // Where this body ends is unknown: report it and look for the next message.
-                    self.current = None;
-                    out.push(Parsed::Malformed {
-                        ts_ns: self.buf_ts,
-                        reason: reason.to_string(),
-                    });
-                    self.state = State::Resync;
-                }
-                Ok(Framing::Length(n)) if n > 0 => self.state = State::Body(n),
-                Ok(Framing::Chunked) => self.state = State::Chunked(ChunkState::Size),
-                Ok(Framing::UntilClose) => self.state = State::UntilClose,
-                Ok(Framing::Switch) => {
-                    self.finish_message(out);
-                    out.push(Parsed::Switched);
-                    self.state = State::Passthrough;
-                }
-                Ok(Framing::None | Framing::Length(_)) => self.finish_message(out),
-            }
-            if rest.is_empty() {
-                continue;
-            }
-            if self.state == State::Head {
-                self.buf = rest;
-                self.drop_leading_empty_lines();
-            } else {
-                // Body bytes (or whatever follows) that arrived with the head.
-                let ts = self.buf_ts;
-                self.feed(&rest, ts, out);
-                return;
-            }
-        }
-    }
-
-    fn drop_leading_empty_lines(&mut self) {
-        let start = empty_line_bytes(&self.buf);
-        self.buf.drain(..start);
-    }
-
-    fn malformed(&mut self, reason: &str, out: &mut Vec<Parsed>) {
+    /// `input` starts with something that is not a message: report it, and look for the next
+    /// message from its second byte on.
+    fn malformed(&mut self, input: &[u8], ts_ns: u64, reason: &str, out: &mut Vec<Parsed>) {
         out.push(Parsed::Malformed {
             ts_ns: self.buf_ts,
             reason: reason.to_string(),
         });
-        // The first byte cannot start a message; look for the next one after it.
-        let rest = self.buf.split_off(1.min(self.buf.len()));
-        self.stats.resync_bytes += self.buf.len() as u64;
+        self.stats.resync_bytes += 1;
         self.buf.clear();
         self.state = State::Resync;
-        if !rest.is_empty() {
-            let ts = self.buf_ts;
-            self.feed(&rest, ts, out);
+        if input.len() > 1 {
+            self.feed(&input[1..], ts_ns, out);
         }
     }
 
