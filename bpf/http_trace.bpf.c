@@ -97,6 +97,18 @@ struct {
 	__type(value, struct inflight);
 } inflight SEC(".maps");
 
+/*
+ * fds of tracked processes known not to be TCP sockets (files, pipes, UDP and Unix sockets), so
+ * that a server's writes to its log skip the fd table walk. close(2), accept and connect forget
+ * an fd; one replaced by dup2(2) without a close is the one case that stays stale.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct sock_key);
+	__type(value, __u8);
+} not_tcp SEC(".maps");
+
 /* Too big for the 512-byte BPF stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -369,6 +381,7 @@ static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid,
 	struct sock_info si = {}, *tracked;
 	struct ht_conn_event c = {};
 
+	bpf_map_delete_elem(&not_tcp, &key);
 	si.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
 	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
 		count_drop(HT_DROP_SOCKETS_FULL);
@@ -470,9 +483,19 @@ static __always_inline int on_io_enter(void *ctx, __s32 fd, __u64 buf, __u32 iov
 	if (!tgid_tracked(key.tgid))
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &key);
-	if (!si && (sk = tcp_sock_of_fd(fd)))
+	if (!si) {
+		if (bpf_map_lookup_elem(&not_tcp, &key))
+			return 0;
+		sk = tcp_sock_of_fd(fd);
+		if (!sk) {
+			__u8 one = 1;
+
+			bpf_map_update_elem(&not_tcp, &key, &one, BPF_ANY);
+			return 0;
+		}
 		si = track_socket(ctx, pid_tgid, fd, sk, HT_EV_FOUND, syscall, tcp_bytes_consumed(sk),
 				  tcp_bytes_written(sk));
+	}
 	if (si)
 		stash(pid_tgid, fd, buf, iovcnt, syscall, direction, si->conn_id);
 	return 0;
@@ -581,8 +604,10 @@ static __always_inline int on_close_enter(void *ctx, __s32 fd)
 	if (!tgid_tracked(key.tgid))
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &key);
-	if (!si)
+	if (!si) {
+		bpf_map_delete_elem(&not_tcp, &key);
 		return 0;
+	}
 	emit_control(ctx, pid_tgid, HT_EV_CLOSE, HT_SYS_CLOSE, fd, 0, si);
 	bpf_map_delete_elem(&sockets, &key);
 	return 0;

@@ -345,17 +345,20 @@ pub fn track(skel: &HttpTraceSkel<'_>, pid: u32) -> Result<()> {
         .with_context(|| format!("adding process {pid} to the tracked set"))
 }
 
-/// Forget process `pid` in BPF (it exited; its PID may be reused): stop tracing it, and drop its
-/// sockets, which its exit closed without close(2).
+/// Forget process `pid` in BPF (it exited; its PID may be reused): stop tracing it, and drop
+/// what is known of its fds: its sockets, which its exit closed without close(2), and the fds
+/// known not to be TCP sockets.
 pub fn forget_process(skel: &HttpTraceSkel<'_>, pid: u32) {
     // Failures here only mean the entries are already gone.
     let _ = skel.maps.tracked_tgids.delete(&pid.to_ne_bytes());
-    let sockets = &skel.maps.sockets;
-    let mine: Vec<Vec<u8>> = sockets
-        .keys()
-        .filter(|k| k.get(..4) == Some(&pid.to_ne_bytes()[..]))
-        .collect();
-    for key in mine {
-        let _ = sockets.delete(&key);
+    for map in [&skel.maps.sockets, &skel.maps.not_tcp] {
+        // Both are keyed by struct sock_key, whose first field is the tgid.
+        let mine: Vec<Vec<u8>> = map
+            .keys()
+            .filter(|k| k.get(..4) == Some(&pid.to_ne_bytes()[..]))
+            .collect();
+        for key in mine {
+            let _ = map.delete(&key);
+        }
     }
 }
