@@ -26,9 +26,27 @@ impl Comm {
         Self(bytes)
     }
 
-    pub fn to_string_lossy(self) -> String {
+    fn bytes(&self) -> &[u8] {
         let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
-        String::from_utf8_lossy(&self.0[..end]).into_owned()
+        &self.0[..end]
+    }
+
+    /// The name, when it is UTF-8 (it nearly always is): no allocation.
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.bytes()).ok()
+    }
+
+    pub fn to_string_lossy(self) -> String {
+        String::from_utf8_lossy(self.bytes()).into_owned()
+    }
+}
+
+impl std::fmt::Display for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.as_str() {
+            Some(s) => f.write_str(s),
+            None => f.write_str(&String::from_utf8_lossy(self.bytes())),
+        }
     }
 }
 

@@ -84,12 +84,6 @@ pub fn rfc3339(wall_ns: i128) -> String {
     )
 }
 
-/// Time of day, UTC, with microseconds: the text output's first column.
-fn time_of_day(wall_ns: i128) -> String {
-    let s = rfc3339(wall_ns);
-    s[11..s.len() - 1].to_string()
-}
-
 /// Body bytes for a terminal: text as is, other bytes escaped, lines indented.
 pub fn escape_body(body: &[u8], indent: &str) -> String {
     let mut s = String::with_capacity(body.len() + indent.len());
@@ -115,11 +109,42 @@ pub fn escape_body(body: &[u8], indent: &str) -> String {
     s
 }
 
+/// The timestamp of the last record, RFC 3339: records come many per second, so only the
+/// microseconds are redone unless the second changed.
+#[derive(Default)]
+struct Stamp {
+    sec: Option<i64>,
+    text: String,
+}
+
+impl Stamp {
+    fn at(&mut self, wall_ns: i128) -> &str {
+        let micros = wall_ns.div_euclid(1_000);
+        let sec = micros.div_euclid(1_000_000) as i64;
+        if self.sec != Some(sec) {
+            self.sec = Some(sec);
+            self.text = rfc3339(wall_ns);
+            return &self.text;
+        }
+        let mut us = micros.rem_euclid(1_000_000) as u32;
+        let mut digits = [b'0'; 6];
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (us % 10) as u8;
+            us /= 10;
+        }
+        self.text.truncate(self.text.len() - 7); // ".uuuuuu" and "Z" follow the second
+        self.text.extend(digits.iter().map(|&d| char::from(d)));
+        self.text.push('Z');
+        &self.text
+    }
+}
+
 pub struct Printer<W: Write> {
     out: W,
     format: Format,
     verbose: bool,
     clock: Clock,
+    stamp: Stamp,
 }
 
 impl<W: Write> Printer<W> {
@@ -129,6 +154,7 @@ impl<W: Write> Printer<W> {
             format,
             verbose,
             clock,
+            stamp: Stamp::default(),
         }
     }
 
@@ -210,16 +236,20 @@ impl<W: Write> Printer<W> {
     /// Time, process, role and peer: how every text line starts.
     fn text_prefix(&mut self, conn: &ConnInfo, ts_ns: u64) -> io::Result<()> {
         let m = &conn.meta;
+        let stamp = self.stamp.at(self.clock.wall_ns(ts_ns));
+        // The time of day, with microseconds: "HH:MM:SS.uuuuuu".
         write!(
             self.out,
-            "{} {}[{}] {} {} ",
-            time_of_day(self.clock.wall_ns(ts_ns)),
-            m.comm.to_string_lossy(),
+            "{} {}[{}] {} ",
+            &stamp[11..stamp.len() - 1],
+            m.comm,
             m.tgid,
-            conn.role.as_str(),
-            conn.endpoints
-                .map_or_else(|| format!("fd={}", m.fd), |e| e.peer.to_string()),
-        )
+            conn.role.as_str()
+        )?;
+        match conn.endpoints {
+            Some(e) => write!(self.out, "{} ", e.peer),
+            None => write!(self.out, "fd={} ", m.fd),
+        }
     }
 
     /// Headers and the start of the body, each line marked '>' (request) or '<' (response).
@@ -249,7 +279,7 @@ impl<W: Write> Printer<W> {
 
     /// One object per line, written field by field in a fixed order (no intermediate value).
     fn print_json(&mut self, rec: &Record) -> io::Result<()> {
-        let ts = rfc3339(self.clock.wall_ns(rec.ts_ns()));
+        let ts = self.stamp.at(self.clock.wall_ns(rec.ts_ns()));
         let mut o = JsonLine::new(&mut self.out);
         match rec {
             Record::Malformed {
@@ -259,7 +289,7 @@ impl<W: Write> Printer<W> {
                 ..
             } => {
                 o.str("kind", "malformed")?;
-                json_conn(&mut o, conn, &ts)?;
+                json_conn(&mut o, conn, ts)?;
                 o.str(
                     "direction",
                     match direction {
@@ -276,7 +306,7 @@ impl<W: Write> Printer<W> {
             } => {
                 let (request, response) = (request.as_ref(), response.as_ref());
                 o.str("kind", "exchange")?;
-                json_conn(&mut o, conn, &ts)?;
+                json_conn(&mut o, conn, ts)?;
                 if let Some(m) = request {
                     if let StartLine::Request { method, target } = &m.start {
                         o.str("method", method)?;
@@ -290,7 +320,7 @@ impl<W: Write> Printer<W> {
                             "HTTP/1.1"
                         },
                     )?;
-                    json_message(&mut o, "request", m)?;
+                    json_message(&mut o, &REQUEST_KEYS, m)?;
                 }
                 match response.map(|m| &m.start) {
                     Some(StartLine::Response { status, reason }) => {
@@ -300,7 +330,7 @@ impl<W: Write> Printer<W> {
                     _ => o.raw("status", "null")?,
                 }
                 if let Some(m) = response {
-                    json_message(&mut o, "response", m)?;
+                    json_message(&mut o, &RESPONSE_KEYS, m)?;
                 }
                 match latency_ms(request, response) {
                     Some(ms) => o.raw("latency_ms", ms)?,
@@ -344,13 +374,6 @@ impl<'w, W: Write> JsonLine<'w, W> {
         write!(self.out, "{value}")
     }
 
-    fn opt_str(&mut self, key: &str, value: Option<&str>) -> io::Result<()> {
-        match value {
-            Some(v) => self.str(key, v),
-            None => self.raw(key, "null"),
-        }
-    }
-
     /// `[[name, value], ...]`, in order.
     fn headers(&mut self, key: &str, headers: &[(String, String)]) -> io::Result<()> {
         self.key(key)?;
@@ -377,21 +400,61 @@ fn json_conn<W: Write>(o: &mut JsonLine<'_, W>, conn: &ConnInfo, ts: &str) -> io
     o.str("ts", ts)?;
     o.raw("pid", m.tgid)?;
     o.raw("tid", m.tid)?;
-    o.str("comm", &m.comm.to_string_lossy())?;
+    match m.comm.as_str() {
+        Some(comm) => o.str("comm", comm)?,
+        None => o.str("comm", &m.comm.to_string_lossy())?,
+    }
     o.raw("fd", m.fd)?;
     o.str("role", conn.role.as_str())?;
-    let addr = |a: std::net::SocketAddr| a.to_string();
-    o.opt_str("local", conn.endpoints.map(|e| addr(e.local)).as_deref())?;
-    o.opt_str("peer", conn.endpoints.map(|e| addr(e.peer)).as_deref())
+    // Addresses need no escaping.
+    match conn.endpoints {
+        Some(e) => {
+            o.raw("local", format_args!("\"{}\"", e.local))?;
+            o.raw("peer", format_args!("\"{}\"", e.peer))
+        }
+        None => {
+            o.raw("local", "null")?;
+            o.raw("peer", "null")
+        }
+    }
 }
 
-/// `<side>_headers`, `_body_bytes`, `_body` (what was kept), `_body_cut`, `_complete`.
-fn json_message<W: Write>(o: &mut JsonLine<'_, W>, side: &str, m: &Message) -> io::Result<()> {
-    o.headers(&format!("{side}_headers"), &m.headers)?;
-    o.raw(&format!("{side}_body_bytes"), m.body_bytes)?;
-    o.str(&format!("{side}_body"), &String::from_utf8_lossy(&m.body))?;
-    o.raw(&format!("{side}_body_cut"), m.body_cut())?;
-    o.raw(&format!("{side}_complete"), m.complete)
+/// The keys of one message's fields.
+struct MessageKeys {
+    headers: &'static str,
+    body_bytes: &'static str,
+    body: &'static str,
+    body_cut: &'static str,
+    complete: &'static str,
+}
+
+const REQUEST_KEYS: MessageKeys = MessageKeys {
+    headers: "request_headers",
+    body_bytes: "request_body_bytes",
+    body: "request_body",
+    body_cut: "request_body_cut",
+    complete: "request_complete",
+};
+
+const RESPONSE_KEYS: MessageKeys = MessageKeys {
+    headers: "response_headers",
+    body_bytes: "response_body_bytes",
+    body: "response_body",
+    body_cut: "response_body_cut",
+    complete: "response_complete",
+};
+
+/// Headers, body size, the body kept, whether it was cut, whether the message was complete.
+fn json_message<W: Write>(
+    o: &mut JsonLine<'_, W>,
+    keys: &MessageKeys,
+    m: &Message,
+) -> io::Result<()> {
+    o.headers(keys.headers, &m.headers)?;
+    o.raw(keys.body_bytes, m.body_bytes)?;
+    o.str(keys.body, &String::from_utf8_lossy(&m.body))?;
+    o.raw(keys.body_cut, m.body_cut())?;
+    o.raw(keys.complete, m.complete)
 }
 
 /// From the request's first byte to the response's last.
@@ -418,7 +481,17 @@ mod tests {
             rfc3339(1_795_311_806_123_456_789),
             "2026-11-22T01:43:26.123456Z"
         );
-        assert_eq!(time_of_day(1_795_311_806_123_456_789), "01:43:26.123456");
+        // Within a second only the microseconds are redone; across one, everything.
+        let mut stamp = Stamp::default();
+        for ns in [
+            1_795_311_806_123_456_789,
+            1_795_311_806_000_000_001,
+            1_795_311_806_999_999_999,
+            1_795_311_807_000_001_000,
+            1_709_251_199_999_999_000,
+        ] {
+            assert_eq!(stamp.at(ns), rfc3339(ns));
+        }
     }
 
     #[test]
