@@ -301,7 +301,7 @@ impl Conn {
                             Direction::Out => Role::Client,
                         };
                     }
-                    self.streams[other].parser.expect_response(&method);
+                    self.streams[other].parser.expect_response(method);
                     self.slots.push_back(Slot::default());
                 }
                 Parsed::Message(m) if m.is_request() => {

@@ -68,12 +68,32 @@ impl Message {
     }
 }
 
+/// What a request's method says about how its response is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Head,
+    Connect,
+    Other,
+}
+
+impl Method {
+    fn of(name: &str) -> Self {
+        if name.eq_ignore_ascii_case("HEAD") {
+            Method::Head
+        } else if name.eq_ignore_ascii_case("CONNECT") {
+            Method::Connect
+        } else {
+            Method::Other
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// A request head was read; its response is framed by its method (HEAD, CONNECT), so the
     /// other direction is told at once, before the request's body is in.
     RequestHead {
-        method: String,
+        method: Method,
     },
     Message(Message),
     /// The protocol switched (101, or a 2xx to CONNECT): the connection is not HTTP/1.x any more.
@@ -145,7 +165,7 @@ pub struct Parser {
     /// Timestamp of the latest piece.
     last_ts: u64,
     /// Methods of the requests the other direction carried, whose responses are due here.
-    expected: VecDeque<String>,
+    expected: VecDeque<Method>,
     pub stats: ParserStats,
 }
 
@@ -184,8 +204,8 @@ impl Parser {
     }
 
     /// The other direction carried a request with this method: its response is due here.
-    pub fn expect_response(&mut self, method: &str) {
-        self.expected.push_back(method.to_string());
+    pub fn expect_response(&mut self, method: Method) {
+        self.expected.push_back(method);
     }
 
     /// The connection switched protocols: leave the rest of this direction alone.
@@ -372,7 +392,7 @@ impl Parser {
         let framing = match &start {
             StartLine::Request { method, .. } => {
                 out.push(Parsed::RequestHead {
-                    method: method.clone(),
+                    method: Method::of(method),
                 });
                 request_framing(&headers)
             }
@@ -386,7 +406,7 @@ impl Parser {
             }
             StartLine::Response { status, .. } => {
                 let method = self.expected.pop_front();
-                Ok(response_framing(*status, method.as_deref(), &headers))
+                Ok(response_framing(*status, method, &headers))
             }
         };
         let framing = match framing {
@@ -768,12 +788,12 @@ fn request_framing(headers: &[(String, String)]) -> Result<Framing, &'static str
 /// How a final response's body is delimited, given the method of its request when known
 /// (RFC 9112, 6.3): no body for HEAD, 204 and 304; a 2xx to CONNECT opens a tunnel; without
 /// Content-Length or chunked, the body runs to the end of the connection.
-fn response_framing(status: u16, method: Option<&str>, headers: &[(String, String)]) -> Framing {
-    let method = method.unwrap_or("GET");
-    if method.eq_ignore_ascii_case("CONNECT") && (200..300).contains(&status) {
+fn response_framing(status: u16, method: Option<Method>, headers: &[(String, String)]) -> Framing {
+    let method = method.unwrap_or(Method::Other);
+    if method == Method::Connect && (200..300).contains(&status) {
         return Framing::Switch;
     }
-    if method.eq_ignore_ascii_case("HEAD") || status == 204 || status == 304 {
+    if method == Method::Head || status == 204 || status == 304 {
         return Framing::None;
     }
     // A malformed length in a response: the connection's end is the only boundary left.
@@ -1074,11 +1094,11 @@ mod tests {
         assert_eq!(
             out.iter()
                 .filter_map(|p| match p {
-                    Parsed::RequestHead { method } => Some(method.as_str()),
+                    Parsed::RequestHead { method } => Some(*method),
                     _ => None,
                 })
                 .collect::<Vec<_>>(),
-            ["HEAD", "POST"]
+            [Method::Head, Method::Other]
         );
         assert_eq!(targets(&out), ["HEAD /h"]);
     }
@@ -1087,7 +1107,7 @@ mod tests {
     fn responses(methods: &[&str], pieces: &[&[u8]]) -> (Vec<Parsed>, Parser) {
         let mut p = Parser::new(64);
         for m in methods {
-            p.expect_response(m);
+            p.expect_response(Method::of(m));
         }
         let mut out = Vec::new();
         for (i, piece) in pieces.iter().enumerate() {
