@@ -46,8 +46,8 @@ pub struct Message {
     pub start: StartLine,
     /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
-    /// In order, duplicates kept; values decoded as UTF-8 with replacement.
-    pub headers: Vec<(String, String)>,
+    /// In order, duplicates kept.
+    pub headers: Headers,
     /// Body size as sent (decoded size for chunked bodies).
     pub body_bytes: u64,
     /// The first bytes of the body, up to the parser's body limit.
@@ -56,6 +56,69 @@ pub struct Message {
     pub body_missing_bytes: u64,
     /// False when tracing or the connection ended before the message did.
     pub complete: bool,
+}
+
+/// A message's headers: the head's bytes as received, and where each name and value lie in them
+/// (two allocations per message rather than two per header).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    raw: Vec<u8>,
+    /// Name start and end, value start and end, in `raw`.
+    spans: Vec<[u32; 4]>,
+}
+
+impl Headers {
+    /// `parsed` are httparse's headers, which point into `head`.
+    fn new(head: &[u8], parsed: &[httparse::Header<'_>]) -> Self {
+        let base = head.as_ptr() as usize;
+        let span = |s: &[u8]| {
+            let start = (s.as_ptr() as usize).saturating_sub(base) as u32;
+            [start, start + s.len() as u32]
+        };
+        let spans = parsed
+            .iter()
+            .map(|h| {
+                let [ns, ne] = span(h.name.as_bytes());
+                let [vs, ve] = span(h.value);
+                [ns, ne, vs, ve]
+            })
+            .collect();
+        Self {
+            raw: head.to_vec(),
+            spans,
+        }
+    }
+
+    /// (name, value) in order; values decoded as UTF-8 with replacement.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+        self.spans.iter().map(|&[ns, ne, vs, ve]| {
+            let bytes = |a: u32, b: u32| self.raw.get(a as usize..b as usize).unwrap_or(&[]);
+            // httparse accepts only token characters in names: always UTF-8.
+            let name = std::str::from_utf8(bytes(ns, ne)).unwrap_or("");
+            (name, String::from_utf8_lossy(bytes(vs, ve)))
+        })
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let mut raw = Vec::new();
+        let mut spans = Vec::new();
+        for (n, v) in pairs {
+            let ns = raw.len() as u32;
+            raw.extend_from_slice(n.as_bytes());
+            let vs = raw.len() as u32;
+            raw.extend_from_slice(v.as_bytes());
+            spans.push([ns, vs, vs, raw.len() as u32]);
+        }
+        Self { raw, spans }
+    }
+
+    #[cfg(test)]
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(n, v)| (n.to_string(), v.into_owned()))
+            .collect()
+    }
 }
 
 impl Message {
@@ -588,19 +651,7 @@ impl Parser {
 }
 
 /// A parsed head: its length, start line, minor version and headers.
-type Head = (usize, StartLine, u8, Vec<(String, String)>);
-
-fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_string(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect()
-}
+type Head = (usize, StartLine, u8, Headers);
 
 /// Ok(None) while the head is incomplete.
 fn parse_request_head<'b>(
@@ -619,7 +670,7 @@ fn parse_request_head<'b>(
         n,
         start,
         req.version.unwrap_or(1),
-        owned_headers(req.headers),
+        Headers::new(&buf[..n], req.headers),
     )))
 }
 
@@ -639,7 +690,7 @@ fn parse_response_head<'b>(
         n,
         start,
         resp.version.unwrap_or(1),
-        owned_headers(resp.headers),
+        Headers::new(&buf[..n], resp.headers),
     )))
 }
 
@@ -744,10 +795,10 @@ fn find_message_start(buf: &[u8]) -> MessageStart {
 }
 
 /// Content-Length and chunked encoding as the headers give them (RFC 9112, 6.3).
-fn declared_framing(headers: &[(String, String)]) -> Result<Option<Framing>, &'static str> {
+fn declared_framing(headers: &Headers) -> Result<Option<Framing>, &'static str> {
     let mut length: Option<u64> = None;
     let mut coded = None;
-    for (name, value) in headers {
+    for (name, value) in headers.iter() {
         if name.eq_ignore_ascii_case("transfer-encoding") {
             let last = value.rsplit(',').next().unwrap_or("").trim();
             coded = Some(last.eq_ignore_ascii_case("chunked"));
@@ -775,7 +826,7 @@ fn declared_framing(headers: &[(String, String)]) -> Result<Option<Framing>, &'s
 }
 
 /// How a request's body is delimited: no Content-Length nor chunked means no body.
-fn request_framing(headers: &[(String, String)]) -> Result<Framing, &'static str> {
+fn request_framing(headers: &Headers) -> Result<Framing, &'static str> {
     match declared_framing(headers)? {
         Some(Framing::UntilClose) => {
             Err("request body with a transfer coding other than chunked last")
@@ -788,7 +839,7 @@ fn request_framing(headers: &[(String, String)]) -> Result<Framing, &'static str
 /// How a final response's body is delimited, given the method of its request when known
 /// (RFC 9112, 6.3): no body for HEAD, 204 and 304; a 2xx to CONNECT opens a tunnel; without
 /// Content-Length or chunked, the body runs to the end of the connection.
-fn response_framing(status: u16, method: Option<Method>, headers: &[(String, String)]) -> Framing {
+fn response_framing(status: u16, method: Option<Method>, headers: &Headers) -> Framing {
     let method = method.unwrap_or(Method::Other);
     if method == Method::Connect && (200..300).contains(&status) {
         return Framing::Switch;
@@ -868,7 +919,7 @@ mod tests {
         assert_eq!(r[0].version, 1);
         assert_eq!(r[0].ts_ns, 1);
         assert_eq!(
-            r[0].headers,
+            r[0].headers.pairs(),
             vec![
                 ("Host".to_string(), "example".to_string()),
                 ("Accept".to_string(), "*/*".to_string()),
@@ -885,7 +936,10 @@ mod tests {
         let (out, _) = parse_all(&pieces);
         let (whole, _) = parse_all(&[GET]);
         assert_eq!(requests(&out).len(), 1);
-        assert_eq!(requests(&out)[0].headers, requests(&whole)[0].headers);
+        assert_eq!(
+            requests(&out)[0].headers.pairs(),
+            requests(&whole)[0].headers.pairs()
+        );
         // The timestamp is that of the piece holding the first byte.
         assert_eq!(requests(&out)[0].ts_ns, 1);
     }

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use crate::conn::{ConnInfo, Direction, Record};
-use crate::http::{Message, StartLine};
+use crate::http::{Headers, Message, StartLine};
 
 /// Body bytes the text output shows with -v; JSON carries all that was kept (--max-body).
 const TEXT_BODY_PREVIEW: usize = 1024;
@@ -255,7 +255,7 @@ impl<W: Write> Printer<W> {
     /// Headers and the start of the body, each line marked '>' (request) or '<' (response).
     fn print_details(&mut self, m: &Message, mark: char) -> io::Result<()> {
         let indent = format!("    {mark} ");
-        for (name, value) in &m.headers {
+        for (name, value) in m.headers.iter() {
             writeln!(self.out, "{indent}{name}: {value}")?;
         }
         let shown = &m.body[..m.body.len().min(TEXT_BODY_PREVIEW)];
@@ -375,14 +375,14 @@ impl<'w, W: Write> JsonLine<'w, W> {
     }
 
     /// `[[name, value], ...]`, in order.
-    fn headers(&mut self, key: &str, headers: &[(String, String)]) -> io::Result<()> {
+    fn headers(&mut self, key: &str, headers: &Headers) -> io::Result<()> {
         self.key(key)?;
         self.out.write_all(b"[")?;
         for (i, (name, value)) in headers.iter().enumerate() {
             self.out.write_all(if i == 0 { b"[" } else { b",[" })?;
             self.string(name)?;
             self.out.write_all(b",")?;
-            self.string(value)?;
+            self.string(&value)?;
             self.out.write_all(b"]")?;
         }
         self.out.write_all(b"]")
@@ -509,11 +509,7 @@ mod tests {
             end_ts_ns: ts_ns + 1_500_000,
             start,
             version: 1,
-            headers: vec![
-                ("Host".into(), "h".into()),
-                ("X-A".into(), "1".into()),
-                ("X-A".into(), "2".into()),
-            ],
+            headers: Headers::from_pairs(&[("Host", "h"), ("X-A", "1"), ("X-A", "2")]),
             body_bytes,
             body: body.to_vec(),
             body_missing_bytes: 0,
