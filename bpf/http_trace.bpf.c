@@ -6,8 +6,8 @@
  *
  * The logic lives in one static function per event (accept returned, connect entered and
  * returned, receive or send entered and returned, close entered, process exited, forked). Below
- * them, thin SEC() wrappers adapt each attach method's context: kprobes (the product card's
- * design), fentry/fexit, and syscall tracepoints (kernels without kprobes). User space picks a method by turning autoload off for the other methods' programs.
+ * them, thin SEC() wrappers adapt each attach method's context: raw syscall tracepoints, kprobes
+ * (the product card's design), fentry/fexit, and the syscalls:* tracepoints. User space picks a method by turning autoload off for the other methods' programs.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -62,6 +62,7 @@ struct sock_key {
 struct sock_info {
 	__u64 conn_id;
 	__u64 seq; /* next event sequence number of this connection */
+	__u64 sk;  /* its struct sock: tells a closed connection from a new one on the same fd */
 };
 
 /* A syscall in flight on a tracked socket, from entry to return, per thread. */
@@ -383,6 +384,7 @@ static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid,
 
 	bpf_map_delete_elem(&not_tcp, &key);
 	si.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+	si.sk = (__u64)sk;
 	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
 		count_drop(HT_DROP_SOCKETS_FULL);
 		return NULL;
@@ -446,12 +448,24 @@ static __always_inline int on_connect_enter(void *ctx, __s32 fd)
 	return 0;
 }
 
-/* Event: connect(2) returned; a non-blocking one that is under way counts as connected. */
+/* Event: connect(2) on `fd` returned; a non-blocking one that is under way counts as connected. */
+static __always_inline int on_connect_done(void *ctx, __u64 pid_tgid, __s32 fd, long ret)
+{
+	struct sock *sk;
+
+	if (ret != 0 && ret != -EINPROGRESS)
+		return 0;
+	sk = tcp_sock_of_fd(fd);
+	if (sk)
+		track_socket(ctx, pid_tgid, fd, sk, HT_EV_CONNECT, HT_SYS_CONNECT, ret, 0);
+	return 0;
+}
+
+/* Event: connect(2) returned, its fd stashed on entry. */
 static __always_inline int on_connect_return(void *ctx, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct inflight *in;
-	struct sock *sk;
 	__s32 fd;
 
 	in = bpf_map_lookup_elem(&inflight, &pid_tgid);
@@ -459,12 +473,7 @@ static __always_inline int on_connect_return(void *ctx, long ret)
 		return 0;
 	fd = in->fd;
 	bpf_map_delete_elem(&inflight, &pid_tgid);
-	if (ret != 0 && ret != -EINPROGRESS)
-		return 0;
-	sk = tcp_sock_of_fd(fd);
-	if (sk)
-		track_socket(ctx, pid_tgid, fd, sk, HT_EV_CONNECT, HT_SYS_CONNECT, ret, 0);
-	return 0;
+	return on_connect_done(ctx, pid_tgid, fd, ret);
 }
 
 /*
@@ -517,24 +526,42 @@ static __always_inline int on_msg_enter(void *ctx, __s32 fd, const struct user_m
 }
 
 /*
- * A receive or send returned whose entry was not seen: it was already blocked when tracing
- * started (only syscall tracepoints fire for such a call). Its arguments are still in the task's
- * saved user registers; the bytes it moved are already counted in the socket's totals.
+ * A receive or send of a tracked process returned `ret` > 0 bytes: rebuild what its entry would
+ * have stashed from the saved user registers `regs`, which still hold its arguments. The raw
+ * tracepoint method works this way for every call; the others only for a call whose entry was
+ * not seen (it was already blocked when tracing started). The bytes it moved are already
+ * counted in the socket's totals.
  */
-static __always_inline bool entry_from_regs(void *ctx, __u64 pid_tgid, long ret, __u8 syscall,
-					    __u8 direction, struct inflight *in)
+static __always_inline bool entry_from_regs(void *ctx, struct pt_regs *regs, __u64 pid_tgid, long ret,
+					    __u8 syscall, __u8 direction, struct inflight *in)
 {
 	struct sock_key key = { .tgid = pid_tgid >> 32 };
 	__u64 buf, moved_in = 0, moved_out = 0;
 	struct sock_info *si;
-	struct pt_regs *regs;
 	__u32 iovcnt = 0;
 	struct sock *sk;
 
-	if (!tgid_tracked(key.tgid))
-		return false;
-	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	key.fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	si = bpf_map_lookup_elem(&sockets, &key);
+	if (!si) {
+		if (bpf_map_lookup_elem(&not_tcp, &key))
+			return false;
+		sk = tcp_sock_of_fd(key.fd);
+		if (!sk) {
+			__u8 one = 1;
+
+			bpf_map_update_elem(&not_tcp, &key, &one, BPF_ANY);
+			return false;
+		}
+		if (direction == HT_DIR_IN)
+			moved_in = ret;
+		else
+			moved_out = ret;
+		si = track_socket(ctx, pid_tgid, key.fd, sk, HT_EV_FOUND, syscall,
+				  tcp_bytes_consumed(sk) - moved_in, tcp_bytes_written(sk) - moved_out);
+		if (!si)
+			return false;
+	}
 	buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
 	if (syscall == HT_SYS_READV || syscall == HT_SYS_WRITEV) {
 		iovcnt = PT_REGS_PARM3_CORE_SYSCALL(regs);
@@ -547,20 +574,6 @@ static __always_inline bool entry_from_regs(void *ctx, __u64 pid_tgid, long ret,
 		}
 		buf = (__u64)m.msg_iov;
 		iovcnt = m.msg_iovlen;
-	}
-	si = bpf_map_lookup_elem(&sockets, &key);
-	if (!si) {
-		sk = tcp_sock_of_fd(key.fd);
-		if (!sk)
-			return false;
-		if (direction == HT_DIR_IN)
-			moved_in = ret;
-		else
-			moved_out = ret;
-		si = track_socket(ctx, pid_tgid, key.fd, sk, HT_EV_FOUND, syscall,
-				  tcp_bytes_consumed(sk) - moved_in, tcp_bytes_written(sk) - moved_out);
-		if (!si)
-			return false;
 	}
 	in->buf = buf;
 	in->conn_id = si->conn_id;
@@ -585,8 +598,9 @@ static __always_inline int on_io_return(void *ctx, long ret, bool vectored, __u8
 	if (in) {
 		copy = *in;
 		bpf_map_delete_elem(&inflight, &pid_tgid);
-	} else if (syscall == HT_SYS_NONE || ret <= 0 ||
-		   !entry_from_regs(ctx, pid_tgid, ret, syscall, direction, &copy)) {
+	} else if (syscall == HT_SYS_NONE || ret <= 0 || !tgid_tracked(pid_tgid >> 32) ||
+		   !entry_from_regs(ctx, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()),
+				    pid_tgid, ret, syscall, direction, &copy)) {
 		return 0;
 	}
 	if (ret > 0 && copy.conn_id)
@@ -608,6 +622,31 @@ static __always_inline int on_close_enter(void *ctx, __s32 fd)
 		bpf_map_delete_elem(&not_tcp, &key);
 		return 0;
 	}
+	emit_control(ctx, pid_tgid, HT_EV_CLOSE, HT_SYS_CLOSE, fd, 0, si);
+	bpf_map_delete_elem(&sockets, &key);
+	return 0;
+}
+
+/*
+ * Event: close(2) of `fd` returned 0, seen only on the way out (raw tracepoint method). By then
+ * another thread may have been given the same fd number for a new connection, which replaced
+ * the entry: the entry is the closed connection's only if its sock is no longer at that fd.
+ */
+static __always_inline int on_close_exit(void *ctx, __s32 fd)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct sock_info *si;
+
+	if (!tgid_tracked(key.tgid))
+		return 0;
+	si = bpf_map_lookup_elem(&sockets, &key);
+	if (!si) {
+		bpf_map_delete_elem(&not_tcp, &key);
+		return 0;
+	}
+	if (si->sk == (__u64)tcp_sock_of_fd(fd))
+		return 0;
 	emit_control(ctx, pid_tgid, HT_EV_CLOSE, HT_SYS_CLOSE, fd, 0, si);
 	bpf_map_delete_elem(&sockets, &key);
 	return 0;
@@ -929,6 +968,105 @@ SEC("fentry/__x64_sys_close")
 int BPF_PROG(fentry_close, const struct pt_regs *regs)
 {
 	return on_close_enter(ctx, regs->di);
+}
+
+/*
+ * ---- Attach method: raw syscall tracepoints ----
+ * One program on the raw sys_exit tracepoint sees every syscall return and picks ours by
+ * number. Unlike the syscalls:* tracepoints below, the kernel runs them without first copying
+ * each call's arguments into a perf record: tracing nothing but an idle process, those cost a
+ * loaded nginx half its throughput, these next to nothing. Like them, and unlike return probes,
+ * sys_exit also fires for a call that was already blocked when tracing started.
+ */
+
+/* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+#define NR_read 0
+#define NR_write 1
+#define NR_close 3
+#define NR_readv 19
+#define NR_writev 20
+#define NR_sendfile 40
+#define NR_connect 42
+#define NR_accept 43
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_sendmsg 46
+#define NR_recvmsg 47
+#define NR_accept4 288
+
+/* Which of our syscalls `nr` is, how its bytes move, and whether it takes iovecs. */
+static __always_inline bool io_syscall(long nr, __u8 *syscall, __u8 *direction, bool *vectored)
+{
+	*vectored = false;
+	*direction = HT_DIR_IN;
+	switch (nr) {
+	case NR_read:
+		*syscall = HT_SYS_READ;
+		return true;
+	case NR_readv:
+		*syscall = HT_SYS_READV;
+		*vectored = true;
+		return true;
+	case NR_recvfrom:
+		*syscall = HT_SYS_RECVFROM;
+		return true;
+	case NR_recvmsg:
+		*syscall = HT_SYS_RECVMSG;
+		*vectored = true;
+		return true;
+	}
+	*direction = HT_DIR_OUT;
+	switch (nr) {
+	case NR_write:
+		*syscall = HT_SYS_WRITE;
+		return true;
+	case NR_writev:
+		*syscall = HT_SYS_WRITEV;
+		*vectored = true;
+		return true;
+	case NR_sendto:
+		*syscall = HT_SYS_SENDTO;
+		return true;
+	case NR_sendmsg:
+		*syscall = HT_SYS_SENDMSG;
+		*vectored = true;
+		return true;
+	case NR_sendfile:
+		*syscall = HT_SYS_SENDFILE;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Everything happens on the way out: the user registers still hold the call's arguments, so no
+ * entry program (nor a map of calls in flight) is needed, and the syscalls of every process on
+ * the machine pay for one program, not two.
+ */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tp_btf_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	long nr = regs->orig_ax;
+	__u8 syscall, direction;
+	struct inflight in;
+	bool vectored;
+
+	if (nr == NR_accept || nr == NR_accept4)
+		return on_accept_return(ctx, ret);
+	/* Every read and write on the machine ends here: leave early for other processes. */
+	if (!io_syscall(nr, &syscall, &direction, &vectored)) {
+		if (nr == NR_connect && tgid_tracked(pid_tgid >> 32))
+			return on_connect_done(ctx, pid_tgid, regs->di, ret);
+		if (nr == NR_close && ret == 0)
+			return on_close_exit(ctx, regs->di);
+		return 0;
+	}
+	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32) ||
+	    !entry_from_regs(ctx, regs, pid_tgid, ret, syscall, direction, &in))
+		return 0;
+	emit_data(ctx, pid_tgid, &in, ret, vectored);
+	return 0;
 }
 
 /* ---- Attach method: syscall tracepoints ---- */

@@ -192,7 +192,7 @@ def run_case(case, args, workdir, a, b):
     if case == "http-trace":
         tool = Tool([args.tracer, "--pid", str(a.pid), "-o", "json"], "tracing pid", out, workdir,
                     stdout_to_file=True)
-    elif case == "http-trace, other process":
+    elif case == "second server (first traced)":
         tool = Tool([args.tracer, "--pid", str(a.pid), "-o", "json"], "tracing pid", out, workdir,
                     stdout_to_file=True)
         target = b
@@ -208,7 +208,7 @@ def run_case(case, args, workdir, a, b):
             f.write(BPFTRACE_SCRIPT)
         tool = Tool(["bpftrace", script, str(a.pid)], "Attaching", out, workdir,
                     stdout_to_file=True)
-    elif case == "untraced, other process":
+    elif case == "second server untraced":
         target = b
     before = target.served()
     rps = wrk(target.port, args.seconds, args.threads, args.connections)
@@ -219,7 +219,7 @@ def run_case(case, args, workdir, a, b):
         return row
     row["cpu"], row["rss"] = tool.stop()
     err = tool.stderr()
-    if case.startswith("http-trace"):
+    if case in ("http-trace", "second server (first traced)"):
         m = re.search(r"(\d+) exchanges captured, (\d+) events lost", err)
         if not m:
             sys.exit(f"bench: no summary from http-trace:\n{err}")
@@ -246,11 +246,14 @@ CASES = [
     "tcpdump",
     "strace -f",
     "bpftrace",
-    "untraced, other process",
-    "http-trace, other process",
+    "second server untraced",
+    "second server (first traced)",
 ]
 # What each traced case's throughput is compared with.
-BASELINE = {"http-trace, other process": "untraced, other process"}
+BASELINE = {
+    "second server untraced": "second server untraced",
+    "second server (first traced)": "second server untraced",
+}
 
 
 def fmt(v, spec):
