@@ -259,6 +259,8 @@ struct Conn {
     streams: [Stream; 2],
     /// Exchanges whose request head has been seen, oldest first.
     slots: VecDeque<Slot>,
+    /// What the parsers produce for one event, before it is absorbed.
+    parsed: Vec<Parsed>,
 }
 
 impl Conn {
@@ -279,6 +281,7 @@ impl Conn {
             gap_since: None,
             streams: [stream(), stream()],
             slots: VecDeque::new(),
+            parsed: Vec::new(),
         }
     }
 
@@ -287,7 +290,7 @@ impl Conn {
     fn absorb(
         &mut self,
         dir: Direction,
-        parsed: Vec<Parsed>,
+        parsed: impl IntoIterator<Item = Parsed>,
         stats: &mut TrackerStats,
         out: &mut Vec<Record>,
     ) {
@@ -604,7 +607,8 @@ fn apply(
             no_data,
             bytes,
         } => {
-            let mut parsed = Vec::new();
+            // Reused from event to event: most events complete a message.
+            let mut parsed = std::mem::take(&mut conn.parsed);
             let stream = &mut conn.streams[direction.index()];
             let offset = u64::from(*offset);
             if offset == 0 {
@@ -629,7 +633,8 @@ fn apply(
                 }
                 stream.syscall_pos = 0;
             }
-            conn.absorb(*direction, parsed, stats, out);
+            conn.absorb(*direction, parsed.drain(..), stats, out);
+            conn.parsed = parsed;
             false
         }
     }

@@ -89,13 +89,20 @@ impl Headers {
         }
     }
 
-    /// (name, value) in order; values decoded as UTF-8 with replacement.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+    /// (name, value) as bytes, in order.
+    fn raw_iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.spans.iter().map(|&[ns, ne, vs, ve]| {
             let bytes = |a: u32, b: u32| self.raw.get(a as usize..b as usize).unwrap_or(&[]);
+            (bytes(ns, ne), bytes(vs, ve))
+        })
+    }
+
+    /// (name, value) in order; values decoded as UTF-8 with replacement.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+        self.raw_iter().map(|(name, value)| {
             // httparse accepts only token characters in names: always UTF-8.
-            let name = std::str::from_utf8(bytes(ns, ne)).unwrap_or("");
-            (name, String::from_utf8_lossy(bytes(vs, ve)))
+            let name = std::str::from_utf8(name).unwrap_or("");
+            (name, String::from_utf8_lossy(value))
         })
     }
 
@@ -798,11 +805,14 @@ fn find_message_start(buf: &[u8]) -> MessageStart {
 fn declared_framing(headers: &Headers) -> Result<Option<Framing>, &'static str> {
     let mut length: Option<u64> = None;
     let mut coded = None;
-    for (name, value) in headers.iter() {
-        if name.eq_ignore_ascii_case("transfer-encoding") {
+    // Only these two headers' values are decoded.
+    for (name, value) in headers.raw_iter() {
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            let value = String::from_utf8_lossy(value);
             let last = value.rsplit(',').next().unwrap_or("").trim();
             coded = Some(last.eq_ignore_ascii_case("chunked"));
-        } else if name.eq_ignore_ascii_case("content-length") {
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let value = String::from_utf8_lossy(value);
             for part in value.split(',') {
                 let part = part.trim();
                 if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {

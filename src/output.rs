@@ -324,17 +324,17 @@ impl<W: Write> Printer<W> {
                 }
                 match response.map(|m| &m.start) {
                     Some(StartLine::Response { status, reason }) => {
-                        o.raw("status", status)?;
+                        o.int("status", *status)?;
                         o.str("reason", reason)?;
                     }
-                    _ => o.raw("status", "null")?,
+                    _ => o.null("status")?,
                 }
                 if let Some(m) = response {
                     json_message(&mut o, &RESPONSE_KEYS, m)?;
                 }
                 match latency_ms(request, response) {
                     Some(ms) => o.raw("latency_ms", ms)?,
-                    None => o.raw("latency_ms", "null")?,
+                    None => o.null("latency_ms")?,
                 }
             }
         }
@@ -353,10 +353,13 @@ impl<'w, W: Write> JsonLine<'w, W> {
         Self { out, first: true }
     }
 
+    /// `{"key":` or `,"key":`, without the formatting machinery: this runs a dozen times a line.
     fn key(&mut self, key: &str) -> io::Result<()> {
-        let sep = if self.first { '{' } else { ',' };
+        self.out
+            .write_all(if self.first { b"{\"" } else { b",\"" })?;
         self.first = false;
-        write!(self.out, "{sep}\"{key}\":")
+        self.out.write_all(key.as_bytes())?;
+        self.out.write_all(b"\":")
     }
 
     fn string(&mut self, s: &str) -> io::Result<()> {
@@ -368,7 +371,30 @@ impl<'w, W: Write> JsonLine<'w, W> {
         self.string(value)
     }
 
-    /// A number, `true`/`false` or `null`, written as is.
+    fn int(&mut self, key: &str, value: impl Into<i64>) -> io::Result<()> {
+        self.key(key)?;
+        let mut buf = [0u8; 20];
+        self.out.write_all(decimal(value.into(), &mut buf))
+    }
+
+    fn uint(&mut self, key: &str, value: u64) -> io::Result<()> {
+        match i64::try_from(value) {
+            Ok(v) => self.int(key, v),
+            Err(_) => self.raw(key, value),
+        }
+    }
+
+    fn bool(&mut self, key: &str, value: bool) -> io::Result<()> {
+        self.key(key)?;
+        self.out.write_all(if value { b"true" } else { b"false" })
+    }
+
+    fn null(&mut self, key: &str) -> io::Result<()> {
+        self.key(key)?;
+        self.out.write_all(b"null")
+    }
+
+    /// Anything else that is valid JSON as it displays (a float, a quoted address).
     fn raw(&mut self, key: &str, value: impl std::fmt::Display) -> io::Result<()> {
         self.key(key)?;
         write!(self.out, "{value}")
@@ -394,17 +420,36 @@ impl<'w, W: Write> JsonLine<'w, W> {
     }
 }
 
+/// `v` in decimal, written at the end of `buf`.
+fn decimal(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
 /// Who and where: process, thread, fd, role and addresses.
 fn json_conn<W: Write>(o: &mut JsonLine<'_, W>, conn: &ConnInfo, ts: &str) -> io::Result<()> {
     let m = &conn.meta;
     o.str("ts", ts)?;
-    o.raw("pid", m.tgid)?;
-    o.raw("tid", m.tid)?;
+    o.int("pid", m.tgid)?;
+    o.int("tid", m.tid)?;
     match m.comm.as_str() {
         Some(comm) => o.str("comm", comm)?,
         None => o.str("comm", &m.comm.to_string_lossy())?,
     }
-    o.raw("fd", m.fd)?;
+    o.int("fd", m.fd)?;
     o.str("role", conn.role.as_str())?;
     // Addresses need no escaping.
     match conn.endpoints {
@@ -413,8 +458,8 @@ fn json_conn<W: Write>(o: &mut JsonLine<'_, W>, conn: &ConnInfo, ts: &str) -> io
             o.raw("peer", format_args!("\"{}\"", e.peer))
         }
         None => {
-            o.raw("local", "null")?;
-            o.raw("peer", "null")
+            o.null("local")?;
+            o.null("peer")
         }
     }
 }
@@ -451,10 +496,10 @@ fn json_message<W: Write>(
     m: &Message,
 ) -> io::Result<()> {
     o.headers(keys.headers, &m.headers)?;
-    o.raw(keys.body_bytes, m.body_bytes)?;
+    o.uint(keys.body_bytes, m.body_bytes)?;
     o.str(keys.body, &String::from_utf8_lossy(&m.body))?;
-    o.raw(keys.body_cut, m.body_cut())?;
-    o.raw(keys.complete, m.complete)
+    o.bool(keys.body_cut, m.body_cut())?;
+    o.bool(keys.complete, m.complete)
 }
 
 /// From the request's first byte to the response's last.
@@ -491,6 +536,14 @@ mod tests {
             1_709_251_199_999_999_000,
         ] {
             assert_eq!(stamp.at(ns), rfc3339(ns));
+        }
+    }
+
+    #[test]
+    fn writes_decimals() {
+        let mut buf = [0u8; 20];
+        for v in [0, 7, -1, 42, 1_000_000, i64::MAX, i64::MIN + 1] {
+            assert_eq!(decimal(v, &mut buf), v.to_string().as_bytes());
         }
     }
 
