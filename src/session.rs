@@ -105,8 +105,11 @@ impl State {
     /// Say which processes BPF saw forked or exited, and keep `alive` and the BPF maps in step.
     fn report_processes(&mut self, alive: &mut Vec<u32>, skel: &HttpTraceSkel<'_>) {
         for pid in self.forked.drain(..) {
-            eprintln!("http-trace: following new child process {pid}");
-            alive.push(pid);
+            // The rescan at start may have found it already.
+            if !alive.contains(&pid) {
+                eprintln!("http-trace: following new child process {pid}");
+                alive.push(pid);
+            }
         }
         for pid in self.exited.drain(..) {
             if let Some(i) = alive.iter().position(|&p| p == pid) {
