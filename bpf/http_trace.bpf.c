@@ -5,7 +5,8 @@
  * no ring buffer.
  *
  * The logic lives in one static function per event (accept returned, connect entered and
- * returned, receive or send entered and returned, close entered, process exited, forked). Below
+ * returned, receive or send entered and returned, close entered or returned, process exited,
+ * forked). Below
  * them, thin SEC() wrappers adapt each attach method's context: raw syscall tracepoints, kprobes
  * (the product card's design), fentry/fexit, and the syscalls:* tracepoints. User space picks a method by turning autoload off for the other methods' programs.
  */
@@ -585,9 +586,10 @@ static __always_inline bool entry_from_regs(void *ctx, struct pt_regs *regs, __u
 }
 
 /*
- * Event: a receive or send syscall returned `ret` bytes (or an error). `syscall` and
- * `direction`, constants of the syscall tracepoint wrappers, allow recovering a call whose entry
- * was missed; other methods pass HT_SYS_NONE (their return probes never fire for such a call).
+ * Event: a receive or send syscall returned `ret` bytes (or an error), its entry stashed.
+ * `syscall` and `direction`, constants of the syscalls:* tracepoint wrappers, allow recovering a
+ * call whose entry was missed; kprobe and fentry pass HT_SYS_NONE (their return probes never
+ * fire for such a call).
  */
 static __always_inline int on_io_return(void *ctx, long ret, bool vectored, __u8 syscall, __u8 direction)
 {
