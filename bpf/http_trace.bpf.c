@@ -278,15 +278,16 @@ static __always_inline void emit_segment(void *ctx, struct ht_data_event *e, str
  * sendfile's bytes are not in user memory: one empty event says how many there were.
  */
 static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct inflight *in, long ret,
-				      bool vectored)
+				      bool vectored, struct sock_info *si)
 {
 	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = in->fd };
 	const struct iovec *iov = (const struct iovec *)in->buf;
 	struct ht_data_event *e;
-	struct sock_info *si;
 	__u32 zero = 0, keep, off = 0;
 
-	si = bpf_map_lookup_elem(&sockets, &key);
+	/* `si`: the socket, when the caller just looked it up; else it is checked again here. */
+	if (!si)
+		si = bpf_map_lookup_elem(&sockets, &key);
 	if (!si || si->conn_id != in->conn_id)
 		return; /* closed (and maybe reused) while the syscall was in flight */
 	e = bpf_map_lookup_elem(&scratch, &zero);
@@ -528,31 +529,32 @@ static __always_inline int on_msg_enter(void *ctx, __s32 fd, const struct user_m
 
 /*
  * A receive or send of a tracked process returned `ret` > 0 bytes: rebuild what its entry would
- * have stashed from the saved user registers `regs`, which still hold its arguments. The raw
+ * have stashed from its arguments (`fd`, then the buffer or iovecs or msghdr, then the iovec
+ * count), which the saved user registers still hold; returns its socket, if it is one. The raw
  * tracepoint method works this way for every call; the others only for a call whose entry was
  * not seen (it was already blocked when tracing started). The bytes it moved are already
  * counted in the socket's totals.
  */
-static __always_inline bool entry_from_regs(void *ctx, struct pt_regs *regs, __u64 pid_tgid, long ret,
-					    __u8 syscall, __u8 direction, struct inflight *in)
+static __always_inline struct sock_info *entry_from_regs(void *ctx, __u64 pid_tgid, long ret, __u8 syscall,
+							 __u8 direction, __s32 fd, __u64 arg2, __u64 arg3,
+							 struct inflight *in)
 {
-	struct sock_key key = { .tgid = pid_tgid >> 32 };
-	__u64 buf, moved_in = 0, moved_out = 0;
+	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	__u64 buf = arg2, moved_in = 0, moved_out = 0;
 	struct sock_info *si;
 	__u32 iovcnt = 0;
 	struct sock *sk;
 
-	key.fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
 	si = bpf_map_lookup_elem(&sockets, &key);
 	if (!si) {
 		if (bpf_map_lookup_elem(&not_tcp, &key))
-			return false;
+			return NULL;
 		sk = tcp_sock_of_fd(key.fd);
 		if (!sk) {
 			__u8 one = 1;
 
 			bpf_map_update_elem(&not_tcp, &key, &one, BPF_ANY);
-			return false;
+			return NULL;
 		}
 		if (direction == HT_DIR_IN)
 			moved_in = ret;
@@ -561,17 +563,16 @@ static __always_inline bool entry_from_regs(void *ctx, struct pt_regs *regs, __u
 		si = track_socket(ctx, pid_tgid, key.fd, sk, HT_EV_FOUND, syscall,
 				  tcp_bytes_consumed(sk) - moved_in, tcp_bytes_written(sk) - moved_out);
 		if (!si)
-			return false;
+			return NULL;
 	}
-	buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
 	if (syscall == HT_SYS_READV || syscall == HT_SYS_WRITEV) {
-		iovcnt = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		iovcnt = arg3;
 	} else if (syscall == HT_SYS_RECVMSG || syscall == HT_SYS_SENDMSG) {
 		struct user_msghdr m;
 
 		if (bpf_probe_read_user(&m, sizeof(m), (const void *)buf)) {
 			count_drop(HT_DROP_READ_FAILED);
-			return false;
+			return NULL;
 		}
 		buf = (__u64)m.msg_iov;
 		iovcnt = m.msg_iovlen;
@@ -582,7 +583,7 @@ static __always_inline bool entry_from_regs(void *ctx, struct pt_regs *regs, __u
 	in->iovcnt = iovcnt;
 	in->syscall = syscall;
 	in->direction = direction;
-	return true;
+	return si;
 }
 
 /*
@@ -600,13 +601,18 @@ static __always_inline int on_io_return(void *ctx, long ret, bool vectored, __u8
 	if (in) {
 		copy = *in;
 		bpf_map_delete_elem(&inflight, &pid_tgid);
-	} else if (syscall == HT_SYS_NONE || ret <= 0 || !tgid_tracked(pid_tgid >> 32) ||
-		   !entry_from_regs(ctx, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()),
-				    pid_tgid, ret, syscall, direction, &copy)) {
-		return 0;
+	} else {
+		struct pt_regs *regs;
+
+		if (syscall == HT_SYS_NONE || ret <= 0 || !tgid_tracked(pid_tgid >> 32))
+			return 0;
+		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		if (!entry_from_regs(ctx, pid_tgid, ret, syscall, direction, PT_REGS_PARM1_CORE_SYSCALL(regs),
+				     PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs), &copy))
+			return 0;
 	}
 	if (ret > 0 && copy.conn_id)
-		emit_data(ctx, pid_tgid, &copy, ret, vectored);
+		emit_data(ctx, pid_tgid, &copy, ret, vectored, NULL);
 	return 0;
 }
 
@@ -1051,6 +1057,7 @@ int BPF_PROG(tp_btf_sys_exit, struct pt_regs *regs, long ret)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	long nr = regs->orig_ax;
 	__u8 syscall, direction;
+	struct sock_info *si;
 	struct inflight in;
 	bool vectored;
 
@@ -1064,10 +1071,12 @@ int BPF_PROG(tp_btf_sys_exit, struct pt_regs *regs, long ret)
 			return on_close_exit(ctx, regs->di);
 		return 0;
 	}
-	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32) ||
-	    !entry_from_regs(ctx, regs, pid_tgid, ret, syscall, direction, &in))
+	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32))
 		return 0;
-	emit_data(ctx, pid_tgid, &in, ret, vectored);
+	/* A BTF pointer: its fields load directly, with no helper call. */
+	si = entry_from_regs(ctx, pid_tgid, ret, syscall, direction, regs->di, regs->si, regs->dx, &in);
+	if (si)
+		emit_data(ctx, pid_tgid, &in, ret, vectored, si);
 	return 0;
 }
 

@@ -375,8 +375,31 @@ impl Conn {
     }
 }
 
+/// Hashes connection ids, which BPF hands out in sequence: one multiplication spreads them over
+/// the table (SipHash, the default, showed in profiles for a key this simple).
+#[derive(Default)]
+struct ConnIdHasher(u64);
+
+impl std::hash::Hasher for ConnIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type ConnMap = HashMap<u64, Conn, std::hash::BuildHasherDefault<ConnIdHasher>>;
+
 pub struct Tracker {
-    conns: HashMap<u64, Conn>,
+    conns: ConnMap,
     body_limit: usize,
     /// Roles of the connections open when tracing started, by (tgid, fd), from /proc: they are
     /// found on their first use, maybe on a response whose request was not seen.
@@ -387,7 +410,7 @@ pub struct Tracker {
 impl Tracker {
     pub fn new(body_limit: usize) -> Self {
         Self {
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             body_limit,
             preopened: HashMap::new(),
             stats: TrackerStats::default(),
