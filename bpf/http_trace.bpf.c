@@ -80,7 +80,7 @@ struct inflight {
 /* Processes to trace (tgid), filled by user space from --pid. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, 8192);
 	__type(key, __u32);
 	__type(value, __u8);
 } tracked_tgids SEC(".maps");
@@ -681,8 +681,10 @@ static __always_inline int on_fork(void *ctx, struct task_struct *parent, struct
 
 	if (!follow_children || ctgid == ptgid || !tgid_tracked(ptgid))
 		return 0;
-	if (bpf_map_update_elem(&tracked_tgids, &ctgid, &one, BPF_ANY))
+	if (bpf_map_update_elem(&tracked_tgids, &ctgid, &one, BPF_ANY)) {
+		count_drop(HT_DROP_PROCESSES_FULL);
 		return 0;
+	}
 	emit_process(ctx, ptgid, HT_EV_FORK, ctgid);
 	return 0;
 }

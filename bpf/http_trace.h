@@ -78,7 +78,9 @@ enum ht_drop {
 	HT_DROP_READ_FAILED = 2,
 	/* The event could not be sent (buffer full); with perf, user space also sees it as lost. */
 	HT_DROP_OUTPUT_FAILED = 3,
-	HT_DROP_MAX = 4,
+	/* A child process could not be followed: the tracked processes map was full. */
+	HT_DROP_PROCESSES_FULL = 4,
+	HT_DROP_MAX = 5,
 };
 
 /* Every event starts with this header; HT_EV_DATA events carry `len` bytes after it. */

@@ -312,12 +312,17 @@ fn ensure_tracefs() -> Result<PathBuf> {
 }
 
 /// Read the drop counters the BPF side keeps.
-pub fn bpf_drops(skel: &HttpTraceSkel<'_>) -> [u64; 4] {
+pub fn bpf_drops(skel: &HttpTraceSkel<'_>) -> Drops {
     skel.maps
         .bss_data
         .as_deref()
-        .map_or([0; 4], |bss| bss.drops)
+        .map_or([0; DROP_KINDS], |bss| bss.drops)
 }
+
+/// How many kinds of drop BPF counts (enum ht_drop).
+pub const DROP_KINDS: usize = crate::skel::types::ht_drop::HT_DROP_MAX.0 as usize;
+
+pub type Drops = [u64; DROP_KINDS];
 
 /// Runs of our programs the kernel skipped because another BPF program was running on that CPU
 /// (bpf_prog_info's recursion_misses): their events never existed, so no buffer reports them.

@@ -316,7 +316,7 @@ pub fn run(args: &Args) -> Result<()> {
 
 /// What the kernel side counted.
 struct KernelCounts {
-    drops: [u64; 4],
+    drops: loader::Drops,
     kretprobe_misses: u64,
     skipped_runs: u64,
 }
@@ -355,6 +355,10 @@ fn summary(s: &State, k: &KernelCounts) -> String {
     extra(
         drops[ht_drop::HT_DROP_INFLIGHT_FULL.0 as usize],
         "syscalls not followed (map full)",
+    );
+    extra(
+        drops[ht_drop::HT_DROP_PROCESSES_FULL.0 as usize],
+        "child processes not followed (map full)",
     );
     extra(
         drops[ht_drop::HT_DROP_READ_FAILED.0 as usize],
