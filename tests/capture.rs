@@ -48,11 +48,6 @@ fn send_standard_traffic(port: u16) {
     assert_eq!(large.responses(1), [200]);
 }
 
-fn by_time(mut reqs: Vec<Value>) -> Vec<Value> {
-    reqs.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
-    reqs
-}
-
 fn check_standard_traffic(server: &Server, out: &TraceOutput) {
     let reqs = by_time(out.exchanges());
     let want = [

@@ -11,11 +11,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn by_time(mut v: Vec<Value>) -> Vec<Value> {
-    v.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
-    v
-}
-
 /// (method, target, status) of each exchange, status 0 when there was no response.
 fn triples(ex: &[Value]) -> Vec<(String, String, u64)> {
     ex.iter()

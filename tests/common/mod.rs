@@ -440,6 +440,12 @@ pub fn request(port: u16, raw: &[u8]) -> u16 {
     Client::connect(port).send(&[raw]).responses(1)[0]
 }
 
+/// Captured records in the order their first byte was seen.
+pub fn by_time(mut records: Vec<Value>) -> Vec<Value> {
+    records.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
+    records
+}
+
 /// The PIDs whose parent is `pid`.
 pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
