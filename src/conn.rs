@@ -26,7 +26,7 @@ impl Comm {
         Self(bytes)
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub fn bytes(&self) -> &[u8] {
         let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
         &self.0[..end]
     }
@@ -34,10 +34,6 @@ impl Comm {
     /// The name, when it is UTF-8 (it nearly always is): no allocation.
     pub fn as_str(&self) -> Option<&str> {
         std::str::from_utf8(self.bytes()).ok()
-    }
-
-    pub fn to_string_lossy(self) -> String {
-        String::from_utf8_lossy(self.bytes()).into_owned()
     }
 }
 
@@ -743,7 +739,7 @@ mod tests {
     }
 
     fn line(m: &Option<Message>) -> String {
-        match m.as_ref().map(|m| (&m.start, m.complete)) {
+        match m.as_ref().map(|m| (m.start(), m.complete)) {
             None => "-".into(),
             Some((StartLine::Request { method, target }, c)) => {
                 format!("{method} {target}{}", if c { "" } else { " (incomplete)" })
@@ -969,7 +965,7 @@ mod tests {
         assert_eq!(targets(&out), ["PUT /f -> 200"]);
         let r = request(&out[0]);
         assert_eq!(r.body_bytes, 14);
-        assert_eq!(r.body, b"abcdewxyz");
+        assert_eq!(r.body(), b"abcdewxyz");
         assert_eq!(r.body_missing_bytes, 5);
         assert_eq!(t.stats.bytes_not_kept, 5);
     }

@@ -193,7 +193,7 @@ pub mod tests {
         let c = chunk(decode(&shifted[1..]).unwrap());
         assert_eq!((c.conn_id, c.seq, c.ts_ns), (7, 3, 42));
         assert_eq!((c.meta.tgid, c.meta.tid, c.meta.fd), (100, 101, 9));
-        assert_eq!(c.meta.comm.to_string_lossy(), "nginx");
+        assert_eq!(c.meta.comm.bytes(), b"nginx");
         assert_eq!(
             c.kind,
             ChunkKind::Data {

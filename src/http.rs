@@ -7,6 +7,7 @@
 //! may span many pieces.
 
 use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 
 /// Largest message head kept; a bigger one is reported as malformed.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -31,11 +32,29 @@ const KNOWN_METHODS: &[&[u8]] = &[
 /// How a status line starts.
 const STATUS_PREFIX: &[u8] = b"HTTP/";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StartLine {
-    Request { method: String, target: String },
-    Response { status: u16, reason: String },
+/// A message's start line, as borrowed from the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartLine<'m> {
+    Request { method: &'m str, target: &'m str },
+    Response { status: u16, reason: &'m str },
 }
+
+/// Where the start line's parts lie in a message's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Request { method: Span, target: Span },
+    Response { status: u16, reason: Span },
+}
+
+/// A range of a message's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+/// Bytes a header's span takes in a message's bytes: name start and end, value start and end.
+const HEADER_SPAN_BYTES: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -43,63 +62,128 @@ pub struct Message {
     pub ts_ns: u64,
     /// Timestamp of the piece that held its last byte (so far, while incomplete).
     pub end_ts_ns: u64,
-    pub start: StartLine,
+    start: Start,
     /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub version: u8,
-    /// In order, duplicates kept.
-    pub headers: Headers,
+    /// One allocation per message, where thousands are parsed a second: the head as received,
+    /// then where each header's name and value lie in it (HEADER_SPAN_BYTES each), then the
+    /// first body bytes, up to the parser's body limit.
+    bytes: Vec<u8>,
+    head_len: u32,
+    header_count: u32,
     /// Body size as sent (decoded size for chunked bodies).
     pub body_bytes: u64,
-    /// The first bytes of the body, up to the parser's body limit.
-    pub body: Vec<u8>,
     /// Body bytes that were not in the capture (beyond --capture-bytes, sendfile, read failures).
     pub body_missing_bytes: u64,
     /// False when tracing or the connection ended before the message did.
     pub complete: bool,
 }
 
-/// A message's headers: the head's bytes as received, and where each name and value lie in them
-/// (two allocations per message rather than two per header).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers {
-    raw: Vec<u8>,
-    /// Name start and end, value start and end, in `raw`.
-    spans: Vec<[u32; 4]>,
-}
-
-impl Headers {
-    /// `parsed` are httparse's headers, which point into `head`.
-    fn new(head: &[u8], parsed: &[httparse::Header<'_>]) -> Self {
+impl Message {
+    /// A message of the head `head` (which httparse parsed into `start` and `headers`, slices
+    /// of it), with no body yet.
+    fn from_head(
+        head: &[u8],
+        start: StartLine<'_>,
+        version: u8,
+        headers: &[httparse::Header<'_>],
+    ) -> Self {
         let base = head.as_ptr() as usize;
         let span = |s: &[u8]| {
             let start = (s.as_ptr() as usize).saturating_sub(base) as u32;
-            [start, start + s.len() as u32]
+            Span {
+                start,
+                end: start + s.len() as u32,
+            }
         };
-        let spans = parsed
-            .iter()
-            .map(|h| {
-                let [ns, ne] = span(h.name.as_bytes());
-                let [vs, ve] = span(h.value);
-                [ns, ne, vs, ve]
-            })
-            .collect();
+        let mut bytes = Vec::with_capacity(head.len() + headers.len() * HEADER_SPAN_BYTES);
+        bytes.extend_from_slice(head);
+        for h in headers {
+            let (name, value) = (span(h.name.as_bytes()), span(h.value));
+            for n in [name.start, name.end, value.start, value.end] {
+                bytes.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+        let start = match start {
+            StartLine::Request { method, target } => Start::Request {
+                method: span(method.as_bytes()),
+                target: span(target.as_bytes()),
+            },
+            StartLine::Response { status, reason } => Start::Response {
+                status,
+                reason: span(reason.as_bytes()),
+            },
+        };
         Self {
-            raw: head.to_vec(),
-            spans,
+            ts_ns: 0,
+            end_ts_ns: 0,
+            start,
+            version,
+            bytes,
+            head_len: head.len() as u32,
+            header_count: headers.len() as u32,
+            body_bytes: 0,
+            body_missing_bytes: 0,
+            complete: true,
         }
     }
 
-    /// (name, value) as bytes, in order.
-    fn raw_iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.spans.iter().map(|&[ns, ne, vs, ve]| {
-            let bytes = |a: u32, b: u32| self.raw.get(a as usize..b as usize).unwrap_or(&[]);
-            (bytes(ns, ne), bytes(vs, ve))
+    /// For tests: the message whose head is `start_line` and `headers`, with `body` kept.
+    #[cfg(test)]
+    pub fn build(start_line: &str, headers: &[(&str, &str)], body: &[u8], body_bytes: u64) -> Self {
+        let mut head = format!("{start_line}\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let is_response = start_line.starts_with("HTTP/");
+        let (_, mut m) = parse_message_head(head.as_bytes(), is_response)
+            .expect("a valid head")
+            .expect("a complete head");
+        m.bytes.extend_from_slice(body);
+        m.body_bytes = body_bytes;
+        m
+    }
+
+    fn text(&self, span: Span) -> &str {
+        // Spans of the start line come from httparse's strs: always UTF-8.
+        let bytes = self
+            .bytes
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or(&[]);
+        std::str::from_utf8(bytes).unwrap_or("")
+    }
+
+    pub fn start(&self) -> StartLine<'_> {
+        match self.start {
+            Start::Request { method, target } => StartLine::Request {
+                method: self.text(method),
+                target: self.text(target),
+            },
+            Start::Response { status, reason } => StartLine::Response {
+                status,
+                reason: self.text(reason),
+            },
+        }
+    }
+
+    fn body_start(&self) -> usize {
+        self.head_len as usize + self.header_count as usize * HEADER_SPAN_BYTES
+    }
+
+    /// (name, value) of each header as bytes, in order, duplicates kept.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let spans = &self.bytes[self.head_len as usize..self.body_start()];
+        spans.chunks_exact(HEADER_SPAN_BYTES).map(|s| {
+            let at = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]) as usize;
+            let bytes = |a: usize, b: usize| self.bytes.get(a..b).unwrap_or(&[]);
+            (bytes(at(0), at(4)), bytes(at(8), at(12)))
         })
     }
 
     /// (name, value) in order; values decoded as UTF-8 with replacement.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
-        self.raw_iter().map(|(name, value)| {
+    pub fn headers_lossy(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+        self.headers().map(|(name, value)| {
             // httparse accepts only token characters in names: always UTF-8.
             let name = std::str::from_utf8(name).unwrap_or("");
             (name, String::from_utf8_lossy(value))
@@ -107,34 +191,31 @@ impl Headers {
     }
 
     #[cfg(test)]
-    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
-        let mut raw = Vec::new();
-        let mut spans = Vec::new();
-        for (n, v) in pairs {
-            let ns = raw.len() as u32;
-            raw.extend_from_slice(n.as_bytes());
-            let vs = raw.len() as u32;
-            raw.extend_from_slice(v.as_bytes());
-            spans.push([ns, vs, vs, raw.len() as u32]);
-        }
-        Self { raw, spans }
-    }
-
-    #[cfg(test)]
-    pub fn pairs(&self) -> Vec<(String, String)> {
-        self.iter()
+    pub fn header_pairs(&self) -> Vec<(String, String)> {
+        self.headers_lossy()
             .map(|(n, v)| (n.to_string(), v.into_owned()))
             .collect()
     }
-}
 
-impl Message {
+    /// The first body bytes, up to the parser's body limit.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[self.body_start()..]
+    }
+
+    /// Count `bytes` of body, and keep what fits under `limit` bytes kept.
+    fn take_body(&mut self, bytes: &[u8], limit: usize) {
+        self.body_bytes += bytes.len() as u64;
+        let room = limit.saturating_sub(self.body().len());
+        self.bytes
+            .extend_from_slice(&bytes[..room.min(bytes.len())]);
+    }
+
     pub fn body_cut(&self) -> bool {
-        (self.body.len() as u64) < self.body_bytes
+        (self.body().len() as u64) < self.body_bytes
     }
 
     pub fn is_request(&self) -> bool {
-        matches!(self.start, StartLine::Request { .. })
+        matches!(self.start, Start::Request { .. })
     }
 }
 
@@ -439,13 +520,7 @@ impl Parser {
             Sniff::Request => false,
             Sniff::Response => true,
         };
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let parsed = if is_response {
-            parse_response_head(input, &mut headers)
-        } else {
-            parse_request_head(input, &mut headers)
-        };
-        let (head_len, start, version, headers) = match parsed {
+        let (head_len, mut msg) = match parse_message_head(input, is_response) {
             Ok(Some(head)) => head,
             Ok(None) if input.len() > MAX_HEAD_BYTES => {
                 self.malformed(input, ts_ns, "message head larger than 64 KiB", out);
@@ -459,24 +534,24 @@ impl Parser {
             }
         };
         self.seen_message = true;
-        let framing = match &start {
+        let framing = match msg.start() {
             StartLine::Request { method, .. } => {
                 out.push(Parsed::RequestHead {
                     method: Method::of(method),
                 });
-                request_framing(&headers)
+                request_framing(&msg)
             }
             StartLine::Response { status: 101, .. } => {
                 self.expected.pop_front();
                 Ok(Framing::Switch)
             }
             // An interim response (100 Continue): the final one is still due.
-            StartLine::Response { status, .. } if (100..200).contains(status) => {
+            StartLine::Response { status, .. } if (100..200).contains(&status) => {
                 return HeadStep::Consumed(head_len);
             }
             StartLine::Response { status, .. } => {
                 let method = self.expected.pop_front();
-                Ok(response_framing(*status, method, &headers))
+                Ok(response_framing(status, method, &msg))
             }
         };
         let framing = match framing {
@@ -491,19 +566,18 @@ impl Parser {
                 return HeadStep::Consumed(head_len);
             }
         };
-        self.current = Some(Message {
-            ts_ns: self.buf_ts,
-            end_ts_ns: self.last_ts,
-            start,
-            version,
-            headers,
-            body_bytes: 0,
-            body: Vec::new(),
-            body_missing_bytes: 0,
-            complete: true,
-        });
+        msg.ts_ns = self.buf_ts;
+        msg.end_ts_ns = self.last_ts;
+        self.current = Some(msg);
         match framing {
-            Framing::Length(n) if n > 0 => self.state = State::Body(n),
+            Framing::Length(n) if n > 0 => {
+                // The body kept goes in the same buffer: grow it once.
+                let keep = n.min(self.body_limit as u64) as usize;
+                if let Some(m) = self.current.as_mut() {
+                    m.bytes.reserve_exact(keep);
+                }
+                self.state = State::Body(n);
+            }
             Framing::Chunked => self.state = State::Chunked(ChunkState::Size),
             Framing::UntilClose => self.state = State::UntilClose,
             Framing::Switch => {
@@ -543,9 +617,7 @@ impl Parser {
 
     fn take_body(&mut self, bytes: &[u8]) {
         if let Some(msg) = self.current.as_mut() {
-            msg.body_bytes += bytes.len() as u64;
-            let room = self.body_limit.saturating_sub(msg.body.len());
-            msg.body.extend_from_slice(&bytes[..room.min(bytes.len())]);
+            msg.take_body(bytes, self.body_limit);
         }
     }
 
@@ -657,48 +729,40 @@ impl Parser {
     }
 }
 
-/// A parsed head: its length, start line, minor version and headers.
-type Head = (usize, StartLine, u8, Headers);
-
-/// Ok(None) while the head is incomplete.
-fn parse_request_head<'b>(
-    buf: &'b [u8],
-    headers: &mut [httparse::Header<'b>],
-) -> Result<Option<Head>, httparse::Error> {
-    let mut req = httparse::Request::new(headers);
-    let httparse::Status::Complete(n) = req.parse(buf)? else {
-        return Ok(None);
+/// The length of the head at the start of `buf`, and the message it starts; Ok(None) while the
+/// head is incomplete.
+fn parse_message_head(
+    buf: &[u8],
+    is_response: bool,
+) -> Result<Option<(usize, Message)>, httparse::Error> {
+    // Left uninitialised: httparse writes what it returns (4 KiB to clear per message otherwise).
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let (n, start, version, parsed) = if is_response {
+        let mut resp = httparse::Response::new(&mut []);
+        let httparse::Status::Complete(n) = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, buf, &mut headers)?
+        else {
+            return Ok(None);
+        };
+        let start = StartLine::Response {
+            status: resp.code.unwrap_or(0),
+            reason: resp.reason.unwrap_or_default(),
+        };
+        (n, start, resp.version, resp.headers)
+    } else {
+        let mut req = httparse::Request::new(&mut []);
+        let httparse::Status::Complete(n) = req.parse_with_uninit_headers(buf, &mut headers)?
+        else {
+            return Ok(None);
+        };
+        let start = StartLine::Request {
+            method: req.method.unwrap_or_default(),
+            target: req.path.unwrap_or_default(),
+        };
+        (n, start, req.version, req.headers)
     };
-    let start = StartLine::Request {
-        method: req.method.unwrap_or_default().to_string(),
-        target: req.path.unwrap_or_default().to_string(),
-    };
-    Ok(Some((
-        n,
-        start,
-        req.version.unwrap_or(1),
-        Headers::new(&buf[..n], req.headers),
-    )))
-}
-
-fn parse_response_head<'b>(
-    buf: &'b [u8],
-    headers: &mut [httparse::Header<'b>],
-) -> Result<Option<Head>, httparse::Error> {
-    let mut resp = httparse::Response::new(headers);
-    let httparse::Status::Complete(n) = resp.parse(buf)? else {
-        return Ok(None);
-    };
-    let start = StartLine::Response {
-        status: resp.code.unwrap_or(0),
-        reason: resp.reason.unwrap_or_default().to_string(),
-    };
-    Ok(Some((
-        n,
-        start,
-        resp.version.unwrap_or(1),
-        Headers::new(&buf[..n], resp.headers),
-    )))
+    let msg = Message::from_head(&buf[..n], start, version.unwrap_or(1), parsed);
+    Ok(Some((n, msg)))
 }
 
 /// How many bytes at the start of `bytes` are empty lines, which may precede a request line
@@ -802,11 +866,11 @@ fn find_message_start(buf: &[u8]) -> MessageStart {
 }
 
 /// Content-Length and chunked encoding as the headers give them (RFC 9112, 6.3).
-fn declared_framing(headers: &Headers) -> Result<Option<Framing>, &'static str> {
+fn declared_framing(msg: &Message) -> Result<Option<Framing>, &'static str> {
     let mut length: Option<u64> = None;
     let mut coded = None;
     // Only these two headers' values are decoded.
-    for (name, value) in headers.raw_iter() {
+    for (name, value) in msg.headers() {
         if name.eq_ignore_ascii_case(b"transfer-encoding") {
             let value = String::from_utf8_lossy(value);
             let last = value.rsplit(',').next().unwrap_or("").trim();
@@ -836,8 +900,8 @@ fn declared_framing(headers: &Headers) -> Result<Option<Framing>, &'static str> 
 }
 
 /// How a request's body is delimited: no Content-Length nor chunked means no body.
-fn request_framing(headers: &Headers) -> Result<Framing, &'static str> {
-    match declared_framing(headers)? {
+fn request_framing(msg: &Message) -> Result<Framing, &'static str> {
+    match declared_framing(msg)? {
         Some(Framing::UntilClose) => {
             Err("request body with a transfer coding other than chunked last")
         }
@@ -849,7 +913,7 @@ fn request_framing(headers: &Headers) -> Result<Framing, &'static str> {
 /// How a final response's body is delimited, given the method of its request when known
 /// (RFC 9112, 6.3): no body for HEAD, 204 and 304; a 2xx to CONNECT opens a tunnel; without
 /// Content-Length or chunked, the body runs to the end of the connection.
-fn response_framing(status: u16, method: Option<Method>, headers: &Headers) -> Framing {
+fn response_framing(status: u16, method: Option<Method>, msg: &Message) -> Framing {
     let method = method.unwrap_or(Method::Other);
     if method == Method::Connect && (200..300).contains(&status) {
         return Framing::Switch;
@@ -858,7 +922,7 @@ fn response_framing(status: u16, method: Option<Method>, headers: &Headers) -> F
         return Framing::None;
     }
     // A malformed length in a response: the connection's end is the only boundary left.
-    declared_framing(headers)
+    declared_framing(msg)
         .unwrap_or(Some(Framing::UntilClose))
         .unwrap_or(Framing::UntilClose)
 }
@@ -900,7 +964,7 @@ mod tests {
     }
 
     fn line(m: &Message) -> String {
-        match &m.start {
+        match m.start() {
             StartLine::Request { method, target } => format!("{method} {target}"),
             StartLine::Response { status, reason } => format!("{status} {reason}"),
         }
@@ -929,7 +993,7 @@ mod tests {
         assert_eq!(r[0].version, 1);
         assert_eq!(r[0].ts_ns, 1);
         assert_eq!(
-            r[0].headers.pairs(),
+            r[0].header_pairs(),
             vec![
                 ("Host".to_string(), "example".to_string()),
                 ("Accept".to_string(), "*/*".to_string()),
@@ -947,8 +1011,8 @@ mod tests {
         let (whole, _) = parse_all(&[GET]);
         assert_eq!(requests(&out).len(), 1);
         assert_eq!(
-            requests(&out)[0].headers.pairs(),
-            requests(&whole)[0].headers.pairs()
+            requests(&out)[0].header_pairs(),
+            requests(&whole)[0].header_pairs()
         );
         // The timestamp is that of the piece holding the first byte.
         assert_eq!(requests(&out)[0].ts_ns, 1);
@@ -960,7 +1024,7 @@ mod tests {
         let (out, _) = parse_all(&[data]);
         assert_eq!(targets(&out), ["GET /a", "POST /b", "GET /c"]);
         let r = requests(&out);
-        assert_eq!(r[1].body, b"abc");
+        assert_eq!(r[1].body(), b"abc");
         assert_eq!(r[2].version, 0);
     }
 
@@ -973,7 +1037,7 @@ mod tests {
         ]);
         assert_eq!(targets(&out), ["PUT /x", "GET /next"]);
         let r = requests(&out);
-        assert_eq!(r[0].body, b"hello world");
+        assert_eq!(r[0].body(), b"hello world");
         assert_eq!(r[0].body_bytes, 11);
         assert!(!r[0].body_cut());
     }
@@ -984,7 +1048,7 @@ mod tests {
         for pieces in [vec![data], data.chunks(1).collect::<Vec<_>>()] {
             let (out, _) = parse_all(&pieces);
             assert_eq!(targets(&out), ["POST /up", "GET /after"]);
-            assert_eq!(requests(&out)[0].body, b"Wikipedia in\r\n\r\nchunks.");
+            assert_eq!(requests(&out)[0].body(), b"Wikipedia in\r\n\r\nchunks.");
             assert_eq!(requests(&out)[0].body_bytes, 23);
         }
     }
@@ -995,7 +1059,7 @@ mod tests {
         data.extend(std::iter::repeat_n(b'z', 100));
         let (out, _) = parse_all(&[&data]);
         let r = requests(&out);
-        assert_eq!(r[0].body.len(), 64);
+        assert_eq!(r[0].body().len(), 64);
         assert_eq!(r[0].body_bytes, 100);
         assert!(r[0].body_cut());
     }
@@ -1192,10 +1256,10 @@ mod tests {
         assert_eq!(targets(&out), ["200 OK", "404 Not Found"]);
         let r = requests(&out);
         assert_eq!(
-            (r[0].body.as_slice(), r[0].ts_ns, r[0].end_ts_ns),
+            (r[0].body(), r[0].ts_ns, r[0].end_ts_ns),
             (&b"hello"[..], 1, 2)
         );
-        assert_eq!((r[1].body.as_slice(), r[1].version), (&b"abc"[..], 1));
+        assert_eq!((r[1].body(), r[1].version), (&b"abc"[..], 1));
     }
 
     #[test]
@@ -1210,7 +1274,7 @@ mod tests {
             ["200 OK", "204 No Content", "304 Not Modified", "200 OK"]
         );
         assert_eq!(requests(&out)[0].body_bytes, 0);
-        assert_eq!(requests(&out)[3].body, b"x");
+        assert_eq!(requests(&out)[3].body(), b"x");
     }
 
     #[test]
@@ -1232,7 +1296,7 @@ mod tests {
         assert!(!p.finish(true, &mut out));
         let r = requests(&out);
         assert_eq!(
-            (r[0].body.as_slice(), r[0].complete, r[0].end_ts_ns),
+            (r[0].body(), r[0].complete, r[0].end_ts_ns),
             (&b"some bytes"[..], true, 2)
         );
         // Tracing that stops first leaves it incomplete.

@@ -2,9 +2,10 @@
 //! per line. Writes go through a buffer that the caller flushes once per batch of events.
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
 
 use crate::conn::{ConnInfo, Direction, Record};
-use crate::http::{Headers, Message, StartLine};
+use crate::http::{Message, StartLine};
 
 /// Body bytes the text output shows with -v; JSON carries all that was kept (--max-body).
 const TEXT_BODY_PREVIEW: usize = 1024;
@@ -139,8 +140,21 @@ impl Stamp {
     }
 }
 
+/// A JSON key as it follows an earlier field: `,"name":`.
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
+}
+
+/// Printed records gather in memory and go to the output in writes of about this size.
+const WRITE_AT: usize = 64 * 1024;
+
 pub struct Printer<W: Write> {
     out: W,
+    /// Formatted records not yet written to `out`: formatting appends here, never to `out`
+    /// piece by piece.
+    buf: Vec<u8>,
     format: Format,
     verbose: bool,
     clock: Clock,
@@ -151,6 +165,7 @@ impl<W: Write> Printer<W> {
     pub fn new(out: W, format: Format, verbose: bool, clock: Clock) -> Self {
         Self {
             out,
+            buf: Vec::with_capacity(WRITE_AT + 4096),
             format,
             verbose,
             clock,
@@ -160,17 +175,29 @@ impl<W: Write> Printer<W> {
 
     pub fn print(&mut self, rec: &Record) -> io::Result<()> {
         match self.format {
-            Format::Text => self.print_text(rec),
+            Format::Text => self.print_text(rec)?,
             Format::Json => self.print_json(rec),
         }
+        if self.buf.len() >= WRITE_AT {
+            self.write_out()?;
+        }
+        Ok(())
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
+        self.write_out()?;
         self.out.flush()
     }
 
+    fn write_out(&mut self) -> io::Result<()> {
+        let written = self.out.write_all(&self.buf);
+        self.buf.clear();
+        written
+    }
+
     #[cfg(test)]
-    pub fn into_inner(self) -> W {
+    pub fn into_inner(mut self) -> W {
+        self.write_out().expect("writing to the test sink");
         self.out
     }
 
@@ -192,37 +219,37 @@ impl<W: Write> Printer<W> {
                     Direction::In => "received",
                     Direction::Out => "sent",
                 };
-                return writeln!(self.out, "malformed message {what}: {reason}");
+                return writeln!(self.buf, "malformed message {what}: {reason}");
             }
         };
         self.text_prefix(conn, rec.ts_ns())?;
-        match request.map(|m| (&m.start, m)) {
+        match request.map(|m| (m.start(), m)) {
             Some((StartLine::Request { method, target }, m)) => {
-                write!(self.out, "{method} {target} HTTP/1.{}", m.version)?;
+                write!(self.buf, "{method} {target} HTTP/1.{}", m.version)?;
                 if !m.complete {
-                    write!(self.out, " (incomplete)")?;
+                    write!(self.buf, " (incomplete)")?;
                 }
             }
-            _ => write!(self.out, "(request not seen)")?,
+            _ => write!(self.buf, "(request not seen)")?,
         }
-        match response.map(|m| (&m.start, m)) {
+        match response.map(|m| (m.start(), m)) {
             Some((StartLine::Response { status, reason }, m)) => {
-                write!(self.out, " -> {status}")?;
+                write!(self.buf, " -> {status}")?;
                 if !reason.is_empty() {
-                    write!(self.out, " {reason}")?;
+                    write!(self.buf, " {reason}")?;
                 }
                 if !m.complete {
-                    write!(self.out, " (incomplete)")?;
+                    write!(self.buf, " (incomplete)")?;
                 }
-                if let Some(ms) = latency_ms(request, response) {
-                    write!(self.out, " {ms:.3}ms")?;
+                if let Some(ns) = latency_ns(request, response) {
+                    write!(self.buf, " {:.3}ms", ns as f64 / 1e6)?;
                 }
             }
-            _ => write!(self.out, " -> (no response)")?,
+            _ => write!(self.buf, " -> (no response)")?,
         }
         let size =
             |m: Option<&Message>| m.map_or("-".to_string(), |m| format!("{}B", m.body_bytes));
-        writeln!(self.out, " req={} resp={}", size(request), size(response))?;
+        writeln!(self.buf, " req={} resp={}", size(request), size(response))?;
         if self.verbose {
             for (m, mark) in [(request, '>'), (response, '<')] {
                 if let Some(m) = m {
@@ -239,7 +266,7 @@ impl<W: Write> Printer<W> {
         let stamp = self.stamp.at(self.clock.wall_ns(ts_ns));
         // The time of day, with microseconds: "HH:MM:SS.uuuuuu".
         write!(
-            self.out,
+            self.buf,
             "{} {}[{}] {} ",
             &stamp[11..stamp.len() - 1],
             m.comm,
@@ -247,28 +274,28 @@ impl<W: Write> Printer<W> {
             conn.role.as_str()
         )?;
         match conn.endpoints {
-            Some(e) => write!(self.out, "{} ", e.peer),
-            None => write!(self.out, "fd={} ", m.fd),
+            Some(e) => write!(self.buf, "{} ", e.peer),
+            None => write!(self.buf, "fd={} ", m.fd),
         }
     }
 
     /// Headers and the start of the body, each line marked '>' (request) or '<' (response).
     fn print_details(&mut self, m: &Message, mark: char) -> io::Result<()> {
         let indent = format!("    {mark} ");
-        for (name, value) in m.headers.iter() {
-            writeln!(self.out, "{indent}{name}: {value}")?;
+        for (name, value) in m.headers_lossy() {
+            writeln!(self.buf, "{indent}{name}: {value}")?;
         }
-        let shown = &m.body[..m.body.len().min(TEXT_BODY_PREVIEW)];
+        let shown = &m.body()[..m.body().len().min(TEXT_BODY_PREVIEW)];
         if !shown.is_empty() {
             // A final line break would only print an empty marked line.
             let text = shown.strip_suffix(b"\n").unwrap_or(shown);
             let text = text.strip_suffix(b"\r").unwrap_or(text);
-            writeln!(self.out, "{}", indent.trim_end())?;
-            writeln!(self.out, "{}", escape_body(text, &indent))?;
+            writeln!(self.buf, "{}", indent.trim_end())?;
+            writeln!(self.buf, "{}", escape_body(text, &indent))?;
         }
         if (shown.len() as u64) < m.body_bytes {
             writeln!(
-                self.out,
+                self.buf,
                 "{indent}[body cut: {} of {} bytes shown]",
                 shown.len(),
                 m.body_bytes
@@ -278,9 +305,8 @@ impl<W: Write> Printer<W> {
     }
 
     /// One object per line, written field by field in a fixed order (no intermediate value).
-    fn print_json(&mut self, rec: &Record) -> io::Result<()> {
+    fn print_json(&mut self, rec: &Record) {
         let ts = self.stamp.at(self.clock.wall_ns(rec.ts_ns()));
-        let mut o = JsonLine::new(&mut self.out);
         match rec {
             Record::Malformed {
                 conn,
@@ -288,16 +314,17 @@ impl<W: Write> Printer<W> {
                 reason,
                 ..
             } => {
-                o.str("kind", "malformed")?;
-                json_conn(&mut o, conn, ts)?;
+                let mut o = JsonLine::start(&mut self.buf, "malformed");
+                json_conn(&mut o, conn, ts);
                 o.str(
-                    "direction",
+                    key!("direction"),
                     match direction {
-                        Direction::In => "in",
-                        Direction::Out => "out",
+                        Direction::In => b"in",
+                        Direction::Out => b"out",
                     },
-                )?;
-                o.str("reason", reason)?;
+                );
+                o.str(key!("reason"), reason.as_bytes());
+                o.end();
             }
             Record::Exchange {
                 conn,
@@ -305,161 +332,261 @@ impl<W: Write> Printer<W> {
                 response,
             } => {
                 let (request, response) = (request.as_ref(), response.as_ref());
-                o.str("kind", "exchange")?;
-                json_conn(&mut o, conn, ts)?;
+                let mut o = JsonLine::start(&mut self.buf, "exchange");
+                json_conn(&mut o, conn, ts);
                 if let Some(m) = request {
-                    if let StartLine::Request { method, target } = &m.start {
-                        o.str("method", method)?;
-                        o.str("target", target)?;
+                    if let StartLine::Request { method, target } = m.start() {
+                        o.str(key!("method"), method.as_bytes());
+                        o.str(key!("target"), target.as_bytes());
                     }
                     o.str(
-                        "version",
+                        key!("version"),
                         if m.version == 0 {
-                            "HTTP/1.0"
+                            b"HTTP/1.0"
                         } else {
-                            "HTTP/1.1"
+                            b"HTTP/1.1"
                         },
-                    )?;
-                    json_message(&mut o, &REQUEST_KEYS, m)?;
+                    );
+                    json_message(&mut o, &REQUEST_KEYS, m);
                 }
-                match response.map(|m| &m.start) {
+                match response.map(Message::start) {
                     Some(StartLine::Response { status, reason }) => {
-                        o.int("status", *status)?;
-                        o.str("reason", reason)?;
+                        o.uint(key!("status"), u64::from(status));
+                        o.str(key!("reason"), reason.as_bytes());
                     }
-                    _ => o.null("status")?,
+                    _ => o.null(key!("status")),
                 }
                 if let Some(m) = response {
-                    json_message(&mut o, &RESPONSE_KEYS, m)?;
+                    json_message(&mut o, &RESPONSE_KEYS, m);
                 }
-                match latency_ms(request, response) {
-                    Some(ms) => o.raw("latency_ms", ms)?,
-                    None => o.null("latency_ms")?,
+                match latency_ns(request, response) {
+                    Some(ns) => o.millis(key!("latency_ms"), ns),
+                    None => o.null(key!("latency_ms")),
                 }
+                o.end();
             }
         }
-        o.end()
     }
 }
 
-/// Writes one JSON object as a line, field by field.
-struct JsonLine<'w, W: Write> {
-    out: &'w mut W,
-    first: bool,
+/// Appends one JSON object as a line, field by field; keys come whole from `key!`.
+struct JsonLine<'b> {
+    buf: &'b mut Vec<u8>,
 }
 
-impl<'w, W: Write> JsonLine<'w, W> {
-    fn new(out: &'w mut W) -> Self {
-        Self { out, first: true }
+impl<'b> JsonLine<'b> {
+    /// Every object starts with its kind.
+    fn start(buf: &'b mut Vec<u8>, kind: &str) -> Self {
+        buf.extend_from_slice(b"{\"kind\":");
+        json_string(buf, kind.as_bytes());
+        Self { buf }
     }
 
-    /// `{"key":` or `,"key":`, without the formatting machinery: this runs a dozen times a line.
-    fn key(&mut self, key: &str) -> io::Result<()> {
-        self.out
-            .write_all(if self.first { b"{\"" } else { b",\"" })?;
-        self.first = false;
-        self.out.write_all(key.as_bytes())?;
-        self.out.write_all(b"\":")
+    fn str(&mut self, key: &str, value: &[u8]) {
+        self.buf.extend_from_slice(key.as_bytes());
+        json_string(self.buf, value);
     }
 
-    fn string(&mut self, s: &str) -> io::Result<()> {
-        serde_json::to_writer(&mut *self.out, s).map_err(io::Error::other)
+    fn uint(&mut self, key: &str, value: u64) {
+        self.buf.extend_from_slice(key.as_bytes());
+        let mut digits = [0u8; 20];
+        self.buf.extend_from_slice(decimal(value, &mut digits));
     }
 
-    fn str(&mut self, key: &str, value: &str) -> io::Result<()> {
-        self.key(key)?;
-        self.string(value)
-    }
-
-    fn int(&mut self, key: &str, value: impl Into<i64>) -> io::Result<()> {
-        self.key(key)?;
-        let mut buf = [0u8; 20];
-        self.out.write_all(decimal(value.into(), &mut buf))
-    }
-
-    fn uint(&mut self, key: &str, value: u64) -> io::Result<()> {
-        match i64::try_from(value) {
-            Ok(v) => self.int(key, v),
-            Err(_) => self.raw(key, value),
+    fn int(&mut self, key: &str, value: i64) {
+        if value < 0 {
+            self.buf.extend_from_slice(key.as_bytes());
+            self.buf.push(b'-');
+            let mut digits = [0u8; 20];
+            self.buf
+                .extend_from_slice(decimal(value.unsigned_abs(), &mut digits));
+        } else {
+            self.uint(key, value.unsigned_abs());
         }
     }
 
-    fn bool(&mut self, key: &str, value: bool) -> io::Result<()> {
-        self.key(key)?;
-        self.out.write_all(if value { b"true" } else { b"false" })
+    fn bool(&mut self, key: &str, value: bool) {
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf
+            .extend_from_slice(if value { b"true" } else { b"false" });
     }
 
-    fn null(&mut self, key: &str) -> io::Result<()> {
-        self.key(key)?;
-        self.out.write_all(b"null")
+    fn null(&mut self, key: &str) {
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.extend_from_slice(b"null");
     }
 
-    /// Anything else that is valid JSON as it displays (a float, a quoted address).
-    fn raw(&mut self, key: &str, value: impl std::fmt::Display) -> io::Result<()> {
-        self.key(key)?;
-        write!(self.out, "{value}")
+    /// A quoted address, as `SocketAddr` displays it.
+    fn addr(&mut self, key: &str, addr: SocketAddr) {
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.push(b'"');
+        match addr {
+            SocketAddr::V4(a) => {
+                let mut digits = [0u8; 20];
+                for (i, octet) in a.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(b'.');
+                    }
+                    self.buf
+                        .extend_from_slice(decimal(u64::from(octet), &mut digits));
+                }
+                self.buf.push(b':');
+                self.buf
+                    .extend_from_slice(decimal(u64::from(a.port()), &mut digits));
+            }
+            // Rarer, and IPv6's shortening rules are not worth repeating here.
+            SocketAddr::V6(a) => {
+                let _ = write!(self.buf, "{a}");
+            }
+        }
+        self.buf.push(b'"');
+    }
+
+    /// Nanoseconds as a number of milliseconds: the exact decimal, without trailing zeros.
+    fn millis(&mut self, key: &str, ns: u64) {
+        self.buf.extend_from_slice(key.as_bytes());
+        let mut digits = [0u8; 20];
+        self.buf
+            .extend_from_slice(decimal(ns / 1_000_000, &mut digits));
+        let mut frac = ns % 1_000_000;
+        if frac > 0 {
+            let mut places = 6;
+            while frac % 10 == 0 {
+                frac /= 10;
+                places -= 1;
+            }
+            self.buf.push(b'.');
+            let frac = decimal(frac, &mut digits);
+            self.buf
+                .extend(std::iter::repeat_n(b'0', places - frac.len()));
+            self.buf.extend_from_slice(frac);
+        }
     }
 
     /// `[[name, value], ...]`, in order.
-    fn headers(&mut self, key: &str, headers: &Headers) -> io::Result<()> {
-        self.key(key)?;
-        self.out.write_all(b"[")?;
-        for (i, (name, value)) in headers.iter().enumerate() {
-            self.out.write_all(if i == 0 { b"[" } else { b",[" })?;
-            self.string(name)?;
-            self.out.write_all(b",")?;
-            self.string(&value)?;
-            self.out.write_all(b"]")?;
+    fn headers(&mut self, key: &str, m: &Message) {
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.push(b'[');
+        for (i, (name, value)) in m.headers().enumerate() {
+            self.buf
+                .extend_from_slice(if i == 0 { b"[" } else { b",[" });
+            json_string(self.buf, name);
+            self.buf.push(b',');
+            json_string(self.buf, value);
+            self.buf.push(b']');
         }
-        self.out.write_all(b"]")
+        self.buf.push(b']');
     }
 
-    fn end(self) -> io::Result<()> {
-        self.out
-            .write_all(if self.first { b"{}\n" } else { b"}\n" })
+    fn end(self) {
+        self.buf.extend_from_slice(b"}\n");
     }
 }
 
+/// `bytes` as a JSON string, as serde_json writes it: text as is, the quote, the backslash and
+/// control characters escaped, and each invalid UTF-8 sequence as U+FFFD (as
+/// `String::from_utf8_lossy` does).
+fn json_string(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.reserve(bytes.len() + 2);
+    buf.push(b'"');
+    let mut rest = bytes;
+    loop {
+        // Plain ASCII, the usual case, is copied in runs.
+        let plain = plain_ascii_len(rest);
+        buf.extend_from_slice(&rest[..plain]);
+        rest = &rest[plain..];
+        let Some(&b) = rest.first() else { break };
+        if b >= 0x80 {
+            let chunk = rest.utf8_chunks().next().unwrap_or_else(|| unreachable!());
+            let valid = chunk.valid().as_bytes();
+            if valid.is_empty() {
+                buf.extend_from_slice("\u{FFFD}".as_bytes());
+                rest = &rest[chunk.invalid().len()..];
+            } else {
+                // Up to the next ASCII byte, which is on a character boundary.
+                let n = valid.iter().position(|&b| b < 0x80).unwrap_or(valid.len());
+                buf.extend_from_slice(&valid[..n]);
+                rest = &rest[n..];
+            }
+            continue;
+        }
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            0x08 => buf.extend_from_slice(b"\\b"),
+            0x0c => buf.extend_from_slice(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                buf.extend_from_slice(b"\\u00");
+                buf.push(HEX[usize::from(b >> 4)]);
+                buf.push(HEX[usize::from(b & 0xf)]);
+            }
+        }
+        rest = &rest[1..];
+    }
+    buf.push(b'"');
+}
+
+/// How many bytes at the start of `bytes` a JSON string takes as they are: printable ASCII other
+/// than the quote and the backslash. Eight bytes at a time: this runs over every byte printed.
+fn plain_ascii_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of the result is set where `word` has a zero byte (exact for
+    // the first one, which is all that is used).
+    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word & HIGH;
+    let mut i = 0;
+    for word in bytes.chunks_exact(8) {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let special = (w & HIGH) // non-ASCII
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH) // below 0x20
+            | zero_bytes(w ^ (ONES * u64::from(b'"')))
+            | zero_bytes(w ^ (ONES * u64::from(b'\\')));
+        if special != 0 {
+            return i + (special.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + bytes[i..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80)
+        .unwrap_or(bytes.len() - i)
+}
+
 /// `v` in decimal, written at the end of `buf`.
-fn decimal(v: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut n = v.unsigned_abs();
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
             break;
         }
-    }
-    if v < 0 {
-        i -= 1;
-        buf[i] = b'-';
     }
     &buf[i..]
 }
 
 /// Who and where: process, thread, fd, role and addresses.
-fn json_conn<W: Write>(o: &mut JsonLine<'_, W>, conn: &ConnInfo, ts: &str) -> io::Result<()> {
+fn json_conn(o: &mut JsonLine<'_>, conn: &ConnInfo, ts: &str) {
     let m = &conn.meta;
-    o.str("ts", ts)?;
-    o.int("pid", m.tgid)?;
-    o.int("tid", m.tid)?;
-    match m.comm.as_str() {
-        Some(comm) => o.str("comm", comm)?,
-        None => o.str("comm", &m.comm.to_string_lossy())?,
-    }
-    o.int("fd", m.fd)?;
-    o.str("role", conn.role.as_str())?;
-    // Addresses need no escaping.
+    o.str(key!("ts"), ts.as_bytes());
+    o.uint(key!("pid"), u64::from(m.tgid));
+    o.uint(key!("tid"), u64::from(m.tid));
+    o.str(key!("comm"), m.comm.bytes());
+    o.int(key!("fd"), i64::from(m.fd));
+    o.str(key!("role"), conn.role.as_str().as_bytes());
     match conn.endpoints {
         Some(e) => {
-            o.raw("local", format_args!("\"{}\"", e.local))?;
-            o.raw("peer", format_args!("\"{}\"", e.peer))
+            o.addr(key!("local"), e.local);
+            o.addr(key!("peer"), e.peer);
         }
         None => {
-            o.null("local")?;
-            o.null("peer")
+            o.null(key!("local"));
+            o.null(key!("peer"));
         }
     }
 }
@@ -474,38 +601,34 @@ struct MessageKeys {
 }
 
 const REQUEST_KEYS: MessageKeys = MessageKeys {
-    headers: "request_headers",
-    body_bytes: "request_body_bytes",
-    body: "request_body",
-    body_cut: "request_body_cut",
-    complete: "request_complete",
+    headers: key!("request_headers"),
+    body_bytes: key!("request_body_bytes"),
+    body: key!("request_body"),
+    body_cut: key!("request_body_cut"),
+    complete: key!("request_complete"),
 };
 
 const RESPONSE_KEYS: MessageKeys = MessageKeys {
-    headers: "response_headers",
-    body_bytes: "response_body_bytes",
-    body: "response_body",
-    body_cut: "response_body_cut",
-    complete: "response_complete",
+    headers: key!("response_headers"),
+    body_bytes: key!("response_body_bytes"),
+    body: key!("response_body"),
+    body_cut: key!("response_body_cut"),
+    complete: key!("response_complete"),
 };
 
 /// Headers, body size, the body kept, whether it was cut, whether the message was complete.
-fn json_message<W: Write>(
-    o: &mut JsonLine<'_, W>,
-    keys: &MessageKeys,
-    m: &Message,
-) -> io::Result<()> {
-    o.headers(keys.headers, &m.headers)?;
-    o.uint(keys.body_bytes, m.body_bytes)?;
-    o.str(keys.body, &String::from_utf8_lossy(&m.body))?;
-    o.bool(keys.body_cut, m.body_cut())?;
-    o.bool(keys.complete, m.complete)
+fn json_message(o: &mut JsonLine<'_>, keys: &MessageKeys, m: &Message) {
+    o.headers(keys.headers, m);
+    o.uint(keys.body_bytes, m.body_bytes);
+    o.str(keys.body, m.body());
+    o.bool(keys.body_cut, m.body_cut());
+    o.bool(keys.complete, m.complete);
 }
 
 /// From the request's first byte to the response's last.
-fn latency_ms(request: Option<&Message>, response: Option<&Message>) -> Option<f64> {
+fn latency_ns(request: Option<&Message>, response: Option<&Message>) -> Option<u64> {
     let (q, r) = (request?, response?);
-    Some(r.end_ts_ns.saturating_sub(q.ts_ns) as f64 / 1e6)
+    Some(r.end_ts_ns.saturating_sub(q.ts_ns))
 }
 
 #[cfg(test)]
@@ -542,8 +665,68 @@ mod tests {
     #[test]
     fn writes_decimals() {
         let mut buf = [0u8; 20];
-        for v in [0, 7, -1, 42, 1_000_000, i64::MAX, i64::MIN + 1] {
+        for v in [0, 7, 42, 1_000_000, u64::MAX] {
             assert_eq!(decimal(v, &mut buf), v.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn json_strings_as_serde_json_writes_them() {
+        let lossy = |b: &[u8]| serde_json::to_string(&String::from_utf8_lossy(b)).unwrap();
+        for bytes in [
+            &b""[..],
+            b"plain /path?q=1",
+            b"quote\" back\\slash",
+            b"\n\r\t\x08\x0c\x00\x01\x1f\x7f",
+            "h\u{e9}llo \u{1F600} \u{4e2d}\"".as_bytes(),
+            b"bad \xff\xfe end",
+            b"cut \xe2\x82",
+            b"\xf0\x9f\x98\x80\xc3",
+            b"\xed\xa0\x80 surrogate",
+        ] {
+            let mut buf = Vec::new();
+            json_string(&mut buf, bytes);
+            assert_eq!(String::from_utf8(buf).unwrap(), lossy(bytes), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn plain_ascii_runs_end_at_the_first_special_byte() {
+        let slow = |b: &[u8]| {
+            b.iter()
+                .position(|&c| c < 0x20 || c == b'"' || c == b'\\' || c >= 0x80)
+                .unwrap_or(b.len())
+        };
+        let mut bytes = b"0123456789abcdefghijklmnopqrstuvwxyz".to_vec();
+        let last = bytes.len() - 1;
+        assert_eq!(plain_ascii_len(&bytes), bytes.len());
+        for at in 0..bytes.len() {
+            for special in [0u8, 0x1f, b'"', b'\\', 0x80, 0xff, 0x20, 0x7f, b'!', b'#'] {
+                let keep = bytes[at];
+                bytes[at] = special;
+                // A later special byte must not hide an earlier one.
+                bytes[last] = b'"';
+                assert_eq!(plain_ascii_len(&bytes), slow(&bytes), "{at} {special}");
+                bytes[at] = keep;
+            }
+        }
+    }
+
+    #[test]
+    fn milliseconds_as_the_exact_decimal() {
+        for (ns, text) in [
+            (0, "0"),
+            (1, "0.000001"),
+            (86_672, "0.086672"),
+            (1_000_000, "1"),
+            (2_495_000, "2.495"),
+            (1_234_000_010, "1234.00001"),
+        ] {
+            let mut buf = Vec::new();
+            JsonLine { buf: &mut buf }.millis("", ns);
+            assert_eq!(String::from_utf8(buf).unwrap(), text);
+            // The same number as the shortest float display would give.
+            assert_eq!(text.parse::<f64>().unwrap(), ns as f64 / 1e6);
         }
     }
 
@@ -556,18 +739,12 @@ mod tests {
         assert_eq!(escape_body("héllo".as_bytes(), ""), "héllo");
     }
 
-    fn message(start: StartLine, ts_ns: u64, body: &[u8], body_bytes: u64) -> Message {
-        Message {
-            ts_ns,
-            end_ts_ns: ts_ns + 1_500_000,
-            start,
-            version: 1,
-            headers: Headers::from_pairs(&[("Host", "h"), ("X-A", "1"), ("X-A", "2")]),
-            body_bytes,
-            body: body.to_vec(),
-            body_missing_bytes: 0,
-            complete: true,
-        }
+    fn message(start_line: &str, ts_ns: u64, body: &[u8], body_bytes: u64) -> Message {
+        let headers = [("Host", "h"), ("X-A", "1"), ("X-A", "2")];
+        let mut m = Message::build(start_line, &headers, body, body_bytes);
+        m.ts_ns = ts_ns;
+        m.end_ts_ns = ts_ns + 1_500_000;
+        m
     }
 
     fn conn() -> ConnInfo {
@@ -587,24 +764,8 @@ mod tests {
     }
 
     fn record(body: &[u8], body_bytes: u64, with_response: bool) -> Record {
-        let request = message(
-            StartLine::Request {
-                method: "POST".into(),
-                target: "/api?x=1".into(),
-            },
-            5_000,
-            body,
-            body_bytes,
-        );
-        let response = message(
-            StartLine::Response {
-                status: 201,
-                reason: "Created".into(),
-            },
-            1_000_000,
-            b"done",
-            4,
-        );
+        let request = message("POST /api?x=1 HTTP/1.1", 5_000, body, body_bytes);
+        let response = message("HTTP/1.1 201 Created", 1_000_000, b"done", 4);
         Record::Exchange {
             conn: conn(),
             request: Some(request),

@@ -2,7 +2,7 @@
 //! --duration, --count or when every traced process is gone; then print the summary.
 
 use std::cell::RefCell;
-use std::io::{self, BufWriter, Stdout};
+use std::io::{self, StdoutLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ struct Counts {
 
 struct State {
     tracker: Tracker,
-    printer: Printer<BufWriter<Stdout>>,
+    printer: Printer<StdoutLock<'static>>,
     records: Vec<Record>,
     counts: Counts,
     /// Requests still to print under --count.
@@ -70,9 +70,10 @@ impl State {
     /// Print what a batch of events completed, oldest first: connections' events come through
     /// different CPUs' buffers, so completion order is not time order.
     fn print_records(&mut self) {
+        // Nearly sorted already: the sort finds the runs. The buffer is kept for the next batch.
         let mut records = std::mem::take(&mut self.records);
         records.sort_by_key(Record::ts_ns);
-        for rec in records {
+        for rec in records.drain(..) {
             if self.done() {
                 break;
             }
@@ -100,6 +101,7 @@ impl State {
                 self.output_failed(e);
             }
         }
+        self.records = records;
     }
 
     /// Say which processes BPF saw forked or exited, and keep `alive` and the BPF maps in step.
@@ -172,12 +174,7 @@ pub fn run(args: &Args) -> Result<()> {
     let clock = Clock::now().context("reading the clocks")?;
     let state = RefCell::new(State {
         tracker: Tracker::new(args.max_body as usize),
-        printer: Printer::new(
-            BufWriter::with_capacity(64 * 1024, io::stdout()),
-            args.output,
-            args.verbose,
-            clock,
-        ),
+        printer: Printer::new(io::stdout().lock(), args.output, args.verbose, clock),
         records: Vec::new(),
         counts: Counts::default(),
         remaining: args.count,
