@@ -111,7 +111,19 @@ struct {
 	__type(value, __u8);
 } not_tcp SEC(".maps");
 
-/* Too big for the 512-byte BPF stack. */
+/*
+ * A first, cheap filter in front of tracked_tgids, which every syscall on the machine would
+ * otherwise look up: slot tgid % HT_TGID_SLOTS is set for each tracked process (and never
+ * cleared: another may share it). An array lookup is inlined, with no helper call.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HT_TGID_SLOTS);
+	__type(key, __u32);
+	__type(value, __u8);
+} tgid_slots SEC(".maps");
+
+/* An event being built: too big for the 512-byte BPF stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -157,6 +169,11 @@ static __always_inline void send_event(void *ctx, void *data, __u64 size)
 
 static __always_inline bool tgid_tracked(__u32 tgid)
 {
+	__u32 slot = tgid % HT_TGID_SLOTS;
+	__u8 *set = bpf_map_lookup_elem(&tgid_slots, &slot);
+
+	if (!set || !*set)
+		return false;
 	return bpf_map_lookup_elem(&tracked_tgids, &tgid) != NULL;
 }
 
@@ -273,6 +290,49 @@ static __always_inline void emit_segment(void *ctx, struct ht_data_event *e, str
 }
 
 /*
+ * The `keep` (at most HT_GATHER_BYTES) bytes of a vectored call as one event rather than one per
+ * iovec: a response's head and body written together are one event. False, with nothing sent,
+ * when an iovec cannot be read or there are more than HT_MAX_IOV: the caller then sends them
+ * one by one, which shows the holes.
+ */
+static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, struct sock_info *si,
+					  const struct iovec *iov, __u32 iovcnt, __u64 keep)
+{
+	/* 64-bit: a 32-bit offset is widened in a copy, which the verifier bounds, not it. */
+	__u64 off = 0;
+
+	for (int j = 0; j < HT_MAX_IOV; j++) {
+		struct iovec v;
+		__u64 len;
+
+		if (off >= keep || j >= iovcnt)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), &iov[j]))
+			return false;
+		len = v.iov_len < keep - off ? v.iov_len : keep - off;
+		/*
+		 * Bounds the verifier can add up, so that the copy stays inside e->data. The
+		 * compiler would drop them as implied by `keep`: the barriers keep them.
+		 */
+		barrier_var(len);
+		barrier_var(off);
+		if (len > HT_GATHER_BYTES || off >= HT_GATHER_BYTES)
+			return false;
+		if (len && bpf_probe_read_user(e->data + off, len, v.iov_base))
+			return false;
+		off += len;
+	}
+	if (off < keep || off > HT_GATHER_BYTES)
+		return false;
+	e->hdr.seq = __sync_fetch_and_add(&si->seq, 1);
+	e->hdr.offset = 0;
+	e->hdr.len = off;
+	e->hdr.flags = HT_FLAG_LAST;
+	send_event(ctx, e, sizeof(e->hdr) + off);
+	return true;
+}
+
+/*
  * Copy the `ret` bytes a receive or send moved, up to capture_bytes. `vectored` (readv, writev,
  * recvmsg, sendmsg) is a constant of each return wrapper: `in->buf` is then an iovec array.
  * sendfile's bytes are not in user memory: one empty event says how many there were.
@@ -304,9 +364,14 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct in
 	keep = ret < capture_bytes ? ret : capture_bytes;
 
 	if (!vectored) {
-		emit_segment(ctx, e, si, in->buf, keep, 0, keep);
+		if (keep <= HT_CHUNK_BYTES)
+			emit_chunk(ctx, e, si, in->buf, keep, 0, true);
+		else
+			emit_segment(ctx, e, si, in->buf, keep, 0, keep);
 		return;
 	}
+	if (keep <= HT_GATHER_BYTES && emit_gathered(ctx, e, si, iov, in->iovcnt, keep))
+		return;
 	for (int j = 0; j < HT_MAX_IOV; j++) {
 		struct iovec v;
 		__u32 len;
@@ -676,7 +741,7 @@ static __always_inline int on_task_exit(void *ctx, struct task_struct *task)
 static __always_inline int on_fork(void *ctx, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid), slot;
 	__u8 one = 1;
 
 	if (!follow_children || ctgid == ptgid || !tgid_tracked(ptgid))
@@ -685,6 +750,8 @@ static __always_inline int on_fork(void *ctx, struct task_struct *parent, struct
 		count_drop(HT_DROP_PROCESSES_FULL);
 		return 0;
 	}
+	slot = ctgid % HT_TGID_SLOTS;
+	bpf_map_update_elem(&tgid_slots, &slot, &one, BPF_ANY);
 	emit_process(ctx, ptgid, HT_EV_FORK, ctgid);
 	return 0;
 }

@@ -14,8 +14,12 @@ enum ht_limits {
 	 */
 	HT_MAX_CAPTURE_BYTES = 262144,
 	HT_MAX_CHUNKS = HT_MAX_CAPTURE_BYTES / HT_CHUNK_BYTES,
+	/* Vectored calls up to this size go out as one event (half a chunk: see emit_gathered). */
+	HT_GATHER_BYTES = HT_CHUNK_BYTES / 2,
 	/* iovecs of one readv/recvmsg that are copied; bytes in later ones are counted only. */
 	HT_MAX_IOV = 8,
+	/* Slots of the tracked-process prefilter (a power of two). */
+	HT_TGID_SLOTS = 16384,
 };
 
 enum ht_event_kind {

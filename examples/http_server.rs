@@ -11,6 +11,7 @@
 //! - `/r/file`: a 5000-byte body sent with sendfile(2);
 //! - `/r/close`: a body without length, ended by closing the connection;
 //! - `/r/status/N`: status N, with no body for 204 and 304;
+//! - `/r/bytes/N`: a body of N bytes ("0123456789" repeated);
 //! - `/r/slow`: the answer after 3 s;
 //! - `/r/upstream/PORT/PATH`: the answer of GET /PATH on 127.0.0.1:PORT, asked on a new connection
 //!   (the server is then a client too).
@@ -174,6 +175,11 @@ fn answer(
         } else {
             reply(&status, "", body)?;
         }
+    } else if let Some(n) = target.strip_prefix("/r/bytes/") {
+        // A body of n bytes, "0123456789" repeated: big responses, one send call each.
+        let n: usize = n.parse().unwrap_or(0);
+        let body: Vec<u8> = (0..n).map(|i| b'0' + (i % 10) as u8).collect();
+        reply("200 OK", "", &body)?;
     } else if target.starts_with("/r/slow") {
         std::thread::sleep(std::time::Duration::from_secs(3));
         reply("200 OK", "", text.as_bytes())?;

@@ -12,6 +12,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
 use crate::buffer::{self, BufferKind};
 use crate::kretprobe::{self, KprobeEvents};
 use crate::procs;
+use crate::skel::types::ht_limits;
 use crate::skel::{HttpTraceSkel, HttpTraceSkelBuilder};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -354,9 +355,15 @@ pub fn kernel_skips(skel: &HttpTraceSkel<'_>) -> u64 {
 
 /// Trace process `pid` in BPF.
 pub fn track(skel: &HttpTraceSkel<'_>, pid: u32) -> Result<()> {
+    let slot = pid % ht_limits::HT_TGID_SLOTS.0;
     skel.maps
-        .tracked_tgids
-        .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
+        .tgid_slots
+        .update(&slot.to_ne_bytes(), &[1u8], MapFlags::ANY)
+        .and_then(|()| {
+            skel.maps
+                .tracked_tgids
+                .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
+        })
         .with_context(|| format!("adding process {pid} to the tracked set"))
 }
 

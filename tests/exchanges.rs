@@ -37,6 +37,40 @@ fn curl(args: &[&str]) {
     assert!(st.success(), "curl {args:?}: {st}");
 }
 
+/// Response bodies small enough for one event per send call, and bigger, through each send
+/// call: every size is counted exactly and the kept start is the body's.
+#[test]
+fn response_sizes_across_event_boundaries() {
+    require_root();
+    let sizes = [100u64, 8000, 9000, 40000];
+    for send in ["writev", "sendmsg", "write"] {
+        let server = Server::ours_with("recv", send);
+        let tracer = Tracer::start(&[server.pid()], &[]);
+        let urls: Vec<String> = sizes
+            .iter()
+            .map(|n| format!("http://127.0.0.1:{}/r/bytes/{n}", server.port))
+            .collect();
+        curl(&urls.iter().map(String::as_str).collect::<Vec<_>>());
+        let out = tracer.stop();
+        let ex = by_time(out.exchanges());
+        let got: Vec<u64> = ex
+            .iter()
+            .map(|e| e["response_body_bytes"].as_u64().unwrap())
+            .collect();
+        assert_eq!(got, sizes, "{send}: stderr {:#?}", out.stderr);
+        for (e, &n) in ex.iter().zip(&sizes) {
+            let kept = n.min(4096) as usize;
+            let body: String = (0..kept)
+                .map(|i| char::from(b'0' + (i % 10) as u8))
+                .collect();
+            assert_eq!(e["response_body"], body, "{send} {n}");
+            assert_eq!(e["response_body_cut"], n > 4096, "{send} {n}");
+            assert_eq!(e["response_complete"], true, "{send} {n}");
+        }
+        out.assert_summary(sizes.len());
+    }
+}
+
 #[test]
 fn responses_of_every_framing() {
     require_root();
