@@ -27,6 +27,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 #define EINPROGRESS 115
+#define MSG_PEEK 2
 
 /* Bytes kept per syscall (--capture-bytes); the rest is counted, not copied. */
 const volatile __u32 capture_bytes = HT_CHUNK_BYTES;
@@ -40,6 +41,9 @@ const volatile __u64 wakeup_bytes = 1;
 
 /* Follow the processes that tracked processes fork (--no-children turns it off). */
 const volatile __u8 follow_children = 1;
+
+/* socket-tracepoint: connections end when their TCP state does, so keep each one's owner. */
+const volatile __u8 close_by_state = 0;
 
 /* Instances only so that the skeleton generates these types for user space. */
 struct ht_event _ht_event = {};
@@ -98,6 +102,17 @@ struct {
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct inflight);
 } inflight SEC(".maps");
+
+/*
+ * socket-tracepoint: the (tgid, fd) of each tracked socket, by its struct sock, for when its TCP
+ * state says it closed (the close is not seen as a syscall). LRU: a stale entry is harmless.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sock_key);
+} sock_owner SEC(".maps");
 
 /*
  * fds of tracked processes known not to be TCP sockets (files, pipes, UDP and Unix sockets), so
@@ -298,17 +313,23 @@ static __always_inline void emit_segment(void *ctx, struct ht_data_event *e, str
 static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, struct sock_info *si,
 					  const struct iovec *iov, __u32 iovcnt, __u64 keep)
 {
-	/* 64-bit: a 32-bit offset is widened in a copy, which the verifier bounds, not it. */
-	__u64 off = 0;
+	/* The iovecs, read at once (each user read costs), go after the room the bytes take. */
+	struct iovec *iovs = (struct iovec *)(e->data + HT_GATHER_BYTES);
+	/* 64-bit: a 32-bit value is widened in a copy, which the verifier bounds, not it. */
+	__u64 count = iovcnt, off = 0;
 
+	barrier_var(count);
+	if (count > HT_MAX_IOV)
+		count = HT_MAX_IOV;
+	if (bpf_probe_read_user(iovs, count * sizeof(*iovs), iov))
+		return false;
 	for (int j = 0; j < HT_MAX_IOV; j++) {
 		struct iovec v;
 		__u64 len;
 
-		if (off >= keep || j >= iovcnt)
+		if (off >= keep || j >= count)
 			break;
-		if (bpf_probe_read_user(&v, sizeof(v), &iov[j]))
-			return false;
+		v = iovs[j];
 		len = v.iov_len < keep - off ? v.iov_len : keep - off;
 		/*
 		 * Bounds the verifier can add up, so that the copy stays inside e->data. The
@@ -459,6 +480,11 @@ static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid,
 	tracked = bpf_map_lookup_elem(&sockets, &key);
 	if (!tracked)
 		return NULL;
+	if (close_by_state) {
+		__u64 skp = (__u64)sk;
+
+		bpf_map_update_elem(&sock_owner, &skp, &key, BPF_ANY);
+	}
 	fill_header(&c.hdr, pid_tgid, kind, syscall, fd, ret, tracked->conn_id);
 	c.hdr.seq = __sync_fetch_and_add(&tracked->seq, 1);
 	c.family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -549,14 +575,15 @@ static __always_inline int on_connect_return(void *ctx, long ret)
  * return probe attached meanwhile never sees) is followed from here on.
  */
 static __always_inline int on_io_enter(void *ctx, __s32 fd, __u64 buf, __u32 iovcnt, __u8 syscall,
-				       __u8 direction)
+				       __u8 direction, __u32 flags)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	struct sock_info *si;
 	struct sock *sk;
 
-	if (!tgid_tracked(key.tgid))
+	/* A peek's bytes are received again by a later call. */
+	if ((flags & MSG_PEEK) || !tgid_tracked(key.tgid))
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &key);
 	if (!si) {
@@ -579,30 +606,31 @@ static __always_inline int on_io_enter(void *ctx, __s32 fd, __u64 buf, __u32 iov
 
 /* recvmsg(2) and sendmsg(2) pass their iovecs inside a user msghdr. */
 static __always_inline int on_msg_enter(void *ctx, __s32 fd, const struct user_msghdr *msg, __u8 syscall,
-					__u8 direction)
+					__u8 direction, __u32 flags)
 {
 	struct user_msghdr m;
 
-	if (!tgid_tracked(bpf_get_current_pid_tgid() >> 32))
+	if ((flags & MSG_PEEK) || !tgid_tracked(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	if (bpf_probe_read_user(&m, sizeof(m), msg)) {
 		count_drop(HT_DROP_READ_FAILED);
 		return 0;
 	}
-	return on_io_enter(ctx, fd, (__u64)m.msg_iov, m.msg_iovlen, syscall, direction);
+	return on_io_enter(ctx, fd, (__u64)m.msg_iov, m.msg_iovlen, syscall, direction, flags);
 }
 
 /*
  * A receive or send of a tracked process returned `ret` > 0 bytes: rebuild what its entry would
  * have stashed from its arguments (`fd`, then the buffer or iovecs or msghdr, then the iovec
- * count), which the saved user registers still hold; returns its socket, if it is one. The raw
+ * count or recvmsg's flags, then recvfrom's flags), which the saved user registers still hold;
+ * returns its socket, if it is one (and the call was not a peek). The raw
  * tracepoint method works this way for every call; the others only for a call whose entry was
  * not seen (it was already blocked when tracing started). The bytes it moved are already
  * counted in the socket's totals.
  */
 static __always_inline struct sock_info *entry_from_regs(void *ctx, __u64 pid_tgid, long ret, __u8 syscall,
 							 __u8 direction, __s32 fd, __u64 arg2, __u64 arg3,
-							 struct inflight *in)
+							 __u64 arg4, struct inflight *in, __u64 expect_sk)
 {
 	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	__u64 buf = arg2, moved_in = 0, moved_out = 0;
@@ -610,7 +638,17 @@ static __always_inline struct sock_info *entry_from_regs(void *ctx, __u64 pid_tg
 	__u32 iovcnt = 0;
 	struct sock *sk;
 
+	/* A peek's bytes are received again by a later call. */
+	if ((syscall == HT_SYS_RECVFROM && (arg4 & MSG_PEEK)) ||
+	    (syscall == HT_SYS_RECVMSG && (arg3 & MSG_PEEK)))
+		return NULL;
 	si = bpf_map_lookup_elem(&sockets, &key);
+	if (si && expect_sk && si->sk != expect_sk) {
+		/* socket-tracepoint: the fd was closed and reused before the old close was seen. */
+		emit_control(ctx, pid_tgid, HT_EV_CLOSE, HT_SYS_CLOSE, fd, 0, si);
+		bpf_map_delete_elem(&sockets, &key);
+		si = NULL;
+	}
 	if (!si) {
 		if (bpf_map_lookup_elem(&not_tcp, &key))
 			return NULL;
@@ -673,7 +711,8 @@ static __always_inline int on_io_return(void *ctx, long ret, bool vectored, __u8
 			return 0;
 		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 		if (!entry_from_regs(ctx, pid_tgid, ret, syscall, direction, PT_REGS_PARM1_CORE_SYSCALL(regs),
-				     PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs), &copy))
+				     PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs),
+				     PT_REGS_PARM4_CORE_SYSCALL(regs), &copy, 0))
 			return 0;
 	}
 	if (ret > 0 && copy.conn_id)
@@ -793,7 +832,7 @@ int BPF_KRETPROBE(kretprobe_connect, int ret)
 SEC("kprobe/ksys_read")
 int BPF_KPROBE(kprobe_read, unsigned int fd, char *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ, HT_DIR_IN);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ, HT_DIR_IN, 0);
 }
 
 SEC("kretprobe/ksys_read")
@@ -805,7 +844,7 @@ int BPF_KRETPROBE(kretprobe_read, long ret)
 SEC("ksyscall/readv")
 int BPF_KSYSCALL(kprobe_readv, unsigned long fd, const struct iovec *vec, unsigned long vlen)
 {
-	return on_io_enter(ctx, fd, (__u64)vec, vlen, HT_SYS_READV, HT_DIR_IN);
+	return on_io_enter(ctx, fd, (__u64)vec, vlen, HT_SYS_READV, HT_DIR_IN, 0);
 }
 
 SEC("kretsyscall/readv")
@@ -815,9 +854,9 @@ int BPF_KRETPROBE(kretprobe_readv, long ret)
 }
 
 SEC("kprobe/__sys_recvfrom")
-int BPF_KPROBE(kprobe_recvfrom, int fd, void *buf)
+int BPF_KPROBE(kprobe_recvfrom, int fd, void *buf, size_t size, unsigned int flags)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM, HT_DIR_IN);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM, HT_DIR_IN, flags);
 }
 
 SEC("kretprobe/__sys_recvfrom")
@@ -827,9 +866,9 @@ int BPF_KRETPROBE(kretprobe_recvfrom, long ret)
 }
 
 SEC("kprobe/__sys_recvmsg")
-int BPF_KPROBE(kprobe_recvmsg, int fd, struct user_msghdr *msg)
+int BPF_KPROBE(kprobe_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags)
 {
-	return on_msg_enter(ctx, fd, msg, HT_SYS_RECVMSG, HT_DIR_IN);
+	return on_msg_enter(ctx, fd, msg, HT_SYS_RECVMSG, HT_DIR_IN, flags);
 }
 
 SEC("kretprobe/__sys_recvmsg")
@@ -841,7 +880,7 @@ int BPF_KRETPROBE(kretprobe_recvmsg, long ret)
 SEC("kprobe/ksys_write")
 int BPF_KPROBE(kprobe_write, unsigned int fd, const char *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_WRITE, HT_DIR_OUT);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_WRITE, HT_DIR_OUT, 0);
 }
 
 SEC("kretprobe/ksys_write")
@@ -853,7 +892,7 @@ int BPF_KRETPROBE(kretprobe_write, long ret)
 SEC("ksyscall/writev")
 int BPF_KSYSCALL(kprobe_writev, unsigned long fd, const struct iovec *vec, unsigned long vlen)
 {
-	return on_io_enter(ctx, fd, (__u64)vec, vlen, HT_SYS_WRITEV, HT_DIR_OUT);
+	return on_io_enter(ctx, fd, (__u64)vec, vlen, HT_SYS_WRITEV, HT_DIR_OUT, 0);
 }
 
 SEC("kretsyscall/writev")
@@ -865,7 +904,7 @@ int BPF_KRETPROBE(kretprobe_writev, long ret)
 SEC("kprobe/__sys_sendto")
 int BPF_KPROBE(kprobe_sendto, int fd, void *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_SENDTO, HT_DIR_OUT);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_SENDTO, HT_DIR_OUT, 0);
 }
 
 SEC("kretprobe/__sys_sendto")
@@ -877,7 +916,7 @@ int BPF_KRETPROBE(kretprobe_sendto, long ret)
 SEC("kprobe/__sys_sendmsg")
 int BPF_KPROBE(kprobe_sendmsg, int fd, struct user_msghdr *msg)
 {
-	return on_msg_enter(ctx, fd, msg, HT_SYS_SENDMSG, HT_DIR_OUT);
+	return on_msg_enter(ctx, fd, msg, HT_SYS_SENDMSG, HT_DIR_OUT, 0);
 }
 
 SEC("kretprobe/__sys_sendmsg")
@@ -889,7 +928,7 @@ int BPF_KRETPROBE(kretprobe_sendmsg, long ret)
 SEC("ksyscall/sendfile64")
 int BPF_KSYSCALL(kprobe_sendfile, int out_fd)
 {
-	return on_io_enter(ctx, out_fd, 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT);
+	return on_io_enter(ctx, out_fd, 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT, 0);
 }
 
 SEC("kretsyscall/sendfile64")
@@ -932,7 +971,7 @@ int BPF_PROG(fexit_connect, int fd, struct sockaddr *addr, int addrlen, int ret)
 SEC("fentry/ksys_read")
 int BPF_PROG(fentry_read, unsigned int fd, char *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ, HT_DIR_IN);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ, HT_DIR_IN, 0);
 }
 
 SEC("fexit/ksys_read")
@@ -944,7 +983,7 @@ int BPF_PROG(fexit_read, unsigned int fd, char *buf, size_t count, long ret)
 SEC("fentry/__x64_sys_readv")
 int BPF_PROG(fentry_readv, const struct pt_regs *regs)
 {
-	return on_io_enter(ctx, regs->di, regs->si, regs->dx, HT_SYS_READV, HT_DIR_IN);
+	return on_io_enter(ctx, regs->di, regs->si, regs->dx, HT_SYS_READV, HT_DIR_IN, 0);
 }
 
 SEC("fexit/__x64_sys_readv")
@@ -954,9 +993,9 @@ int BPF_PROG(fexit_readv, const struct pt_regs *regs, long ret)
 }
 
 SEC("fentry/__sys_recvfrom")
-int BPF_PROG(fentry_recvfrom, int fd, void *buf)
+int BPF_PROG(fentry_recvfrom, int fd, void *buf, size_t size, unsigned int flags)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM, HT_DIR_IN);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM, HT_DIR_IN, flags);
 }
 
 SEC("fexit/__sys_recvfrom")
@@ -967,9 +1006,9 @@ int BPF_PROG(fexit_recvfrom, int fd, void *buf, size_t size, unsigned int flags,
 }
 
 SEC("fentry/__sys_recvmsg")
-int BPF_PROG(fentry_recvmsg, int fd, struct user_msghdr *msg)
+int BPF_PROG(fentry_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags)
 {
-	return on_msg_enter(ctx, fd, msg, HT_SYS_RECVMSG, HT_DIR_IN);
+	return on_msg_enter(ctx, fd, msg, HT_SYS_RECVMSG, HT_DIR_IN, flags);
 }
 
 SEC("fexit/__sys_recvmsg")
@@ -982,7 +1021,7 @@ int BPF_PROG(fexit_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags,
 SEC("fentry/ksys_write")
 int BPF_PROG(fentry_write, unsigned int fd, const char *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_WRITE, HT_DIR_OUT);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_WRITE, HT_DIR_OUT, 0);
 }
 
 SEC("fexit/ksys_write")
@@ -994,7 +1033,7 @@ int BPF_PROG(fexit_write, unsigned int fd, const char *buf, size_t count, long r
 SEC("fentry/__x64_sys_writev")
 int BPF_PROG(fentry_writev, const struct pt_regs *regs)
 {
-	return on_io_enter(ctx, regs->di, regs->si, regs->dx, HT_SYS_WRITEV, HT_DIR_OUT);
+	return on_io_enter(ctx, regs->di, regs->si, regs->dx, HT_SYS_WRITEV, HT_DIR_OUT, 0);
 }
 
 SEC("fexit/__x64_sys_writev")
@@ -1006,7 +1045,7 @@ int BPF_PROG(fexit_writev, const struct pt_regs *regs, long ret)
 SEC("fentry/__sys_sendto")
 int BPF_PROG(fentry_sendto, int fd, void *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_SENDTO, HT_DIR_OUT);
+	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_SENDTO, HT_DIR_OUT, 0);
 }
 
 SEC("fexit/__sys_sendto")
@@ -1019,7 +1058,7 @@ int BPF_PROG(fexit_sendto, int fd, void *buf, size_t len, unsigned int flags, st
 SEC("fentry/__sys_sendmsg")
 int BPF_PROG(fentry_sendmsg, int fd, struct user_msghdr *msg)
 {
-	return on_msg_enter(ctx, fd, msg, HT_SYS_SENDMSG, HT_DIR_OUT);
+	return on_msg_enter(ctx, fd, msg, HT_SYS_SENDMSG, HT_DIR_OUT, 0);
 }
 
 SEC("fexit/__sys_sendmsg")
@@ -1032,7 +1071,7 @@ int BPF_PROG(fexit_sendmsg, int fd, struct user_msghdr *msg, unsigned int flags,
 SEC("fentry/__x64_sys_sendfile64")
 int BPF_PROG(fentry_sendfile, const struct pt_regs *regs)
 {
-	return on_io_enter(ctx, regs->di, 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT);
+	return on_io_enter(ctx, regs->di, 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT, 0);
 }
 
 SEC("fexit/__x64_sys_sendfile64")
@@ -1143,10 +1182,95 @@ int BPF_PROG(tp_btf_sys_exit, struct pt_regs *regs, long ret)
 	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32))
 		return 0;
 	/* A BTF pointer: its fields load directly, with no helper call. */
-	si = entry_from_regs(ctx, pid_tgid, ret, syscall, direction, regs->di, regs->si, regs->dx, &in);
+	si = entry_from_regs(ctx, pid_tgid, ret, syscall, direction, regs->di, regs->si, regs->dx, regs->r10,
+			     &in, 0);
 	if (si)
 		emit_data(ctx, pid_tgid, &in, ret, vectored, si);
 	return 0;
+}
+
+/*
+ * ---- Attach method: socket tracepoints (6.3+) ----
+ * sock:sock_send_length and sock:sock_recv_length fire when a socket send or receive returns,
+ * and only then: no other syscall on the machine runs anything (a hook on every syscall makes
+ * the kernel take its slow exit path for all of them, traced or not). The call's arguments are
+ * still in the saved user registers, as for raw-tracepoint. Accepts and connects are not seen:
+ * a connection is found at its first bytes. Closes are seen as the TCP state reaching CLOSE.
+ */
+
+#define TCP_CLOSE 7
+
+/* Event: socket `sk` of the current task sent (HT_DIR_OUT) or received `ret` bytes. */
+static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int flags, __u8 dir)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u8 syscall, direction;
+	struct pt_regs *regs;
+	struct sock_info *si;
+	struct inflight in;
+	bool vectored;
+
+	/* A peek is read again later. */
+	if (ret <= 0 || (flags & MSG_PEEK) || !tgid_tracked(pid_tgid >> 32))
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (!io_syscall(regs->orig_ax, &syscall, &direction, &vectored) || direction != dir) {
+		if (sk->__sk_common.skc_family == AF_INET || sk->__sk_common.skc_family == AF_INET6)
+			count_drop(HT_DROP_OTHER_IO);
+		return 0;
+	}
+	si = entry_from_regs(ctx, pid_tgid, ret, syscall, direction, regs->di, regs->si, regs->dx, regs->r10,
+			     &in, (__u64)sk);
+	/* Another socket than the fd's: the kernel's own I/O during the syscall. */
+	if (si && si->sk == (__u64)sk)
+		emit_data(ctx, pid_tgid, &in, ret, vectored, si);
+	return 0;
+}
+
+/* Event: TCP socket `sk` reached state `state`; at CLOSE a tracked connection ends. */
+static __always_inline int on_sock_state(void *ctx, const struct sock *sk, int state)
+{
+	__u64 skp = (__u64)sk;
+	struct sock_key *owner, key;
+	struct sock_info *si;
+
+	if (state != TCP_CLOSE)
+		return 0;
+	owner = bpf_map_lookup_elem(&sock_owner, &skp);
+	if (!owner)
+		return 0;
+	key = *owner;
+	bpf_map_delete_elem(&sock_owner, &skp);
+	si = bpf_map_lookup_elem(&sockets, &key);
+	if (!si || si->sk != skp)
+		return 0; /* its fd already holds another connection */
+	if (!tgid_tracked(key.tgid)) {
+		/* Closed as its process exits, after the exit event, which ended it already. */
+		bpf_map_delete_elem(&sockets, &key);
+		return 0;
+	}
+	/* Maybe in softirq, on another task's time: the event says the owner, thread unknown. */
+	emit_control(ctx, (__u64)key.tgid << 32, HT_EV_CLOSE, HT_SYS_NONE, key.fd, 0, si);
+	bpf_map_delete_elem(&sockets, &key);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv_length, struct sock *sk, int ret, int flags)
+{
+	return on_sock_io(ctx, sk, ret, flags, HT_DIR_IN);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send_length, struct sock *sk, int ret, int flags)
+{
+	return on_sock_io(ctx, sk, ret, flags, HT_DIR_OUT);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return on_sock_state(ctx, sk, newstate);
 }
 
 /* ---- Attach method: syscall tracepoints ---- */
@@ -1178,7 +1302,7 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_read")
 int tp_enter_read(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_READ, HT_DIR_IN);
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_READ, HT_DIR_IN, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_read")
@@ -1190,7 +1314,7 @@ int tp_exit_read(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_readv")
 int tp_enter_readv(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_READV, HT_DIR_IN);
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_READV, HT_DIR_IN, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_readv")
@@ -1202,7 +1326,7 @@ int tp_exit_readv(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
 int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_RECVFROM, HT_DIR_IN);
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_RECVFROM, HT_DIR_IN, ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
@@ -1215,7 +1339,7 @@ SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_msg_enter(ctx, ctx->args[0], (const struct user_msghdr *)ctx->args[1], HT_SYS_RECVMSG,
-			    HT_DIR_IN);
+			    HT_DIR_IN, ctx->args[2]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
@@ -1227,7 +1351,7 @@ int tp_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_write")
 int tp_enter_write(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_WRITE, HT_DIR_OUT);
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_WRITE, HT_DIR_OUT, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_write")
@@ -1239,7 +1363,7 @@ int tp_exit_write(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_writev")
 int tp_enter_writev(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_WRITEV, HT_DIR_OUT);
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_WRITEV, HT_DIR_OUT, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_writev")
@@ -1251,7 +1375,7 @@ int tp_exit_writev(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_sendto")
 int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_SENDTO, HT_DIR_OUT);
+	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_SENDTO, HT_DIR_OUT, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendto")
@@ -1264,7 +1388,7 @@ SEC("tracepoint/syscalls/sys_enter_sendmsg")
 int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_msg_enter(ctx, ctx->args[0], (const struct user_msghdr *)ctx->args[1], HT_SYS_SENDMSG,
-			    HT_DIR_OUT);
+			    HT_DIR_OUT, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
@@ -1276,7 +1400,7 @@ int tp_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
 int tp_enter_sendfile(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT);
+	return on_io_enter(ctx, ctx->args[0], 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendfile64")

@@ -84,7 +84,12 @@ enum ht_drop {
 	HT_DROP_OUTPUT_FAILED = 3,
 	/* A child process could not be followed: the tracked processes map was full. */
 	HT_DROP_PROCESSES_FULL = 4,
-	HT_DROP_MAX = 5,
+	/*
+	 * socket-tracepoint: a tracked socket moved bytes outside the syscalls followed (io_uring,
+	 * sendmmsg/recvmmsg, the kernel on the process's behalf): not captured.
+	 */
+	HT_DROP_OTHER_IO = 5,
+	HT_DROP_MAX = 6,
 };
 
 /* Every event starts with this header; HT_EV_DATA events carry `len` bytes after it. */

@@ -1,7 +1,7 @@
 //! A small HTTP/1.1 server to trace: a thread per connection, keep-alive, pipelining, bodies by
 //! Content-Length or chunked encoding. `--recv` and `--send` pick the syscalls, so that each one
-//! http-trace follows can be exercised: read, recv (recvfrom), readv or recvmsg; write, send
-//! (sendto), writev or sendmsg.
+//! http-trace follows can be exercised: read, recv (recvfrom), readv or recvmsg, or peek (recv
+//! and recvmsg with MSG_PEEK before each recv); write, send (sendto), writev or sendmsg.
 //!
 //!     cargo run --example http_server -- --port 8080 --recv read --send writev
 //!
@@ -28,6 +28,8 @@ enum Syscall {
     Recv,
     Readv,
     Recvmsg,
+    /// Peek with recv, then with recvmsg, then receive with recv: as servers that sniff.
+    Peek,
 }
 
 #[derive(Clone, Copy)]
@@ -224,6 +226,17 @@ fn receive(stream: &TcpStream, how: Syscall, buf: &mut [u8]) -> std::io::Result<
                 msg.msg_iovlen = 2;
                 libc::recvmsg(fd, &mut msg, 0)
             }
+            Syscall::Peek => {
+                let mut msg: libc::msghdr = std::mem::zeroed();
+                msg.msg_iov = iov.as_mut_ptr();
+                msg.msg_iovlen = 2;
+                if libc::recv(fd, ptr, buf.len(), libc::MSG_PEEK) <= 0
+                    || libc::recvmsg(fd, &mut msg, libc::MSG_PEEK) <= 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::recv(fd, ptr, buf.len(), 0)
+            }
         }
     };
     if n < 0 {
@@ -354,7 +367,8 @@ fn main() {
                     "recv" => Syscall::Recv,
                     "readv" => Syscall::Readv,
                     "recvmsg" => Syscall::Recvmsg,
-                    _ => panic!("--recv takes read, recv, readv or recvmsg"),
+                    "peek" => Syscall::Peek,
+                    _ => panic!("--recv takes read, recv, readv, recvmsg or peek"),
                 }
             }
             ("--send", Some(r)) => {
@@ -367,7 +381,7 @@ fn main() {
                 }
             }
             _ => panic!(
-                "usage: http_server [--port N] [--recv read|recv|readv|recvmsg] \
+                "usage: http_server [--port N] [--recv read|recv|readv|recvmsg|peek] \
                  [--send write|send|writev|sendmsg]"
             ),
         }

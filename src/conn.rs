@@ -589,8 +589,11 @@ fn apply(
     out: &mut Vec<Record>,
 ) -> bool {
     conn.next_seq = chunk.seq + 1;
-    conn.info.meta.tid = chunk.meta.tid;
-    conn.info.meta.comm = chunk.meta.comm;
+    // A close may be seen on another task's time (socket-tracepoint): it names no thread.
+    if !matches!(chunk.kind, ChunkKind::Close) {
+        conn.info.meta.tid = chunk.meta.tid;
+        conn.info.meta.comm = chunk.meta.comm;
+    }
     match &chunk.kind {
         ChunkKind::Open { how, endpoints } => {
             conn.info.endpoints = *endpoints;

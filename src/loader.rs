@@ -18,6 +18,7 @@ use crate::skel::{HttpTraceSkel, HttpTraceSkelBuilder};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AttachMode {
     Auto,
+    SocketTracepoint,
     RawTracepoint,
     Kprobe,
     Tracepoint,
@@ -26,6 +27,7 @@ pub enum AttachMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    SocketTracepoint,
     RawTracepoint,
     Fentry,
     Kprobe,
@@ -35,6 +37,7 @@ pub enum Method {
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Method::SocketTracepoint => "socket-tracepoint",
             Method::RawTracepoint => "raw-tracepoint",
             Method::Fentry => "fentry",
             Method::Kprobe => "kprobe",
@@ -47,7 +50,8 @@ impl Method {
     /// Whether a program in ELF section `section` belongs to this method.
     fn owns_section(self, section: &str) -> bool {
         let prefixes: &[&str] = match self {
-            Method::RawTracepoint => &["tp_btf/"],
+            Method::SocketTracepoint => &["tp_btf/sock_", "tp_btf/inet_sock_set_state"],
+            Method::RawTracepoint => &["tp_btf/sys_exit"],
             Method::Fentry => &["fentry/", "fexit/"],
             Method::Kprobe => &["kprobe/", "kretprobe/", "ksyscall/", "kretsyscall/"],
             Method::Tracepoint => &["tracepoint/"],
@@ -58,17 +62,26 @@ impl Method {
 }
 
 /// What `auto` tries, in order: the first that loads and attaches wins.
-/// - raw-tracepoint: two programs on the raw sys_enter/sys_exit tracepoints. Each syscall on the
-///   machine pays a few instructions to be told apart; no perf record is built per call, so an
-///   untraced process pays next to nothing measurable (benchmark). Its exit fires for calls that
-///   were already blocked when tracing started, so those are not lost. Needs BTF (5.5+).
+/// - socket-tracepoint: the sock:sock_send_length/sock_recv_length tracepoints (6.3+) fire for
+///   socket sends and receives only, so nothing else on the machine pays anything; they fire
+///   when a call returns, also one already blocked when tracing started.
+/// - raw-tracepoint: one program on the raw sys_exit tracepoint. A hook on every syscall sends
+///   all of them, on the whole machine, down the kernel's slow exit path, and each pays a few
+///   instructions to be told apart (benchmark: an untraced server lost 3-25%). Its exit fires
+///   for calls that were already blocked when tracing started, so those are not lost. Needs
+///   BTF (5.5+).
 /// - kprobe: only the traced functions pay, but each return probe costs a trap and, attached
 ///   while a call waits, never fires for that call.
 /// - tracepoint: the syscalls:* tracepoints; like raw-tracepoint, but the kernel builds a perf
 ///   record for every call of every process first, which halved a loaded nginx's throughput while
 ///   tracing only an idle process.
 /// - fentry is never picked: see FENTRY_WARNING.
-const AUTO_ORDER: [Method; 3] = [Method::RawTracepoint, Method::Kprobe, Method::Tracepoint];
+const AUTO_ORDER: [Method; 4] = [
+    Method::SocketTracepoint,
+    Method::RawTracepoint,
+    Method::Kprobe,
+    Method::Tracepoint,
+];
 
 /// Why `auto` never picks fentry, said when it is forced. When any BPF program attaches to or
 /// detaches from a function, its trampoline is rebuilt and the old one is patched to skip the
@@ -171,6 +184,7 @@ pub fn route_libbpf_log() {
 pub fn load(mode: AttachMode, cfg: &Config) -> Result<Loaded> {
     let candidates: &[Method] = match mode {
         AttachMode::Auto => &AUTO_ORDER,
+        AttachMode::SocketTracepoint => &[Method::SocketTracepoint],
         AttachMode::RawTracepoint => &[Method::RawTracepoint],
         AttachMode::Fentry => &[Method::Fentry],
         AttachMode::Kprobe => &[Method::Kprobe],
@@ -223,7 +237,7 @@ fn load_with(method: Method, cfg: &Config, forced: bool) -> Result<Attached> {
             ensure_tracefs()?;
         }
         Method::Fentry => warnings.push(FENTRY_WARNING.to_string()),
-        Method::RawTracepoint => {}
+        Method::RawTracepoint | Method::SocketTracepoint => {}
     }
     // The skeleton borrows its object storage for its whole life, which is the program's.
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
@@ -237,6 +251,7 @@ fn load_with(method: Method, cfg: &Config, forced: bool) -> Result<Attached> {
         .context("the BPF object has no read-only data section")?;
     rodata.capture_bytes = cfg.capture_bytes;
     rodata.follow_children = u8::from(cfg.follow_children);
+    rodata.close_by_state = u8::from(method == Method::SocketTracepoint);
     rodata.use_ringbuf = u8::from(cfg.buffer == BufferKind::Ring);
     rodata.wakeup_bytes = buffer::wakeup_bytes(cfg.ring_bytes);
     match cfg.buffer {

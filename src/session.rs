@@ -358,6 +358,10 @@ fn summary(s: &State, k: &KernelCounts) -> String {
         "child processes not followed (map full)",
     );
     extra(
+        drops[ht_drop::HT_DROP_OTHER_IO.0 as usize],
+        "socket transfers outside the syscalls followed (io_uring, sendmmsg/recvmmsg) not captured",
+    );
+    extra(
         drops[ht_drop::HT_DROP_READ_FAILED.0 as usize],
         "user-memory reads failed",
     );

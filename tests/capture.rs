@@ -141,6 +141,12 @@ fn our_server_with_recvmsg_and_sendmsg() {
     trace_our_server("recvmsg", "sendmsg");
 }
 
+/// Peeked bytes are received again by the next call: they must be captured once.
+#[test]
+fn our_server_peeking_before_it_receives() {
+    trace_our_server("peek", "write");
+}
+
 #[test]
 fn node_http_server() {
     require_root();
