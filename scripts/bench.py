@@ -2,10 +2,11 @@
 """The benchmark behind scripts/bench.sh (run that: it installs and builds what this needs).
 
 nginx with one worker process serves a fixed 200 response on loopback; wrk loads it for a few
-seconds at a time, in turn: untraced; traced by http-trace (JSON to a file); and by the tools
-people use instead: tcpdump writing a pcap, strace -f on the worker, a bpftrace script printing
-the requests. A second nginx, untraced, is also loaded while http-trace traces the first, to show
-what a process that is not traced pays. Each round runs every case once; the table gives the
+seconds at a time, in turn: untraced; traced by http-trace (JSON to a file), with the attach
+method `auto` picks and with raw-tracepoint; and by the tools people use instead: tcpdump writing
+a pcap, strace -f on the worker, a bpftrace script printing the requests. A second nginx,
+untraced, is also loaded while http-trace traces the first (both ways), to show what a process
+that is not traced pays. Each round runs every case once; the table gives the
 median over the rounds. Throughput ratios compare runs of the same round.
 """
 
@@ -189,13 +190,13 @@ def run_case(case, args, workdir, a, b):
     out = os.path.join(workdir, "capture")
     tool = None
     target = a
-    if case == "http-trace":
-        tool = Tool([args.tracer, "--pid", str(a.pid), "-o", "json"], "tracing pid", out, workdir,
-                    stdout_to_file=True)
-    elif case == "second server (first traced)":
-        tool = Tool([args.tracer, "--pid", str(a.pid), "-o", "json"], "tracing pid", out, workdir,
-                    stdout_to_file=True)
-        target = b
+    if case in TRACER_CASES:
+        argv = [args.tracer, "--pid", str(a.pid), "-o", "json"]
+        if "raw-tracepoint" in case:
+            argv += ["--attach", "raw-tracepoint"]
+        tool = Tool(argv, "tracing pid", out, workdir, stdout_to_file=True)
+        if case.startswith("second server"):
+            target = b
     elif case == "tcpdump":
         tool = Tool(["tcpdump", "-i", "lo", "-s", "0", "-w", out, f"tcp port {a.port}"],
                     "listening on", None, workdir)
@@ -219,11 +220,13 @@ def run_case(case, args, workdir, a, b):
         return row
     row["cpu"], row["rss"] = tool.stop()
     err = tool.stderr()
-    if case in ("http-trace", "second server (first traced)"):
+    if case in TRACER_CASES:
         m = re.search(r"(\d+) exchanges captured, (\d+) events lost", err)
         if not m:
             sys.exit(f"bench: no summary from http-trace:\n{err}")
         row["captured"], row["lost"] = int(m.group(1)), int(m.group(2))
+        m = re.search(r"tracing pid \d+ with (\S+)", err)
+        row["method"] = m.group(1) if m else None
     elif case == "tcpdump":
         m = re.search(r"(\d+) packets dropped by kernel", err)
         row["lost"] = int(m.group(1)) if m else None
@@ -243,17 +246,18 @@ def run_case(case, args, workdir, a, b):
 CASES = [
     "untraced",
     "http-trace",
+    "http-trace (raw-tracepoint)",
     "tcpdump",
     "strace -f",
     "bpftrace",
     "second server untraced",
     "second server (first traced)",
+    "second server (first traced by raw-tracepoint)",
 ]
+# The cases that run http-trace: on the first server, or on it while the second is loaded.
+TRACER_CASES = [c for c in CASES if "http-trace" in c or "first traced" in c]
 # What each traced case's throughput is compared with.
-BASELINE = {
-    "second server untraced": "second server untraced",
-    "second server (first traced)": "second server untraced",
-}
+BASELINE = {c: "second server untraced" for c in CASES if c.startswith("second server")}
 
 
 def fmt(v, spec):
@@ -330,10 +334,12 @@ def main():
             cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    auto = next((r.get("method") for r in results.get("http-trace", [])), None)
     header = (
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, Linux {platform.release()}, "
         f"{os.cpu_count()} CPUs ({cpu}); nginx 1 worker, `wrk -t{args.threads} "
         f"-c{args.connections} -d{args.seconds}s`, median of {args.rounds} rounds"
+        + (f"; http-trace's `auto` took {auto}" if auto else "")
     )
     table = header + "\n\n" + "\n".join(lines) + "\n"
     print("\n" + table)

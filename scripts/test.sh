@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as root on Debian 12: sudo scripts/test.sh
 # Unit tests, the root integration tests against real servers on this kernel (attach method
-# auto, then tracepoint), then the same integration tests inside Debian's 6.1 and 6.12 kernels
-# with the other attach methods (scripts/vm-test.sh). HTTP_TRACE_SKIP_VM=1 leaves out the VM part.
+# auto, then raw-tracepoint and tracepoint), then the same integration tests inside Debian's 6.1
+# and 6.12 kernels with the other attach methods (scripts/vm-test.sh). HTTP_TRACE_SKIP_VM=1
+# leaves out the VM part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --vm
@@ -12,8 +13,10 @@ echo "== build"
 cargo build --all-targets --locked
 echo "== unit and integration tests on this kernel ($(uname -r), attach auto)"
 cargo test --locked -- --test-threads=2
-echo "== integration tests on this kernel with the syscalls:* tracepoints"
-HTTP_TRACE_TEST_ATTACH=tracepoint cargo test --locked --test capture --test exchanges -- --test-threads=2
+for method in raw-tracepoint tracepoint; do
+    echo "== integration tests on this kernel with --attach $method"
+    HTTP_TRACE_TEST_ATTACH=$method cargo test --locked --test capture --test exchanges -- --test-threads=2
+done
 if [ "${HTTP_TRACE_SKIP_VM:-0}" = 1 ]; then
     echo "== VM tests skipped (HTTP_TRACE_SKIP_VM=1)"
 else
