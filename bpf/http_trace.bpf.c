@@ -623,10 +623,10 @@ static __always_inline int on_msg_enter(void *ctx, __s32 fd, const struct user_m
  * A receive or send of a tracked process returned `ret` > 0 bytes: rebuild what its entry would
  * have stashed from its arguments (`fd`, then the buffer or iovecs or msghdr, then the iovec
  * count or recvmsg's flags, then recvfrom's flags), which the saved user registers still hold;
- * returns its socket, if it is one (and the call was not a peek). The raw
- * tracepoint method works this way for every call; the others only for a call whose entry was
+ * returns its socket, if it is one (and the call was not a peek). The raw tracepoint and socket
+ * tracepoint methods work this way for every call; the others only for a call whose entry was
  * not seen (it was already blocked when tracing started). The bytes it moved are already
- * counted in the socket's totals.
+ * counted in the socket's totals. `expect_sk`: the socket the call used, when known.
  */
 static __always_inline struct sock_info *entry_from_regs(void *ctx, __u64 pid_tgid, long ret, __u8 syscall,
 							 __u8 direction, __s32 fd, __u64 arg2, __u64 arg3,
