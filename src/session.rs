@@ -345,26 +345,19 @@ fn summary(s: &State, k: &KernelCounts) -> String {
     extra(t.bytes_not_kept, "bytes counted but not captured");
     extra(p.non_http_bytes, "bytes of non-HTTP traffic skipped");
     extra(p.resync_bytes, "bytes skipped to resynchronise");
-    extra(
-        drops[ht_drop::HT_DROP_SOCKETS_FULL.0 as usize],
-        "connections not tracked (map full)",
-    );
-    extra(
-        drops[ht_drop::HT_DROP_INFLIGHT_FULL.0 as usize],
-        "syscalls not followed (map full)",
-    );
-    extra(
-        drops[ht_drop::HT_DROP_PROCESSES_FULL.0 as usize],
-        "child processes not followed (map full)",
-    );
-    extra(
-        drops[ht_drop::HT_DROP_OTHER_IO.0 as usize],
-        "socket transfers outside the syscalls followed (io_uring, sendmmsg/recvmmsg) not captured",
-    );
-    extra(
-        drops[ht_drop::HT_DROP_READ_FAILED.0 as usize],
-        "user-memory reads failed",
-    );
+    // What BPF counted, in this order (HT_DROP_OUTPUT_FAILED is in the events lost).
+    for (kind, what) in [
+        (ht_drop::HT_DROP_SOCKETS_FULL, "connections not tracked (map full)"),
+        (ht_drop::HT_DROP_INFLIGHT_FULL, "syscalls not followed (map full)"),
+        (ht_drop::HT_DROP_PROCESSES_FULL, "child processes not followed (map full)"),
+        (
+            ht_drop::HT_DROP_OTHER_IO,
+            "socket transfers outside the syscalls followed (io_uring, sendmmsg/recvmmsg) not captured",
+        ),
+        (ht_drop::HT_DROP_READ_FAILED, "user-memory reads failed"),
+    ] {
+        extra(drops[kind.0 as usize], what);
+    }
     extra(k.kretprobe_misses, "returns missed by kretprobes");
     extra(
         k.skipped_runs,
