@@ -254,6 +254,13 @@ fn load_with(method: Method, cfg: &Config, forced: bool) -> Result<Attached> {
     rodata.close_by_state = u8::from(method == Method::SocketTracepoint);
     rodata.use_ringbuf = u8::from(cfg.buffer == BufferKind::Ring);
     rodata.wakeup_bytes = buffer::wakeup_bytes(cfg.ring_bytes);
+    if method != Method::SocketTracepoint {
+        // Only that method keeps sockets' owners: a token table rather than 65536 entries.
+        open.maps
+            .sock_owner
+            .set_max_entries(1024)
+            .context("sizing the socket owner map")?;
+    }
     match cfg.buffer {
         BufferKind::Ring => open.maps.ring.set_max_entries(cfg.ring_bytes),
         BufferKind::Perf => open.maps.ring.set_autocreate(false),
