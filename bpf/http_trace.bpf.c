@@ -211,15 +211,19 @@ static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/* A connection event without data (close). */
-static __always_inline void emit_control(void *ctx, __u64 pid_tgid, __u8 kind, __u8 syscall, __s32 fd,
-					 __s64 ret, struct sock_info *si)
+/*
+ * The connection `si` at `key` ended (`syscall`: how that was seen): say so, in its sequence,
+ * and forget it. `si` is gone afterwards.
+ */
+static __always_inline void end_connection(void *ctx, __u64 pid_tgid, __u8 syscall,
+					   const struct sock_key *key, struct sock_info *si)
 {
 	struct ht_event h;
 
-	fill_header(&h, pid_tgid, kind, syscall, fd, ret, si->conn_id);
+	fill_header(&h, pid_tgid, HT_EV_CLOSE, syscall, key->fd, 0, si->conn_id);
 	h.seq = __sync_fetch_and_add(&si->seq, 1);
 	send_event(ctx, &h, sizeof(h));
+	bpf_map_delete_elem(&sockets, key);
 }
 
 /* A process event (exit, fork): it belongs to no connection. */
@@ -645,8 +649,7 @@ static __always_inline struct sock_info *entry_from_regs(void *ctx, __u64 pid_tg
 	si = bpf_map_lookup_elem(&sockets, &key);
 	if (si && expect_sk && si->sk != expect_sk) {
 		/* socket-tracepoint: the fd was closed and reused before the old close was seen. */
-		emit_control(ctx, pid_tgid, HT_EV_CLOSE, HT_SYS_CLOSE, fd, 0, si);
-		bpf_map_delete_elem(&sockets, &key);
+		end_connection(ctx, pid_tgid, HT_SYS_CLOSE, &key, si);
 		si = NULL;
 	}
 	if (!si) {
@@ -734,8 +737,7 @@ static __always_inline int on_close_enter(void *ctx, __s32 fd)
 		bpf_map_delete_elem(&not_tcp, &key);
 		return 0;
 	}
-	emit_control(ctx, pid_tgid, HT_EV_CLOSE, HT_SYS_CLOSE, fd, 0, si);
-	bpf_map_delete_elem(&sockets, &key);
+	end_connection(ctx, pid_tgid, HT_SYS_CLOSE, &key, si);
 	return 0;
 }
 
@@ -759,8 +761,7 @@ static __always_inline int on_close_exit(void *ctx, __s32 fd)
 	}
 	if (si->sk == (__u64)tcp_sock_of_fd(fd))
 		return 0;
-	emit_control(ctx, pid_tgid, HT_EV_CLOSE, HT_SYS_CLOSE, fd, 0, si);
-	bpf_map_delete_elem(&sockets, &key);
+	end_connection(ctx, pid_tgid, HT_SYS_CLOSE, &key, si);
 	return 0;
 }
 
@@ -1250,8 +1251,7 @@ static __always_inline int on_sock_state(void *ctx, const struct sock *sk, int s
 		return 0;
 	}
 	/* Maybe in softirq, on another task's time: the event says the owner, thread unknown. */
-	emit_control(ctx, (__u64)key.tgid << 32, HT_EV_CLOSE, HT_SYS_NONE, key.fd, 0, si);
-	bpf_map_delete_elem(&sockets, &key);
+	end_connection(ctx, (__u64)key.tgid << 32, HT_SYS_NONE, &key, si);
 	return 0;
 }
 
