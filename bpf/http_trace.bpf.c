@@ -34,8 +34,9 @@ const volatile __u32 capture_bytes = HT_CHUNK_BYTES;
 /* Send events through the BPF ring buffer (5.8+) rather than the perf event array. */
 const volatile __u8 use_ringbuf = 0;
 /*
- * Ring buffer only: wake user space once this many bytes wait, not per event; user space also
- * drains the ring on its own poll timer, so a quiet connection's last event waits at most that.
+ * Ring buffer only: wake user space each time another this many bytes wait, not per event; user
+ * space also drains the ring on its own poll timer, so a quiet connection's last event waits at
+ * most that.
  */
 const volatile __u64 wakeup_bytes = 1;
 
@@ -171,10 +172,16 @@ static __always_inline void send_event(void *ctx, void *data, __u64 size)
 	long err;
 
 	if (use_ringbuf) {
+		/*
+		 * Wake user space when this event takes the backlog past a multiple of wakeup_bytes,
+		 * not whenever the backlog is over it: until user space runs, every event would
+		 * wake it again, and a wakeup costs the traced process more than the copy.
+		 */
 		__u64 waiting = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
+		bool wake = (waiting + size) / wakeup_bytes != waiting / wakeup_bytes;
 
 		err = bpf_ringbuf_output(&ring, data, size,
-					 waiting + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+					 wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	} else {
 		err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, data, size);
 	}
