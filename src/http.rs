@@ -87,6 +87,7 @@ impl Message {
         start: StartLine<'_>,
         version: u8,
         headers: &[httparse::Header<'_>],
+        spare: usize,
     ) -> Self {
         let base = head.as_ptr() as usize;
         let span = |s: &[u8]| {
@@ -96,7 +97,7 @@ impl Message {
                 end: start + s.len() as u32,
             }
         };
-        let mut bytes = Vec::with_capacity(head.len() + headers.len() * HEADER_SPAN_BYTES);
+        let mut bytes = Vec::with_capacity(head.len() + headers.len() * HEADER_SPAN_BYTES + spare);
         bytes.extend_from_slice(head);
         for h in headers {
             let (name, value) = (span(h.name.as_bytes()), span(h.value));
@@ -137,7 +138,7 @@ impl Message {
         }
         head.push_str("\r\n");
         let is_response = start_line.starts_with("HTTP/");
-        let (_, mut m) = parse_message_head(head.as_bytes(), is_response)
+        let (_, mut m) = parse_message_head(head.as_bytes(), is_response, body.len())
             .expect("a valid head")
             .expect("a complete head");
         m.bytes.extend_from_slice(body);
@@ -330,6 +331,7 @@ enum HeadStep {
     Done,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
     None,
     Length(u64),
@@ -520,7 +522,7 @@ impl Parser {
             Sniff::Request => false,
             Sniff::Response => true,
         };
-        let (head_len, mut msg) = match parse_message_head(input, is_response) {
+        let (head_len, mut msg) = match parse_message_head(input, is_response, self.body_limit) {
             Ok(Some(head)) => head,
             Ok(None) if input.len() > MAX_HEAD_BYTES => {
                 self.malformed(input, ts_ns, "message head larger than 64 KiB", out);
@@ -730,10 +732,12 @@ impl Parser {
 }
 
 /// The length of the head at the start of `buf`, and the message it starts; Ok(None) while the
-/// head is incomplete.
+/// head is incomplete. The message has room for the body bytes that follow the head in `buf`, up
+/// to `body_limit`: a small body usually arrives with its head.
 fn parse_message_head(
     buf: &[u8],
     is_response: bool,
+    body_limit: usize,
 ) -> Result<Option<(usize, Message)>, httparse::Error> {
     // Left uninitialised: httparse writes what it returns (4 KiB to clear per message otherwise).
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -761,7 +765,8 @@ fn parse_message_head(
         };
         (n, start, req.version, req.headers)
     };
-    let msg = Message::from_head(&buf[..n], start, version.unwrap_or(1), parsed);
+    let spare = (buf.len() - n).min(body_limit);
+    let msg = Message::from_head(&buf[..n], start, version.unwrap_or(1), parsed, spare);
     Ok(Some((n, msg)))
 }
 
@@ -876,6 +881,17 @@ fn declared_framing(msg: &Message) -> Result<Option<Framing>, &'static str> {
             let last = value.rsplit(',').next().unwrap_or("").trim();
             coded = Some(last.eq_ignore_ascii_case("chunked"));
         } else if name.eq_ignore_ascii_case(b"content-length") {
+            // The usual value: digits only, short enough not to overflow.
+            if (1..=18).contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
+                let n = value
+                    .iter()
+                    .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+                if length.is_some_and(|l| l != n) {
+                    return Err("conflicting Content-Length values");
+                }
+                length = Some(n);
+                continue;
+            }
             let value = String::from_utf8_lossy(value);
             for part in value.split(',') {
                 let part = part.trim();
@@ -1124,6 +1140,25 @@ mod tests {
             targets(&out),
             ["malformed: conflicting Content-Length values", "GET /y"]
         );
+    }
+
+    #[test]
+    fn content_length_values() {
+        let framing = |value: &str| {
+            let m = Message::build("POST /x HTTP/1.1", &[("Content-Length", value)], b"", 0);
+            declared_framing(&m)
+        };
+        assert_eq!(framing("5"), Ok(Some(Framing::Length(5))));
+        assert_eq!(framing("007"), Ok(Some(Framing::Length(7))));
+        assert_eq!(framing("5, 5"), Ok(Some(Framing::Length(5))));
+        assert_eq!(
+            framing("999999999999999999"),
+            Ok(Some(Framing::Length(999_999_999_999_999_999)))
+        );
+        assert_eq!(framing("5, 6"), Err("conflicting Content-Length values"));
+        for bad in ["+5", "-1", "5x", "0x10", "99999999999999999999"] {
+            assert_eq!(framing(bad), Err("invalid Content-Length"), "{bad}");
+        }
     }
 
     #[test]

@@ -407,8 +407,12 @@ impl<'b> JsonLine<'b> {
 
     fn bool(&mut self, key: &str, value: bool) {
         self.buf.extend_from_slice(key.as_bytes());
-        self.buf
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        // Two copies of known size rather than one of either.
+        if value {
+            self.buf.extend_from_slice(b"true");
+        } else {
+            self.buf.extend_from_slice(b"false");
+        }
     }
 
     fn null(&mut self, key: &str) {
@@ -422,15 +426,20 @@ impl<'b> JsonLine<'b> {
         self.buf.push(b'"');
         match addr {
             SocketAddr::V4(a) => {
-                let mut digits = [0u8; 20];
                 for (i, octet) in a.ip().octets().into_iter().enumerate() {
                     if i > 0 {
                         self.buf.push(b'.');
                     }
-                    self.buf
-                        .extend_from_slice(decimal(u64::from(octet), &mut digits));
+                    if octet >= 100 {
+                        self.buf.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        self.buf.push(b'0' + octet / 10 % 10);
+                    }
+                    self.buf.push(b'0' + octet % 10);
                 }
                 self.buf.push(b':');
+                let mut digits = [0u8; 20];
                 self.buf
                     .extend_from_slice(decimal(u64::from(a.port()), &mut digits));
             }
@@ -470,8 +479,10 @@ impl<'b> JsonLine<'b> {
         for (i, (name, value)) in m.headers().enumerate() {
             self.buf
                 .extend_from_slice(if i == 0 { b"[" } else { b",[" });
-            json_string(self.buf, name);
-            self.buf.push(b',');
+            // httparse takes only tokens as names: nothing in them needs escaping.
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(name);
+            self.buf.extend_from_slice(b"\",");
             json_string(self.buf, value);
             self.buf.push(b']');
         }
@@ -538,22 +549,27 @@ fn plain_ascii_len(bytes: &[u8]) -> usize {
     // The high bit of each byte of the result is set where `word` has a zero byte (exact for
     // the first one, which is all that is used).
     let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word & HIGH;
-    let mut i = 0;
-    for word in bytes.chunks_exact(8) {
-        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
-        let special = (w & HIGH) // non-ASCII
+    let special = |w: u64| {
+        (w & HIGH) // non-ASCII
             | (w.wrapping_sub(ONES * 0x20) & !w & HIGH) // below 0x20
             | zero_bytes(w ^ (ONES * u64::from(b'"')))
-            | zero_bytes(w ^ (ONES * u64::from(b'\\')));
-        if special != 0 {
-            return i + (special.trailing_zeros() / 8) as usize;
+            | zero_bytes(w ^ (ONES * u64::from(b'\\')))
+    };
+    let mut words = bytes.chunks_exact(8);
+    let mut i = 0;
+    for word in &mut words {
+        let found = special(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    i + bytes[i..]
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x80)
-        .unwrap_or(bytes.len() - i)
+    // The last few bytes as one word too, padded with plain ones: short strings are common.
+    let tail = words.remainder();
+    let mut last = [b' '; 8];
+    last[..tail.len()].copy_from_slice(tail);
+    let found = special(u64::from_le_bytes(last));
+    i + ((found.trailing_zeros() / 8) as usize).min(tail.len())
 }
 
 /// `v` in decimal, written at the end of `buf`.
@@ -667,6 +683,26 @@ mod tests {
         let mut buf = [0u8; 20];
         for v in [0, 7, 42, 1_000_000, u64::MAX] {
             assert_eq!(decimal(v, &mut buf), v.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn addresses_as_socket_addr_displays_them() {
+        for text in [
+            "0.0.0.0:0",
+            "127.0.0.1:80",
+            "9.10.99.100:8080",
+            "255.254.200.199:65535",
+            "[::1]:5000",
+            "[2001:db8::ff00:42:8329]:443",
+        ] {
+            let addr: SocketAddr = text.parse().unwrap();
+            let mut buf = Vec::new();
+            JsonLine { buf: &mut buf }.addr(key!("peer"), addr);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                format!(",\"peer\":\"{addr}\"")
+            );
         }
     }
 
