@@ -3,11 +3,12 @@
 
 nginx with one worker process serves a fixed 200 response on loopback; wrk loads it for a few
 seconds at a time, in turn: untraced; traced by http-trace (JSON to a file), with the attach
-method `auto` picks and with raw-tracepoint; and by the tools people use instead: tcpdump writing
-a pcap, strace -f on the worker, a bpftrace script printing the requests. A second nginx,
-untraced, is also loaded while http-trace traces the first (both ways), to show what a process
-that is not traced pays. Each round runs every case once; the table gives the
-median over the rounds. Throughput ratios compare runs of the same round.
+method `auto` picks, with raw-tracepoint, and with `auto` again while the kernel times its BPF
+programs (kernel.bpf_stats_enabled, which costs a little itself); and by the tools people use
+instead: tcpdump writing a pcap, strace -f on the worker, a bpftrace script printing the
+requests. A second nginx, untraced, is also loaded while http-trace traces the first (both
+ways), to show what a process that is not traced pays. Each round runs every case once; the
+table gives the median over the rounds. Throughput ratios compare runs of the same round.
 """
 
 import argparse
@@ -130,6 +131,27 @@ class Tool:
         with open(self.err_path, errors="replace") as f:
             return f.read()
 
+    def cpu_seconds(self):
+        """CPU time used so far (user + system)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def bpf_run_ns(self):
+        """Time spent so far in the BPF programs this process loaded (kernel.bpf_stats_enabled
+        must be on): each program's fdinfo has it, once per program."""
+        runs = {}
+        fd_dir = f"/proc/{self.proc.pid}/fdinfo"
+        for fd in os.listdir(fd_dir):
+            try:
+                with open(os.path.join(fd_dir, fd)) as f:
+                    info = dict(line.split(":", 1) for line in f if ":" in line)
+            except OSError:
+                continue
+            if "run_time_ns" in info and "prog_id" in info:
+                runs[info["prog_id"].strip()] = int(info["run_time_ns"])
+        return sum(runs.values())
+
     def stop(self):
         """SIGINT, then its CPU seconds (till it ended) and peak RSS in MiB (while it ran)."""
         peak = 0.0
@@ -185,11 +207,23 @@ def count_strace_exchanges(path):
     return min(requests, responses)
 
 
+BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
+
+
+def set_bpf_stats(on):
+    """Have the kernel time every BPF program run (it costs a little: one case only)."""
+    with open(BPF_STATS, "w") as f:
+        f.write("1" if on else "0")
+
+
 def run_case(case, args, workdir, a, b):
     """One load run; returns a dict of figures."""
     out = os.path.join(workdir, "capture")
     tool = None
     target = a
+    bpf_stats = "BPF run time" in case
+    if bpf_stats:
+        set_bpf_stats(True)
     if case in TRACER_CASES:
         argv = [args.tracer, "--pid", str(a.pid), "-o", "json"]
         if "raw-tracepoint" in case:
@@ -212,12 +246,19 @@ def run_case(case, args, workdir, a, b):
     elif case == "second server untraced":
         target = b
     before = target.served()
+    cpu_before = tool.cpu_seconds() if tool else 0.0
+    bpf_before = tool.bpf_run_ns() if bpf_stats else 0
     rps = wrk(target.port, args.seconds, args.threads, args.connections)
     time.sleep(0.2)
     served = target.served() - before
-    row = {"rps": rps, "served": served, "cpu": None, "rss": None, "lost": None, "captured": None}
+    row = {"rps": rps, "served": served, "cpu": None, "rss": None, "lost": None, "captured": None,
+           "cpu_load": None, "bpf_ns": None}
     if tool is None:
         return row
+    row["cpu_load"] = tool.cpu_seconds() - cpu_before
+    if bpf_stats:
+        row["bpf_ns"] = (tool.bpf_run_ns() - bpf_before) / max(served, 1)
+        set_bpf_stats(False)
     row["cpu"], row["rss"] = tool.stop()
     err = tool.stderr()
     if case in TRACER_CASES:
@@ -247,6 +288,7 @@ CASES = [
     "untraced",
     "http-trace",
     "http-trace (raw-tracepoint)",
+    "http-trace (BPF run time counted)",
     "tcpdump",
     "strace -f",
     "bpftrace",
@@ -258,6 +300,13 @@ CASES = [
 TRACER_CASES = [c for c in CASES if "http-trace" in c or "first traced" in c]
 # What each traced case's throughput is compared with.
 BASELINE = {c: "second server untraced" for c in CASES if c.startswith("second server")}
+
+
+def per_exchange_us(row):
+    """The tracer's CPU during the load, per exchange it captured (start-up left out)."""
+    if row["cpu_load"] is None or not row["captured"]:
+        return None
+    return row["cpu_load"] * 1e6 / row["captured"]
 
 
 def fmt(v, spec):
@@ -285,6 +334,8 @@ def main():
     os.chmod(workdir, 0o755)
     a, b = Nginx(workdir, "a"), Nginx(workdir, "b")
     results = {c: [] for c in cases}
+    with open(BPF_STATS) as f:
+        bpf_stats_before = f.read().strip() == "1"
     try:
         wrk(a.port, 1, args.threads, args.connections)  # warm up
         wrk(b.port, 1, args.threads, args.connections)
@@ -295,8 +346,11 @@ def main():
                 print(f"round {r + 1}/{args.rounds} {case}: {row['rps']:.0f} req/s, "
                       f"cpu {fmt(row['cpu'], '.2f')} s, rss {fmt(row['rss'], '.1f')} MiB, "
                       f"lost {fmt(row['lost'], 'd')}, captured {fmt(row['captured'], 'd')} "
-                      f"of {row['served']}", file=sys.stderr, flush=True)
+                      f"of {row['served']}, tracer {fmt(per_exchange_us(row), '.1f')} us/exchange"
+                      + (f", BPF {row['bpf_ns'] / 1000:.2f} us/request" if row["bpf_ns"] else ""),
+                      file=sys.stderr, flush=True)
     finally:
+        set_bpf_stats(bpf_stats_before)
         a.stop()
         b.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -312,8 +366,8 @@ def main():
         return statistics.median(values) if values else None
 
     lines = [
-        "| case | requests/s | vs untraced | tracer CPU s | tracer peak RSS MiB | events lost | exchanges captured / completed |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| case | requests/s | vs untraced | tracer CPU s | tracer CPU us / exchange | BPF us / request | tracer peak RSS MiB | events lost | exchanges captured / completed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for case in cases:
         rows = results[case]
@@ -325,6 +379,8 @@ def main():
             f"| {case} | {med([r['rps'] for r in rows]):.0f} "
             f"| {fmt(med([ratio(case, i) for i in range(n)]), '.2f')} "
             f"| {fmt(med([r['cpu'] for r in rows]), '.2f')} "
+            f"| {fmt(med([per_exchange_us(r) for r in rows]), '.1f')} "
+            f"| {fmt(med([r['bpf_ns'] and r['bpf_ns'] / 1000 for r in rows]), '.2f')} "
             f"| {fmt(med([r['rss'] for r in rows]), '.1f')} "
             f"| {fmt(med([r['lost'] for r in rows]), '.0f')} | {share} |"
         )
