@@ -34,9 +34,9 @@ const volatile __u32 capture_bytes = HT_CHUNK_BYTES;
 /* Send events through the BPF ring buffer (5.8+) rather than the perf event array. */
 const volatile __u8 use_ringbuf = 0;
 /*
- * Ring buffer only: wake user space each time another this many bytes wait, not per event; user
- * space also drains the ring on its own poll timer, so a quiet connection's last event waits at
- * most that.
+ * Ring buffer only: wake user space each time the bytes waiting pass another multiple of this,
+ * not per event; user space also drains the ring on its own poll timer, so a quiet connection's
+ * last event waits at most that.
  */
 const volatile __u64 wakeup_bytes = 1;
 
