@@ -407,12 +407,8 @@ impl<'b> JsonLine<'b> {
 
     fn bool(&mut self, key: &str, value: bool) {
         self.buf.extend_from_slice(key.as_bytes());
-        // Two copies of known size rather than one of either.
-        if value {
-            self.buf.extend_from_slice(b"true");
-        } else {
-            self.buf.extend_from_slice(b"false");
-        }
+        self.buf
+            .extend_from_slice(if value { b"true" } else { b"false" });
     }
 
     fn null(&mut self, key: &str) {
