@@ -1,17 +1,18 @@
 //! The command line.
 
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
 use clap::Parser;
 
-use crate::buffer::BufferMode;
-use crate::loader::AttachMode;
+use crate::attach::buffer::BufferMode;
+use crate::attach::Attach;
+use crate::bpf::MAX_CAPTURE_BYTES;
 use crate::output::Format;
-use crate::skel::types::ht_limits;
 
 /// Bytes kept of each receive or send syscall by default (a 64 KiB head arrives whole); the rest
 /// is counted.
 pub const DEFAULT_CAPTURE_BYTES: u32 = 64 * 1024;
-/// The BPF copy loop's bound.
-const MAX_CAPTURE_BYTES: u32 = ht_limits::HT_MAX_CAPTURE_BYTES.0;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,8 +33,8 @@ pub struct Args {
     pub no_children: bool,
 
     /// How to hook the kernel: auto picks the best method that works on this kernel
-    #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
-    pub attach: AttachMode,
+    #[arg(long, value_enum, default_value_t = Attach::Auto)]
+    pub attach: Attach,
 
     /// Output format
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
@@ -76,4 +77,30 @@ fn parse_pages(s: &str) -> Result<usize, String> {
         return Err(format!("{n} is not a power of two from 8 to 65536"));
     }
     Ok(n)
+}
+
+/// The command line, or the exit code after clap printed help or the version, or after a bad
+/// command line was said in one line.
+pub fn parse() -> Result<Args, ExitCode> {
+    match Args::try_parse() {
+        Ok(args) => Ok(args),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("http-trace: {} (see --help)", one_line(&e.to_string()));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// clap's message on one line: what is wrong, without the usage block and tips after it.
+fn one_line(clap_message: &str) -> String {
+    clap_message
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -4,8 +4,9 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
-use crate::conn::{ConnInfo, Direction, Record};
+use crate::decode::Direction;
 use crate::http::{Message, StartLine};
+use crate::record::{ConnInfo, Record};
 
 /// Body bytes the text output shows with -v; JSON carries all that was kept (--max-body).
 const TEXT_BODY_PREVIEW: usize = 1024;
@@ -646,7 +647,7 @@ fn latency_ns(request: Option<&Message>, response: Option<&Message>) -> Option<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::{Comm, ConnMeta, Endpoints, Role};
+    use crate::decode::{Comm, ConnMeta, Endpoints, Role};
     use serde_json::json;
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
-use crate::conn::Role;
+use crate::decode::Role;
 
 /// Whether process `pid` still exists.
 pub fn process_alive(pid: u32) -> bool {

@@ -1,23 +1,181 @@
-//! Decoding of the raw buffer samples that bpf/http_trace.bpf.c sends.
+//! Decoding: the raw buffer samples that bpf/http_trace.bpf.c sends become the pipeline's
+//! events (`Chunk`s of a connection, process forks and exits), and the types those carry.
 
 use std::fmt;
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::conn::{Chunk, ChunkKind, Comm, ConnMeta, Direction, Endpoints, Opened};
-use crate::skel::types::{ht_conn_event, ht_direction, ht_event, ht_event_kind, ht_flags};
+use crate::bpf::types::{ht_conn_event, ht_direction, ht_event, ht_event_kind, ht_flags};
+use crate::bpf::EVENT_HEADER_LEN as HEADER_LEN;
 
-// SAFETY: ht_event and ht_conn_event are #[repr(C)] structs the skeleton generates from
-// bpf/http_trace.h; they hold only integers and byte arrays, with explicit padding, so every bit
-// pattern is a valid value.
-unsafe impl plain::Plain for ht_event {}
-// SAFETY: as above.
-unsafe impl plain::Plain for ht_conn_event {}
+/// A task's command name as the kernel keeps it: up to 16 bytes, NUL-padded.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Comm(pub [u8; 16]);
+
+impl Comm {
+    pub fn new(name: &str) -> Self {
+        let mut bytes = [0; 16];
+        let n = name.len().min(15);
+        bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+        Self(bytes)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        &self.0[..end]
+    }
+
+    /// The name, when it is UTF-8 (it nearly always is): no allocation.
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.bytes()).ok()
+    }
+}
+
+impl std::fmt::Display for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.as_str() {
+            Some(s) => f.write_str(s),
+            None => f.write_str(&String::from_utf8_lossy(self.bytes())),
+        }
+    }
+}
+
+/// Who a connection belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnMeta {
+    pub tgid: u32,
+    pub tid: u32,
+    pub fd: i32,
+    pub comm: Comm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+}
+
+/// Which way bytes moved, seen from the traced process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    pub fn other(self) -> Self {
+        match self {
+            Direction::In => Direction::Out,
+            Direction::Out => Direction::In,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            Direction::In => 0,
+            Direction::Out => 1,
+        }
+    }
+}
+
+/// The traced process's side of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It accepted the connection (or receives requests on it).
+    Server,
+    /// It connected (or sends requests on it).
+    Client,
+    /// Found already open, and no request seen yet.
+    Unknown,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Client => "client",
+            Role::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    Accepted,
+    Connected,
+    /// First seen on a receive or send (open before tracing, or opened by a call in flight),
+    /// after the process had received and sent these many bytes on it.
+    Found {
+        received: u64,
+        sent: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkKind<B> {
+    Open {
+        how: Opened,
+        endpoints: Option<Endpoints>,
+    },
+    /// Bytes `offset..offset + bytes.len()` of a syscall that moved `ret` bytes; `last` closes
+    /// that syscall's series of chunks; `no_data`: the bytes were never in user memory.
+    Data {
+        direction: Direction,
+        offset: u32,
+        ret: i64,
+        last: bool,
+        no_data: bool,
+        bytes: B,
+    },
+    Close,
+}
+
+/// One decoded event; `B` is a borrowed slice on the hot path and a Vec when it must wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk<B> {
+    pub conn_id: u64,
+    pub seq: u64,
+    pub ts_ns: u64,
+    pub meta: ConnMeta,
+    pub kind: ChunkKind<B>,
+}
+
+impl<B> Chunk<B> {
+    /// The same event with its bytes converted by `f`.
+    pub fn map_bytes<'a, C>(&'a self, f: impl FnOnce(&'a B) -> C) -> Chunk<C> {
+        Chunk {
+            conn_id: self.conn_id,
+            seq: self.seq,
+            ts_ns: self.ts_ns,
+            meta: self.meta,
+            kind: match &self.kind {
+                ChunkKind::Open { how, endpoints } => ChunkKind::Open {
+                    how: *how,
+                    endpoints: *endpoints,
+                },
+                ChunkKind::Close => ChunkKind::Close,
+                ChunkKind::Data {
+                    direction,
+                    offset,
+                    ret,
+                    last,
+                    no_data,
+                    bytes,
+                } => ChunkKind::Data {
+                    direction: *direction,
+                    offset: *offset,
+                    ret: *ret,
+                    last: *last,
+                    no_data: *no_data,
+                    bytes: f(bytes),
+                },
+            },
+        }
+    }
+}
 
 const AF_INET: u16 = libc::AF_INET as u16;
 const AF_INET6: u16 = libc::AF_INET6 as u16;
-
-pub const HEADER_LEN: usize = size_of::<ht_event>();
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {

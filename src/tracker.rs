@@ -1,220 +1,20 @@
-//! Per-connection reassembly and pairing. Events of one connection come from any CPU, so they
-//! are put back in order by their per-connection sequence number before their bytes reach the
-//! HTTP parser of their direction. A sequence number that never arrives (an event lost in the
-//! kernel) is waited for briefly, then given up: the parsers resynchronise and the gap is
-//! counted. Requests and responses are then paired in order into exchanges.
+//! The connection tracker: each connection's events, put back in order (`reorder`), feed the
+//! byte stream of their direction (`stream`, `http`); the messages parsed are paired into
+//! exchanges (`pairing`) and handed out as records. Connections end with their close, the exit
+//! of their process, or the end of tracing, and what they still held is reported then.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::http::{Message, Parsed, Parser, ParserStats};
+use rustc_hash::FxHashMap;
 
-/// How long a missing sequence number is waited for before its event is taken as lost.
-pub const GAP_TIMEOUT: Duration = Duration::from_millis(300);
+use crate::decode::{Chunk, ChunkKind, ConnMeta, Direction, Opened, Role};
+use crate::http::{Parsed, ParserStats};
+use crate::pairing::Pairs;
+use crate::record::{ConnInfo, Record};
+use crate::reorder::{Arrival, Reorder};
+use crate::stream::{Piece, Stream};
 
-/// A task's command name as the kernel keeps it: up to 16 bytes, NUL-padded.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Comm(pub [u8; 16]);
-
-impl Comm {
-    #[cfg(test)]
-    pub fn new(name: &str) -> Self {
-        let mut bytes = [0; 16];
-        let n = name.len().min(15);
-        bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
-        Self(bytes)
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
-        &self.0[..end]
-    }
-
-    /// The name, when it is UTF-8 (it nearly always is): no allocation.
-    pub fn as_str(&self) -> Option<&str> {
-        std::str::from_utf8(self.bytes()).ok()
-    }
-}
-
-impl std::fmt::Display for Comm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.as_str() {
-            Some(s) => f.write_str(s),
-            None => f.write_str(&String::from_utf8_lossy(self.bytes())),
-        }
-    }
-}
-
-/// Who a connection belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnMeta {
-    pub tgid: u32,
-    pub tid: u32,
-    pub fd: i32,
-    pub comm: Comm,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Endpoints {
-    pub local: SocketAddr,
-    pub peer: SocketAddr,
-}
-
-/// Which way bytes moved, seen from the traced process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    In,
-    Out,
-}
-
-impl Direction {
-    fn index(self) -> usize {
-        match self {
-            Direction::In => 0,
-            Direction::Out => 1,
-        }
-    }
-}
-
-/// The traced process's side of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// It accepted the connection (or receives requests on it).
-    Server,
-    /// It connected (or sends requests on it).
-    Client,
-    /// Found already open, and no request seen yet.
-    Unknown,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Server => "server",
-            Role::Client => "client",
-            Role::Unknown => "unknown",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Opened {
-    Accepted,
-    Connected,
-    /// First seen on a receive or send (open before tracing, or opened by a call in flight),
-    /// after the process had received and sent these many bytes on it.
-    Found {
-        received: u64,
-        sent: u64,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChunkKind<B> {
-    Open {
-        how: Opened,
-        endpoints: Option<Endpoints>,
-    },
-    /// Bytes `offset..offset + bytes.len()` of a syscall that moved `ret` bytes; `last` closes
-    /// that syscall's series of chunks; `no_data`: the bytes were never in user memory.
-    Data {
-        direction: Direction,
-        offset: u32,
-        ret: i64,
-        last: bool,
-        no_data: bool,
-        bytes: B,
-    },
-    Close,
-}
-
-/// One decoded event; `B` is a borrowed slice on the hot path and a Vec when it must wait.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk<B> {
-    pub conn_id: u64,
-    pub seq: u64,
-    pub ts_ns: u64,
-    pub meta: ConnMeta,
-    pub kind: ChunkKind<B>,
-}
-
-impl<B> Chunk<B> {
-    /// The same event with its bytes converted by `f`.
-    fn map_bytes<'a, C>(&'a self, f: impl FnOnce(&'a B) -> C) -> Chunk<C> {
-        Chunk {
-            conn_id: self.conn_id,
-            seq: self.seq,
-            ts_ns: self.ts_ns,
-            meta: self.meta,
-            kind: match &self.kind {
-                ChunkKind::Open { how, endpoints } => ChunkKind::Open {
-                    how: *how,
-                    endpoints: *endpoints,
-                },
-                ChunkKind::Close => ChunkKind::Close,
-                ChunkKind::Data {
-                    direction,
-                    offset,
-                    ret,
-                    last,
-                    no_data,
-                    bytes,
-                } => ChunkKind::Data {
-                    direction: *direction,
-                    offset: *offset,
-                    ret: *ret,
-                    last: *last,
-                    no_data: *no_data,
-                    bytes: f(bytes),
-                },
-            },
-        }
-    }
-}
-
-/// What is known of a connection when a record is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnInfo {
-    pub meta: ConnMeta,
-    pub role: Role,
-    pub endpoints: Option<Endpoints>,
-}
-
-/// What the tracker hands to output.
-// Nearly every record is an exchange: boxing it would only add an allocation per record.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    /// A request and its response; either is missing when it was not seen (the response is
-    /// still due when tracing ends, or the request's head was lost).
-    Exchange {
-        conn: ConnInfo,
-        request: Option<Message>,
-        response: Option<Message>,
-    },
-    Malformed {
-        conn: ConnInfo,
-        direction: Direction,
-        ts_ns: u64,
-        reason: String,
-    },
-}
-
-impl Record {
-    /// When the record's first byte moved.
-    pub fn ts_ns(&self) -> u64 {
-        match self {
-            Record::Exchange {
-                request, response, ..
-            } => request
-                .as_ref()
-                .or(response.as_ref())
-                .map_or(0, |m| m.ts_ns),
-            Record::Malformed { ts_ns, .. } => *ts_ns,
-        }
-    }
-}
+pub use crate::reorder::GAP_TIMEOUT;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TrackerStats {
@@ -230,58 +30,32 @@ pub struct TrackerStats {
     pub parser: ParserStats,
 }
 
-/// One exchange being put together, in the order of the requests.
-#[derive(Default)]
-struct Slot {
-    request: Option<Message>,
-    response: Option<Message>,
-}
-
-/// One direction of a connection.
-struct Stream {
-    parser: Parser,
-    /// Offset in the current syscall up to which bytes have been accounted for.
-    syscall_pos: u64,
-}
-
 struct Conn {
     info: ConnInfo,
-    next_seq: u64,
-    /// Events that arrived ahead of `next_seq`.
-    pending: BTreeMap<u64, Chunk<Vec<u8>>>,
-    /// Since when `next_seq` has been missing while later events wait.
-    gap_since: Option<Instant>,
+    order: Reorder,
     /// Indexed by Direction::index.
     streams: [Stream; 2],
-    /// Exchanges whose request head has been seen, oldest first.
-    slots: VecDeque<Slot>,
+    pairs: Pairs,
     /// What the parsers produce for one event, before it is absorbed.
     parsed: Vec<Parsed>,
 }
 
 impl Conn {
     fn new(meta: ConnMeta, body_limit: usize) -> Self {
-        let stream = || Stream {
-            parser: Parser::new(body_limit),
-            syscall_pos: 0,
-        };
         Self {
             info: ConnInfo {
                 meta,
                 role: Role::Unknown,
                 endpoints: None,
             },
-            // Connections are followed from their opening (or discovery): sequence number 0.
-            next_seq: 0,
-            pending: BTreeMap::new(),
-            gap_since: None,
-            streams: [stream(), stream()],
-            slots: VecDeque::new(),
+            order: Reorder::new(),
+            streams: [Stream::new(body_limit), Stream::new(body_limit)],
+            pairs: Pairs::default(),
             parsed: Vec::new(),
         }
     }
 
-    /// Take what a parser of direction `dir` produced: pair messages, pass news to the other
+    /// Take what the parser of direction `dir` produced: pair messages, pass news to the other
     /// direction, and hand finished exchanges and errors to `out`.
     fn absorb(
         &mut self,
@@ -290,7 +64,7 @@ impl Conn {
         stats: &mut TrackerStats,
         out: &mut Vec<Record>,
     ) {
-        let other = 1 - dir.index();
+        let other = dir.other();
         for p in parsed {
             match p {
                 Parsed::RequestHead { method } => {
@@ -300,31 +74,21 @@ impl Conn {
                             Direction::Out => Role::Client,
                         };
                     }
-                    self.streams[other].parser.expect_response(method);
-                    self.slots.push_back(Slot::default());
+                    self.streams[other.index()].parser.expect_response(method);
+                    self.pairs.request_started();
                 }
-                Parsed::Message(m) if m.is_request() => {
-                    match self.slots.iter_mut().find(|s| s.request.is_none()) {
-                        Some(slot) => slot.request = Some(m),
-                        None => self.slots.push_back(Slot {
-                            request: Some(m),
-                            response: None,
-                        }),
+                Parsed::Message(m) if m.is_request() => self.pairs.request(m),
+                Parsed::Message(m) => {
+                    if !self.pairs.response(m) {
+                        stats.unpaired_responses += 1;
                     }
                 }
-                Parsed::Message(m) => match self.slots.iter_mut().find(|s| s.response.is_none()) {
-                    Some(slot) => slot.response = Some(m),
-                    None => stats.unpaired_responses += 1,
-                },
                 Parsed::Switched => {
                     let mut more = Vec::new();
-                    self.streams[other].parser.switch_protocols(&mut more);
-                    let other_dir = if other == 0 {
-                        Direction::In
-                    } else {
-                        Direction::Out
-                    };
-                    self.absorb(other_dir, more, stats, out);
+                    self.streams[other.index()]
+                        .parser
+                        .switch_protocols(&mut more);
+                    self.absorb(other, more, stats, out);
                 }
                 Parsed::Malformed { ts_ns, reason } => out.push(Record::Malformed {
                     conn: self.info,
@@ -334,22 +98,81 @@ impl Conn {
                 }),
             }
         }
-        while self
-            .slots
-            .front()
-            .is_some_and(|s| s.request.is_some() && s.response.is_some())
-        {
-            self.emit_front(out);
+        self.pairs.take_complete(self.info, out);
+    }
+
+    /// Apply the in-order event `chunk`; returns true when the connection closed.
+    fn apply(
+        &mut self,
+        chunk: &Chunk<&[u8]>,
+        stats: &mut TrackerStats,
+        preopened: &mut FxHashMap<(u32, i32), Role>,
+        out: &mut Vec<Record>,
+    ) -> bool {
+        // A close may be seen on another task's time (socket-tracepoint): it names no thread.
+        if !matches!(chunk.kind, ChunkKind::Close) {
+            self.info.meta.tid = chunk.meta.tid;
+            self.info.meta.comm = chunk.meta.comm;
+        }
+        match &chunk.kind {
+            ChunkKind::Open { how, endpoints } => {
+                self.info.endpoints = *endpoints;
+                match *how {
+                    Opened::Accepted => self.info.role = Role::Server,
+                    Opened::Connected => self.info.role = Role::Client,
+                    Opened::Found { received, sent } => {
+                        let key = (chunk.meta.tgid, chunk.meta.fd);
+                        if let Some(role) = preopened.remove(&key) {
+                            self.info.role = role;
+                        }
+                        // Joined mid-stream: each direction starts at its next message.
+                        if received > 0 {
+                            self.streams[Direction::In.index()]
+                                .parser
+                                .start_mid_stream();
+                        }
+                        if sent > 0 {
+                            self.streams[Direction::Out.index()]
+                                .parser
+                                .start_mid_stream();
+                        }
+                    }
+                }
+                false
+            }
+            ChunkKind::Close => true,
+            ChunkKind::Data {
+                direction,
+                offset,
+                ret,
+                last,
+                no_data,
+                bytes,
+            } => {
+                // Reused from event to event: most events complete a message.
+                let mut parsed = std::mem::take(&mut self.parsed);
+                let piece = Piece {
+                    offset: *offset,
+                    ret: *ret,
+                    last: *last,
+                    no_data: *no_data,
+                    bytes,
+                    ts_ns: chunk.ts_ns,
+                };
+                stats.bytes_not_kept += self.streams[direction.index()].feed(&piece, &mut parsed);
+                self.absorb(*direction, parsed.drain(..), stats, out);
+                self.parsed = parsed;
+                false
+            }
         }
     }
 
-    fn emit_front(&mut self, out: &mut Vec<Record>) {
-        if let Some(slot) = self.slots.pop_front() {
-            out.push(Record::Exchange {
-                conn: self.info,
-                request: slot.request,
-                response: slot.response,
-            });
+    /// Events were given up on: both directions lose their place.
+    fn gap(&mut self, stats: &mut TrackerStats, out: &mut Vec<Record>) {
+        for dir in [Direction::In, Direction::Out] {
+            let mut parsed = Vec::new();
+            self.streams[dir.index()].gap(&mut parsed);
+            self.absorb(dir, parsed, stats, out);
         }
     }
 
@@ -362,53 +185,30 @@ impl Conn {
             }
             self.absorb(dir, parsed, stats, out);
         }
-        while !self.slots.is_empty() {
-            self.emit_front(out);
-        }
+        self.pairs.take_all(self.info, out);
         for s in &self.streams {
             stats.parser += s.parser.stats;
         }
     }
 }
 
-/// Hashes connection ids, which BPF hands out in sequence: one multiplication spreads them over
-/// the table (SipHash, the default, showed in profiles for a key this simple).
-#[derive(Default)]
-struct ConnIdHasher(u64);
-
-impl std::hash::Hasher for ConnIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type ConnMap = HashMap<u64, Conn, std::hash::BuildHasherDefault<ConnIdHasher>>;
-
 pub struct Tracker {
-    conns: ConnMap,
+    /// By connection id, which BPF hands out in sequence: FxHash's one multiplication spreads
+    /// them (SipHash, the default, showed in profiles for a key this simple).
+    conns: FxHashMap<u64, Conn>,
     body_limit: usize,
     /// Roles of the connections open when tracing started, by (tgid, fd), from /proc: they are
     /// found on their first use, maybe on a response whose request was not seen.
-    preopened: HashMap<(u32, i32), Role>,
+    preopened: FxHashMap<(u32, i32), Role>,
     pub stats: TrackerStats,
 }
 
 impl Tracker {
     pub fn new(body_limit: usize) -> Self {
         Self {
-            conns: ConnMap::default(),
+            conns: FxHashMap::default(),
             body_limit,
-            preopened: HashMap::new(),
+            preopened: FxHashMap::default(),
             stats: TrackerStats::default(),
         }
     }
@@ -445,16 +245,10 @@ impl Tracker {
             .conns
             .entry(chunk.conn_id)
             .or_insert_with(|| Conn::new(chunk.meta, body_limit));
-        if chunk.seq < conn.next_seq {
-            return; // already given up on as lost
-        }
-        if chunk.seq > conn.next_seq {
-            conn.pending
-                .insert(chunk.seq, chunk.map_bytes(|b| b.to_vec()));
-            conn.gap_since.get_or_insert(now);
+        if conn.order.arrive(chunk, now) != Arrival::InOrder {
             return;
         }
-        if apply(conn, chunk, &mut self.stats, &mut self.preopened, out) {
+        if conn.apply(chunk, &mut self.stats, &mut self.preopened, out) {
             self.remove(chunk.conn_id, true, out);
         } else {
             self.drain(chunk.conn_id, out);
@@ -463,7 +257,7 @@ impl Tracker {
 
     /// Whether some connection waits for a missing event.
     pub fn has_gaps(&self) -> bool {
-        self.conns.values().any(|c| c.gap_since.is_some())
+        self.conns.values().any(|c| c.order.has_gap())
     }
 
     /// Give up on events missing for longer than GAP_TIMEOUT.
@@ -471,10 +265,7 @@ impl Tracker {
         let expired: Vec<u64> = self
             .conns
             .iter()
-            .filter(|(_, c)| {
-                c.gap_since
-                    .is_some_and(|t| now.duration_since(t) >= GAP_TIMEOUT)
-            })
+            .filter(|(_, c)| c.order.gap_expired(now))
             .map(|(&id, _)| id)
             .collect();
         for id in expired {
@@ -508,29 +299,20 @@ impl Tracker {
 
     /// Apply every waiting event of a connection, giving up on the gaps before them.
     fn flush_pending(&mut self, id: u64, out: &mut Vec<Record>) {
-        while self.conns.get(&id).is_some_and(|c| !c.pending.is_empty()) {
+        while self.conns.get(&id).is_some_and(|c| c.order.has_pending()) {
             self.skip_gap(id, out);
             self.drain(id, out);
         }
     }
 
-    /// Jump a connection's expected sequence to its first waiting event.
+    /// Give up on the events a connection is missing before its first waiting one.
     fn skip_gap(&mut self, id: u64, out: &mut Vec<Record>) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        conn.gap_since = None;
-        let Some(&first) = conn.pending.keys().next() else {
-            return;
-        };
-        self.stats.events_missing += first - conn.next_seq;
-        conn.next_seq = first;
-        for dir in [Direction::In, Direction::Out] {
-            let mut parsed = Vec::new();
-            let stream = &mut conn.streams[dir.index()];
-            stream.syscall_pos = 0;
-            stream.parser.gap(&mut parsed);
-            conn.absorb(dir, parsed, &mut self.stats, out);
+        if let Some(missing) = conn.order.skip_gap() {
+            self.stats.events_missing += missing;
+            conn.gap(&mut self.stats, out);
         }
     }
 
@@ -539,27 +321,14 @@ impl Tracker {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        while let Some(entry) = conn.pending.first_entry() {
-            if *entry.key() != conn.next_seq {
-                break;
-            }
-            let chunk = entry.remove();
-            if apply(
-                conn,
-                &chunk.map_bytes(|b| b.as_slice()),
-                &mut self.stats,
-                &mut self.preopened,
-                out,
-            ) {
+        while let Some(chunk) = conn.order.next_ready() {
+            let chunk = chunk.map_bytes(|b| b.as_slice());
+            if conn.apply(&chunk, &mut self.stats, &mut self.preopened, out) {
                 self.remove(id, true, out);
                 return;
             }
         }
-        conn.gap_since = if conn.pending.is_empty() {
-            None
-        } else {
-            conn.gap_since.or(Some(Instant::now()))
-        };
+        conn.order.settle(Instant::now());
     }
 
     fn remove(&mut self, id: u64, closed: bool, out: &mut Vec<Record>) {
@@ -580,92 +349,11 @@ impl Tracker {
     }
 }
 
-/// Apply the in-order event `chunk` to `conn`; returns true when the connection closed.
-fn apply(
-    conn: &mut Conn,
-    chunk: &Chunk<&[u8]>,
-    stats: &mut TrackerStats,
-    preopened: &mut HashMap<(u32, i32), Role>,
-    out: &mut Vec<Record>,
-) -> bool {
-    conn.next_seq = chunk.seq + 1;
-    // A close may be seen on another task's time (socket-tracepoint): it names no thread.
-    if !matches!(chunk.kind, ChunkKind::Close) {
-        conn.info.meta.tid = chunk.meta.tid;
-        conn.info.meta.comm = chunk.meta.comm;
-    }
-    match &chunk.kind {
-        ChunkKind::Open { how, endpoints } => {
-            conn.info.endpoints = *endpoints;
-            match *how {
-                Opened::Accepted => conn.info.role = Role::Server,
-                Opened::Connected => conn.info.role = Role::Client,
-                Opened::Found { received, sent } => {
-                    let key = (chunk.meta.tgid, chunk.meta.fd);
-                    if let Some(role) = preopened.remove(&key) {
-                        conn.info.role = role;
-                    }
-                    // Joined mid-stream: each direction starts at its next message.
-                    if received > 0 {
-                        conn.streams[Direction::In.index()]
-                            .parser
-                            .start_mid_stream();
-                    }
-                    if sent > 0 {
-                        conn.streams[Direction::Out.index()]
-                            .parser
-                            .start_mid_stream();
-                    }
-                }
-            }
-            false
-        }
-        ChunkKind::Close => true,
-        ChunkKind::Data {
-            direction,
-            offset,
-            ret,
-            last,
-            no_data,
-            bytes,
-        } => {
-            // Reused from event to event: most events complete a message.
-            let mut parsed = std::mem::take(&mut conn.parsed);
-            let stream = &mut conn.streams[direction.index()];
-            let offset = u64::from(*offset);
-            if offset == 0 {
-                stream.syscall_pos = 0;
-            }
-            if offset > stream.syscall_pos {
-                let hole = offset - stream.syscall_pos;
-                stats.bytes_not_kept += hole;
-                stream.parser.skip(hole, chunk.ts_ns, &mut parsed);
-            }
-            stream.parser.feed(bytes, chunk.ts_ns, &mut parsed);
-            stream.syscall_pos = offset + bytes.len() as u64;
-            if *last {
-                let total = u64::try_from(*ret).unwrap_or(0);
-                if total > stream.syscall_pos {
-                    let hole = total - stream.syscall_pos;
-                    // sendfile's bytes were never meant to be captured: not a capture loss.
-                    if !no_data {
-                        stats.bytes_not_kept += hole;
-                    }
-                    stream.parser.skip(hole, chunk.ts_ns, &mut parsed);
-                }
-                stream.syscall_pos = 0;
-            }
-            conn.absorb(*direction, parsed.drain(..), stats, out);
-            conn.parsed = parsed;
-            false
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::StartLine;
+    use crate::decode::Comm;
+    use crate::http::{Message, StartLine};
 
     fn meta() -> ConnMeta {
         ConnMeta {

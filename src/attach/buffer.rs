@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use libbpf_rs::{MapType, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder};
 
-use crate::skel::HttpTraceSkel;
+use crate::bpf::HttpTraceSkel;
 
 const PAGE_BYTES: u64 = 4096;
 /// The ring's size cap: max_entries is a u32 power of two.

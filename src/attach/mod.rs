@@ -1,5 +1,9 @@
 //! Loading the BPF object and attaching it with one attach method, with the checks that make a
-//! failure one clear line: privileges, PIDs, BTF, and which methods this kernel allows.
+//! failure one clear line: privileges, PIDs, BTF, and which methods this kernel allows. The
+//! event buffer (`buffer`) and return probes with room for many calls (`kretprobe`) live here.
+
+pub mod buffer;
+mod kretprobe;
 
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -7,46 +11,70 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
+use libbpf_rs::{Link, OpenObject, PrintLevel};
 
-use crate::buffer::{self, BufferKind};
-use crate::kretprobe::{self, KprobeEvents};
+use self::buffer::BufferKind;
+use self::kretprobe::KprobeEvents;
+use crate::bpf::{HttpTraceSkel, HttpTraceSkelBuilder};
+use crate::processes::Processes;
 use crate::procs;
-use crate::skel::types::ht_limits;
-use crate::skel::{HttpTraceSkel, HttpTraceSkelBuilder};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AttachMode {
-    Auto,
-    SocketTracepoint,
-    RawTracepoint,
-    Kprobe,
-    Tracepoint,
-    Fentry,
-}
-
+/// How the kernel is hooked (the README's "Attach methods and kernels").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     SocketTracepoint,
     RawTracepoint,
-    Fentry,
     Kprobe,
     Tracepoint,
+    Fentry,
 }
 
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Method::SocketTracepoint => "socket-tracepoint",
-            Method::RawTracepoint => "raw-tracepoint",
-            Method::Fentry => "fentry",
-            Method::Kprobe => "kprobe",
-            Method::Tracepoint => "tracepoint",
-        })
+        f.write_str(self.name())
+    }
+}
+
+/// `--attach`: one method, or the first of AUTO_ORDER that works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    Auto,
+    Only(Method),
+}
+
+impl clap::ValueEnum for Attach {
+    fn value_variants<'a>() -> &'a [Self] {
+        const CHOICES: [Attach; 6] = [
+            Attach::Auto,
+            Attach::Only(Method::SocketTracepoint),
+            Attach::Only(Method::RawTracepoint),
+            Attach::Only(Method::Kprobe),
+            Attach::Only(Method::Tracepoint),
+            Attach::Only(Method::Fentry),
+        ];
+        &CHOICES
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Attach::Auto => "auto",
+            Attach::Only(m) => m.name(),
+        }))
     }
 }
 
 impl Method {
+    /// The name `--attach` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::SocketTracepoint => "socket-tracepoint",
+            Method::RawTracepoint => "raw-tracepoint",
+            Method::Kprobe => "kprobe",
+            Method::Tracepoint => "tracepoint",
+            Method::Fentry => "fentry",
+        }
+    }
+
     /// Whether a program in ELF section `section` belongs to this method.
     fn owns_section(self, section: &str) -> bool {
         let prefixes: &[&str] = match self {
@@ -90,8 +118,9 @@ const FENTRY_WARNING: &str = "warning: with fentry, a receive that is blocked wh
     program attaches to or detaches from the same kernel function (another tracer starting or \
     stopping) returns without fexit, and its request is lost; auto never picks fentry";
 
-pub struct Config {
-    pub pids: Vec<u32>,
+pub struct Config<'p> {
+    /// Put in BPF's set before the programs attach.
+    pub processes: &'p Processes,
     pub follow_children: bool,
     pub capture_bytes: u32,
     pub buffer: BufferKind,
@@ -105,6 +134,7 @@ pub struct Loaded {
     _kprobe_events: Option<KprobeEvents>,
     pub skel: HttpTraceSkel<'static>,
     pub method: Method,
+    pub buffer: BufferKind,
     /// Why earlier candidates of `auto` were passed over.
     pub fallbacks: Vec<(Method, String)>,
     /// Said on stderr when tracing starts (a forced method's known limits).
@@ -181,17 +211,17 @@ pub fn route_libbpf_log() {
 }
 
 /// Load and attach with the method `mode` asks for, or with the first one that works (`auto`).
-pub fn load(mode: AttachMode, cfg: &Config) -> Result<Loaded> {
-    let candidates: &[Method] = match mode {
-        AttachMode::Auto => &AUTO_ORDER,
-        AttachMode::SocketTracepoint => &[Method::SocketTracepoint],
-        AttachMode::RawTracepoint => &[Method::RawTracepoint],
-        AttachMode::Fentry => &[Method::Fentry],
-        AttachMode::Kprobe => &[Method::Kprobe],
-        AttachMode::Tracepoint => &[Method::Tracepoint],
+pub fn load(attach: Attach, cfg: &Config<'_>) -> Result<Loaded> {
+    let only;
+    let candidates: &[Method] = match attach {
+        Attach::Auto => &AUTO_ORDER,
+        Attach::Only(m) => {
+            only = [m];
+            &only
+        }
     };
     let mut fallbacks = Vec::new();
-    let forced = mode != AttachMode::Auto;
+    let forced = attach != Attach::Auto;
     for &method in candidates {
         match load_with(method, cfg, forced) {
             Ok(a) => {
@@ -200,6 +230,7 @@ pub fn load(mode: AttachMode, cfg: &Config) -> Result<Loaded> {
                     _kprobe_events: a.kprobe_events,
                     skel: a.skel,
                     method,
+                    buffer: cfg.buffer,
                     fallbacks,
                     warnings: a.warnings,
                 })
@@ -212,7 +243,7 @@ pub fn load(mode: AttachMode, cfg: &Config) -> Result<Loaded> {
 }
 
 /// `forced`: the user asked for this method, so a known limit is a warning, not a reason to fail.
-fn load_with(method: Method, cfg: &Config, forced: bool) -> Result<Attached> {
+fn load_with(method: Method, cfg: &Config<'_>, forced: bool) -> Result<Attached> {
     let mut warnings = Vec::new();
     let mut kprobe_events = None;
     match method {
@@ -276,9 +307,7 @@ fn load_with(method: Method, cfg: &Config, forced: bool) -> Result<Attached> {
     let mut skel = open
         .load()
         .context("loading the BPF programs (RUST_LOG=debug shows the kernel's log)")?;
-    for &pid in &cfg.pids {
-        track(&skel, pid)?;
-    }
+    cfg.processes.track_all(&skel)?;
     skel.attach()
         .with_context(|| format!("attaching the {method} programs"))?;
     let mut kretprobe_links = Vec::new();
@@ -334,19 +363,6 @@ fn ensure_tracefs() -> Result<PathBuf> {
     Ok(PathBuf::from(TRACEFS))
 }
 
-/// Read the drop counters the BPF side keeps.
-pub fn bpf_drops(skel: &HttpTraceSkel<'_>) -> Drops {
-    skel.maps
-        .bss_data
-        .as_deref()
-        .map_or([0; DROP_KINDS], |bss| bss.drops)
-}
-
-/// How many kinds of drop BPF counts (enum ht_drop).
-pub const DROP_KINDS: usize = crate::skel::types::ht_drop::HT_DROP_MAX.0 as usize;
-
-pub type Drops = [u64; DROP_KINDS];
-
 /// Runs of our programs the kernel skipped because another BPF program was running on that CPU
 /// (bpf_prog_info's recursion_misses): their events never existed, so no buffer reports them.
 pub fn kernel_skips(skel: &HttpTraceSkel<'_>) -> u64 {
@@ -373,36 +389,4 @@ pub fn kernel_skips(skel: &HttpTraceSkel<'_>) -> u64 {
             }
         })
         .sum()
-}
-
-/// Trace process `pid` in BPF.
-pub fn track(skel: &HttpTraceSkel<'_>, pid: u32) -> Result<()> {
-    let slot = pid % ht_limits::HT_TGID_SLOTS.0;
-    skel.maps
-        .tgid_slots
-        .update(&slot.to_ne_bytes(), &[1u8], MapFlags::ANY)
-        .and_then(|()| {
-            skel.maps
-                .tracked_tgids
-                .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
-        })
-        .with_context(|| format!("adding process {pid} to the tracked set"))
-}
-
-/// Forget process `pid` in BPF (it exited; its PID may be reused): stop tracing it, and drop
-/// what is known of its fds: its sockets, which its exit closed without close(2), and the fds
-/// known not to be TCP sockets.
-pub fn forget_process(skel: &HttpTraceSkel<'_>, pid: u32) {
-    // Failures here only mean the entries are already gone.
-    let _ = skel.maps.tracked_tgids.delete(&pid.to_ne_bytes());
-    for map in [&skel.maps.sockets, &skel.maps.not_tcp] {
-        // Both are keyed by struct sock_key, whose first field is the tgid.
-        let mine: Vec<Vec<u8>> = map
-            .keys()
-            .filter(|k| k.get(..4) == Some(&pid.to_ne_bytes()[..]))
-            .collect();
-        for key in mine {
-            let _ = map.delete(&key);
-        }
-    }
 }

@@ -1,251 +1,22 @@
-//! Incremental HTTP/1.1 parsing of one direction of a connection: requests, responses, or both
-//! (a connection found already open has no known role until its first message).
-//!
-//! Bytes arrive in whatever pieces the syscalls moved; the parser finds message boundaries itself
-//! (head by httparse; body by Content-Length, chunked encoding, the status and request method, or
-//! the end of the connection), so one piece may hold several pipelined messages and one message
-//! may span many pieces.
+//! The parser of one direction of a connection: a state machine over heads, bodies (by length,
+//! chunked, or to the close), protocol switches and resynchronisation, fed the bytes in whatever
+//! pieces the syscalls moved them.
 
 use std::collections::VecDeque;
-use std::mem::MaybeUninit;
+
+use super::framing::{chunk_size, request_framing, response_framing, Framing};
+use super::message::{parse_head, Message, RequestKind, StartLine};
+use super::resync::{empty_line_bytes, find_message_start, sniff, MessageStart, Sniff};
 
 /// Largest message head kept; a bigger one is reported as malformed.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Headers one message may have before it is reported as malformed.
-const MAX_HEADERS: usize = 128;
-/// Longest start line a resync waits for; past it a candidate start is given up.
-const MAX_RESYNC_LINE: usize = 8 * 1024;
-/// Longest method name accepted by the sniffer (the longest registered one is 17 bytes).
-const MAX_METHOD_LEN: usize = 20;
-/// Methods that mark a plausible request start when resynchronising mid-stream.
-const KNOWN_METHODS: &[&[u8]] = &[
-    b"GET ",
-    b"POST ",
-    b"PUT ",
-    b"DELETE ",
-    b"HEAD ",
-    b"OPTIONS ",
-    b"PATCH ",
-    b"CONNECT ",
-    b"TRACE ",
-];
-/// How a status line starts.
-const STATUS_PREFIX: &[u8] = b"HTTP/";
-
-/// A message's start line, as borrowed from the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartLine<'m> {
-    Request { method: &'m str, target: &'m str },
-    Response { status: u16, reason: &'m str },
-}
-
-/// Where the start line's parts lie in a message's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Start {
-    Request { method: Span, target: Span },
-    Response { status: u16, reason: Span },
-}
-
-/// A range of a message's bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    end: u32,
-}
-
-/// Bytes a header's span takes in a message's bytes: name start and end, value start and end.
-const HEADER_SPAN_BYTES: usize = 16;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Timestamp (ns, CLOCK_MONOTONIC) of the piece that held the message's first byte.
-    pub ts_ns: u64,
-    /// Timestamp of the piece that held its last byte (so far, while incomplete).
-    pub end_ts_ns: u64,
-    start: Start,
-    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
-    pub version: u8,
-    /// One allocation per message, where thousands are parsed a second: the head as received,
-    /// then where each header's name and value lie in it (HEADER_SPAN_BYTES each), then the
-    /// first body bytes, up to the parser's body limit.
-    bytes: Vec<u8>,
-    head_len: u32,
-    header_count: u32,
-    /// Body size as sent (decoded size for chunked bodies).
-    pub body_bytes: u64,
-    /// Body bytes that were not in the capture (beyond --capture-bytes, sendfile, read failures).
-    pub body_missing_bytes: u64,
-    /// False when tracing or the connection ended before the message did.
-    pub complete: bool,
-}
-
-impl Message {
-    /// A message of the head `head` (which httparse parsed into `start` and `headers`, slices
-    /// of it), with no body yet.
-    fn from_head(
-        head: &[u8],
-        start: StartLine<'_>,
-        version: u8,
-        headers: &[httparse::Header<'_>],
-        spare: usize,
-    ) -> Self {
-        let base = head.as_ptr() as usize;
-        let span = |s: &[u8]| {
-            let start = (s.as_ptr() as usize).saturating_sub(base) as u32;
-            Span {
-                start,
-                end: start + s.len() as u32,
-            }
-        };
-        let mut bytes = Vec::with_capacity(head.len() + headers.len() * HEADER_SPAN_BYTES + spare);
-        bytes.extend_from_slice(head);
-        for h in headers {
-            let (name, value) = (span(h.name.as_bytes()), span(h.value));
-            for n in [name.start, name.end, value.start, value.end] {
-                bytes.extend_from_slice(&n.to_le_bytes());
-            }
-        }
-        let start = match start {
-            StartLine::Request { method, target } => Start::Request {
-                method: span(method.as_bytes()),
-                target: span(target.as_bytes()),
-            },
-            StartLine::Response { status, reason } => Start::Response {
-                status,
-                reason: span(reason.as_bytes()),
-            },
-        };
-        Self {
-            ts_ns: 0,
-            end_ts_ns: 0,
-            start,
-            version,
-            bytes,
-            head_len: head.len() as u32,
-            header_count: headers.len() as u32,
-            body_bytes: 0,
-            body_missing_bytes: 0,
-            complete: true,
-        }
-    }
-
-    /// For tests: the message whose head is `start_line` and `headers`, with `body` kept.
-    #[cfg(test)]
-    pub fn build(start_line: &str, headers: &[(&str, &str)], body: &[u8], body_bytes: u64) -> Self {
-        let mut head = format!("{start_line}\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        let is_response = start_line.starts_with("HTTP/");
-        let (_, mut m) = parse_message_head(head.as_bytes(), is_response, body.len())
-            .expect("a valid head")
-            .expect("a complete head");
-        m.bytes.extend_from_slice(body);
-        m.body_bytes = body_bytes;
-        m
-    }
-
-    fn text(&self, span: Span) -> &str {
-        // Spans of the start line come from httparse's strs: always UTF-8.
-        let bytes = self
-            .bytes
-            .get(span.start as usize..span.end as usize)
-            .unwrap_or(&[]);
-        std::str::from_utf8(bytes).unwrap_or("")
-    }
-
-    pub fn start(&self) -> StartLine<'_> {
-        match self.start {
-            Start::Request { method, target } => StartLine::Request {
-                method: self.text(method),
-                target: self.text(target),
-            },
-            Start::Response { status, reason } => StartLine::Response {
-                status,
-                reason: self.text(reason),
-            },
-        }
-    }
-
-    fn body_start(&self) -> usize {
-        self.head_len as usize + self.header_count as usize * HEADER_SPAN_BYTES
-    }
-
-    /// (name, value) of each header as bytes, in order, duplicates kept.
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let spans = &self.bytes[self.head_len as usize..self.body_start()];
-        spans.chunks_exact(HEADER_SPAN_BYTES).map(|s| {
-            let at = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]) as usize;
-            let bytes = |a: usize, b: usize| self.bytes.get(a..b).unwrap_or(&[]);
-            (bytes(at(0), at(4)), bytes(at(8), at(12)))
-        })
-    }
-
-    /// (name, value) in order; values decoded as UTF-8 with replacement.
-    pub fn headers_lossy(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
-        self.headers().map(|(name, value)| {
-            // httparse accepts only token characters in names: always UTF-8.
-            let name = std::str::from_utf8(name).unwrap_or("");
-            (name, String::from_utf8_lossy(value))
-        })
-    }
-
-    #[cfg(test)]
-    pub fn header_pairs(&self) -> Vec<(String, String)> {
-        self.headers_lossy()
-            .map(|(n, v)| (n.to_string(), v.into_owned()))
-            .collect()
-    }
-
-    /// The first body bytes, up to the parser's body limit.
-    pub fn body(&self) -> &[u8] {
-        &self.bytes[self.body_start()..]
-    }
-
-    /// Count `bytes` of body, and keep what fits under `limit` bytes kept.
-    fn take_body(&mut self, bytes: &[u8], limit: usize) {
-        self.body_bytes += bytes.len() as u64;
-        let room = limit.saturating_sub(self.body().len());
-        self.bytes
-            .extend_from_slice(&bytes[..room.min(bytes.len())]);
-    }
-
-    pub fn body_cut(&self) -> bool {
-        (self.body().len() as u64) < self.body_bytes
-    }
-
-    pub fn is_request(&self) -> bool {
-        matches!(self.start, Start::Request { .. })
-    }
-}
-
-/// What a request's method says about how its response is framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Head,
-    Connect,
-    Other,
-}
-
-impl Method {
-    fn of(name: &str) -> Self {
-        if name.eq_ignore_ascii_case("HEAD") {
-            Method::Head
-        } else if name.eq_ignore_ascii_case("CONNECT") {
-            Method::Connect
-        } else {
-            Method::Other
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// A request head was read; its response is framed by its method (HEAD, CONNECT), so the
     /// other direction is told at once, before the request's body is in.
     RequestHead {
-        method: Method,
+        method: RequestKind,
     },
     Message(Message),
     /// The protocol switched (101, or a 2xx to CONNECT): the connection is not HTTP/1.x any more.
@@ -317,7 +88,7 @@ pub struct Parser {
     /// Timestamp of the latest piece.
     last_ts: u64,
     /// Methods of the requests the other direction carried, whose responses are due here.
-    expected: VecDeque<Method>,
+    expected: VecDeque<RequestKind>,
     pub stats: ParserStats,
 }
 
@@ -330,16 +101,6 @@ enum HeadStep {
     /// The input was used up (malformed, or not HTTP).
     Done,
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-    UntilClose,
-    Switch,
-}
-
 impl Parser {
     /// `body_limit`: body bytes kept per message (the rest is counted).
     pub fn new(body_limit: usize) -> Self {
@@ -357,7 +118,7 @@ impl Parser {
     }
 
     /// The other direction carried a request with this method: its response is due here.
-    pub fn expect_response(&mut self, method: Method) {
+    pub fn expect_response(&mut self, method: RequestKind) {
         self.expected.push_back(method);
     }
 
@@ -522,7 +283,7 @@ impl Parser {
             Sniff::Request => false,
             Sniff::Response => true,
         };
-        let (head_len, mut msg) = match parse_message_head(input, is_response, self.body_limit) {
+        let (head_len, mut msg) = match parse_head(input, is_response, self.body_limit) {
             Ok(Some(head)) => head,
             Ok(None) if input.len() > MAX_HEAD_BYTES => {
                 self.malformed(input, ts_ns, "message head larger than 64 KiB", out);
@@ -539,7 +300,7 @@ impl Parser {
         let framing = match msg.start() {
             StartLine::Request { method, .. } => {
                 out.push(Parsed::RequestHead {
-                    method: Method::of(method),
+                    method: RequestKind::of(method),
                 });
                 request_framing(&msg)
             }
@@ -576,7 +337,7 @@ impl Parser {
                 // The body kept goes in the same buffer: grow it once.
                 let keep = n.min(self.body_limit as u64) as usize;
                 if let Some(m) = self.current.as_mut() {
-                    m.bytes.reserve_exact(keep);
+                    m.reserve_body(keep);
                 }
                 self.state = State::Body(n);
             }
@@ -660,11 +421,10 @@ impl Parser {
                     return &[];
                 };
                 self.buf.extend_from_slice(&data[..nl + 1]);
-                let line = std::mem::take(&mut self.buf);
-                let line = line.strip_suffix(b"\n").unwrap_or(&line);
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let mut line = std::mem::take(&mut self.buf);
+                let empty = matches!(&line[..], b"\n" | b"\r\n");
                 match cs {
-                    ChunkState::Size => match parse_chunk_size(line) {
+                    ChunkState::Size => match chunk_size(&mut line) {
                         Some(0) => self.state = State::Chunked(ChunkState::Trailers),
                         Some(n) => self.state = State::Chunked(ChunkState::Data(n)),
                         None => {
@@ -672,19 +432,15 @@ impl Parser {
                             self.chunk_error("invalid chunk size", out);
                         }
                     },
+                    ChunkState::DataEnd if empty => {
+                        self.state = State::Chunked(ChunkState::Size);
+                    }
                     ChunkState::DataEnd => {
-                        if line.is_empty() {
-                            self.state = State::Chunked(ChunkState::Size);
-                        } else {
-                            self.buf_ts = ts_ns;
-                            self.chunk_error("chunk data longer than its size", out);
-                        }
+                        self.buf_ts = ts_ns;
+                        self.chunk_error("chunk data longer than its size", out);
                     }
-                    ChunkState::Trailers => {
-                        if line.is_empty() {
-                            self.finish_message(out);
-                        }
-                    }
+                    ChunkState::Trailers if empty => self.finish_message(out),
+                    ChunkState::Trailers => {}
                     ChunkState::Data(_) => unreachable!("handled above"),
                 }
                 &data[nl + 1..]
@@ -729,232 +485,6 @@ impl Parser {
         }
         &[]
     }
-}
-
-/// The length of the head at the start of `buf`, and the message it starts; Ok(None) while the
-/// head is incomplete. The message has room for the body bytes that follow the head in `buf`, up
-/// to `body_limit`: a small body usually arrives with its head.
-fn parse_message_head(
-    buf: &[u8],
-    is_response: bool,
-    body_limit: usize,
-) -> Result<Option<(usize, Message)>, httparse::Error> {
-    // Left uninitialised: httparse writes what it returns (4 KiB to clear per message otherwise).
-    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let (n, start, version, parsed) = if is_response {
-        let mut resp = httparse::Response::new(&mut []);
-        let httparse::Status::Complete(n) = httparse::ParserConfig::default()
-            .parse_response_with_uninit_headers(&mut resp, buf, &mut headers)?
-        else {
-            return Ok(None);
-        };
-        let start = StartLine::Response {
-            status: resp.code.unwrap_or(0),
-            reason: resp.reason.unwrap_or_default(),
-        };
-        (n, start, resp.version, resp.headers)
-    } else {
-        let mut req = httparse::Request::new(&mut []);
-        let httparse::Status::Complete(n) = req.parse_with_uninit_headers(buf, &mut headers)?
-        else {
-            return Ok(None);
-        };
-        let start = StartLine::Request {
-            method: req.method.unwrap_or_default(),
-            target: req.path.unwrap_or_default(),
-        };
-        (n, start, req.version, req.headers)
-    };
-    let spare = (buf.len() - n).min(body_limit);
-    let msg = Message::from_head(&buf[..n], start, version.unwrap_or(1), parsed, spare);
-    Ok(Some((n, msg)))
-}
-
-/// How many bytes at the start of `bytes` are empty lines, which may precede a request line
-/// (RFC 9112, 2.2).
-fn empty_line_bytes(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(bytes.len())
-}
-
-enum Sniff {
-    Request,
-    Response,
-    NotHttp,
-    NeedMore,
-}
-
-/// Whether `buf` starts like an HTTP/1.x status line ("HTTP/"), or like a request line: an
-/// upper-case method token and a space.
-fn sniff(buf: &[u8]) -> Sniff {
-    if buf.starts_with(b"PRI * HTTP/2") {
-        return Sniff::NotHttp; // HTTP/2 prior knowledge
-    }
-    if buf.starts_with(STATUS_PREFIX) {
-        return Sniff::Response;
-    }
-    if STATUS_PREFIX.starts_with(buf) {
-        return Sniff::NeedMore;
-    }
-    for (i, &b) in buf.iter().enumerate().take(MAX_METHOD_LEN + 1) {
-        match b {
-            b'A'..=b'Z' | b'-' | b'_' => {}
-            b' ' if i > 0 => return Sniff::Request,
-            _ => return Sniff::NotHttp,
-        }
-    }
-    if buf.len() > MAX_METHOD_LEN {
-        Sniff::NotHttp
-    } else {
-        Sniff::NeedMore
-    }
-}
-
-enum MessageStart {
-    Found(usize),
-    /// A possible start whose start line is not complete yet.
-    Maybe(usize),
-    None,
-}
-
-/// Whether `line` (without its CRLF) is a plausible start line: a known method with a line that
-/// ends in " HTTP/1.x", or "HTTP/1.x " and a three-digit status.
-fn plausible_start_line(line: &[u8]) -> bool {
-    if KNOWN_METHODS.iter().any(|m| line.starts_with(m)) {
-        return line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0");
-    }
-    let Some(status) = line
-        .strip_prefix(b"HTTP/1.1 ")
-        .or_else(|| line.strip_prefix(b"HTTP/1.0 "))
-    else {
-        return false;
-    };
-    status.len() >= 3
-        && status[..3].iter().all(u8::is_ascii_digit)
-        && (status.len() == 3 || status[3] == b' ')
-}
-
-/// Whether a start line could begin at `rest`: a known method or a status line prefix.
-fn could_start(rest: &[u8]) -> (bool, bool) {
-    let starts = KNOWN_METHODS.iter().any(|m| rest.starts_with(m))
-        || rest.starts_with(b"HTTP/1.1 ")
-        || rest.starts_with(b"HTTP/1.0 ");
-    let prefix = KNOWN_METHODS.iter().any(|m| m.starts_with(rest))
-        || b"HTTP/1.1 ".starts_with(rest)
-        || b"HTTP/1.0 ".starts_with(rest);
-    (starts, prefix)
-}
-
-/// The first place in `buf` where a start line begins. Used only to find the way back after
-/// lost or malformed bytes.
-fn find_message_start(buf: &[u8]) -> MessageStart {
-    for i in 0..buf.len() {
-        let rest = &buf[i..];
-        let (starts, prefix) = could_start(rest);
-        if !starts {
-            if prefix {
-                return MessageStart::Maybe(i);
-            }
-            continue;
-        }
-        let window = &rest[..rest.len().min(MAX_RESYNC_LINE)];
-        match window.windows(2).position(|w| w == b"\r\n") {
-            Some(end) if plausible_start_line(&rest[..end]) => return MessageStart::Found(i),
-            Some(_) => {}
-            None if rest.len() < MAX_RESYNC_LINE => return MessageStart::Maybe(i),
-            None => {}
-        }
-    }
-    MessageStart::None
-}
-
-/// Content-Length and chunked encoding as the headers give them (RFC 9112, 6.3).
-fn declared_framing(msg: &Message) -> Result<Option<Framing>, &'static str> {
-    let mut length: Option<u64> = None;
-    let mut coded = None;
-    // Only these two headers' values are decoded.
-    for (name, value) in msg.headers() {
-        if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            let value = String::from_utf8_lossy(value);
-            let last = value.rsplit(',').next().unwrap_or("").trim();
-            coded = Some(last.eq_ignore_ascii_case("chunked"));
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            // The usual value: digits only, short enough not to overflow.
-            if (1..=18).contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
-                let n = value
-                    .iter()
-                    .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-                if length.is_some_and(|l| l != n) {
-                    return Err("conflicting Content-Length values");
-                }
-                length = Some(n);
-                continue;
-            }
-            let value = String::from_utf8_lossy(value);
-            for part in value.split(',') {
-                let part = part.trim();
-                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err("invalid Content-Length");
-                }
-                let n: u64 = part.parse().map_err(|_| "invalid Content-Length")?;
-                if length.is_some_and(|l| l != n) {
-                    return Err("conflicting Content-Length values");
-                }
-                length = Some(n);
-            }
-        }
-    }
-    Ok(match (coded, length) {
-        (Some(true), _) => Some(Framing::Chunked),
-        // Another coding last: only the end of the connection ends the body.
-        (Some(false), _) => Some(Framing::UntilClose),
-        (None, Some(n)) => Some(Framing::Length(n)),
-        (None, None) => None,
-    })
-}
-
-/// How a request's body is delimited: no Content-Length nor chunked means no body.
-fn request_framing(msg: &Message) -> Result<Framing, &'static str> {
-    match declared_framing(msg)? {
-        Some(Framing::UntilClose) => {
-            Err("request body with a transfer coding other than chunked last")
-        }
-        Some(f) => Ok(f),
-        None => Ok(Framing::None),
-    }
-}
-
-/// How a final response's body is delimited, given the method of its request when known
-/// (RFC 9112, 6.3): no body for HEAD, 204 and 304; a 2xx to CONNECT opens a tunnel; without
-/// Content-Length or chunked, the body runs to the end of the connection.
-fn response_framing(status: u16, method: Option<Method>, msg: &Message) -> Framing {
-    let method = method.unwrap_or(Method::Other);
-    if method == Method::Connect && (200..300).contains(&status) {
-        return Framing::Switch;
-    }
-    if method == Method::Head || status == 204 || status == 304 {
-        return Framing::None;
-    }
-    // A malformed length in a response: the connection's end is the only boundary left.
-    declared_framing(msg)
-        .unwrap_or(Some(Framing::UntilClose))
-        .unwrap_or(Framing::UntilClose)
-}
-
-/// The size in a chunk-size line (hex, optionally followed by extensions).
-fn parse_chunk_size(line: &[u8]) -> Option<u64> {
-    let end = line
-        .iter()
-        .position(|&b| b == b';' || b == b' ' || b == b'\t')
-        .unwrap_or(line.len());
-    let hex = &line[..end];
-    if hex.is_empty() || hex.len() > 15 {
-        return None;
-    }
-    let s = std::str::from_utf8(hex).ok()?;
-    u64::from_str_radix(s, 16).ok()
 }
 
 #[cfg(test)]
@@ -1143,25 +673,6 @@ mod tests {
     }
 
     #[test]
-    fn content_length_values() {
-        let framing = |value: &str| {
-            let m = Message::build("POST /x HTTP/1.1", &[("Content-Length", value)], b"", 0);
-            declared_framing(&m)
-        };
-        assert_eq!(framing("5"), Ok(Some(Framing::Length(5))));
-        assert_eq!(framing("007"), Ok(Some(Framing::Length(7))));
-        assert_eq!(framing("5, 5"), Ok(Some(Framing::Length(5))));
-        assert_eq!(
-            framing("999999999999999999"),
-            Ok(Some(Framing::Length(999_999_999_999_999_999)))
-        );
-        assert_eq!(framing("5, 6"), Err("conflicting Content-Length values"));
-        for bad in ["+5", "-1", "5x", "0x10", "99999999999999999999"] {
-            assert_eq!(framing(bad), Err("invalid Content-Length"), "{bad}");
-        }
-    }
-
-    #[test]
     fn bad_chunk_size_is_malformed() {
         let (out, _) =
             parse_all(&[b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]);
@@ -1261,7 +772,7 @@ mod tests {
                     _ => None,
                 })
                 .collect::<Vec<_>>(),
-            [Method::Head, Method::Other]
+            [RequestKind::Head, RequestKind::Other]
         );
         assert_eq!(targets(&out), ["HEAD /h"]);
     }
@@ -1270,7 +781,7 @@ mod tests {
     fn responses(methods: &[&str], pieces: &[&[u8]]) -> (Vec<Parsed>, Parser) {
         let mut p = Parser::new(64);
         for m in methods {
-            p.expect_response(Method::of(m));
+            p.expect_response(RequestKind::of(m));
         }
         let mut out = Vec::new();
         for (i, piece) in pieces.iter().enumerate() {
@@ -1406,15 +917,5 @@ mod tests {
         p.feed(b"rst HTTP/1.1\r\n\r\n", 2, &mut out);
         assert_eq!(targets(&out), ["GET /first"]);
         assert_eq!(p.stats.resync_bytes, 0);
-    }
-
-    #[test]
-    fn chunk_size_parsing() {
-        assert_eq!(parse_chunk_size(b"1a"), Some(26));
-        assert_eq!(parse_chunk_size(b"0"), Some(0));
-        assert_eq!(parse_chunk_size(b"A;name=value"), Some(10));
-        assert_eq!(parse_chunk_size(b""), None);
-        assert_eq!(parse_chunk_size(b"xyz"), None);
-        assert_eq!(parse_chunk_size(b"ffffffffffffffffff"), None);
     }
 }

@@ -1,0 +1,92 @@
+//! The BPF ABI: the skeleton generated from bpf/http_trace.bpf.c, the shared types of
+//! bpf/http_trace.h, and the kernel side's limits and drop counters. The only module that knows
+//! the kernel-side layout; the decoder turns its samples into the pipeline's own types.
+
+#[allow(clippy::all, clippy::pedantic, unused_imports, dead_code, missing_docs)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/http_trace.skel.rs"));
+}
+
+pub use skel::types;
+pub use skel::{HttpTraceSkel, HttpTraceSkelBuilder, OpenHttpTraceSkel};
+
+use types::{ht_conn_event, ht_drop, ht_event, ht_limits};
+
+// SAFETY: ht_event and ht_conn_event are #[repr(C)] structs the skeleton generates from
+// bpf/http_trace.h; they hold only integers and byte arrays, with explicit padding, so every bit
+// pattern is a valid value.
+unsafe impl plain::Plain for ht_event {}
+// SAFETY: as above.
+unsafe impl plain::Plain for ht_conn_event {}
+
+/// The event header every sample starts with.
+pub const EVENT_HEADER_LEN: usize = std::mem::size_of::<ht_event>();
+/// Upper bound of --capture-bytes: it bounds the BPF copy loops.
+pub const MAX_CAPTURE_BYTES: u32 = ht_limits::HT_MAX_CAPTURE_BYTES.0;
+/// Slots of the tracked-process prefilter array.
+pub const TGID_SLOTS: u32 = ht_limits::HT_TGID_SLOTS.0;
+
+/// How many kinds of drop BPF counts (enum ht_drop).
+pub const DROP_KINDS: usize = ht_drop::HT_DROP_MAX.0 as usize;
+
+/// BPF's drop counters, indexed by enum ht_drop.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drops(pub [u64; DROP_KINDS]);
+
+impl Drops {
+    /// Events BPF could not send (the buffer was full).
+    pub fn output_failed(&self) -> u64 {
+        self.0[ht_drop::HT_DROP_OUTPUT_FAILED.0 as usize]
+    }
+
+    /// The other counters, each with what the summary calls it, in the summary's order.
+    pub fn named(&self) -> impl Iterator<Item = (u64, &'static str)> + '_ {
+        DROP_NAMES
+            .iter()
+            .map(|&(kind, what)| (self.0[kind.0 as usize], what))
+    }
+}
+
+/// What the summary calls each drop counter but HT_DROP_OUTPUT_FAILED, which is in the events
+/// lost.
+const DROP_NAMES: [(ht_drop, &str); 5] = [
+    (
+        ht_drop::HT_DROP_SOCKETS_FULL,
+        "connections not tracked (map full)",
+    ),
+    (
+        ht_drop::HT_DROP_INFLIGHT_FULL,
+        "syscalls not followed (map full)",
+    ),
+    (
+        ht_drop::HT_DROP_PROCESSES_FULL,
+        "child processes not followed (map full)",
+    ),
+    (
+        ht_drop::HT_DROP_OTHER_IO,
+        "socket transfers outside the syscalls followed (io_uring, sendmmsg/recvmmsg) not captured",
+    ),
+    (ht_drop::HT_DROP_READ_FAILED, "user-memory reads failed"),
+];
+
+/// Read the drop counters the BPF side keeps.
+pub fn drops(skel: &HttpTraceSkel<'_>) -> Drops {
+    skel.maps
+        .bss_data
+        .as_deref()
+        .map_or(Drops::default(), |bss| Drops(bss.drops))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_drop_but_output_failed_is_named_once() {
+        let mut seen = vec![ht_drop::HT_DROP_OUTPUT_FAILED.0];
+        seen.extend(DROP_NAMES.iter().map(|(k, _)| k.0));
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, (0..DROP_KINDS as u32).collect::<Vec<_>>());
+    }
+}

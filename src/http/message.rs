@@ -1,0 +1,258 @@
+//! A parsed HTTP/1.x message: its head as received, with where the start line's parts and each
+//! header lie in it, and the first body bytes; and the parsing of a head with httparse.
+
+use std::mem::MaybeUninit;
+
+/// Headers one message may have before it is reported as malformed.
+const MAX_HEADERS: usize = 128;
+
+/// A message's start line, as borrowed from the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartLine<'m> {
+    Request { method: &'m str, target: &'m str },
+    Response { status: u16, reason: &'m str },
+}
+
+/// Where the start line's parts lie in a message's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Request { method: Span, target: Span },
+    Response { status: u16, reason: Span },
+}
+
+/// A range of a message's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+/// Bytes a header's span takes in a message's bytes: name start and end, value start and end.
+const HEADER_SPAN_BYTES: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Timestamp (ns, CLOCK_MONOTONIC) of the piece that held the message's first byte.
+    pub ts_ns: u64,
+    /// Timestamp of the piece that held its last byte (so far, while incomplete).
+    pub end_ts_ns: u64,
+    start: Start,
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// One allocation per message, where thousands are parsed a second: the head as received,
+    /// then where each header's name and value lie in it (HEADER_SPAN_BYTES each), then the
+    /// first body bytes, up to the parser's body limit.
+    bytes: Vec<u8>,
+    head_len: u32,
+    header_count: u32,
+    /// Body size as sent (decoded size for chunked bodies).
+    pub body_bytes: u64,
+    /// Body bytes that were not in the capture (beyond --capture-bytes, sendfile, read failures).
+    pub body_missing_bytes: u64,
+    /// False when tracing or the connection ended before the message did.
+    pub complete: bool,
+}
+
+impl Message {
+    /// A message of the head `head` (which httparse parsed into `start` and `headers`, slices
+    /// of it), with no body yet.
+    fn from_head(
+        head: &[u8],
+        start: StartLine<'_>,
+        version: u8,
+        headers: &[httparse::Header<'_>],
+        spare: usize,
+    ) -> Self {
+        let base = head.as_ptr() as usize;
+        let span = |s: &[u8]| {
+            let start = (s.as_ptr() as usize).saturating_sub(base) as u32;
+            Span {
+                start,
+                end: start + s.len() as u32,
+            }
+        };
+        let mut bytes = Vec::with_capacity(head.len() + headers.len() * HEADER_SPAN_BYTES + spare);
+        bytes.extend_from_slice(head);
+        for h in headers {
+            let (name, value) = (span(h.name.as_bytes()), span(h.value));
+            for n in [name.start, name.end, value.start, value.end] {
+                bytes.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+        let start = match start {
+            StartLine::Request { method, target } => Start::Request {
+                method: span(method.as_bytes()),
+                target: span(target.as_bytes()),
+            },
+            StartLine::Response { status, reason } => Start::Response {
+                status,
+                reason: span(reason.as_bytes()),
+            },
+        };
+        Self {
+            ts_ns: 0,
+            end_ts_ns: 0,
+            start,
+            version,
+            bytes,
+            head_len: head.len() as u32,
+            header_count: headers.len() as u32,
+            body_bytes: 0,
+            body_missing_bytes: 0,
+            complete: true,
+        }
+    }
+
+    /// For tests: the message whose head is `start_line` and `headers`, with `body` kept.
+    #[cfg(test)]
+    pub fn build(start_line: &str, headers: &[(&str, &str)], body: &[u8], body_bytes: u64) -> Self {
+        let mut head = format!("{start_line}\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let is_response = start_line.starts_with("HTTP/");
+        let (_, mut m) = parse_head(head.as_bytes(), is_response, body.len())
+            .expect("a valid head")
+            .expect("a complete head");
+        m.bytes.extend_from_slice(body);
+        m.body_bytes = body_bytes;
+        m
+    }
+
+    fn text(&self, span: Span) -> &str {
+        // Spans of the start line come from httparse's strs: always UTF-8.
+        let bytes = self
+            .bytes
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or(&[]);
+        std::str::from_utf8(bytes).unwrap_or("")
+    }
+
+    pub fn start(&self) -> StartLine<'_> {
+        match self.start {
+            Start::Request { method, target } => StartLine::Request {
+                method: self.text(method),
+                target: self.text(target),
+            },
+            Start::Response { status, reason } => StartLine::Response {
+                status,
+                reason: self.text(reason),
+            },
+        }
+    }
+
+    fn body_start(&self) -> usize {
+        self.head_len as usize + self.header_count as usize * HEADER_SPAN_BYTES
+    }
+
+    /// (name, value) of each header as bytes, in order, duplicates kept.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let spans = &self.bytes[self.head_len as usize..self.body_start()];
+        spans.chunks_exact(HEADER_SPAN_BYTES).map(|s| {
+            let at = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]) as usize;
+            let bytes = |a: usize, b: usize| self.bytes.get(a..b).unwrap_or(&[]);
+            (bytes(at(0), at(4)), bytes(at(8), at(12)))
+        })
+    }
+
+    /// (name, value) in order; values decoded as UTF-8 with replacement.
+    pub fn headers_lossy(&self) -> impl Iterator<Item = (&str, std::borrow::Cow<'_, str>)> {
+        self.headers().map(|(name, value)| {
+            // httparse accepts only token characters in names: always UTF-8.
+            let name = std::str::from_utf8(name).unwrap_or("");
+            (name, String::from_utf8_lossy(value))
+        })
+    }
+
+    #[cfg(test)]
+    pub fn header_pairs(&self) -> Vec<(String, String)> {
+        self.headers_lossy()
+            .map(|(n, v)| (n.to_string(), v.into_owned()))
+            .collect()
+    }
+
+    /// The first body bytes, up to the parser's body limit.
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[self.body_start()..]
+    }
+
+    /// Make room for `n` body bytes kept, in the one allocation.
+    pub(super) fn reserve_body(&mut self, n: usize) {
+        self.bytes.reserve_exact(n);
+    }
+
+    /// Count `bytes` of body, and keep what fits under `limit` bytes kept.
+    pub(super) fn take_body(&mut self, bytes: &[u8], limit: usize) {
+        self.body_bytes += bytes.len() as u64;
+        let room = limit.saturating_sub(self.body().len());
+        self.bytes
+            .extend_from_slice(&bytes[..room.min(bytes.len())]);
+    }
+
+    pub fn body_cut(&self) -> bool {
+        (self.body().len() as u64) < self.body_bytes
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, Start::Request { .. })
+    }
+}
+
+/// What a request's method says about how its response is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Head,
+    Connect,
+    Other,
+}
+
+impl RequestKind {
+    pub fn of(name: &str) -> Self {
+        if name.eq_ignore_ascii_case("HEAD") {
+            RequestKind::Head
+        } else if name.eq_ignore_ascii_case("CONNECT") {
+            RequestKind::Connect
+        } else {
+            RequestKind::Other
+        }
+    }
+}
+/// The length of the head at the start of `buf`, and the message it starts; Ok(None) while the
+/// head is incomplete. The message has room for the body bytes that follow the head in `buf`, up
+/// to `body_limit`: a small body usually arrives with its head.
+pub(super) fn parse_head(
+    buf: &[u8],
+    is_response: bool,
+    body_limit: usize,
+) -> Result<Option<(usize, Message)>, httparse::Error> {
+    // Left uninitialised: httparse writes what it returns (4 KiB to clear per message otherwise).
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let (n, start, version, parsed) = if is_response {
+        let mut resp = httparse::Response::new(&mut []);
+        let httparse::Status::Complete(n) = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, buf, &mut headers)?
+        else {
+            return Ok(None);
+        };
+        let start = StartLine::Response {
+            status: resp.code.unwrap_or(0),
+            reason: resp.reason.unwrap_or_default(),
+        };
+        (n, start, resp.version, resp.headers)
+    } else {
+        let mut req = httparse::Request::new(&mut []);
+        let httparse::Status::Complete(n) = req.parse_with_uninit_headers(buf, &mut headers)?
+        else {
+            return Ok(None);
+        };
+        let start = StartLine::Request {
+            method: req.method.unwrap_or_default(),
+            target: req.path.unwrap_or_default(),
+        };
+        (n, start, req.version, req.headers)
+    };
+    let spare = (buf.len() - n).min(body_limit);
+    let msg = Message::from_head(&buf[..n], start, version.unwrap_or(1), parsed, spare);
+    Ok(Some((n, msg)))
+}

@@ -1,0 +1,130 @@
+//! http-trace: show the plaintext HTTP/1.1 traffic of a running process, live, with eBPF.
+//!
+//! The pipeline, in the order data flows through it; each module uses only modules listed
+//! before it (`layers_are_respected` below checks the `crate::` paths):
+//!
+//! - `bpf`: the BPF ABI: the generated skeleton, the types shared with bpf/http_trace.h, the
+//!   kernel side's limits and drop counters. Nothing else knows the kernel-side layout.
+//! - `decode`: buffer samples into events (`Chunk`s of a connection, process forks and exits).
+//! - `reorder`: a connection's events back in order across CPUs; gaps waited for, then given up.
+//! - `http`: HTTP/1.x parsing of one direction: messages, framing, resynchronisation.
+//! - `stream`: one direction's syscalls, holes included, into its parser.
+//! - `record`: what the pipeline hands out: exchanges and malformed messages.
+//! - `pairing`: requests paired with responses, in order.
+//! - `tracker`: per connection, the stages above tied together.
+//! - `output`: records as text or JSON lines.
+//! - `procs`: what /proc says (processes, children, connections open at start).
+//! - `processes`: the traced processes: alive, forked, exited, and BPF's set of them.
+//! - `attach`: checks, loading and attaching with one attach method; the event buffer.
+//! - `cli`: the command line.
+//! - `session`: one run: start, poll, finish, the summary.
+
+pub mod attach;
+pub mod bpf;
+pub mod cli;
+pub mod decode;
+pub mod http;
+pub mod output;
+pub mod pairing;
+pub mod processes;
+pub mod procs;
+pub mod record;
+pub mod reorder;
+pub mod session;
+pub mod stream;
+pub mod tracker;
+
+/// The modules in layer order, lowest first (as listed above).
+#[cfg(test)]
+const LAYERS: [&str; 14] = [
+    "bpf",
+    "decode",
+    "reorder",
+    "http",
+    "stream",
+    "record",
+    "pairing",
+    "tracker",
+    "output",
+    "procs",
+    "processes",
+    "attach",
+    "cli",
+    "session",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::LAYERS;
+    use std::path::Path;
+
+    /// The module a file under src/ belongs to: its first path component, without `.rs`.
+    fn module_of(rel: &Path) -> String {
+        let first = rel.components().next().expect("a path under src");
+        let name = first.as_os_str().to_string_lossy();
+        name.trim_end_matches(".rs").to_string()
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("src/ is readable") {
+            let path = e.expect("a directory entry").path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// The crate modules a source text names through `crate::` paths.
+    fn crate_paths(text: &str) -> Vec<String> {
+        text.match_indices("crate::")
+            .map(|(i, m)| {
+                let rest = &text[i + m.len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                rest[..end].to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn layers_are_respected() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let rank = |m: &str| LAYERS.iter().position(|&l| l == m);
+        let mut checked = 0;
+        for file in files {
+            let rel = file.strip_prefix(&src).expect("under src");
+            let module = module_of(rel);
+            if module == "lib" || module == "main" {
+                continue;
+            }
+            let mine = rank(&module).unwrap_or_else(|| panic!("{module} is not in LAYERS"));
+            let text = std::fs::read_to_string(&file).expect("readable source");
+            for used in crate_paths(&text) {
+                let theirs = rank(&used).unwrap_or_else(|| panic!("{used} is not in LAYERS"));
+                assert!(
+                    theirs <= mine,
+                    "{} uses crate::{used}, which is above it in the pipeline",
+                    rel.display()
+                );
+                checked += 1;
+            }
+        }
+        assert!(
+            checked > 20,
+            "only {checked} crate:: paths found: is the scan broken?"
+        );
+    }
+
+    #[test]
+    fn crate_paths_are_found() {
+        assert_eq!(
+            crate_paths("use crate::http::{Message};\nlet x = crate::bpf::drops(s);"),
+            ["http", "bpf"]
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The traced processes: those named, their descendants found in /proc at start, the children
+//! BPF reports forked and the processes it reports exited, a liveness check for exits it could
+//! not report, and BPF's set of tracked processes kept in step with all of these.
+
+use anyhow::{Context, Result};
+use libbpf_rs::{MapCore, MapFlags};
+
+use crate::bpf::{HttpTraceSkel, TGID_SLOTS};
+use crate::procs;
+
+pub struct Processes {
+    /// The processes named on the command line.
+    named: Vec<u32>,
+    follow_children: bool,
+    alive: Vec<u32>,
+    /// What BPF reported since the last `update`.
+    forked: Vec<u32>,
+    exited: Vec<u32>,
+}
+
+impl Processes {
+    /// The processes `named`, and their descendants unless `follow_children` is false.
+    pub fn new(named: &[u32], follow_children: bool) -> Self {
+        let mut alive = named.to_vec();
+        if follow_children {
+            alive.extend(procs::descendants(named));
+        }
+        Self {
+            named: named.to_vec(),
+            follow_children,
+            alive,
+            forked: Vec::new(),
+            exited: Vec::new(),
+        }
+    }
+
+    pub fn alive(&self) -> &[u32] {
+        &self.alive
+    }
+
+    pub fn named(&self) -> &[u32] {
+        &self.named
+    }
+
+    /// The traced processes that were not named (descendants).
+    pub fn children(&self) -> usize {
+        self.alive.len().saturating_sub(self.named.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.alive.is_empty()
+    }
+
+    /// Put every process in BPF's set (before the programs attach).
+    pub fn track_all(&self, skel: &HttpTraceSkel<'_>) -> Result<()> {
+        self.alive.iter().try_for_each(|&pid| track(skel, pid))
+    }
+
+    /// Once attached: children forked between the scan at start and the attach are looked for
+    /// again (BPF follows the ones forked after it).
+    pub fn rescan(&mut self, skel: &HttpTraceSkel<'_>) -> Result<()> {
+        if !self.follow_children {
+            return Ok(());
+        }
+        for pid in procs::descendants(&self.named) {
+            if !self.alive.contains(&pid) {
+                track(skel, pid)?;
+                self.alive.push(pid);
+            }
+        }
+        Ok(())
+    }
+
+    /// BPF reported that a traced process forked `child` (already in its set).
+    pub fn forked(&mut self, child: u32) {
+        self.forked.push(child);
+    }
+
+    /// BPF reported that traced process `tgid` exited.
+    pub fn exited(&mut self, tgid: u32) {
+        self.exited.push(tgid);
+    }
+
+    /// Take in what BPF reported: say which processes were followed or ended, and forget the
+    /// ended ones in BPF.
+    pub fn update(&mut self, skel: &HttpTraceSkel<'_>) {
+        for pid in std::mem::take(&mut self.forked) {
+            // The rescan at start may have found it already.
+            if !self.alive.contains(&pid) {
+                eprintln!("http-trace: following new child process {pid}");
+                self.alive.push(pid);
+            }
+        }
+        for pid in std::mem::take(&mut self.exited) {
+            if let Some(i) = self.alive.iter().position(|&p| p == pid) {
+                self.alive.swap_remove(i);
+                eprintln!("http-trace: process {pid} exited");
+            }
+            forget(skel, pid);
+        }
+    }
+
+    /// Exits that BPF could not report: the processes found gone, already forgotten in BPF.
+    pub fn check_liveness(&mut self, skel: &HttpTraceSkel<'_>) -> Vec<u32> {
+        let mut gone = Vec::new();
+        self.alive.retain(|&pid| {
+            let up = procs::process_alive(pid);
+            if !up {
+                eprintln!("http-trace: process {pid} exited");
+                forget(skel, pid);
+                gone.push(pid);
+            }
+            up
+        });
+        gone
+    }
+}
+
+/// Trace process `pid` in BPF.
+fn track(skel: &HttpTraceSkel<'_>, pid: u32) -> Result<()> {
+    let slot = pid % TGID_SLOTS;
+    skel.maps
+        .tgid_slots
+        .update(&slot.to_ne_bytes(), &[1u8], MapFlags::ANY)
+        .and_then(|()| {
+            skel.maps
+                .tracked_tgids
+                .update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
+        })
+        .with_context(|| format!("adding process {pid} to the tracked set"))
+}
+
+/// Forget process `pid` in BPF (it exited; its PID may be reused): stop tracing it, and drop
+/// what is known of its fds: its sockets, which its exit closed without close(2), and the fds
+/// known not to be TCP sockets.
+fn forget(skel: &HttpTraceSkel<'_>, pid: u32) {
+    // Failures here only mean the entries are already gone.
+    let _ = skel.maps.tracked_tgids.delete(&pid.to_ne_bytes());
+    for map in [&skel.maps.sockets, &skel.maps.not_tcp] {
+        // Both are keyed by struct sock_key, whose first field is the tgid.
+        let mine: Vec<Vec<u8>> = map
+            .keys()
+            .filter(|k| k.get(..4) == Some(&pid.to_ne_bytes()[..]))
+            .collect();
+        for key in mine {
+            let _ = map.delete(&key);
+        }
+    }
+}

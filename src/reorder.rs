@@ -1,0 +1,151 @@
+//! Putting one connection's events back in order. They come through any CPU's buffer, so each
+//! carries a per-connection sequence number; an event that arrives early waits for the ones
+//! before it. A sequence number that never arrives (an event lost in the kernel) is waited for
+//! for GAP_TIMEOUT, then given up: the streams resynchronise and the gap is counted.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::decode::Chunk;
+
+/// How long a missing sequence number is waited for before its event is taken as lost.
+pub const GAP_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Where an arriving event stands in its connection's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// The one expected: apply it now.
+    InOrder,
+    /// Ahead of a missing one: kept until its turn.
+    Early,
+    /// Behind: its sequence number was already given up on as lost.
+    Late,
+}
+
+/// One connection's order: the sequence number expected next, and the events that wait.
+#[derive(Debug, Default)]
+pub struct Reorder {
+    next_seq: u64,
+    /// Events that arrived ahead of `next_seq`, with their bytes copied out of the buffer.
+    pending: BTreeMap<u64, Chunk<Vec<u8>>>,
+    /// Since when `next_seq` has been missing while later events wait.
+    gap_since: Option<Instant>,
+}
+
+impl Reorder {
+    /// Connections are followed from their opening (or discovery): sequence number 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Take an arriving event: keep it when it is early, advance when it is the one expected.
+    pub fn arrive(&mut self, chunk: &Chunk<&[u8]>, now: Instant) -> Arrival {
+        if chunk.seq < self.next_seq {
+            return Arrival::Late;
+        }
+        if chunk.seq > self.next_seq {
+            self.pending
+                .insert(chunk.seq, chunk.map_bytes(|b| b.to_vec()));
+            self.gap_since.get_or_insert(now);
+            return Arrival::Early;
+        }
+        self.next_seq += 1;
+        Arrival::InOrder
+    }
+
+    /// The waiting event that is now expected, if any.
+    pub fn next_ready(&mut self) -> Option<Chunk<Vec<u8>>> {
+        let entry = self.pending.first_entry()?;
+        if *entry.key() != self.next_seq {
+            return None;
+        }
+        self.next_seq += 1;
+        Some(entry.remove())
+    }
+
+    /// After the ready events were taken: whether a gap is still open, and since when.
+    pub fn settle(&mut self, now: Instant) {
+        self.gap_since = if self.pending.is_empty() {
+            None
+        } else {
+            self.gap_since.or(Some(now))
+        };
+    }
+
+    /// Whether events wait for a missing one.
+    pub fn has_gap(&self) -> bool {
+        self.gap_since.is_some()
+    }
+
+    /// Whether the missing event has been waited for long enough.
+    pub fn gap_expired(&self, now: Instant) -> bool {
+        self.gap_since
+            .is_some_and(|t| now.duration_since(t) >= GAP_TIMEOUT)
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Give up on the events missing before the first waiting one; returns how many were given
+    /// up, or None when nothing waits.
+    pub fn skip_gap(&mut self) -> Option<u64> {
+        self.gap_since = None;
+        let &first = self.pending.keys().next()?;
+        let missing = first - self.next_seq;
+        self.next_seq = first;
+        Some(missing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{ChunkKind, Comm, ConnMeta};
+
+    fn event(seq: u64) -> Chunk<&'static [u8]> {
+        Chunk {
+            conn_id: 1,
+            seq,
+            ts_ns: seq,
+            meta: ConnMeta {
+                tgid: 1,
+                tid: 1,
+                fd: 3,
+                comm: Comm::new("t"),
+            },
+            kind: ChunkKind::Close,
+        }
+    }
+
+    #[test]
+    fn early_events_wait_for_the_missing_one() {
+        let now = Instant::now();
+        let mut r = Reorder::new();
+        assert_eq!(r.arrive(&event(0), now), Arrival::InOrder);
+        assert_eq!(r.arrive(&event(2), now), Arrival::Early);
+        assert_eq!(r.arrive(&event(3), now), Arrival::Early);
+        assert!(r.next_ready().is_none());
+        r.settle(now);
+        assert!(r.has_gap() && !r.gap_expired(now));
+        assert_eq!(r.arrive(&event(1), now), Arrival::InOrder);
+        let seqs: Vec<u64> = std::iter::from_fn(|| r.next_ready())
+            .map(|c| c.seq)
+            .collect();
+        assert_eq!(seqs, [2, 3]);
+        r.settle(now);
+        assert!(!r.has_gap() && !r.has_pending());
+    }
+
+    #[test]
+    fn a_gap_given_up_counts_the_missing_events_and_drops_late_ones() {
+        let now = Instant::now();
+        let mut r = Reorder::new();
+        r.arrive(&event(3), now);
+        assert!(r.gap_expired(now + GAP_TIMEOUT));
+        assert_eq!(r.skip_gap(), Some(3));
+        assert_eq!(r.next_ready().map(|c| c.seq), Some(3));
+        assert_eq!(r.arrive(&event(1), now), Arrival::Late);
+        assert_eq!(r.skip_gap(), None);
+    }
+}
