@@ -13,6 +13,7 @@
 //! - `pairing`: requests paired with responses, in order.
 //! - `tracker`: per connection, the stages above tied together.
 //! - `output`: records as text or JSON lines.
+//! - `pipeline`: samples to printed records, as one value a session or a replay drives.
 //! - `procs`: what /proc says (processes, children, connections open at start).
 //! - `processes`: the traced processes: alive, forked, exited, and BPF's set of them.
 //! - `attach`: checks, loading and attaching with one attach method; the event buffer.
@@ -26,6 +27,7 @@ pub mod decode;
 pub mod http;
 pub mod output;
 pub mod pairing;
+pub mod pipeline;
 pub mod processes;
 pub mod procs;
 pub mod record;
@@ -36,7 +38,7 @@ pub mod tracker;
 
 /// The modules in layer order, lowest first (as listed above).
 #[cfg(test)]
-const LAYERS: [&str; 14] = [
+const LAYERS: [&str; 15] = [
     "bpf",
     "decode",
     "reorder",
@@ -46,6 +48,7 @@ const LAYERS: [&str; 14] = [
     "pairing",
     "tracker",
     "output",
+    "pipeline",
     "procs",
     "processes",
     "attach",

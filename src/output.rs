@@ -32,7 +32,7 @@ impl Clock {
         })
     }
 
-    #[cfg(test)]
+    /// A clock with a fixed offset, for replays and tests.
     pub fn fixed(realtime_minus_monotonic_ns: i128) -> Self {
         Self {
             realtime_minus_monotonic_ns,

@@ -15,113 +15,36 @@ use crate::attach::buffer::{self, EventBuffer};
 use crate::attach::{self, Config, Loaded};
 use crate::bpf::{self, Drops};
 use crate::cli::Args;
-use crate::decode::{self, Event};
 use crate::output::{Clock, Printer};
+use crate::pipeline::{samples_file, Pipeline, ProcessEvent};
 use crate::processes::Processes;
 use crate::procs;
-use crate::record::Record;
-use crate::tracker::Tracker;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Default)]
-struct Counts {
-    exchanges: u64,
-    /// Exchanges whose request or response was cut short.
-    incomplete: u64,
-    /// Requests with no response when their connection or tracing ended.
-    unanswered: u64,
-    malformed: u64,
-    lost_events: u64,
-    bad_samples: u64,
-}
-
 /// What the event callbacks change, behind a RefCell: the buffer holds them while the session
 /// polls it.
 struct State {
-    tracker: Tracker,
-    printer: Printer<StdoutLock<'static>>,
-    records: Vec<Record>,
-    counts: Counts,
+    pipeline: Pipeline<StdoutLock<'static>>,
     processes: Processes,
-    /// Requests still to print under --count.
-    remaining: Option<u64>,
-    /// Output is gone (e.g. a closed pipe): stop quietly.
-    output_closed: bool,
-    /// When the current batch of events is taken in: gaps are timed in poll intervals, which
-    /// spares a clock read per event.
-    now: Instant,
+    /// Raw samples written for the pipeline benchmark (pipeline::samples_file).
+    recording: Option<io::BufWriter<std::fs::File>>,
 }
 
 impl State {
     fn on_sample(&mut self, data: &[u8]) {
-        match decode::decode(data) {
-            Ok(Event::Conn(chunk)) => self.tracker.push(&chunk, self.now, &mut self.records),
-            Ok(Event::Exit { tgid }) => {
-                self.tracker.process_exited(tgid, &mut self.records);
-                self.processes.exited(tgid);
-            }
-            Ok(Event::Fork { child, .. }) => self.processes.forked(child),
-            Err(e) => {
-                self.counts.bad_samples += 1;
-                log::warn!("skipping a sample: {e}");
+        if let Some(file) = self.recording.as_mut() {
+            if let Err(e) = samples_file::write(file, data) {
+                log::warn!("recording samples: {e}");
+                self.recording = None;
             }
         }
-    }
-
-    /// Print what a batch of events completed, oldest first: connections' events come through
-    /// different CPUs' buffers, so completion order is not time order.
-    fn print_records(&mut self) {
-        // Nearly sorted already: the sort finds the runs. The buffer is kept for the next batch.
-        let mut records = std::mem::take(&mut self.records);
-        records.sort_by_key(Record::ts_ns);
-        for rec in records.drain(..) {
-            if self.done() {
-                break;
-            }
-            match &rec {
-                Record::Exchange {
-                    request, response, ..
-                } => {
-                    self.counts.exchanges += 1;
-                    if [request, response]
-                        .iter()
-                        .any(|m| m.as_ref().is_some_and(|m| !m.complete))
-                    {
-                        self.counts.incomplete += 1;
-                    }
-                    if response.is_none() {
-                        self.counts.unanswered += 1;
-                    }
-                    if let Some(n) = self.remaining.as_mut() {
-                        *n -= 1;
-                    }
-                }
-                Record::Malformed { .. } => self.counts.malformed += 1,
-            }
-            if let Err(e) = self.printer.print(&rec) {
-                self.output_failed(e);
-            }
+        match self.pipeline.sample(data) {
+            Some(ProcessEvent::Forked(child)) => self.processes.forked(child),
+            Some(ProcessEvent::Exited(tgid)) => self.processes.exited(tgid),
+            None => {}
         }
-        self.records = records;
-    }
-
-    fn done(&self) -> bool {
-        self.output_closed || self.remaining == Some(0)
-    }
-
-    fn flush(&mut self) {
-        if let Err(e) = self.printer.flush() {
-            self.output_failed(e);
-        }
-    }
-
-    fn output_failed(&mut self, e: io::Error) {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("http-trace: error: writing output: {e}");
-        }
-        self.output_closed = true;
     }
 }
 
@@ -172,15 +95,17 @@ impl Session {
                 .context("installing the Ctrl-C handler")?;
         }
         let clock = Clock::now().context("reading the clocks")?;
+        let printer = Printer::new(io::stdout().lock(), args.output, args.verbose, clock);
         let state = RefCell::new(State {
-            tracker: Tracker::new(args.max_body as usize),
-            printer: Printer::new(io::stdout().lock(), args.output, args.verbose, clock),
-            records: Vec::new(),
-            counts: Counts::default(),
+            pipeline: Pipeline::new(args.max_body as usize, printer, args.count),
             processes,
-            remaining: args.count,
-            output_closed: false,
-            now: Instant::now(),
+            recording: match std::env::var_os(samples_file::ENV) {
+                Some(path) => Some(io::BufWriter::new(
+                    std::fs::File::create(&path)
+                        .with_context(|| format!("creating {}", path.to_string_lossy()))?,
+                )),
+                None => None,
+            },
         });
         Ok(Self {
             loaded,
@@ -199,7 +124,7 @@ impl Session {
             self.loaded.buffer,
             args.buffer_pages,
             |data| self.state.borrow_mut().on_sample(data),
-            |n| self.state.borrow_mut().counts.lost_events += n,
+            |n| self.state.borrow_mut().pipeline.lost(n),
         )
     }
 
@@ -214,7 +139,7 @@ impl Session {
         let mut open = 0;
         for &pid in s.processes.alive() {
             for c in procs::open_connections(pid) {
-                s.tracker.preopened(pid, c.fd, c.role);
+                s.pipeline.tracker.preopened(pid, c.fd, c.role);
                 open += 1;
             }
         }
@@ -254,29 +179,31 @@ impl Session {
         events.poll(POLL_INTERVAL)?;
         let now = Instant::now();
         let skel = &self.loaded.skel;
-        self.state.borrow_mut().now = now;
+        self.state.borrow_mut().pipeline.set_now(now);
         self.state.borrow_mut().processes.update(skel);
-        if self.state.borrow().tracker.has_gaps() {
+        if self.state.borrow().pipeline.has_gaps() {
             // A missing event may sit in a CPU buffer that did not signal yet: drain them all.
             events.consume()?;
-            let s = &mut *self.state.borrow_mut();
-            s.tracker.expire_gaps(now, &mut s.records);
+            self.state.borrow_mut().pipeline.expire_gaps(now);
         }
         let s = &mut *self.state.borrow_mut();
-        s.print_records();
-        s.flush();
-        if self.stop.load(Ordering::SeqCst) || s.done() || self.deadline.is_some_and(|d| now >= d) {
+        s.pipeline.print_records();
+        s.pipeline.flush();
+        if self.stop.load(Ordering::SeqCst)
+            || s.pipeline.done()
+            || self.deadline.is_some_and(|d| now >= d)
+        {
             return Ok(false);
         }
         if now >= self.next_liveness.get() {
             self.next_liveness.set(now + LIVENESS_INTERVAL);
             // Exits BPF reported are handled above; this catches any it could not send.
             for pid in s.processes.check_liveness(skel) {
-                s.tracker.process_exited(pid, &mut s.records);
+                s.pipeline.process_exited(pid);
             }
         }
         if s.processes.is_empty() {
-            s.print_records();
+            s.pipeline.print_records();
             return Ok(false);
         }
         Ok(true)
@@ -290,19 +217,18 @@ impl Session {
         drop(events);
         let s = &mut *self.state.borrow_mut();
         s.processes.update(&self.loaded.skel);
-        s.tracker.finish(&mut s.records);
-        s.print_records();
-        s.flush();
+        s.pipeline.finish();
         let drops = bpf::drops(&self.loaded.skel);
         // BPF counts every event it could not send. Perf reports the same events only when its
         // next event fits, so after the last one it never does; the ring has no lost callback.
-        s.counts.lost_events = s.counts.lost_events.max(drops.output_failed());
+        let counts = &mut s.pipeline.counts;
+        counts.lost_events = counts.lost_events.max(drops.output_failed());
         let kernel = KernelCounts {
             drops,
             kretprobe_misses: self.loaded.kretprobe_misses(),
             skipped_runs: attach::kernel_skips(&self.loaded.skel),
         };
-        eprintln!("{}", summary(s, &kernel));
+        eprintln!("{}", summary(&s.pipeline, &kernel));
     }
 }
 
@@ -313,7 +239,7 @@ struct KernelCounts {
     skipped_runs: u64,
 }
 
-fn summary(s: &State, k: &KernelCounts) -> String {
+fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
     let c = &s.counts;
     let t = &s.tracker.stats;
     let p = s.tracker.parser_stats();

@@ -1,0 +1,205 @@
+//! The pipeline from raw samples to printed records, as one value that a live session and an
+//! offline replay (the pipeline benchmark) drive alike: decode, reassemble and parse per
+//! connection, pair, sort each batch's records by time, print, and count what was printed.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use crate::decode::{self, Event};
+use crate::output::Printer;
+use crate::record::Record;
+use crate::tracker::Tracker;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub exchanges: u64,
+    /// Exchanges whose request or response was cut short.
+    pub incomplete: u64,
+    /// Requests with no response when their connection or tracing ended.
+    pub unanswered: u64,
+    pub malformed: u64,
+    pub lost_events: u64,
+    pub bad_samples: u64,
+}
+
+/// A process event, which the caller keeps its process set in step with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessEvent {
+    Forked(u32),
+    /// Its connections were closed in the tracker already.
+    Exited(u32),
+}
+
+pub struct Pipeline<W: Write> {
+    pub tracker: Tracker,
+    printer: Printer<W>,
+    records: Vec<Record>,
+    pub counts: Counts,
+    /// Exchanges still to print under --count.
+    remaining: Option<u64>,
+    /// Output is gone (e.g. a closed pipe): stop quietly.
+    output_closed: bool,
+    /// When the current batch of events is taken in: gaps are timed in poll intervals, which
+    /// spares a clock read per event.
+    now: Instant,
+}
+
+impl<W: Write> Pipeline<W> {
+    /// `body_limit`: body bytes kept per message; `count`: exchanges to print before `done`.
+    pub fn new(body_limit: usize, printer: Printer<W>, count: Option<u64>) -> Self {
+        Self {
+            tracker: Tracker::new(body_limit),
+            printer,
+            records: Vec::new(),
+            counts: Counts::default(),
+            remaining: count,
+            output_closed: false,
+            now: Instant::now(),
+        }
+    }
+
+    /// A batch of samples starts at `now`.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// Take one raw sample in.
+    pub fn sample(&mut self, data: &[u8]) -> Option<ProcessEvent> {
+        match decode::decode(data) {
+            Ok(Event::Conn(chunk)) => {
+                self.tracker.push(&chunk, self.now, &mut self.records);
+                None
+            }
+            Ok(Event::Exit { tgid }) => {
+                self.tracker.process_exited(tgid, &mut self.records);
+                Some(ProcessEvent::Exited(tgid))
+            }
+            Ok(Event::Fork { child, .. }) => Some(ProcessEvent::Forked(child)),
+            Err(e) => {
+                self.counts.bad_samples += 1;
+                log::warn!("skipping a sample: {e}");
+                None
+            }
+        }
+    }
+
+    /// Events perf reported lost.
+    pub fn lost(&mut self, n: u64) {
+        self.counts.lost_events += n;
+    }
+
+    pub fn has_gaps(&self) -> bool {
+        self.tracker.has_gaps()
+    }
+
+    /// Give up on events missing for too long.
+    pub fn expire_gaps(&mut self, now: Instant) {
+        self.tracker.expire_gaps(now, &mut self.records);
+    }
+
+    /// A process found gone: its connections end.
+    pub fn process_exited(&mut self, tgid: u32) {
+        self.tracker.process_exited(tgid, &mut self.records);
+    }
+
+    /// Tracing ends: report what is pending, print it, flush.
+    pub fn finish(&mut self) {
+        self.tracker.finish(&mut self.records);
+        self.print_records();
+        self.flush();
+    }
+
+    /// Print what a batch of events completed, oldest first: connections' events come through
+    /// different CPUs' buffers, so completion order is not time order.
+    pub fn print_records(&mut self) {
+        // Nearly sorted already: the sort finds the runs. The buffer is kept for the next batch.
+        let mut records = std::mem::take(&mut self.records);
+        records.sort_by_key(Record::ts_ns);
+        for rec in records.drain(..) {
+            if self.done() {
+                break;
+            }
+            match &rec {
+                Record::Exchange {
+                    request, response, ..
+                } => {
+                    self.counts.exchanges += 1;
+                    if [request, response]
+                        .iter()
+                        .any(|m| m.as_ref().is_some_and(|m| !m.complete))
+                    {
+                        self.counts.incomplete += 1;
+                    }
+                    if response.is_none() {
+                        self.counts.unanswered += 1;
+                    }
+                    if let Some(n) = self.remaining.as_mut() {
+                        *n -= 1;
+                    }
+                }
+                Record::Malformed { .. } => self.counts.malformed += 1,
+            }
+            if let Err(e) = self.printer.print(&rec) {
+                self.output_failed(e);
+            }
+        }
+        self.records = records;
+    }
+
+    /// Whether output is finished: --count reached, or the output closed.
+    pub fn done(&self) -> bool {
+        self.output_closed || self.remaining == Some(0)
+    }
+
+    pub fn flush(&mut self) {
+        if let Err(e) = self.printer.flush() {
+            self.output_failed(e);
+        }
+    }
+
+    fn output_failed(&mut self, e: io::Error) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("http-trace: error: writing output: {e}");
+        }
+        self.output_closed = true;
+    }
+}
+
+/// A provisional file of raw samples, each behind its length as a little-endian u32: what the
+/// pipeline benchmark replays (benches/pipeline.rs). Written by a live session when
+/// HTTP_TRACE_RECORD_SAMPLES names a file; the capture-file format will replace it.
+pub mod samples_file {
+    use std::io::{self, Write};
+
+    pub const ENV: &str = "HTTP_TRACE_RECORD_SAMPLES";
+
+    pub fn write(out: &mut impl Write, sample: &[u8]) -> io::Result<()> {
+        let len = u32::try_from(sample.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+        out.write_all(&len.to_le_bytes())?;
+        out.write_all(sample)
+    }
+
+    /// The samples of a file's bytes, up to the first one cut short.
+    pub fn read(mut bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+        std::iter::from_fn(move || {
+            let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+            let sample = bytes.get(4..4 + len)?;
+            bytes = &bytes[4 + len..];
+            Some(sample)
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn samples_come_back_as_written() {
+            let mut file = Vec::new();
+            for s in [&b"abc"[..], b"", b"defg"] {
+                super::write(&mut file, s).unwrap();
+            }
+            file.extend_from_slice(&[9, 0, 0, 0, 1]); // cut short
+            let back: Vec<&[u8]> = super::read(&file).collect();
+            assert_eq!(back, [&b"abc"[..], b"", b"defg"]);
+        }
+    }
+}
