@@ -11,8 +11,9 @@ use std::hint::black_box;
 use std::io;
 use std::time::Instant;
 
+use http_trace::decode::samples_file;
 use http_trace::output::{Clock, Format, Printer};
-use http_trace::pipeline::{samples_file, Pipeline};
+use http_trace::pipeline::Pipeline;
 
 const SAMPLES: &[u8] = include_bytes!("data/example-server.samples");
 
@@ -34,6 +35,7 @@ fn main() {
     let (format, verbose) = match args.next().as_deref() {
         None | Some("json") => (Format::Json, false),
         Some("text") => (Format::Text, false),
+        Some("serde") => (Format::JsonSerde, false),
         Some("verbose") => (Format::Text, true),
         Some(other) => {
             eprintln!("pipeline bench: unknown format {other} (json, text or verbose)");

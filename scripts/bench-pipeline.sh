@@ -27,7 +27,7 @@ for line in sys.stdin:
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 printf '%-8s %14s %10s %14s\n' output instructions exchanges "per exchange"
-for format in json text verbose; do
+for format in ${HTTP_TRACE_BENCH_FORMATS:-json text verbose}; do
     valgrind --tool=callgrind --callgrind-out-file="$out/cg" --toggle-collect='*replay_samples*' \
         "$bench" "$format" "$rounds" > "$out/stdout" 2> "$out/stderr"
     ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$out/stderr")

@@ -15,8 +15,9 @@ use crate::attach::buffer::{self, EventBuffer};
 use crate::attach::{self, Config, Loaded};
 use crate::bpf::{self, Drops};
 use crate::cli::Args;
+use crate::decode::samples_file;
 use crate::output::{Clock, Printer};
-use crate::pipeline::{samples_file, Pipeline, ProcessEvent};
+use crate::pipeline::{Pipeline, ProcessEvent};
 use crate::processes::Processes;
 use crate::procs;
 
@@ -28,7 +29,7 @@ const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
 struct State {
     pipeline: Pipeline<StdoutLock<'static>>,
     processes: Processes,
-    /// Raw samples written for the pipeline benchmark (pipeline::samples_file).
+    /// Raw samples written for the pipeline benchmark (decode::samples_file).
     recording: Option<io::BufWriter<std::fs::File>>,
 }
 

@@ -1,0 +1,244 @@
+//! JSON lines through serde_json, from borrowed views of a record (no intermediate value): the
+//! yardstick the hand-written writer (`json.rs`) is measured against in the pipeline benchmark
+//! (output `serde`), and its oracle in the tests, which compare the two value for value. Not
+//! offered on the command line.
+
+use std::net::SocketAddr;
+
+use serde::ser::{SerializeSeq, Serializer};
+use serde::Serialize;
+
+use crate::decode::Direction;
+use crate::http::{Message, StartLine};
+use crate::record::{ConnInfo, Record};
+
+/// Bytes as a JSON string: text as is, invalid UTF-8 sequences as U+FFFD.
+struct Lossy<'a>(&'a [u8]);
+
+impl Serialize for Lossy<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => s.serialize_str(&String::from_utf8_lossy(self.0)),
+        }
+    }
+}
+
+/// An address as `SocketAddr` displays it.
+struct Addr(SocketAddr);
+
+impl Serialize for Addr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// `[[name, value], ...]`, in order, duplicates kept.
+struct Headers<'a>(&'a Message);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for (name, value) in self.0.headers() {
+            seq.serialize_element(&(Lossy(name), Lossy(value)))?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Conn<'a> {
+    ts: &'a str,
+    pid: u32,
+    tid: u32,
+    comm: Lossy<'a>,
+    fd: i32,
+    role: &'static str,
+    local: Option<Addr>,
+    peer: Option<Addr>,
+}
+
+impl<'a> Conn<'a> {
+    fn of(conn: &'a ConnInfo, ts: &'a str) -> Self {
+        let m = &conn.meta;
+        Self {
+            ts,
+            pid: m.tgid,
+            tid: m.tid,
+            comm: Lossy(m.comm.bytes()),
+            fd: m.fd,
+            role: conn.role.as_str(),
+            local: conn.endpoints.map(|e| Addr(e.local)),
+            peer: conn.endpoints.map(|e| Addr(e.peer)),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Exchange<'a> {
+    kind: &'static str,
+    ts: &'a str,
+    pid: u32,
+    tid: u32,
+    comm: Lossy<'a>,
+    fd: i32,
+    role: &'static str,
+    local: Option<Addr>,
+    peer: Option<Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_headers: Option<Headers<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_body_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_body: Option<Lossy<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_body_cut: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_complete: Option<bool>,
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_headers: Option<Headers<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_body_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_body: Option<Lossy<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_body_cut: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_complete: Option<bool>,
+    latency_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Malformed<'a> {
+    kind: &'static str,
+    #[serde(flatten)]
+    conn: Conn<'a>,
+    direction: &'static str,
+    reason: &'a str,
+}
+
+/// Append `rec` to `buf` as one JSON line.
+pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
+    let written = match rec {
+        Record::Malformed {
+            conn,
+            direction,
+            reason,
+            ..
+        } => serde_json::to_writer(
+            &mut *buf,
+            &Malformed {
+                kind: "malformed",
+                conn: Conn::of(conn, ts),
+                direction: match direction {
+                    Direction::In => "in",
+                    Direction::Out => "out",
+                },
+                reason,
+            },
+        ),
+        Record::Exchange {
+            conn,
+            request,
+            response,
+        } => {
+            let (q, r) = (request.as_ref(), response.as_ref());
+            let (method, target) = match q.map(Message::start) {
+                Some(StartLine::Request { method, target }) => (Some(method), Some(target)),
+                _ => (None, None),
+            };
+            let (status, reason) = match r.map(Message::start) {
+                Some(StartLine::Response { status, reason }) => (Some(status), Some(reason)),
+                _ => (None, None),
+            };
+            serde_json::to_writer(
+                &mut *buf,
+                &Exchange {
+                    kind: "exchange",
+                    ts,
+                    pid: conn.meta.tgid,
+                    tid: conn.meta.tid,
+                    comm: Lossy(conn.meta.comm.bytes()),
+                    fd: conn.meta.fd,
+                    role: conn.role.as_str(),
+                    local: conn.endpoints.map(|e| Addr(e.local)),
+                    peer: conn.endpoints.map(|e| Addr(e.peer)),
+                    method,
+                    target,
+                    version: q.map(|m| {
+                        if m.version == 0 {
+                            "HTTP/1.0"
+                        } else {
+                            "HTTP/1.1"
+                        }
+                    }),
+                    request_headers: q.map(Headers),
+                    request_body_bytes: q.map(|m| m.body_bytes),
+                    request_body: q.map(|m| Lossy(m.body())),
+                    request_body_cut: q.map(Message::body_cut),
+                    request_complete: q.map(|m| m.complete),
+                    status,
+                    reason,
+                    response_headers: r.map(Headers),
+                    response_body_bytes: r.map(|m| m.body_bytes),
+                    response_body: r.map(|m| Lossy(m.body())),
+                    response_body_cut: r.map(Message::body_cut),
+                    response_complete: r.map(|m| m.complete),
+                    latency_ms: super::latency_ns(q, r).map(|ns| ns as f64 / 1e6),
+                },
+            )
+        }
+    };
+    // Writing to a Vec fails only on a Serialize impl's error, and ours return none.
+    debug_assert!(written.is_ok());
+    buf.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::output::{Clock, Format, Printer};
+    use crate::record::Record;
+
+    /// Every record of the benchmark's recorded stream, written by both writers.
+    fn both(records: &[Record]) -> (String, String) {
+        let write = |format| {
+            let mut p = Printer::new(Vec::new(), format, false, Clock::fixed(1 << 60));
+            for rec in records {
+                p.print(rec).unwrap();
+            }
+            String::from_utf8(p.into_inner()).unwrap()
+        };
+        (write(Format::Json), write(Format::JsonSerde))
+    }
+
+    #[test]
+    fn the_hand_written_json_says_what_serde_json_says() {
+        let samples = include_bytes!("../../benches/data/example-server.samples");
+        let mut tracker = crate::tracker::Tracker::new(4096);
+        let mut records = Vec::new();
+        let now = std::time::Instant::now();
+        for sample in crate::decode::samples_file::read(samples) {
+            if let Ok(crate::decode::Event::Conn(chunk)) = crate::decode::decode(sample) {
+                tracker.push(&chunk, now, &mut records);
+            }
+        }
+        tracker.finish(&mut records);
+        assert_eq!(records.len(), 360);
+        let (ours, serde) = both(&records);
+        let parse = |text: &str| -> Vec<serde_json::Value> {
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        };
+        assert_eq!(parse(&ours), parse(&serde));
+    }
+}

@@ -1,0 +1,309 @@
+//! Output: a readable line per exchange (plus headers and bodies with -v), or one JSON object
+//! per line. Writes go through a buffer that the caller flushes once per batch of events.
+
+mod json;
+#[doc(hidden)]
+pub mod json_serde;
+mod text;
+
+use std::io::{self, Write};
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::http::Message;
+use crate::record::Record;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    #[value(skip)]
+    JsonSerde,
+}
+
+/// Converts BPF timestamps (CLOCK_MONOTONIC) to wall-clock time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    realtime_minus_monotonic_ns: i128,
+}
+
+impl Clock {
+    pub fn now() -> io::Result<Self> {
+        let mono = clock_ns(libc::CLOCK_MONOTONIC)?;
+        let real = clock_ns(libc::CLOCK_REALTIME)?;
+        Ok(Self {
+            realtime_minus_monotonic_ns: real - mono,
+        })
+    }
+
+    /// A clock with a fixed offset, for replays and tests.
+    pub fn fixed(realtime_minus_monotonic_ns: i128) -> Self {
+        Self {
+            realtime_minus_monotonic_ns,
+        }
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn wall_ns(&self, monotonic_ns: u64) -> i128 {
+        i128::from(monotonic_ns) + self.realtime_minus_monotonic_ns
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> io::Result<i128> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec))
+}
+
+/// RFC 3339 UTC with microseconds, e.g. 2026-11-22T01:43:26.123456Z.
+pub fn rfc3339(wall_ns: i128) -> String {
+    let since_epoch = Duration::from_nanos(u64::try_from(wall_ns).unwrap_or(0));
+    humantime::format_rfc3339_micros(UNIX_EPOCH + since_epoch).to_string()
+}
+
+/// The timestamp of the last record, RFC 3339: records come many per second, so only the
+/// microseconds are redone unless the second changed.
+#[derive(Default)]
+struct Stamp {
+    sec: Option<i64>,
+    text: String,
+}
+
+impl Stamp {
+    fn at(&mut self, wall_ns: i128) -> &str {
+        let micros = wall_ns.div_euclid(1_000);
+        let sec = micros.div_euclid(1_000_000) as i64;
+        if self.sec != Some(sec) {
+            self.sec = Some(sec);
+            self.text = rfc3339(wall_ns);
+            return &self.text;
+        }
+        let mut us = micros.rem_euclid(1_000_000) as u32;
+        let mut digits = [b'0'; 6];
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (us % 10) as u8;
+            us /= 10;
+        }
+        self.text.truncate(self.text.len() - 7); // ".uuuuuu" and "Z" follow the second
+        self.text.extend(digits.iter().map(|&d| char::from(d)));
+        self.text.push('Z');
+        &self.text
+    }
+}
+
+/// Printed records gather in memory and go to the output in writes of about this size.
+const WRITE_AT: usize = 64 * 1024;
+
+pub struct Printer<W: Write> {
+    out: W,
+    /// Formatted records not yet written to `out`: formatting appends here, never to `out`
+    /// piece by piece.
+    buf: Vec<u8>,
+    format: Format,
+    verbose: bool,
+    clock: Clock,
+    stamp: Stamp,
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(out: W, format: Format, verbose: bool, clock: Clock) -> Self {
+        Self {
+            out,
+            buf: Vec::with_capacity(WRITE_AT + 4096),
+            format,
+            verbose,
+            clock,
+            stamp: Stamp::default(),
+        }
+    }
+
+    pub fn print(&mut self, rec: &Record) -> io::Result<()> {
+        let ts = self.stamp.at(self.clock.wall_ns(rec.ts_ns()));
+        match self.format {
+            Format::Text => text::write(&mut self.buf, rec, ts, self.verbose)?,
+            Format::Json => json::write(&mut self.buf, rec, ts),
+            Format::JsonSerde => json_serde::write(&mut self.buf, rec, ts),
+        }
+        if self.buf.len() >= WRITE_AT {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.write_out()?;
+        self.out.flush()
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        let written = self.out.write_all(&self.buf);
+        self.buf.clear();
+        written
+    }
+
+    #[cfg(test)]
+    pub fn into_inner(mut self) -> W {
+        self.write_out().expect("writing to the test sink");
+        self.out
+    }
+}
+
+/// From the request's first byte to the response's last.
+fn latency_ns(request: Option<&Message>, response: Option<&Message>) -> Option<u64> {
+    let (q, r) = (request?, response?);
+    Some(r.end_ts_ns.saturating_sub(q.ts_ns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Comm, ConnMeta, Direction, Endpoints, Role};
+    use crate::record::ConnInfo;
+    use serde_json::json;
+
+    #[test]
+    fn formats_utc_timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+        // 2024-02-29T23:59:59.999999Z: a leap day.
+        assert_eq!(
+            rfc3339(1_709_251_199_999_999_000),
+            "2024-02-29T23:59:59.999999Z"
+        );
+        assert_eq!(
+            rfc3339(1_795_311_806_123_456_789),
+            "2026-11-22T01:43:26.123456Z"
+        );
+        // Within a second only the microseconds are redone; across one, everything.
+        let mut stamp = Stamp::default();
+        for ns in [
+            1_795_311_806_123_456_789,
+            1_795_311_806_000_000_001,
+            1_795_311_806_999_999_999,
+            1_795_311_807_000_001_000,
+            1_709_251_199_999_999_000,
+        ] {
+            assert_eq!(stamp.at(ns), rfc3339(ns));
+        }
+    }
+
+    fn message(start_line: &str, ts_ns: u64, body: &[u8], body_bytes: u64) -> Message {
+        let headers = [("Host", "h"), ("X-A", "1"), ("X-A", "2")];
+        let mut m = Message::build(start_line, &headers, body, body_bytes);
+        m.ts_ns = ts_ns;
+        m.end_ts_ns = ts_ns + 1_500_000;
+        m
+    }
+
+    fn conn() -> ConnInfo {
+        ConnInfo {
+            meta: ConnMeta {
+                tgid: 42,
+                tid: 43,
+                fd: 7,
+                comm: Comm::new("nginx"),
+            },
+            role: Role::Server,
+            endpoints: Some(Endpoints {
+                local: "127.0.0.1:80".parse().unwrap(),
+                peer: "[::1]:5000".parse().unwrap(),
+            }),
+        }
+    }
+
+    fn record(body: &[u8], body_bytes: u64, with_response: bool) -> Record {
+        let request = message("POST /api?x=1 HTTP/1.1", 5_000, body, body_bytes);
+        let response = message("HTTP/1.1 201 Created", 1_000_000, b"done", 4);
+        Record::Exchange {
+            conn: conn(),
+            request: Some(request),
+            response: with_response.then_some(response),
+        }
+    }
+
+    fn print(format: Format, verbose: bool, rec: &Record) -> String {
+        let mut p = Printer::new(
+            Vec::new(),
+            format,
+            verbose,
+            Clock::fixed(1_795_311_806_000_000_000),
+        );
+        p.print(rec).unwrap();
+        String::from_utf8(p.into_inner()).unwrap()
+    }
+
+    #[test]
+    fn text_line_and_verbose_details() {
+        let rec = record(b"{\"a\":1}", 7, true);
+        assert_eq!(
+            print(Format::Text, false, &rec),
+            "01:43:26.000005 nginx[42] server [::1]:5000 POST /api?x=1 HTTP/1.1 -> 201 Created 2.495ms req=7B resp=4B\n"
+        );
+        assert_eq!(
+            print(Format::Text, true, &rec),
+            "01:43:26.000005 nginx[42] server [::1]:5000 POST /api?x=1 HTTP/1.1 -> 201 Created 2.495ms req=7B resp=4B\n\
+             \x20   > Host: h\n    > X-A: 1\n    > X-A: 2\n    >\n    > {\"a\":1}\n\
+             \x20   < Host: h\n    < X-A: 1\n    < X-A: 2\n    <\n    < done\n"
+        );
+        let cut = record(b"abc", 10, false);
+        assert_eq!(
+            print(Format::Text, true, &cut),
+            "01:43:26.000005 nginx[42] server [::1]:5000 POST /api?x=1 HTTP/1.1 -> (no response) req=10B resp=-\n\
+             \x20   > Host: h\n    > X-A: 1\n    > X-A: 2\n    >\n    > abc\n    > [body cut: 3 of 10 bytes shown]\n"
+        );
+    }
+
+    #[test]
+    fn json_object_per_line() {
+        let line = print(Format::Json, false, &record(b"abc", 10, true));
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        assert!(line.starts_with("{\"kind\":\"exchange\",\"ts\":"), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "kind": "exchange",
+                "ts": "2026-11-22T01:43:26.000005Z",
+                "pid": 42, "tid": 43, "comm": "nginx", "fd": 7,
+                "role": "server", "local": "127.0.0.1:80", "peer": "[::1]:5000",
+                "method": "POST", "target": "/api?x=1", "version": "HTTP/1.1",
+                "request_headers": [["Host", "h"], ["X-A", "1"], ["X-A", "2"]],
+                "request_body_bytes": 10, "request_body": "abc", "request_body_cut": true,
+                "request_complete": true,
+                "status": 201, "reason": "Created",
+                "response_headers": [["Host", "h"], ["X-A", "1"], ["X-A", "2"]],
+                "response_body_bytes": 4, "response_body": "done", "response_body_cut": false,
+                "response_complete": true,
+                "latency_ms": 2.495,
+            })
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&print(Format::Json, false, &record(b"", 0, false))).unwrap();
+        assert_eq!(
+            (&v["status"], &v["latency_ms"]),
+            (&json!(null), &json!(null))
+        );
+    }
+
+    #[test]
+    fn malformed_records() {
+        let rec = Record::Malformed {
+            conn: conn(),
+            direction: Direction::In,
+            ts_ns: 0,
+            reason: "invalid request: invalid token".into(),
+        };
+        assert_eq!(
+            print(Format::Text, false, &rec),
+            "01:43:26.000000 nginx[42] server [::1]:5000 malformed message received: invalid request: invalid token\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&print(Format::Json, false, &rec)).unwrap();
+        assert_eq!(v["kind"], "malformed");
+        assert_eq!(v["direction"], "in");
+        assert_eq!(v["reason"], "invalid request: invalid token");
+    }
+}
