@@ -1,25 +1,33 @@
-//! What /proc says about the traced processes: whether they live, their descendants, and the TCP
-//! connections they already have open when tracing starts.
+//! What /proc says about the traced processes, through the procfs crate: whether they live,
+//! their descendants, and the TCP connections they already have open when tracing starts.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
+use std::net::{SocketAddr, SocketAddrV4};
+
+use procfs::net::TcpState;
+use procfs::process::{FDTarget, Process};
 
 use crate::decode::Role;
 
 /// Whether process `pid` still exists.
 pub fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    i32::try_from(pid).is_ok_and(|pid| Process::new(pid).is_ok())
 }
 
 /// Processes descended from `roots` (children, their children, ...).
 pub fn descendants(roots: &[u32]) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
-    let parent_of: Vec<(u32, u32)> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, parent_pid(pid)?)))
+    // (pid, parent) of every process that is still there when read.
+    let parent_of: Vec<(u32, u32)> = all
+        .filter_map(|p| {
+            let stat = p.ok()?.stat().ok()?;
+            Some((
+                u32::try_from(stat.pid).ok()?,
+                u32::try_from(stat.ppid).ok()?,
+            ))
+        })
         .collect();
     let mut found: Vec<u32> = Vec::new();
     let mut frontier: Vec<u32> = roots.to_vec();
@@ -34,13 +42,6 @@ pub fn descendants(roots: &[u32]) -> Vec<u32> {
     found
 }
 
-/// The parent PID in /proc/PID/stat (the field after the parenthesised command name).
-fn parent_pid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// A TCP connection a process had open when tracing started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenConn {
@@ -51,74 +52,51 @@ pub struct OpenConn {
     pub role: Role,
 }
 
-const TCP_ESTABLISHED: u8 = 0x01;
-const TCP_LISTEN: u8 = 0x0A;
-
-/// One line of /proc/net/tcp{,6}: local, remote, state, inode.
-fn parse_tcp_line(line: &str) -> Option<(SocketAddr, SocketAddr, u8, u64)> {
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let addr = |s: &str| -> Option<SocketAddr> {
-        let (ip, port) = s.split_once(':')?;
-        let port = u16::from_str_radix(port, 16).ok()?;
-        // The kernel prints each 32-bit word of the address in host byte order.
-        let words: Vec<u32> = (0..ip.len() / 8)
-            .map(|i| u32::from_str_radix(&ip[i * 8..i * 8 + 8], 16).map(u32::from_be))
-            .collect::<Result<_, _>>()
-            .ok()?;
-        let ip = match words.as_slice() {
-            [a] => IpAddr::V4(Ipv4Addr::from(a.to_be_bytes())),
-            [a, b, c, d] => {
-                let mut bytes = [0u8; 16];
-                for (i, w) in [a, b, c, d].iter().enumerate() {
-                    bytes[i * 4..i * 4 + 4].copy_from_slice(&w.to_be_bytes());
-                }
-                IpAddr::V6(Ipv6Addr::from(bytes)).to_canonical()
-            }
-            _ => return None,
-        };
-        Some(SocketAddr::new(ip, port))
-    };
-    Some((
-        addr(f.get(1)?)?,
-        addr(f.get(2)?)?,
-        u8::from_str_radix(f.get(3)?, 16).ok()?,
-        f.get(9)?.parse().ok()?,
-    ))
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, a.port())),
+            None => addr,
+        },
+        v4 => v4,
+    }
 }
 
-/// The established TCP connections process `pid` has open, by fd.
+/// The established TCP connections process `pid` has open, by fd. The tables are those of the
+/// process's network namespace (/proc/PID/net/tcp{,6}), a container's included.
 pub fn open_connections(pid: u32) -> Vec<OpenConn> {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+    let Some(process) = i32::try_from(pid).ok().and_then(|p| Process::new(p).ok()) else {
+        return Vec::new();
+    };
+    let Ok(fds) = process.fd() else {
         return Vec::new();
     };
     let fd_of: HashMap<u64, i32> = fds
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let fd = e.file_name().to_str()?.parse().ok()?;
-            let link = std::fs::read_link(e.path()).ok()?;
-            let inode = link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
-            Some((inode.parse().ok()?, fd))
+        .filter_map(|fd| match fd.ok()? {
+            procfs::process::FDInfo {
+                fd,
+                target: FDTarget::Socket(inode),
+                ..
+            } => Some((inode, fd)),
+            _ => None,
         })
         .collect();
-    let mut rows = Vec::new();
-    for table in ["tcp", "tcp6"] {
-        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
-            rows.extend(text.lines().skip(1).filter_map(parse_tcp_line));
-        }
-    }
+    let mut rows = process.tcp().unwrap_or_default();
+    rows.extend(process.tcp6().unwrap_or_default());
     let listening: HashSet<u16> = rows
         .iter()
-        .filter(|r| r.2 == TCP_LISTEN)
-        .map(|r| r.0.port())
+        .filter(|r| r.state == TcpState::Listen)
+        .map(|r| r.local_address.port())
         .collect();
     rows.iter()
-        .filter(|r| r.2 == TCP_ESTABLISHED)
-        .filter_map(|&(local, peer, _, inode)| {
+        .filter(|r| r.state == TcpState::Established)
+        .filter_map(|r| {
             Some(OpenConn {
-                fd: *fd_of.get(&inode)?,
-                local,
-                peer,
-                role: if listening.contains(&local.port()) {
+                fd: *fd_of.get(&r.inode)?,
+                local: canonical(r.local_address),
+                peer: canonical(r.remote_address),
+                role: if listening.contains(&r.local_address.port()) {
                     Role::Server
                 } else {
                     Role::Client
@@ -133,26 +111,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_proc_net_tcp_lines() {
-        let v4 = "   1: 0100007F:1F90 0200007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 20 4 30 10 -1";
-        assert_eq!(
-            parse_tcp_line(v4),
-            Some((
-                "127.0.0.1:8080".parse().unwrap(),
-                "127.0.0.2:50000".parse().unwrap(),
-                TCP_ESTABLISHED,
-                12345
-            ))
-        );
-        let v6 = "   0: 00000000000000000000000001000000:1F90 0000000000000000FFFF00000100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 20 4 30 10 -1";
-        let (local, peer, _, inode) = parse_tcp_line(v6).unwrap();
-        assert_eq!(local, "[::1]:8080".parse().unwrap());
-        assert_eq!(peer, "127.0.0.1:54321".parse().unwrap());
-        assert_eq!(inode, 777);
-        assert_eq!(
-            parse_tcp_line("  sl  local_address rem_address   st tx_queue"),
-            None
-        );
+    fn ipv4_mapped_addresses_are_shown_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:80".parse().unwrap();
+        assert_eq!(canonical(mapped), "127.0.0.1:80".parse().unwrap());
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+    }
+
+    #[test]
+    fn finds_this_process_descendants() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let found = descendants(&[std::process::id()]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(found.contains(&child.id()), "{found:?}");
+        assert!(process_alive(std::process::id()));
     }
 
     #[test]
