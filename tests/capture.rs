@@ -166,11 +166,11 @@ fn nginx() {
 #[test]
 fn python_http_server() {
     require_root();
-    let dir = temp_dir("python");
+    let dir = TempDir::new("python");
     std::fs::write(dir.join("hello.txt"), "hello\n").expect("write file");
     let mut cmd = Command::new("python3");
     cmd.args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
-        .current_dir(&dir);
+        .current_dir(dir.path());
     let server = Server::start("python", cmd, None);
     let tracer = Tracer::start(&[server.pid()], &[]);
     // http.server speaks HTTP/1.0 by default: one request per connection.
@@ -364,8 +364,7 @@ fn ends_when_the_traced_process_exits() {
     let tracer = Tracer::start(&[server.pid()], &[]);
     assert_eq!(request(server.port, b"GET /last HTTP/1.1\r\n\r\n"), 200);
     let pid = server.pid();
-    server.child.kill().expect("kill server");
-    server.child.wait().expect("reap server");
+    server.end();
     let out = tracer.wait();
     assert!(out.status.success());
     assert!(

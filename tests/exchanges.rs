@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
@@ -29,12 +29,29 @@ fn t(method: &str, target: &str, status: u64) -> (String, String, u64) {
 }
 
 fn curl(args: &[&str]) {
-    let st = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "--max-time", "30"])
-        .args(args)
-        .status()
-        .expect("run curl");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "--max-time", "30"])
+        .args(args);
+    let st = run("curl", &mut cmd, Duration::from_secs(60)).status;
     assert!(st.success(), "curl {args:?}: {st}");
+}
+
+/// Trace a client program that waits for a line on stdin before it starts, and prints "done"
+/// when it has finished; what the tracer printed, once it ended with the client.
+fn trace_client(name: &str, mut cmd: Command) -> TraceOutput {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut client = Group::spawn(name, &mut cmd);
+    let tracer = Tracer::start(&[client.pid()], &[]);
+    let mut stdin = client.take_stdin();
+    stdin.write_all(b"go\n").expect("tell the client to go");
+    let mut stdout = client.take_stdout();
+    let status = client.wait(&format!("{name} to end"), Duration::from_secs(60));
+    drop(stdin);
+    assert!(status.success(), "{name}: {status}");
+    let mut said = String::new();
+    stdout.read_to_string(&mut said).expect("read stdout");
+    assert_eq!(said, "done\n");
+    tracer.wait()
 }
 
 /// Response bodies small enough for one event per send call, and bigger, through each send
@@ -331,21 +348,9 @@ fn a_python_client_making_outgoing_calls() {
                   \x20   c.request('POST' if i == 1 else 'GET', '/py/%d' % i, body=b'x' * i)\n\
                   \x20   r = c.getresponse(); r.read()\n\
                   print('done', flush=True)\n";
-    let mut py = Command::new("python3")
-        .args(["-c", script, &server.port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start python");
-    let tracer = Tracer::start(&[py.id()], &[]);
-    py.stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"go\n")
-        .expect("tell python to go");
-    let done = py.wait_with_output().expect("python ends");
-    assert_eq!(String::from_utf8_lossy(&done.stdout), "done\n");
-    let out = tracer.wait();
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script, &server.port.to_string()]);
+    let out = trace_client("python", cmd);
     let ex = out.exchanges();
     assert_eq!(
         triples(&ex),
@@ -377,19 +382,9 @@ fn a_node_client_with_non_blocking_connects() {
                     await get('/node/1'); await get('/node/2');\n\
                     console.log('done'); process.exit(0);\n\
                   });";
-    let mut node = Command::new("node")
-        .args(["-e", script, &server.port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start node");
-    let tracer = Tracer::start(&[node.id()], &[]);
-    let mut stdin = node.stdin.take().expect("stdin");
-    stdin.write_all(b"go\n").expect("tell node to go");
-    let done = node.wait_with_output().expect("node ends");
-    drop(stdin);
-    assert_eq!(String::from_utf8_lossy(&done.stdout), "done\n");
-    let out = tracer.wait();
+    let mut cmd = Command::new("node");
+    cmd.args(["-e", script, &server.port.to_string()]);
+    let out = trace_client("node", cmd);
     let ex = by_time(out.exchanges());
     assert_eq!(
         triples(&ex),
