@@ -433,7 +433,13 @@ fn many_threads_blocked_in_receive() {
             c
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(2));
+    // All the halves read, then every connection's thread asleep in a receive: the next one.
+    wait_until_read_by_server(&idle);
+    wait_until(
+        &format!("{IDLE} threads blocked in recvfrom"),
+        Duration::from_secs(30),
+        || threads_blocked_in(server.pid(), &[libc::SYS_recvfrom]) == IDLE,
+    );
     let mut busy: Vec<Client> = (0..BUSY).map(|_| Client::connect(server.port)).collect();
     for i in 0..PER_BUSY {
         for (b, c) in busy.iter_mut().enumerate() {

@@ -5,7 +5,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::Duration;
 
 use common::*;
@@ -221,6 +220,11 @@ fn connections_open_before_tracing_are_followed_from_their_next_request() {
     let mut c = Client::connect(server.port);
     c.send(&[b"GET /before HTTP/1.1\r\n\r\n"]);
     assert_eq!(c.responses(1), [200]);
+    wait_until(
+        "the connection's thread to block in recvfrom",
+        Duration::from_secs(10),
+        || threads_blocked_in(server.pid(), &[libc::SYS_recvfrom]) == 1,
+    );
     let tracer = Tracer::start(&[server.pid()], &[]);
     assert!(
         tracer
@@ -271,8 +275,14 @@ fn a_reused_fd_is_a_new_connection() {
     assert_eq!(a.responses(1), [200]);
     // Half a head, then the connection ends: the server closes its fd.
     a.send(&[b"GET /cut HTTP/1.1\r\nX-Half: "]);
+    let socket = a.server_socket_inode();
+    assert!(socket_fd(server.pid(), socket).is_some());
     drop(a);
-    thread::sleep(Duration::from_millis(300));
+    wait_until(
+        "nginx to close the first connection's fd",
+        Duration::from_secs(10),
+        || socket_fd(server.pid(), socket).is_none(),
+    );
     let mut b = Client::connect(server.port);
     b.send(&[b"GET /second HTTP/1.1\r\nHost: b\r\n\r\n"]);
     assert_eq!(b.responses(1), [200]);
@@ -297,7 +307,17 @@ fn a_request_still_unanswered_when_tracing_ends_is_reported() {
     let tracer = Tracer::start(&[server.pid()], &[]);
     let mut c = Client::connect(server.port);
     c.send(&[b"GET /r/slow HTTP/1.1\r\n\r\n"]);
-    thread::sleep(Duration::from_millis(500));
+    // The request read, its thread sleeps before answering (3 s).
+    wait_until(
+        "the server to read the request and sleep",
+        Duration::from_secs(10),
+        || {
+            threads_blocked_in(
+                server.pid(),
+                &[libc::SYS_clock_nanosleep, libc::SYS_nanosleep],
+            ) == 1
+        },
+    );
     let out = tracer.stop();
     let ex = out.exchanges();
     assert_eq!(triples(&ex), [t("GET", "/r/slow", 0)]);
@@ -422,14 +442,10 @@ fn nginx_workers_traced_by_the_master_pid() {
     let server = Server::nginx(2);
     let port = server.port;
     // Workers are forked once nginx listens; wait for both.
-    let mut workers = Vec::new();
-    for _ in 0..100 {
-        workers = children_of(server.pid());
-        if workers.len() == 2 {
-            break;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("2 nginx workers", Duration::from_secs(10), || {
+        children_of(server.pid()).len() == 2
+    });
+    let workers = children_of(server.pid());
     assert_eq!(workers.len(), 2, "nginx workers");
     let tracer = Tracer::start(&[server.pid()], &[]);
     assert!(

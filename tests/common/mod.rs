@@ -3,7 +3,7 @@
 //!
 //! Nothing is left behind: every process a test starts runs in a process group of its own,
 //! killed whole and reaped when its guard is dropped (also when the test panics), and every temp
-//! dir is removed by its guard.
+//! dir is removed by its guard. Nothing waits by sleeping: `wait_until` polls the condition.
 
 #![allow(dead_code)] // each test file uses its own subset
 
@@ -354,6 +354,89 @@ fn wait_for_line(
     panic!("no {what} line; saw: {seen:#?}");
 }
 
+/// One TCP socket of /proc/net/tcp or tcp6.
+#[derive(Debug)]
+struct TcpSocket {
+    local_port: u16,
+    remote_port: u16,
+    listening: bool,
+    /// Bytes sent and not yet acknowledged.
+    tx_queue: u64,
+    /// Bytes received and not yet read.
+    rx_queue: u64,
+    /// 0 for a socket no process holds yet (not accepted) or any more (TIME_WAIT).
+    inode: u64,
+}
+
+fn tcp_sockets() -> Vec<TcpSocket> {
+    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
+    let mut sockets = Vec::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let parsed = (|| {
+                let (tx, rx) = f.get(4)?.split_once(':')?;
+                Some(TcpSocket {
+                    local_port: port(f.get(1)?)?,
+                    remote_port: port(f.get(2)?)?,
+                    listening: *f.get(3)? == "0A",
+                    tx_queue: u64::from_str_radix(tx, 16).ok()?,
+                    rx_queue: u64::from_str_radix(rx, 16).ok()?,
+                    inode: f.get(9)?.parse().ok()?,
+                })
+            })();
+            sockets.extend(parsed);
+        }
+    }
+    sockets
+}
+
+/// The descriptor through which `pid` holds the socket with this inode, if it does.
+pub fn socket_fd(pid: u32, inode: u64) -> Option<u32> {
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
+        .and_then(|e| e.file_name().to_str()?.parse().ok())
+}
+
+/// Whether `pid` holds a socket listening on `port`.
+pub fn listens(pid: u32, port: u16) -> bool {
+    tcp_sockets()
+        .iter()
+        .any(|s| s.listening && s.local_port == port && socket_fd(pid, s.inode).is_some())
+}
+
+/// How many threads of `pid` sleep in one of `syscalls` (numbers, such as libc::SYS_recvfrom).
+pub fn threads_blocked_in(pid: u32, syscalls: &[libc::c_long]) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|task| {
+            let dir = task.path();
+            // "NR ARGS... SP PC" while in a syscall, "running" while running.
+            let in_call = std::fs::read_to_string(dir.join("syscall")).is_ok_and(|s| {
+                s.split_whitespace()
+                    .next()
+                    .and_then(|nr| nr.parse::<libc::c_long>().ok())
+                    .is_some_and(|nr| syscalls.contains(&nr))
+            });
+            let sleeping = std::fs::read_to_string(dir.join("stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|i| stat[i + 1..].split_whitespace().next())
+                    == Some("S")
+            });
+            in_call && sleeping
+        })
+        .count()
+}
+
 pub struct Server {
     // Declared before `dir`: the group is killed before its files are removed.
     group: Group,
@@ -373,7 +456,7 @@ impl Server {
     }
 
     /// Start `cmd` and wait until its output names the port it listens on (or, when `port` is
-    /// given, until it accepts connections there).
+    /// given, until it listens there).
     pub fn start(name: &str, mut cmd: Command, port: Option<u16>) -> Server {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -383,11 +466,12 @@ impl Server {
         let _err = group.stderr_lines();
         let port = match port {
             Some(p) => {
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while TcpStream::connect(("127.0.0.1", p)).is_err() {
-                    assert!(Instant::now() < deadline, "{name} never listened on {p}");
-                    thread::sleep(Duration::from_millis(50));
-                }
+                let pid = group.pid();
+                wait_until(
+                    &format!("{name} to listen on {p}"),
+                    Duration::from_secs(30),
+                    || listens(pid, p),
+                );
                 p
             }
             None => {
@@ -624,11 +708,39 @@ impl Client {
         self.stream.local_addr().expect("local address").port()
     }
 
-    /// Write each piece separately, pausing between them so that they arrive separately.
+    fn peer_port(&self) -> u16 {
+        self.stream.peer_addr().expect("peer address").port()
+    }
+
+    /// Whether the server has read everything sent on this connection: nothing is left
+    /// unacknowledged on our side, nor unread on its side (in `sockets`, one snapshot).
+    fn read_by_server_in(&self, sockets: &[TcpSocket]) -> bool {
+        let (me, server) = (self.local_port(), self.peer_port());
+        let mine = sockets
+            .iter()
+            .find(|s| s.inode != 0 && s.local_port == me && s.remote_port == server);
+        let theirs = sockets
+            .iter()
+            .find(|s| s.inode != 0 && s.local_port == server && s.remote_port == me);
+        matches!((mine, theirs), (Some(m), Some(t)) if m.tx_queue == 0 && t.rx_queue == 0)
+    }
+
+    /// The inode of the server's end of this connection (once the server has accepted it).
+    pub fn server_socket_inode(&self) -> u64 {
+        let (me, server) = (self.local_port(), self.peer_port());
+        tcp_sockets()
+            .iter()
+            .find(|s| s.inode != 0 && s.local_port == server && s.remote_port == me)
+            .map(|s| s.inode)
+            .expect("the server's end of the connection, accepted")
+    }
+
+    /// Write each piece separately; before the next piece, wait until the server has read the
+    /// previous one, so that each arrives in a receive of its own.
     pub fn send(&mut self, pieces: &[&[u8]]) -> &mut Self {
         for (i, piece) in pieces.iter().enumerate() {
             if i > 0 {
-                thread::sleep(Duration::from_millis(30));
+                wait_until_read_by_server(std::slice::from_ref(self));
             }
             self.stream.write_all(piece).expect("write request");
         }
@@ -681,6 +793,18 @@ impl Client {
         }
         statuses
     }
+}
+
+/// Wait until the server has read everything sent on each of these connections.
+pub fn wait_until_read_by_server(clients: &[Client]) {
+    wait_until(
+        "the server to read what was sent",
+        Duration::from_secs(10),
+        || {
+            let sockets = tcp_sockets();
+            clients.iter().all(|c| c.read_by_server_in(&sockets))
+        },
+    );
 }
 
 /// One request on its own connection, response awaited.
