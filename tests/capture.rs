@@ -462,6 +462,11 @@ fn many_threads_blocked_in_receive() {
             "{:#?}",
             out.stderr
         );
+        skipped(
+            "many_threads_blocked_in_receive",
+            "with fentry a blocked receive's return can be missed, so no request count holds; \
+             checked only that the tracer warns of it",
+        );
         return;
     }
     let got = method_targets(&out.exchanges());

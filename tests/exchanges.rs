@@ -245,13 +245,22 @@ fn connections_open_before_tracing_are_followed_from_their_next_request() {
         assert_eq!(e["peer"], format!("127.0.0.1:{}", c.local_port()));
         assert_eq!(e["local"], format!("127.0.0.1:{}", server.port));
     }
-    if matches!(attach_method().as_str(), "kprobe" | "fentry") {
+    let method = attach_method();
+    if matches!(method.as_str(), "kprobe" | "fentry") {
         // A return probe attached while the call waits never fires for it: the receive already
         // blocked at start is lost, and its response is reported without its request.
         assert_eq!(triples(&ex), [t("GET", "/after/2", 200)]);
         assert_eq!(
             out.summary(),
             "http-trace: 1 exchanges captured, 0 events lost, 1 responses whose request was not seen"
+        );
+        skipped(
+            "connections_open_before_tracing_are_followed_from_their_next_request",
+            &format!(
+                "with {method} the receive blocked before tracing is lost (its return probe \
+                 never fires), so its connection is followed from the request after; checked \
+                 that this is what is reported"
+            ),
         );
         return;
     }

@@ -37,6 +37,12 @@ pub fn require_root() {
     );
 }
 
+/// Say that `test` did not check what its name claims, and why. Written to the real stderr, past
+/// the test harness's capture, so that it shows in passing runs too.
+pub fn skipped(test: &str, reason: &str) {
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: {reason}");
+}
+
 /// Poll `cond` until it holds; panics naming `what` if it still does not after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
