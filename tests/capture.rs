@@ -50,7 +50,7 @@ fn send_standard_traffic(port: u16) {
 
 fn check_standard_traffic(server: &Server, out: &TraceOutput) {
     let reqs = by_time(out.exchanges());
-    let want = [
+    let want = pairs(&[
         ("GET", "/items?id=1"),
         ("POST", "/items"),
         ("GET", "/split"),
@@ -59,11 +59,7 @@ fn check_standard_traffic(server: &Server, out: &TraceOutput) {
         ("POST", "/chunked"),
         ("POST", "/large"),
         ("GET", "/after-large"),
-    ];
-    let want: Vec<(String, String)> = want
-        .iter()
-        .map(|(m, t)| (m.to_string(), t.to_string()))
-        .collect();
+    ]);
     assert_eq!(method_targets(&reqs), want, "stderr: {:#?}", out.stderr);
     for r in &reqs {
         assert_eq!(r["pid"], server.pid(), "{r}");
@@ -192,11 +188,11 @@ fn python_http_server() {
     let reqs = by_time(out.exchanges());
     assert_eq!(
         method_targets(&reqs),
-        [
-            ("GET".into(), "/hello.txt".into()),
-            ("GET".into(), "/missing".into()),
-            ("GET".into(), "/hello.txt".into())
-        ]
+        pairs(&[
+            ("GET", "/hello.txt"),
+            ("GET", "/missing"),
+            ("GET", "/hello.txt")
+        ])
     );
     assert_eq!(
         reqs[0]["request_headers"],
@@ -231,10 +227,7 @@ fn malformed_and_non_http_bytes_are_handled() {
         200
     );
     let out = tracer.stop();
-    assert_eq!(
-        method_targets(&out.exchanges()),
-        [("GET".into(), "/good".into())]
-    );
+    assert_eq!(method_targets(&out.exchanges()), pairs(&[("GET", "/good")]));
     let malformed: Vec<Value> = out
         .json()
         .into_iter()
@@ -270,15 +263,12 @@ fn bytes_past_the_capture_limit_are_counted() {
     let mut req = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n".to_vec();
     req.extend(std::iter::repeat_n(b'q', 5000));
     assert_eq!(request(server.port, &req), 200);
-    assert_eq!(request(server.port, b"GET /after HTTP/1.1\r\n\r\n"), 200);
+    assert_eq!(get(server.port, "/after"), 200);
     let out = tracer.stop();
     let reqs = by_time(out.exchanges());
     assert_eq!(
         method_targets(&reqs),
-        [
-            ("POST".into(), "/upload".into()),
-            ("GET".into(), "/after".into())
-        ]
+        pairs(&[("POST", "/upload"), ("GET", "/after")])
     );
     assert_eq!(reqs[0]["request_body_bytes"], 5000);
     assert_eq!(reqs[0]["request_complete"], true);
@@ -299,19 +289,13 @@ fn count_ends_the_trace_after_n_requests() {
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &["--count", "2"]);
     for i in 0..3 {
-        assert_eq!(
-            request(
-                server.port,
-                format!("GET /n{i} HTTP/1.1\r\n\r\n").as_bytes()
-            ),
-            200
-        );
+        assert_eq!(get(server.port, &format!("/n{i}")), 200);
     }
     let out = tracer.wait();
     assert!(out.status.success());
     assert_eq!(
         method_targets(&by_time(out.exchanges())),
-        [("GET".into(), "/n0".into()), ("GET".into(), "/n1".into())],
+        pairs(&[("GET", "/n0"), ("GET", "/n1")]),
         "stderr: {:#?}",
         out.stderr
     );
@@ -337,20 +321,14 @@ fn several_processes_at_once() {
     let b = Server::ours("recv");
     let untraced = Server::ours("recv");
     let tracer = Tracer::start(&[a.pid(), b.pid()], &[]);
-    assert_eq!(request(a.port, b"GET /from-a HTTP/1.1\r\n\r\n"), 200);
-    assert_eq!(
-        request(untraced.port, b"GET /untraced HTTP/1.1\r\n\r\n"),
-        200
-    );
-    assert_eq!(request(b.port, b"GET /from-b HTTP/1.1\r\n\r\n"), 200);
+    assert_eq!(get(a.port, "/from-a"), 200);
+    assert_eq!(get(untraced.port, "/untraced"), 200);
+    assert_eq!(get(b.port, "/from-b"), 200);
     let out = tracer.stop();
     let reqs = by_time(out.exchanges());
     assert_eq!(
         method_targets(&reqs),
-        [
-            ("GET".into(), "/from-a".into()),
-            ("GET".into(), "/from-b".into())
-        ]
+        pairs(&[("GET", "/from-a"), ("GET", "/from-b")])
     );
     assert_eq!(reqs[0]["pid"], a.pid());
     assert_eq!(reqs[1]["pid"], b.pid());
@@ -362,7 +340,7 @@ fn ends_when_the_traced_process_exits() {
     require_root();
     let mut server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &[]);
-    assert_eq!(request(server.port, b"GET /last HTTP/1.1\r\n\r\n"), 200);
+    assert_eq!(get(server.port, "/last"), 200);
     let pid = server.pid();
     server.end();
     let out = tracer.wait();
@@ -374,10 +352,7 @@ fn ends_when_the_traced_process_exits() {
         "{:#?}",
         out.stderr
     );
-    assert_eq!(
-        method_targets(&out.exchanges()),
-        [("GET".into(), "/last".into())]
-    );
+    assert_eq!(method_targets(&out.exchanges()), pairs(&[("GET", "/last")]));
     out.assert_summary(1);
 }
 

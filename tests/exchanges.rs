@@ -503,13 +503,7 @@ fn children_forked_later_are_followed_unless_turned_off() {
 
     let tracer = Tracer::start(&[server.pid()], &[]);
     for i in 0..3 {
-        assert_eq!(
-            request(
-                server.port,
-                format!("GET /f/{i} HTTP/1.1\r\n\r\n").as_bytes()
-            ),
-            200
-        );
+        assert_eq!(get(server.port, &format!("/f/{i}")), 200);
     }
     let out = tracer.stop();
     let ex = by_time(out.exchanges());
@@ -532,10 +526,7 @@ fn children_forked_later_are_followed_unless_turned_off() {
     out.assert_summary(3);
 
     let tracer = Tracer::start(&[server.pid()], &["--no-children"]);
-    assert_eq!(
-        request(server.port, b"GET /f/untraced HTTP/1.1\r\n\r\n"),
-        200
-    );
+    assert_eq!(get(server.port, "/f/untraced"), 200);
     let out = tracer.stop();
     assert!(out.exchanges().is_empty(), "{:#?}", out.stdout);
     out.assert_summary(0);

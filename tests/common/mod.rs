@@ -818,6 +818,11 @@ pub fn request(port: u16, raw: &[u8]) -> u16 {
     Client::connect(port).send(&[raw]).responses(1)[0]
 }
 
+/// `GET target` without headers, on its own connection; the response's status.
+pub fn get(port: u16, target: &str) -> u16 {
+    request(port, format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes())
+}
+
 /// Captured records in the order their first byte was seen.
 pub fn by_time(mut records: Vec<Value>) -> Vec<Value> {
     records.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
@@ -849,6 +854,13 @@ pub fn method_targets(reqs: &[Value]) -> Vec<(String, String)> {
                 r["target"].as_str().unwrap_or("?").to_string(),
             )
         })
+        .collect()
+}
+
+/// (method, target) pairs, owned, to compare with what `method_targets` gives.
+pub fn pairs(want: &[(&str, &str)]) -> Vec<(String, String)> {
+    want.iter()
+        .map(|(m, t)| (m.to_string(), t.to_string()))
         .collect()
 }
 
