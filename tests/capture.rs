@@ -50,7 +50,7 @@ fn send_standard_traffic(port: u16) {
 
 fn check_standard_traffic(server: &Server, out: &TraceOutput) {
     let reqs = by_time(out.exchanges());
-    let want = [
+    let want = pairs(&[
         ("GET", "/items?id=1"),
         ("POST", "/items"),
         ("GET", "/split"),
@@ -59,11 +59,7 @@ fn check_standard_traffic(server: &Server, out: &TraceOutput) {
         ("POST", "/chunked"),
         ("POST", "/large"),
         ("GET", "/after-large"),
-    ];
-    let want: Vec<(String, String)> = want
-        .iter()
-        .map(|(m, t)| (m.to_string(), t.to_string()))
-        .collect();
+    ]);
     assert_eq!(method_targets(&reqs), want, "stderr: {:#?}", out.stderr);
     for r in &reqs {
         assert_eq!(r["pid"], server.pid(), "{r}");
@@ -166,11 +162,11 @@ fn nginx() {
 #[test]
 fn python_http_server() {
     require_root();
-    let dir = temp_dir("python");
+    let dir = TempDir::new("python");
     std::fs::write(dir.join("hello.txt"), "hello\n").expect("write file");
     let mut cmd = Command::new("python3");
     cmd.args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
-        .current_dir(&dir);
+        .current_dir(dir.path());
     let server = Server::start("python", cmd, None);
     let tracer = Tracer::start(&[server.pid()], &[]);
     // http.server speaks HTTP/1.0 by default: one request per connection.
@@ -192,11 +188,11 @@ fn python_http_server() {
     let reqs = by_time(out.exchanges());
     assert_eq!(
         method_targets(&reqs),
-        [
-            ("GET".into(), "/hello.txt".into()),
-            ("GET".into(), "/missing".into()),
-            ("GET".into(), "/hello.txt".into())
-        ]
+        pairs(&[
+            ("GET", "/hello.txt"),
+            ("GET", "/missing"),
+            ("GET", "/hello.txt")
+        ])
     );
     assert_eq!(
         reqs[0]["request_headers"],
@@ -231,10 +227,7 @@ fn malformed_and_non_http_bytes_are_handled() {
         200
     );
     let out = tracer.stop();
-    assert_eq!(
-        method_targets(&out.exchanges()),
-        [("GET".into(), "/good".into())]
-    );
+    assert_eq!(method_targets(&out.exchanges()), pairs(&[("GET", "/good")]));
     let malformed: Vec<Value> = out
         .json()
         .into_iter()
@@ -270,15 +263,12 @@ fn bytes_past_the_capture_limit_are_counted() {
     let mut req = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n".to_vec();
     req.extend(std::iter::repeat_n(b'q', 5000));
     assert_eq!(request(server.port, &req), 200);
-    assert_eq!(request(server.port, b"GET /after HTTP/1.1\r\n\r\n"), 200);
+    assert_eq!(get(server.port, "/after"), 200);
     let out = tracer.stop();
     let reqs = by_time(out.exchanges());
     assert_eq!(
         method_targets(&reqs),
-        [
-            ("POST".into(), "/upload".into()),
-            ("GET".into(), "/after".into())
-        ]
+        pairs(&[("POST", "/upload"), ("GET", "/after")])
     );
     assert_eq!(reqs[0]["request_body_bytes"], 5000);
     assert_eq!(reqs[0]["request_complete"], true);
@@ -299,19 +289,13 @@ fn count_ends_the_trace_after_n_requests() {
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &["--count", "2"]);
     for i in 0..3 {
-        assert_eq!(
-            request(
-                server.port,
-                format!("GET /n{i} HTTP/1.1\r\n\r\n").as_bytes()
-            ),
-            200
-        );
+        assert_eq!(get(server.port, &format!("/n{i}")), 200);
     }
     let out = tracer.wait();
     assert!(out.status.success());
     assert_eq!(
         method_targets(&by_time(out.exchanges())),
-        [("GET".into(), "/n0".into()), ("GET".into(), "/n1".into())],
+        pairs(&[("GET", "/n0"), ("GET", "/n1")]),
         "stderr: {:#?}",
         out.stderr
     );
@@ -337,20 +321,14 @@ fn several_processes_at_once() {
     let b = Server::ours("recv");
     let untraced = Server::ours("recv");
     let tracer = Tracer::start(&[a.pid(), b.pid()], &[]);
-    assert_eq!(request(a.port, b"GET /from-a HTTP/1.1\r\n\r\n"), 200);
-    assert_eq!(
-        request(untraced.port, b"GET /untraced HTTP/1.1\r\n\r\n"),
-        200
-    );
-    assert_eq!(request(b.port, b"GET /from-b HTTP/1.1\r\n\r\n"), 200);
+    assert_eq!(get(a.port, "/from-a"), 200);
+    assert_eq!(get(untraced.port, "/untraced"), 200);
+    assert_eq!(get(b.port, "/from-b"), 200);
     let out = tracer.stop();
     let reqs = by_time(out.exchanges());
     assert_eq!(
         method_targets(&reqs),
-        [
-            ("GET".into(), "/from-a".into()),
-            ("GET".into(), "/from-b".into())
-        ]
+        pairs(&[("GET", "/from-a"), ("GET", "/from-b")])
     );
     assert_eq!(reqs[0]["pid"], a.pid());
     assert_eq!(reqs[1]["pid"], b.pid());
@@ -362,10 +340,9 @@ fn ends_when_the_traced_process_exits() {
     require_root();
     let mut server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &[]);
-    assert_eq!(request(server.port, b"GET /last HTTP/1.1\r\n\r\n"), 200);
+    assert_eq!(get(server.port, "/last"), 200);
     let pid = server.pid();
-    server.child.kill().expect("kill server");
-    server.child.wait().expect("reap server");
+    server.end();
     let out = tracer.wait();
     assert!(out.status.success());
     assert!(
@@ -375,10 +352,7 @@ fn ends_when_the_traced_process_exits() {
         "{:#?}",
         out.stderr
     );
-    assert_eq!(
-        method_targets(&out.exchanges()),
-        [("GET".into(), "/last".into())]
-    );
+    assert_eq!(method_targets(&out.exchanges()), pairs(&[("GET", "/last")]));
     out.assert_summary(1);
 }
 
@@ -434,7 +408,13 @@ fn many_threads_blocked_in_receive() {
             c
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(2));
+    // All the halves read, then every connection's thread asleep in a receive: the next one.
+    wait_until_read_by_server(&idle);
+    wait_until(
+        &format!("{IDLE} threads blocked in recvfrom"),
+        Duration::from_secs(30),
+        || threads_blocked_in(server.pid(), &[libc::SYS_recvfrom]) == IDLE,
+    );
     let mut busy: Vec<Client> = (0..BUSY).map(|_| Client::connect(server.port)).collect();
     for i in 0..PER_BUSY {
         for (b, c) in busy.iter_mut().enumerate() {
@@ -456,6 +436,11 @@ fn many_threads_blocked_in_receive() {
                 .any(|l| l.contains("auto never picks fentry")),
             "{:#?}",
             out.stderr
+        );
+        skipped(
+            "many_threads_blocked_in_receive",
+            "with fentry a blocked receive's return can be missed, so no request count holds; \
+             checked only that the tracer warns of it",
         );
         return;
     }

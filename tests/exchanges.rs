@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::Duration;
 
 use common::*;
@@ -29,12 +28,29 @@ fn t(method: &str, target: &str, status: u64) -> (String, String, u64) {
 }
 
 fn curl(args: &[&str]) {
-    let st = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "--max-time", "30"])
-        .args(args)
-        .status()
-        .expect("run curl");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "--max-time", "30"])
+        .args(args);
+    let st = run("curl", &mut cmd, Duration::from_secs(60)).status;
     assert!(st.success(), "curl {args:?}: {st}");
+}
+
+/// Trace a client program that waits for a line on stdin before it starts, and prints "done"
+/// when it has finished; what the tracer printed, once it ended with the client.
+fn trace_client(name: &str, mut cmd: Command) -> TraceOutput {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut client = Group::spawn(name, &mut cmd);
+    let tracer = Tracer::start(&[client.pid()], &[]);
+    let mut stdin = client.take_stdin();
+    stdin.write_all(b"go\n").expect("tell the client to go");
+    let mut stdout = client.take_stdout();
+    let status = client.wait(&format!("{name} to end"), Duration::from_secs(60));
+    drop(stdin);
+    assert!(status.success(), "{name}: {status}");
+    let mut said = String::new();
+    stdout.read_to_string(&mut said).expect("read stdout");
+    assert_eq!(said, "done\n");
+    tracer.wait()
 }
 
 /// Response bodies small enough for one event per send call, and bigger, through each send
@@ -204,6 +220,11 @@ fn connections_open_before_tracing_are_followed_from_their_next_request() {
     let mut c = Client::connect(server.port);
     c.send(&[b"GET /before HTTP/1.1\r\n\r\n"]);
     assert_eq!(c.responses(1), [200]);
+    wait_until(
+        "the connection's thread to block in recvfrom",
+        Duration::from_secs(10),
+        || threads_blocked_in(server.pid(), &[libc::SYS_recvfrom]) == 1,
+    );
     let tracer = Tracer::start(&[server.pid()], &[]);
     assert!(
         tracer
@@ -224,13 +245,22 @@ fn connections_open_before_tracing_are_followed_from_their_next_request() {
         assert_eq!(e["peer"], format!("127.0.0.1:{}", c.local_port()));
         assert_eq!(e["local"], format!("127.0.0.1:{}", server.port));
     }
-    if matches!(attach_method().as_str(), "kprobe" | "fentry") {
+    let method = attach_method();
+    if matches!(method.as_str(), "kprobe" | "fentry") {
         // A return probe attached while the call waits never fires for it: the receive already
         // blocked at start is lost, and its response is reported without its request.
         assert_eq!(triples(&ex), [t("GET", "/after/2", 200)]);
         assert_eq!(
             out.summary(),
             "http-trace: 1 exchanges captured, 0 events lost, 1 responses whose request was not seen"
+        );
+        skipped(
+            "connections_open_before_tracing_are_followed_from_their_next_request",
+            &format!(
+                "with {method} the receive blocked before tracing is lost (its return probe \
+                 never fires), so its connection is followed from the request after; checked \
+                 that this is what is reported"
+            ),
         );
         return;
     }
@@ -254,8 +284,14 @@ fn a_reused_fd_is_a_new_connection() {
     assert_eq!(a.responses(1), [200]);
     // Half a head, then the connection ends: the server closes its fd.
     a.send(&[b"GET /cut HTTP/1.1\r\nX-Half: "]);
+    let socket = a.server_socket_inode();
+    assert!(socket_fd(server.pid(), socket).is_some());
     drop(a);
-    thread::sleep(Duration::from_millis(300));
+    wait_until(
+        "nginx to close the first connection's fd",
+        Duration::from_secs(10),
+        || socket_fd(server.pid(), socket).is_none(),
+    );
     let mut b = Client::connect(server.port);
     b.send(&[b"GET /second HTTP/1.1\r\nHost: b\r\n\r\n"]);
     assert_eq!(b.responses(1), [200]);
@@ -280,7 +316,17 @@ fn a_request_still_unanswered_when_tracing_ends_is_reported() {
     let tracer = Tracer::start(&[server.pid()], &[]);
     let mut c = Client::connect(server.port);
     c.send(&[b"GET /r/slow HTTP/1.1\r\n\r\n"]);
-    thread::sleep(Duration::from_millis(500));
+    // The request read, its thread sleeps before answering (3 s).
+    wait_until(
+        "the server to read the request and sleep",
+        Duration::from_secs(10),
+        || {
+            threads_blocked_in(
+                server.pid(),
+                &[libc::SYS_clock_nanosleep, libc::SYS_nanosleep],
+            ) == 1
+        },
+    );
     let out = tracer.stop();
     let ex = out.exchanges();
     assert_eq!(triples(&ex), [t("GET", "/r/slow", 0)]);
@@ -331,21 +377,9 @@ fn a_python_client_making_outgoing_calls() {
                   \x20   c.request('POST' if i == 1 else 'GET', '/py/%d' % i, body=b'x' * i)\n\
                   \x20   r = c.getresponse(); r.read()\n\
                   print('done', flush=True)\n";
-    let mut py = Command::new("python3")
-        .args(["-c", script, &server.port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start python");
-    let tracer = Tracer::start(&[py.id()], &[]);
-    py.stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"go\n")
-        .expect("tell python to go");
-    let done = py.wait_with_output().expect("python ends");
-    assert_eq!(String::from_utf8_lossy(&done.stdout), "done\n");
-    let out = tracer.wait();
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script, &server.port.to_string()]);
+    let out = trace_client("python", cmd);
     let ex = out.exchanges();
     assert_eq!(
         triples(&ex),
@@ -377,19 +411,9 @@ fn a_node_client_with_non_blocking_connects() {
                     await get('/node/1'); await get('/node/2');\n\
                     console.log('done'); process.exit(0);\n\
                   });";
-    let mut node = Command::new("node")
-        .args(["-e", script, &server.port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start node");
-    let tracer = Tracer::start(&[node.id()], &[]);
-    let mut stdin = node.stdin.take().expect("stdin");
-    stdin.write_all(b"go\n").expect("tell node to go");
-    let done = node.wait_with_output().expect("node ends");
-    drop(stdin);
-    assert_eq!(String::from_utf8_lossy(&done.stdout), "done\n");
-    let out = tracer.wait();
+    let mut cmd = Command::new("node");
+    cmd.args(["-e", script, &server.port.to_string()]);
+    let out = trace_client("node", cmd);
     let ex = by_time(out.exchanges());
     assert_eq!(
         triples(&ex),
@@ -427,14 +451,10 @@ fn nginx_workers_traced_by_the_master_pid() {
     let server = Server::nginx(2);
     let port = server.port;
     // Workers are forked once nginx listens; wait for both.
-    let mut workers = Vec::new();
-    for _ in 0..100 {
-        workers = children_of(server.pid());
-        if workers.len() == 2 {
-            break;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("2 nginx workers", Duration::from_secs(10), || {
+        children_of(server.pid()).len() == 2
+    });
+    let workers = children_of(server.pid());
     assert_eq!(workers.len(), 2, "nginx workers");
     let tracer = Tracer::start(&[server.pid()], &[]);
     assert!(
@@ -483,13 +503,7 @@ fn children_forked_later_are_followed_unless_turned_off() {
 
     let tracer = Tracer::start(&[server.pid()], &[]);
     for i in 0..3 {
-        assert_eq!(
-            request(
-                server.port,
-                format!("GET /f/{i} HTTP/1.1\r\n\r\n").as_bytes()
-            ),
-            200
-        );
+        assert_eq!(get(server.port, &format!("/f/{i}")), 200);
     }
     let out = tracer.stop();
     let ex = by_time(out.exchanges());
@@ -512,10 +526,7 @@ fn children_forked_later_are_followed_unless_turned_off() {
     out.assert_summary(3);
 
     let tracer = Tracer::start(&[server.pid()], &["--no-children"]);
-    assert_eq!(
-        request(server.port, b"GET /f/untraced HTTP/1.1\r\n\r\n"),
-        200
-    );
+    assert_eq!(get(server.port, "/f/untraced"), 200);
     let out = tracer.stop();
     assert!(out.exchanges().is_empty(), "{:#?}", out.stdout);
     out.assert_summary(0);

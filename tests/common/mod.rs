@@ -1,13 +1,21 @@
 //! Helpers for the root integration tests: start real servers and the real tracer, send real
 //! requests, and read what the tracer printed.
+//!
+//! Nothing is left behind: every process a test starts runs in a process group of its own,
+//! killed whole and reaped when its guard is dropped (also when the test panics), and every temp
+//! dir is removed by its guard. Nothing waits by sleeping: `wait_until` polls the condition.
 
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{
+    Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Output, Stdio,
+};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{mpsc, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,6 +37,25 @@ pub fn require_root() {
     );
 }
 
+/// Say that `test` did not check what its name claims, and why. Written to the real stderr, past
+/// the test harness's capture, so that it shows in passing runs too.
+pub fn skipped(test: &str, reason: &str) {
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: {reason}");
+}
+
+/// Poll `cond` until it holds; panics naming `what` if it still does not after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        // The polling interval, not a guess at how long the condition takes.
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// target/<profile>/ of this build, from the test binary's own path (target/<profile>/deps/...).
 fn target_profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -48,11 +75,59 @@ pub fn example_bin(name: &str) -> PathBuf {
     path
 }
 
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("http-trace-test-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+const TEMP_PREFIX: &str = "http-trace-test-";
+
+/// A fresh directory under the temp dir, removed with everything in it when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static SERIAL: AtomicUsize = AtomicUsize::new(0);
+        static SWEEP: Once = Once::new();
+        SWEEP.call_once(remove_stale_temp_dirs);
+        let dir = std::env::temp_dir().join(format!(
+            "{TEMP_PREFIX}{}-{}-{tag}",
+            std::process::id(),
+            SERIAL.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            let _ = writeln!(std::io::stderr(), "removing {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// Remove the temp dirs of test runs that were killed before their guards ran: those named for
+/// a PID no process has.
+fn remove_stale_temp_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 pub fn free_port() -> u16 {
@@ -60,6 +135,193 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind an ephemeral port")
         .port()
+}
+
+// Process groups alive, for the signal handler below: 0 is a free slot.
+const GROUP_SLOTS: usize = 256;
+static GROUPS: [AtomicI32; GROUP_SLOTS] = [const { AtomicI32::new(0) }; GROUP_SLOTS];
+
+fn register_group(pgid: i32) {
+    let free = GROUPS.iter().any(|s| {
+        s.compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    });
+    assert!(free, "more than {GROUP_SLOTS} process groups at once");
+}
+
+fn unregister_group(pgid: i32) {
+    for slot in &GROUPS {
+        let _ = slot.compare_exchange(pgid, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// The test binary interrupted (Ctrl-C, a timeout's SIGTERM): no guard will run, and the groups,
+/// being groups of their own, did not get the signal: kill and reap them, then die of the
+/// signal. (Temp dirs are left: removing them is not async-signal-safe.)
+extern "C" fn kill_groups_and_die(sig: libc::c_int) {
+    for slot in &GROUPS {
+        let pgid = slot.load(Ordering::SeqCst);
+        if pgid > 0 {
+            // SAFETY: kill is async-signal-safe and has no memory-safety preconditions.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+    }
+    for slot in &GROUPS {
+        let pgid = slot.load(Ordering::SeqCst);
+        // SAFETY: waitpid is async-signal-safe; the status pointer may be null. Every process of
+        // the group was killed above, so each wait ends.
+        while pgid > 0 && unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), 0) } > 0 {}
+    }
+    // SAFETY: signal and raise are async-signal-safe; the signal is re-raised with its default
+    // action once this handler returns.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+fn setup_process_handling() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Orphans (nginx workers whose master was killed first) become our children, so that
+        // their group can be reaped to the last process, whatever PID 1 does with orphans.
+        // SAFETY: prctl with these arguments only sets a flag on this process.
+        let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        assert_eq!(r, 0, "PR_SET_CHILD_SUBREAPER");
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: the handler only calls async-signal-safe functions and reads atomics.
+            unsafe { libc::signal(sig, kill_groups_and_die as *const () as libc::sighandler_t) };
+        }
+    });
+}
+
+/// A child process in a process group of its own. Dropping it kills the whole group (the child
+/// and whatever it forked) and reaps every one of them.
+pub struct Group {
+    child: Child,
+    status: Option<ExitStatus>,
+}
+
+impl Group {
+    pub fn spawn(what: &str, cmd: &mut Command) -> Group {
+        setup_process_handling();
+        cmd.process_group(0);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {what}: {e}"));
+        register_group(child.id() as i32);
+        Group {
+            child,
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.child.stdin.take().expect("stdin piped")
+    }
+
+    pub fn take_stdout(&mut self) -> ChildStdout {
+        self.child.stdout.take().expect("stdout piped")
+    }
+
+    pub fn take_stderr(&mut self) -> ChildStderr {
+        self.child.stderr.take().expect("stderr piped")
+    }
+
+    /// Lines of stdout, through a channel so that reads can time out.
+    pub fn stdout_lines(&mut self) -> mpsc::Receiver<String> {
+        line_channel(self.child.stdout.take().expect("stdout piped"))
+    }
+
+    pub fn stderr_lines(&mut self) -> mpsc::Receiver<String> {
+        line_channel(self.child.stderr.take().expect("stderr piped"))
+    }
+
+    /// Whether the child has exited. It is not reaped, so its PID, the group's ID, stays ours.
+    fn exited(&self) -> bool {
+        // SAFETY: waitid writes only into `info`, a zeroed siginfo_t we own.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PID,
+                self.child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            );
+            r == 0 && info.si_pid() != 0
+        }
+    }
+
+    /// Wait for the child to exit by itself; what is left of its group is then killed.
+    pub fn wait(&mut self, what: &str, timeout: Duration) -> ExitStatus {
+        if self.status.is_none() {
+            wait_until(what, timeout, || self.exited());
+        }
+        self.end()
+    }
+
+    /// Kill the whole group and reap it; the child's exit status.
+    pub fn end(&mut self) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let pgid = self.child.id() as i32;
+        // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet, so the
+        // group is still ours.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let status = self.child.wait().expect("reap the child");
+        // The rest of the group, killed above, became our children as their parents died.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // SAFETY: waitpid with a null status pointer has no memory-safety preconditions.
+            let r = unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
+            if r < 0 {
+                break; // ECHILD: none left
+            }
+            if r == 0 && Instant::now() > deadline {
+                let _ = writeln!(std::io::stderr(), "group {pgid} outlived SIGKILL");
+                break;
+            }
+            if r == 0 {
+                // The polling interval, while the killed processes finish exiting.
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+        unregister_group(pgid);
+        self.status = Some(status);
+        status
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// Run `cmd` (in a group of its own) to its end, within `timeout`.
+pub fn run(what: &str, cmd: &mut Command, timeout: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut group = Group::spawn(what, cmd);
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(group.take_stdout()));
+    let stderr = read_all(Box::new(group.take_stderr()));
+    let status = group.wait(&format!("{what} to end"), timeout);
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
 }
 
 /// Lines of a child's pipe, delivered through a channel so that reads can time out.
@@ -98,33 +360,124 @@ fn wait_for_line(
     panic!("no {what} line; saw: {seen:#?}");
 }
 
+/// One TCP socket of /proc/net/tcp or tcp6.
+#[derive(Debug)]
+struct TcpSocket {
+    local_port: u16,
+    remote_port: u16,
+    listening: bool,
+    /// Bytes sent and not yet acknowledged.
+    tx_queue: u64,
+    /// Bytes received and not yet read.
+    rx_queue: u64,
+    /// 0 for a socket no process holds yet (not accepted) or any more (TIME_WAIT).
+    inode: u64,
+}
+
+fn tcp_sockets() -> Vec<TcpSocket> {
+    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
+    let mut sockets = Vec::new();
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let parsed = (|| {
+                let (tx, rx) = f.get(4)?.split_once(':')?;
+                Some(TcpSocket {
+                    local_port: port(f.get(1)?)?,
+                    remote_port: port(f.get(2)?)?,
+                    listening: *f.get(3)? == "0A",
+                    tx_queue: u64::from_str_radix(tx, 16).ok()?,
+                    rx_queue: u64::from_str_radix(rx, 16).ok()?,
+                    inode: f.get(9)?.parse().ok()?,
+                })
+            })();
+            sockets.extend(parsed);
+        }
+    }
+    sockets
+}
+
+/// The descriptor through which `pid` holds the socket with this inode, if it does.
+pub fn socket_fd(pid: u32, inode: u64) -> Option<u32> {
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
+        .and_then(|e| e.file_name().to_str()?.parse().ok())
+}
+
+/// Whether `pid` holds a socket listening on `port`.
+pub fn listens(pid: u32, port: u16) -> bool {
+    tcp_sockets()
+        .iter()
+        .any(|s| s.listening && s.local_port == port && socket_fd(pid, s.inode).is_some())
+}
+
+/// How many threads of `pid` sleep in one of `syscalls` (numbers, such as libc::SYS_recvfrom).
+pub fn threads_blocked_in(pid: u32, syscalls: &[libc::c_long]) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|task| {
+            let dir = task.path();
+            // "NR ARGS... SP PC" while in a syscall, "running" while running.
+            let in_call = std::fs::read_to_string(dir.join("syscall")).is_ok_and(|s| {
+                s.split_whitespace()
+                    .next()
+                    .and_then(|nr| nr.parse::<libc::c_long>().ok())
+                    .is_some_and(|nr| syscalls.contains(&nr))
+            });
+            let sleeping = std::fs::read_to_string(dir.join("stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|i| stat[i + 1..].split_whitespace().next())
+                    == Some("S")
+            });
+            in_call && sleeping
+        })
+        .count()
+}
+
 pub struct Server {
-    pub child: Child,
+    // Declared before `dir`: the group is killed before its files are removed.
+    group: Group,
     pub port: u16,
     pub name: String,
+    dir: Option<TempDir>,
 }
 
 impl Server {
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.group.pid()
+    }
+
+    /// Kill the server (its whole group) and reap it.
+    pub fn end(&mut self) {
+        self.group.end();
     }
 
     /// Start `cmd` and wait until its output names the port it listens on (or, when `port` is
-    /// given, until it accepts connections there).
+    /// given, until it listens there).
     pub fn start(name: &str, mut cmd: Command, port: Option<u16>) -> Server {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
-        let out = line_channel(child.stdout.take().expect("stdout"));
-        let _err = line_channel(child.stderr.take().expect("stderr"));
+        let mut group = Group::spawn(name, &mut cmd);
+        let out = group.stdout_lines();
+        let _err = group.stderr_lines();
         let port = match port {
             Some(p) => {
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while TcpStream::connect(("127.0.0.1", p)).is_err() {
-                    assert!(Instant::now() < deadline, "{name} never listened on {p}");
-                    thread::sleep(Duration::from_millis(50));
-                }
+                let pid = group.pid();
+                wait_until(
+                    &format!("{name} to listen on {p}"),
+                    Duration::from_secs(30),
+                    || listens(pid, p),
+                );
                 p
             }
             None => {
@@ -136,9 +489,10 @@ impl Server {
             }
         };
         Server {
-            child,
+            group,
             port,
             name: name.to_string(),
+            dir: None,
         }
     }
 
@@ -149,7 +503,7 @@ impl Server {
     /// nginx answering "ok" to everything: one process (`workers` 0), or a master that forks
     /// `workers` worker processes.
     pub fn nginx(workers: u32) -> Server {
-        let dir = temp_dir(&format!("nginx-{workers}"));
+        let dir = TempDir::new(&format!("nginx-{workers}"));
         let port = free_port();
         let shape = match workers {
             0 => "master_process off; worker_processes 1;".to_string(),
@@ -162,7 +516,7 @@ impl Server {
                fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
                client_max_body_size 10m;\n\
                server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n",
-            d = dir.display()
+            d = dir.path().display()
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
         let mut cmd = Command::new("nginx");
@@ -172,7 +526,9 @@ impl Server {
             "-e",
             &dir.join("error.log").to_string_lossy(),
         ]);
-        Server::start("nginx", cmd, Some(port))
+        let mut server = Server::start("nginx", cmd, Some(port));
+        server.dir = Some(dir);
+        server
     }
 
     /// Our example server, receiving and sending with the syscalls named.
@@ -187,13 +543,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn parse_port(line: &str) -> Option<u16> {
     if let Some(rest) = line.split("port ").nth(1) {
         return rest.split_whitespace().next()?.parse().ok();
@@ -202,7 +551,7 @@ fn parse_port(line: &str) -> Option<u16> {
 }
 
 pub struct Tracer {
-    child: Child,
+    group: Group,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
     /// What it said on stderr up to and including "tracing pid ...".
@@ -212,7 +561,7 @@ pub struct Tracer {
 pub struct TraceOutput {
     pub stdout: Vec<String>,
     pub stderr: Vec<String>,
-    pub status: std::process::ExitStatus,
+    pub status: ExitStatus,
 }
 
 impl TraceOutput {
@@ -266,12 +615,12 @@ impl Tracer {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start http-trace");
-        let stdout = line_channel(child.stdout.take().expect("stdout"));
-        let stderr = line_channel(child.stderr.take().expect("stderr"));
+        let mut group = Group::spawn("http-trace", &mut cmd);
+        let stdout = group.stdout_lines();
+        let stderr = group.stderr_lines();
         let banner = wait_for_line(&stderr, "tracing", |l| l.contains(": tracing pid"));
         Tracer {
-            child,
+            group,
             stdout,
             stderr,
             banner,
@@ -279,29 +628,21 @@ impl Tracer {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.group.pid()
     }
 
     /// Ctrl-C, then everything it printed.
     pub fn stop(self) -> TraceOutput {
-        // SAFETY: kill has no memory-safety preconditions; the pid is our live child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        // SAFETY: kill has no memory-safety preconditions; the pid is our child, not reaped.
+        unsafe { libc::kill(self.pid() as i32, libc::SIGINT) };
         self.wait()
     }
 
     /// Wait for it to end by itself (within 60 s), then everything it printed.
     pub fn wait(mut self) -> TraceOutput {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for http-trace") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("http-trace did not end");
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
+        let status = self
+            .group
+            .wait("http-trace to end", Duration::from_secs(60));
         TraceOutput {
             stdout: drain(&self.stdout),
             stderr: self
@@ -324,16 +665,13 @@ fn drain(rx: &mpsc::Receiver<String>) -> Vec<String> {
 }
 
 /// Run the tracer to completion with these arguments (for error cases): (status, stdout, stderr).
-pub fn run_tracer(
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (std::process::ExitStatus, String, String) {
+pub fn run_tracer(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
     let mut cmd = Command::new(TRACER);
-    cmd.args(args).stdin(Stdio::null());
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run http-trace");
+    let out = run("http-trace", &mut cmd, Duration::from_secs(60));
     (
         out.status,
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -376,11 +714,39 @@ impl Client {
         self.stream.local_addr().expect("local address").port()
     }
 
-    /// Write each piece separately, pausing between them so that they arrive separately.
+    fn peer_port(&self) -> u16 {
+        self.stream.peer_addr().expect("peer address").port()
+    }
+
+    /// Whether the server has read everything sent on this connection: nothing is left
+    /// unacknowledged on our side, nor unread on its side (in `sockets`, one snapshot).
+    fn read_by_server_in(&self, sockets: &[TcpSocket]) -> bool {
+        let (me, server) = (self.local_port(), self.peer_port());
+        let mine = sockets
+            .iter()
+            .find(|s| s.inode != 0 && s.local_port == me && s.remote_port == server);
+        let theirs = sockets
+            .iter()
+            .find(|s| s.inode != 0 && s.local_port == server && s.remote_port == me);
+        matches!((mine, theirs), (Some(m), Some(t)) if m.tx_queue == 0 && t.rx_queue == 0)
+    }
+
+    /// The inode of the server's end of this connection (once the server has accepted it).
+    pub fn server_socket_inode(&self) -> u64 {
+        let (me, server) = (self.local_port(), self.peer_port());
+        tcp_sockets()
+            .iter()
+            .find(|s| s.inode != 0 && s.local_port == server && s.remote_port == me)
+            .map(|s| s.inode)
+            .expect("the server's end of the connection, accepted")
+    }
+
+    /// Write each piece separately; before the next piece, wait until the server has read the
+    /// previous one, so that each arrives in a receive of its own.
     pub fn send(&mut self, pieces: &[&[u8]]) -> &mut Self {
         for (i, piece) in pieces.iter().enumerate() {
             if i > 0 {
-                thread::sleep(Duration::from_millis(30));
+                wait_until_read_by_server(std::slice::from_ref(self));
             }
             self.stream.write_all(piece).expect("write request");
         }
@@ -435,9 +801,26 @@ impl Client {
     }
 }
 
+/// Wait until the server has read everything sent on each of these connections.
+pub fn wait_until_read_by_server(clients: &[Client]) {
+    wait_until(
+        "the server to read what was sent",
+        Duration::from_secs(10),
+        || {
+            let sockets = tcp_sockets();
+            clients.iter().all(|c| c.read_by_server_in(&sockets))
+        },
+    );
+}
+
 /// One request on its own connection, response awaited.
 pub fn request(port: u16, raw: &[u8]) -> u16 {
     Client::connect(port).send(&[raw]).responses(1)[0]
+}
+
+/// `GET target` without headers, on its own connection; the response's status.
+pub fn get(port: u16, target: &str) -> u16 {
+    request(port, format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes())
 }
 
 /// Captured records in the order their first byte was seen.
@@ -471,6 +854,13 @@ pub fn method_targets(reqs: &[Value]) -> Vec<(String, String)> {
                 r["target"].as_str().unwrap_or("?").to_string(),
             )
         })
+        .collect()
+}
+
+/// (method, target) pairs, owned, to compare with what `method_targets` gives.
+pub fn pairs(want: &[(&str, &str)]) -> Vec<(String, String)> {
+    want.iter()
+        .map(|(m, t)| (m.to_string(), t.to_string()))
         .collect()
 }
 
