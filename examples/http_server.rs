@@ -22,7 +22,7 @@ use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum Syscall {
     Read,
     Recv,
@@ -32,7 +32,7 @@ enum Syscall {
     Peek,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum SendCall {
     Write,
     Send,
@@ -353,39 +353,26 @@ fn serve(stream: TcpStream, how: Syscall, send: SendCall) {
     }
 }
 
+/// A small HTTP/1.1 server to trace, on 127.0.0.1.
+#[derive(clap::Parser)]
+struct Args {
+    /// Port to listen on (0: any free one; the line "listening on ADDR" tells which).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Syscall that receives requests.
+    #[arg(long, value_enum, default_value_t = Syscall::Recv)]
+    recv: Syscall,
+    /// Syscall that sends responses.
+    #[arg(long, value_enum, default_value_t = SendCall::Send)]
+    send: SendCall,
+}
+
 fn main() {
-    let mut port = 8080u16;
-    let mut how = Syscall::Recv;
-    let mut send = SendCall::Send;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--port", Some(p)) => port = p.parse().expect("--port takes a number"),
-            ("--recv", Some(r)) => {
-                how = match r.as_str() {
-                    "read" => Syscall::Read,
-                    "recv" => Syscall::Recv,
-                    "readv" => Syscall::Readv,
-                    "recvmsg" => Syscall::Recvmsg,
-                    "peek" => Syscall::Peek,
-                    _ => panic!("--recv takes read, recv, readv, recvmsg or peek"),
-                }
-            }
-            ("--send", Some(r)) => {
-                send = match r.as_str() {
-                    "write" => SendCall::Write,
-                    "send" => SendCall::Send,
-                    "writev" => SendCall::Writev,
-                    "sendmsg" => SendCall::Sendmsg,
-                    _ => panic!("--send takes write, send, writev or sendmsg"),
-                }
-            }
-            _ => panic!(
-                "usage: http_server [--port N] [--recv read|recv|readv|recvmsg|peek] \
-                 [--send write|send|writev|sendmsg]"
-            ),
-        }
-    }
+    let Args {
+        port,
+        recv: how,
+        send,
+    } = clap::Parser::parse();
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
     println!(
         "listening on {}",

@@ -111,22 +111,25 @@ pub enum Opened {
     },
 }
 
+/// Bytes `offset..offset + bytes.len()` of a syscall that moved `ret` bytes; `last` closes that
+/// syscall's series of events; `no_data`: the bytes were never in user memory (sendfile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Data<B> {
+    pub direction: Direction,
+    pub offset: u32,
+    pub ret: i64,
+    pub last: bool,
+    pub no_data: bool,
+    pub bytes: B,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkKind<B> {
     Open {
         how: Opened,
         endpoints: Option<Endpoints>,
     },
-    /// Bytes `offset..offset + bytes.len()` of a syscall that moved `ret` bytes; `last` closes
-    /// that syscall's series of chunks; `no_data`: the bytes were never in user memory.
-    Data {
-        direction: Direction,
-        offset: u32,
-        ret: i64,
-        last: bool,
-        no_data: bool,
-        bytes: B,
-    },
+    Data(Data<B>),
     Close,
 }
 
@@ -154,21 +157,14 @@ impl<B> Chunk<B> {
                     endpoints: *endpoints,
                 },
                 ChunkKind::Close => ChunkKind::Close,
-                ChunkKind::Data {
-                    direction,
-                    offset,
-                    ret,
-                    last,
-                    no_data,
-                    bytes,
-                } => ChunkKind::Data {
-                    direction: *direction,
-                    offset: *offset,
-                    ret: *ret,
-                    last: *last,
-                    no_data: *no_data,
-                    bytes: f(bytes),
-                },
+                ChunkKind::Data(d) => ChunkKind::Data(Data {
+                    direction: d.direction,
+                    offset: d.offset,
+                    ret: d.ret,
+                    last: d.last,
+                    no_data: d.no_data,
+                    bytes: f(&d.bytes),
+                }),
             },
         }
     }
@@ -275,7 +271,7 @@ pub fn decode(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
                     sample: sample.len(),
                 },
             )?;
-            ChunkKind::Data {
+            ChunkKind::Data(Data {
                 direction: if ht_direction(u32::from(h.direction)) == ht_direction::HT_DIR_OUT {
                     Direction::Out
                 } else {
@@ -286,7 +282,7 @@ pub fn decode(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
                 last: flags & ht_flags::HT_FLAG_LAST.0 != 0,
                 no_data: flags & ht_flags::HT_FLAG_NO_DATA.0 != 0,
                 bytes,
-            }
+            })
         }
         _ => return Err(DecodeError::UnknownKind(h.kind)),
     };
@@ -393,14 +389,14 @@ pub mod tests {
         assert_eq!(c.meta.comm.bytes(), b"nginx");
         assert_eq!(
             c.kind,
-            ChunkKind::Data {
+            ChunkKind::Data(Data {
                 direction: Direction::Out,
                 offset: 0,
                 ret: 5,
                 last: true,
                 no_data: false,
                 bytes: &b"GET /"[..]
-            }
+            })
         );
     }
 

@@ -3,24 +3,13 @@
 //! --capture-bytes, unreadable, or never in user memory as with sendfile) reach the parser as a
 //! hole of known size, so bodies keep their true size and the parser stays in step.
 
+use crate::decode::Data;
 use crate::http::{Parsed, Parser};
 
 pub struct Stream {
     pub parser: Parser,
     /// Offset in the current syscall up to which bytes have been accounted for.
     syscall_pos: u64,
-}
-
-/// One event's bytes: `offset..offset + bytes.len()` of a syscall that moved `ret` bytes; `last`
-/// ends that syscall's series of events; `no_data`: the bytes were never in user memory.
-#[derive(Debug, Clone, Copy)]
-pub struct Piece<'a> {
-    pub offset: u32,
-    pub ret: i64,
-    pub last: bool,
-    pub no_data: bool,
-    pub bytes: &'a [u8],
-    pub ts_ns: u64,
 }
 
 impl Stream {
@@ -31,9 +20,9 @@ impl Stream {
         }
     }
 
-    /// Feed one event's bytes, and the holes before and after them; what they complete goes to
-    /// `out`. Returns the bytes that were moved but not captured.
-    pub fn feed(&mut self, p: &Piece<'_>, out: &mut Vec<Parsed>) -> u64 {
+    /// Feed one event's bytes, moved at `ts_ns`, and the holes before and after them; what they
+    /// complete goes to `out`. Returns the bytes that were moved but not captured.
+    pub fn feed(&mut self, p: &Data<&[u8]>, ts_ns: u64, out: &mut Vec<Parsed>) -> u64 {
         let mut not_kept = 0;
         let offset = u64::from(p.offset);
         if offset == 0 {
@@ -42,9 +31,9 @@ impl Stream {
         if offset > self.syscall_pos {
             let hole = offset - self.syscall_pos;
             not_kept += hole;
-            self.parser.skip(hole, p.ts_ns, out);
+            self.parser.skip(hole, ts_ns, out);
         }
-        self.parser.feed(p.bytes, p.ts_ns, out);
+        self.parser.feed(p.bytes, ts_ns, out);
         self.syscall_pos = offset + p.bytes.len() as u64;
         if p.last {
             let total = u64::try_from(p.ret).unwrap_or(0);
@@ -54,7 +43,7 @@ impl Stream {
                 if !p.no_data {
                     not_kept += hole;
                 }
-                self.parser.skip(hole, p.ts_ns, out);
+                self.parser.skip(hole, ts_ns, out);
             }
             self.syscall_pos = 0;
         }

@@ -12,7 +12,7 @@ use crate::http::{Parsed, ParserStats};
 use crate::pairing::Pairs;
 use crate::record::{ConnInfo, Record};
 use crate::reorder::{Arrival, Reorder};
-use crate::stream::{Piece, Stream};
+use crate::stream::Stream;
 
 pub use crate::reorder::GAP_TIMEOUT;
 
@@ -141,26 +141,12 @@ impl Conn {
                 false
             }
             ChunkKind::Close => true,
-            ChunkKind::Data {
-                direction,
-                offset,
-                ret,
-                last,
-                no_data,
-                bytes,
-            } => {
+            ChunkKind::Data(data) => {
                 // Reused from event to event: most events complete a message.
                 let mut parsed = std::mem::take(&mut self.parsed);
-                let piece = Piece {
-                    offset: *offset,
-                    ret: *ret,
-                    last: *last,
-                    no_data: *no_data,
-                    bytes,
-                    ts_ns: chunk.ts_ns,
-                };
-                stats.bytes_not_kept += self.streams[direction.index()].feed(&piece, &mut parsed);
-                self.absorb(*direction, parsed.drain(..), stats, out);
+                let stream = &mut self.streams[data.direction.index()];
+                stats.bytes_not_kept += stream.feed(data, chunk.ts_ns, &mut parsed);
+                self.absorb(data.direction, parsed.drain(..), stats, out);
                 self.parsed = parsed;
                 false
             }
@@ -227,15 +213,12 @@ impl Tracker {
             chunk.meta.fd,
             chunk.meta.tid,
             match &chunk.kind {
-                ChunkKind::Data {
-                    direction,
-                    offset,
-                    ret,
-                    bytes,
-                    ..
-                } => format!(
-                    "data {direction:?} off={offset} ret={ret} len={}",
-                    bytes.len()
+                ChunkKind::Data(d) => format!(
+                    "data {:?} off={} ret={} len={}",
+                    d.direction,
+                    d.offset,
+                    d.ret,
+                    d.bytes.len()
                 ),
                 other => format!("{other:?}"),
             }
@@ -352,7 +335,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Comm;
+    use crate::decode::{Comm, Data};
     use crate::http::{Message, StartLine};
 
     fn meta() -> ConnMeta {
@@ -389,8 +372,8 @@ mod tests {
     /// Sent bytes, a whole syscall.
     fn sent(conn_id: u64, seq: u64, bytes: &'static [u8]) -> Chunk<&'static [u8]> {
         let mut c = data(conn_id, seq, bytes);
-        if let ChunkKind::Data { direction, .. } = &mut c.kind {
-            *direction = Direction::Out;
+        if let ChunkKind::Data(d) = &mut c.kind {
+            d.direction = Direction::Out;
         }
         c
     }
@@ -408,14 +391,14 @@ mod tests {
             seq,
             ts_ns: 100 + seq,
             meta: meta(),
-            kind: ChunkKind::Data {
+            kind: ChunkKind::Data(Data {
                 direction: Direction::In,
                 offset,
                 ret,
                 last,
                 no_data: false,
                 bytes,
-            },
+            }),
         }
     }
 
@@ -668,14 +651,14 @@ mod tests {
             data(1, 1, b"GET /file HTTP/1.1\r\n\r\n"),
             sent(1, 2, b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"),
             Chunk {
-                kind: ChunkKind::Data {
+                kind: ChunkKind::Data(Data {
                     direction: Direction::Out,
                     offset: 0,
                     ret: 5000,
                     last: true,
                     no_data: true,
                     bytes: &b""[..],
-                },
+                }),
                 ..data(1, 3, b"")
             },
         ]);
