@@ -5,10 +5,12 @@
  * no ring buffer.
  *
  * The logic lives in one static function per event (accept returned, connect entered and
- * returned, receive or send entered and returned, close entered or returned, process exited,
- * forked). Below
- * them, thin SEC() wrappers adapt each attach method's context: raw syscall tracepoints, kprobes
- * (the product card's design), fentry/fexit, and the syscalls:* tracepoints. User space picks a method by turning autoload off for the other methods' programs.
+ * returned, receive or send entered and returned, close entered or returned, socket I/O done,
+ * TCP state reached CLOSE, process exited, forked); a receive or send call travels between them
+ * as one struct ht_call. Below them, thin SEC() wrappers adapt each attach method's context:
+ * socket tracepoints, raw syscall tracepoints, kprobes (the product card's design), fentry/fexit,
+ * and the syscalls:* tracepoints. User space picks a method by turning autoload off for the other
+ * methods' programs.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -16,6 +18,14 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include "http_trace.h"
+
+/*
+ * The raw-tracepoint and socket-tracepoint methods tell syscalls apart by their x86-64 numbers
+ * and the fentry method hooks __x64_sys_* entry points: other architectures need their own.
+ */
+#ifndef __TARGET_ARCH_x86
+#error "http-trace's BPF programs support x86-64 only (syscall numbers, __x64_sys_* functions)"
+#endif
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -60,26 +70,38 @@ enum ht_drop _ht_drop = 0;
 __u64 drops[HT_DROP_MAX] = {};
 __u64 next_conn_id = 0;
 
-struct sock_key {
+struct ht_sock_key {
 	__u32 tgid;
 	__s32 fd;
 };
 
-struct sock_info {
+struct ht_sock_info {
 	__u64 conn_id;
 	__u64 seq; /* next event sequence number of this connection */
 	__u64 sk;  /* its struct sock: tells a closed connection from a new one on the same fd */
 };
 
 /* A syscall in flight on a tracked socket, from entry to return, per thread. */
-struct inflight {
+struct ht_inflight {
 	__u64 buf;     /* user buffer, or the iovec array when vectored */
 	__u64 conn_id; /* 0 for connect: the socket is not tracked yet */
 	__s32 fd;
 	__u32 iovcnt;
-	__u8 syscall;
-	__u8 direction;
-	__u8 pad[6];
+	__u8 syscall;  /* enum ht_syscall, which says the direction */
+	__u8 pad[7];
+};
+
+/*
+ * A receive or send call as its entry had it, or as the saved user registers still hold it: which
+ * syscall, and its arguments.
+ */
+struct ht_call {
+	__u64 buf;    /* the buffer; readv, writev: the iovec array; recvmsg, sendmsg: the msghdr */
+	__u64 count;  /* readv, writev: the iovec count */
+	__u32 flags;  /* recvfrom, recvmsg: MSG_* flags */
+	__s32 fd;
+	__u8 syscall; /* enum ht_syscall */
+	__u8 pad[7];
 };
 
 /* Processes to trace (tgid), filled by user space from --pid. */
@@ -93,15 +115,15 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct sock_key);
-	__type(value, struct sock_info);
+	__type(key, struct ht_sock_key);
+	__type(value, struct ht_sock_info);
 } sockets SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64); /* pid_tgid */
-	__type(value, struct inflight);
+	__type(value, struct ht_inflight);
 } inflight SEC(".maps");
 
 /*
@@ -112,7 +134,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, struct sock_key);
+	__type(value, struct ht_sock_key);
 } sock_owner SEC(".maps");
 
 /*
@@ -123,7 +145,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, struct sock_key);
+	__type(key, struct ht_sock_key);
 	__type(value, __u8);
 } not_tcp SEC(".maps");
 
@@ -164,6 +186,71 @@ static __always_inline void count_drop(enum ht_drop what)
 {
 	if (what < HT_DROP_MAX)
 		__sync_fetch_and_add(&drops[what], 1);
+}
+
+/* Which way the bytes of receive or send `syscall` move. */
+static __always_inline __u8 syscall_direction(__u8 syscall)
+{
+	switch (syscall) {
+	case HT_SYS_WRITE:
+	case HT_SYS_WRITEV:
+	case HT_SYS_SENDTO:
+	case HT_SYS_SENDMSG:
+	case HT_SYS_SENDFILE:
+		return HT_DIR_OUT;
+	}
+	return HT_DIR_IN;
+}
+
+/* Whether `syscall` moves its bytes through an iovec array. */
+static __always_inline bool syscall_vectored(__u8 syscall)
+{
+	return syscall == HT_SYS_READV || syscall == HT_SYS_WRITEV || syscall == HT_SYS_RECVMSG ||
+	       syscall == HT_SYS_SENDMSG;
+}
+
+/* A peek's bytes are received again by a later call: it is skipped. */
+static __always_inline bool call_peeks(const struct ht_call *c)
+{
+	return (c->syscall == HT_SYS_RECVFROM || c->syscall == HT_SYS_RECVMSG) && (c->flags & MSG_PEEK);
+}
+
+/* The call's receive or send arguments, from the four syscall arguments they can use. */
+static __always_inline void call_from_args(struct ht_call *c, __u8 syscall, __u64 a1, __u64 a2, __u64 a3,
+					   __u64 a4)
+{
+	c->fd = a1;
+	c->buf = a2;
+	c->syscall = syscall;
+	c->count = syscall_vectored(syscall) && syscall != HT_SYS_RECVMSG && syscall != HT_SYS_SENDMSG ? a3 : 0;
+	c->flags = syscall == HT_SYS_RECVMSG ? a3 : syscall == HT_SYS_RECVFROM ? a4 : 0;
+}
+
+/*
+ * The call's arguments from the saved user registers `regs`: `P` is PT_REGS_PARM (direct loads,
+ * for a BTF pointer) or PT_REGS_PARM..._CORE (probe reads).
+ */
+#define CALL_FROM_REGS(c, syscall, regs)                                                              \
+	call_from_args(c, syscall, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM2_SYSCALL(regs),           \
+		       PT_REGS_PARM3_SYSCALL(regs), PT_REGS_PARM4_SYSCALL(regs))
+#define CALL_FROM_REGS_CORE(c, syscall, regs)                                                         \
+	call_from_args(c, syscall, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs), \
+		       PT_REGS_PARM3_CORE_SYSCALL(regs), PT_REGS_PARM4_CORE_SYSCALL(regs))
+
+/* recvmsg and sendmsg: their iovecs, from the user msghdr; false when it cannot be read. */
+static __always_inline bool call_msg_iovecs(struct ht_call *c)
+{
+	struct user_msghdr m;
+
+	if (c->syscall != HT_SYS_RECVMSG && c->syscall != HT_SYS_SENDMSG)
+		return true;
+	if (bpf_probe_read_user(&m, sizeof(m), (const void *)c->buf)) {
+		count_drop(HT_DROP_READ_FAILED);
+		return false;
+	}
+	c->buf = (__u64)m.msg_iov;
+	c->count = m.msg_iovlen;
+	return true;
 }
 
 /* Send one event; a failure (buffer full) is counted here and, with perf, by user space too. */
@@ -223,7 +310,7 @@ static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8
  * and forget it. `si` is gone afterwards.
  */
 static __always_inline void end_connection(void *ctx, __u64 pid_tgid, __u8 syscall,
-					   const struct sock_key *key, struct sock_info *si)
+					   const struct ht_sock_key *key, struct ht_sock_info *si)
 {
 	struct ht_event h;
 
@@ -246,7 +333,7 @@ static __always_inline void emit_process(void *ctx, __u32 tgid, __u8 kind, __s64
  * Send `n` bytes at user address `src` as one event. A chunk whose bytes cannot be read is still
  * sent, empty, so that user space sees a hole of known size rather than a gap in the sequence.
  */
-static __always_inline void emit_chunk(void *ctx, struct ht_data_event *e, struct sock_info *si,
+static __always_inline void emit_chunk(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
 				       __u64 src, __u64 n, __u32 offset, bool last)
 {
 	/* 64-bit and unsigned, so that the verifier keeps the bound for the copy below. */
@@ -265,10 +352,10 @@ static __always_inline void emit_chunk(void *ctx, struct ht_data_event *e, struc
 }
 
 /* What one bpf_loop() iteration of emit_segment needs. */
-struct segment {
+struct ht_segment {
 	void *ctx;
 	struct ht_data_event *e;
-	struct sock_info *si;
+	struct ht_sock_info *si;
 	__u64 base;
 	__u32 len;
 	__u32 offset;
@@ -278,7 +365,7 @@ struct segment {
 /* Chunk `k` of a segment; 1 (stop) past its end. */
 static long emit_segment_chunk(__u64 k, void *data)
 {
-	struct segment *sg = data;
+	struct ht_segment *sg = data;
 	__u32 coff = k * HT_CHUNK_BYTES;
 	__u64 n;
 
@@ -298,10 +385,10 @@ static long emit_segment_chunk(__u64 k, void *data)
  * iteration and iovec, which took loading from about 1 s to a fraction of it. Elsewhere a bounded
  * loop does it, its offsets derived from the loop index so that the verifier prunes its states.
  */
-static __always_inline void emit_segment(void *ctx, struct ht_data_event *e, struct sock_info *si,
+static __always_inline void emit_segment(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
 					 __u64 base, __u32 len, __u32 offset, __u32 keep)
 {
-	struct segment sg = {
+	struct ht_segment sg = {
 		.ctx = ctx, .e = e, .si = si, .base = base, .len = len, .offset = offset, .keep = keep,
 	};
 
@@ -321,7 +408,7 @@ static __always_inline void emit_segment(void *ctx, struct ht_data_event *e, str
  * when an iovec cannot be read or there are more than HT_MAX_IOV: the caller then sends them
  * one by one, which shows the holes.
  */
-static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, struct sock_info *si,
+static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
 					  const struct iovec *iov, __u32 iovcnt, __u64 keep)
 {
 	/* The iovecs, read at once (each user read costs), go after the room the bytes take. */
@@ -369,10 +456,10 @@ static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, st
  * recvmsg, sendmsg) is a constant of each return wrapper: `in->buf` is then an iovec array.
  * sendfile's bytes are not in user memory: one empty event says how many there were.
  */
-static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct inflight *in, long ret,
-				      bool vectored, struct sock_info *si)
+static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht_inflight *in, long ret,
+				      bool vectored, struct ht_sock_info *si)
 {
-	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = in->fd };
+	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = in->fd };
 	const struct iovec *iov = (const struct iovec *)in->buf;
 	struct ht_data_event *e;
 	__u32 zero = 0, keep, off = 0;
@@ -386,7 +473,7 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct in
 	if (!e)
 		return;
 	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, in->syscall, in->fd, ret, si->conn_id);
-	e->hdr.direction = in->direction;
+	e->hdr.direction = syscall_direction(in->syscall);
 	if (in->syscall == HT_SYS_SENDFILE) {
 		e->hdr.seq = __sync_fetch_and_add(&si->seq, 1);
 		e->hdr.flags = HT_FLAG_LAST | HT_FLAG_NO_DATA;
@@ -474,11 +561,11 @@ static __always_inline __u64 tcp_bytes_written(struct sock *sk)
  * `ret` goes into the event: the new fd for an accept, the connect's result, or the bytes
  * already read for a found socket, whose bytes already sent are `sent_before`.
  */
-static __always_inline struct sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd, struct sock *sk,
+static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd, struct sock *sk,
 						      __u8 kind, __u8 syscall, __s64 ret, __u64 sent_before)
 {
-	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
-	struct sock_info si = {}, *tracked;
+	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct ht_sock_info si = {}, *tracked;
 	struct ht_conn_event c = {};
 
 	bpf_map_delete_elem(&not_tcp, &key);
@@ -528,16 +615,15 @@ static __always_inline int on_accept_return(void *ctx, long ret)
 }
 
 static __always_inline void stash(__u64 pid_tgid, __s32 fd, __u64 buf, __u32 iovcnt, __u8 syscall,
-				  __u8 direction, __u64 conn_id)
+				  __u64 conn_id)
 {
-	struct inflight in = {};
+	struct ht_inflight in = {};
 
 	in.buf = buf;
 	in.conn_id = conn_id;
 	in.fd = fd;
 	in.iovcnt = iovcnt;
 	in.syscall = syscall;
-	in.direction = direction;
 	if (bpf_map_update_elem(&inflight, &pid_tgid, &in, BPF_ANY))
 		count_drop(HT_DROP_INFLIGHT_FULL);
 }
@@ -548,7 +634,7 @@ static __always_inline int on_connect_enter(void *ctx, __s32 fd)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
 	if (tgid_tracked(pid_tgid >> 32))
-		stash(pid_tgid, fd, 0, 0, HT_SYS_CONNECT, HT_DIR_OUT, 0);
+		stash(pid_tgid, fd, 0, 0, HT_SYS_CONNECT, 0);
 	return 0;
 }
 
@@ -569,7 +655,7 @@ static __always_inline int on_connect_done(void *ctx, __u64 pid_tgid, __s32 fd, 
 static __always_inline int on_connect_return(void *ctx, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct inflight *in;
+	struct ht_inflight *in;
 	__s32 fd;
 
 	in = bpf_map_lookup_elem(&inflight, &pid_tgid);
@@ -581,77 +667,74 @@ static __always_inline int on_connect_return(void *ctx, long ret)
 }
 
 /*
- * Event: a receive or send syscall entered; remember where its bytes are. A TCP socket not seen
+ * Event: receive or send call `c` entered; remember where its bytes are. A TCP socket not seen
  * being opened (open before tracing started, or opened by a call already in flight, which a
  * return probe attached meanwhile never sees) is followed from here on.
  */
-static __always_inline int on_io_enter(void *ctx, __s32 fd, __u64 buf, __u32 iovcnt, __u8 syscall,
-				       __u8 direction, __u32 flags)
+static __always_inline int on_io_enter(void *ctx, struct ht_call *c)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
-	struct sock_info *si;
+	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = c->fd };
+	struct ht_sock_info *si;
 	struct sock *sk;
 
-	/* A peek's bytes are received again by a later call. */
-	if ((flags & MSG_PEEK) || !tgid_tracked(key.tgid))
+	if (call_peeks(c) || !tgid_tracked(key.tgid) || !call_msg_iovecs(c))
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &key);
 	if (!si) {
 		if (bpf_map_lookup_elem(&not_tcp, &key))
 			return 0;
-		sk = tcp_sock_of_fd(fd);
+		sk = tcp_sock_of_fd(c->fd);
 		if (!sk) {
 			__u8 one = 1;
 
 			bpf_map_update_elem(&not_tcp, &key, &one, BPF_ANY);
 			return 0;
 		}
-		si = track_socket(ctx, pid_tgid, fd, sk, HT_EV_FOUND, syscall, tcp_bytes_consumed(sk),
+		si = track_socket(ctx, pid_tgid, c->fd, sk, HT_EV_FOUND, c->syscall, tcp_bytes_consumed(sk),
 				  tcp_bytes_written(sk));
 	}
 	if (si)
-		stash(pid_tgid, fd, buf, iovcnt, syscall, direction, si->conn_id);
+		stash(pid_tgid, c->fd, c->buf, c->count, c->syscall, si->conn_id);
 	return 0;
 }
 
-/* recvmsg(2) and sendmsg(2) pass their iovecs inside a user msghdr. */
-static __always_inline int on_msg_enter(void *ctx, __s32 fd, const struct user_msghdr *msg, __u8 syscall,
-					__u8 direction, __u32 flags)
+/* Event: receive or send `syscall` entered with these arguments, in the syscall's order. */
+static __always_inline int on_io_call(void *ctx, __u8 syscall, __u64 a1, __u64 a2, __u64 a3, __u64 a4)
 {
-	struct user_msghdr m;
+	struct ht_call c = {};
 
-	if ((flags & MSG_PEEK) || !tgid_tracked(bpf_get_current_pid_tgid() >> 32))
-		return 0;
-	if (bpf_probe_read_user(&m, sizeof(m), msg)) {
-		count_drop(HT_DROP_READ_FAILED);
-		return 0;
-	}
-	return on_io_enter(ctx, fd, (__u64)m.msg_iov, m.msg_iovlen, syscall, direction, flags);
+	call_from_args(&c, syscall, a1, a2, a3, a4);
+	return on_io_enter(ctx, &c);
+}
+
+/* Event: receive or send `syscall` entered; its arguments in the saved user registers `regs`. */
+static __always_inline int on_io_regs(void *ctx, __u8 syscall, const struct pt_regs *regs)
+{
+	struct ht_call c = {};
+
+	CALL_FROM_REGS(&c, syscall, regs);
+	return on_io_enter(ctx, &c);
 }
 
 /*
- * A receive or send of a tracked process returned `ret` > 0 bytes: rebuild what its entry would
- * have stashed from its arguments (`fd`, then the buffer or iovecs or msghdr, then the iovec
- * count or recvmsg's flags, then recvfrom's flags), which the saved user registers still hold;
- * returns its socket, if it is one (and the call was not a peek). The raw tracepoint and socket
- * tracepoint methods work this way for every call; the others only for a call whose entry was
- * not seen (it was already blocked when tracing started). The bytes it moved are already
+ * A receive or send of a tracked process, `c`, returned `ret` > 0 bytes: what its entry would
+ * have stashed goes into `in`, rebuilt from its arguments, which the saved user registers still
+ * held; returns its socket, if it is one (and the call was not a peek). The raw tracepoint and
+ * socket tracepoint methods work this way for every call; the others only for a call whose entry
+ * was not seen (it was already blocked when tracing started). The bytes it moved are already
  * counted in the socket's totals. `expect_sk`: the socket the call used, when known.
  */
-static __always_inline struct sock_info *entry_from_regs(void *ctx, __u64 pid_tgid, long ret, __u8 syscall,
-							 __u8 direction, __s32 fd, __u64 arg2, __u64 arg3,
-							 __u64 arg4, struct inflight *in, __u64 expect_sk)
+static __always_inline struct ht_sock_info *entry_from_regs(void *ctx, __u64 pid_tgid, long ret,
+							    struct ht_call *c, struct ht_inflight *in,
+							    __u64 expect_sk)
 {
-	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
-	__u64 buf = arg2, moved_in = 0, moved_out = 0;
-	struct sock_info *si;
-	__u32 iovcnt = 0;
+	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = c->fd };
+	__u64 moved_in = 0, moved_out = 0;
+	struct ht_sock_info *si;
 	struct sock *sk;
 
-	/* A peek's bytes are received again by a later call. */
-	if ((syscall == HT_SYS_RECVFROM && (arg4 & MSG_PEEK)) ||
-	    (syscall == HT_SYS_RECVMSG && (arg3 & MSG_PEEK)))
+	if (call_peeks(c))
 		return NULL;
 	si = bpf_map_lookup_elem(&sockets, &key);
 	if (si && expect_sk && si->sk != expect_sk) {
@@ -669,46 +752,34 @@ static __always_inline struct sock_info *entry_from_regs(void *ctx, __u64 pid_tg
 			bpf_map_update_elem(&not_tcp, &key, &one, BPF_ANY);
 			return NULL;
 		}
-		if (direction == HT_DIR_IN)
+		if (syscall_direction(c->syscall) == HT_DIR_IN)
 			moved_in = ret;
 		else
 			moved_out = ret;
-		si = track_socket(ctx, pid_tgid, key.fd, sk, HT_EV_FOUND, syscall,
+		si = track_socket(ctx, pid_tgid, key.fd, sk, HT_EV_FOUND, c->syscall,
 				  tcp_bytes_consumed(sk) - moved_in, tcp_bytes_written(sk) - moved_out);
 		if (!si)
 			return NULL;
 	}
-	if (syscall == HT_SYS_READV || syscall == HT_SYS_WRITEV) {
-		iovcnt = arg3;
-	} else if (syscall == HT_SYS_RECVMSG || syscall == HT_SYS_SENDMSG) {
-		struct user_msghdr m;
-
-		if (bpf_probe_read_user(&m, sizeof(m), (const void *)buf)) {
-			count_drop(HT_DROP_READ_FAILED);
-			return NULL;
-		}
-		buf = (__u64)m.msg_iov;
-		iovcnt = m.msg_iovlen;
-	}
-	in->buf = buf;
+	if (!call_msg_iovecs(c))
+		return NULL;
+	in->buf = c->buf;
 	in->conn_id = si->conn_id;
 	in->fd = key.fd;
-	in->iovcnt = iovcnt;
-	in->syscall = syscall;
-	in->direction = direction;
+	in->iovcnt = c->count;
+	in->syscall = c->syscall;
 	return si;
 }
 
 /*
- * Event: a receive or send syscall returned `ret` bytes (or an error), its entry stashed.
- * `syscall` and `direction`, constants of the syscalls:* tracepoint wrappers, allow recovering a
- * call whose entry was missed; kprobe and fentry pass HT_SYS_NONE (their return probes never
- * fire for such a call).
+ * A receive or send returned `ret` bytes (or an error). Its entry was stashed, or, where
+ * `recover` names the syscall, its arguments are rebuilt from the saved user registers.
+ * `vectored` is a constant of each wrapper, so that the verifier checks one copy path per program.
  */
-static __always_inline int on_io_return(void *ctx, long ret, bool vectored, __u8 syscall, __u8 direction)
+static __always_inline int io_returned(void *ctx, long ret, bool vectored, __u8 recover)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct inflight *in, copy = {};
+	struct ht_inflight *in, copy = {};
 
 	in = bpf_map_lookup_elem(&inflight, &pid_tgid);
 	if (in) {
@@ -716,13 +787,13 @@ static __always_inline int on_io_return(void *ctx, long ret, bool vectored, __u8
 		bpf_map_delete_elem(&inflight, &pid_tgid);
 	} else {
 		struct pt_regs *regs;
+		struct ht_call c = {};
 
-		if (syscall == HT_SYS_NONE || ret <= 0 || !tgid_tracked(pid_tgid >> 32))
+		if (recover == HT_SYS_NONE || ret <= 0 || !tgid_tracked(pid_tgid >> 32))
 			return 0;
 		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-		if (!entry_from_regs(ctx, pid_tgid, ret, syscall, direction, PT_REGS_PARM1_CORE_SYSCALL(regs),
-				     PT_REGS_PARM2_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs),
-				     PT_REGS_PARM4_CORE_SYSCALL(regs), &copy, 0))
+		CALL_FROM_REGS_CORE(&c, recover, regs);
+		if (!entry_from_regs(ctx, pid_tgid, ret, &c, &copy, 0))
 			return 0;
 	}
 	if (ret > 0 && copy.conn_id)
@@ -730,12 +801,30 @@ static __always_inline int on_io_return(void *ctx, long ret, bool vectored, __u8
 	return 0;
 }
 
+/*
+ * Event: a receive or send returned, its entry stashed (kprobe, fentry: their return probes never
+ * fire for a call entered before they were attached).
+ */
+static __always_inline int on_io_return(void *ctx, long ret, bool vectored)
+{
+	return io_returned(ctx, ret, vectored, HT_SYS_NONE);
+}
+
+/*
+ * Event: receive or send `syscall` returned (syscalls:* tracepoints); a call whose entry was not
+ * seen (blocked when tracing started) is recovered from the saved registers.
+ */
+static __always_inline int on_io_exit(void *ctx, long ret, __u8 syscall)
+{
+	return io_returned(ctx, ret, syscall_vectored(syscall), syscall);
+}
+
 /* Event: close(2) entered: forget the fd so a reused number is never the old connection. */
 static __always_inline int on_close_enter(void *ctx, __s32 fd)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
-	struct sock_info *si;
+	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct ht_sock_info *si;
 
 	if (!tgid_tracked(key.tgid))
 		return 0;
@@ -756,8 +845,8 @@ static __always_inline int on_close_enter(void *ctx, __s32 fd)
 static __always_inline int on_close_exit(void *ctx, __s32 fd)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
-	struct sock_info *si;
+	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct ht_sock_info *si;
 
 	if (!tgid_tracked(key.tgid))
 		return 0;
@@ -840,109 +929,109 @@ int BPF_KRETPROBE(kretprobe_connect, int ret)
 SEC("kprobe/ksys_read")
 int BPF_KPROBE(kprobe_read, unsigned int fd, char *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ, HT_DIR_IN, 0);
+	return on_io_call(ctx, HT_SYS_READ, fd, (__u64)buf, 0, 0);
 }
 
 SEC("kretprobe/ksys_read")
 int BPF_KRETPROBE(kretprobe_read, long ret)
 {
-	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("ksyscall/readv")
 int BPF_KSYSCALL(kprobe_readv, unsigned long fd, const struct iovec *vec, unsigned long vlen)
 {
-	return on_io_enter(ctx, fd, (__u64)vec, vlen, HT_SYS_READV, HT_DIR_IN, 0);
+	return on_io_call(ctx, HT_SYS_READV, fd, (__u64)vec, vlen, 0);
 }
 
 SEC("kretsyscall/readv")
 int BPF_KRETPROBE(kretprobe_readv, long ret)
 {
-	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, true);
 }
 
 SEC("kprobe/__sys_recvfrom")
 int BPF_KPROBE(kprobe_recvfrom, int fd, void *buf, size_t size, unsigned int flags)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM, HT_DIR_IN, flags);
+	return on_io_call(ctx, HT_SYS_RECVFROM, fd, (__u64)buf, size, flags);
 }
 
 SEC("kretprobe/__sys_recvfrom")
 int BPF_KRETPROBE(kretprobe_recvfrom, long ret)
 {
-	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("kprobe/__sys_recvmsg")
 int BPF_KPROBE(kprobe_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags)
 {
-	return on_msg_enter(ctx, fd, msg, HT_SYS_RECVMSG, HT_DIR_IN, flags);
+	return on_io_call(ctx, HT_SYS_RECVMSG, fd, (__u64)msg, flags, 0);
 }
 
 SEC("kretprobe/__sys_recvmsg")
 int BPF_KRETPROBE(kretprobe_recvmsg, long ret)
 {
-	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, true);
 }
 
 SEC("kprobe/ksys_write")
 int BPF_KPROBE(kprobe_write, unsigned int fd, const char *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_WRITE, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_WRITE, fd, (__u64)buf, 0, 0);
 }
 
 SEC("kretprobe/ksys_write")
 int BPF_KRETPROBE(kretprobe_write, long ret)
 {
-	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("ksyscall/writev")
 int BPF_KSYSCALL(kprobe_writev, unsigned long fd, const struct iovec *vec, unsigned long vlen)
 {
-	return on_io_enter(ctx, fd, (__u64)vec, vlen, HT_SYS_WRITEV, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_WRITEV, fd, (__u64)vec, vlen, 0);
 }
 
 SEC("kretsyscall/writev")
 int BPF_KRETPROBE(kretprobe_writev, long ret)
 {
-	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, true);
 }
 
 SEC("kprobe/__sys_sendto")
 int BPF_KPROBE(kprobe_sendto, int fd, void *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_SENDTO, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_SENDTO, fd, (__u64)buf, 0, 0);
 }
 
 SEC("kretprobe/__sys_sendto")
 int BPF_KRETPROBE(kretprobe_sendto, long ret)
 {
-	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("kprobe/__sys_sendmsg")
 int BPF_KPROBE(kprobe_sendmsg, int fd, struct user_msghdr *msg)
 {
-	return on_msg_enter(ctx, fd, msg, HT_SYS_SENDMSG, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_SENDMSG, fd, (__u64)msg, 0, 0);
 }
 
 SEC("kretprobe/__sys_sendmsg")
 int BPF_KRETPROBE(kretprobe_sendmsg, long ret)
 {
-	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, true);
 }
 
 SEC("ksyscall/sendfile64")
 int BPF_KSYSCALL(kprobe_sendfile, int out_fd)
 {
-	return on_io_enter(ctx, out_fd, 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_SENDFILE, out_fd, 0, 0, 0);
 }
 
 SEC("kretsyscall/sendfile64")
 int BPF_KRETPROBE(kretprobe_sendfile, long ret)
 {
-	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("ksyscall/close")
@@ -979,119 +1068,119 @@ int BPF_PROG(fexit_connect, int fd, struct sockaddr *addr, int addrlen, int ret)
 SEC("fentry/ksys_read")
 int BPF_PROG(fentry_read, unsigned int fd, char *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_READ, HT_DIR_IN, 0);
+	return on_io_call(ctx, HT_SYS_READ, fd, (__u64)buf, 0, 0);
 }
 
 SEC("fexit/ksys_read")
 int BPF_PROG(fexit_read, unsigned int fd, char *buf, size_t count, long ret)
 {
-	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__x64_sys_readv")
 int BPF_PROG(fentry_readv, const struct pt_regs *regs)
 {
-	return on_io_enter(ctx, regs->di, regs->si, regs->dx, HT_SYS_READV, HT_DIR_IN, 0);
+	return on_io_regs(ctx, HT_SYS_READV, regs);
 }
 
 SEC("fexit/__x64_sys_readv")
 int BPF_PROG(fexit_readv, const struct pt_regs *regs, long ret)
 {
-	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, true);
 }
 
 SEC("fentry/__sys_recvfrom")
 int BPF_PROG(fentry_recvfrom, int fd, void *buf, size_t size, unsigned int flags)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_RECVFROM, HT_DIR_IN, flags);
+	return on_io_call(ctx, HT_SYS_RECVFROM, fd, (__u64)buf, size, flags);
 }
 
 SEC("fexit/__sys_recvfrom")
 int BPF_PROG(fexit_recvfrom, int fd, void *buf, size_t size, unsigned int flags, struct sockaddr *addr,
 	     int *addrlen, long ret)
 {
-	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__sys_recvmsg")
 int BPF_PROG(fentry_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags)
 {
-	return on_msg_enter(ctx, fd, msg, HT_SYS_RECVMSG, HT_DIR_IN, flags);
+	return on_io_call(ctx, HT_SYS_RECVMSG, fd, (__u64)msg, flags, 0);
 }
 
 SEC("fexit/__sys_recvmsg")
 int BPF_PROG(fexit_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags, bool forbid_cmsg_compat,
 	     long ret)
 {
-	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, true);
 }
 
 SEC("fentry/ksys_write")
 int BPF_PROG(fentry_write, unsigned int fd, const char *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_WRITE, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_WRITE, fd, (__u64)buf, 0, 0);
 }
 
 SEC("fexit/ksys_write")
 int BPF_PROG(fexit_write, unsigned int fd, const char *buf, size_t count, long ret)
 {
-	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__x64_sys_writev")
 int BPF_PROG(fentry_writev, const struct pt_regs *regs)
 {
-	return on_io_enter(ctx, regs->di, regs->si, regs->dx, HT_SYS_WRITEV, HT_DIR_OUT, 0);
+	return on_io_regs(ctx, HT_SYS_WRITEV, regs);
 }
 
 SEC("fexit/__x64_sys_writev")
 int BPF_PROG(fexit_writev, const struct pt_regs *regs, long ret)
 {
-	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, true);
 }
 
 SEC("fentry/__sys_sendto")
 int BPF_PROG(fentry_sendto, int fd, void *buf)
 {
-	return on_io_enter(ctx, fd, (__u64)buf, 0, HT_SYS_SENDTO, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_SENDTO, fd, (__u64)buf, 0, 0);
 }
 
 SEC("fexit/__sys_sendto")
 int BPF_PROG(fexit_sendto, int fd, void *buf, size_t len, unsigned int flags, struct sockaddr *addr,
 	     int addr_len, long ret)
 {
-	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__sys_sendmsg")
 int BPF_PROG(fentry_sendmsg, int fd, struct user_msghdr *msg)
 {
-	return on_msg_enter(ctx, fd, msg, HT_SYS_SENDMSG, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_SENDMSG, fd, (__u64)msg, 0, 0);
 }
 
 SEC("fexit/__sys_sendmsg")
 int BPF_PROG(fexit_sendmsg, int fd, struct user_msghdr *msg, unsigned int flags, bool forbid_cmsg_compat,
 	     long ret)
 {
-	return on_io_return(ctx, ret, true, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, true);
 }
 
 SEC("fentry/__x64_sys_sendfile64")
 int BPF_PROG(fentry_sendfile, const struct pt_regs *regs)
 {
-	return on_io_enter(ctx, regs->di, 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT, 0);
+	return on_io_regs(ctx, HT_SYS_SENDFILE, regs);
 }
 
 SEC("fexit/__x64_sys_sendfile64")
 int BPF_PROG(fexit_sendfile, const struct pt_regs *regs, long ret)
 {
-	return on_io_return(ctx, ret, false, HT_SYS_NONE, HT_DIR_IN);
+	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__x64_sys_close")
 int BPF_PROG(fentry_close, const struct pt_regs *regs)
 {
-	return on_close_enter(ctx, regs->di);
+	return on_close_enter(ctx, PT_REGS_PARM1_SYSCALL(regs));
 }
 
 /*
@@ -1103,7 +1192,8 @@ int BPF_PROG(fentry_close, const struct pt_regs *regs)
  * sys_exit also fires for a call that was already blocked when tracing started.
  */
 
-/* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+/* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl), and where the number is saved. */
+#define SYSCALL_NR(regs) ((regs)->orig_ax)
 #define NR_read 0
 #define NR_write 1
 #define NR_close 3
@@ -1118,48 +1208,30 @@ int BPF_PROG(fentry_close, const struct pt_regs *regs)
 #define NR_recvmsg 47
 #define NR_accept4 288
 
-/* Which of our syscalls `nr` is, how its bytes move, and whether it takes iovecs. */
-static __always_inline bool io_syscall(long nr, __u8 *syscall, __u8 *direction, bool *vectored)
+/* Which of our receive and send syscalls `nr` is, or HT_SYS_NONE. */
+static __always_inline __u8 io_syscall(long nr)
 {
-	*vectored = false;
-	*direction = HT_DIR_IN;
 	switch (nr) {
 	case NR_read:
-		*syscall = HT_SYS_READ;
-		return true;
+		return HT_SYS_READ;
 	case NR_readv:
-		*syscall = HT_SYS_READV;
-		*vectored = true;
-		return true;
+		return HT_SYS_READV;
 	case NR_recvfrom:
-		*syscall = HT_SYS_RECVFROM;
-		return true;
+		return HT_SYS_RECVFROM;
 	case NR_recvmsg:
-		*syscall = HT_SYS_RECVMSG;
-		*vectored = true;
-		return true;
-	}
-	*direction = HT_DIR_OUT;
-	switch (nr) {
+		return HT_SYS_RECVMSG;
 	case NR_write:
-		*syscall = HT_SYS_WRITE;
-		return true;
+		return HT_SYS_WRITE;
 	case NR_writev:
-		*syscall = HT_SYS_WRITEV;
-		*vectored = true;
-		return true;
+		return HT_SYS_WRITEV;
 	case NR_sendto:
-		*syscall = HT_SYS_SENDTO;
-		return true;
+		return HT_SYS_SENDTO;
 	case NR_sendmsg:
-		*syscall = HT_SYS_SENDMSG;
-		*vectored = true;
-		return true;
+		return HT_SYS_SENDMSG;
 	case NR_sendfile:
-		*syscall = HT_SYS_SENDFILE;
-		return true;
+		return HT_SYS_SENDFILE;
 	}
-	return false;
+	return HT_SYS_NONE;
 }
 
 /*
@@ -1171,29 +1243,30 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(tp_btf_sys_exit, struct pt_regs *regs, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	long nr = regs->orig_ax;
-	__u8 syscall, direction;
-	struct sock_info *si;
-	struct inflight in;
-	bool vectored;
+	long nr = SYSCALL_NR(regs);
+	struct ht_sock_info *si;
+	struct ht_inflight in;
+	struct ht_call c = {};
+	__u8 syscall;
 
 	if (nr == NR_accept || nr == NR_accept4)
 		return on_accept_return(ctx, ret);
 	/* Every read and write on the machine ends here: leave early for other processes. */
-	if (!io_syscall(nr, &syscall, &direction, &vectored)) {
+	syscall = io_syscall(nr);
+	if (syscall == HT_SYS_NONE) {
 		if (nr == NR_connect && tgid_tracked(pid_tgid >> 32))
-			return on_connect_done(ctx, pid_tgid, regs->di, ret);
+			return on_connect_done(ctx, pid_tgid, PT_REGS_PARM1_SYSCALL(regs), ret);
 		if (nr == NR_close && ret == 0)
-			return on_close_exit(ctx, regs->di);
+			return on_close_exit(ctx, PT_REGS_PARM1_SYSCALL(regs));
 		return 0;
 	}
 	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32))
 		return 0;
 	/* A BTF pointer: its fields load directly, with no helper call. */
-	si = entry_from_regs(ctx, pid_tgid, ret, syscall, direction, regs->di, regs->si, regs->dx, regs->r10,
-			     &in, 0);
+	CALL_FROM_REGS(&c, syscall, regs);
+	si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, 0);
 	if (si)
-		emit_data(ctx, pid_tgid, &in, ret, vectored, si);
+		emit_data(ctx, pid_tgid, &in, ret, syscall_vectored(syscall), si);
 	return 0;
 }
 
@@ -1212,26 +1285,27 @@ int BPF_PROG(tp_btf_sys_exit, struct pt_regs *regs, long ret)
 static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int flags, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u8 syscall, direction;
+	struct ht_sock_info *si;
+	struct ht_inflight in;
+	struct ht_call c = {};
 	struct pt_regs *regs;
-	struct sock_info *si;
-	struct inflight in;
-	bool vectored;
+	__u8 syscall;
 
 	/* A peek is read again later. */
 	if (ret <= 0 || (flags & MSG_PEEK) || !tgid_tracked(pid_tgid >> 32))
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (!io_syscall(regs->orig_ax, &syscall, &direction, &vectored) || direction != dir) {
+	syscall = io_syscall(SYSCALL_NR(regs));
+	if (syscall == HT_SYS_NONE || syscall_direction(syscall) != dir) {
 		if (sk->__sk_common.skc_family == AF_INET || sk->__sk_common.skc_family == AF_INET6)
 			count_drop(HT_DROP_OTHER_IO);
 		return 0;
 	}
-	si = entry_from_regs(ctx, pid_tgid, ret, syscall, direction, regs->di, regs->si, regs->dx, regs->r10,
-			     &in, (__u64)sk);
+	CALL_FROM_REGS(&c, syscall, regs);
+	si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, (__u64)sk);
 	/* Another socket than the fd's: the kernel's own I/O during the syscall. */
 	if (si && si->sk == (__u64)sk)
-		emit_data(ctx, pid_tgid, &in, ret, vectored, si);
+		emit_data(ctx, pid_tgid, &in, ret, syscall_vectored(syscall), si);
 	return 0;
 }
 
@@ -1239,8 +1313,8 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 static __always_inline int on_sock_state(void *ctx, const struct sock *sk, int state)
 {
 	__u64 skp = (__u64)sk;
-	struct sock_key *owner, key;
-	struct sock_info *si;
+	struct ht_sock_key *owner, key;
+	struct ht_sock_info *si;
 
 	if (state != TCP_CLOSE)
 		return 0;
@@ -1309,111 +1383,109 @@ int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_read")
 int tp_enter_read(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_READ, HT_DIR_IN, 0);
+	return on_io_call(ctx, HT_SYS_READ, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_read")
 int tp_exit_read(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, false, HT_SYS_READ, HT_DIR_IN);
+	return on_io_exit(ctx, ctx->ret, HT_SYS_READ);
 }
 
 SEC("tracepoint/syscalls/sys_enter_readv")
 int tp_enter_readv(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_READV, HT_DIR_IN, 0);
+	return on_io_call(ctx, HT_SYS_READV, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_readv")
 int tp_exit_readv(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, true, HT_SYS_READV, HT_DIR_IN);
+	return on_io_exit(ctx, ctx->ret, HT_SYS_READV);
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
 int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_RECVFROM, HT_DIR_IN, ctx->args[3]);
+	return on_io_call(ctx, HT_SYS_RECVFROM, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int tp_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, false, HT_SYS_RECVFROM, HT_DIR_IN);
+	return on_io_exit(ctx, ctx->ret, HT_SYS_RECVFROM);
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_msg_enter(ctx, ctx->args[0], (const struct user_msghdr *)ctx->args[1], HT_SYS_RECVMSG,
-			    HT_DIR_IN, ctx->args[2]);
+	return on_io_call(ctx, HT_SYS_RECVMSG, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int tp_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, true, HT_SYS_RECVMSG, HT_DIR_IN);
+	return on_io_exit(ctx, ctx->ret, HT_SYS_RECVMSG);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
 int tp_enter_write(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_WRITE, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_WRITE, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_write")
 int tp_exit_write(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, false, HT_SYS_WRITE, HT_DIR_OUT);
+	return on_io_exit(ctx, ctx->ret, HT_SYS_WRITE);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
 int tp_enter_writev(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], ctx->args[2], HT_SYS_WRITEV, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_WRITEV, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_writev")
 int tp_exit_writev(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, true, HT_SYS_WRITEV, HT_DIR_OUT);
+	return on_io_exit(ctx, ctx->ret, HT_SYS_WRITEV);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendto")
 int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], ctx->args[1], 0, HT_SYS_SENDTO, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_SENDTO, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendto")
 int tp_exit_sendto(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, false, HT_SYS_SENDTO, HT_DIR_OUT);
+	return on_io_exit(ctx, ctx->ret, HT_SYS_SENDTO);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
 int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_msg_enter(ctx, ctx->args[0], (const struct user_msghdr *)ctx->args[1], HT_SYS_SENDMSG,
-			    HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_SENDMSG, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int tp_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, true, HT_SYS_SENDMSG, HT_DIR_OUT);
+	return on_io_exit(ctx, ctx->ret, HT_SYS_SENDMSG);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
 int tp_enter_sendfile(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_io_enter(ctx, ctx->args[0], 0, 0, HT_SYS_SENDFILE, HT_DIR_OUT, 0);
+	return on_io_call(ctx, HT_SYS_SENDFILE, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int tp_exit_sendfile(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_io_return(ctx, ctx->ret, false, HT_SYS_SENDFILE, HT_DIR_OUT);
+	return on_io_exit(ctx, ctx->ret, HT_SYS_SENDFILE);
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")

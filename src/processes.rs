@@ -137,7 +137,7 @@ fn forget(skel: &HttpTraceSkel<'_>, pid: u32) {
     // Failures here only mean the entries are already gone.
     let _ = skel.maps.tracked_tgids.delete(&pid.to_ne_bytes());
     for map in [&skel.maps.sockets, &skel.maps.not_tcp] {
-        // Both are keyed by struct sock_key, whose first field is the tgid.
+        // Both are keyed by struct ht_sock_key, whose first field is the tgid.
         let mine: Vec<Vec<u8>> = map
             .keys()
             .filter(|k| k.get(..4) == Some(&pid.to_ne_bytes()[..]))
