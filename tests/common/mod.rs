@@ -19,6 +19,8 @@ use std::sync::{mpsc, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use procfs::net::{TcpNetEntry, TcpState};
+use procfs::process::FDTarget;
 use serde_json::Value;
 
 pub const TRACER: &str = env!("CARGO_BIN_EXE_http-trace");
@@ -360,61 +362,38 @@ fn wait_for_line(
     panic!("no {what} line; saw: {seen:#?}");
 }
 
-/// One TCP socket of /proc/net/tcp or tcp6.
-#[derive(Debug)]
-struct TcpSocket {
-    local_port: u16,
-    remote_port: u16,
-    listening: bool,
-    /// Bytes sent and not yet acknowledged.
-    tx_queue: u64,
-    /// Bytes received and not yet read.
-    rx_queue: u64,
-    /// 0 for a socket no process holds yet (not accepted) or any more (TIME_WAIT).
-    inode: u64,
-}
-
-fn tcp_sockets() -> Vec<TcpSocket> {
-    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next()?, 16).ok();
-    let mut sockets = Vec::new();
-    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let parsed = (|| {
-                let (tx, rx) = f.get(4)?.split_once(':')?;
-                Some(TcpSocket {
-                    local_port: port(f.get(1)?)?,
-                    remote_port: port(f.get(2)?)?,
-                    listening: *f.get(3)? == "0A",
-                    tx_queue: u64::from_str_radix(tx, 16).ok()?,
-                    rx_queue: u64::from_str_radix(rx, 16).ok()?,
-                    inode: f.get(9)?.parse().ok()?,
-                })
-            })();
-            sockets.extend(parsed);
-        }
-    }
+/// The TCP sockets of this network namespace (/proc/net/tcp and tcp6), through procfs.
+fn tcp_sockets() -> Vec<TcpNetEntry> {
+    let mut sockets = procfs::net::tcp().unwrap_or_default();
+    sockets.extend(procfs::net::tcp6().unwrap_or_default());
     sockets
 }
 
+/// (local port, remote port) of a socket.
+fn ports(s: &TcpNetEntry) -> (u16, u16) {
+    (s.local_address.port(), s.remote_address.port())
+}
+
 /// The descriptor through which `pid` holds the socket with this inode, if it does.
-pub fn socket_fd(pid: u32, inode: u64) -> Option<u32> {
-    let want = format!("socket:[{inode}]");
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
+pub fn socket_fd(pid: u32, inode: u64) -> Option<i32> {
+    let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+    process
+        .fd()
         .ok()?
         .filter_map(Result::ok)
-        .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
-        .and_then(|e| e.file_name().to_str()?.parse().ok())
+        .find_map(|fd| match fd.target {
+            FDTarget::Socket(i) if i == inode => Some(fd.fd),
+            _ => None,
+        })
 }
 
 /// Whether `pid` holds a socket listening on `port`.
 pub fn listens(pid: u32, port: u16) -> bool {
-    tcp_sockets()
-        .iter()
-        .any(|s| s.listening && s.local_port == port && socket_fd(pid, s.inode).is_some())
+    tcp_sockets().iter().any(|s| {
+        s.state == TcpState::Listen
+            && s.local_address.port() == port
+            && socket_fd(pid, s.inode).is_some()
+    })
 }
 
 /// How many threads of `pid` sleep in one of `syscalls` (numbers, such as libc::SYS_recvfrom).
@@ -720,14 +699,14 @@ impl Client {
 
     /// Whether the server has read everything sent on this connection: nothing is left
     /// unacknowledged on our side, nor unread on its side (in `sockets`, one snapshot).
-    fn read_by_server_in(&self, sockets: &[TcpSocket]) -> bool {
+    fn read_by_server_in(&self, sockets: &[TcpNetEntry]) -> bool {
         let (me, server) = (self.local_port(), self.peer_port());
         let mine = sockets
             .iter()
-            .find(|s| s.inode != 0 && s.local_port == me && s.remote_port == server);
+            .find(|s| s.inode != 0 && ports(s) == (me, server));
         let theirs = sockets
             .iter()
-            .find(|s| s.inode != 0 && s.local_port == server && s.remote_port == me);
+            .find(|s| s.inode != 0 && ports(s) == (server, me));
         matches!((mine, theirs), (Some(m), Some(t)) if m.tx_queue == 0 && t.rx_queue == 0)
     }
 
@@ -736,7 +715,7 @@ impl Client {
         let (me, server) = (self.local_port(), self.peer_port());
         tcp_sockets()
             .iter()
-            .find(|s| s.inode != 0 && s.local_port == server && s.remote_port == me)
+            .find(|s| s.inode != 0 && ports(s) == (server, me))
             .map(|s| s.inode)
             .expect("the server's end of the connection, accepted")
     }
@@ -829,20 +808,9 @@ pub fn by_time(mut records: Vec<Value>) -> Vec<Value> {
     records
 }
 
-/// The PIDs whose parent is `pid`.
+/// The processes `pid` forked (and theirs), from the library's own /proc reading.
 pub fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
-                stat.rfind(')')
-                    .and_then(|i| stat[i + 1..].split_whitespace().nth(1)?.parse::<u32>().ok())
-                    == Some(pid)
-            })
-        })
-        .collect()
+    http_trace::procs::descendants(&[pid])
 }
 
 /// (method, target) of captured requests, in order.
