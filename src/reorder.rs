@@ -63,12 +63,13 @@ impl Reorder {
         Some(entry.remove())
     }
 
-    /// After the ready events were taken: whether a gap is still open, and since when.
-    pub fn settle(&mut self, now: Instant) {
+    /// After the ready events were taken: whether a gap is still open, and since when (the
+    /// clock is read only then: this runs for every event).
+    pub fn settle(&mut self) {
         self.gap_since = if self.pending.is_empty() {
             None
         } else {
-            self.gap_since.or(Some(now))
+            self.gap_since.or_else(|| Some(Instant::now()))
         };
     }
 
@@ -126,14 +127,14 @@ mod tests {
         assert_eq!(r.arrive(&event(2), now), Arrival::Early);
         assert_eq!(r.arrive(&event(3), now), Arrival::Early);
         assert!(r.next_ready().is_none());
-        r.settle(now);
+        r.settle();
         assert!(r.has_gap() && !r.gap_expired(now));
         assert_eq!(r.arrive(&event(1), now), Arrival::InOrder);
         let seqs: Vec<u64> = std::iter::from_fn(|| r.next_ready())
             .map(|c| c.seq)
             .collect();
         assert_eq!(seqs, [2, 3]);
-        r.settle(now);
+        r.settle();
         assert!(!r.has_gap() && !r.has_pending());
     }
 

@@ -311,7 +311,7 @@ impl Tracker {
                 return;
             }
         }
-        conn.order.settle(Instant::now());
+        conn.order.settle();
     }
 
     fn remove(&mut self, id: u64, closed: bool, out: &mut Vec<Record>) {
