@@ -27,7 +27,30 @@
 #error "http-trace's BPF programs support x86-64 only (syscall numbers, __x64_sys_* functions)"
 #endif
 
+/*
+ * The object holds two builds of this file, linked into one by build.rs: the modern build, for
+ * kernels with bpf_loop() (5.17+, which implies the atomics that return a value, 5.12, and
+ * callbacks, 5.13), and the legacy build (HT_LEGACY, compiled with -mcpu=v2) for older kernels
+ * down to 5.10: their verifier refuses those instruction forms even in code that never runs, so
+ * no load-time branch can hide them from it. The legacy build's programs end in _legacy and it
+ * declares the maps and globals extern, so both builds share one set. User space loads one
+ * build's programs, chosen by probing the kernel for bpf_loop().
+ */
+#ifdef HT_LEGACY
+#define N(name) name##_legacy
+#define SHARED extern
+#define GLOBAL(decl, init) extern decl
+#else
+#define N(name) name
+#define SHARED
+#define GLOBAL(decl, init) decl = init
 char LICENSE[] SEC("license") = "GPL";
+#endif
+/* The libbpf program macros paste their name unexpanded: these expand N() first. */
+#define PROG(name, ...) BPF_PROG(name, ##__VA_ARGS__)
+#define KPROBE(name, ...) BPF_KPROBE(name, ##__VA_ARGS__)
+#define KRETPROBE(name, ...) BPF_KRETPROBE(name, ##__VA_ARGS__)
+#define KSYSCALL(name, ...) BPF_KSYSCALL(name, ##__VA_ARGS__)
 
 /* From uapi headers, which vmlinux.h does not carry. */
 #define AF_INET 2
@@ -40,22 +63,23 @@ char LICENSE[] SEC("license") = "GPL";
 #define MSG_PEEK 2
 
 /* Bytes kept per syscall (--capture-bytes); the rest is counted, not copied. */
-const volatile __u32 capture_bytes = HT_CHUNK_BYTES;
+GLOBAL(const volatile __u32 capture_bytes, HT_CHUNK_BYTES);
 /* Send events through the BPF ring buffer (5.8+) rather than the perf event array. */
-const volatile __u8 use_ringbuf = 0;
+GLOBAL(const volatile __u8 use_ringbuf, 0);
 /*
  * Ring buffer only: wake user space each time the bytes waiting pass another multiple of this,
  * not per event; user space also drains the ring on its own poll timer, so a quiet connection's
  * last event waits at most that.
  */
-const volatile __u64 wakeup_bytes = 1;
+GLOBAL(const volatile __u64 wakeup_bytes, 1);
 
 /* Follow the processes that tracked processes fork (--no-children turns it off). */
-const volatile __u8 follow_children = 1;
+GLOBAL(const volatile __u8 follow_children, 1);
 
 /* socket-tracepoint: connections end when their TCP state does, so keep each one's owner. */
-const volatile __u8 close_by_state = 0;
+GLOBAL(const volatile __u8 close_by_state, 0);
 
+#ifndef HT_LEGACY
 /* Instances only so that the skeleton generates these types for user space. */
 struct ht_event _ht_event = {};
 struct ht_conn_event _ht_conn_event = {};
@@ -65,10 +89,11 @@ enum ht_syscall _ht_syscall = 0;
 enum ht_direction _ht_direction = 0;
 enum ht_flags _ht_flags = 0;
 enum ht_drop _ht_drop = 0;
+#endif
 
 /* Read by user space at exit. */
-__u64 drops[HT_DROP_MAX] = {};
-__u64 next_conn_id = 0;
+GLOBAL(__u64 drops[HT_DROP_MAX], {});
+GLOBAL(__u64 next_conn_id, 0);
 
 struct ht_sock_key {
 	__u32 tgid;
@@ -105,21 +130,21 @@ struct ht_call {
 };
 
 /* Processes to trace (tgid), filled by user space from --pid. */
-struct {
+SHARED struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
 	__type(key, __u32);
 	__type(value, __u8);
 } tracked_tgids SEC(".maps");
 
-struct {
+SHARED struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct ht_sock_key);
 	__type(value, struct ht_sock_info);
 } sockets SEC(".maps");
 
-struct {
+SHARED struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64); /* pid_tgid */
@@ -130,7 +155,7 @@ struct {
  * socket-tracepoint: the (tgid, fd) of each tracked socket, by its struct sock, for when its TCP
  * state says it closed (the close is not seen as a syscall). LRU: a stale entry is harmless.
  */
-struct {
+SHARED struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
@@ -142,7 +167,7 @@ struct {
  * that a server's writes to its log skip the fd table walk. close(2), accept and connect forget
  * an fd; one replaced by dup2(2) without a close is the one case that stays stale.
  */
-struct {
+SHARED struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct ht_sock_key);
@@ -154,7 +179,7 @@ struct {
  * otherwise look up: slot tgid % HT_TGID_SLOTS is set for each tracked process (and never
  * cleared: another may share it). An array lookup is inlined, with no helper call.
  */
-struct {
+SHARED struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, HT_TGID_SLOTS);
 	__type(key, __u32);
@@ -162,7 +187,7 @@ struct {
 } tgid_slots SEC(".maps");
 
 /* An event being built: too big for the 512-byte BPF stack. */
-struct {
+SHARED struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
@@ -170,23 +195,91 @@ struct {
 } scratch SEC(".maps");
 
 /* Events, on kernels without the ring buffer. */
-struct {
+SHARED struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, sizeof(__u32));
 } events SEC(".maps");
 
 /* Events, where the kernel has it; user space sizes it and skips creating it elsewhere. */
-struct {
+SHARED struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4096 * 1024);
 } ring SEC(".maps");
 
+/* A counter for user space; the atomic add returns nothing, which every kernel takes. */
 static __always_inline void count_drop(enum ht_drop what)
 {
 	if (what < HT_DROP_MAX)
 		__sync_fetch_and_add(&drops[what], 1);
 }
+
+/*
+ * The legacy build's counter locks (below). Defined by the modern build, which does not use it:
+ * the legacy build may define no map of its own, or clang places its extern maps in its .maps
+ * section and the linker takes them for conflicting definitions.
+ */
+SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} counter_locks SEC(".maps");
+
+#ifdef HT_LEGACY
+/*
+ * Sequence numbers and connection ids without an atomic that returns a value (5.12+), and
+ * without bpf_spin_lock, which tracing programs may not use: an insert with BPF_NOEXIST into a
+ * hash map is atomic (under the bucket's lock), so it is a try-lock. Its holder runs with
+ * preemption off, so a wait lasts a few map operations; a counter bumped without the lock after
+ * HT_LOCK_TRIES is counted (HT_DROP_SEQ_UNLOCKED): its events' order may be wrong.
+ */
+
+#define HT_LOCK_TRIES 256
+
+/*
+ * Global functions, which the verifier checks once per program rather than at every call and
+ * path: inlined, the retry loop took 5.10's verifier past its 1M-instruction limit. They take
+ * scalars only, as 5.10 requires.
+ */
+__noinline int ht_lock(__u64 key)
+{
+	__u8 one = 1;
+
+	for (int i = 0; i < HT_LOCK_TRIES; i++) {
+		if (bpf_map_update_elem(&counter_locks, &key, &one, BPF_NOEXIST) == 0)
+			return 1;
+	}
+	count_drop(HT_DROP_SEQ_UNLOCKED);
+	return 0;
+}
+
+__noinline int ht_unlock(__u64 key)
+{
+	bpf_map_delete_elem(&counter_locks, &key);
+	return 0;
+}
+
+/* `*counter`, then incremented, under the lock `key`. */
+static __always_inline __u64 locked_fetch_inc(__u64 *counter, __u64 key)
+{
+	volatile __u64 *c = counter;
+	int locked = ht_lock(key);
+	__u64 v = *c;
+
+	*c = v + 1;
+	if (locked)
+		ht_unlock(key);
+	return v;
+}
+
+/* A connection's sequence locks on its id (never 0); connection ids lock on 0. */
+#define next_seq(si) locked_fetch_inc(&(si)->seq, (si)->conn_id)
+#define new_conn_id() (locked_fetch_inc(&next_conn_id, 0) + 1)
+#else
+#define next_seq(si) __sync_fetch_and_add(&(si)->seq, 1)
+#define new_conn_id() (__sync_fetch_and_add(&next_conn_id, 1) + 1)
+#endif
 
 /* Which way the bytes of receive or send `syscall` move. */
 static __always_inline __u8 syscall_direction(__u8 syscall)
@@ -315,7 +408,7 @@ static __always_inline void end_connection(void *ctx, __u64 pid_tgid, __u8 sysca
 	struct ht_event h;
 
 	fill_header(&h, pid_tgid, HT_EV_CLOSE, syscall, key->fd, 0, si->conn_id);
-	h.seq = __sync_fetch_and_add(&si->seq, 1);
+	h.seq = next_seq(si);
 	send_event(ctx, &h, sizeof(h));
 	bpf_map_delete_elem(&sockets, key);
 }
@@ -344,62 +437,119 @@ static __always_inline void emit_chunk(void *ctx, struct ht_data_event *e, struc
 		count_drop(HT_DROP_READ_FAILED);
 		n = 0;
 	}
-	e->hdr.seq = __sync_fetch_and_add(&si->seq, 1);
+	e->hdr.seq = next_seq(si);
 	e->hdr.offset = offset;
 	e->hdr.len = (__u32)n;
 	e->hdr.flags = last ? HT_FLAG_LAST : 0;
 	send_event(ctx, e, sizeof(e->hdr) + n);
 }
 
-/* What one bpf_loop() iteration of emit_segment needs. */
-struct ht_segment {
+/*
+ * The bytes of a receive or send, walked one chunk at a time: a chunk never spans two iovecs,
+ * and each iovec is split at multiples of HT_CHUNK_BYTES from its start. The walk's position
+ * lives in a map, whose contents the verifier does not track: where a bounded loop stands in for
+ * bpf_loop(), every step is verified again, and the states that one step's branches leave then
+ * match, so each step costs the same instead of multiplying the next one's paths.
+ */
+struct ht_walk {
+	__u64 iov;    /* user iovec array; 0: one buffer, at `base` */
+	__u64 base;   /* next byte of the current buffer or iovec */
+	__u32 left;   /* bytes of it still to send (within `keep`) */
+	__u32 off;    /* where `base` is in the syscall's bytes */
+	__u32 keep;
+	__u32 j;      /* next iovec */
+	__u32 iovcnt;
+	__u32 pad;
+};
+
+SHARED struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ht_walk);
+} walks SEC(".maps");
+
+/* What each step needs besides the walk: pointers, which a map cannot hold. */
+struct ht_pieces {
 	void *ctx;
 	struct ht_data_event *e;
 	struct ht_sock_info *si;
-	__u64 base;
-	__u32 len;
-	__u32 offset;
-	__u32 keep;
+	struct ht_walk *w;
 };
 
-/* Chunk `k` of a segment; 1 (stop) past its end. */
-static long emit_segment_chunk(__u64 k, void *data)
+/*
+ * One chunk, reading the next iovec first when the current one is done; 1 (stop) when all `keep`
+ * bytes are sent, or the iovecs ran out (more than HT_MAX_IOV, or unreadable: the caller closes
+ * the series). Each step sends a whole chunk or finishes an iovec, so HT_MAX_PIECES steps always
+ * suffice.
+ */
+static long emit_piece(__u64 k, void *data)
 {
-	struct ht_segment *sg = data;
-	__u32 coff = k * HT_CHUNK_BYTES;
+	struct ht_pieces *p = data;
+	struct ht_walk *w = p->w;
 	__u64 n;
 
-	if (k >= HT_MAX_CHUNKS || coff >= sg->len)
+	if (w->off >= w->keep)
 		return 1;
-	n = sg->len - coff;
-	if (n > HT_CHUNK_BYTES)
-		n = HT_CHUNK_BYTES;
-	emit_chunk(sg->ctx, sg->e, sg->si, sg->base + coff, n, sg->offset + coff,
-		   sg->offset + coff + n >= sg->keep);
+	if (!w->left) {
+		struct iovec v;
+
+		if (!w->iov || w->j >= w->iovcnt || w->j >= HT_MAX_IOV)
+			return 1;
+		if (bpf_probe_read_user(&v, sizeof(v), (const struct iovec *)w->iov + w->j)) {
+			count_drop(HT_DROP_READ_FAILED);
+			return 1;
+		}
+		w->j++;
+		w->base = (__u64)v.iov_base;
+		w->left = v.iov_len < w->keep - w->off ? v.iov_len : w->keep - w->off;
+		if (!w->left)
+			return 0;
+	}
+	n = w->left < HT_CHUNK_BYTES ? w->left : HT_CHUNK_BYTES;
+	emit_chunk(p->ctx, p->e, p->si, w->base, n, w->off, w->off + n >= w->keep);
+	w->base += n;
+	w->off += n;
+	w->left -= n;
 	return 0;
 }
 
-/*
- * Send the `len` bytes at user address `base`, which sit at `offset` in the syscall's bytes, as
- * chunks. With bpf_loop() (5.17+) the chunk's code is verified once rather than once per
- * iteration and iovec, which took loading from about 1 s to a fraction of it. Elsewhere a bounded
- * loop does it, its offsets derived from the loop index so that the verifier prunes its states.
- */
-static __always_inline void emit_segment(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
-					 __u64 base, __u32 len, __u32 offset, __u32 keep)
-{
-	struct ht_segment sg = {
-		.ctx = ctx, .e = e, .si = si, .base = base, .len = len, .offset = offset, .keep = keep,
-	};
+/* Chunks of `keep` bytes take one step each, and each iovec at most one more. */
+#define HT_MAX_PIECES (HT_MAX_CHUNKS + HT_MAX_IOV + 1)
 
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
-		bpf_loop(HT_MAX_CHUNKS, emit_segment_chunk, &sg, 0);
-		return;
-	}
-	for (int k = 0; k < HT_MAX_CHUNKS; k++) {
-		if (emit_segment_chunk(k, &sg))
+/*
+ * Send the `keep` bytes at user address `buf` (at the iovecs `iov`, when given) as chunks;
+ * returns how many were sent. With bpf_loop() a step is verified once; the legacy build's
+ * bounded loop takes its bound from capture_bytes (read-only, so the verifier knows it and walks
+ * no more steps than a call can need: 13 for a vectored call with the default 64 KiB).
+ */
+static __always_inline __u32 emit_pieces(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
+					 const struct iovec *iov, __u32 iovcnt, __u64 buf, __u32 keep)
+{
+	__u32 zero = 0;
+	struct ht_walk *w = bpf_map_lookup_elem(&walks, &zero);
+	struct ht_pieces p = { .ctx = ctx, .e = e, .si = si, .w = w };
+
+	if (!w)
+		return 0;
+	w->iov = (__u64)iov;
+	w->base = buf;
+	w->left = iov ? 0 : keep;
+	w->off = 0;
+	w->keep = keep;
+	w->j = 0;
+	w->iovcnt = iovcnt;
+#ifdef HT_LEGACY
+	__u32 steps = (capture_bytes + HT_CHUNK_BYTES - 1) / HT_CHUNK_BYTES + (iov ? HT_MAX_IOV : 0) + 1;
+
+	for (int k = 0; k < HT_MAX_PIECES && k < steps; k++) {
+		if (emit_piece(k, &p))
 			break;
 	}
+#else
+	bpf_loop(HT_MAX_PIECES, emit_piece, &p, 0);
+#endif
+	return w->off;
 }
 
 /*
@@ -443,7 +593,7 @@ static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, st
 	}
 	if (off < keep || off > HT_GATHER_BYTES)
 		return false;
-	e->hdr.seq = __sync_fetch_and_add(&si->seq, 1);
+	e->hdr.seq = next_seq(si);
 	e->hdr.offset = 0;
 	e->hdr.len = off;
 	e->hdr.flags = HT_FLAG_LAST;
@@ -475,7 +625,7 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht
 	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, in->syscall, in->fd, ret, si->conn_id);
 	e->hdr.direction = syscall_direction(in->syscall);
 	if (in->syscall == HT_SYS_SENDFILE) {
-		e->hdr.seq = __sync_fetch_and_add(&si->seq, 1);
+		e->hdr.seq = next_seq(si);
 		e->hdr.flags = HT_FLAG_LAST | HT_FLAG_NO_DATA;
 		send_event(ctx, e, sizeof(e->hdr));
 		return;
@@ -486,25 +636,12 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht
 		if (keep <= HT_CHUNK_BYTES)
 			emit_chunk(ctx, e, si, in->buf, keep, 0, true);
 		else
-			emit_segment(ctx, e, si, in->buf, keep, 0, keep);
+			emit_pieces(ctx, e, si, NULL, 0, in->buf, keep);
 		return;
 	}
 	if (keep <= HT_GATHER_BYTES && emit_gathered(ctx, e, si, iov, in->iovcnt, keep))
 		return;
-	for (int j = 0; j < HT_MAX_IOV; j++) {
-		struct iovec v;
-		__u32 len;
-
-		if (off >= keep || j >= in->iovcnt)
-			break;
-		if (bpf_probe_read_user(&v, sizeof(v), &iov[j])) {
-			count_drop(HT_DROP_READ_FAILED);
-			break;
-		}
-		len = v.iov_len < keep - off ? v.iov_len : keep - off;
-		emit_segment(ctx, e, si, (__u64)v.iov_base, len, off, keep);
-		off += len;
-	}
+	off = emit_pieces(ctx, e, si, iov, in->iovcnt, 0, keep);
 	if (off < keep) /* more iovecs than HT_MAX_IOV: close the series, user space counts the rest */
 		emit_chunk(ctx, e, si, 0, 0, off, true);
 }
@@ -569,7 +706,7 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	struct ht_conn_event c = {};
 
 	bpf_map_delete_elem(&not_tcp, &key);
-	si.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+	si.conn_id = new_conn_id();
 	si.sk = (__u64)sk;
 	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
 		count_drop(HT_DROP_SOCKETS_FULL);
@@ -584,7 +721,7 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 		bpf_map_update_elem(&sock_owner, &skp, &key, BPF_ANY);
 	}
 	fill_header(&c.hdr, pid_tgid, kind, syscall, fd, ret, tracked->conn_id);
-	c.hdr.seq = __sync_fetch_and_add(&tracked->seq, 1);
+	c.hdr.seq = next_seq(tracked);
 	c.family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	c.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	c.rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
@@ -771,6 +908,29 @@ static __always_inline struct ht_sock_info *entry_from_regs(void *ctx, __u64 pid
 	return si;
 }
 
+#ifdef HT_LEGACY
+/* x86-64 without KASAN: a 16 KiB kernel stack, the saved user registers at its top. */
+#define HT_THREAD_SIZE 16384
+#endif
+
+/*
+ * The current task's saved user registers, for the PT_REGS_*_CORE_SYSCALL readers. Before
+ * bpf_task_pt_regs (5.15) and bpf_get_current_task_btf (5.11) their place is computed as the
+ * kernel's task_pt_regs() does; a branch the verifier knows to be dead is not checked, so the
+ * helpers may stay in the legacy build.
+ */
+static __always_inline struct pt_regs *current_user_regs(void)
+{
+#ifdef HT_LEGACY
+	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+		return (struct pt_regs *)((__u64)BPF_CORE_READ(task, stack) + HT_THREAD_SIZE) - 1;
+	}
+#endif
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
 /*
  * A receive or send returned `ret` bytes (or an error). Its entry was stashed, or, where
  * `recover` names the syscall, its arguments are rebuilt from the saved user registers.
@@ -791,7 +951,7 @@ static __always_inline int io_returned(void *ctx, long ret, bool vectored, __u8 
 
 		if (recover == HT_SYS_NONE || ret <= 0 || !tgid_tracked(pid_tgid >> 32))
 			return 0;
-		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+		regs = current_user_regs();
 		CALL_FROM_REGS_CORE(&c, recover, regs);
 		if (!entry_from_regs(ctx, pid_tgid, ret, &c, &copy, 0))
 			return 0;
@@ -895,13 +1055,13 @@ static __always_inline int on_fork(void *ctx, struct task_struct *parent, struct
 /* ---- Every method: process lifetime, through raw tracepoints ---- */
 
 SEC("raw_tp/sched_process_exit")
-int raw_tp_exit(struct bpf_raw_tracepoint_args *ctx)
+int N(raw_tp_exit)(struct bpf_raw_tracepoint_args *ctx)
 {
 	return on_task_exit(ctx, (struct task_struct *)ctx->args[0]);
 }
 
 SEC("raw_tp/sched_process_fork")
-int raw_tp_fork(struct bpf_raw_tracepoint_args *ctx)
+int N(raw_tp_fork)(struct bpf_raw_tracepoint_args *ctx)
 {
 	return on_fork(ctx, (struct task_struct *)ctx->args[0], (struct task_struct *)ctx->args[1]);
 }
@@ -909,133 +1069,133 @@ int raw_tp_fork(struct bpf_raw_tracepoint_args *ctx)
 /* ---- Attach method: kprobes ---- */
 
 SEC("kretprobe/__sys_accept4")
-int BPF_KRETPROBE(kretprobe_accept4, int ret)
+int KRETPROBE(N(kretprobe_accept4), int ret)
 {
 	return on_accept_return(ctx, ret);
 }
 
 SEC("kprobe/__sys_connect")
-int BPF_KPROBE(kprobe_connect, int fd)
+int KPROBE(N(kprobe_connect), int fd)
 {
 	return on_connect_enter(ctx, fd);
 }
 
 SEC("kretprobe/__sys_connect")
-int BPF_KRETPROBE(kretprobe_connect, int ret)
+int KRETPROBE(N(kretprobe_connect), int ret)
 {
 	return on_connect_return(ctx, ret);
 }
 
 SEC("kprobe/ksys_read")
-int BPF_KPROBE(kprobe_read, unsigned int fd, char *buf)
+int KPROBE(N(kprobe_read), unsigned int fd, char *buf)
 {
 	return on_io_call(ctx, HT_SYS_READ, fd, (__u64)buf, 0, 0);
 }
 
 SEC("kretprobe/ksys_read")
-int BPF_KRETPROBE(kretprobe_read, long ret)
+int KRETPROBE(N(kretprobe_read), long ret)
 {
 	return on_io_return(ctx, ret, false);
 }
 
 SEC("ksyscall/readv")
-int BPF_KSYSCALL(kprobe_readv, unsigned long fd, const struct iovec *vec, unsigned long vlen)
+int KSYSCALL(N(kprobe_readv), unsigned long fd, const struct iovec *vec, unsigned long vlen)
 {
 	return on_io_call(ctx, HT_SYS_READV, fd, (__u64)vec, vlen, 0);
 }
 
 SEC("kretsyscall/readv")
-int BPF_KRETPROBE(kretprobe_readv, long ret)
+int KRETPROBE(N(kretprobe_readv), long ret)
 {
 	return on_io_return(ctx, ret, true);
 }
 
 SEC("kprobe/__sys_recvfrom")
-int BPF_KPROBE(kprobe_recvfrom, int fd, void *buf, size_t size, unsigned int flags)
+int KPROBE(N(kprobe_recvfrom), int fd, void *buf, size_t size, unsigned int flags)
 {
 	return on_io_call(ctx, HT_SYS_RECVFROM, fd, (__u64)buf, size, flags);
 }
 
 SEC("kretprobe/__sys_recvfrom")
-int BPF_KRETPROBE(kretprobe_recvfrom, long ret)
+int KRETPROBE(N(kretprobe_recvfrom), long ret)
 {
 	return on_io_return(ctx, ret, false);
 }
 
 SEC("kprobe/__sys_recvmsg")
-int BPF_KPROBE(kprobe_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags)
+int KPROBE(N(kprobe_recvmsg), int fd, struct user_msghdr *msg, unsigned int flags)
 {
 	return on_io_call(ctx, HT_SYS_RECVMSG, fd, (__u64)msg, flags, 0);
 }
 
 SEC("kretprobe/__sys_recvmsg")
-int BPF_KRETPROBE(kretprobe_recvmsg, long ret)
+int KRETPROBE(N(kretprobe_recvmsg), long ret)
 {
 	return on_io_return(ctx, ret, true);
 }
 
 SEC("kprobe/ksys_write")
-int BPF_KPROBE(kprobe_write, unsigned int fd, const char *buf)
+int KPROBE(N(kprobe_write), unsigned int fd, const char *buf)
 {
 	return on_io_call(ctx, HT_SYS_WRITE, fd, (__u64)buf, 0, 0);
 }
 
 SEC("kretprobe/ksys_write")
-int BPF_KRETPROBE(kretprobe_write, long ret)
+int KRETPROBE(N(kretprobe_write), long ret)
 {
 	return on_io_return(ctx, ret, false);
 }
 
 SEC("ksyscall/writev")
-int BPF_KSYSCALL(kprobe_writev, unsigned long fd, const struct iovec *vec, unsigned long vlen)
+int KSYSCALL(N(kprobe_writev), unsigned long fd, const struct iovec *vec, unsigned long vlen)
 {
 	return on_io_call(ctx, HT_SYS_WRITEV, fd, (__u64)vec, vlen, 0);
 }
 
 SEC("kretsyscall/writev")
-int BPF_KRETPROBE(kretprobe_writev, long ret)
+int KRETPROBE(N(kretprobe_writev), long ret)
 {
 	return on_io_return(ctx, ret, true);
 }
 
 SEC("kprobe/__sys_sendto")
-int BPF_KPROBE(kprobe_sendto, int fd, void *buf)
+int KPROBE(N(kprobe_sendto), int fd, void *buf)
 {
 	return on_io_call(ctx, HT_SYS_SENDTO, fd, (__u64)buf, 0, 0);
 }
 
 SEC("kretprobe/__sys_sendto")
-int BPF_KRETPROBE(kretprobe_sendto, long ret)
+int KRETPROBE(N(kretprobe_sendto), long ret)
 {
 	return on_io_return(ctx, ret, false);
 }
 
 SEC("kprobe/__sys_sendmsg")
-int BPF_KPROBE(kprobe_sendmsg, int fd, struct user_msghdr *msg)
+int KPROBE(N(kprobe_sendmsg), int fd, struct user_msghdr *msg)
 {
 	return on_io_call(ctx, HT_SYS_SENDMSG, fd, (__u64)msg, 0, 0);
 }
 
 SEC("kretprobe/__sys_sendmsg")
-int BPF_KRETPROBE(kretprobe_sendmsg, long ret)
+int KRETPROBE(N(kretprobe_sendmsg), long ret)
 {
 	return on_io_return(ctx, ret, true);
 }
 
 SEC("ksyscall/sendfile64")
-int BPF_KSYSCALL(kprobe_sendfile, int out_fd)
+int KSYSCALL(N(kprobe_sendfile), int out_fd)
 {
 	return on_io_call(ctx, HT_SYS_SENDFILE, out_fd, 0, 0, 0);
 }
 
 SEC("kretsyscall/sendfile64")
-int BPF_KRETPROBE(kretprobe_sendfile, long ret)
+int KRETPROBE(N(kretprobe_sendfile), long ret)
 {
 	return on_io_return(ctx, ret, false);
 }
 
 SEC("ksyscall/close")
-int BPF_KSYSCALL(kprobe_close, unsigned int fd)
+int KSYSCALL(N(kprobe_close), unsigned int fd)
 {
 	return on_close_enter(ctx, fd);
 }
@@ -1048,137 +1208,137 @@ int BPF_KSYSCALL(kprobe_close, unsigned int fd)
  */
 
 SEC("fexit/__sys_accept4")
-int BPF_PROG(fexit_accept4, int fd, struct sockaddr *addr, int *addrlen, int flags, int ret)
+int PROG(N(fexit_accept4), int fd, struct sockaddr *addr, int *addrlen, int flags, int ret)
 {
 	return on_accept_return(ctx, ret);
 }
 
 SEC("fentry/__sys_connect")
-int BPF_PROG(fentry_connect, int fd)
+int PROG(N(fentry_connect), int fd)
 {
 	return on_connect_enter(ctx, fd);
 }
 
 SEC("fexit/__sys_connect")
-int BPF_PROG(fexit_connect, int fd, struct sockaddr *addr, int addrlen, int ret)
+int PROG(N(fexit_connect), int fd, struct sockaddr *addr, int addrlen, int ret)
 {
 	return on_connect_return(ctx, ret);
 }
 
 SEC("fentry/ksys_read")
-int BPF_PROG(fentry_read, unsigned int fd, char *buf)
+int PROG(N(fentry_read), unsigned int fd, char *buf)
 {
 	return on_io_call(ctx, HT_SYS_READ, fd, (__u64)buf, 0, 0);
 }
 
 SEC("fexit/ksys_read")
-int BPF_PROG(fexit_read, unsigned int fd, char *buf, size_t count, long ret)
+int PROG(N(fexit_read), unsigned int fd, char *buf, size_t count, long ret)
 {
 	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__x64_sys_readv")
-int BPF_PROG(fentry_readv, const struct pt_regs *regs)
+int PROG(N(fentry_readv), const struct pt_regs *regs)
 {
 	return on_io_regs(ctx, HT_SYS_READV, regs);
 }
 
 SEC("fexit/__x64_sys_readv")
-int BPF_PROG(fexit_readv, const struct pt_regs *regs, long ret)
+int PROG(N(fexit_readv), const struct pt_regs *regs, long ret)
 {
 	return on_io_return(ctx, ret, true);
 }
 
 SEC("fentry/__sys_recvfrom")
-int BPF_PROG(fentry_recvfrom, int fd, void *buf, size_t size, unsigned int flags)
+int PROG(N(fentry_recvfrom), int fd, void *buf, size_t size, unsigned int flags)
 {
 	return on_io_call(ctx, HT_SYS_RECVFROM, fd, (__u64)buf, size, flags);
 }
 
 SEC("fexit/__sys_recvfrom")
-int BPF_PROG(fexit_recvfrom, int fd, void *buf, size_t size, unsigned int flags, struct sockaddr *addr,
+int PROG(N(fexit_recvfrom), int fd, void *buf, size_t size, unsigned int flags, struct sockaddr *addr,
 	     int *addrlen, long ret)
 {
 	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__sys_recvmsg")
-int BPF_PROG(fentry_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags)
+int PROG(N(fentry_recvmsg), int fd, struct user_msghdr *msg, unsigned int flags)
 {
 	return on_io_call(ctx, HT_SYS_RECVMSG, fd, (__u64)msg, flags, 0);
 }
 
 SEC("fexit/__sys_recvmsg")
-int BPF_PROG(fexit_recvmsg, int fd, struct user_msghdr *msg, unsigned int flags, bool forbid_cmsg_compat,
+int PROG(N(fexit_recvmsg), int fd, struct user_msghdr *msg, unsigned int flags, bool forbid_cmsg_compat,
 	     long ret)
 {
 	return on_io_return(ctx, ret, true);
 }
 
 SEC("fentry/ksys_write")
-int BPF_PROG(fentry_write, unsigned int fd, const char *buf)
+int PROG(N(fentry_write), unsigned int fd, const char *buf)
 {
 	return on_io_call(ctx, HT_SYS_WRITE, fd, (__u64)buf, 0, 0);
 }
 
 SEC("fexit/ksys_write")
-int BPF_PROG(fexit_write, unsigned int fd, const char *buf, size_t count, long ret)
+int PROG(N(fexit_write), unsigned int fd, const char *buf, size_t count, long ret)
 {
 	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__x64_sys_writev")
-int BPF_PROG(fentry_writev, const struct pt_regs *regs)
+int PROG(N(fentry_writev), const struct pt_regs *regs)
 {
 	return on_io_regs(ctx, HT_SYS_WRITEV, regs);
 }
 
 SEC("fexit/__x64_sys_writev")
-int BPF_PROG(fexit_writev, const struct pt_regs *regs, long ret)
+int PROG(N(fexit_writev), const struct pt_regs *regs, long ret)
 {
 	return on_io_return(ctx, ret, true);
 }
 
 SEC("fentry/__sys_sendto")
-int BPF_PROG(fentry_sendto, int fd, void *buf)
+int PROG(N(fentry_sendto), int fd, void *buf)
 {
 	return on_io_call(ctx, HT_SYS_SENDTO, fd, (__u64)buf, 0, 0);
 }
 
 SEC("fexit/__sys_sendto")
-int BPF_PROG(fexit_sendto, int fd, void *buf, size_t len, unsigned int flags, struct sockaddr *addr,
+int PROG(N(fexit_sendto), int fd, void *buf, size_t len, unsigned int flags, struct sockaddr *addr,
 	     int addr_len, long ret)
 {
 	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__sys_sendmsg")
-int BPF_PROG(fentry_sendmsg, int fd, struct user_msghdr *msg)
+int PROG(N(fentry_sendmsg), int fd, struct user_msghdr *msg)
 {
 	return on_io_call(ctx, HT_SYS_SENDMSG, fd, (__u64)msg, 0, 0);
 }
 
 SEC("fexit/__sys_sendmsg")
-int BPF_PROG(fexit_sendmsg, int fd, struct user_msghdr *msg, unsigned int flags, bool forbid_cmsg_compat,
+int PROG(N(fexit_sendmsg), int fd, struct user_msghdr *msg, unsigned int flags, bool forbid_cmsg_compat,
 	     long ret)
 {
 	return on_io_return(ctx, ret, true);
 }
 
 SEC("fentry/__x64_sys_sendfile64")
-int BPF_PROG(fentry_sendfile, const struct pt_regs *regs)
+int PROG(N(fentry_sendfile), const struct pt_regs *regs)
 {
 	return on_io_regs(ctx, HT_SYS_SENDFILE, regs);
 }
 
 SEC("fexit/__x64_sys_sendfile64")
-int BPF_PROG(fexit_sendfile, const struct pt_regs *regs, long ret)
+int PROG(N(fexit_sendfile), const struct pt_regs *regs, long ret)
 {
 	return on_io_return(ctx, ret, false);
 }
 
 SEC("fentry/__x64_sys_close")
-int BPF_PROG(fentry_close, const struct pt_regs *regs)
+int PROG(N(fentry_close), const struct pt_regs *regs)
 {
 	return on_close_enter(ctx, PT_REGS_PARM1_SYSCALL(regs));
 }
@@ -1240,7 +1400,7 @@ static __always_inline __u8 io_syscall(long nr)
  * the machine pay for one program, not two.
  */
 SEC("tp_btf/sys_exit")
-int BPF_PROG(tp_btf_sys_exit, struct pt_regs *regs, long ret)
+int PROG(N(tp_btf_sys_exit), struct pt_regs *regs, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	long nr = SYSCALL_NR(regs);
@@ -1270,6 +1430,7 @@ int BPF_PROG(tp_btf_sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
+#ifndef HT_LEGACY /* 6.3+ only, where the modern build is loaded */
 /*
  * ---- Attach method: socket tracepoints (6.3+) ----
  * sock:sock_send_length and sock:sock_recv_length fire when a socket send or receive returns,
@@ -1337,159 +1498,160 @@ static __always_inline int on_sock_state(void *ctx, const struct sock *sk, int s
 }
 
 SEC("tp_btf/sock_recv_length")
-int BPF_PROG(sock_recv_length, struct sock *sk, int ret, int flags)
+int PROG(N(sock_recv_length), struct sock *sk, int ret, int flags)
 {
 	return on_sock_io(ctx, sk, ret, flags, HT_DIR_IN);
 }
 
 SEC("tp_btf/sock_send_length")
-int BPF_PROG(sock_send_length, struct sock *sk, int ret, int flags)
+int PROG(N(sock_send_length), struct sock *sk, int ret, int flags)
 {
 	return on_sock_io(ctx, sk, ret, flags, HT_DIR_OUT);
 }
 
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
+int PROG(N(sock_set_state), const struct sock *sk, const int oldstate, const int newstate)
 {
 	return on_sock_state(ctx, sk, newstate);
 }
+#endif /* HT_LEGACY */
 
 /* ---- Attach method: syscall tracepoints ---- */
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
-int tp_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_accept4)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_accept_return(ctx, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
-int tp_exit_accept(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_accept)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_accept_return(ctx, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")
-int tp_enter_connect(struct trace_event_raw_sys_enter *ctx)
+int N(tp_enter_connect)(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_connect_enter(ctx, ctx->args[0]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
-int tp_exit_connect(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_connect)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_connect_return(ctx, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_read")
-int tp_enter_read(struct trace_event_raw_sys_enter *ctx)
+int N(tp_enter_read)(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_io_call(ctx, HT_SYS_READ, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_read")
-int tp_exit_read(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_read)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_io_exit(ctx, ctx->ret, HT_SYS_READ);
 }
 
 SEC("tracepoint/syscalls/sys_enter_readv")
-int tp_enter_readv(struct trace_event_raw_sys_enter *ctx)
+int N(tp_enter_readv)(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_io_call(ctx, HT_SYS_READV, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_readv")
-int tp_exit_readv(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_readv)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_io_exit(ctx, ctx->ret, HT_SYS_READV);
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int tp_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+int N(tp_enter_recvfrom)(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_io_call(ctx, HT_SYS_RECVFROM, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int tp_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_recvfrom)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_io_exit(ctx, ctx->ret, HT_SYS_RECVFROM);
 }
 
 SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int tp_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+int N(tp_enter_recvmsg)(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_io_call(ctx, HT_SYS_RECVMSG, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
-int tp_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_recvmsg)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_io_exit(ctx, ctx->ret, HT_SYS_RECVMSG);
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
-int tp_enter_write(struct trace_event_raw_sys_enter *ctx)
+int N(tp_enter_write)(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_io_call(ctx, HT_SYS_WRITE, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_write")
-int tp_exit_write(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_write)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_io_exit(ctx, ctx->ret, HT_SYS_WRITE);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
-int tp_enter_writev(struct trace_event_raw_sys_enter *ctx)
+int N(tp_enter_writev)(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_io_call(ctx, HT_SYS_WRITEV, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_writev")
-int tp_exit_writev(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_writev)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_io_exit(ctx, ctx->ret, HT_SYS_WRITEV);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendto")
-int tp_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+int N(tp_enter_sendto)(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_io_call(ctx, HT_SYS_SENDTO, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendto")
-int tp_exit_sendto(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_sendto)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_io_exit(ctx, ctx->ret, HT_SYS_SENDTO);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int tp_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+int N(tp_enter_sendmsg)(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_io_call(ctx, HT_SYS_SENDMSG, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int tp_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_sendmsg)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_io_exit(ctx, ctx->ret, HT_SYS_SENDMSG);
 }
 
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int tp_enter_sendfile(struct trace_event_raw_sys_enter *ctx)
+int N(tp_enter_sendfile)(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_io_call(ctx, HT_SYS_SENDFILE, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
-int tp_exit_sendfile(struct trace_event_raw_sys_exit *ctx)
+int N(tp_exit_sendfile)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_io_exit(ctx, ctx->ret, HT_SYS_SENDFILE);
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")
-int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
+int N(tp_enter_close)(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_close_enter(ctx, ctx->args[0]);
 }

@@ -89,7 +89,12 @@ enum ht_drop {
 	 * sendmmsg/recvmmsg, the kernel on the process's behalf): not captured.
 	 */
 	HT_DROP_OTHER_IO = 5,
-	HT_DROP_MAX = 6,
+	/*
+	 * Legacy build (kernels before 5.17): a sequence number handed out without its
+	 * connection's lock, which stayed taken: that connection's events may be out of order.
+	 */
+	HT_DROP_SEQ_UNLOCKED = 6,
+	HT_DROP_MAX = 7,
 };
 
 /* Every event starts with this header; HT_EV_DATA events carry `len` bytes after it. */

@@ -49,7 +49,7 @@ impl Drops {
 
 /// What the summary calls each drop counter but HT_DROP_OUTPUT_FAILED, which is in the events
 /// lost.
-const DROP_NAMES: [(ht_drop, &str); 5] = [
+const DROP_NAMES: [(ht_drop, &str); 6] = [
     (
         ht_drop::HT_DROP_SOCKETS_FULL,
         "connections not tracked (map full)",
@@ -67,6 +67,10 @@ const DROP_NAMES: [(ht_drop, &str); 5] = [
         "socket transfers outside the syscalls followed (io_uring, sendmmsg/recvmmsg) not captured",
     ),
     (ht_drop::HT_DROP_READ_FAILED, "user-memory reads failed"),
+    (
+        ht_drop::HT_DROP_SEQ_UNLOCKED,
+        "events numbered without their connection's lock (their order may be wrong)",
+    ),
 ];
 
 /// Read the drop counters the BPF side keeps.

@@ -82,12 +82,11 @@ impl Session {
         };
         let loaded = attach::load(args.attach, &cfg)?;
         if !loaded.fallbacks.is_empty() {
-            let why: Vec<String> = loaded
-                .fallbacks
-                .iter()
-                .map(|(m, e)| format!("{m} failed: {e}"))
-                .collect();
-            eprintln!("http-trace: using {}; {}", loaded.method, why.join("; "));
+            eprintln!(
+                "http-trace: using {}; {}",
+                loaded.method,
+                loaded.fallbacks.join("; ")
+            );
         }
         let stop = Arc::new(AtomicBool::new(false));
         {

@@ -127,7 +127,7 @@ fn forced_kprobe_method_on_a_kernel_without_kprobes() {
         assert_eq!(status.code(), Some(1));
         assert_one_line_error(
             &stderr,
-            "no attach method works on this kernel (kprobe: kprobes are not available",
+            "no attach method works on this kernel (kprobe is not available: this kernel has no kprobes",
         );
     }
 }

@@ -136,7 +136,7 @@ pub struct Loaded {
     pub method: Method,
     pub buffer: BufferKind,
     /// Why earlier candidates of `auto` were passed over.
-    pub fallbacks: Vec<(Method, String)>,
+    pub fallbacks: Vec<String>,
     /// Said on stderr when tracing starts (a forced method's known limits).
     pub warnings: Vec<String>,
 }
@@ -220,10 +220,12 @@ pub fn load(attach: Attach, cfg: &Config<'_>) -> Result<Loaded> {
             &only
         }
     };
+    let build = Build::probe()?;
+    log::info!("BPF build: {build:?}");
     let mut fallbacks = Vec::new();
     let forced = attach != Attach::Auto;
     for &method in candidates {
-        match load_with(method, cfg, forced) {
+        match load_with(method, build, cfg, forced) {
             Ok(a) => {
                 return Ok(Loaded {
                     _kretprobe_links: a.kretprobe_links,
@@ -235,21 +237,33 @@ pub fn load(attach: Attach, cfg: &Config<'_>) -> Result<Loaded> {
                     warnings: a.warnings,
                 })
             }
-            Err(e) => fallbacks.push((method, format!("{e:#}"))),
+            Err(e) => fallbacks.push(match e.downcast_ref::<Unavailable>() {
+                Some(why) => format!("{method} is not available: {}", why.0),
+                None => format!("{method} failed: {e:#}"),
+            }),
         }
     }
-    let why: Vec<String> = fallbacks.iter().map(|(m, e)| format!("{m}: {e}")).collect();
-    bail!("no attach method works on this kernel ({})", why.join("; "))
+    let why = fallbacks.join("; ");
+    bail!("no attach method works on this kernel ({why})")
 }
 
 /// `forced`: the user asked for this method, so a known limit is a warning, not a reason to fail.
-fn load_with(method: Method, cfg: &Config<'_>, forced: bool) -> Result<Attached> {
+fn load_with(method: Method, build: Build, cfg: &Config<'_>, forced: bool) -> Result<Attached> {
     let mut warnings = Vec::new();
     let mut kprobe_events = None;
     match method {
+        Method::SocketTracepoint if !has_socket_tracepoints() => {
+            return Err(Unavailable(
+                "this kernel has no sock:sock_recv_length tracepoint (Linux 6.3+)",
+            )
+            .into());
+        }
         Method::Kprobe => {
             if !kprobes_available() {
-                bail!("kprobes are not available in this kernel (built without CONFIG_KPROBES?)");
+                return Err(Unavailable(
+                    "this kernel has no kprobes (built without CONFIG_KPROBES?)",
+                )
+                .into());
             }
             match ensure_tracefs().and_then(|t| KprobeEvents::new(&t)) {
                 Ok(events) => kprobe_events = Some(events),
@@ -297,12 +311,22 @@ fn load_with(method: Method, cfg: &Config<'_>, forced: bool) -> Result<Attached>
         BufferKind::Perf => open.maps.ring.set_autocreate(false),
     }
     .context("setting up the ring buffer map")?;
+    let mut method_programs = 0;
     for mut prog in open.open_object_mut().progs_mut() {
         let section = prog.section().to_string_lossy().into_owned();
-        prog.set_autoload(method.owns_section(&section));
+        let name = prog.name().to_string_lossy().into_owned();
+        let mine = method.owns_section(&section) && build.owns_program(&name);
+        prog.set_autoload(mine);
+        if mine && !section.starts_with("raw_tp/") {
+            method_programs += 1;
+        }
         if kprobe_events.is_some() && kretprobe::target_of(&section).is_some() {
             prog.set_autoattach(false); // attached below, with a raised maxactive
         }
+    }
+    if method_programs == 0 {
+        // The legacy build leaves out the socket tracepoints: its kernels predate them.
+        return Err(Unavailable("the BPF build for this kernel has no programs for it").into());
     }
     let mut skel = open
         .load()
@@ -312,7 +336,7 @@ fn load_with(method: Method, cfg: &Config<'_>, forced: bool) -> Result<Attached>
         .with_context(|| format!("attaching the {method} programs"))?;
     let mut kretprobe_links = Vec::new();
     if let Some(events) = kprobe_events.as_mut() {
-        for prog in skel.object().progs_mut() {
+        for prog in skel.object().progs_mut().filter(|p| p.autoload()) {
             let section = prog.section().to_string_lossy().into_owned();
             if let Some(func) = kretprobe::target_of(&section) {
                 kretprobe_links.push(kretprobe::attach(events, &prog, &func)?);
@@ -324,6 +348,60 @@ fn load_with(method: Method, cfg: &Config<'_>, forced: bool) -> Result<Attached>
         kretprobe_links,
         kprobe_events,
         warnings,
+    })
+}
+
+/// A method this kernel cannot have, as opposed to one that failed to load or attach.
+#[derive(Debug)]
+struct Unavailable(&'static str);
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// Which of the object's two builds of the BPF programs to load (see the top of
+/// bpf/http_trace.bpf.c): the modern one where the kernel has bpf_loop() (5.17+, and with it
+/// the atomics that return a value and callbacks), else the legacy one, whose programs end in
+/// `_legacy`. HTTP_TRACE_BPF_BUILD=legacy or modern overrides the probe (tests, benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Build {
+    Modern,
+    Legacy,
+}
+
+impl Build {
+    fn probe() -> Result<Self> {
+        match std::env::var("HTTP_TRACE_BPF_BUILD").as_deref() {
+            Ok("legacy") => return Ok(Build::Legacy),
+            Ok("modern") => return Ok(Build::Modern),
+            _ => {}
+        }
+        // libbpf's helper probe loads a kprobe program calling the helper: it answers for
+        // tracing programs too.
+        let has_loop = libbpf_rs::ProgramType::Kprobe
+            .is_helper_supported(libbpf_rs::libbpf_sys::BPF_FUNC_loop)
+            .context("probing the kernel for bpf_loop()")?;
+        Ok(if has_loop {
+            Build::Modern
+        } else {
+            Build::Legacy
+        })
+    }
+
+    fn owns_program(self, name: &str) -> bool {
+        name.ends_with("_legacy") == (self == Build::Legacy)
+    }
+}
+
+/// Whether the kernel has the socket tracepoints (6.3+), by their BTF type.
+fn has_socket_tracepoints() -> bool {
+    libbpf_rs::btf::Btf::from_vmlinux().is_ok_and(|btf| {
+        btf.type_by_name::<libbpf_rs::btf::types::Typedef<'_>>("btf_trace_sock_recv_length")
+            .is_some()
     })
 }
 
