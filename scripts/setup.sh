@@ -2,7 +2,8 @@
 # Installs what building and testing http-trace needs on Debian 12, as root; idempotent and quick
 # when everything is already there. Sourced by demo.sh and test.sh.
 #   scripts/setup.sh          build and host-test dependencies
-#   scripts/setup.sh --vm     also QEMU, virtme-ng and Debian's 6.1 and 6.12 kernels (VM tests)
+#   scripts/setup.sh --vm     also QEMU, virtme-ng and Debian's 6.1 and 6.12 kernels, and Debian
+#                             11's 5.10 (from the bullseye suite) (VM tests)
 #   scripts/setup.sh --bench  also wrk and the tools the benchmark compares with
 set -euo pipefail
 
@@ -43,4 +44,26 @@ fi
 if [ "$want_vm" = 1 ] && ! command -v vng >/dev/null 2>&1; then
     echo "setup: installing virtme-ng (pip)"
     pip install -q virtme-ng 2>/dev/null || pip install -q --break-system-packages virtme-ng
+fi
+
+# Debian 11's kernel comes from the bullseye suite, on the mirror this machine's own sources use,
+# through a private package list so that the system's sources stay as they are.
+if [ "$want_vm" = 1 ] && ! compgen -G "/boot/vmlinuz-5.10.*-amd64" >/dev/null; then
+    echo "setup: installing Debian 11's 5.10 kernel"
+    b11=$(mktemp -d)
+    mkdir -p "$b11/lists/partial" "$b11/cache/archives/partial"
+    mirror=$(grep -h -m1 -oE '^URIs: *[^ ]+' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | head -1)
+    [ -n "$mirror" ] || mirror=$(grep -h -m1 -oE '^deb +[^ ]+' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | head -1)
+    [ -n "$mirror" ] || { echo "setup: no Debian mirror in this machine's apt sources" >&2; exit 1; }
+    echo "deb $mirror bullseye main" > "$b11/sources.list"
+    # Its own lists, cache and (empty) status: bookworm's packages must not answer for bullseye.
+    o=(-o "Dir::Etc::sourcelist=$b11/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::lists=$b11/lists"
+       -o "Dir::Cache=$b11/cache" -o Dir::State::status=/dev/null)
+    apt-get "${o[@]}" update -qq 2>&1 | grep -v 'unsandboxed' || true
+    # The newest 5.10 image, as bullseye's linux-image-amd64 names it.
+    pkg=$(apt-cache "${o[@]}" depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-5\.10\.[^ ]*-amd64\)$/\1/p' | head -1)
+    [ -n "$pkg" ] || { echo "setup: bullseye names no 5.10 kernel image" >&2; exit 1; }
+    (cd "$b11" && apt-get "${o[@]}" download -qq "$pkg" 2>&1 | grep -v 'unsandboxed' || true)
+    DEBIAN_FRONTEND=noninteractive dpkg -i "$b11"/linux-image-5.10.*.deb >/dev/null
+    rm -rf "$b11"
 fi
