@@ -39,36 +39,45 @@ impl Drops {
         self.0[ht_drop::HT_DROP_OUTPUT_FAILED.0 as usize]
     }
 
-    /// The other counters, each with what the summary calls it, in the summary's order.
-    pub fn named(&self) -> impl Iterator<Item = (u64, &'static str)> + '_ {
+    /// The other counters, each with what the summary calls one and several, in its order.
+    pub fn named(&self) -> impl Iterator<Item = (u64, &'static str, &'static str)> + '_ {
         DROP_NAMES
             .iter()
-            .map(|&(kind, what)| (self.0[kind.0 as usize], what))
+            .map(|&(kind, one, many)| (self.0[kind.0 as usize], one, many))
     }
 }
 
 /// What the summary calls each drop counter but HT_DROP_OUTPUT_FAILED, which is in the events
-/// lost.
-const DROP_NAMES: [(ht_drop, &str); 6] = [
+/// lost: one, several.
+const DROP_NAMES: [(ht_drop, &str, &str); 6] = [
     (
         ht_drop::HT_DROP_SOCKETS_FULL,
+        "connection not tracked (map full)",
         "connections not tracked (map full)",
     ),
     (
         ht_drop::HT_DROP_INFLIGHT_FULL,
+        "syscall not followed (map full)",
         "syscalls not followed (map full)",
     ),
     (
         ht_drop::HT_DROP_PROCESSES_FULL,
+        "child process not followed (map full)",
         "child processes not followed (map full)",
     ),
     (
         ht_drop::HT_DROP_OTHER_IO,
+        "socket transfer outside the syscalls followed (io_uring, sendmmsg/recvmmsg) not captured",
         "socket transfers outside the syscalls followed (io_uring, sendmmsg/recvmmsg) not captured",
     ),
-    (ht_drop::HT_DROP_READ_FAILED, "user-memory reads failed"),
+    (
+        ht_drop::HT_DROP_READ_FAILED,
+        "user-memory read failed",
+        "user-memory reads failed",
+    ),
     (
         ht_drop::HT_DROP_SEQ_UNLOCKED,
+        "event numbered without its connection's lock (its order may be wrong)",
         "events numbered without their connection's lock (their order may be wrong)",
     ),
 ];
@@ -88,7 +97,7 @@ mod tests {
     #[test]
     fn every_drop_but_output_failed_is_named_once() {
         let mut seen = vec![ht_drop::HT_DROP_OUTPUT_FAILED.0];
-        seen.extend(DROP_NAMES.iter().map(|(k, _)| k.0));
+        seen.extend(DROP_NAMES.iter().map(|(k, _, _)| k.0));
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen, (0..DROP_KINDS as u32).collect::<Vec<_>>());

@@ -1,6 +1,7 @@
 //! The command line.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::Parser;
@@ -44,9 +45,9 @@ pub struct Args {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Stop after this many seconds
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
-    pub duration: Option<u64>,
+    /// Stop after this long: seconds (90, 2.5), or with a unit (500ms, 1.5s, 2m, 1h)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
 
     /// Stop after this many requests
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -69,6 +70,25 @@ pub struct Args {
     /// Event buffer memory per CPU, in pages (a power of two); the ring takes the total
     #[arg(long, value_name = "PAGES", default_value_t = 512, value_parser = parse_pages)]
     pub buffer_pages: usize,
+}
+
+/// The longest --duration: a year.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A bare number is seconds (fractions allowed); anything else is humantime's syntax.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = match s.parse::<f64>() {
+        Ok(secs) => {
+            Duration::try_from_secs_f64(secs).map_err(|_| format!("'{s}' is not a duration"))?
+        }
+        Err(_) => humantime::parse_duration(s).map_err(|e| {
+            format!("'{s}' is not a duration ({e}); for example 90, 2.5, 500ms, 2m")
+        })?,
+    };
+    if d.is_zero() || d > MAX_DURATION {
+        return Err(format!("'{s}' is not between 1 ns and a year"));
+    }
+    Ok(d)
 }
 
 fn parse_pages(s: &str) -> Result<usize, String> {
@@ -103,4 +123,28 @@ fn one_line(clap_message: &str) -> String {
         .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_seconds_or_with_units() {
+        let ms = Duration::from_millis;
+        for (text, want) in [
+            ("90", ms(90_000)),
+            ("2.5", ms(2_500)),
+            ("0.25", ms(250)),
+            ("500ms", ms(500)),
+            ("1.5s", ms(1_500)),
+            ("2m", ms(120_000)),
+            ("1h 30m", ms(5_400_000)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in ["0", "0s", "-1", "abc", "5 parsecs", "NaN", "inf", "2y"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -16,6 +16,9 @@ pub struct Processes {
     /// What BPF reported since the last `update`.
     forked: Vec<u32>,
     exited: Vec<u32>,
+    /// For the summary: children followed after the start, processes that ended.
+    followed: u64,
+    ended: u64,
 }
 
 impl Processes {
@@ -31,6 +34,8 @@ impl Processes {
             alive,
             forked: Vec::new(),
             exited: Vec::new(),
+            followed: 0,
+            ended: 0,
         }
     }
 
@@ -45,6 +50,16 @@ impl Processes {
     /// The traced processes that were not named (descendants).
     pub fn children(&self) -> usize {
         self.alive.len().saturating_sub(self.named.len())
+    }
+
+    /// Children followed since tracing started (a fork-per-request server has thousands).
+    pub fn followed(&self) -> u64 {
+        self.followed
+    }
+
+    /// Traced processes that ended.
+    pub fn ended(&self) -> u64 {
+        self.ended
     }
 
     pub fn is_empty(&self) -> bool {
@@ -87,14 +102,16 @@ impl Processes {
         for pid in std::mem::take(&mut self.forked) {
             // The rescan at start may have found it already.
             if !self.alive.contains(&pid) {
-                eprintln!("http-trace: following new child process {pid}");
+                log::info!("following new child process {pid}");
                 self.alive.push(pid);
+                self.followed += 1;
             }
         }
         for pid in std::mem::take(&mut self.exited) {
             if let Some(i) = self.alive.iter().position(|&p| p == pid) {
                 self.alive.swap_remove(i);
-                eprintln!("http-trace: process {pid} exited");
+                log::info!("process {pid} exited");
+                self.ended += 1;
             }
             forget(skel, pid);
         }
@@ -106,7 +123,8 @@ impl Processes {
         self.alive.retain(|&pid| {
             let up = procs::process_alive(pid);
             if !up {
-                eprintln!("http-trace: process {pid} exited");
+                log::info!("process {pid} exited");
+                self.ended += 1;
                 forget(skel, pid);
                 gone.push(pid);
             }

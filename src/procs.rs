@@ -14,6 +14,14 @@ pub fn process_alive(pid: u32) -> bool {
     i32::try_from(pid).is_ok_and(|pid| Process::new(pid).is_ok())
 }
 
+/// Whether process `pid` has exited and waits for its parent to reap it.
+pub fn is_zombie(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(|p| Process::new(p).ok()?.stat().ok())
+        .is_some_and(|stat| stat.state == 'Z')
+}
+
 /// Processes descended from `roots` (children, their children, ...).
 pub fn descendants(roots: &[u32]) -> Vec<u32> {
     let Ok(all) = procfs::process::all_processes() else {
@@ -116,6 +124,23 @@ mod tests {
         assert_eq!(canonical(mapped), "127.0.0.1:80".parse().unwrap());
         let v6: SocketAddr = "[::1]:80".parse().unwrap();
         assert_eq!(canonical(v6), v6);
+    }
+
+    #[test]
+    fn a_child_that_exited_unreaped_is_a_zombie() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !is_zombie(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{pid} never became a zombie"
+            );
+            std::thread::yield_now();
+        }
+        assert!(process_alive(pid));
+        child.wait().unwrap();
+        assert!(!is_zombie(pid) && !process_alive(pid));
     }
 
     #[test]

@@ -111,9 +111,7 @@ impl Session {
             loaded,
             state,
             stop,
-            deadline: args
-                .duration
-                .map(|s| Instant::now() + Duration::from_secs(s)),
+            deadline: args.duration.map(|d| Instant::now() + d),
             next_liveness: Cell::new(Instant::now() + LIVENESS_INTERVAL),
         })
     }
@@ -136,7 +134,7 @@ impl Session {
         }
         let s = &mut *self.state.borrow_mut();
         s.processes.rescan(&self.loaded.skel)?;
-        let mut open = 0;
+        let mut open = 0u64;
         for &pid in s.processes.alive() {
             for c in procs::open_connections(pid) {
                 s.pipeline.tracker.preopened(pid, c.fd, c.role);
@@ -144,10 +142,6 @@ impl Session {
             }
         }
         let named: Vec<String> = s.processes.named().iter().map(u32::to_string).collect();
-        let plural = |n: usize, one: &str, many: &str| match n {
-            1 => format!("1 {one}"),
-            n => format!("{n} {many}"),
-        };
         let children = s.processes.children();
         eprintln!(
             "http-trace: tracing pid {}{} with {} and the {}{}; Ctrl-C to stop",
@@ -155,7 +149,7 @@ impl Session {
             if children > 0 {
                 format!(
                     " and {}",
-                    plural(children, "child process", "child processes")
+                    counted(children as u64, "child process", "child processes")
                 )
             } else {
                 String::new()
@@ -165,7 +159,7 @@ impl Session {
             if open > 0 {
                 format!(
                     "; {} already open, followed from their next message",
-                    plural(open, "connection", "connections")
+                    counted(open, "connection", "connections")
                 )
             } else {
                 String::new()
@@ -204,6 +198,7 @@ impl Session {
         }
         if s.processes.is_empty() {
             s.pipeline.print_records();
+            eprintln!("http-trace: every traced process has exited");
             return Ok(false);
         }
         Ok(true)
@@ -228,7 +223,7 @@ impl Session {
             kretprobe_misses: self.loaded.kretprobe_misses(),
             skipped_runs: attach::kernel_skips(&self.loaded.skel),
         };
-        eprintln!("{}", summary(&s.pipeline, &kernel));
+        eprintln!("{}", summary(&s.pipeline, &s.processes, &kernel));
     }
 }
 
@@ -239,40 +234,88 @@ struct KernelCounts {
     skipped_runs: u64,
 }
 
-fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
+/// `n` and its noun, singular or plural.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn summary<W: io::Write>(s: &Pipeline<W>, p: &Processes, k: &KernelCounts) -> String {
     let c = &s.counts;
     let t = &s.tracker.stats;
-    let p = s.tracker.parser_stats();
+    let parsed = s.tracker.parser_stats();
     let mut line = format!(
-        "http-trace: {} exchanges captured, {} events lost",
-        c.exchanges, c.lost_events
+        "http-trace: {} captured, {} lost",
+        counted(c.exchanges, "exchange", "exchanges"),
+        counted(c.lost_events, "event", "events")
     );
-    let mut extra = |n: u64, what: &str| {
+    let extras: [(u64, &str, &str); 15] = [
+        (c.unanswered, "without a response", "without a response"),
+        (c.incomplete, "incomplete", "incomplete"),
+        (
+            t.unpaired_responses,
+            "response whose request was not seen",
+            "responses whose request was not seen",
+        ),
+        (
+            parsed.switched_bytes,
+            "byte after a protocol switch left alone",
+            "bytes after a protocol switch left alone",
+        ),
+        (c.malformed, "malformed", "malformed"),
+        (
+            t.events_missing.saturating_sub(c.lost_events),
+            "event missing",
+            "events missing",
+        ),
+        (
+            t.partial_heads,
+            "partial message head dropped",
+            "partial message heads dropped",
+        ),
+        (
+            t.bytes_not_kept,
+            "byte counted but not captured",
+            "bytes counted but not captured",
+        ),
+        (
+            parsed.non_http_bytes,
+            "byte of non-HTTP traffic skipped",
+            "bytes of non-HTTP traffic skipped",
+        ),
+        (
+            parsed.resync_bytes,
+            "byte skipped to resynchronise",
+            "bytes skipped to resynchronise",
+        ),
+        (
+            k.kretprobe_misses,
+            "return missed by kretprobes",
+            "returns missed by kretprobes",
+        ),
+        (
+            k.skipped_runs,
+            "probe run the kernel skipped (another BPF program was running)",
+            "probe runs the kernel skipped (another BPF program was running)",
+        ),
+        (c.bad_samples, "undecodable sample", "undecodable samples"),
+        (
+            p.followed(),
+            "child process followed",
+            "child processes followed",
+        ),
+        (p.ended(), "process exited", "processes exited"),
+    ];
+    // BPF's counters after what user space counted of the stream, before the rest.
+    let (stream, rest) = extras.split_at(10);
+    for &(n, one, many) in stream
+        .iter()
+        .chain(&k.drops.named().collect::<Vec<_>>())
+        .chain(rest)
+    {
         if n > 0 {
-            line.push_str(&format!(", {n} {what}"));
+            line.push_str(", ");
+            line.push_str(&counted(n, one, many));
         }
-    };
-    extra(c.unanswered, "without a response");
-    extra(c.incomplete, "incomplete");
-    extra(t.unpaired_responses, "responses whose request was not seen");
-    extra(p.switched_bytes, "bytes after a protocol switch left alone");
-    extra(c.malformed, "malformed");
-    extra(
-        t.events_missing.saturating_sub(c.lost_events),
-        "events missing",
-    );
-    extra(t.partial_heads, "partial message heads dropped");
-    extra(t.bytes_not_kept, "bytes counted but not captured");
-    extra(p.non_http_bytes, "bytes of non-HTTP traffic skipped");
-    extra(p.resync_bytes, "bytes skipped to resynchronise");
-    for (n, what) in k.drops.named() {
-        extra(n, what);
     }
-    extra(k.kretprobe_misses, "returns missed by kretprobes");
-    extra(
-        k.skipped_runs,
-        "probe runs the kernel skipped (another BPF program was running)",
-    );
-    extra(c.bad_samples, "undecodable samples");
     line
 }

@@ -61,6 +61,22 @@ fn no_such_process() {
 }
 
 #[test]
+fn a_process_that_exited_is_said_to_have_exited() {
+    require_root();
+    // Not reaped until the end: it stays a zombie, which /proc still lists.
+    let mut child = Command::new("true").spawn().expect("start true");
+    let pid = child.id();
+    wait_until("true to exit", Duration::from_secs(10), || has_exited(pid));
+    let (status, _, stderr) = run_tracer(&["--pid", &pid.to_string()], &[]);
+    child.wait().expect("reap true");
+    assert_eq!(status.code(), Some(1));
+    assert_one_line_error(
+        &stderr,
+        &format!("process {pid} has exited (its parent has not reaped it yet)"),
+    );
+}
+
+#[test]
 fn not_root() {
     require_root();
     // Run as nobody, with no capabilities, from a copy that nobody can reach (the checkout may

@@ -50,7 +50,15 @@ fn trace_client(name: &str, mut cmd: Command) -> TraceOutput {
     let mut said = String::new();
     stdout.read_to_string(&mut said).expect("read stdout");
     assert_eq!(said, "done\n");
-    tracer.wait()
+    let out = tracer.wait();
+    assert!(
+        out.stderr
+            .iter()
+            .any(|l| l == "http-trace: every traced process has exited"),
+        "{:#?}",
+        out.stderr
+    );
+    out
 }
 
 /// Response bodies small enough for one event per send call, and bigger, through each send
@@ -252,7 +260,7 @@ fn connections_open_before_tracing_are_followed_from_their_next_request() {
         assert_eq!(triples(&ex), [t("GET", "/after/2", 200)]);
         assert_eq!(
             out.summary(),
-            "http-trace: 1 exchanges captured, 0 events lost, 1 responses whose request was not seen"
+            "http-trace: 1 exchange captured, 0 events lost, 1 response whose request was not seen"
         );
         skipped(
             "connections_open_before_tracing_are_followed_from_their_next_request",
@@ -305,7 +313,7 @@ fn a_reused_fd_is_a_new_connection() {
     assert_eq!(ex[1]["request_headers"], serde_json::json!([["Host", "b"]]));
     assert_eq!(
         out.summary(),
-        "http-trace: 2 exchanges captured, 0 events lost, 1 partial message heads dropped"
+        "http-trace: 2 exchanges captured, 0 events lost, 1 partial message head dropped"
     );
 }
 
@@ -334,7 +342,7 @@ fn a_request_still_unanswered_when_tracing_ends_is_reported() {
     assert_eq!(ex[0]["latency_ms"], Value::Null);
     assert_eq!(
         out.summary(),
-        "http-trace: 1 exchanges captured, 0 events lost, 1 without a response"
+        "http-trace: 1 exchange captured, 0 events lost, 1 without a response"
     );
 }
 
@@ -396,7 +404,7 @@ fn a_python_client_making_outgoing_calls() {
     }
     assert_eq!(ex[1]["request_body"], "x");
     assert_eq!(ex[1]["response_body"], "POST /py/1 body=1\n");
-    out.assert_summary(3);
+    out.assert_summary_with(3, ", 1 process exited");
 }
 
 /// node's http client connects without blocking (connect returns EINPROGRESS).
@@ -424,7 +432,7 @@ fn a_node_client_with_non_blocking_connects() {
         assert_eq!(e["peer"], format!("127.0.0.1:{}", server.port));
         assert_eq!(e["response_complete"], true);
     }
-    out.assert_summary(2);
+    out.assert_summary_with(2, ", 1 process exited");
 }
 
 /// Heads up to 64 KiB are captured whole.
@@ -501,10 +509,16 @@ fn children_forked_later_are_followed_unless_turned_off() {
     cmd.args(["-c", script]);
     let server = Server::start("python forking", cmd, None);
 
-    let tracer = Tracer::start(&[server.pid()], &[]);
+    // The lines that narrate each child come with RUST_LOG=info only; the summary counts them.
+    let tracer = Tracer::start_env(&[server.pid()], &[], &[("RUST_LOG", "info")]);
     for i in 0..3 {
         assert_eq!(get(server.port, &format!("/f/{i}")), 200);
     }
+    wait_until(
+        "the three children to exit",
+        Duration::from_secs(10),
+        || children_of(server.pid()).into_iter().all(has_exited),
+    );
     let out = tracer.stop();
     let ex = by_time(out.exchanges());
     assert_eq!(
@@ -520,10 +534,18 @@ fn children_forked_later_are_followed_unless_turned_off() {
     for e in &ex {
         assert_ne!(e["pid"], server.pid(), "handled in a child: {e}");
         let child = e["pid"].as_u64().unwrap();
-        let said = format!("http-trace: following new child process {child}");
-        assert!(out.stderr.contains(&said), "{:#?}", out.stderr);
+        let said = format!("following new child process {child}");
+        assert!(
+            out.stderr.iter().any(|l| l.ends_with(&said)),
+            "{:#?}",
+            out.stderr
+        );
     }
-    out.assert_summary(3);
+    assert_eq!(
+        out.summary(),
+        "http-trace: 3 exchanges captured, 0 events lost, 3 child processes followed, \
+         3 processes exited"
+    );
 
     let tracer = Tracer::start(&[server.pid()], &["--no-children"]);
     assert_eq!(get(server.port, "/f/untraced"), 200);

@@ -48,31 +48,38 @@ pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
             let (request, response) = (request.as_ref(), response.as_ref());
             let mut o = JsonLine::start(buf, "exchange");
             json_conn(&mut o, conn, ts);
-            if let Some(m) = request {
-                if let StartLine::Request { method, target } = m.start() {
+            // Every key is there in every exchange: a message not seen has them null.
+            match request.map(|m| (m, m.start())) {
+                Some((m, StartLine::Request { method, target })) => {
                     o.str(key!("method"), method.as_bytes());
                     o.str(key!("target"), target.as_bytes());
+                    o.str(
+                        key!("version"),
+                        if m.version == 0 {
+                            b"HTTP/1.0"
+                        } else {
+                            b"HTTP/1.1"
+                        },
+                    );
                 }
-                o.str(
-                    key!("version"),
-                    if m.version == 0 {
-                        b"HTTP/1.0"
-                    } else {
-                        b"HTTP/1.1"
-                    },
-                );
-                json_message(&mut o, &REQUEST_KEYS, m);
+                _ => {
+                    o.null(key!("method"));
+                    o.null(key!("target"));
+                    o.null(key!("version"));
+                }
             }
+            json_message(&mut o, &REQUEST_KEYS, request);
             match response.map(Message::start) {
                 Some(StartLine::Response { status, reason }) => {
                     o.uint(key!("status"), u64::from(status));
                     o.str(key!("reason"), reason.as_bytes());
                 }
-                _ => o.null(key!("status")),
+                _ => {
+                    o.null(key!("status"));
+                    o.null(key!("reason"));
+                }
             }
-            if let Some(m) = response {
-                json_message(&mut o, &RESPONSE_KEYS, m);
-            }
+            json_message(&mut o, &RESPONSE_KEYS, response);
             match latency_ns(request, response) {
                 Some(ns) => o.millis(key!("latency_ms"), ns),
                 None => o.null(key!("latency_ms")),
@@ -322,7 +329,20 @@ const RESPONSE_KEYS: MessageKeys = MessageKeys {
 };
 
 /// Headers, body size, the body kept, whether it was cut, whether the message was complete.
-fn json_message(o: &mut JsonLine<'_>, keys: &MessageKeys, m: &Message) {
+/// (Each null when the message was not seen.)
+fn json_message(o: &mut JsonLine<'_>, keys: &MessageKeys, m: Option<&Message>) {
+    let Some(m) = m else {
+        for key in [
+            keys.headers,
+            keys.body_bytes,
+            keys.body,
+            keys.body_cut,
+            keys.complete,
+        ] {
+            o.null(key);
+        }
+        return;
+    };
     o.headers(keys.headers, m);
     o.uint(keys.body_bytes, m.body_bytes);
     o.str(keys.body, m.body());

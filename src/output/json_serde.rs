@@ -85,34 +85,20 @@ struct Exchange<'a> {
     role: &'static str,
     local: Option<Addr>,
     peer: Option<Addr>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     method: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     request_headers: Option<Headers<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     request_body_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     request_body: Option<Lossy<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     request_body_cut: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     request_complete: Option<bool>,
     status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     response_headers: Option<Headers<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     response_body_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     response_body: Option<Lossy<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     response_body_cut: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     response_complete: Option<bool>,
     latency_ms: Option<f64>,
 }

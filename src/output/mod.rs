@@ -281,12 +281,45 @@ mod tests {
                 "latency_ms": 2.495,
             })
         );
+        // An exchange without a response has every response key, null.
         let v: serde_json::Value =
             serde_json::from_str(&print(Format::Json, false, &record(b"", 0, false))).unwrap();
-        assert_eq!(
-            (&v["status"], &v["latency_ms"]),
-            (&json!(null), &json!(null))
-        );
+        for key in [
+            "status",
+            "reason",
+            "response_headers",
+            "response_body_bytes",
+            "response_body",
+            "response_body_cut",
+            "response_complete",
+            "latency_ms",
+        ] {
+            assert_eq!(v.get(key), Some(&json!(null)), "{key}");
+        }
+        // A response whose request was not seen has every request key, null.
+        let Record::Exchange { conn, request, .. } = record(b"", 0, true) else {
+            unreachable!()
+        };
+        let rec = Record::Exchange {
+            conn,
+            request: None,
+            response: request.map(|_| message("HTTP/1.1 200 OK", 9, b"", 0)),
+        };
+        let v: serde_json::Value = serde_json::from_str(&print(Format::Json, false, &rec)).unwrap();
+        for key in [
+            "method",
+            "target",
+            "version",
+            "request_headers",
+            "request_body_bytes",
+            "request_body",
+            "request_body_cut",
+            "request_complete",
+            "latency_ms",
+        ] {
+            assert_eq!(v.get(key), Some(&json!(null)), "{key}");
+        }
+        assert_eq!(v["status"], 200);
     }
 
     #[test]

@@ -562,8 +562,18 @@ impl TraceOutput {
         self.stderr
             .iter()
             .rev()
-            .find(|l| l.contains("exchanges captured"))
+            .find(|l| l.starts_with("http-trace: ") && l.contains(" captured, "))
             .unwrap_or_else(|| panic!("no summary line in {:#?}", self.stderr))
+    }
+
+    /// Asserts the summary reports `n` exchanges, no lost events, then `more` and nothing else.
+    pub fn assert_summary_with(&self, n: usize, more: &str) {
+        assert_eq!(
+            self.summary(),
+            format!("http-trace: {}, 0 events lost{more}", captured(n)),
+            "stderr: {:#?}",
+            self.stderr
+        );
     }
 
     /// Asserts the summary reports `n` exchanges, no lost events, and nothing else.
@@ -571,7 +581,7 @@ impl TraceOutput {
         let s = self.summary();
         assert_eq!(
             s,
-            format!("http-trace: {n} exchanges captured, 0 events lost"),
+            format!("http-trace: {}, 0 events lost", captured(n)),
             "stderr: {:#?}",
             self.stderr
         );
@@ -582,7 +592,13 @@ impl Tracer {
     /// Start tracing `pids` with JSON output and the attach method under test; returns once it
     /// says it is tracing.
     pub fn start(pids: &[u32], extra: &[&str]) -> Tracer {
+        Self::start_env(pids, extra, &[])
+    }
+
+    /// As `start`, with these environment variables set for it.
+    pub fn start_env(pids: &[u32], extra: &[&str], env: &[(&str, &str)]) -> Tracer {
         let mut cmd = Command::new(TRACER);
+        cmd.envs(env.iter().copied());
         for pid in pids {
             cmd.args(["--pid", &pid.to_string()]);
         }
@@ -806,6 +822,21 @@ pub fn get(port: u16, target: &str) -> u16 {
 pub fn by_time(mut records: Vec<Value>) -> Vec<Value> {
     records.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
     records
+}
+
+/// How the summary says that `n` exchanges were captured.
+pub fn captured(n: usize) -> String {
+    match n {
+        1 => "1 exchange captured".to_string(),
+        n => format!("{n} exchanges captured"),
+    }
+}
+
+/// Whether process `pid` has ended: gone, or a zombie its parent has not reaped yet.
+pub fn has_exited(pid: u32) -> bool {
+    procfs::process::Process::new(pid as i32)
+        .and_then(|p| p.stat())
+        .map_or(true, |stat| stat.state == 'Z')
 }
 
 /// The processes `pid` forked (and theirs), from the library's own /proc reading.
