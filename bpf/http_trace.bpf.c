@@ -163,18 +163,6 @@ SHARED struct {
 } sock_owner SEC(".maps");
 
 /*
- * fds of tracked processes known not to be TCP sockets (files, pipes, UDP and Unix sockets), so
- * that a server's writes to its log skip the fd table walk. close(2), accept and connect forget
- * an fd; one replaced by dup2(2) without a close is the one case that stays stale.
- */
-SHARED struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct ht_sock_key);
-	__type(value, __u8);
-} not_tcp SEC(".maps");
-
-/*
  * A first, cheap filter in front of tracked_tgids, which every syscall on the machine would
  * otherwise look up: slot tgid % HT_TGID_SLOTS is set for each tracked process (and never
  * cleared: another may share it). An array lookup is inlined, with no helper call.
@@ -705,7 +693,6 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	struct ht_sock_info si = {}, *tracked;
 	struct ht_conn_event c = {};
 
-	bpf_map_delete_elem(&not_tcp, &key);
 	si.conn_id = new_conn_id();
 	si.sk = (__u64)sk;
 	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
@@ -819,15 +806,14 @@ static __always_inline int on_io_enter(void *ctx, struct ht_call *c)
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &key);
 	if (!si) {
-		if (bpf_map_lookup_elem(&not_tcp, &key))
-			return 0;
+		/*
+		 * Asked of the fd's socket every time: a cache of fds that are not TCP sockets,
+		 * keyed by fd number, missed whole connections when a number that a UDP socket
+		 * had held came back as a TCP socket and its close had not been seen.
+		 */
 		sk = tcp_sock_of_fd(c->fd);
-		if (!sk) {
-			__u8 one = 1;
-
-			bpf_map_update_elem(&not_tcp, &key, &one, BPF_ANY);
+		if (!sk)
 			return 0;
-		}
 		si = track_socket(ctx, pid_tgid, c->fd, sk, HT_EV_FOUND, c->syscall, tcp_bytes_consumed(sk),
 				  tcp_bytes_written(sk));
 	}
@@ -880,15 +866,9 @@ static __always_inline struct ht_sock_info *entry_from_regs(void *ctx, __u64 pid
 		si = NULL;
 	}
 	if (!si) {
-		if (bpf_map_lookup_elem(&not_tcp, &key))
+		sk = tcp_sock_of_fd(key.fd); /* every time: see on_io_enter */
+		if (!sk)
 			return NULL;
-		sk = tcp_sock_of_fd(key.fd);
-		if (!sk) {
-			__u8 one = 1;
-
-			bpf_map_update_elem(&not_tcp, &key, &one, BPF_ANY);
-			return NULL;
-		}
 		if (syscall_direction(c->syscall) == HT_DIR_IN)
 			moved_in = ret;
 		else
@@ -989,10 +969,8 @@ static __always_inline int on_close_enter(void *ctx, __s32 fd)
 	if (!tgid_tracked(key.tgid))
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &key);
-	if (!si) {
-		bpf_map_delete_elem(&not_tcp, &key);
+	if (!si)
 		return 0;
-	}
 	end_connection(ctx, pid_tgid, HT_SYS_CLOSE, &key, si);
 	return 0;
 }
@@ -1011,11 +989,7 @@ static __always_inline int on_close_exit(void *ctx, __s32 fd)
 	if (!tgid_tracked(key.tgid))
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &key);
-	if (!si) {
-		bpf_map_delete_elem(&not_tcp, &key);
-		return 0;
-	}
-	if (si->sk == (__u64)tcp_sock_of_fd(fd))
+	if (!si || si->sk == (__u64)tcp_sock_of_fd(fd))
 		return 0;
 	end_connection(ctx, pid_tgid, HT_SYS_CLOSE, &key, si);
 	return 0;

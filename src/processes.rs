@@ -149,19 +149,17 @@ fn track(skel: &HttpTraceSkel<'_>, pid: u32) -> Result<()> {
 }
 
 /// Forget process `pid` in BPF (it exited; its PID may be reused): stop tracing it, and drop
-/// what is known of its fds: its sockets, which its exit closed without close(2), and the fds
-/// known not to be TCP sockets.
+/// its sockets, which its exit closed without close(2).
 fn forget(skel: &HttpTraceSkel<'_>, pid: u32) {
     // Failures here only mean the entries are already gone.
     let _ = skel.maps.tracked_tgids.delete(&pid.to_ne_bytes());
-    for map in [&skel.maps.sockets, &skel.maps.not_tcp] {
-        // Both are keyed by struct ht_sock_key, whose first field is the tgid.
-        let mine: Vec<Vec<u8>> = map
-            .keys()
-            .filter(|k| k.get(..4) == Some(&pid.to_ne_bytes()[..]))
-            .collect();
-        for key in mine {
-            let _ = map.delete(&key);
-        }
+    // Keyed by struct ht_sock_key, whose first field is the tgid.
+    let map = &skel.maps.sockets;
+    let mine: Vec<Vec<u8>> = map
+        .keys()
+        .filter(|k| k.get(..4) == Some(&pid.to_ne_bytes()[..]))
+        .collect();
+    for key in mine {
+        let _ = map.delete(&key);
     }
 }

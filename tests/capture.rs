@@ -164,7 +164,7 @@ fn python_http_server() {
     require_root();
     let dir = TempDir::new("python");
     std::fs::write(dir.join("hello.txt"), "hello\n").expect("write file");
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(PYTHON);
     cmd.args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
         .current_dir(dir.path());
     let server = Server::start("python", cmd, None);

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// (method, target, status) of each exchange, status 0 when there was no response.
 fn triples(ex: &[Value]) -> Vec<(String, String, u64)> {
@@ -385,7 +385,7 @@ fn a_python_client_making_outgoing_calls() {
                   \x20   c.request('POST' if i == 1 else 'GET', '/py/%d' % i, body=b'x' * i)\n\
                   \x20   r = c.getresponse(); r.read()\n\
                   print('done', flush=True)\n";
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(PYTHON);
     cmd.args(["-c", script, &server.port.to_string()]);
     let out = trace_client("python", cmd);
     let ex = out.exchanges();
@@ -405,6 +405,84 @@ fn a_python_client_making_outgoing_calls() {
     assert_eq!(ex[1]["request_body"], "x");
     assert_eq!(ex[1]["response_body"], "POST /py/1 body=1\n");
     out.assert_summary_with(3, ", 1 process exited");
+}
+
+/// A client whose TCP connections get fd numbers that a UDP socket held just before (a DNS
+/// lookup, a metrics client): whether an fd is followed is decided by its socket, so none of
+/// the connections is missed.
+#[test]
+fn connections_on_fd_numbers_a_udp_socket_held_are_followed() {
+    require_root();
+    let server = Server::ours("recv");
+    let script = "import sys, socket\n\
+                  sys.stdin.readline()\n\
+                  for i in range(3):\n\
+                  \x20   u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  \x20   u.sendto(b'metric:1|c', ('127.0.0.1', 9)); fd = u.fileno(); u.close()\n\
+                  \x20   c = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n\
+                  \x20   assert c.fileno() == fd, (c.fileno(), fd)\n\
+                  \x20   c.sendall(b'GET /after-udp/%d HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' % i)\n\
+                  \x20   while c.recv(65536): pass\n\
+                  \x20   c.close()\n\
+                  print('done', flush=True)\n";
+    let mut cmd = Command::new(PYTHON);
+    cmd.args(["-c", script, &server.port.to_string()]);
+    let out = trace_client("python", cmd);
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", "/after-udp/0", 200),
+            t("GET", "/after-udp/1", 200),
+            t("GET", "/after-udp/2", 200)
+        ],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    for e in &ex {
+        assert_eq!(e["role"], "client", "{e}");
+    }
+    out.assert_summary_with(3, ", 1 process exited");
+}
+
+/// ApacheBench as the client, with keep-alive (HTTP/1.0's, which nginx answers): every request
+/// is captured, none is missed.
+#[test]
+fn apache_bench_as_the_client() {
+    require_root();
+    let server = Server::nginx(0);
+    let url = format!("http://127.0.0.1:{}/ab", server.port);
+    // The shell waits for the tracer, then becomes ab (same PID).
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "read go && exec ab -q -k -n 20 -c 1 \"$0\" > /dev/null",
+        &url,
+    ])
+    .stdin(Stdio::piped());
+    let mut client = Group::spawn("ab", &mut cmd);
+    let tracer = Tracer::start(&[client.pid()], &[]);
+    let mut stdin = client.take_stdin();
+    stdin.write_all(b"go\n").expect("tell ab to go");
+    let status = client.wait("ab to end", Duration::from_secs(60));
+    drop(stdin);
+    assert!(status.success(), "ab: {status}");
+    let out = tracer.wait();
+    let ex = out.exchanges();
+    assert_eq!(
+        triples(&ex),
+        vec![t("GET", "/ab", 200); 20],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    for e in &ex {
+        assert_eq!(
+            (&e["role"], &e["comm"]),
+            (&json!("client"), &json!("ab")),
+            "{e}"
+        );
+    }
+    out.assert_summary_with(20, ", 1 process exited");
 }
 
 /// node's http client connects without blocking (connect returns EINPROGRESS).
@@ -505,7 +583,7 @@ fn children_forked_later_are_followed_unless_turned_off() {
                   s = S(('127.0.0.1', 0), H)\n\
                   print('listening on 127.0.0.1:%d' % s.server_address[1], flush=True)\n\
                   s.serve_forever()\n";
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(PYTHON);
     cmd.args(["-c", script]);
     let server = Server::start("python forking", cmd, None);
 

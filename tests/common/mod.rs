@@ -824,6 +824,11 @@ pub fn by_time(mut records: Vec<Value>) -> Vec<Value> {
     records
 }
 
+/// Debian's Python, by its path: a `python3` found first on PATH may be a wrapper (pyenv's shim
+/// is a shell script that forks helpers before it runs Python), whose extra processes a trace
+/// of it would follow and count.
+pub const PYTHON: &str = "/usr/bin/python3";
+
 /// How the summary says that `n` exchanges were captured.
 pub fn captured(n: usize) -> String {
     match n {
