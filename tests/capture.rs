@@ -345,13 +345,7 @@ fn ends_when_the_traced_process_exits() {
     server.end();
     let out = tracer.wait();
     assert!(out.status.success());
-    assert!(
-        out.stderr
-            .iter()
-            .any(|l| l == "http-trace: every traced process has exited"),
-        "{:#?}",
-        out.stderr
-    );
+    out.assert_said("http-trace: every traced process has exited");
     assert!(has_exited(pid));
     assert_eq!(method_targets(&out.exchanges()), pairs(&[("GET", "/last")]));
     assert_eq!(

@@ -51,13 +51,7 @@ fn trace_client(name: &str, mut cmd: Command) -> TraceOutput {
     stdout.read_to_string(&mut said).expect("read stdout");
     assert_eq!(said, "done\n");
     let out = tracer.wait();
-    assert!(
-        out.stderr
-            .iter()
-            .any(|l| l == "http-trace: every traced process has exited"),
-        "{:#?}",
-        out.stderr
-    );
+    out.assert_said("http-trace: every traced process has exited");
     out
 }
 

@@ -147,6 +147,7 @@ impl Message {
     }
 
     /// (name, value) of each header as bytes, in order, duplicates kept.
+    #[inline]
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         let spans = &self.bytes[self.head_len as usize..self.body_start()];
         spans.chunks_exact(HEADER_SPAN_BYTES).map(|s| {

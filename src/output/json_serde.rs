@@ -77,14 +77,8 @@ impl<'a> Conn<'a> {
 #[derive(Serialize)]
 struct Exchange<'a> {
     kind: &'static str,
-    ts: &'a str,
-    pid: u32,
-    tid: u32,
-    comm: Lossy<'a>,
-    fd: i32,
-    role: &'static str,
-    local: Option<Addr>,
-    peer: Option<Addr>,
+    #[serde(flatten)]
+    conn: Conn<'a>,
     method: Option<&'a str>,
     target: Option<&'a str>,
     version: Option<&'static str>,
@@ -150,14 +144,7 @@ pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
                 &mut *buf,
                 &Exchange {
                     kind: "exchange",
-                    ts,
-                    pid: conn.meta.tgid,
-                    tid: conn.meta.tid,
-                    comm: Lossy(conn.meta.comm.bytes()),
-                    fd: conn.meta.fd,
-                    role: conn.role.as_str(),
-                    local: conn.endpoints.map(|e| Addr(e.local)),
-                    peer: conn.endpoints.map(|e| Addr(e.peer)),
+                    conn: Conn::of(conn, ts),
                     method,
                     target,
                     version: q.map(|m| {

@@ -566,6 +566,15 @@ impl TraceOutput {
             .unwrap_or_else(|| panic!("no summary line in {:#?}", self.stderr))
     }
 
+    /// Asserts that the tracer said `line` on stderr.
+    pub fn assert_said(&self, line: &str) {
+        assert!(
+            self.stderr.iter().any(|l| l == line),
+            "no {line:?} in {:#?}",
+            self.stderr
+        );
+    }
+
     /// Asserts the summary reports `n` exchanges, no lost events, then `more` and nothing else.
     pub fn assert_summary_with(&self, n: usize, more: &str) {
         assert_eq!(
