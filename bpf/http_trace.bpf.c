@@ -278,9 +278,16 @@ static __always_inline __u8 syscall_direction(__u8 syscall)
 	case HT_SYS_SENDTO:
 	case HT_SYS_SENDMSG:
 	case HT_SYS_SENDFILE:
+	case HT_SYS_SPLICE_OUT:
 		return HT_DIR_OUT;
 	}
 	return HT_DIR_IN;
+}
+
+/* Whether the bytes of `syscall` never pass through user memory: only their number is sent. */
+static __always_inline bool syscall_no_data(__u8 syscall)
+{
+	return syscall == HT_SYS_SENDFILE || syscall == HT_SYS_SPLICE_IN || syscall == HT_SYS_SPLICE_OUT;
 }
 
 /* Whether `syscall` moves its bytes through an iovec array. */
@@ -300,7 +307,8 @@ static __always_inline bool call_peeks(const struct ht_call *c)
 static __always_inline void call_from_args(struct ht_call *c, __u8 syscall, __u64 a1, __u64 a2, __u64 a3,
 					   __u64 a4)
 {
-	c->fd = a1;
+	/* splice(fd_in, off_in, fd_out, ...): the socket end is fd_out when it sends. */
+	c->fd = syscall == HT_SYS_SPLICE_OUT ? a3 : a1;
 	c->buf = a2;
 	c->syscall = syscall;
 	c->count = syscall_vectored(syscall) && syscall != HT_SYS_RECVMSG && syscall != HT_SYS_SENDMSG ? a3 : 0;
@@ -612,7 +620,7 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht
 		return;
 	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, in->syscall, in->fd, ret, si->conn_id);
 	e->hdr.direction = syscall_direction(in->syscall);
-	if (in->syscall == HT_SYS_SENDFILE) {
+	if (syscall_no_data(in->syscall)) {
 		e->hdr.seq = next_seq(si);
 		e->hdr.flags = HT_FLAG_LAST | HT_FLAG_NO_DATA;
 		send_event(ctx, e, sizeof(e->hdr));
@@ -959,6 +967,42 @@ static __always_inline int on_io_exit(void *ctx, long ret, __u8 syscall)
 	return io_returned(ctx, ret, syscall_vectored(syscall), syscall);
 }
 
+/*
+ * Event: splice(2) from `fd_in` to `fd_out` moved `ret` bytes. Each end that is a followed socket
+ * gets an event of that many bytes, which never were in user memory: counted, as sendfile's, so
+ * that a body keeps its true size and the parser stays in step.
+ */
+static __always_inline int on_splice_done(void *ctx, long ret, __u64 fd_in, __u64 fd_out)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ht_call c = {};
+	struct ht_sock_info *si;
+	struct ht_inflight in;
+
+	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32))
+		return 0;
+	call_from_args(&c, HT_SYS_SPLICE_IN, fd_in, 0, fd_out, 0);
+	si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, 0);
+	if (si)
+		emit_data(ctx, pid_tgid, &in, ret, false, si);
+	call_from_args(&c, HT_SYS_SPLICE_OUT, fd_in, 0, fd_out, 0);
+	si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, 0);
+	if (si)
+		emit_data(ctx, pid_tgid, &in, ret, false, si);
+	return 0;
+}
+
+/* splice(2) returned: its ends from the saved user registers (probe reads). */
+static __always_inline int on_splice_return(void *ctx, long ret)
+{
+	struct pt_regs *regs;
+
+	if (ret <= 0 || !tgid_tracked(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	regs = current_user_regs();
+	return on_splice_done(ctx, ret, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
+}
+
 /* Event: close(2) entered: forget the fd so a reused number is never the old connection. */
 static __always_inline int on_close_enter(void *ctx, __s32 fd)
 {
@@ -1168,6 +1212,12 @@ int KRETPROBE(N(kretprobe_sendfile), long ret)
 	return on_io_return(ctx, ret, false);
 }
 
+SEC("kretsyscall/splice")
+int KRETPROBE(N(kretprobe_splice), long ret)
+{
+	return on_splice_return(ctx, ret);
+}
+
 SEC("ksyscall/close")
 int KSYSCALL(N(kprobe_close), unsigned int fd)
 {
@@ -1311,6 +1361,12 @@ int PROG(N(fexit_sendfile), const struct pt_regs *regs, long ret)
 	return on_io_return(ctx, ret, false);
 }
 
+SEC("fexit/__x64_sys_splice")
+int PROG(N(fexit_splice), const struct pt_regs *regs, long ret)
+{
+	return on_splice_done(ctx, ret, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM3_SYSCALL(regs));
+}
+
 SEC("fentry/__x64_sys_close")
 int PROG(N(fentry_close), const struct pt_regs *regs)
 {
@@ -1341,6 +1397,7 @@ int PROG(N(fentry_close), const struct pt_regs *regs)
 #define NR_sendmsg 46
 #define NR_recvmsg 47
 #define NR_accept4 288
+#define NR_splice 275
 
 /* Which of our receive and send syscalls `nr` is, or HT_SYS_NONE. */
 static __always_inline __u8 io_syscall(long nr)
@@ -1385,6 +1442,8 @@ int PROG(N(tp_btf_sys_exit), struct pt_regs *regs, long ret)
 
 	if (nr == NR_accept || nr == NR_accept4)
 		return on_accept_return(ctx, ret);
+	if (nr == NR_splice)
+		return on_splice_done(ctx, ret, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM3_SYSCALL(regs));
 	/* Every read and write on the machine ends here: leave early for other processes. */
 	syscall = io_syscall(nr);
 	if (syscall == HT_SYS_NONE) {
@@ -1431,6 +1490,9 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	syscall = io_syscall(SYSCALL_NR(regs));
+	/* splice(2) into a socket sends through sock_sendmsg (6.5+): its bytes, never in user memory. */
+	if (SYSCALL_NR(regs) == NR_splice)
+		syscall = dir == HT_DIR_OUT ? HT_SYS_SPLICE_OUT : HT_SYS_SPLICE_IN;
 	if (syscall == HT_SYS_NONE || syscall_direction(syscall) != dir) {
 		if (sk->__sk_common.skc_family == AF_INET || sk->__sk_common.skc_family == AF_INET6)
 			count_drop(HT_DROP_OTHER_IO);
@@ -1622,6 +1684,12 @@ SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int N(tp_exit_sendfile)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_io_exit(ctx, ctx->ret, HT_SYS_SENDFILE);
+}
+
+SEC("tracepoint/syscalls/sys_exit_splice")
+int N(tp_exit_splice)(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_splice_return(ctx, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")

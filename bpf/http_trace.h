@@ -56,6 +56,9 @@ enum ht_syscall {
 	HT_SYS_SENDMSG = 10,
 	HT_SYS_SENDFILE = 11,
 	HT_SYS_CONNECT = 12,
+	/* splice(2) out of (IN) or into (OUT) a socket: bytes never in user memory, like sendfile's. */
+	HT_SYS_SPLICE_IN = 13,
+	HT_SYS_SPLICE_OUT = 14,
 };
 
 enum ht_direction {
@@ -68,7 +71,7 @@ enum ht_direction {
 enum ht_flags {
 	/* The last event of one syscall: bytes past offset + len were not kept. */
 	HT_FLAG_LAST = 1,
-	/* The bytes were never in user memory (sendfile): only their number, `ret`, is known. */
+	/* The bytes were never in user memory (sendfile, splice): only their number, `ret`, is known. */
 	HT_FLAG_NO_DATA = 2,
 };
 

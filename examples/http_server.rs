@@ -9,6 +9,8 @@
 //! naming the method, target and body size it read, except on these targets:
 //! - `/r/chunked`: the same line in a chunked body;
 //! - `/r/file`: a 5000-byte body sent with sendfile(2);
+//! - `/r/splice/N`: a body of N bytes ("s" repeated) moved into the socket with splice(2) from a
+//!   pipe the server fills;
 //! - `/r/close`: a body without length, ended by closing the connection;
 //! - `/r/status/N`: status N, with no body for 204 and 304;
 //! - `/r/bytes/N`: a body of N bytes ("0123456789" repeated);
@@ -107,6 +109,51 @@ fn body_file() -> std::fs::File {
     file
 }
 
+/// Send `n` bytes of "s" into `stream` with splice(2), through a pipe filled a piece at a time.
+fn splice_body(stream: &TcpStream, mut n: usize) -> std::io::Result<()> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let piece = [b's'; 16384];
+    let result = (|| {
+        while n > 0 {
+            let len = n.min(piece.len());
+            // SAFETY: `piece` outlives the call and holds `len` bytes; fds[1] is the pipe's end.
+            if unsafe { libc::write(fds[1], piece.as_ptr().cast(), len) } != len as isize {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut left = len;
+            while left > 0 {
+                // SAFETY: both descriptors are open; null offsets are what pipes and sockets take.
+                let moved = unsafe {
+                    libc::splice(
+                        fds[0],
+                        std::ptr::null_mut(),
+                        stream.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        left,
+                        0,
+                    )
+                };
+                if moved <= 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                left -= moved as usize;
+            }
+            n -= len;
+        }
+        Ok(())
+    })();
+    // SAFETY: both descriptors came from pipe(2) above and are closed once.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    result
+}
+
 /// Answer one request; false when the connection is to be closed.
 fn answer(
     stream: &TcpStream,
@@ -159,6 +206,13 @@ fn answer(
                 }
                 left -= n as usize;
             }
+        }
+    } else if let Some(n) = target.strip_prefix("/r/splice/") {
+        let n: usize = n.parse().unwrap_or(0);
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+        send_all(stream, how, head.as_bytes(), b"")?;
+        if !head_only {
+            splice_body(stream, n)?;
         }
     } else if target.starts_with("/r/close") {
         let head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";

@@ -142,6 +142,33 @@ fn responses_of_every_framing() {
     out.assert_summary(7);
 }
 
+/// A body moved into the socket with splice(2) is known by its size, like sendfile's, and the
+/// next exchange on the keep-alive connection is found after it.
+#[test]
+fn a_body_spliced_into_the_socket_is_counted() {
+    require_root();
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    // One connection: curl reuses it for both.
+    curl(&[&format!("{base}/r/splice/200000"), &format!("{base}/after")]);
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [t("GET", "/r/splice/200000", 200), t("GET", "/after", 200)],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    assert_eq!(ex[0]["response_body_bytes"], 200000);
+    assert_eq!(ex[0]["response_body"], "");
+    assert_eq!(ex[1]["response_body"], "GET /after body=0\n");
+    for e in &ex {
+        assert_eq!(e["response_complete"], true, "{e}");
+    }
+    out.assert_summary(2);
+}
+
 #[test]
 fn pipelined_requests_pair_with_their_responses() {
     require_root();
