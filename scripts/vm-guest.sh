@@ -14,7 +14,12 @@ for method in $methods; do
     for test in "$@"; do
         name=$(basename "$test" | sed 's/-[0-9a-f]*$//')
         start=$(date +%s)
-        if HTTP_TRACE_TEST_ATTACH=$method "$test" --test-threads=2 > "$out/run.log" 2>&1; then
+        # fentry one test at a time: a tracer attaching or detaching rebuilds the trampolines
+        # of another's calls in flight and skips their fexit (the README's known loss), which
+        # two tests side by side do to each other.
+        threads=2
+        [ "$method" = fentry ] && threads=1
+        if HTTP_TRACE_TEST_ATTACH=$method "$test" --test-threads=$threads > "$out/run.log" 2>&1; then
             result=ok
         else
             result=FAILED
