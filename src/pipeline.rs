@@ -39,9 +39,6 @@ pub struct Pipeline<W: Write> {
     remaining: Option<u64>,
     /// Output is gone (e.g. a closed pipe): stop quietly.
     output_closed: bool,
-    /// When the current batch of events is taken in: gaps are timed in poll intervals, which
-    /// spares a clock read per event.
-    now: Instant,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -54,20 +51,14 @@ impl<W: Write> Pipeline<W> {
             counts: Counts::default(),
             remaining: count,
             output_closed: false,
-            now: Instant::now(),
         }
-    }
-
-    /// A batch of samples starts at `now`.
-    pub fn set_now(&mut self, now: Instant) {
-        self.now = now;
     }
 
     /// Take one raw sample in.
     pub fn sample(&mut self, data: &[u8]) -> Option<ProcessEvent> {
         match decode::decode(data) {
             Ok(Event::Conn(chunk)) => {
-                self.tracker.push(&chunk, self.now, &mut self.records);
+                self.tracker.push(&chunk, &mut self.records);
                 None
             }
             Ok(Event::Exit { tgid }) => {

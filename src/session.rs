@@ -173,7 +173,6 @@ impl Session {
         events.poll(POLL_INTERVAL)?;
         let now = Instant::now();
         let skel = &self.loaded.skel;
-        self.state.borrow_mut().pipeline.set_now(now);
         self.state.borrow_mut().processes.update(skel);
         if self.state.borrow().pipeline.has_gaps() {
             // A missing event may sit in a CPU buffer that did not signal yet: drain them all.

@@ -198,10 +198,9 @@ mod tests {
         let samples = include_bytes!("../../benches/data/example-server.samples");
         let mut tracker = crate::tracker::Tracker::new(4096);
         let mut records = Vec::new();
-        let now = std::time::Instant::now();
         for sample in crate::decode::samples_file::read(samples) {
             if let Ok(crate::decode::Event::Conn(chunk)) = crate::decode::decode(sample) {
-                tracker.push(&chunk, now, &mut records);
+                tracker.push(&chunk, &mut records);
             }
         }
         tracker.finish(&mut records);
