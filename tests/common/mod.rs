@@ -535,12 +535,80 @@ pub struct Tracer {
     stderr: mpsc::Receiver<String>,
     /// What it said on stderr up to and including "tracing pid ...".
     pub banner: Vec<String>,
+    samples: PathBuf,
 }
 
 pub struct TraceOutput {
     pub stdout: Vec<String>,
     pub stderr: Vec<String>,
     pub status: ExitStatus,
+    /// The events it received, recorded for when the test fails.
+    samples: PathBuf,
+}
+
+impl Drop for TraceOutput {
+    /// A failing test shows the events behind what was captured: a gap in a connection's
+    /// sequence or an event never sent tells a capture fault from a parsing one, in a CI log.
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("{}", event_listing(&self.samples));
+        }
+        let _ = std::fs::remove_file(&self.samples);
+    }
+}
+
+/// Events shown at most when a test fails (the first and the last ones).
+const LISTED_EVENTS: usize = 400;
+
+/// The events in a samples file, a line each.
+fn event_listing(path: &Path) -> String {
+    let Ok(bytes) = std::fs::read(path) else {
+        return format!("(no events recorded in {})", path.display());
+    };
+    let lines: Vec<String> = http_trace::decode::samples_file::read(&bytes)
+        .map(event_line)
+        .collect();
+    let mut text = format!("events the tracer received ({}):\n", lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if lines.len() > LISTED_EVENTS && i == LISTED_EVENTS / 4 {
+            text += &format!("  ... {} more ...\n", lines.len() - LISTED_EVENTS);
+        }
+        if lines.len() <= LISTED_EVENTS
+            || i < LISTED_EVENTS / 4
+            || i >= lines.len() - LISTED_EVENTS * 3 / 4
+        {
+            text += &format!("  {line}\n");
+        }
+    }
+    text
+}
+
+fn event_line(sample: &[u8]) -> String {
+    use http_trace::decode::{decode, ChunkKind, Event};
+    match decode(sample) {
+        Ok(Event::Conn(c)) => {
+            let what = match &c.kind {
+                ChunkKind::Open { how, endpoints } => format!("open {how:?} {endpoints:?}"),
+                ChunkKind::Close => "close".to_string(),
+                ChunkKind::Data(d) => format!(
+                    "{:?} ret={} off={} len={}{}{} {:?}",
+                    d.direction,
+                    d.ret,
+                    d.offset,
+                    d.bytes.len(),
+                    if d.last { " last" } else { "" },
+                    if d.no_data { " no-data" } else { "" },
+                    String::from_utf8_lossy(&d.bytes[..d.bytes.len().min(40)])
+                ),
+            };
+            format!(
+                "conn={} seq={} ts={} tgid={} tid={} fd={} {what}",
+                c.conn_id, c.seq, c.ts_ns, c.meta.tgid, c.meta.tid, c.meta.fd
+            )
+        }
+        Ok(other) => format!("{other:?}"),
+        Err(e) => format!("undecodable: {e}"),
+    }
 }
 
 impl TraceOutput {
@@ -606,7 +674,14 @@ impl Tracer {
 
     /// As `start`, with these environment variables set for it.
     pub fn start_env(pids: &[u32], extra: &[&str], env: &[(&str, &str)]) -> Tracer {
+        static TRACERS: AtomicUsize = AtomicUsize::new(0);
+        let samples = std::env::temp_dir().join(format!(
+            "http-trace-test-{}-{}.samples",
+            std::process::id(),
+            TRACERS.fetch_add(1, Ordering::SeqCst)
+        ));
         let mut cmd = Command::new(TRACER);
+        cmd.env(http_trace::decode::samples_file::ENV, &samples);
         cmd.envs(env.iter().copied());
         for pid in pids {
             cmd.args(["--pid", &pid.to_string()]);
@@ -628,6 +703,7 @@ impl Tracer {
             stdout,
             stderr,
             banner,
+            samples,
         }
     }
 
@@ -656,6 +732,7 @@ impl Tracer {
                 .chain(drain(&self.stderr))
                 .collect(),
             status,
+            samples: std::mem::take(&mut self.samples),
         }
     }
 }
