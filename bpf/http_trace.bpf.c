@@ -61,6 +61,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFSOCK 0140000
 #define EINPROGRESS 115
 #define MSG_PEEK 2
+#define TCP_CLOSE 7
 
 /* Bytes kept per syscall (--capture-bytes); the rest is counted, not copied. */
 GLOBAL(const volatile __u32 capture_bytes, HT_CHUNK_BYTES);
@@ -75,9 +76,6 @@ GLOBAL(const volatile __u64 wakeup_bytes, 1);
 
 /* Follow the processes that tracked processes fork (--no-children turns it off). */
 GLOBAL(const volatile __u8 follow_children, 1);
-
-/* socket-tracepoint: connections end when their TCP state does, so keep each one's owner. */
-GLOBAL(const volatile __u8 close_by_state, 0);
 
 #ifndef HT_LEGACY
 /* Instances only so that the skeleton generates these types for user space. */
@@ -95,21 +93,35 @@ enum ht_drop _ht_drop = 0;
 GLOBAL(__u64 drops[HT_DROP_MAX], {});
 GLOBAL(__u64 next_conn_id, 0);
 
-struct ht_sock_key {
-	__u32 tgid;
-	__s32 fd;
-};
-
+/*
+ * A followed connection, keyed by its struct sock: every fd and every process that uses the
+ * socket (dup, fork, SCM_RIGHTS) reaches the same entry, and a reused fd number names another
+ * socket, so it can never join two connections. A freed sock's memory is reused for new ones:
+ * each entry keeps its socket's inode number, which get_next_ino() gives every socket anew (2^32
+ * sockets before a number comes back), and an entry whose number is not that of the socket now
+ * at its address is a stale one, ended then and never joined to the new socket. (The socket
+ * cookie would do too, but tracing programs may read it only from 5.12.)
+ */
 struct ht_sock_info {
 	__u64 conn_id;
-	__u64 seq; /* next event sequence number of this connection */
-	__u64 sk;  /* its struct sock: tells a closed connection from a new one on the same fd */
+	__u64 seq;  /* next event sequence number of this connection */
+	__u64 ino;  /* its socket's inode number */
+	__u32 tgid; /* the process that used it last: named by an end seen on no task's time */
+	__s32 fd;   /* the fd it used */
+};
+
+/* The socket behind an fd: its sock, inode number and file. */
+struct ht_sock_ref {
+	struct sock *sk;
+	struct file *file;
+	__u64 ino;
 };
 
 /* A syscall in flight on a tracked socket, from entry to return, per thread. */
 struct ht_inflight {
 	__u64 buf;     /* user buffer, or the iovec array when vectored */
 	__u64 conn_id; /* 0 for connect: the socket is not tracked yet */
+	__u64 sk;      /* the socket's struct sock */
 	__s32 fd;
 	__u32 iovcnt;
 	__u8 syscall;  /* enum ht_syscall, which says the direction */
@@ -140,7 +152,7 @@ SHARED struct {
 SHARED struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct ht_sock_key);
+	__type(key, __u64); /* struct sock * */
 	__type(value, struct ht_sock_info);
 } sockets SEC(".maps");
 
@@ -150,17 +162,6 @@ SHARED struct {
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct ht_inflight);
 } inflight SEC(".maps");
-
-/*
- * socket-tracepoint: the (tgid, fd) of each tracked socket, by its struct sock, for when its TCP
- * state says it closed (the close is not seen as a syscall). LRU: a stale entry is harmless.
- */
-SHARED struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u64);
-	__type(value, struct ht_sock_key);
-} sock_owner SEC(".maps");
 
 /*
  * A first, cheap filter in front of tracked_tgids, which every syscall on the machine would
@@ -395,18 +396,19 @@ static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8
 }
 
 /*
- * The connection `si` at `key` ended (`syscall`: how that was seen): say so, in its sequence,
- * and forget it. `si` is gone afterwards.
+ * The connection `si` of socket `sk` ended (`syscall`: how that was seen, HT_SYS_NONE when not
+ * by a call of its process): say so, in its sequence, and forget it. `si` is gone afterwards.
  */
-static __always_inline void end_connection(void *ctx, __u64 pid_tgid, __u8 syscall,
-					   const struct ht_sock_key *key, struct ht_sock_info *si)
+static __always_inline void end_connection(void *ctx, __u8 syscall, __u64 sk, struct ht_sock_info *si)
 {
+	/* Maybe in softirq, on another task's time: the event names the last user, thread unknown. */
+	__u64 pid_tgid = syscall == HT_SYS_NONE ? (__u64)si->tgid << 32 : bpf_get_current_pid_tgid();
 	struct ht_event h;
 
-	fill_header(&h, pid_tgid, HT_EV_CLOSE, syscall, key->fd, 0, si->conn_id);
+	fill_header(&h, pid_tgid, HT_EV_CLOSE, syscall, si->fd, 0, si->conn_id);
 	h.seq = next_seq(si);
 	send_event(ctx, &h, sizeof(h));
-	bpf_map_delete_elem(&sockets, key);
+	bpf_map_delete_elem(&sockets, &sk);
 }
 
 /* A process event (exit, fork): it belongs to no connection. */
@@ -605,16 +607,16 @@ static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, st
 static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht_inflight *in, long ret,
 				      bool vectored, struct ht_sock_info *si)
 {
-	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = in->fd };
 	const struct iovec *iov = (const struct iovec *)in->buf;
 	struct ht_data_event *e;
+	__u64 sk = in->sk;
 	__u32 zero = 0, keep, off = 0;
 
 	/* `si`: the socket, when the caller just looked it up; else it is checked again here. */
 	if (!si)
-		si = bpf_map_lookup_elem(&sockets, &key);
+		si = bpf_map_lookup_elem(&sockets, &sk);
 	if (!si || si->conn_id != in->conn_id)
-		return; /* closed (and maybe reused) while the syscall was in flight */
+		return; /* ended (and maybe its memory reused) while the syscall was in flight */
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return;
@@ -642,33 +644,82 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht
 		emit_chunk(ctx, e, si, 0, 0, off, true);
 }
 
+/* Whether `sk` is of a kind we follow: TCP over IPv4 or IPv6. */
+static __always_inline bool followed_kind(struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	return (family == AF_INET || family == AF_INET6) && BPF_CORE_READ(sk, sk_type) == SOCK_STREAM &&
+	       BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP;
+}
+
 /*
- * If `fd` of the current task is a TCP socket (IPv4 or IPv6), its sock, else NULL.
+ * The socket behind `fd` of the current task, into `ref`, if it is one of a kind we follow.
+ * Asked of the fd table at every call: whether an fd is a socket we follow is never cached by
+ * its number, which a close and an open can give to another file.
  */
-static __always_inline struct sock *tcp_sock_of_fd(__s32 fd)
+static __always_inline bool sock_of_fd(__s32 fd, struct ht_sock_ref *ref)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds = BPF_CORE_READ(fdt, fd);
 	struct file *file = NULL;
 	struct socket *sock;
+	struct inode *inode;
 	struct sock *sk;
 
 	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
+		return false;
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return NULL;
-	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
-		return NULL;
+		return false;
+	inode = BPF_CORE_READ(file, f_inode);
+	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return false;
 	sock = BPF_CORE_READ(file, private_data);
 	sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
+	if (!sk || !followed_kind(sk))
+		return false;
+	ref->sk = sk;
+	ref->file = file;
+	ref->ino = BPF_CORE_READ(inode, i_ino);
+	return true;
+}
+
+/*
+ * The entry of the socket `ref`, if it is followed. An entry left at its address by an earlier
+ * socket (its end not seen) is ended first, never taken for this one's.
+ */
+static __always_inline struct ht_sock_info *followed_socket(void *ctx, const struct ht_sock_ref *ref, __s32 fd)
+{
+	__u64 sk = (__u64)ref->sk;
+	struct ht_sock_info *si = bpf_map_lookup_elem(&sockets, &sk);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!si)
 		return NULL;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if ((family != AF_INET && family != AF_INET6) || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM ||
-	    BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (si->ino != ref->ino) {
+		end_connection(ctx, HT_SYS_NONE, sk, si);
 		return NULL;
-	return sk;
+	}
+	/* Shared sockets: an end seen on no task's time names whoever used it last. */
+	if (si->tgid != tgid || si->fd != fd) {
+		si->tgid = tgid;
+		si->fd = fd;
+	}
+	return si;
+}
+
+/* 6.13 replaced struct file's f_count (1: one reference) with f_ref, which counts from 0. */
+struct file___f_count {
+	atomic_long_t f_count;
+} __attribute__((preserve_access_index));
+
+/* Whether `file` has no reference but the fd's: closing that fd releases it. */
+static __always_inline bool file_last_ref(struct file *file)
+{
+	if (bpf_core_field_exists(struct file___f_count, f_count))
+		return BPF_CORE_READ((struct file___f_count *)file, f_count.counter) == 1;
+	return BPF_CORE_READ(file, f_ref.refcnt.counter) == 0;
 }
 
 /* Bytes of the stream the process has already read: 0 for a connection that is fresh. */
@@ -690,19 +741,27 @@ static __always_inline __u64 tcp_bytes_written(struct sock *sk)
 }
 
 /*
- * Start following a socket; `kind` says how it was found (accepted, connected, already open).
- * `ret` goes into the event: the new fd for an accept, the connect's result, or the bytes
- * already read for a found socket, whose bytes already sent are `sent_before`.
+ * Start following the socket `ref` at `fd`; `kind` says how it was found (accepted, connected,
+ * already open). `ret` goes into the event: the new fd for an accept, the connect's result, or
+ * the bytes already read for a found socket, whose bytes already sent are `sent_before`.
  */
-static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd, struct sock *sk,
-						      __u8 kind, __u8 syscall, __s64 ret, __u64 sent_before)
+static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd,
+							 const struct ht_sock_ref *ref, __u8 kind, __u8 syscall,
+							 __s64 ret, __u64 sent_before)
 {
-	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	struct ht_sock_info si = {}, *tracked;
 	struct ht_conn_event c = {};
+	struct sock *sk = ref->sk;
+	__u64 key = (__u64)sk;
 
+	/* A connection at this address whose end was not seen: it ended, as its sock was freed. */
+	tracked = bpf_map_lookup_elem(&sockets, &key);
+	if (tracked)
+		end_connection(ctx, HT_SYS_NONE, key, tracked);
 	si.conn_id = new_conn_id();
-	si.sk = (__u64)sk;
+	si.ino = ref->ino;
+	si.tgid = pid_tgid >> 32;
+	si.fd = fd;
 	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
 		count_drop(HT_DROP_SOCKETS_FULL);
 		return NULL;
@@ -710,11 +769,6 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	tracked = bpf_map_lookup_elem(&sockets, &key);
 	if (!tracked)
 		return NULL;
-	if (close_by_state) {
-		__u64 skp = (__u64)sk;
-
-		bpf_map_update_elem(&sock_owner, &skp, &key, BPF_ANY);
-	}
 	fill_header(&c.hdr, pid_tgid, kind, syscall, fd, ret, tracked->conn_id);
 	c.hdr.seq = next_seq(tracked);
 	c.family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -736,23 +790,23 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 static __always_inline int on_accept_return(void *ctx, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct sock *sk;
+	struct ht_sock_ref ref;
 
 	if (ret < 0 || !tgid_tracked(pid_tgid >> 32))
 		return 0;
-	sk = tcp_sock_of_fd(ret);
-	if (sk)
-		track_socket(ctx, pid_tgid, ret, sk, HT_EV_ACCEPT, HT_SYS_ACCEPT, ret, 0);
+	if (sock_of_fd(ret, &ref))
+		track_socket(ctx, pid_tgid, ret, &ref, HT_EV_ACCEPT, HT_SYS_ACCEPT, ret, 0);
 	return 0;
 }
 
 static __always_inline void stash(__u64 pid_tgid, __s32 fd, __u64 buf, __u32 iovcnt, __u8 syscall,
-				  __u64 conn_id)
+				  __u64 conn_id, __u64 sk)
 {
 	struct ht_inflight in = {};
 
 	in.buf = buf;
 	in.conn_id = conn_id;
+	in.sk = sk;
 	in.fd = fd;
 	in.iovcnt = iovcnt;
 	in.syscall = syscall;
@@ -766,20 +820,20 @@ static __always_inline int on_connect_enter(void *ctx, __s32 fd)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
 	if (tgid_tracked(pid_tgid >> 32))
-		stash(pid_tgid, fd, 0, 0, HT_SYS_CONNECT, 0);
+		stash(pid_tgid, fd, 0, 0, HT_SYS_CONNECT, 0, 0);
 	return 0;
 }
 
 /* Event: connect(2) on `fd` returned; a non-blocking one that is under way counts as connected. */
 static __always_inline int on_connect_done(void *ctx, __u64 pid_tgid, __s32 fd, long ret)
 {
-	struct sock *sk;
+	struct ht_sock_ref ref;
 
 	if (ret != 0 && ret != -EINPROGRESS)
 		return 0;
-	sk = tcp_sock_of_fd(fd);
-	if (sk)
-		track_socket(ctx, pid_tgid, fd, sk, HT_EV_CONNECT, HT_SYS_CONNECT, ret, 0);
+	/* A connect called again once a non-blocking one is done (ab does) is the same connection. */
+	if (sock_of_fd(fd, &ref) && !followed_socket(ctx, &ref, fd))
+		track_socket(ctx, pid_tgid, fd, &ref, HT_EV_CONNECT, HT_SYS_CONNECT, ret, 0);
 	return 0;
 }
 
@@ -806,27 +860,17 @@ static __always_inline int on_connect_return(void *ctx, long ret)
 static __always_inline int on_io_enter(void *ctx, struct ht_call *c)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = c->fd };
 	struct ht_sock_info *si;
-	struct sock *sk;
+	struct ht_sock_ref ref;
 
-	if (call_peeks(c) || !tgid_tracked(key.tgid) || !call_msg_iovecs(c))
+	if (call_peeks(c) || !tgid_tracked(pid_tgid >> 32) || !sock_of_fd(c->fd, &ref) || !call_msg_iovecs(c))
 		return 0;
-	si = bpf_map_lookup_elem(&sockets, &key);
-	if (!si) {
-		/*
-		 * Asked of the fd's socket every time: a cache of fds that are not TCP sockets,
-		 * keyed by fd number, missed whole connections when a number that a UDP socket
-		 * had held came back as a TCP socket and its close had not been seen.
-		 */
-		sk = tcp_sock_of_fd(c->fd);
-		if (!sk)
-			return 0;
-		si = track_socket(ctx, pid_tgid, c->fd, sk, HT_EV_FOUND, c->syscall, tcp_bytes_consumed(sk),
-				  tcp_bytes_written(sk));
-	}
+	si = followed_socket(ctx, &ref, c->fd);
+	if (!si)
+		si = track_socket(ctx, pid_tgid, c->fd, &ref, HT_EV_FOUND, c->syscall, tcp_bytes_consumed(ref.sk),
+				  tcp_bytes_written(ref.sk));
 	if (si)
-		stash(pid_tgid, c->fd, c->buf, c->count, c->syscall, si->conn_id);
+		stash(pid_tgid, c->fd, c->buf, c->count, c->syscall, si->conn_id, (__u64)ref.sk);
 	return 0;
 }
 
@@ -860,29 +904,23 @@ static __always_inline struct ht_sock_info *entry_from_regs(void *ctx, __u64 pid
 							    struct ht_call *c, struct ht_inflight *in,
 							    __u64 expect_sk)
 {
-	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = c->fd };
 	__u64 moved_in = 0, moved_out = 0;
 	struct ht_sock_info *si;
-	struct sock *sk;
+	struct ht_sock_ref ref;
 
-	if (call_peeks(c))
+	if (call_peeks(c) || !sock_of_fd(c->fd, &ref))
 		return NULL;
-	si = bpf_map_lookup_elem(&sockets, &key);
-	if (si && expect_sk && si->sk != expect_sk) {
-		/* socket-tracepoint: the fd was closed and reused before the old close was seen. */
-		end_connection(ctx, pid_tgid, HT_SYS_CLOSE, &key, si);
-		si = NULL;
-	}
+	/* socket-tracepoint: another socket than the fd's is the kernel's own I/O in the call. */
+	if (expect_sk && (__u64)ref.sk != expect_sk)
+		return NULL;
+	si = followed_socket(ctx, &ref, c->fd);
 	if (!si) {
-		sk = tcp_sock_of_fd(key.fd); /* every time: see on_io_enter */
-		if (!sk)
-			return NULL;
 		if (syscall_direction(c->syscall) == HT_DIR_IN)
 			moved_in = ret;
 		else
 			moved_out = ret;
-		si = track_socket(ctx, pid_tgid, key.fd, sk, HT_EV_FOUND, c->syscall,
-				  tcp_bytes_consumed(sk) - moved_in, tcp_bytes_written(sk) - moved_out);
+		si = track_socket(ctx, pid_tgid, c->fd, &ref, HT_EV_FOUND, c->syscall,
+				  tcp_bytes_consumed(ref.sk) - moved_in, tcp_bytes_written(ref.sk) - moved_out);
 		if (!si)
 			return NULL;
 	}
@@ -890,7 +928,8 @@ static __always_inline struct ht_sock_info *entry_from_regs(void *ctx, __u64 pid
 		return NULL;
 	in->buf = c->buf;
 	in->conn_id = si->conn_id;
-	in->fd = key.fd;
+	in->sk = (__u64)ref.sk;
+	in->fd = c->fd;
 	in->iovcnt = c->count;
 	in->syscall = c->syscall;
 	return si;
@@ -1003,39 +1042,39 @@ static __always_inline int on_splice_return(void *ctx, long ret)
 	return on_splice_done(ctx, ret, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
 }
 
-/* Event: close(2) entered: forget the fd so a reused number is never the old connection. */
+/*
+ * Event: close(2) of `fd` entered. The connection ends if this fd holds the socket's last
+ * reference; otherwise another fd or process still has it (dup, fork, a socket passed on), and
+ * it ends with that one's close, or with its TCP state (which is how the methods that do not
+ * see close(2) enter end it: on_sock_state).
+ */
 static __always_inline int on_close_enter(void *ctx, __s32 fd)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	struct ht_sock_info *si;
+	struct ht_sock_ref ref;
 
-	if (!tgid_tracked(key.tgid))
+	if (!tgid_tracked(bpf_get_current_pid_tgid() >> 32) || !sock_of_fd(fd, &ref))
 		return 0;
-	si = bpf_map_lookup_elem(&sockets, &key);
-	if (!si)
-		return 0;
-	end_connection(ctx, pid_tgid, HT_SYS_CLOSE, &key, si);
+	si = followed_socket(ctx, &ref, fd);
+	if (si && file_last_ref(ref.file))
+		end_connection(ctx, HT_SYS_CLOSE, (__u64)ref.sk, si);
 	return 0;
 }
 
 /*
- * Event: close(2) of `fd` returned 0, seen only on the way out (raw tracepoint method). By then
- * another thread may have been given the same fd number for a new connection, which replaced
- * the entry: the entry is the closed connection's only if its sock is no longer at that fd.
+ * Event: TCP socket `sk` reached state `state`. At CLOSE a followed connection ends, whichever
+ * process had it: TCP goes through CLOSE before a sock is freed, so a sock's memory never holds
+ * a new socket while its old entry stands.
  */
-static __always_inline int on_close_exit(void *ctx, __s32 fd)
+static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ht_sock_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	struct ht_sock_info *si;
 
-	if (!tgid_tracked(key.tgid))
+	if (state != TCP_CLOSE)
 		return 0;
-	si = bpf_map_lookup_elem(&sockets, &key);
-	if (!si || si->sk == (__u64)tcp_sock_of_fd(fd))
-		return 0;
-	end_connection(ctx, pid_tgid, HT_SYS_CLOSE, &key, si);
+	si = bpf_map_lookup_elem(&sockets, &sk);
+	if (si)
+		end_connection(ctx, HT_SYS_NONE, sk, si);
 	return 0;
 }
 
@@ -1082,6 +1121,14 @@ SEC("raw_tp/sched_process_fork")
 int N(raw_tp_fork)(struct bpf_raw_tracepoint_args *ctx)
 {
 	return on_fork(ctx, (struct task_struct *)ctx->args[0], (struct task_struct *)ctx->args[1]);
+}
+
+/* ---- Every method: the end of TCP connections, whichever process had them ---- */
+
+SEC("raw_tp/inet_sock_set_state")
+int N(raw_tp_sock_state)(struct bpf_raw_tracepoint_args *ctx)
+{
+	return on_sock_state(ctx, ctx->args[0], ctx->args[2]);
 }
 
 /* ---- Attach method: kprobes ---- */
@@ -1449,8 +1496,6 @@ int PROG(N(tp_btf_sys_exit), struct pt_regs *regs, long ret)
 	if (syscall == HT_SYS_NONE) {
 		if (nr == NR_connect && tgid_tracked(pid_tgid >> 32))
 			return on_connect_done(ctx, pid_tgid, PT_REGS_PARM1_SYSCALL(regs), ret);
-		if (nr == NR_close && ret == 0)
-			return on_close_exit(ctx, PT_REGS_PARM1_SYSCALL(regs));
 		return 0;
 	}
 	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32))
@@ -1473,8 +1518,6 @@ int PROG(N(tp_btf_sys_exit), struct pt_regs *regs, long ret)
  * a connection is found at its first bytes. Closes are seen as the TCP state reaching CLOSE.
  */
 
-#define TCP_CLOSE 7
-
 /* Event: socket `sk` of the current task sent (HT_DIR_OUT) or received `ret` bytes. */
 static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int flags, __u8 dir)
 {
@@ -1494,42 +1537,14 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 	if (SYSCALL_NR(regs) == NR_splice)
 		syscall = dir == HT_DIR_OUT ? HT_SYS_SPLICE_OUT : HT_SYS_SPLICE_IN;
 	if (syscall == HT_SYS_NONE || syscall_direction(syscall) != dir) {
-		if (sk->__sk_common.skc_family == AF_INET || sk->__sk_common.skc_family == AF_INET6)
+		if (followed_kind(sk))
 			count_drop(HT_DROP_OTHER_IO);
 		return 0;
 	}
 	CALL_FROM_REGS(&c, syscall, regs);
 	si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, (__u64)sk);
-	/* Another socket than the fd's: the kernel's own I/O during the syscall. */
-	if (si && si->sk == (__u64)sk)
+	if (si)
 		emit_data(ctx, pid_tgid, &in, ret, syscall_vectored(syscall), si);
-	return 0;
-}
-
-/* Event: TCP socket `sk` reached state `state`; at CLOSE a tracked connection ends. */
-static __always_inline int on_sock_state(void *ctx, const struct sock *sk, int state)
-{
-	__u64 skp = (__u64)sk;
-	struct ht_sock_key *owner, key;
-	struct ht_sock_info *si;
-
-	if (state != TCP_CLOSE)
-		return 0;
-	owner = bpf_map_lookup_elem(&sock_owner, &skp);
-	if (!owner)
-		return 0;
-	key = *owner;
-	bpf_map_delete_elem(&sock_owner, &skp);
-	si = bpf_map_lookup_elem(&sockets, &key);
-	if (!si || si->sk != skp)
-		return 0; /* its fd already holds another connection */
-	if (!tgid_tracked(key.tgid)) {
-		/* Closed as its process exits, after the exit event, which ended it already. */
-		bpf_map_delete_elem(&sockets, &key);
-		return 0;
-	}
-	/* Maybe in softirq, on another task's time: the event says the owner, thread unknown. */
-	end_connection(ctx, (__u64)key.tgid << 32, HT_SYS_NONE, &key, si);
 	return 0;
 }
 
@@ -1545,11 +1560,6 @@ int PROG(N(sock_send_length), struct sock *sk, int ret, int flags)
 	return on_sock_io(ctx, sk, ret, flags, HT_DIR_OUT);
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int PROG(N(sock_set_state), const struct sock *sk, const int oldstate, const int newstate)
-{
-	return on_sock_state(ctx, sk, newstate);
-}
 #endif /* HT_LEGACY */
 
 /* ---- Attach method: syscall tracepoints ---- */

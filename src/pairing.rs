@@ -4,14 +4,18 @@
 
 use std::collections::VecDeque;
 
+use crate::decode::ConnMeta;
 use crate::http::Message;
-use crate::record::{ConnInfo, Record};
+use crate::record::{ConnInfo, Record, Responder};
 
-/// One exchange being put together.
+/// One exchange being put together, with the calls that carried each message (a socket's fds
+/// and processes can differ from message to message).
 #[derive(Default)]
 struct Slot {
     request: Option<Message>,
     response: Option<Message>,
+    request_by: Option<ConnMeta>,
+    response_by: Option<ConnMeta>,
 }
 
 /// A connection's exchanges whose request head has been seen, oldest first.
@@ -23,26 +27,35 @@ pub struct Pairs {
 impl Pairs {
     /// A request head was read: its exchange takes the next place, before its body is in, so
     /// that a response that comes first still finds it.
-    pub fn request_started(&mut self) {
-        self.slots.push_back(Slot::default());
+    /// `by`: the call that read or wrote it.
+    pub fn request_started(&mut self, by: ConnMeta) {
+        self.slots.push_back(Slot {
+            request_by: Some(by),
+            ..Slot::default()
+        });
     }
 
     /// A whole request.
-    pub fn request(&mut self, m: Message) {
+    pub fn request(&mut self, m: Message, by: ConnMeta) {
         match self.slots.iter_mut().find(|s| s.request.is_none()) {
-            Some(slot) => slot.request = Some(m),
+            Some(slot) => {
+                slot.request = Some(m);
+                slot.request_by.get_or_insert(by);
+            }
             None => self.slots.push_back(Slot {
                 request: Some(m),
-                response: None,
+                request_by: Some(by),
+                ..Slot::default()
             }),
         }
     }
 
     /// A whole response; false when no request waits for one (it was not seen).
-    pub fn response(&mut self, m: Message) -> bool {
+    pub fn response(&mut self, m: Message, by: ConnMeta) -> bool {
         match self.slots.iter_mut().find(|s| s.response.is_none()) {
             Some(slot) => {
                 slot.response = Some(m);
+                slot.response_by = Some(by);
                 true
             }
             None => false,
@@ -69,10 +82,19 @@ impl Pairs {
 
     fn emit_front(&mut self, conn: ConnInfo, out: &mut Vec<Record>) {
         if let Some(slot) = self.slots.pop_front() {
+            let responder = match (slot.request_by, slot.response_by) {
+                (Some(q), Some(r)) if (q.tgid, q.fd) != (r.tgid, r.fd) => Some(Responder {
+                    tgid: r.tgid,
+                    fd: r.fd,
+                }),
+                _ => None,
+            };
+            let meta = slot.request_by.or(slot.response_by).unwrap_or(conn.meta);
             out.push(Record::Exchange {
-                conn,
+                conn: ConnInfo { meta, ..conn },
                 request: slot.request,
                 response: slot.response,
+                responder,
             });
         }
     }

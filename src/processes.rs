@@ -148,18 +148,11 @@ fn track(skel: &HttpTraceSkel<'_>, pid: u32) -> Result<()> {
         .with_context(|| format!("adding process {pid} to the tracked set"))
 }
 
-/// Forget process `pid` in BPF (it exited; its PID may be reused): stop tracing it, and drop
-/// its sockets, which its exit closed without close(2).
+/// Forget process `pid` in BPF (it exited; its PID may be reused): stop tracing it. Its sockets
+/// are keyed by socket, not by process: another process may still hold them, and those its exit
+/// released end with their TCP state, in BPF. So this costs one map operation, whatever the
+/// number of connections, for fork-per-request servers' thousands of exits a second.
 fn forget(skel: &HttpTraceSkel<'_>, pid: u32) {
-    // Failures here only mean the entries are already gone.
+    // A failure only means the entry is already gone (BPF removes it at the exit it reports).
     let _ = skel.maps.tracked_tgids.delete(&pid.to_ne_bytes());
-    // Keyed by struct ht_sock_key, whose first field is the tgid.
-    let map = &skel.maps.sockets;
-    let mine: Vec<Vec<u8>> = map
-        .keys()
-        .filter(|k| k.get(..4) == Some(&pid.to_ne_bytes()[..]))
-        .collect();
-    for key in mine {
-        let _ = map.delete(&key);
-    }
 }

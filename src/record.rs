@@ -12,17 +12,28 @@ pub struct ConnInfo {
     pub endpoints: Option<Endpoints>,
 }
 
+/// The process and fd that sent or received a response, where they are not those of its
+/// request: one socket shared by several fds or processes (dup, fork, fd passing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Responder {
+    pub tgid: u32,
+    pub fd: i32,
+}
+
 /// What the tracker hands to output.
 // Nearly every record is an exchange: boxing it would only add an allocation per record.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// A request and its response; either is missing when it was not seen (the response is
-    /// still due when tracing ends, or the request's head was lost).
+    /// still due when tracing ends, or the request's head was lost). `conn.meta` names the
+    /// calls that carried the request (the response's, without one); `responder`, the response's
+    /// process and fd where they differ.
     Exchange {
         conn: ConnInfo,
         request: Option<Message>,
         response: Option<Message>,
+        responder: Option<Responder>,
     },
     Malformed {
         conn: ConnInfo,

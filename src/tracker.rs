@@ -75,11 +75,11 @@ impl Conn {
                         };
                     }
                     self.streams[other.index()].parser.expect_response(method);
-                    self.pairs.request_started();
+                    self.pairs.request_started(self.info.meta);
                 }
-                Parsed::Message(m) if m.is_request() => self.pairs.request(m),
+                Parsed::Message(m) if m.is_request() => self.pairs.request(m, self.info.meta),
                 Parsed::Message(m) => {
-                    if !self.pairs.response(m) {
+                    if !self.pairs.response(m, self.info.meta) {
                         stats.unpaired_responses += 1;
                     }
                 }
@@ -109,10 +109,10 @@ impl Conn {
         preopened: &mut FxHashMap<(u32, i32), Role>,
         out: &mut Vec<Record>,
     ) -> bool {
-        // A close may be seen on another task's time (socket-tracepoint): it names no thread.
+        // The calls of the latest event: a socket's fds and processes can change (dup, fork, fd
+        // passing). A close may be seen on another task's time: it names no thread.
         if !matches!(chunk.kind, ChunkKind::Close) {
-            self.info.meta.tid = chunk.meta.tid;
-            self.info.meta.comm = chunk.meta.comm;
+            self.info.meta = chunk.meta;
         }
         match &chunk.kind {
             ChunkKind::Open { how, endpoints } => {
@@ -223,6 +223,10 @@ impl Tracker {
                 other => format!("{other:?}"),
             }
         );
+        // The end of a connection already given up (its process exited): nothing is left of it.
+        if matches!(chunk.kind, ChunkKind::Close) && !self.conns.contains_key(&chunk.conn_id) {
+            return;
+        }
         let body_limit = self.body_limit;
         let conn = self
             .conns

@@ -78,13 +78,13 @@ impl Method {
     /// Whether a program in ELF section `section` belongs to this method.
     fn owns_section(self, section: &str) -> bool {
         let prefixes: &[&str] = match self {
-            Method::SocketTracepoint => &["tp_btf/sock_", "tp_btf/inet_sock_set_state"],
+            Method::SocketTracepoint => &["tp_btf/sock_"],
             Method::RawTracepoint => &["tp_btf/sys_exit"],
             Method::Fentry => &["fentry/", "fexit/"],
             Method::Kprobe => &["kprobe/", "kretprobe/", "ksyscall/", "kretsyscall/"],
             Method::Tracepoint => &["tracepoint/"],
         };
-        // Process lifetime goes through raw tracepoints, which every method uses.
+        // Process lifetime and TCP state go through raw tracepoints, which every method uses.
         section.starts_with("raw_tp/") || prefixes.iter().any(|p| section.starts_with(p))
     }
 }
@@ -316,16 +316,8 @@ fn load_with(method: Method, build: Build, cfg: &Config<'_>, forced: bool) -> Re
         .context("the BPF object has no read-only data section")?;
     rodata.capture_bytes = cfg.capture_bytes;
     rodata.follow_children = u8::from(cfg.follow_children);
-    rodata.close_by_state = u8::from(method == Method::SocketTracepoint);
     rodata.use_ringbuf = u8::from(cfg.buffer == BufferKind::Ring);
     rodata.wakeup_bytes = buffer::wakeup_bytes(cfg.ring_bytes);
-    if method != Method::SocketTracepoint {
-        // Only that method keeps sockets' owners: a token table rather than 65536 entries.
-        open.maps
-            .sock_owner
-            .set_max_entries(1024)
-            .context("sizing the socket owner map")?;
-    }
     match cfg.buffer {
         BufferKind::Ring => open.maps.ring.set_max_entries(cfg.ring_bytes),
         BufferKind::Perf => open.maps.ring.set_autocreate(false),

@@ -44,10 +44,16 @@ pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
             conn,
             request,
             response,
+            responder,
         } => {
             let (request, response) = (request.as_ref(), response.as_ref());
             let mut o = JsonLine::start(buf, "exchange");
             json_conn(&mut o, conn, ts);
+            // Only where the response moved through another process or fd than the request.
+            if let Some(r) = responder {
+                o.uint(key!("response_pid"), u64::from(r.tgid));
+                o.int(key!("response_fd"), i64::from(r.fd));
+            }
             // Every key is there in every exchange: a message not seen has them null.
             match request {
                 Some(m) => {

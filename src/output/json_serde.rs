@@ -79,6 +79,10 @@ struct Exchange<'a> {
     kind: &'static str,
     #[serde(flatten)]
     conn: Conn<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_fd: Option<i32>,
     method: Option<&'a str>,
     target: Option<&'a str>,
     version: Option<&'static str>,
@@ -130,6 +134,7 @@ pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
             conn,
             request,
             response,
+            responder,
         } => {
             let (q, r) = (request.as_ref(), response.as_ref());
             let (method, target) = match q.map(Message::start) {
@@ -145,6 +150,8 @@ pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
                 &Exchange {
                     kind: "exchange",
                     conn: Conn::of(conn, ts),
+                    response_pid: responder.map(|r| r.tgid),
+                    response_fd: responder.map(|r| r.fd),
                     method,
                     target,
                     version: q.map(|m| {

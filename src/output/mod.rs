@@ -222,6 +222,7 @@ mod tests {
             conn: conn(),
             request: Some(request),
             response: with_response.then_some(response),
+            responder: None,
         }
     }
 
@@ -304,6 +305,7 @@ mod tests {
             conn,
             request: None,
             response: request.map(|_| message("HTTP/1.1 200 OK", 9, b"", 0)),
+            responder: None,
         };
         let v: serde_json::Value = serde_json::from_str(&print(Format::Json, false, &rec)).unwrap();
         for key in [

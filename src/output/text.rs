@@ -13,12 +13,13 @@ use crate::record::{ConnInfo, Record};
 const TEXT_BODY_PREVIEW: usize = 1024;
 
 pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, verbose: bool) -> io::Result<()> {
-    let (conn, request, response) = match rec {
+    let (conn, request, response, responder) = match rec {
         Record::Exchange {
             conn,
             request,
             response,
-        } => (conn, request.as_ref(), response.as_ref()),
+            responder,
+        } => (conn, request.as_ref(), response.as_ref(), responder),
         Record::Malformed {
             conn,
             direction,
@@ -57,6 +58,9 @@ pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, verbose: bool) ->
             }
         }
         _ => write!(buf, " -> (no response)")?,
+    }
+    if let Some(r) = responder {
+        write!(buf, " (response by pid {} fd {})", r.tgid, r.fd)?;
     }
     let size = |m: Option<&Message>| m.map_or("-".to_string(), |m| format!("{}B", m.body_bytes));
     writeln!(buf, " req={} resp={}", size(request), size(response))?;
