@@ -22,10 +22,10 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc curl python3 python3-pip nginx-light util-linux apache2-utils)
+packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc curl python3 python3-pip nginx-light util-linux apache2-utils busybox-static)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 if [ "$want_vm" = 1 ]; then
-    packages+=(qemu-system-x86 busybox-static linux-image-amd64 linux-image-6.12-amd64)
+    packages+=(qemu-system-x86 linux-image-amd64 linux-image-6.12-amd64)
 fi
 if [ "$want_bench" = 1 ]; then
     packages+=(wrk tcpdump strace bpftrace)

@@ -466,6 +466,51 @@ fn connections_on_fd_numbers_a_udp_socket_held_are_followed() {
     out.assert_summary_with(3, ", 1 process exited");
 }
 
+/// busybox httpd forks a child per connection, which dup2()s the accepted socket to fds 0 and 1
+/// and closes the original: it reads the request on fd 0 and writes the response on fd 1. One
+/// socket, so one connection, from the parent's accept to the child's exit: each exchange is
+/// paired, named by the request's fd, with the response's alongside.
+#[test]
+fn busybox_httpd_serving_on_dup2_copies_of_the_socket() {
+    require_root();
+    let server = Server::busybox_httpd();
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    for i in 0..3 {
+        assert_eq!(get(server.port, &format!("/index.html?{i}")), 200);
+    }
+    wait_until(
+        "busybox's children to exit",
+        Duration::from_secs(10),
+        || children_of(server.pid()).into_iter().all(has_exited),
+    );
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", "/index.html?0", 200),
+            t("GET", "/index.html?1", 200),
+            t("GET", "/index.html?2", 200)
+        ],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    for e in &ex {
+        assert_ne!(e["pid"], server.pid(), "served by a child: {e}");
+        assert_eq!(
+            (&e["role"], &e["fd"], &e["response_pid"], &e["response_fd"]),
+            (&json!("server"), &json!(0), &e["pid"], &json!(1)),
+            "{e}"
+        );
+        assert_eq!(e["response_body_bytes"], 6, "{e}");
+    }
+    assert_eq!(
+        out.summary(),
+        "http-trace: 3 exchanges captured, 0 events lost, 3 child processes followed, \
+         3 processes exited"
+    );
+}
+
 /// ApacheBench as the client, with keep-alive (HTTP/1.0's, which nginx answers): every request
 /// is captured, none is missed.
 #[test]

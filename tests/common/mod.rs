@@ -510,6 +510,20 @@ impl Server {
         server
     }
 
+    /// busybox httpd serving `index.html` ("hello\n"): it forks a child per connection, which
+    /// moves the socket to fds 0 and 1 (dup2) and serves the request there.
+    pub fn busybox_httpd() -> Server {
+        let dir = TempDir::new("busybox-httpd");
+        std::fs::write(dir.join("index.html"), "hello\n").expect("write index.html");
+        let port = free_port();
+        let mut cmd = Command::new("busybox");
+        cmd.args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"])
+            .arg(dir.path());
+        let mut server = Server::start("busybox httpd", cmd, Some(port));
+        server.dir = Some(dir);
+        server
+    }
+
     /// Our example server, receiving and sending with the syscalls named.
     pub fn ours_with(recv: &str, send: &str) -> Server {
         let mut cmd = Command::new(example_bin("http_server"));
