@@ -511,6 +511,79 @@ fn busybox_httpd_serving_on_dup2_copies_of_the_socket() {
     );
 }
 
+/// Node's cluster module on Linux: the primary accepts every connection and passes it to a
+/// worker over a Unix socket (SCM_RIGHTS), then closes its own fd. The worker's fd is another
+/// number in another process, for the same socket: one connection, from the primary's accept
+/// to the worker's close, each exchange named by the worker that served it.
+#[test]
+fn node_cluster_workers_serving_connections_the_primary_passed() {
+    require_root();
+    let script = "const cluster = require('cluster'), http = require('http');\n\
+                  if (cluster.isPrimary) {\n\
+                  \x20 cluster.schedulingPolicy = cluster.SCHED_RR;\n\
+                  \x20 let ready = 0;\n\
+                  \x20 for (let i = 0; i < 2; i++) cluster.fork().on('listening', (a) => {\n\
+                  \x20   if (++ready === 2) console.log('listening on 127.0.0.1:' + a.port);\n\
+                  \x20 });\n\
+                  } else {\n\
+                  \x20 http.createServer((req, res) => res.end('pid ' + process.pid + '\\n'))\n\
+                  \x20   .listen(Number(process.argv[1]), '127.0.0.1');\n\
+                  }\n";
+    let mut cmd = Command::new("node");
+    cmd.args(["-e", script, &free_port().to_string()]);
+    let server = Server::start("node cluster", cmd, None);
+    let workers = children_of(server.pid());
+    assert_eq!(workers.len(), 2, "workers: {workers:?}");
+
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    for i in 0..4 {
+        // Node answers an HTTP/1.1 request without Host with 400.
+        let raw = format!("GET /cluster/{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(request(server.port, raw.as_bytes()), 200);
+    }
+    // Two requests on one connection: the worker keeps it.
+    let mut client = Client::connect(server.port);
+    client.send(&[b"GET /cluster/kept/0 HTTP/1.1\r\nHost: x\r\n\r\n"]);
+    client.responses(1);
+    client.send(&[b"GET /cluster/kept/1 HTTP/1.1\r\nHost: x\r\n\r\n"]);
+    client.responses(1);
+    drop(client);
+    wait_until(
+        "the workers to close the connections",
+        Duration::from_secs(10),
+        || {
+            workers
+                .iter()
+                .all(|&w| connections_held(w, server.port) == 0)
+        },
+    );
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", "/cluster/0", 200),
+            t("GET", "/cluster/1", 200),
+            t("GET", "/cluster/2", 200),
+            t("GET", "/cluster/3", 200),
+            t("GET", "/cluster/kept/0", 200),
+            t("GET", "/cluster/kept/1", 200)
+        ],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    for e in &ex {
+        let pid = e["pid"].as_u64().unwrap() as u32;
+        assert!(workers.contains(&pid), "served by a worker, not {pid}: {e}");
+        assert_eq!(e["role"], "server", "{e}");
+        let body = format!("pid {pid}\n");
+        assert_eq!(e["response_body"], body.as_str(), "{e}");
+        assert!(e.get("response_pid").is_none(), "{e}");
+    }
+    assert_eq!(ex[4]["pid"], ex[5]["pid"]);
+    out.assert_summary(6);
+}
+
 /// ApacheBench as the client, with keep-alive (HTTP/1.0's, which nginx answers): every request
 /// is captured, none is missed.
 #[test]

@@ -396,6 +396,18 @@ pub fn listens(pid: u32, port: u16) -> bool {
     })
 }
 
+/// How many connections to its port `port` process `pid` still holds open.
+pub fn connections_held(pid: u32, port: u16) -> usize {
+    tcp_sockets()
+        .iter()
+        .filter(|s| {
+            s.state != TcpState::Listen
+                && s.local_address.port() == port
+                && socket_fd(pid, s.inode).is_some()
+        })
+        .count()
+}
+
 /// How many threads of `pid` sleep in one of `syscalls` (numbers, such as libc::SYS_recvfrom).
 pub fn threads_blocked_in(pid: u32, syscalls: &[libc::c_long]) -> usize {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
