@@ -53,6 +53,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define KSYSCALL(name, ...) BPF_KSYSCALL(name, ##__VA_ARGS__)
 
 /* From uapi headers, which vmlinux.h does not carry. */
+#define AF_UNIX 1
 #define AF_INET 2
 #define AF_INET6 10
 #define SOCK_STREAM 1
@@ -81,6 +82,7 @@ GLOBAL(const volatile __u8 follow_children, 1);
 /* Instances only so that the skeleton generates these types for user space. */
 struct ht_event _ht_event = {};
 struct ht_conn_event _ht_conn_event = {};
+struct ht_unix_conn_event _ht_unix_conn_event = {};
 enum ht_limits _ht_limits = 0;
 enum ht_event_kind _ht_event_kind = 0;
 enum ht_syscall _ht_syscall = 0;
@@ -174,6 +176,14 @@ SHARED struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } tgid_slots SEC(".maps");
+
+/* A connection's opening being built: a Unix one's is too big for the BPF stack. */
+SHARED struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ht_unix_conn_event);
+} conn_scratch SEC(".maps");
 
 /* An event being built: too big for the 512-byte BPF stack. */
 SHARED struct {
@@ -644,13 +654,18 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht
 		emit_chunk(ctx, e, si, 0, 0, off, true);
 }
 
-/* Whether `sk` is of a kind we follow: TCP over IPv4 or IPv6. */
+/*
+ * Whether `sk` is of a kind we follow: TCP over IPv4 or IPv6, and Unix stream sockets. Unix
+ * datagram and seqpacket sockets, pipes and files are left out here, at the cost of a few reads.
+ */
 static __always_inline bool followed_kind(struct sock *sk)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 
-	return (family == AF_INET || family == AF_INET6) && BPF_CORE_READ(sk, sk_type) == SOCK_STREAM &&
-	       BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP;
+	if (BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return false;
+	return family == AF_UNIX ||
+	       ((family == AF_INET || family == AF_INET6) && BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP);
 }
 
 /*
@@ -740,6 +755,50 @@ static __always_inline __u64 tcp_bytes_written(struct sock *sk)
 	return BPF_CORE_READ(tp, bytes_acked) + unacked;
 }
 
+/* Unix socket `sk`'s address into `dst`: its length, 0 when it has none (unbound). */
+static __always_inline __u8 unix_path(struct sock *sk, __u8 *dst)
+{
+	struct unix_address *addr = BPF_CORE_READ((struct unix_sock *)sk, addr);
+	__u64 n; /* 64-bit and unsigned, so that the verifier keeps the bound for the copy */
+	int len;
+
+	if (!addr)
+		return 0;
+	len = BPF_CORE_READ(addr, len) - (int)sizeof(__kernel_sa_family_t);
+	if (len <= 0)
+		return 0;
+	/* Never more (sizeof(struct sockaddr_un)); a branch, which the verifier follows, not a min(). */
+	n = len;
+	barrier_var(n);
+	if (n > HT_UNIX_PATH_BYTES)
+		return 0;
+	if (bpf_probe_read_kernel(dst, n, (void *)addr + bpf_core_field_offset(struct unix_address, name) +
+						  sizeof(__kernel_sa_family_t)))
+		return 0;
+	return n;
+}
+
+/*
+ * The Unix part of a connection's opening: its own address and its peer's (a client's is
+ * usually unbound; an accepted socket has its listener's), and the peer's process, which the
+ * kernel keeps for SO_PEERCRED (level 0: the PID as the host sees it).
+ */
+static __always_inline void unix_addresses(struct ht_unix_conn_event *u, struct sock *sk, __u64 ino, __u64 key)
+{
+	struct sock *peer = BPF_CORE_READ((struct unix_sock *)sk, peer);
+
+	u->conn.lport = 0;
+	u->conn.rport = 0;
+	__builtin_memset(u->conn.laddr, 0, sizeof(u->conn.laddr));
+	__builtin_memset(u->conn.raddr, 0, sizeof(u->conn.raddr));
+	u->ino = ino;
+	u->sk = key;
+	u->peer_pid = BPF_CORE_READ(sk, sk_peer_pid, numbers[0].nr);
+	u->local_len = unix_path(sk, u->local_path);
+	u->peer_len = peer ? unix_path(peer, u->peer_path) : 0;
+	__builtin_memset(u->pad, 0, sizeof(u->pad));
+}
+
 /*
  * Start following the socket `ref` at `fd`; `kind` says how it was found (accepted, connected,
  * already open). `ret` goes into the event: the new fd for an accept, the connect's result, or
@@ -750,9 +809,11 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 							 __s64 ret, __u64 sent_before)
 {
 	struct ht_sock_info si = {}, *tracked;
-	struct ht_conn_event c = {};
+	struct ht_unix_conn_event *u;
+	struct ht_conn_event *c;
 	struct sock *sk = ref->sk;
 	__u64 key = (__u64)sk;
+	__u32 zero = 0;
 
 	/* A connection at this address whose end was not seen: it ended, as its sock was freed. */
 	tracked = bpf_map_lookup_elem(&sockets, &key);
@@ -769,20 +830,38 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	tracked = bpf_map_lookup_elem(&sockets, &key);
 	if (!tracked)
 		return NULL;
-	fill_header(&c.hdr, pid_tgid, kind, syscall, fd, ret, tracked->conn_id);
-	c.hdr.seq = next_seq(tracked);
-	c.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	c.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	c.rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (c.family == AF_INET) {
-		BPF_CORE_READ_INTO(&c.laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(&c.raddr, sk, __sk_common.skc_daddr);
-	} else {
-		BPF_CORE_READ_INTO(&c.laddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&c.raddr, sk, __sk_common.skc_v6_daddr);
+	u = bpf_map_lookup_elem(&conn_scratch, &zero);
+	if (!u)
+		return tracked;
+	c = &u->conn;
+	fill_header(&c->hdr, pid_tgid, kind, syscall, fd, ret, tracked->conn_id);
+	c->hdr.seq = next_seq(tracked);
+	c->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	c->sent_before = sent_before;
+	__builtin_memset(c->pad, 0, sizeof(c->pad));
+	/* The callers' TCP positions mean nothing for a Unix socket: replaced here. */
+	if (c->family == AF_UNIX) {
+		unix_addresses(u, sk, ref->ino, key);
+		if (kind == HT_EV_FOUND) {
+			c->hdr.ret = 0;
+			c->sent_before = 0;
+			c->hdr.flags = HT_FLAG_POSITION_UNKNOWN;
+		}
+		send_event(ctx, u, sizeof(*u));
+		return tracked;
 	}
-	c.sent_before = sent_before;
-	send_event(ctx, &c, sizeof(c));
+	c->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	c->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (c->family == AF_INET) {
+		__builtin_memset(c->laddr, 0, sizeof(c->laddr));
+		__builtin_memset(c->raddr, 0, sizeof(c->raddr));
+		BPF_CORE_READ_INTO(&c->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(&c->raddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&c->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&c->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+	send_event(ctx, c, sizeof(*c));
 	return tracked;
 }
 

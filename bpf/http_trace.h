@@ -20,6 +20,8 @@ enum ht_limits {
 	HT_MAX_IOV = 8,
 	/* Slots of the tracked-process prefilter (a power of two). */
 	HT_TGID_SLOTS = 16384,
+	/* Bytes of a Unix socket address after its family (sizeof(sun_path)). */
+	HT_UNIX_PATH_BYTES = 108,
 };
 
 enum ht_event_kind {
@@ -73,6 +75,11 @@ enum ht_flags {
 	HT_FLAG_LAST = 1,
 	/* The bytes were never in user memory (sendfile, splice): only their number, `ret`, is known. */
 	HT_FLAG_NO_DATA = 2,
+	/*
+	 * HT_EV_FOUND of a socket that counts no bytes (Unix): whether the process had used it
+	 * before is not known, so each direction starts at its next message.
+	 */
+	HT_FLAG_POSITION_UNKNOWN = 4,
 };
 
 /* Drops counted in BPF, read by user space at exit (the `drops` global). */
@@ -121,7 +128,7 @@ struct ht_event {
 /* HT_EV_ACCEPT, HT_EV_CONNECT, HT_EV_FOUND: the connection's addresses. */
 struct ht_conn_event {
 	struct ht_event hdr;
-	__u16 family;    /* AF_INET or AF_INET6 */
+	__u16 family;    /* AF_INET, AF_INET6 or AF_UNIX (then the event is a struct ht_unix_conn_event) */
 	__u16 lport;     /* host byte order */
 	__u16 rport;     /* host byte order */
 	__u8 pad[2];
@@ -129,6 +136,22 @@ struct ht_conn_event {
 	__u8 raddr[16];
 	/* HT_EV_FOUND: bytes the process had sent on it before (its `ret` has those received). */
 	__u64 sent_before;
+};
+
+/*
+ * The opening of a Unix connection: the TCP fields stay zero, and its addresses follow. A path
+ * ends in a NUL; an abstract name starts with one; an unbound socket has none (length 0).
+ */
+struct ht_unix_conn_event {
+	struct ht_conn_event conn;
+	__u64 ino;       /* the socket's inode number, as /proc/net/unix lists it */
+	__u64 sk;        /* its struct sock: the key user space removes when the socket is gone */
+	__u32 peer_pid;  /* the process that connected, or listened, at the other end; 0: unknown */
+	__u8 local_len;
+	__u8 peer_len;
+	__u8 pad[2];
+	__u8 local_path[HT_UNIX_PATH_BYTES];
+	__u8 peer_path[HT_UNIX_PATH_BYTES];
 };
 
 struct ht_data_event {

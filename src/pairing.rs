@@ -63,7 +63,7 @@ impl Pairs {
     }
 
     /// Hand the exchanges that are complete, from the oldest, to `out`.
-    pub fn take_complete(&mut self, conn: ConnInfo, out: &mut Vec<Record>) {
+    pub fn take_complete(&mut self, conn: &ConnInfo, out: &mut Vec<Record>) {
         while self
             .slots
             .front()
@@ -74,13 +74,13 @@ impl Pairs {
     }
 
     /// The connection or tracing ended: hand every exchange to `out`, complete or not.
-    pub fn take_all(&mut self, conn: ConnInfo, out: &mut Vec<Record>) {
+    pub fn take_all(&mut self, conn: &ConnInfo, out: &mut Vec<Record>) {
         while !self.slots.is_empty() {
             self.emit_front(conn, out);
         }
     }
 
-    fn emit_front(&mut self, conn: ConnInfo, out: &mut Vec<Record>) {
+    fn emit_front(&mut self, conn: &ConnInfo, out: &mut Vec<Record>) {
         if let Some(slot) = self.slots.pop_front() {
             let responder = match (slot.request_by, slot.response_by) {
                 (Some(q), Some(r)) if (q.tgid, q.fd) != (r.tgid, r.fd) => Some(Responder {
@@ -91,7 +91,10 @@ impl Pairs {
             };
             let meta = slot.request_by.or(slot.response_by).unwrap_or(conn.meta);
             out.push(Record::Exchange {
-                conn: ConnInfo { meta, ..conn },
+                conn: ConnInfo {
+                    meta,
+                    ..conn.clone()
+                },
                 request: slot.request,
                 response: slot.response,
                 responder,

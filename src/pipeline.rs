@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::decode::{self, Event};
 use crate::output::Printer;
 use crate::record::Record;
-use crate::tracker::Tracker;
+use crate::tracker::{Tracker, UnixSocket};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counts {
@@ -39,6 +39,8 @@ pub struct Pipeline<W: Write> {
     remaining: Option<u64>,
     /// Output is gone (e.g. a closed pipe): stop quietly.
     output_closed: bool,
+    /// Unix connections ended since the session last asked (take_unix_gone).
+    unix_gone: Vec<UnixSocket>,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -51,6 +53,7 @@ impl<W: Write> Pipeline<W> {
             counts: Counts::default(),
             remaining: count,
             output_closed: false,
+            unix_gone: Vec::new(),
         }
     }
 
@@ -62,7 +65,7 @@ impl<W: Write> Pipeline<W> {
                 None
             }
             Ok(Event::Exit { tgid }) => {
-                self.tracker.process_exited(tgid, &mut self.records);
+                self.process_exited(tgid);
                 Some(ProcessEvent::Exited(tgid))
             }
             Ok(Event::Fork { child, .. }) => Some(ProcessEvent::Forked(child)),
@@ -90,7 +93,25 @@ impl<W: Write> Pipeline<W> {
 
     /// A process found gone: its connections end.
     pub fn process_exited(&mut self, tgid: u32) {
-        self.tracker.process_exited(tgid, &mut self.records);
+        let unix = self.tracker.process_exited(tgid, &mut self.records);
+        self.unix_gone.extend(unix);
+    }
+
+    /// The Unix connections open.
+    pub fn unix_sockets(&self) -> Vec<UnixSocket> {
+        self.tracker.unix_sockets()
+    }
+
+    /// Unix connection `u`'s socket was found gone: it ends.
+    pub fn socket_gone(&mut self, u: UnixSocket) {
+        self.tracker.socket_gone(u.conn_id, &mut self.records);
+        self.unix_gone.push(u);
+    }
+
+    /// The Unix connections ended since the last call, whose BPF entries should go: BPF sees
+    /// the end of TCP connections, not of Unix ones.
+    pub fn take_unix_gone(&mut self) -> Vec<UnixSocket> {
+        std::mem::take(&mut self.unix_gone)
     }
 
     /// Tracing ends: report what is pending, print it, flush.

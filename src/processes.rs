@@ -5,8 +5,10 @@
 use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
 
+use crate::bpf::types::ht_sock_info;
 use crate::bpf::{HttpTraceSkel, TGID_SLOTS};
 use crate::procs;
+use crate::tracker::UnixSocket;
 
 pub struct Processes {
     /// The processes named on the command line.
@@ -131,6 +133,20 @@ impl Processes {
             up
         });
         gone
+    }
+}
+
+/// Drop BPF's entry of Unix connection `u`, whose socket is gone (BPF sees TCP sockets end, not
+/// Unix ones): unless the entry already belongs to a new socket at the same address.
+pub fn forget_socket(skel: &HttpTraceSkel<'_>, u: &UnixSocket) {
+    let key = u.sk.to_ne_bytes();
+    let Ok(Some(raw)) = skel.maps.sockets.lookup(&key, MapFlags::ANY) else {
+        return;
+    };
+    let mut info = ht_sock_info::default();
+    if plain::copy_from_bytes(&mut info, &raw).is_ok() && info.conn_id == u.conn_id {
+        // A failure only means the entry is already gone.
+        let _ = skel.maps.sockets.delete(&key);
     }
 }
 

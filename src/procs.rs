@@ -1,5 +1,6 @@
 //! What /proc says about the traced processes, through the procfs crate: whether they live,
-//! their descendants, and the TCP connections they already have open when tracing starts.
+//! their descendants, the TCP connections they already have open when tracing starts, and
+//! which Unix sockets still exist.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, SocketAddrV4};
@@ -69,6 +70,14 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
         },
         v4 => v4,
     }
+}
+
+/// The inodes of the Unix sockets in process `pid`'s network namespace (/proc/PID/net/unix);
+/// None when the process is gone.
+pub fn unix_socket_inodes(pid: u32) -> Option<HashSet<u64>> {
+    let process = Process::new(i32::try_from(pid).ok()?).ok()?;
+    let sockets = process.unix().ok()?;
+    Some(sockets.into_iter().map(|s| s.inode).collect())
 }
 
 /// The established TCP connections process `pid` has open, by fd. The tables are those of the

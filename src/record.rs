@@ -5,7 +5,7 @@ use crate::decode::{ConnMeta, Direction, Endpoints, Role};
 use crate::http::Message;
 
 /// What is known of a connection when a record is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnInfo {
     pub meta: ConnMeta,
     pub role: Role,

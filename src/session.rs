@@ -4,6 +4,7 @@
 //! process is gone.
 
 use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::io::{self, StdoutLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,11 +19,30 @@ use crate::cli::Args;
 use crate::decode::samples_file;
 use crate::output::{Clock, Printer};
 use crate::pipeline::{Pipeline, ProcessEvent};
-use crate::processes::Processes;
+use crate::processes::{self, Processes};
 use crate::procs;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// End the Unix connections whose socket is gone. Where no call shows a Unix socket's end
+/// (socket-tracepoint and raw-tracepoint see no close(2); a socket shared with another process
+/// outlives the close that was seen), its inode leaves /proc/PID/net/unix, the list of the
+/// process's network namespace. Read only while Unix connections are open.
+fn sweep_unix_sockets<W: io::Write>(pipeline: &mut Pipeline<W>) {
+    let open = pipeline.unix_sockets();
+    let mut listed: HashMap<u32, Option<HashSet<u64>>> = HashMap::new();
+    for u in open {
+        let inodes = listed
+            .entry(u.tgid)
+            .or_insert_with(|| procs::unix_socket_inodes(u.tgid));
+        // A process gone: its exit ends its connections.
+        if inodes.as_ref().is_some_and(|set| !set.contains(&u.ino)) {
+            log::debug!("unix socket {} (connection {}) is gone", u.ino, u.conn_id);
+            pipeline.socket_gone(u);
+        }
+    }
+}
 
 /// What the event callbacks change, behind a RefCell: the buffer holds them while the session
 /// polls it.
@@ -194,6 +214,10 @@ impl Session {
             for pid in s.processes.check_liveness(skel) {
                 s.pipeline.process_exited(pid);
             }
+            sweep_unix_sockets(&mut s.pipeline);
+        }
+        for u in s.pipeline.take_unix_gone() {
+            processes::forget_socket(skel, &u);
         }
         if s.processes.is_empty() {
             s.pipeline.print_records();

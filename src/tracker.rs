@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 
-use crate::decode::{Chunk, ChunkKind, ConnMeta, Direction, Opened, Role};
+use crate::decode::{Chunk, ChunkKind, ConnMeta, Direction, Endpoints, Opened, Role};
 use crate::http::{Parsed, ParserStats};
 use crate::pairing::Pairs;
 use crate::record::{ConnInfo, Record};
@@ -28,6 +28,17 @@ pub struct TrackerStats {
     pub unpaired_responses: u64,
     /// What the parsers of closed connections could not use.
     pub parser: ParserStats,
+}
+
+/// An open Unix connection's socket (its inode, as /proc/PID/net/unix lists it, and its struct
+/// sock, BPF's key), with the process that used it last: for finding the socket gone where no
+/// call showed its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnixSocket {
+    pub conn_id: u64,
+    pub tgid: u32,
+    pub ino: u64,
+    pub sk: u64,
 }
 
 struct Conn {
@@ -91,14 +102,14 @@ impl Conn {
                     self.absorb(other, more, stats, out);
                 }
                 Parsed::Malformed { ts_ns, reason } => out.push(Record::Malformed {
-                    conn: self.info,
+                    conn: self.info.clone(),
                     direction: dir,
                     ts_ns,
                     reason,
                 }),
             }
         }
-        self.pairs.take_complete(self.info, out);
+        self.pairs.take_complete(&self.info, out);
     }
 
     /// Apply the in-order event `chunk`; returns true when the connection closed.
@@ -116,7 +127,7 @@ impl Conn {
         }
         match &chunk.kind {
             ChunkKind::Open { how, endpoints } => {
-                self.info.endpoints = *endpoints;
+                self.info.endpoints = endpoints.clone();
                 match *how {
                     Opened::Accepted => self.info.role = Role::Server,
                     Opened::Connected => self.info.role = Role::Client,
@@ -126,12 +137,12 @@ impl Conn {
                             self.info.role = role;
                         }
                         // Joined mid-stream: each direction starts at its next message.
-                        if received > 0 {
+                        if received != Some(0) {
                             self.streams[Direction::In.index()]
                                 .parser
                                 .start_mid_stream();
                         }
-                        if sent > 0 {
+                        if sent != Some(0) {
                             self.streams[Direction::Out.index()]
                                 .parser
                                 .start_mid_stream();
@@ -171,9 +182,16 @@ impl Conn {
             }
             self.absorb(dir, parsed, stats, out);
         }
-        self.pairs.take_all(self.info, out);
+        self.pairs.take_all(&self.info, out);
+        // A connection joined mid-stream that never carried a message was not HTTP (Node's IPC
+        // channel, a database's Unix socket): what the hunt for a message skipped says so.
+        let not_http = !self.streams.iter().any(|s| s.parser.seen_message());
         for s in &self.streams {
-            stats.parser += s.parser.stats;
+            let mut parsed = s.parser.stats;
+            if not_http {
+                parsed.non_http_bytes += std::mem::take(&mut parsed.resync_bytes);
+            }
+            stats.parser += parsed;
         }
     }
 }
@@ -261,18 +279,47 @@ impl Tracker {
         }
     }
 
-    /// Process `tgid` exited, which closed its connections.
-    pub fn process_exited(&mut self, tgid: u32, out: &mut Vec<Record>) {
+    /// Process `tgid` exited, which closed its connections; returns the Unix ones among them,
+    /// whose end BPF does not see.
+    pub fn process_exited(&mut self, tgid: u32, out: &mut Vec<Record>) -> Vec<UnixSocket> {
         let ids: Vec<u64> = self
             .conns
             .iter()
             .filter(|(_, c)| c.info.meta.tgid == tgid)
             .map(|(&id, _)| id)
             .collect();
+        let unix = ids.iter().filter_map(|&id| self.unix_socket(id)).collect();
         for id in ids {
-            self.flush_pending(id, out);
-            self.remove(id, true, out);
+            self.socket_gone(id, out);
         }
+        unix
+    }
+
+    /// The Unix connections open.
+    pub fn unix_sockets(&self) -> Vec<UnixSocket> {
+        self.conns
+            .keys()
+            .filter_map(|&id| self.unix_socket(id))
+            .collect()
+    }
+
+    fn unix_socket(&self, id: u64) -> Option<UnixSocket> {
+        let conn = self.conns.get(&id)?;
+        match &conn.info.endpoints {
+            Some(Endpoints::Unix(u)) => Some(UnixSocket {
+                conn_id: id,
+                tgid: conn.info.meta.tgid,
+                ino: u.ino,
+                sk: u.sk,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Connection `id` ended with no event to say so (its socket is gone): report what it held.
+    pub fn socket_gone(&mut self, id: u64, out: &mut Vec<Record>) {
+        self.flush_pending(id, out);
+        self.remove(id, true, out);
     }
 
     /// Tracing ends: release everything that waits, and report what is pending.
@@ -515,8 +562,8 @@ mod tests {
     #[test]
     fn the_role_of_a_found_connection_is_who_sends_requests() {
         let fresh = Opened::Found {
-            received: 0,
-            sent: 0,
+            received: Some(0),
+            sent: Some(0),
         };
         let (out, _) = run(&[
             open(1, fresh),
@@ -532,8 +579,8 @@ mod tests {
     #[test]
     fn a_connection_open_before_tracing_takes_its_role_from_proc() {
         let mid = Opened::Found {
-            received: 50,
-            sent: 80,
+            received: Some(50),
+            sent: Some(80),
         };
         let mut t = Tracker::new(1024);
         t.preopened(10, 5, Role::Server);
@@ -556,8 +603,8 @@ mod tests {
     #[test]
     fn a_response_to_a_request_not_seen_is_counted() {
         let mid = Opened::Found {
-            received: 50,
-            sent: 0,
+            received: Some(50),
+            sent: Some(0),
         };
         let (out, t) = run(&[
             open(1, mid),
@@ -767,8 +814,8 @@ mod tests {
     #[test]
     fn a_connection_found_mid_stream_starts_at_the_next_request() {
         let mid = Opened::Found {
-            received: 5000,
-            sent: 0,
+            received: Some(5000),
+            sent: Some(0),
         };
         let (out, _) = run(&[
             open(1, mid),
@@ -779,12 +826,38 @@ mod tests {
         assert_eq!(targets(&out), ["GET /next -> 200"]);
         // Found before anything was read: parsed like an accepted connection.
         let fresh = Opened::Found {
-            received: 0,
-            sent: 0,
+            received: Some(0),
+            sent: Some(0),
         };
         let (out, t) = run(&[open(2, fresh), data(2, 1, b"\x16\x03junk")]);
         assert!(out.is_empty());
         assert_eq!(t.parser_stats().non_http_bytes, 6);
+    }
+
+    #[test]
+    fn a_socket_of_unknown_position_is_parsed_or_found_not_http() {
+        let unknown = Opened::Found {
+            received: None,
+            sent: None,
+        };
+        // Its first bytes start a request: taken as such.
+        let (out, _) = run(&[
+            open(1, unknown),
+            data(1, 1, b"GET /unix HTTP/1.1\r\n\r\n"),
+            sent(1, 2, OK),
+        ]);
+        assert_eq!(targets(&out), ["GET /unix -> 200"]);
+        // No message in it by its end (an IPC channel): its bytes were not HTTP, not skipped in
+        // a hunt for the next message.
+        let (out, t) = run(&[
+            open(2, unknown),
+            sent(2, 1, b"{\"cmd\":\"NODE_HANDLE\"}\n"),
+            data(2, 2, b"{\"cmd\":\"NODE_HANDLE_ACK\"}\n"),
+            close(2, 3),
+        ]);
+        assert!(out.is_empty());
+        let parsed = t.parser_stats();
+        assert_eq!((parsed.non_http_bytes, parsed.resync_bytes), (22 + 26, 0));
     }
 
     #[test]

@@ -103,6 +103,11 @@ enum HeadStep {
 }
 impl Parser {
     /// `body_limit`: body bytes kept per message (the rest is counted).
+    /// Whether a message head has been seen in this direction.
+    pub fn seen_message(&self) -> bool {
+        self.seen_message
+    }
+
     pub fn new(body_limit: usize) -> Self {
         Self {
             state: State::Head,

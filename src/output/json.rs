@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use super::latency_ns;
-use crate::decode::Direction;
+use crate::decode::{Direction, Endpoints};
 use crate::http::{Message, StartLine};
 use crate::record::{ConnInfo, Record};
 
@@ -294,10 +294,22 @@ fn json_conn(o: &mut JsonLine<'_>, conn: &ConnInfo, ts: &str) {
     o.str(key!("comm"), m.comm.bytes());
     o.int(key!("fd"), i64::from(m.fd));
     o.str(key!("role"), conn.role.as_str().as_bytes());
-    match conn.endpoints {
-        Some(e) => {
-            o.addr(key!("local"), e.local);
-            o.addr(key!("peer"), e.peer);
+    match &conn.endpoints {
+        Some(Endpoints::Inet { local, peer }) => {
+            o.addr(key!("local"), *local);
+            o.addr(key!("peer"), *peer);
+        }
+        // Paths, "@name" for abstract ones, null when unbound; the peer's process if known.
+        Some(Endpoints::Unix(u)) => {
+            for (key, addr) in [(key!("local"), &u.local), (key!("peer"), &u.peer)] {
+                match addr.name() {
+                    Some(name) => o.str(key, name.as_bytes()),
+                    None => o.null(key),
+                }
+            }
+            if let Some(pid) = u.peer_pid {
+                o.uint(key!("peer_pid"), u64::from(pid));
+            }
         }
         None => {
             o.null(key!("local"));

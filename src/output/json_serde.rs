@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 
-use crate::decode::Direction;
+use crate::decode::{Direction, Endpoints};
 use crate::http::{Message, StartLine};
 use crate::record::{ConnInfo, Record};
 
@@ -25,11 +25,17 @@ impl Serialize for Lossy<'_> {
 }
 
 /// An address as `SocketAddr` displays it.
-struct Addr(SocketAddr);
+enum Addr {
+    Inet(SocketAddr),
+    Unix(String),
+}
 
 impl Serialize for Addr {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
+        match self {
+            Addr::Inet(a) => s.collect_str(a),
+            Addr::Unix(name) => s.serialize_str(name),
+        }
     }
 }
 
@@ -56,6 +62,8 @@ struct Conn<'a> {
     role: &'static str,
     local: Option<Addr>,
     peer: Option<Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_pid: Option<u32>,
 }
 
 impl<'a> Conn<'a> {
@@ -68,9 +76,21 @@ impl<'a> Conn<'a> {
             comm: Lossy(m.comm.bytes()),
             fd: m.fd,
             role: conn.role.as_str(),
-            local: conn.endpoints.map(|e| Addr(e.local)),
-            peer: conn.endpoints.map(|e| Addr(e.peer)),
+            local: conn.endpoints.as_ref().and_then(|e| addr(e, true)),
+            peer: conn.endpoints.as_ref().and_then(|e| addr(e, false)),
+            peer_pid: match &conn.endpoints {
+                Some(Endpoints::Unix(u)) => u.peer_pid,
+                _ => None,
+            },
         }
+    }
+}
+
+/// One end's address: `local` or the peer's.
+fn addr(e: &Endpoints, local: bool) -> Option<Addr> {
+    match e {
+        Endpoints::Inet { local: l, peer } => Some(Addr::Inet(if local { *l } else { *peer })),
+        Endpoints::Unix(u) => Some(Addr::Unix(if local { &u.local } else { &u.peer }.name()?)),
     }
 }
 

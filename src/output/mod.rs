@@ -208,7 +208,7 @@ mod tests {
                 comm: Comm::new("nginx"),
             },
             role: Role::Server,
-            endpoints: Some(Endpoints {
+            endpoints: Some(Endpoints::Inet {
                 local: "127.0.0.1:80".parse().unwrap(),
                 peer: "[::1]:5000".parse().unwrap(),
             }),

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use super::latency_ns;
 
-use crate::decode::Direction;
+use crate::decode::{Direction, Endpoints};
 use crate::http::{Message, StartLine};
 use crate::record::{ConnInfo, Record};
 
@@ -86,8 +86,16 @@ fn prefix(buf: &mut Vec<u8>, conn: &ConnInfo, stamp: &str) -> io::Result<()> {
         m.tgid,
         conn.role.as_str()
     )?;
-    match conn.endpoints {
-        Some(e) => write!(buf, "{} ", e.peer),
+    match &conn.endpoints {
+        Some(Endpoints::Inet { peer, .. }) => write!(buf, "{peer} "),
+        // A server's peer is usually unbound: its own path says more.
+        Some(Endpoints::Unix(u)) => {
+            write!(
+                buf,
+                "unix:{} ",
+                u.peer.name().or(u.local.name()).unwrap_or_default()
+            )
+        }
         None => write!(buf, "fd={} ", m.fd),
     }
 }
