@@ -581,7 +581,131 @@ fn node_cluster_workers_serving_connections_the_primary_passed() {
         assert!(e.get("response_pid").is_none(), "{e}");
     }
     assert_eq!(ex[4]["pid"], ex[5]["pid"]);
-    out.assert_summary(6);
+    // The primary and the workers talk JSON over Unix sockets, which are followed too.
+    let summary = out.summary();
+    assert!(
+        summary.starts_with("http-trace: 6 exchanges captured, 0 events lost, ")
+            && summary.ends_with(" bytes of non-HTTP traffic skipped")
+            && summary.matches(", ").count() == 2,
+        "{summary}"
+    );
+}
+
+/// curl with `--unix-socket path` and these URLs, to its end; its PID.
+fn curl_unix(path: &std::path::Path, urls: &[&str]) -> u32 {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "--max-time", "30", "--unix-socket"])
+        .arg(path)
+        .args(urls)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut curl = Group::spawn("curl", &mut cmd);
+    let status = curl.wait("curl", Duration::from_secs(60));
+    assert!(status.success(), "curl {urls:?}: {status}");
+    curl.pid()
+}
+
+/// HTTP over a Unix stream socket, the server traced: curl connects three times (one request,
+/// two on one connection, then one whose HTTP/1.0 response ends when the server closes). That
+/// last one is reported as soon as the socket is gone, while tracing goes on, with every method
+/// (socket-tracepoint and raw-tracepoint see no close(2): the socket leaves /proc/PID/net/unix).
+/// `local` is the socket's path; the peer is unbound, and its PID is curl's.
+#[test]
+fn a_server_on_a_unix_socket() {
+    require_root();
+    let (server, path) = Server::python_unix();
+    let mut tracer = Tracer::start(&[server.pid()], &[]);
+    let curls = [
+        curl_unix(&path, &["http://x/one"]),
+        curl_unix(&path, &["http://x/two", "http://x/three"]),
+        curl_unix(&path, &["http://x/close"]),
+    ];
+    tracer.wait_for_records(4, Duration::from_secs(10));
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", "/one", 200),
+            t("GET", "/two", 200),
+            t("GET", "/three", 200),
+            t("GET", "/close", 200)
+        ],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    let peers = [curls[0], curls[1], curls[1], curls[2]];
+    for (e, peer) in ex.iter().zip(peers) {
+        assert_eq!(
+            (&e["role"], &e["local"], &e["peer"], &e["peer_pid"]),
+            (
+                &json!("server"),
+                &json!(path.to_string_lossy()),
+                &Value::Null,
+                &json!(peer)
+            ),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        (&ex[3]["response_body"], &ex[3]["response_complete"]),
+        (&json!("closing\n"), &json!(true)),
+        "{}",
+        ex[3]
+    );
+    out.assert_summary(4);
+}
+
+/// The client side over a Unix socket: Python's http.client on a connected Unix socket makes
+/// two requests on one connection. The peer is the server's path, with the server's PID.
+#[test]
+fn a_client_on_a_unix_socket() {
+    require_root();
+    let (server, path) = Server::python_unix();
+    let script = "import http.client, socket, sys\n\
+                  class C(http.client.HTTPConnection):\n\
+                  \x20   def connect(self):\n\
+                  \x20       self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+                  \x20       self.sock.connect(sys.argv[1])\n\
+                  sys.stdin.readline()\n\
+                  c = C('x')\n\
+                  for p in ('/c/0', '/c/1'):\n\
+                  \x20   c.request('GET', p); c.getresponse().read()\n\
+                  c.close()\n";
+    let mut cmd = Command::new(PYTHON);
+    cmd.args(["-c", script]).arg(&path).stdin(Stdio::piped());
+    let mut client = Group::spawn("python unix client", &mut cmd);
+    let tracer = Tracer::start(&[client.pid()], &[]);
+    let mut stdin = client.take_stdin();
+    stdin.write_all(b"go\n").expect("tell the client to go");
+    let status = client.wait("the client to end", Duration::from_secs(60));
+    drop(stdin);
+    assert!(status.success(), "client: {status}");
+    let out = tracer.wait();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [t("GET", "/c/0", 200), t("GET", "/c/1", 200)],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    for e in &ex {
+        assert_eq!(
+            (&e["role"], &e["local"], &e["peer"], &e["peer_pid"]),
+            (
+                &json!("client"),
+                &Value::Null,
+                &json!(path.to_string_lossy()),
+                &json!(server.pid())
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            e["response_body"],
+            format!("unix {}\n", e["target"].as_str().unwrap())
+        );
+    }
+    out.assert_summary_with(2, ", 1 process exited");
 }
 
 /// ApacheBench as the client, with keep-alive (HTTP/1.0's, which nginx answers): every request

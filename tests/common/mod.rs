@@ -522,6 +522,48 @@ impl Server {
         server
     }
 
+    /// A Python HTTP/1.1 server on the Unix socket `path` (in a temporary directory): it answers
+    /// "unix TARGET\n" with a Content-Length, except for /close, which it answers HTTP/1.0 style
+    /// with a body that ends when it closes the connection.
+    pub fn python_unix() -> (Server, PathBuf) {
+        let dir = TempDir::new("unix");
+        let path = dir.join("app.sock");
+        let script = "import http.server, socketserver, sys\n\
+                      class H(http.server.BaseHTTPRequestHandler):\n\
+                      \x20   protocol_version = 'HTTP/1.1'\n\
+                      \x20   def address_string(self): return 'unix'\n\
+                      \x20   def log_message(self, *a): pass\n\
+                      \x20   def do_GET(self):\n\
+                      \x20       if self.path == '/close':\n\
+                      \x20           self.wfile.write(b'HTTP/1.0 200 OK\\r\\n\\r\\nclosing\\n')\n\
+                      \x20           self.close_connection = True\n\
+                      \x20           return\n\
+                      \x20       body = b'unix ' + self.path.encode() + b'\\n'\n\
+                      \x20       self.send_response(200)\n\
+                      \x20       self.send_header('Content-Length', str(len(body)))\n\
+                      \x20       self.end_headers()\n\
+                      \x20       self.wfile.write(body)\n\
+                      s = socketserver.UnixStreamServer(sys.argv[1], H)\n\
+                      print('listening on ' + sys.argv[1], flush=True)\n\
+                      s.serve_forever()\n";
+        let mut cmd = Command::new(PYTHON);
+        cmd.args(["-c", script]).arg(&path);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut group = Group::spawn("python unix server", &mut cmd);
+        let out = group.stdout_lines();
+        let _err = group.stderr_lines();
+        wait_for_line(&out, "listening", |l| l.contains("listening on"));
+        let server = Server {
+            group,
+            port: 0,
+            name: "python unix server".to_string(),
+            dir: Some(dir),
+        };
+        (server, path)
+    }
+
     /// busybox httpd serving `index.html` ("hello\n"): it forks a child per connection, which
     /// moves the socket to fds 0 and 1 (dup2) and serves the request there.
     pub fn busybox_httpd() -> Server {
@@ -562,6 +604,8 @@ pub struct Tracer {
     /// What it said on stderr up to and including "tracing pid ...".
     pub banner: Vec<String>,
     samples: PathBuf,
+    /// Output lines taken early (wait_for_records).
+    early: Vec<String>,
 }
 
 pub struct TraceOutput {
@@ -730,11 +774,30 @@ impl Tracer {
             stderr,
             banner,
             samples,
+            early: Vec::new(),
         }
     }
 
     pub fn pid(&self) -> u32 {
         self.group.pid()
+    }
+
+    /// Wait until it has printed `n` records, which stay part of what `stop` returns: for what
+    /// must be reported while tracing goes on.
+    pub fn wait_for_records(&mut self, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.early.len() < n {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                panic!(
+                    "{} records after {timeout:?}, not {n}: {:#?}",
+                    self.early.len(),
+                    self.early
+                );
+            };
+            if let Ok(line) = self.stdout.recv_timeout(left) {
+                self.early.push(line);
+            }
+        }
     }
 
     /// Ctrl-C, then everything it printed.
@@ -750,7 +813,10 @@ impl Tracer {
             .group
             .wait("http-trace to end", Duration::from_secs(60));
         TraceOutput {
-            stdout: drain(&self.stdout),
+            stdout: std::mem::take(&mut self.early)
+                .into_iter()
+                .chain(drain(&self.stdout))
+                .collect(),
             stderr: self
                 .banner
                 .iter()
