@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
+use rustc_hash::FxHashSet;
 
 use crate::bpf::types::ht_sock_info;
 use crate::bpf::{HttpTraceSkel, TGID_SLOTS};
@@ -14,7 +15,8 @@ pub struct Processes {
     /// The processes named on the command line.
     named: Vec<u32>,
     follow_children: bool,
-    alive: Vec<u32>,
+    /// A set: a fork-per-request server forks and exits thousands of times a second.
+    alive: FxHashSet<u32>,
     /// What BPF reported since the last `update`.
     forked: Vec<u32>,
     exited: Vec<u32>,
@@ -26,7 +28,7 @@ pub struct Processes {
 impl Processes {
     /// The processes `named`, and their descendants unless `follow_children` is false.
     pub fn new(named: &[u32], follow_children: bool) -> Self {
-        let mut alive = named.to_vec();
+        let mut alive: FxHashSet<u32> = named.iter().copied().collect();
         if follow_children {
             alive.extend(procs::descendants(named));
         }
@@ -41,8 +43,8 @@ impl Processes {
         }
     }
 
-    pub fn alive(&self) -> &[u32] {
-        &self.alive
+    pub fn alive(&self) -> impl Iterator<Item = u32> + '_ {
+        self.alive.iter().copied()
     }
 
     pub fn named(&self) -> &[u32] {
@@ -82,7 +84,7 @@ impl Processes {
         for pid in procs::descendants(&self.named) {
             if !self.alive.contains(&pid) {
                 track(skel, pid)?;
-                self.alive.push(pid);
+                self.alive.insert(pid);
             }
         }
         Ok(())
@@ -103,15 +105,13 @@ impl Processes {
     pub fn update(&mut self, skel: &HttpTraceSkel<'_>) {
         for pid in std::mem::take(&mut self.forked) {
             // The rescan at start may have found it already.
-            if !self.alive.contains(&pid) {
+            if self.alive.insert(pid) {
                 log::info!("following new child process {pid}");
-                self.alive.push(pid);
                 self.followed += 1;
             }
         }
         for pid in std::mem::take(&mut self.exited) {
-            if let Some(i) = self.alive.iter().position(|&p| p == pid) {
-                self.alive.swap_remove(i);
+            if self.alive.remove(&pid) {
                 log::info!("process {pid} exited");
                 self.ended += 1;
             }

@@ -155,7 +155,7 @@ impl Session {
         let s = &mut *self.state.borrow_mut();
         s.processes.rescan(&self.loaded.skel)?;
         let mut open = 0u64;
-        for &pid in s.processes.alive() {
+        for pid in s.processes.alive() {
             for c in procs::open_connections(pid) {
                 s.pipeline.tracker.preopened(pid, c.fd, c.role);
                 open += 1;

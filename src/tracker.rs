@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::decode::{Chunk, ChunkKind, ConnMeta, Direction, Endpoints, Opened, Role};
 use crate::http::{Parsed, ParserStats};
@@ -43,6 +43,8 @@ pub struct UnixSocket {
 
 struct Conn {
     info: ConnInfo,
+    /// The process it is indexed under in Tracker::by_process (its latest user's).
+    indexed_tgid: u32,
     order: Reorder,
     /// Indexed by Direction::index.
     streams: [Stream; 2],
@@ -54,6 +56,7 @@ struct Conn {
 impl Conn {
     fn new(meta: ConnMeta, body_limit: usize) -> Self {
         Self {
+            indexed_tgid: meta.tgid,
             info: ConnInfo {
                 meta,
                 role: Role::Unknown,
@@ -204,6 +207,10 @@ pub struct Tracker {
     /// Roles of the connections open when tracing started, by (tgid, fd), from /proc: they are
     /// found on their first use, maybe on a response whose request was not seen.
     preopened: FxHashMap<(u32, i32), Role>,
+    /// Connection ids by the process that used each last: a process's exit ends its own
+    /// connections without a walk of all of them (fork-per-request servers exit thousands of
+    /// times a second).
+    by_process: FxHashMap<u32, FxHashSet<u64>>,
     pub stats: TrackerStats,
 }
 
@@ -213,6 +220,7 @@ impl Tracker {
             conns: FxHashMap::default(),
             body_limit,
             preopened: FxHashMap::default(),
+            by_process: FxHashMap::default(),
             stats: TrackerStats::default(),
         }
     }
@@ -246,18 +254,38 @@ impl Tracker {
             return;
         }
         let body_limit = self.body_limit;
-        let conn = self
-            .conns
-            .entry(chunk.conn_id)
-            .or_insert_with(|| Conn::new(chunk.meta, body_limit));
+        let by_process = &mut self.by_process;
+        let conn = self.conns.entry(chunk.conn_id).or_insert_with(|| {
+            by_process
+                .entry(chunk.meta.tgid)
+                .or_default()
+                .insert(chunk.conn_id);
+            Conn::new(chunk.meta, body_limit)
+        });
         if conn.order.arrive(chunk) != Arrival::InOrder {
             return;
         }
         if conn.apply(chunk, &mut self.stats, &mut self.preopened, out) {
             self.remove(chunk.conn_id, true, out);
         } else {
+            if conn.info.meta.tgid != conn.indexed_tgid {
+                self.reindex(chunk.conn_id);
+            }
             self.drain(chunk.conn_id, out);
         }
+    }
+
+    /// Connection `id` was used by another process than the one it is indexed under.
+    fn reindex(&mut self, id: u64) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let before = std::mem::replace(&mut conn.indexed_tgid, conn.info.meta.tgid);
+        unindex(&mut self.by_process, before, id);
+        self.by_process
+            .entry(conn.indexed_tgid)
+            .or_default()
+            .insert(id);
     }
 
     /// Whether some connection waits for a missing event.
@@ -283,11 +311,10 @@ impl Tracker {
     /// whose end BPF does not see.
     pub fn process_exited(&mut self, tgid: u32, out: &mut Vec<Record>) -> Vec<UnixSocket> {
         let ids: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.info.meta.tgid == tgid)
-            .map(|(&id, _)| id)
-            .collect();
+            .by_process
+            .get(&tgid)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default();
         let unix = ids.iter().filter_map(|&id| self.unix_socket(id)).collect();
         for id in ids {
             self.socket_gone(id, out);
@@ -363,10 +390,14 @@ impl Tracker {
             }
         }
         conn.order.settle();
+        if conn.info.meta.tgid != conn.indexed_tgid {
+            self.reindex(id);
+        }
     }
 
     fn remove(&mut self, id: u64, closed: bool, out: &mut Vec<Record>) {
         if let Some(mut conn) = self.conns.remove(&id) {
+            unindex(&mut self.by_process, conn.indexed_tgid, id);
             conn.finish(closed, &mut self.stats, out);
         }
     }
@@ -383,11 +414,22 @@ impl Tracker {
     }
 }
 
+/// Take connection `id` out of process `tgid`'s set.
+fn unindex(by_process: &mut FxHashMap<u32, FxHashSet<u64>>, tgid: u32, id: u64) {
+    if let Some(ids) = by_process.get_mut(&tgid) {
+        ids.remove(&id);
+        if ids.is_empty() {
+            by_process.remove(&tgid);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::decode::{Comm, Data};
     use crate::http::{Message, StartLine};
+    use crate::record::Responder;
 
     fn meta() -> ConnMeta {
         ConnMeta {
@@ -792,7 +834,38 @@ mod tests {
         assert!(out.is_empty());
         t.process_exited(10, &mut out);
         assert_eq!(targets(&out), ["GET /x -> -"]);
-        assert!(t.conns.is_empty());
+        assert!(t.conns.is_empty() && t.by_process.is_empty());
+    }
+
+    #[test]
+    fn a_connection_handed_to_a_child_belongs_to_the_child() {
+        // Accepted by process 10, served by its child 20 on fds 0 and 1 (dup2), as busybox
+        // httpd does: the exchange names the child and both fds.
+        let in_child = |mut c: Chunk<&'static [u8]>, fd: i32| {
+            c.meta.tgid = 20;
+            c.meta.tid = 20;
+            c.meta.fd = fd;
+            c
+        };
+        let (mut out, mut t) = run(&[
+            accept(1),
+            accept(2),
+            in_child(data(1, 1, b"GET /child HTTP/1.1\r\n\r\n"), 0),
+        ]);
+        t.push(&in_child(sent(1, 2, OK), 1), &mut out);
+        let Record::Exchange {
+            conn, responder, ..
+        } = &out[0]
+        else {
+            unreachable!()
+        };
+        assert_eq!((conn.meta.tgid, conn.meta.fd), (20, 0));
+        assert_eq!(*responder, Some(Responder { tgid: 20, fd: 1 }));
+        // The parent's exit leaves the child's connection; the child's ends it.
+        t.process_exited(10, &mut out);
+        assert_eq!(t.conns.keys().collect::<Vec<_>>(), [&1]);
+        t.process_exited(20, &mut out);
+        assert!(t.conns.is_empty() && t.by_process.is_empty());
     }
 
     #[test]
