@@ -62,7 +62,15 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFSOCK 0140000
 #define EINPROGRESS 115
 #define MSG_PEEK 2
+#define TCP_FIN_WAIT1 4
+#define TCP_FIN_WAIT2 5
+#define TCP_TIME_WAIT 6
 #define TCP_CLOSE 7
+#define TCP_LAST_ACK 9
+#define TCP_CLOSING 11
+#define RCV_SHUTDOWN 1
+/* No direction: emit_unseen called where no call moved bytes. */
+#define HT_DIR_NONE 2
 
 /* Bytes kept per syscall (--capture-bytes); the rest is counted, not copied. */
 GLOBAL(const volatile __u32 capture_bytes, HT_CHUNK_BYTES);
@@ -110,6 +118,14 @@ struct ht_sock_info {
 	__u64 ino;  /* its socket's inode number */
 	__u32 tgid; /* the process that used it last: named by an end seen on no task's time */
 	__s32 fd;   /* the fd it used */
+	/*
+	 * TCP: the socket's copied_seq and write_seq after the last bytes followed. A difference
+	 * at the next event is bytes that moved outside the calls followed.
+	 */
+	__u32 in_seq;
+	__u32 out_seq;
+	__u8 tcp;
+	__u8 pad[7];
 };
 
 /* The socket behind an fd: its sock, inode number and file. */
@@ -405,21 +421,6 @@ static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/*
- * The connection `si` of socket `sk` ended (`syscall`: how that was seen, HT_SYS_NONE when not
- * by a call of its process): say so, in its sequence, and forget it. `si` is gone afterwards.
- */
-static __always_inline void end_connection(void *ctx, __u8 syscall, __u64 sk, struct ht_sock_info *si)
-{
-	/* Maybe in softirq, on another task's time: the event names the last user, thread unknown. */
-	__u64 pid_tgid = syscall == HT_SYS_NONE ? (__u64)si->tgid << 32 : bpf_get_current_pid_tgid();
-	struct ht_event h;
-
-	fill_header(&h, pid_tgid, HT_EV_CLOSE, syscall, si->fd, 0, si->conn_id);
-	h.seq = next_seq(si);
-	send_event(ctx, &h, sizeof(h));
-	bpf_map_delete_elem(&sockets, &sk);
-}
 
 /* A process event (exit, fork): it belongs to no connection. */
 static __always_inline void emit_process(void *ctx, __u32 tgid, __u8 kind, __s64 ret)
@@ -610,6 +611,100 @@ static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, st
 }
 
 /*
+ * TCP socket `sk`'s data bytes consumed by its process, as a sequence number: copied_seq, less
+ * the peer's FIN once the process has read it (it is then the last sequence number received).
+ * (After a close without the peer's FIN, the one taken off is not a FIN: a difference below
+ * zero is ignored.)
+ */
+static __always_inline __u32 data_seq_in(struct sock *sk)
+{
+	__u32 copied = BPF_CORE_READ((struct tcp_sock *)sk, copied_seq);
+	__u8 shutdown = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown);
+
+	if ((shutdown & RCV_SHUTDOWN) && copied == BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt))
+		return copied - 1;
+	return copied;
+}
+
+/* TCP socket `sk`'s data bytes sent by its process: write_seq, less our FIN once it went out. */
+static __always_inline __u32 data_seq_out(struct sock *sk)
+{
+	__u32 written = BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+	if (state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING || state == TCP_LAST_ACK ||
+	    state == TCP_TIME_WAIT)
+		return written - 1;
+	return written;
+}
+
+/* A hole of `n` bytes in direction `dir` of connection `si`: bytes that moved unseen. */
+static __always_inline void emit_hole(void *ctx, __u64 pid_tgid, struct ht_data_event *e, struct ht_sock_info *si,
+				      __s32 fd, __u8 dir, __s32 n)
+{
+	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, HT_SYS_NONE, fd, n, si->conn_id);
+	e->hdr.direction = dir;
+	e->hdr.seq = next_seq(si);
+	e->hdr.flags = HT_FLAG_LAST | HT_FLAG_NO_DATA | HT_FLAG_UNSEEN;
+	send_event(ctx, e, sizeof(e->hdr));
+}
+
+/*
+ * Bytes of TCP connection `si` that moved outside the calls followed since its last event
+ * (io_uring, sendmmsg/recvmmsg, a splice out of the socket where it is not seen): the socket's
+ * own sequence numbers say how many each way. Each becomes a hole of that size before this
+ * call's `ret` bytes in direction `dir`, so that a body keeps its size and the parser its
+ * place. Two threads receiving on one socket at once could make a difference negative: it is
+ * then taken as none.
+ */
+static __always_inline void emit_unseen(void *ctx, __u64 pid_tgid, struct ht_data_event *e, struct ht_sock_info *si,
+					__u64 sk, __s32 fd, __u8 dir, long ret)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u32 in_now, out_now;
+	__s32 missed_in, missed_out;
+
+	if (!si->tcp)
+		return;
+	in_now = data_seq_in((struct sock *)sk);
+	out_now = data_seq_out((struct sock *)sk);
+	/* This call's own bytes are already in the socket's counts. */
+	missed_in = in_now - (dir == HT_DIR_IN ? (__u32)ret : 0) - si->in_seq;
+	missed_out = out_now - (dir == HT_DIR_OUT ? (__u32)ret : 0) - si->out_seq;
+	si->in_seq = in_now;
+	si->out_seq = out_now;
+	if (missed_in > 0)
+		emit_hole(ctx, pid_tgid, e, si, fd, HT_DIR_IN, missed_in);
+	if (missed_out > 0)
+		emit_hole(ctx, pid_tgid, e, si, fd, HT_DIR_OUT, missed_out);
+}
+
+/*
+ * The connection `si` of socket `sk` ended (`syscall`: how that was seen, HT_SYS_NONE when not
+ * by a call of its process): bytes that moved unseen since its last event first (`stale`: the
+ * sock at `sk` is another socket's now, which says nothing of this one), then the end, in its
+ * sequence; and forget it. `si` is gone afterwards.
+ */
+static __always_inline void end_connection(void *ctx, __u8 syscall, __u64 sk, struct ht_sock_info *si,
+					   bool stale)
+{
+	/* Maybe in softirq, on another task's time: the event names the last user, thread unknown. */
+	__u64 pid_tgid = syscall == HT_SYS_NONE ? (__u64)si->tgid << 32 : bpf_get_current_pid_tgid();
+	struct ht_data_event *e;
+	__u32 zero = 0;
+
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return;
+	if (!stale)
+		emit_unseen(ctx, pid_tgid, e, si, sk, si->fd, HT_DIR_NONE, 0);
+	fill_header(&e->hdr, pid_tgid, HT_EV_CLOSE, syscall, si->fd, 0, si->conn_id);
+	e->hdr.seq = next_seq(si);
+	send_event(ctx, e, sizeof(e->hdr));
+	bpf_map_delete_elem(&sockets, &sk);
+}
+
+/*
  * Copy the `ret` bytes a receive or send moved, up to capture_bytes. `vectored` (readv, writev,
  * recvmsg, sendmsg) is a constant of each return wrapper: `in->buf` is then an iovec array.
  * sendfile's bytes are not in user memory: one empty event says how many there were.
@@ -630,6 +725,7 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return;
+	emit_unseen(ctx, pid_tgid, e, si, sk, in->fd, syscall_direction(in->syscall), ret);
 	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, in->syscall, in->fd, ret, si->conn_id);
 	e->hdr.direction = syscall_direction(in->syscall);
 	if (syscall_no_data(in->syscall)) {
@@ -713,7 +809,7 @@ static __always_inline struct ht_sock_info *followed_socket(void *ctx, const str
 	if (!si)
 		return NULL;
 	if (si->ino != ref->ino) {
-		end_connection(ctx, HT_SYS_NONE, sk, si);
+		end_connection(ctx, HT_SYS_NONE, sk, si, true);
 		return NULL;
 	}
 	/* Shared sockets: an end seen on no task's time names whoever used it last. */
@@ -818,11 +914,16 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	/* A connection at this address whose end was not seen: it ended, as its sock was freed. */
 	tracked = bpf_map_lookup_elem(&sockets, &key);
 	if (tracked)
-		end_connection(ctx, HT_SYS_NONE, key, tracked);
+		end_connection(ctx, HT_SYS_NONE, key, tracked, true);
 	si.conn_id = new_conn_id();
 	si.ino = ref->ino;
 	si.tgid = pid_tgid >> 32;
 	si.fd = fd;
+	si.tcp = BPF_CORE_READ(sk, __sk_common.skc_family) != AF_UNIX;
+	if (si.tcp) {
+		si.in_seq = data_seq_in(sk);
+		si.out_seq = data_seq_out(sk);
+	}
 	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
 		count_drop(HT_DROP_SOCKETS_FULL);
 		return NULL;
@@ -1002,6 +1103,9 @@ static __always_inline struct ht_sock_info *entry_from_regs(void *ctx, __u64 pid
 				  tcp_bytes_consumed(ref.sk) - moved_in, tcp_bytes_written(ref.sk) - moved_out);
 		if (!si)
 			return NULL;
+		/* Found on the way out: this call's bytes are already in the sequence numbers. */
+		si->in_seq -= moved_in;
+		si->out_seq -= moved_out;
 	}
 	if (!call_msg_iovecs(c))
 		return NULL;
@@ -1136,7 +1240,7 @@ static __always_inline int on_close_enter(void *ctx, __s32 fd)
 		return 0;
 	si = followed_socket(ctx, &ref, fd);
 	if (si && file_last_ref(ref.file))
-		end_connection(ctx, HT_SYS_CLOSE, (__u64)ref.sk, si);
+		end_connection(ctx, HT_SYS_CLOSE, (__u64)ref.sk, si, false);
 	return 0;
 }
 
@@ -1153,7 +1257,7 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &sk);
 	if (si)
-		end_connection(ctx, HT_SYS_NONE, sk, si);
+		end_connection(ctx, HT_SYS_NONE, sk, si, false);
 	return 0;
 }
 
@@ -1616,7 +1720,8 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 	if (SYSCALL_NR(regs) == NR_splice)
 		syscall = dir == HT_DIR_OUT ? HT_SYS_SPLICE_OUT : HT_SYS_SPLICE_IN;
 	if (syscall == HT_SYS_NONE || syscall_direction(syscall) != dir) {
-		if (followed_kind(sk))
+		/* A TCP socket's unseen bytes are measured at its next event (emit_unseen). */
+		if (followed_kind(sk) && sk->__sk_common.skc_family == AF_UNIX)
 			count_drop(HT_DROP_OTHER_IO);
 		return 0;
 	}

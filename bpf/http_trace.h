@@ -80,6 +80,13 @@ enum ht_flags {
 	 * before is not known, so each direction starts at its next message.
 	 */
 	HT_FLAG_POSITION_UNKNOWN = 4,
+	/*
+	 * With HT_FLAG_NO_DATA: `ret` bytes moved on the TCP connection outside the calls followed
+	 * (io_uring, sendmmsg/recvmmsg, splice where it is not seen, a process not traced that
+	 * shares the socket), found from the socket's own sequence numbers at its next event or its
+	 * end: a hole of known size in that direction.
+	 */
+	HT_FLAG_UNSEEN = 8,
 };
 
 /* Drops counted in BPF, read by user space at exit (the `drops` global). */
@@ -95,8 +102,8 @@ enum ht_drop {
 	/* A child process could not be followed: the tracked processes map was full. */
 	HT_DROP_PROCESSES_FULL = 4,
 	/*
-	 * socket-tracepoint: a tracked socket moved bytes outside the syscalls followed (io_uring,
-	 * sendmmsg/recvmmsg, the kernel on the process's behalf): not captured.
+	 * socket-tracepoint: a Unix socket moved bytes outside the syscalls followed (io_uring,
+	 * sendmmsg/recvmmsg): not captured. (A TCP socket's are measured: HT_FLAG_UNSEEN.)
 	 */
 	HT_DROP_OTHER_IO = 5,
 	/*

@@ -173,7 +173,9 @@ pub enum Opened {
 }
 
 /// Bytes `offset..offset + bytes.len()` of a syscall that moved `ret` bytes; `last` closes that
-/// syscall's series of events; `no_data`: the bytes were never in user memory (sendfile).
+/// syscall's series of events; `no_data`: the bytes were never in user memory (sendfile);
+/// `unseen`: with `no_data`, bytes that moved outside the calls followed (io_uring, sendmmsg, a
+/// process not traced that shares the socket), known from the TCP socket's sequence numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Data<B> {
     pub direction: Direction,
@@ -181,6 +183,7 @@ pub struct Data<B> {
     pub ret: i64,
     pub last: bool,
     pub no_data: bool,
+    pub unseen: bool,
     pub bytes: B,
 }
 
@@ -224,6 +227,7 @@ impl<B> Chunk<B> {
                     ret: d.ret,
                     last: d.last,
                     no_data: d.no_data,
+                    unseen: d.unseen,
                     bytes: f(&d.bytes),
                 }),
             },
@@ -366,6 +370,7 @@ pub fn decode(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
                 ret: h.ret,
                 last: flags & ht_flags::HT_FLAG_LAST.0 != 0,
                 no_data: flags & ht_flags::HT_FLAG_NO_DATA.0 != 0,
+                unseen: flags & ht_flags::HT_FLAG_UNSEEN.0 != 0,
                 bytes,
             })
         }
@@ -480,6 +485,7 @@ pub mod tests {
                 ret: 5,
                 last: true,
                 no_data: false,
+                unseen: false,
                 bytes: &b"GET /"[..]
             })
         );

@@ -271,7 +271,7 @@ fn summary<W: io::Write>(s: &Pipeline<W>, p: &Processes, k: &KernelCounts) -> St
         counted(c.exchanges, "exchange", "exchanges"),
         counted(c.lost_events, "event", "events")
     );
-    let extras: [(u64, &str, &str); 15] = [
+    let extras: [(u64, &str, &str); 16] = [
         (c.unanswered, "without a response", "without a response"),
         (c.incomplete, "incomplete", "incomplete"),
         (
@@ -299,6 +299,13 @@ fn summary<W: io::Write>(s: &Pipeline<W>, p: &Processes, k: &KernelCounts) -> St
             t.bytes_not_kept,
             "byte counted but not captured",
             "bytes counted but not captured",
+        ),
+        (
+            t.bytes_unseen,
+            "byte moved outside the calls followed (io_uring, sendmmsg, processes not traced), \
+             not captured",
+            "bytes moved outside the calls followed (io_uring, sendmmsg, processes not traced), \
+             not captured",
         ),
         (
             parsed.non_http_bytes,

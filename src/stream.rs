@@ -43,7 +43,8 @@ impl Stream {
                 if !p.no_data {
                     not_kept += hole;
                 }
-                self.parser.skip(hole, ts_ns, out);
+                // Unseen bytes are counted as such (by the tracker), not again as skipped.
+                self.parser.skip_counted(hole, ts_ns, p.unseen, out);
             }
             self.syscall_pos = 0;
         }

@@ -22,6 +22,9 @@ pub struct TrackerStats {
     pub events_missing: u64,
     /// Bytes that were counted but not captured (past --capture-bytes, unreadable).
     pub bytes_not_kept: u64,
+    /// Bytes that moved outside the calls followed (io_uring, sendmmsg/recvmmsg), known by
+    /// their number only.
+    pub bytes_unseen: u64,
     /// Message heads cut short by the end of the connection or of tracing.
     pub partial_heads: u64,
     /// Responses whose request was never seen (sent before tracing started, or lost).
@@ -160,6 +163,9 @@ impl Conn {
                 let mut parsed = std::mem::take(&mut self.parsed);
                 let stream = &mut self.streams[data.direction.index()];
                 stats.bytes_not_kept += stream.feed(data, chunk.ts_ns, &mut parsed);
+                if data.unseen {
+                    stats.bytes_unseen += u64::try_from(data.ret).unwrap_or(0);
+                }
                 self.absorb(data.direction, parsed.drain(..), stats, out);
                 self.parsed = parsed;
                 false
@@ -490,6 +496,7 @@ mod tests {
                 ret,
                 last,
                 no_data: false,
+                unseen: false,
                 bytes,
             }),
         }
@@ -747,6 +754,7 @@ mod tests {
                     ret: 5000,
                     last: true,
                     no_data: true,
+                    unseen: false,
                     bytes: &b""[..],
                 }),
                 ..data(1, 3, b"")

@@ -174,6 +174,12 @@ impl Parser {
     /// sendfile, unreadable). Inside a body they are only counted; anywhere else the stream
     /// position is lost and the parser resynchronises on the next message.
     pub fn skip(&mut self, n: u64, ts_ns: u64, out: &mut Vec<Parsed>) {
+        self.skip_counted(n, ts_ns, false, out);
+    }
+
+    /// As `skip`; `counted`: the bytes are already counted under another name (moved outside
+    /// the calls followed), so a hunt for the next message does not count them again.
+    pub fn skip_counted(&mut self, n: u64, ts_ns: u64, counted: bool, out: &mut Vec<Parsed>) {
         if n == 0 {
             return;
         }
@@ -197,7 +203,7 @@ impl Parser {
             State::UntilClose => self.count_missing_body(n),
             State::Passthrough => self.stats.switched_bytes += n,
             State::NotHttp => self.stats.non_http_bytes += n,
-            _ => self.lose_position(n, out),
+            _ => self.lose_position(if counted { 0 } else { n }, out),
         }
     }
 
