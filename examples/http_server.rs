@@ -1,7 +1,7 @@
 //! A small HTTP/1.1 server to trace: a thread per connection, keep-alive, pipelining, bodies by
 //! Content-Length or chunked encoding. `--recv` and `--send` pick the syscalls, so that each one
 //! http-trace follows can be exercised: read, recv (recvfrom), readv or recvmsg, or peek (recv
-//! and recvmsg with MSG_PEEK before each recv); write, send (sendto), writev or sendmsg.
+//! and recvmsg with MSG_PEEK before each recv); write, send (sendto), writev, sendmsg or sendmmsg.
 //!
 //!     cargo run --example http_server -- --port 8080 --recv read --send writev
 //!
@@ -40,6 +40,9 @@ enum SendCall {
     Send,
     Writev,
     Sendmsg,
+    /// sendmmsg(2) with one message: a call http-trace does not follow (its bytes are counted
+    /// from the TCP socket's sequence numbers).
+    Sendmmsg,
 }
 
 /// Send `head` and `body`, all of it, with the chosen syscall (vectored ones send both at once).
@@ -72,6 +75,15 @@ fn send_all(stream: &TcpStream, how: SendCall, head: &[u8], body: &[u8]) -> std:
                     msg.msg_iov = iov.as_ptr().cast_mut();
                     msg.msg_iovlen = 2;
                     libc::sendmsg(fd, &msg, 0)
+                }
+                SendCall::Sendmmsg => {
+                    let mut msgs: [libc::mmsghdr; 1] = std::mem::zeroed();
+                    msgs[0].msg_hdr.msg_iov = iov.as_ptr().cast_mut();
+                    msgs[0].msg_hdr.msg_iovlen = 2;
+                    match libc::sendmmsg(fd, msgs.as_mut_ptr(), 1, 0) {
+                        1 => msgs[0].msg_len as isize,
+                        n => n as isize,
+                    }
                 }
             }
         };

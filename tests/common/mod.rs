@@ -856,6 +856,8 @@ pub fn run_tracer(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, S
 pub struct Client {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// Bytes received so far.
+    pub received: u64,
 }
 
 impl Client {
@@ -868,6 +870,7 @@ impl Client {
         Client {
             stream,
             buf: Vec::new(),
+            received: 0,
         }
     }
 
@@ -968,6 +971,7 @@ impl Client {
             let mut tmp = [0u8; 65536];
             let got = self.stream.read(&mut tmp).expect("read response");
             eof = got == 0;
+            self.received += got as u64;
             self.buf.extend_from_slice(&tmp[..got]);
         }
         statuses
