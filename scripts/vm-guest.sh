@@ -19,7 +19,7 @@ for method in $methods; do
         # two tests side by side do to each other.
         threads=2
         [ "$method" = fentry ] && threads=1
-        if HTTP_TRACE_TEST_ATTACH=$method "$test" --test-threads=$threads > "$out/run.log" 2>&1; then
+        if HTTP_TRACE_IN_VM=1 HTTP_TRACE_TEST_ATTACH=$method "$test" --test-threads=$threads > "$out/run.log" 2>&1; then
             result=ok
         else
             result=FAILED

@@ -387,9 +387,18 @@ pub fn socket_fd(pid: u32, inode: u64) -> Option<i32> {
         })
 }
 
-/// Whether `pid` holds a socket listening on `port`.
+/// Whether `pid` holds a socket listening on `port`, in its own network namespace (a
+/// container's included).
 pub fn listens(pid: u32, port: u16) -> bool {
-    tcp_sockets().iter().any(|s| {
+    let Some(process) = i32::try_from(pid)
+        .ok()
+        .and_then(|p| procfs::process::Process::new(p).ok())
+    else {
+        return false;
+    };
+    let mut sockets = process.tcp().unwrap_or_default();
+    sockets.extend(process.tcp6().unwrap_or_default());
+    sockets.iter().any(|s| {
         s.state == TcpState::Listen
             && s.local_address.port() == port
             && socket_fd(pid, s.inode).is_some()

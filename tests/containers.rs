@@ -1,0 +1,357 @@
+//! Root integration tests with real containers: Debian's docker.io, a daemon of the test's own
+//! (private paths, no bridge, no iptables), an image imported from a tarball holding
+//! busybox-static. Traffic stays on the loopback inside the container's own network namespace
+//! and on the daemon's Unix socket. Host only: the VM guests skip them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const DOCKERD: &str = "/usr/sbin/dockerd";
+/// Debian's client, which speaks the daemon's API version (a newer one elsewhere in PATH would
+/// only negotiate down).
+const DOCKER: &str = "/usr/bin/docker";
+
+/// One daemon at a time: two would share containerd's fixed paths under /run.
+static ONE_DAEMON: Mutex<()> = Mutex::new(());
+
+/// Whether this is a guest of scripts/vm-test.sh, where these tests do not run.
+fn in_vm(test: &str) -> bool {
+    if std::env::var_os("HTTP_TRACE_IN_VM").is_some() {
+        skipped(test, "containers are tested on the host only");
+        return true;
+    }
+    false
+}
+
+/// A private docker daemon, removed with everything it made when dropped.
+struct Dockerd {
+    // Declared first: killed (its process group) before the directory goes.
+    group: Group,
+    dir: TempDir,
+    containers: Vec<String>,
+    /// Directories of the host the daemon makes if missing, and leaves behind.
+    made: Vec<PathBuf>,
+}
+
+impl Dockerd {
+    fn start() -> Dockerd {
+        assert!(
+            Path::new(DOCKERD).exists(),
+            "{DOCKERD} is missing: scripts/setup.sh installs docker.io"
+        );
+        let made: Vec<PathBuf> = [
+            "/run/docker/plugins",
+            "/run/docker",
+            "/run/containerd/s",
+            "/run/containerd",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .chain(cgroup_dirs())
+        .filter(|p| !p.exists())
+        .collect();
+        let dir = TempDir::new("dockerd");
+        // dockerd 20.10 writes its key to /etc/docker unless told otherwise.
+        std::fs::write(
+            dir.join("daemon.json"),
+            format!(
+                "{{\"deprecated-key-path\": \"{}\"}}\n",
+                dir.join("key.json").display()
+            ),
+        )
+        .expect("write daemon.json");
+        let mut cmd = Command::new(DOCKERD);
+        cmd.arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            .arg("--data-root")
+            .arg(dir.join("root"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", dir.join("sock").display()))
+            .args(["--bridge", "none", "--iptables=false"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let group = Group::spawn("dockerd", &mut cmd);
+        let daemon = Dockerd {
+            group,
+            dir,
+            containers: Vec::new(),
+            made,
+        };
+        wait_until("dockerd to answer", Duration::from_secs(60), || {
+            daemon.try_docker(&["version"]).is_some()
+        });
+        daemon
+    }
+
+    fn pid(&self) -> u32 {
+        self.group.pid()
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("sock")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(DOCKER);
+        cmd.env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `docker ARGS`'s output, or None when it failed.
+    fn try_docker(&self, args: &[&str]) -> Option<String> {
+        let out = run("docker", &mut self.command(args), Duration::from_secs(60));
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn docker(&self, args: &[&str]) -> String {
+        self.try_docker(args)
+            .unwrap_or_else(|| panic!("docker {args:?} failed"))
+    }
+
+    /// An image holding busybox (static) and /www/index.html.
+    fn import_busybox(&self, name: &str) {
+        let rootfs = self.dir.join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).expect("mkdir rootfs/bin");
+        std::fs::create_dir_all(rootfs.join("www")).expect("mkdir rootfs/www");
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+            .expect("copy /bin/busybox (busybox-static)");
+        std::fs::write(rootfs.join("www/index.html"), "hello from a container\n")
+            .expect("write index.html");
+        let mut import = Command::new("sh");
+        import.arg("-c").arg(format!(
+            "tar -C '{}' -c . | {DOCKER} import - {name}",
+            rootfs.display()
+        ));
+        import.env("DOCKER_HOST", format!("unix://{}", self.socket().display()));
+        let out = run("docker import", &mut import, Duration::from_secs(60));
+        assert!(out.status.success(), "docker import: {out:?}");
+    }
+
+    /// `docker run -d` with no network but the container's own loopback; its id.
+    fn run_detached(&mut self, args: &[&str]) -> String {
+        let mut all = vec!["run", "-d", "--network", "none"];
+        all.extend_from_slice(args);
+        let id = self.docker(&all);
+        self.containers.push(id.clone());
+        id
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        for id in std::mem::take(&mut self.containers) {
+            let _ = self.try_docker(&["rm", "-f", &id]);
+        }
+        // SAFETY: kill has no memory-safety preconditions; the pid is our child, not reaped.
+        unsafe { libc::kill(self.pid() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !has_exited(self.pid()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.group.end();
+        // What the daemon mounted under its directory (itself, overlays, netns), innermost first.
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        let prefix = self.dir.path().to_string_lossy().into_owned();
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|m| m.starts_with(&prefix))
+            .collect();
+        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in ours {
+            let _ = Command::new("umount").args(["-l", m]).status();
+        }
+        // Listed children first.
+        for dir in &self.made {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The docker cgroup of each cgroup v1 controller, or of the v2 hierarchy.
+fn cgroup_dirs() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("docker"))
+        .collect();
+    dirs.push(PathBuf::from("/sys/fs/cgroup/docker"));
+    dirs
+}
+
+fn triples(ex: &[Value]) -> Vec<(String, String, u64)> {
+    ex.iter()
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap_or("?").to_string(),
+                e["target"].as_str().unwrap_or("?").to_string(),
+                e["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// busybox httpd in a real container (no network but its own loopback), traced from the host
+/// by the PID the host sees; the clients run inside with `docker exec`. Each connection is
+/// served by a child that moves the socket to fds 0 and 1, and sends the file with sendfile:
+/// every exchange is captured once, paired, with the body's true size.
+#[test]
+fn busybox_httpd_in_a_container() {
+    require_root();
+    if in_vm("busybox_httpd_in_a_container") {
+        return;
+    }
+    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    let mut daemon = Dockerd::start();
+    daemon.import_busybox("local/http-trace-busybox:1");
+    let id = daemon.run_detached(&[
+        "local/http-trace-busybox:1",
+        "/bin/busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "127.0.0.1:8080",
+        "-h",
+        "/www",
+    ]);
+    let pid: u32 = daemon
+        .docker(&["inspect", "-f", "{{.State.Pid}}", &id])
+        .parse()
+        .expect("the container's host PID");
+    wait_until(
+        "httpd to listen in the container",
+        Duration::from_secs(30),
+        || listens(pid, 8080),
+    );
+    let tracer = Tracer::start(&[pid], &[]);
+    for i in 0..3 {
+        let url = format!("http://127.0.0.1:8080/index.html?{i}");
+        let body = daemon.docker(&["exec", &id, "/bin/busybox", "wget", "-q", "-O", "-", &url]);
+        assert_eq!(body, "hello from a container");
+    }
+    wait_until("httpd's children to exit", Duration::from_secs(10), || {
+        children_of(pid).into_iter().all(has_exited)
+    });
+    let out = tracer.stop();
+    let mut ex = out.exchanges();
+    ex.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
+    let want: Vec<(String, String, u64)> = (0..3)
+        .map(|i| ("GET".into(), format!("/index.html?{i}"), 200))
+        .collect();
+    assert_eq!(triples(&ex), want, "stderr: {:#?}", out.stderr);
+    for e in &ex {
+        assert_ne!(e["pid"], pid, "served by a child: {e}");
+        assert_eq!(
+            (&e["role"], &e["fd"], &e["response_pid"], &e["response_fd"]),
+            (&json!("server"), &json!(0), &e["pid"], &json!(1)),
+            "{e}"
+        );
+        assert_eq!(e["local"], "127.0.0.1:8080", "{e}");
+        // The body goes out with sendfile: its size is known, its bytes are not copied.
+        assert_eq!(
+            (&e["response_body_bytes"], &e["response_complete"]),
+            (&json!(23), &json!(true)),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        out.summary(),
+        "http-trace: 3 exchanges captured, 0 events lost, 3 child processes followed, \
+         3 processes exited"
+    );
+}
+
+/// The Docker API: dockerd traced by its PID while `docker ps` runs twice. The client speaks
+/// HTTP/1.1 over the daemon's Unix socket: `HEAD /_ping`, then `GET /v1.NN/containers/json`
+/// on the same connection; `local` is the socket's path and `peer_pid` the client's PID.
+#[test]
+fn the_docker_api_traced_by_the_daemon_pid() {
+    require_root();
+    if in_vm("the_docker_api_traced_by_the_daemon_pid") {
+        return;
+    }
+    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    let daemon = Dockerd::start();
+    // Its children (containerd) are left out: they speak gRPC, which is not HTTP/1.x.
+    let tracer = Tracer::start(&[daemon.pid()], &["--no-children"]);
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let mut ps = daemon.command(&["ps"]);
+        ps.stdout(Stdio::null());
+        let mut client = Group::spawn("docker ps", &mut ps);
+        let status = client.wait("docker ps", Duration::from_secs(60));
+        assert!(status.success(), "docker ps: {status}");
+        clients.push(client.pid());
+    }
+    let out = tracer.stop();
+    let mut ex = out.exchanges();
+    ex.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
+    let got: Vec<(String, u64)> = ex
+        .iter()
+        .map(|e| {
+            let target = e["target"].as_str().unwrap_or("?");
+            // The API version in the path is the daemon's: /v1.41/containers/json.
+            let target = match target.split_once("/containers/") {
+                Some((version, rest)) if version.starts_with("/v1.") => {
+                    format!("/vN/containers/{rest}")
+                }
+                _ => target.to_string(),
+            };
+            (
+                format!("{} {target}", e["method"].as_str().unwrap_or("?")),
+                e["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let one_ps = [
+        ("HEAD /_ping".to_string(), 200),
+        ("GET /vN/containers/json".to_string(), 200),
+    ];
+    assert_eq!(
+        got,
+        [one_ps.clone(), one_ps].concat(),
+        "stderr: {:#?}",
+        out.stderr
+    );
+    let socket = daemon.socket().to_string_lossy().into_owned();
+    for (i, e) in ex.iter().enumerate() {
+        assert_eq!(
+            (
+                &e["pid"],
+                &e["role"],
+                &e["local"],
+                &e["peer"],
+                &e["peer_pid"]
+            ),
+            (
+                &json!(daemon.pid()),
+                &json!("server"),
+                &json!(socket),
+                &Value::Null,
+                &json!(clients[i / 2])
+            ),
+            "{e}"
+        );
+    }
+    // No container runs: the list is empty.
+    assert_eq!(ex[1]["response_body"], "[]\n", "{}", ex[1]);
+    out.assert_summary(4);
+}
