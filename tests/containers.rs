@@ -197,18 +197,6 @@ fn cgroup_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-fn triples(ex: &[Value]) -> Vec<(String, String, u64)> {
-    ex.iter()
-        .map(|e| {
-            (
-                e["method"].as_str().unwrap_or("?").to_string(),
-                e["target"].as_str().unwrap_or("?").to_string(),
-                e["status"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
-}
-
 /// busybox httpd in a real container (no network but its own loopback), traced from the host
 /// by the PID the host sees; the clients run inside with `docker exec`. Each connection is
 /// served by a child that moves the socket to fds 0 and 1, and sends the file with sendfile:
@@ -253,8 +241,8 @@ fn busybox_httpd_in_a_container() {
     let out = tracer.stop();
     let mut ex = out.exchanges();
     ex.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
-    let want: Vec<(String, String, u64)> = (0..3)
-        .map(|i| ("GET".into(), format!("/index.html?{i}"), 200))
+    let want: Vec<_> = (0..3)
+        .map(|i| t("GET", &format!("/index.html?{i}"), 200))
         .collect();
     assert_eq!(triples(&ex), want, "stderr: {:#?}", out.stderr);
     for e in &ex {

@@ -10,23 +10,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-/// (method, target, status) of each exchange, status 0 when there was no response.
-fn triples(ex: &[Value]) -> Vec<(String, String, u64)> {
-    ex.iter()
-        .map(|e| {
-            (
-                e["method"].as_str().unwrap_or("?").to_string(),
-                e["target"].as_str().unwrap_or("?").to_string(),
-                e["status"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
-}
-
-fn t(method: &str, target: &str, status: u64) -> (String, String, u64) {
-    (method.to_string(), target.to_string(), status)
-}
-
 fn curl(args: &[&str]) {
     let mut cmd = Command::new("curl");
     cmd.args(["-s", "-o", "/dev/null", "--max-time", "30"])
@@ -466,6 +449,29 @@ fn connections_on_fd_numbers_a_udp_socket_held_are_followed() {
     out.assert_summary_with(3, ", 1 process exited");
 }
 
+/// GET `{prefix}0` to `{prefix}2` from a server that forks a child per connection, each on its
+/// own connection; once the children exited, stop `tracer`: what it printed, and the exchanges
+/// in time order, checked to be those three, answered.
+fn three_gets_to_a_forking_server(
+    tracer: Tracer,
+    server: &Server,
+    prefix: &str,
+) -> (TraceOutput, Vec<Value>) {
+    for i in 0..3 {
+        assert_eq!(get(server.port, &format!("{prefix}{i}")), 200);
+    }
+    wait_until("the children to exit", Duration::from_secs(10), || {
+        children_of(server.pid()).into_iter().all(has_exited)
+    });
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    let want: Vec<_> = (0..3)
+        .map(|i| t("GET", &format!("{prefix}{i}"), 200))
+        .collect();
+    assert_eq!(triples(&ex), want, "stderr: {:#?}", out.stderr);
+    (out, ex)
+}
+
 /// busybox httpd forks a child per connection, which dup2()s the accepted socket to fds 0 and 1
 /// and closes the original: it reads the request on fd 0 and writes the response on fd 1. One
 /// socket, so one connection, from the parent's accept to the child's exit: each exchange is
@@ -475,26 +481,7 @@ fn busybox_httpd_serving_on_dup2_copies_of_the_socket() {
     require_root();
     let server = Server::busybox_httpd();
     let tracer = Tracer::start(&[server.pid()], &[]);
-    for i in 0..3 {
-        assert_eq!(get(server.port, &format!("/index.html?{i}")), 200);
-    }
-    wait_until(
-        "busybox's children to exit",
-        Duration::from_secs(10),
-        || children_of(server.pid()).into_iter().all(has_exited),
-    );
-    let out = tracer.stop();
-    let ex = by_time(out.exchanges());
-    assert_eq!(
-        triples(&ex),
-        [
-            t("GET", "/index.html?0", 200),
-            t("GET", "/index.html?1", 200),
-            t("GET", "/index.html?2", 200)
-        ],
-        "stderr: {:#?}",
-        out.stderr
-    );
+    let (out, ex) = three_gets_to_a_forking_server(tracer, &server, "/index.html?");
     for e in &ex {
         assert_ne!(e["pid"], server.pid(), "served by a child: {e}");
         assert_eq!(
@@ -896,26 +883,7 @@ fn children_forked_later_are_followed_unless_turned_off() {
 
     // The lines that narrate each child come with RUST_LOG=info only; the summary counts them.
     let tracer = Tracer::start_env(&[server.pid()], &[], &[("RUST_LOG", "info")]);
-    for i in 0..3 {
-        assert_eq!(get(server.port, &format!("/f/{i}")), 200);
-    }
-    wait_until(
-        "the three children to exit",
-        Duration::from_secs(10),
-        || children_of(server.pid()).into_iter().all(has_exited),
-    );
-    let out = tracer.stop();
-    let ex = by_time(out.exchanges());
-    assert_eq!(
-        triples(&ex),
-        [
-            t("GET", "/f/0", 200),
-            t("GET", "/f/1", 200),
-            t("GET", "/f/2", 200)
-        ],
-        "stderr: {:#?}",
-        out.stderr
-    );
+    let (out, ex) = three_gets_to_a_forking_server(tracer, &server, "/f/");
     for e in &ex {
         assert_ne!(e["pid"], server.pid(), "handled in a child: {e}");
         let child = e["pid"].as_u64().unwrap();

@@ -1009,6 +1009,23 @@ pub fn get(port: u16, target: &str) -> u16 {
     request(port, format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes())
 }
 
+/// (method, target, status) of each exchange, status 0 when there was no response.
+pub fn triples(ex: &[Value]) -> Vec<(String, String, u64)> {
+    ex.iter()
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap_or("?").to_string(),
+                e["target"].as_str().unwrap_or("?").to_string(),
+                e["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+pub fn t(method: &str, target: &str, status: u64) -> (String, String, u64) {
+    (method.to_string(), target.to_string(), status)
+}
+
 /// Captured records in the order their first byte was seen.
 pub fn by_time(mut records: Vec<Value>) -> Vec<Value> {
     records.sort_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()));
