@@ -687,6 +687,48 @@ fn a_server_on_a_unix_socket() {
     out.assert_summary(4);
 }
 
+/// A server that calls an HTTP API on a Unix socket for every request: nginx as a reverse proxy
+/// to a Python server on a Unix socket, traced as nginx. Each request shows twice: served over
+/// TCP, and asked of the upstream over the Unix socket (nginx the client; the socket's path the
+/// peer, the upstream's PID the peer's).
+#[test]
+fn a_proxy_calling_an_upstream_on_a_unix_socket() {
+    require_root();
+    let (upstream, path) = Server::python_unix();
+    let nginx = Server::nginx_proxy_to_unix(&path);
+    let mut tracer = Tracer::start(&[nginx.pid()], &[]);
+    for i in 0..3 {
+        let raw = format!("GET /p/{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(request(nginx.port, raw.as_bytes()), 200);
+    }
+    tracer.wait_for_records(6, Duration::from_secs(10));
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    let want = [
+        t("GET", "/p/0", 200),
+        t("GET", "/p/1", 200),
+        t("GET", "/p/2", 200),
+    ];
+    for role in ["server", "client"] {
+        let side: Vec<Value> = ex.iter().filter(|e| e["role"] == role).cloned().collect();
+        assert_eq!(triples(&side), want, "{role}: stderr: {:#?}", out.stderr);
+    }
+    for e in ex.iter().filter(|e| e["role"] == "client") {
+        assert_eq!(
+            (&e["local"], &e["peer"], &e["peer_pid"]),
+            (
+                &Value::Null,
+                &json!(path.to_string_lossy()),
+                &json!(upstream.pid())
+            ),
+            "{e}"
+        );
+        let body = format!("unix {}\n", e["target"].as_str().unwrap());
+        assert_eq!(e["response_body"], body.as_str(), "{e}");
+    }
+    out.assert_summary(6);
+}
+
 /// The client side over a Unix socket: Python's http.client on a connected Unix socket makes
 /// two requests on one connection. The peer is the server's path, with the server's PID.
 #[test]

@@ -503,6 +503,16 @@ impl Server {
     /// nginx answering "ok" to everything: one process (`workers` 0), or a master that forks
     /// `workers` worker processes.
     pub fn nginx(workers: u32) -> Server {
+        Server::nginx_with(workers, "return 200 \"ok\\n\";")
+    }
+
+    /// nginx as a reverse proxy to the HTTP server on the Unix socket `path`.
+    pub fn nginx_proxy_to_unix(path: &Path) -> Server {
+        Server::nginx_with(0, &format!("proxy_pass http://unix:{}:;", path.display()))
+    }
+
+    /// nginx with `location` as what its one location does.
+    fn nginx_with(workers: u32, location: &str) -> Server {
         let dir = TempDir::new(&format!("nginx-{workers}"));
         let port = free_port();
         let shape = match workers {
@@ -515,7 +525,7 @@ impl Server {
              http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
                client_max_body_size 10m;\n\
-               server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }} }}\n",
+               server {{ listen 127.0.0.1:{port}; location / {{ {location} }} }} }}\n",
             d = dir.path().display()
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
