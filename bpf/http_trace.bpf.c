@@ -1726,10 +1726,69 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 		return 0;
 	}
 	CALL_FROM_REGS(&c, syscall, regs);
+	/*
+	 * A followed TCP socket, the common case, by its sock alone: no walk of the fd table. Its
+	 * entry cannot be stale: TCP passes through CLOSE, which ends it, before a sock is freed.
+	 * (A Unix socket's entry is checked against the fd's socket: entry_from_regs.)
+	 */
+	si = bpf_map_lookup_elem(&sockets, &(__u64){ (__u64)sk });
+	if (si && si->tcp && !call_peeks(&c) && call_msg_iovecs(&c)) {
+		if (si->tgid != pid_tgid >> 32 || si->fd != c.fd) {
+			si->tgid = pid_tgid >> 32;
+			si->fd = c.fd;
+		}
+		in.buf = c.buf;
+		in.conn_id = si->conn_id;
+		in.sk = (__u64)sk;
+		in.fd = c.fd;
+		in.iovcnt = c.count;
+		in.syscall = c.syscall;
+		emit_data(ctx, pid_tgid, &in, ret, syscall_vectored(syscall), si);
+		return 0;
+	}
 	si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, (__u64)sk);
 	if (si)
 		emit_data(ctx, pid_tgid, &in, ret, syscall_vectored(syscall), si);
 	return 0;
+}
+
+/*
+ * Event: TCP socket `sk` handed bytes to its process (tcp_rcv_space_adjust, after a receive or a
+ * splice out of it). A splice(2) out of a socket passes no socket tracepoint (tcp_splice_read):
+ * its bytes are the socket's copied_seq's advance, credited here as a splice's, at once (at the
+ * connection's next event they would come late, or never for its last message).
+ */
+static __always_inline int on_tcp_consumed(void *ctx, struct sock *sk)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ht_sock_info *si;
+	struct ht_inflight in = {};
+	struct pt_regs *regs;
+	__s32 n;
+
+	if (!tgid_tracked(pid_tgid >> 32))
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (SYSCALL_NR(regs) != NR_splice)
+		return 0;
+	si = bpf_map_lookup_elem(&sockets, &(__u64){ (__u64)sk });
+	if (!si || !si->tcp)
+		return 0;
+	n = data_seq_in(sk) - si->in_seq;
+	if (n <= 0)
+		return 0;
+	in.conn_id = si->conn_id;
+	in.sk = (__u64)sk;
+	in.fd = PT_REGS_PARM1_SYSCALL(regs);
+	in.syscall = HT_SYS_SPLICE_IN;
+	emit_data(ctx, pid_tgid, &in, n, false, si);
+	return 0;
+}
+
+SEC("tp_btf/tcp_rcv_space_adjust")
+int PROG(N(sock_tcp_consumed), struct sock *sk)
+{
+	return on_tcp_consumed(ctx, sk);
 }
 
 SEC("tp_btf/sock_recv_length")

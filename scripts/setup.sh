@@ -22,7 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc curl python3 python3-pip nginx-light util-linux apache2-utils busybox-static docker.io)
+packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc curl python3 python3-pip nginx-light util-linux apache2-utils busybox-static docker.io haproxy gunicorn)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 if [ "$want_vm" = 1 ]; then
     packages+=(qemu-system-x86 linux-image-amd64 linux-image-6.12-amd64)
@@ -39,10 +39,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # The container tests run a daemon of their own (private paths, no bridge, no iptables):
-    # the packaged service, which systemd starts on install, is not needed.
-    if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null 2>&1; then
-        systemctl disable --now docker.service docker.socket containerd.service >/dev/null 2>&1 || true
+    # The tests run docker and haproxy of their own (private paths; docker with no bridge and no
+    # iptables): the packaged services, which systemd starts on install, are not needed.
+    if command -v systemctl >/dev/null 2>&1; then
+        for p in docker.io haproxy; do
+            [[ " ${missing[*]} " == *" $p "* ]] || continue
+            case $p in
+                docker.io) units=(docker.service docker.socket containerd.service) ;;
+                haproxy) units=(haproxy.service) ;;
+            esac
+            systemctl disable --now "${units[@]}" >/dev/null 2>&1 || true
+        done
     fi
 fi
 

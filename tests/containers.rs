@@ -21,15 +21,6 @@ const DOCKER: &str = "/usr/bin/docker";
 /// One daemon at a time: two would share containerd's fixed paths under /run.
 static ONE_DAEMON: Mutex<()> = Mutex::new(());
 
-/// Whether this is a guest of scripts/vm-test.sh, where these tests do not run.
-fn in_vm(test: &str) -> bool {
-    if std::env::var_os("HTTP_TRACE_IN_VM").is_some() {
-        skipped(test, "containers are tested on the host only");
-        return true;
-    }
-    false
-}
-
 /// A private docker daemon, removed with everything it made when dropped.
 struct Dockerd {
     // Declared first: killed (its process group) before the directory goes.

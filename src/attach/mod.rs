@@ -78,7 +78,7 @@ impl Method {
     /// Whether a program in ELF section `section` belongs to this method.
     fn owns_section(self, section: &str) -> bool {
         let prefixes: &[&str] = match self {
-            Method::SocketTracepoint => &["tp_btf/sock_"],
+            Method::SocketTracepoint => &["tp_btf/sock_", "tp_btf/tcp_rcv_space_adjust"],
             Method::RawTracepoint => &["tp_btf/sys_exit"],
             Method::Fentry => &["fentry/", "fexit/"],
             Method::Kprobe => &["kprobe/", "kretprobe/", "ksyscall/", "kretsyscall/"],

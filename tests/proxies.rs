@@ -1,0 +1,198 @@
+//! Root integration tests with real proxies and app servers installed for them (Debian's
+//! haproxy and gunicorn): HAProxy moving bodies with splice(2), gunicorn on a Unix socket behind
+//! nginx. Host only: the VM guests skip them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// haproxy in the foreground with `config` (a file in `dir`), until dropped.
+fn haproxy(dir: &TempDir, config: &str, port: u16) -> Group {
+    std::fs::write(dir.join("haproxy.cfg"), config).expect("write haproxy.cfg");
+    let mut cmd = Command::new("haproxy");
+    cmd.arg("-f")
+        .arg(dir.join("haproxy.cfg"))
+        .arg("-db")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let group = Group::spawn("haproxy", &mut cmd);
+    let pid = group.pid();
+    wait_until("haproxy to listen", Duration::from_secs(30), || {
+        listens(pid, port)
+    });
+    group
+}
+
+/// HAProxy with `option splice-response` in front of the example server: a 20 MB body, then two
+/// small ones on the same client connection. HAProxy reads each response body from the origin
+/// and writes it to the client with splice(2), through a pipe, even the 13-byte ones; the
+/// bodies keep their true size on both sides and every exchange is paired, complete, on every
+/// method (socket-tracepoint sees a splice out of a socket by its sequence numbers, at once).
+#[test]
+fn haproxy_splicing_a_20_mb_body_then_more_requests() {
+    require_root();
+    if in_vm("haproxy_splicing_a_20_mb_body_then_more_requests") {
+        return;
+    }
+    let origin = Server::ours("recv");
+    let dir = TempDir::new("haproxy");
+    let port = free_port();
+    let config = format!(
+        "global\n  maxconn 64\n  nbthread 1\n\
+         defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  \
+         option http-keep-alive\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  option splice-response\n  default_backend be\n\
+         backend be\n  server origin 127.0.0.1:{}\n",
+        origin.port
+    );
+    let proxy = haproxy(&dir, &config, port);
+    let tracer = Tracer::start(&[proxy.pid()], &[]);
+    const BIG: u64 = 20 * 1024 * 1024;
+    let targets = [
+        format!("/r/bytes/{BIG}"),
+        "/r/bytes/13".into(),
+        "/r/bytes/14".into(),
+    ];
+    let mut client = Client::connect(port);
+    for target in &targets {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        client.send(&[raw.as_bytes()]);
+        assert_eq!(client.responses(1), [200]);
+    }
+    drop(client);
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    let want: Vec<_> = targets.iter().map(|p| t("GET", p, 200)).collect();
+    for role in ["server", "client"] {
+        let side: Vec<Value> = ex.iter().filter(|e| e["role"] == role).cloned().collect();
+        assert_eq!(triples(&side), want, "{role}: stderr: {:#?}", out.stderr);
+        for (e, size) in side.iter().zip([BIG, 13, 14]) {
+            assert_eq!(
+                (&e["response_body_bytes"], &e["response_complete"]),
+                (&json!(size), &json!(true)),
+                "{e}"
+            );
+        }
+    }
+    out.assert_summary(6);
+}
+
+/// A WSGI app answering "hello PATH\n".
+const APP: &str = "def application(environ, start_response):\n\
+                   \x20   body = ('hello %s\\n' % environ.get('PATH_INFO', '/')).encode()\n\
+                   \x20   start_response('200 OK', [('Content-Type', 'text/plain'),\n\
+                   \x20                             ('Content-Length', str(len(body)))])\n\
+                   \x20   return [body]\n";
+
+/// gunicorn (its master and two sync workers) on a Unix socket; its group and the socket path.
+fn gunicorn(dir: &TempDir) -> (Group, PathBuf) {
+    std::fs::write(dir.join("app.py"), APP).expect("write app.py");
+    let socket = dir.join("app.sock");
+    let mut cmd = Command::new("gunicorn");
+    cmd.arg("--chdir")
+        .arg(dir.path())
+        .arg("--bind")
+        .arg(format!("unix:{}", socket.display()))
+        .args(["--workers", "2", "app:application"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let group = Group::spawn("gunicorn", &mut cmd);
+    let pid = group.pid();
+    wait_until("gunicorn's two workers", Duration::from_secs(30), || {
+        socket.exists() && children_of(pid).len() == 2
+    });
+    (group, socket)
+}
+
+/// Three requests to nginx, which proxies them to gunicorn over its Unix socket.
+fn three_requests(nginx: &Server) {
+    for i in 0..3 {
+        let raw = format!("GET /g/{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(request(nginx.port, raw.as_bytes()), 200);
+    }
+}
+
+fn want() -> Vec<(String, String, u64)> {
+    (0..3).map(|i| t("GET", &format!("/g/{i}"), 200)).collect()
+}
+
+fn socket_name(path: &Path) -> Value {
+    json!(path.to_string_lossy())
+}
+
+/// gunicorn behind nginx on a Unix socket, traced as gunicorn (its master's PID): every request
+/// is served by a worker, on the socket's path, from nginx's process.
+#[test]
+fn gunicorn_on_a_unix_socket_behind_nginx() {
+    require_root();
+    if in_vm("gunicorn_on_a_unix_socket_behind_nginx") {
+        return;
+    }
+    let dir = TempDir::new("gunicorn");
+    let (app, socket) = gunicorn(&dir);
+    let workers = children_of(app.pid());
+    let nginx = Server::nginx_proxy_to_unix(&socket);
+    let mut tracer = Tracer::start(&[app.pid()], &[]);
+    three_requests(&nginx);
+    tracer.wait_for_records(3, Duration::from_secs(10));
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(triples(&ex), want(), "stderr: {:#?}", out.stderr);
+    for e in &ex {
+        let pid = e["pid"].as_u64().unwrap() as u32;
+        assert!(workers.contains(&pid), "served by a worker, not {pid}: {e}");
+        assert_eq!(
+            (&e["role"], &e["local"], &e["peer"], &e["peer_pid"]),
+            (
+                &json!("server"),
+                &socket_name(&socket),
+                &Value::Null,
+                &json!(nginx.pid())
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            e["response_body"],
+            format!("hello {}\n", e["target"].as_str().unwrap())
+        );
+    }
+    out.assert_summary(3);
+}
+
+/// The same, traced as nginx: each request served over TCP and asked of gunicorn over the Unix
+/// socket, whose peer process is gunicorn's master (the kernel keeps the listener's for a
+/// connected socket).
+#[test]
+fn nginx_calling_gunicorn_on_a_unix_socket() {
+    require_root();
+    if in_vm("nginx_calling_gunicorn_on_a_unix_socket") {
+        return;
+    }
+    let dir = TempDir::new("gunicorn");
+    let (app, socket) = gunicorn(&dir);
+    let nginx = Server::nginx_proxy_to_unix(&socket);
+    let mut tracer = Tracer::start(&[nginx.pid()], &[]);
+    three_requests(&nginx);
+    tracer.wait_for_records(6, Duration::from_secs(10));
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    for role in ["server", "client"] {
+        let side: Vec<Value> = ex.iter().filter(|e| e["role"] == role).cloned().collect();
+        assert_eq!(triples(&side), want(), "{role}: stderr: {:#?}", out.stderr);
+    }
+    for e in ex.iter().filter(|e| e["role"] == "client") {
+        assert_eq!(
+            (&e["local"], &e["peer"], &e["peer_pid"]),
+            (&Value::Null, &socket_name(&socket), &json!(app.pid())),
+            "{e}"
+        );
+    }
+    out.assert_summary(6);
+}
