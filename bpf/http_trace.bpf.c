@@ -851,27 +851,27 @@ static __always_inline __u64 tcp_bytes_written(struct sock *sk)
 	return BPF_CORE_READ(tp, bytes_acked) + unacked;
 }
 
-/* Unix socket `sk`'s address into `dst`: its length, 0 when it has none (unbound). */
+/*
+ * Unix socket `sk`'s address into `dst`: its length, 0 when it has none (unbound). The copy is
+ * of a fixed size, whatever the address's: a variable one needs a bound the verifier tracks, and
+ * 6.1's lost it when the compiler spilled the length before its check (5.10 and 6.18 kept it).
+ * The bytes past the length are not the address's: user space reads only the length.
+ */
 static __always_inline __u8 unix_path(struct sock *sk, __u8 *dst)
 {
 	struct unix_address *addr = BPF_CORE_READ((struct unix_sock *)sk, addr);
-	__u64 n; /* 64-bit and unsigned, so that the verifier keeps the bound for the copy */
 	int len;
 
 	if (!addr)
 		return 0;
 	len = BPF_CORE_READ(addr, len) - (int)sizeof(__kernel_sa_family_t);
-	if (len <= 0)
+	if (len <= 0 || len > HT_UNIX_PATH_BYTES)
 		return 0;
-	/* Never more (sizeof(struct sockaddr_un)); a branch, which the verifier follows, not a min(). */
-	n = len;
-	barrier_var(n);
-	if (n > HT_UNIX_PATH_BYTES)
+	if (bpf_probe_read_kernel(dst, HT_UNIX_PATH_BYTES,
+				  (void *)addr + bpf_core_field_offset(struct unix_address, name) +
+					  sizeof(__kernel_sa_family_t)))
 		return 0;
-	if (bpf_probe_read_kernel(dst, n, (void *)addr + bpf_core_field_offset(struct unix_address, name) +
-						  sizeof(__kernel_sa_family_t)))
-		return 0;
-	return n;
+	return len;
 }
 
 /*
