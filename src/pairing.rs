@@ -14,6 +14,8 @@ use crate::record::{ConnInfo, Record, Responder};
 struct Slot {
     request: Option<Message>,
     response: Option<Message>,
+    /// Its response went by where the stream could not be followed: reported without one.
+    response_lost: bool,
     request_by: Option<ConnMeta>,
     response_by: Option<ConnMeta>,
 }
@@ -52,7 +54,11 @@ impl Pairs {
 
     /// A whole response; false when no request waits for one (it was not seen).
     pub fn response(&mut self, m: Message, by: ConnMeta) -> bool {
-        match self.slots.iter_mut().find(|s| s.response.is_none()) {
+        match self
+            .slots
+            .iter_mut()
+            .find(|s| s.response.is_none() && !s.response_lost)
+        {
             Some(slot) => {
                 slot.response = Some(m);
                 slot.response_by = Some(by);
@@ -62,12 +68,26 @@ impl Pairs {
         }
     }
 
+    /// The responses' stream lost its place at `ts_ns`: the requests received before then that
+    /// still wait were answered in what went by unseen. Their exchanges are done, without a
+    /// response, so that the next response found is not paired with one of them. (A response
+    /// to a pipelined request the lost bytes did not hold is then reported as one whose request
+    /// was not seen: not paired with the wrong request.)
+    pub fn responses_lost(&mut self, ts_ns: u64) {
+        for slot in &mut self.slots {
+            let before = slot.request.as_ref().is_some_and(|q| q.ts_ns < ts_ns);
+            if before && slot.response.is_none() {
+                slot.response_lost = true;
+            }
+        }
+    }
+
     /// Hand the exchanges that are complete, from the oldest, to `out`.
     pub fn take_complete(&mut self, conn: &ConnInfo, out: &mut Vec<Record>) {
         while self
             .slots
             .front()
-            .is_some_and(|s| s.request.is_some() && s.response.is_some())
+            .is_some_and(|s| s.request.is_some() && (s.response.is_some() || s.response_lost))
         {
             self.emit_front(conn, out);
         }

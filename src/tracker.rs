@@ -107,12 +107,22 @@ impl Conn {
                         .switch_protocols(&mut more);
                     self.absorb(other, more, stats, out);
                 }
-                Parsed::Malformed { ts_ns, reason } => out.push(Record::Malformed {
-                    conn: self.info.clone(),
-                    direction: dir,
-                    ts_ns,
-                    reason,
-                }),
+                Parsed::Malformed { ts_ns, reason } => {
+                    if self.carries_responses(dir) {
+                        self.pairs.responses_lost(ts_ns);
+                    }
+                    out.push(Record::Malformed {
+                        conn: self.info.clone(),
+                        direction: dir,
+                        ts_ns,
+                        reason,
+                    });
+                }
+                Parsed::Lost { ts_ns } => {
+                    if self.carries_responses(dir) {
+                        self.pairs.responses_lost(ts_ns);
+                    }
+                }
             }
         }
         self.pairs.take_complete(&self.info, out);
@@ -170,6 +180,15 @@ impl Conn {
                 self.parsed = parsed;
                 false
             }
+        }
+    }
+
+    /// Whether direction `dir` carries the connection's responses (known once its role is).
+    fn carries_responses(&self, dir: Direction) -> bool {
+        match self.info.role {
+            Role::Server => dir == Direction::Out,
+            Role::Client => dir == Direction::In,
+            Role::Unknown => false,
         }
     }
 
@@ -832,6 +851,27 @@ mod tests {
         ]);
         assert_eq!(targets(&out), ["GET /ws -> 101"]);
         assert_eq!(t.parser_stats().switched_bytes, 30);
+        assert_eq!(t.parser_stats().resync_bytes, 0);
+    }
+
+    #[test]
+    fn a_response_gone_by_unseen_leaves_its_request_unanswered_not_mispaired() {
+        // 52 bytes sent outside the calls followed (sendmmsg): the first response.
+        let mut unseen = sent(1, 2, b"");
+        if let ChunkKind::Data(d) = &mut unseen.kind {
+            d.ret = 52;
+            d.no_data = true;
+            d.unseen = true;
+        }
+        let (out, t) = run(&[
+            accept(1),
+            data(1, 1, b"GET /unseen HTTP/1.1\r\n\r\n"),
+            unseen,
+            data(1, 3, b"GET /next HTTP/1.1\r\n\r\n"),
+            sent(1, 4, OK),
+        ]);
+        assert_eq!(targets(&out), ["GET /unseen -> -", "GET /next -> 200"]);
+        assert_eq!(t.stats.bytes_unseen, 52);
         assert_eq!(t.parser_stats().resync_bytes, 0);
     }
 

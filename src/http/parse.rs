@@ -26,6 +26,11 @@ pub enum Parsed {
         ts_ns: u64,
         reason: String,
     },
+    /// The position in the stream was lost at `ts_ns` (bytes not captured outside a body,
+    /// events lost): whole messages may have gone by unseen.
+    Lost {
+        ts_ns: u64,
+    },
 }
 
 /// Counters of what the parser could not turn into messages.
@@ -242,6 +247,9 @@ impl Parser {
             msg.end_ts_ns = self.last_ts;
             out.push(Parsed::Message(msg));
         }
+        out.push(Parsed::Lost {
+            ts_ns: self.last_ts,
+        });
         self.stats.resync_bytes += self.buf.len() as u64 + n;
         self.buf.clear();
         self.state = State::Resync;
@@ -533,7 +541,7 @@ mod tests {
             .filter_map(|p| match p {
                 Parsed::Message(m) => Some(line(m)),
                 Parsed::Malformed { reason, .. } => Some(format!("malformed: {reason}")),
-                Parsed::RequestHead { .. } | Parsed::Switched => None,
+                Parsed::RequestHead { .. } | Parsed::Switched | Parsed::Lost { .. } => None,
             })
             .collect()
     }
