@@ -1225,6 +1225,59 @@ static __always_inline int on_splice_return(void *ctx, long ret)
 	return on_splice_done(ctx, ret, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
 }
 
+/* Messages of one sendmmsg/recvmmsg whose sizes are read; bytes of later ones are counted only. */
+#define HT_MMSG_READ 8
+
+/*
+ * Event: sendmmsg(2) (`dir` HT_DIR_OUT) or recvmmsg(2) on `fd` returned `ret` messages, whose
+ * sizes the kernel wrote into `msgvec`. No method copies their bytes. On a TCP socket they are
+ * measured from its sequence numbers (emit_unseen); on a followed Unix socket, which has none,
+ * they become a hole of their total size here, in the connection's own stream.
+ */
+static __always_inline int on_mmsg_done(void *ctx, long ret, __s32 fd, __u64 msgvec, __u8 dir)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ht_data_event *e;
+	struct ht_sock_info *si;
+	struct ht_sock_ref ref;
+	__u32 zero = 0, len;
+	__s64 total = 0;
+
+	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32) || !sock_of_fd(fd, &ref))
+		return 0;
+	si = followed_socket(ctx, &ref, fd);
+	if (!si || si->tcp)
+		return 0;
+	for (int i = 0; i < HT_MMSG_READ; i++) {
+		if (i >= ret)
+			break;
+		if (bpf_probe_read_user(&len, sizeof(len),
+					(void *)(msgvec + i * sizeof(struct mmsghdr) +
+						 __builtin_offsetof(struct mmsghdr, msg_len)))) {
+			count_drop(HT_DROP_READ_FAILED);
+			break;
+		}
+		total += len;
+	}
+	if (ret > HT_MMSG_READ)
+		count_drop(HT_DROP_OTHER_IO);
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (e && total > 0)
+		emit_hole(ctx, pid_tgid, e, si, fd, dir, total);
+	return 0;
+}
+
+/* sendmmsg(2) or recvmmsg(2) returned: its fd and message vector from the saved registers. */
+static __always_inline int on_mmsg_return(void *ctx, long ret, __u8 dir)
+{
+	struct pt_regs *regs;
+
+	if (ret <= 0 || !tgid_tracked(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	regs = current_user_regs();
+	return on_mmsg_done(ctx, ret, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs), dir);
+}
+
 /*
  * Event: close(2) of `fd` entered. The connection ends if this fd holds the socket's last
  * reference; otherwise another fd or process still has it (dup, fork, a socket passed on), and
@@ -1448,6 +1501,18 @@ int KRETPROBE(N(kretprobe_splice), long ret)
 	return on_splice_return(ctx, ret);
 }
 
+SEC("kretsyscall/sendmmsg")
+int KRETPROBE(N(kretprobe_sendmmsg), long ret)
+{
+	return on_mmsg_return(ctx, ret, HT_DIR_OUT);
+}
+
+SEC("kretsyscall/recvmmsg")
+int KRETPROBE(N(kretprobe_recvmmsg), long ret)
+{
+	return on_mmsg_return(ctx, ret, HT_DIR_IN);
+}
+
 SEC("ksyscall/close")
 int KSYSCALL(N(kprobe_close), unsigned int fd)
 {
@@ -1597,6 +1662,18 @@ int PROG(N(fexit_splice), const struct pt_regs *regs, long ret)
 	return on_splice_done(ctx, ret, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM3_SYSCALL(regs));
 }
 
+SEC("fexit/__x64_sys_sendmmsg")
+int PROG(N(fexit_sendmmsg), const struct pt_regs *regs, long ret)
+{
+	return on_mmsg_done(ctx, ret, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM2_SYSCALL(regs), HT_DIR_OUT);
+}
+
+SEC("fexit/__x64_sys_recvmmsg")
+int PROG(N(fexit_recvmmsg), const struct pt_regs *regs, long ret)
+{
+	return on_mmsg_done(ctx, ret, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM2_SYSCALL(regs), HT_DIR_IN);
+}
+
 SEC("fentry/__x64_sys_close")
 int PROG(N(fentry_close), const struct pt_regs *regs)
 {
@@ -1628,6 +1705,8 @@ int PROG(N(fentry_close), const struct pt_regs *regs)
 #define NR_recvmsg 47
 #define NR_accept4 288
 #define NR_splice 275
+#define NR_recvmmsg 299
+#define NR_sendmmsg 307
 
 /* Which of our receive and send syscalls `nr` is, or HT_SYS_NONE. */
 static __always_inline __u8 io_syscall(long nr)
@@ -1674,6 +1753,9 @@ int PROG(N(tp_btf_sys_exit), struct pt_regs *regs, long ret)
 		return on_accept_return(ctx, ret);
 	if (nr == NR_splice)
 		return on_splice_done(ctx, ret, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM3_SYSCALL(regs));
+	if (nr == NR_sendmmsg || nr == NR_recvmmsg)
+		return on_mmsg_done(ctx, ret, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM2_SYSCALL(regs),
+				    nr == NR_sendmmsg ? HT_DIR_OUT : HT_DIR_IN);
 	/* Every read and write on the machine ends here: leave early for other processes. */
 	syscall = io_syscall(nr);
 	if (syscall == HT_SYS_NONE) {
@@ -1720,9 +1802,22 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 	if (SYSCALL_NR(regs) == NR_splice)
 		syscall = dir == HT_DIR_OUT ? HT_SYS_SPLICE_OUT : HT_SYS_SPLICE_IN;
 	if (syscall == HT_SYS_NONE || syscall_direction(syscall) != dir) {
-		/* A TCP socket's unseen bytes are measured at its next event (emit_unseen). */
-		if (followed_kind(sk) && sk->__sk_common.skc_family == AF_UNIX)
+		/*
+		 * Not a call followed (io_uring, sendmmsg): a TCP socket's bytes are measured at its
+		 * next event (emit_unseen); a followed Unix socket's are a hole here; a Unix socket
+		 * not followed yet is counted.
+		 */
+		__u32 zero = 0;
+		struct ht_data_event *e;
+
+		si = bpf_map_lookup_elem(&sockets, &(__u64){ (__u64)sk });
+		if (si && !si->tcp) {
+			e = bpf_map_lookup_elem(&scratch, &zero);
+			if (e)
+				emit_hole(ctx, pid_tgid, e, si, si->fd, dir, ret);
+		} else if (!si && followed_kind(sk) && sk->__sk_common.skc_family == AF_UNIX) {
 			count_drop(HT_DROP_OTHER_IO);
+		}
 		return 0;
 	}
 	CALL_FROM_REGS(&c, syscall, regs);
@@ -1943,6 +2038,18 @@ SEC("tracepoint/syscalls/sys_exit_splice")
 int N(tp_exit_splice)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_splice_return(ctx, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmmsg")
+int N(tp_exit_sendmmsg)(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_mmsg_return(ctx, ctx->ret, HT_DIR_OUT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvmmsg")
+int N(tp_exit_recvmmsg)(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_mmsg_return(ctx, ctx->ret, HT_DIR_IN);
 }
 
 SEC("tracepoint/syscalls/sys_enter_close")

@@ -729,6 +729,40 @@ fn a_proxy_calling_an_upstream_on_a_unix_socket() {
     out.assert_summary(6);
 }
 
+/// A server on a Unix socket that answers with sendmmsg(2), which no method follows and a Unix
+/// socket counts no sequence numbers for: the answer's bytes are counted, exactly, from the
+/// sizes the call reports (socket-tracepoint: from each message it sees), the request is
+/// reported unanswered, and the next exchange on the connection is still found.
+#[test]
+fn a_unix_socket_answered_with_sendmmsg_is_counted() {
+    require_root();
+    let (server, path) = Server::python_unix();
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    curl_unix(&path, &["http://x/mmsg/0", "http://x/after"]);
+    let body = "unix /mmsg/0\n";
+    let moved = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .len();
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [t("GET", "/mmsg/0", 0), t("GET", "/after", 200)],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    assert_eq!(
+        out.summary(),
+        format!(
+            "http-trace: 2 exchanges captured, 0 events lost, 1 without a response, {moved} \
+             bytes moved outside the calls followed (io_uring, sendmmsg, processes not traced), \
+             not captured"
+        )
+    );
+}
+
 /// The client side over a Unix socket: Python's http.client on a connected Unix socket makes
 /// two requests on one connection. The peer is the server's path, with the server's PID.
 #[test]
