@@ -15,11 +15,11 @@ echo "== unit and integration tests on this kernel ($(uname -r), attach auto)"
 cargo test --locked -- --test-threads=2
 for method in raw-tracepoint tracepoint; do
     echo "== integration tests on this kernel with --attach $method"
-    HTTP_TRACE_TEST_ATTACH=$method cargo test --locked --test capture --test exchanges -- --test-threads=2
+    HTTP_TRACE_TEST_ATTACH=$method cargo test --locked --test capture --test exchanges --test containers --test proxies -- --test-threads=2
 done
 echo "== integration tests on this kernel with the legacy BPF build (kernels before 5.17), raw-tracepoint"
 HTTP_TRACE_BPF_BUILD=legacy HTTP_TRACE_TEST_ATTACH=raw-tracepoint \
-    cargo test --locked --test capture --test exchanges -- --test-threads=2
+    cargo test --locked --test capture --test exchanges --test containers --test proxies -- --test-threads=2
 if [ "${HTTP_TRACE_SKIP_VM:-0}" = 1 ]; then
     echo "== VM tests skipped (HTTP_TRACE_SKIP_VM=1)"
 else
