@@ -128,10 +128,11 @@ struct ht_sock_info {
 	__u8 pad[7];
 };
 
-/* The socket behind an fd: its sock, inode number and file. */
+/* The socket behind an fd: its sock, file and inode (whose number is read only when needed). */
 struct ht_sock_ref {
 	struct sock *sk;
 	struct file *file;
+	struct inode *inode;
 	__u64 ino;
 };
 
@@ -666,11 +667,20 @@ static __always_inline void emit_unseen(void *ctx, __u64 pid_tgid, struct ht_dat
 
 	if (!si->tcp)
 		return;
-	in_now = data_seq_in((struct sock *)sk);
-	out_now = data_seq_out((struct sock *)sk);
 	/* This call's own bytes are already in the socket's counts. */
+	in_now = BPF_CORE_READ(tp, copied_seq);
+	out_now = BPF_CORE_READ(tp, write_seq);
 	missed_in = in_now - (dir == HT_DIR_IN ? (__u32)ret : 0) - si->in_seq;
 	missed_out = out_now - (dir == HT_DIR_OUT ? (__u32)ret : 0) - si->out_seq;
+	/* Nearly always none: the FIN corrections, more reads, only where a difference shows. */
+	if (missed_in) {
+		in_now = data_seq_in((struct sock *)sk);
+		missed_in = in_now - (dir == HT_DIR_IN ? (__u32)ret : 0) - si->in_seq;
+	}
+	if (missed_out) {
+		out_now = data_seq_out((struct sock *)sk);
+		missed_out = out_now - (dir == HT_DIR_OUT ? (__u32)ret : 0) - si->out_seq;
+	}
 	si->in_seq = in_now;
 	si->out_seq = out_now;
 	if (missed_in > 0)
@@ -765,9 +775,10 @@ static __always_inline bool followed_kind(struct sock *sk)
 }
 
 /*
- * The socket behind `fd` of the current task, into `ref`, if it is one of a kind we follow.
- * Asked of the fd table at every call: whether an fd is a socket we follow is never cached by
- * its number, which a close and an open can give to another file.
+ * The socket behind `fd` of the current task, into `ref`, if it is one. Asked of the fd table at
+ * every call: whether an fd is a socket we follow is never cached by its number, which a close
+ * and an open can give to another file. Whether it is of a kind we follow is asked only of a
+ * socket not followed yet (followable): a followed one is found by its sock first.
  */
 static __always_inline bool sock_of_fd(__s32 fd, struct ht_sock_ref *ref)
 {
@@ -788,10 +799,23 @@ static __always_inline bool sock_of_fd(__s32 fd, struct ht_sock_ref *ref)
 		return false;
 	sock = BPF_CORE_READ(file, private_data);
 	sk = BPF_CORE_READ(sock, sk);
-	if (!sk || !followed_kind(sk))
+	if (!sk)
 		return false;
 	ref->sk = sk;
 	ref->file = file;
+	ref->inode = inode;
+	ref->ino = 0;
+	return true;
+}
+
+/* Whether the socket `ref` is of a kind we follow; its inode number into `ref` if so. */
+static __always_inline bool followable(struct ht_sock_ref *ref)
+{
+	/* Copied out first: BPF_CORE_READ would relocate the access to our own struct too. */
+	struct inode *inode = ref->inode;
+
+	if (!followed_kind(ref->sk))
+		return false;
 	ref->ino = BPF_CORE_READ(inode, i_ino);
 	return true;
 }
@@ -800,15 +824,17 @@ static __always_inline bool sock_of_fd(__s32 fd, struct ht_sock_ref *ref)
  * The entry of the socket `ref`, if it is followed. An entry left at its address by an earlier
  * socket (its end not seen) is ended first, never taken for this one's.
  */
-static __always_inline struct ht_sock_info *followed_socket(void *ctx, const struct ht_sock_ref *ref, __s32 fd)
+static __always_inline struct ht_sock_info *followed_socket(void *ctx, struct ht_sock_ref *ref, __s32 fd)
 {
 	__u64 sk = (__u64)ref->sk;
 	struct ht_sock_info *si = bpf_map_lookup_elem(&sockets, &sk);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct inode *inode = ref->inode;
 
 	if (!si)
 		return NULL;
-	if (si->ino != ref->ino) {
+	/* A TCP entry cannot be stale (TCP passes CLOSE, which ends it, before a sock is freed). */
+	if (!si->tcp && si->ino != BPF_CORE_READ(inode, i_ino)) {
 		end_connection(ctx, HT_SYS_NONE, sk, si, true);
 		return NULL;
 	}
@@ -974,7 +1000,7 @@ static __always_inline int on_accept_return(void *ctx, long ret)
 
 	if (ret < 0 || !tgid_tracked(pid_tgid >> 32))
 		return 0;
-	if (sock_of_fd(ret, &ref))
+	if (sock_of_fd(ret, &ref) && followable(&ref))
 		track_socket(ctx, pid_tgid, ret, &ref, HT_EV_ACCEPT, HT_SYS_ACCEPT, ret, 0);
 	return 0;
 }
@@ -1012,7 +1038,7 @@ static __always_inline int on_connect_done(void *ctx, __u64 pid_tgid, __s32 fd, 
 	if (ret != 0 && ret != -EINPROGRESS)
 		return 0;
 	/* A connect called again once a non-blocking one is done (ab does) is the same connection. */
-	if (sock_of_fd(fd, &ref) && !followed_socket(ctx, &ref, fd))
+	if (sock_of_fd(fd, &ref) && !followed_socket(ctx, &ref, fd) && followable(&ref))
 		track_socket(ctx, pid_tgid, fd, &ref, HT_EV_CONNECT, HT_SYS_CONNECT, ret, 0);
 	return 0;
 }
@@ -1046,7 +1072,7 @@ static __always_inline int on_io_enter(void *ctx, struct ht_call *c)
 	if (call_peeks(c) || !tgid_tracked(pid_tgid >> 32) || !sock_of_fd(c->fd, &ref) || !call_msg_iovecs(c))
 		return 0;
 	si = followed_socket(ctx, &ref, c->fd);
-	if (!si)
+	if (!si && followable(&ref))
 		si = track_socket(ctx, pid_tgid, c->fd, &ref, HT_EV_FOUND, c->syscall, tcp_bytes_consumed(ref.sk),
 				  tcp_bytes_written(ref.sk));
 	if (si)
@@ -1095,6 +1121,8 @@ static __always_inline struct ht_sock_info *entry_from_regs(void *ctx, __u64 pid
 		return NULL;
 	si = followed_socket(ctx, &ref, c->fd);
 	if (!si) {
+		if (!followable(&ref))
+			return NULL;
 		if (syscall_direction(c->syscall) == HT_DIR_IN)
 			moved_in = ret;
 		else

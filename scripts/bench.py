@@ -289,6 +289,7 @@ CASES = [
     "http-trace",
     "http-trace (raw-tracepoint)",
     "http-trace (BPF run time counted)",
+    "http-trace raw-tracepoint (BPF run time counted)",
     "tcpdump",
     "strace -f",
     "bpftrace",
