@@ -946,6 +946,12 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	si.tgid = pid_tgid >> 32;
 	si.fd = fd;
 	si.tcp = BPF_CORE_READ(sk, __sk_common.skc_family) != AF_UNIX;
+	/*
+	 * A TCP socket already CLOSE (read after a reset) passes that state no more before it is
+	 * freed: its entry could outlive it, and TCP entries are trusted without a generation check.
+	 */
+	if (si.tcp && BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)
+		return NULL;
 	if (si.tcp) {
 		si.in_seq = data_seq_in(sk);
 		si.out_seq = data_seq_out(sk);
