@@ -271,7 +271,7 @@ fn summary<W: io::Write>(s: &Pipeline<W>, p: &Processes, k: &KernelCounts) -> St
         counted(c.exchanges, "exchange", "exchanges"),
         counted(c.lost_events, "event", "events")
     );
-    let extras: [(u64, &str, &str); 16] = [
+    let extras: [(u64, &str, &str); 17] = [
         (c.unanswered, "without a response", "without a response"),
         (c.incomplete, "incomplete", "incomplete"),
         (
@@ -289,6 +289,11 @@ fn summary<W: io::Write>(s: &Pipeline<W>, p: &Processes, k: &KernelCounts) -> St
             t.events_missing.saturating_sub(c.lost_events),
             "event missing",
             "events missing",
+        ),
+        (
+            t.events_after_end,
+            "event after its connection's end (a call racing the end), not used",
+            "events after their connection's end (calls racing the end), not used",
         ),
         (
             t.partial_heads,
@@ -336,7 +341,7 @@ fn summary<W: io::Write>(s: &Pipeline<W>, p: &Processes, k: &KernelCounts) -> St
         (p.ended(), "process exited", "processes exited"),
     ];
     // BPF's counters after what user space counted of the stream, before the rest.
-    let (stream, rest) = extras.split_at(10);
+    let (stream, rest) = extras.split_at(11);
     for &(n, one, many) in stream
         .iter()
         .chain(&k.drops.named().collect::<Vec<_>>())

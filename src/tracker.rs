@@ -27,6 +27,9 @@ pub struct TrackerStats {
     pub bytes_unseen: u64,
     /// Message heads cut short by the end of the connection or of tracing.
     pub partial_heads: u64,
+    /// Events that came after their connection's end: a call that raced the end on another
+    /// CPU (the kernel numbers them, but cannot order a syscall against a state change).
+    pub events_after_end: u64,
     /// Responses whose request was never seen (sent before tracing started, or lost).
     pub unpaired_responses: u64,
     /// What the parsers of closed connections could not use.
@@ -236,8 +239,16 @@ pub struct Tracker {
     /// connections without a walk of all of them (fork-per-request servers exit thousands of
     /// times a second).
     by_process: FxHashMap<u32, FxHashSet<u64>>,
+    /// The connections that ended last, oldest first, so that an event racing an end is not
+    /// taken for a new connection missing its start (ids are never reused).
+    ended: std::collections::VecDeque<u64>,
+    ended_set: FxHashSet<u64>,
     pub stats: TrackerStats,
 }
+
+/// How many ended connections are remembered: an event racing an end comes within one poll of
+/// it, and thousands of connections do not end in one poll's time.
+const ENDED_REMEMBERED: usize = 4096;
 
 impl Tracker {
     pub fn new(body_limit: usize) -> Self {
@@ -246,6 +257,8 @@ impl Tracker {
             body_limit,
             preopened: FxHashMap::default(),
             by_process: FxHashMap::default(),
+            ended: std::collections::VecDeque::new(),
+            ended_set: FxHashSet::default(),
             stats: TrackerStats::default(),
         }
     }
@@ -274,9 +287,17 @@ impl Tracker {
                 other => format!("{other:?}"),
             }
         );
-        // The end of a connection already given up (its process exited): nothing is left of it.
-        if matches!(chunk.kind, ChunkKind::Close) && !self.conns.contains_key(&chunk.conn_id) {
-            return;
+        if !self.conns.contains_key(&chunk.conn_id) {
+            // The end of a connection already given up (its process exited): nothing is left.
+            if matches!(chunk.kind, ChunkKind::Close) {
+                return;
+            }
+            // A connection starts at 0 (its opening or discovery): a later event of an unknown
+            // one that ended is a call that raced its end.
+            if chunk.seq > 0 && self.ended_set.contains(&chunk.conn_id) {
+                self.stats.events_after_end += 1;
+                return;
+            }
         }
         let body_limit = self.body_limit;
         let by_process = &mut self.by_process;
@@ -424,6 +445,13 @@ impl Tracker {
         if let Some(mut conn) = self.conns.remove(&id) {
             unindex(&mut self.by_process, conn.indexed_tgid, id);
             conn.finish(closed, &mut self.stats, out);
+            if self.ended.len() == ENDED_REMEMBERED {
+                if let Some(old) = self.ended.pop_front() {
+                    self.ended_set.remove(&old);
+                }
+            }
+            self.ended.push_back(id);
+            self.ended_set.insert(id);
         }
     }
 
@@ -821,6 +849,26 @@ mod tests {
             ["POST /a (incomplete) -> -", "GET /b -> 200"]
         );
         assert!(!t.conns.contains_key(&1));
+    }
+
+    #[test]
+    fn an_event_racing_the_end_is_counted_not_taken_for_a_new_connection() {
+        let (out, mut t) = run(&[
+            accept(1),
+            data(1, 1, b"GET /a HTTP/1.1\r\n\r\n"),
+            sent(1, 2, OK),
+            close(1, 3),
+            // Numbered after the end on another CPU (close() and the state change both saw it).
+            sent(1, 4, b"x"),
+            close(1, 5),
+        ]);
+        assert_eq!(targets(&out), ["GET /a -> 200"]);
+        assert!(t.conns.is_empty());
+        let mut rest = Vec::new();
+        t.finish(&mut rest);
+        assert!(rest.is_empty());
+        assert_eq!(t.stats.events_after_end, 1);
+        assert_eq!(t.stats.events_missing, 0);
     }
 
     #[test]
