@@ -851,8 +851,11 @@ impl Tracer {
         }
     }
 
-    /// Ctrl-C, then everything it printed.
+    /// Ctrl-C, then everything it printed. A client can have a response before the server's
+    /// send returns, which is when it is traced: the traced calls are given STOP_SETTLE to
+    /// return first (a test that knows how many records to expect can wait_for_records too).
     pub fn stop(self) -> TraceOutput {
+        std::thread::sleep(STOP_SETTLE);
         // SAFETY: kill has no memory-safety preconditions; the pid is our child, not reaped.
         unsafe { libc::kill(self.pid() as i32, libc::SIGINT) };
         self.wait()
@@ -879,6 +882,10 @@ impl Tracer {
         }
     }
 }
+
+/// Time for calls in flight in traced processes to return before the tracer is stopped: the
+/// gap is microseconds on an idle host, and longer in a busy guest.
+const STOP_SETTLE: Duration = Duration::from_millis(200);
 
 fn drain(rx: &mpsc::Receiver<String>) -> Vec<String> {
     let mut lines = Vec::new();
