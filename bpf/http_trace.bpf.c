@@ -124,8 +124,15 @@ struct ht_sock_info {
 	 */
 	__u32 in_seq;
 	__u32 out_seq;
+	/* closed: the sequence number past the last data byte received (see on_sock_state) */
+	__u32 in_end;
 	__u8 tcp;
-	__u8 pad[7];
+	/*
+	 * TCP reached CLOSE while the process still holds the socket and has bytes to read: the
+	 * entry stays until they are read, checked by inode number as a Unix one's is.
+	 */
+	__u8 closed;
+	__u8 pad[2];
 };
 
 /* The socket behind an fd: its sock, file and inode (whose number is read only when needed). */
@@ -694,6 +701,11 @@ static __always_inline void emit_unseen(void *ctx, __u64 pid_tgid, struct ht_dat
  * by a call of its process): bytes that moved unseen since its last event first (`stale`: the
  * sock at `sk` is another socket's now, which says nothing of this one), then the end, in its
  * sequence; and forget it. `si` is gone afterwards.
+ *
+ * Two CPUs can see one end at once (close() on one, the state change to CLOSE in softirq on
+ * another, each holding the entry): the delete, atomic under the bucket's lock, picks the one
+ * that reports it. The loser's pointer stays readable: a preallocated element is reused only by
+ * a later insert, and its value is left as it was.
  */
 static __always_inline void end_connection(void *ctx, __u8 syscall, __u64 sk, struct ht_sock_info *si,
 					   bool stale)
@@ -703,6 +715,8 @@ static __always_inline void end_connection(void *ctx, __u8 syscall, __u64 sk, st
 	struct ht_data_event *e;
 	__u32 zero = 0;
 
+	if (bpf_map_delete_elem(&sockets, &sk))
+		return; /* another CPU reported this end */
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return;
@@ -711,31 +725,20 @@ static __always_inline void end_connection(void *ctx, __u8 syscall, __u64 sk, st
 	fill_header(&e->hdr, pid_tgid, HT_EV_CLOSE, syscall, si->fd, 0, si->conn_id);
 	e->hdr.seq = next_seq(si);
 	send_event(ctx, e, sizeof(e->hdr));
-	bpf_map_delete_elem(&sockets, &sk);
 }
 
 /*
- * Copy the `ret` bytes a receive or send moved, up to capture_bytes. `vectored` (readv, writev,
- * recvmsg, sendmsg) is a constant of each return wrapper: `in->buf` is then an iovec array.
- * sendfile's bytes are not in user memory: one empty event says how many there were.
+ * Copy the `ret` bytes a receive or send moved, up to capture_bytes, into events built in `e`.
+ * `vectored` (readv, writev, recvmsg, sendmsg) is a constant of each return wrapper: `in->buf`
+ * is then an iovec array. sendfile's bytes are not in user memory: one empty event says how
+ * many there were.
  */
-static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht_inflight *in, long ret,
-				      bool vectored, struct ht_sock_info *si)
+static __always_inline void emit_bytes(void *ctx, __u64 pid_tgid, const struct ht_inflight *in, long ret,
+				       bool vectored, struct ht_sock_info *si, struct ht_data_event *e)
 {
 	const struct iovec *iov = (const struct iovec *)in->buf;
-	struct ht_data_event *e;
-	__u64 sk = in->sk;
-	__u32 zero = 0, keep, off = 0;
+	__u32 keep, off = 0;
 
-	/* `si`: the socket, when the caller just looked it up; else it is checked again here. */
-	if (!si)
-		si = bpf_map_lookup_elem(&sockets, &sk);
-	if (!si || si->conn_id != in->conn_id)
-		return; /* ended (and maybe its memory reused) while the syscall was in flight */
-	e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!e)
-		return;
-	emit_unseen(ctx, pid_tgid, e, si, sk, in->fd, syscall_direction(in->syscall), ret);
 	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, in->syscall, in->fd, ret, si->conn_id);
 	e->hdr.direction = syscall_direction(in->syscall);
 	if (syscall_no_data(in->syscall)) {
@@ -758,6 +761,33 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht
 	off = emit_pieces(ctx, e, si, iov, in->iovcnt, 0, keep);
 	if (off < keep) /* more iovecs than HT_MAX_IOV: close the series, user space counts the rest */
 		emit_chunk(ctx, e, si, 0, 0, off, true);
+}
+
+/*
+ * A call on connection `si` moved `ret` bytes (`in` says which call, on which socket): the bytes
+ * that moved unseen before it, then its own. A connection kept past CLOSE for its last bytes
+ * ends once they are read.
+ */
+static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht_inflight *in, long ret,
+				      bool vectored, struct ht_sock_info *si)
+{
+	struct ht_data_event *e;
+	__u64 sk = in->sk;
+	__u32 zero = 0;
+
+	/* `si`: the socket, when the caller just looked it up; else it is checked again here. */
+	if (!si)
+		si = bpf_map_lookup_elem(&sockets, &sk);
+	if (!si || si->conn_id != in->conn_id)
+		return; /* ended (and maybe its memory reused) while the syscall was in flight */
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return;
+	emit_unseen(ctx, pid_tgid, e, si, sk, in->fd, syscall_direction(in->syscall), ret);
+	emit_bytes(ctx, pid_tgid, in, ret, vectored, si, e);
+	if (si->closed &&
+	    (__s32)(si->in_end - BPF_CORE_READ((struct tcp_sock *)sk, copied_seq)) <= 0)
+		end_connection(ctx, HT_SYS_NONE, sk, si, false);
 }
 
 /*
@@ -833,8 +863,11 @@ static __always_inline struct ht_sock_info *followed_socket(void *ctx, struct ht
 
 	if (!si)
 		return NULL;
-	/* A TCP entry cannot be stale (TCP passes CLOSE, which ends it, before a sock is freed). */
-	if (!si->tcp && si->ino != BPF_CORE_READ(inode, i_ino)) {
+	/*
+	 * A TCP entry cannot be stale (TCP passes CLOSE, which ends it, before a sock is freed),
+	 * unless it was kept past CLOSE for the bytes left to read.
+	 */
+	if ((!si->tcp || si->closed) && si->ino != BPF_CORE_READ(inode, i_ino)) {
 		end_connection(ctx, HT_SYS_NONE, sk, si, true);
 		return NULL;
 	}
@@ -1333,18 +1366,50 @@ static __always_inline int on_close_enter(void *ctx, __s32 fd)
 
 /*
  * Event: TCP socket `sk` reached state `state`. At CLOSE a followed connection ends, whichever
- * process had it: TCP goes through CLOSE before a sock is freed, so a sock's memory never holds
- * a new socket while its old entry stands.
+ * process had it (or, when that process has bytes to read yet, once it read them): TCP goes
+ * through CLOSE before a sock is freed, so a sock's memory never holds a new socket while its
+ * old entry stands, but for an entry kept for its last bytes, checked by inode number.
  */
 static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 {
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	struct ht_data_event *e;
 	struct ht_sock_info *si;
+	__u32 zero = 0, in_end;
 
 	if (state != TCP_CLOSE)
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &sk);
-	if (si)
-		end_connection(ctx, HT_SYS_NONE, sk, si, false);
+	if (!si)
+		return 0;
+	/* A sock passes CLOSE once: the entry kept past it is a freed socket's, at this address. */
+	if (si->closed) {
+		end_connection(ctx, HT_SYS_NONE, sk, si, true);
+		return 0;
+	}
+	/*
+	 * Still held by its process (not orphaned), with bytes it has not read: a client that shut
+	 * its sending side down gets the response and the peer's FIN in FIN_WAIT2, which goes to
+	 * CLOSE at once (tcp_time_wait), before the response is read. The entry stays for them.
+	 * Read here, the state and sk_shutdown are still the old ones: the peer's FIN, when it
+	 * came, is the last sequence number received.
+	 */
+	in_end = BPF_CORE_READ(tp, rcv_nxt);
+	if (BPF_CORE_READ_BITFIELD_PROBED((struct sock *)sk, sk_shutdown) & RCV_SHUTDOWN)
+		in_end--;
+	if (si->tcp && !(BPF_CORE_READ((struct sock *)sk, __sk_common.skc_flags) & (1UL << SOCK_DEAD)) &&
+	    (__s32)(in_end - BPF_CORE_READ(tp, copied_seq)) > 0) {
+		e = bpf_map_lookup_elem(&scratch, &zero);
+		if (!e)
+			return 0;
+		/* Settled on the old state, whose FIN correction is known; nothing is sent after. */
+		emit_unseen(ctx, (__u64)si->tgid << 32, e, si, sk, si->fd, HT_DIR_NONE, 0);
+		si->out_seq = BPF_CORE_READ(tp, write_seq);
+		si->in_end = in_end;
+		si->closed = 1;
+		return 0;
+	}
+	end_connection(ctx, HT_SYS_NONE, sk, si, false);
 	return 0;
 }
 
@@ -1852,10 +1917,11 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 	/*
 	 * A followed TCP socket, the common case, by its sock alone: no walk of the fd table. Its
 	 * entry cannot be stale: TCP passes through CLOSE, which ends it, before a sock is freed.
-	 * (A Unix socket's entry is checked against the fd's socket: entry_from_regs.)
+	 * (A Unix socket's entry, or one kept past CLOSE, is checked against the fd's socket:
+	 * entry_from_regs.)
 	 */
 	si = bpf_map_lookup_elem(&sockets, &(__u64){ (__u64)sk });
-	if (si && si->tcp && !call_peeks(&c) && call_msg_iovecs(&c)) {
+	if (si && si->tcp && !si->closed && !call_peeks(&c) && call_msg_iovecs(&c)) {
 		if (si->tgid != pid_tgid >> 32 || si->fd != c.fd) {
 			si->tgid = pid_tgid >> 32;
 			si->fd = c.fd;

@@ -411,6 +411,53 @@ fn a_python_client_making_outgoing_calls() {
     out.assert_summary_with(3, ", 1 process exited");
 }
 
+/// A client that shuts its sending side down after the request (as `nc -N` does) gets the
+/// response and the server's FIN in FIN_WAIT2, where TCP goes to CLOSE at once: the response is
+/// read from a socket already CLOSE, and is captured all the same.
+#[test]
+fn a_response_read_after_the_connection_reached_close() {
+    require_root();
+    let server = Server::ours("recv");
+    let script = "import sys, socket, time\n\
+                  sys.stdin.readline()\n\
+                  for i in range(3):\n\
+                  \x20   c = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n\
+                  \x20   c.sendall(b'GET /shut/%d HTTP/1.1\\r\\nHost: h\\r\\nConnection: close\\r\\n\\r\\n' % i)\n\
+                  \x20   c.shutdown(socket.SHUT_WR)\n\
+                  \x20   deadline = time.time() + 10\n\
+                  \x20   while c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] != 7:\n\
+                  \x20       assert time.time() < deadline, 'the socket never reached CLOSE'\n\
+                  \x20       time.sleep(0.01)\n\
+                  \x20   data = b''\n\
+                  \x20   while True:\n\
+                  \x20       d = c.recv(65536)\n\
+                  \x20       if not d: break\n\
+                  \x20       data += d\n\
+                  \x20   assert data.startswith(b'HTTP/1.1 200'), data\n\
+                  \x20   c.close()\n\
+                  print('done', flush=True)\n";
+    let mut cmd = Command::new(PYTHON);
+    cmd.args(["-c", script, &server.port.to_string()]);
+    let out = trace_client("python", cmd);
+    let ex = out.exchanges();
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", "/shut/0", 200),
+            t("GET", "/shut/1", 200),
+            t("GET", "/shut/2", 200)
+        ]
+    );
+    for e in &ex {
+        assert_eq!(e["role"], "client", "{e}");
+        assert_eq!(
+            e["response_body"],
+            format!("GET {} body=0\n", e["target"].as_str().unwrap())
+        );
+    }
+    out.assert_summary_with(3, ", 1 process exited");
+}
+
 /// A client whose TCP connections get fd numbers that a UDP socket held just before (a DNS
 /// lookup, a metrics client): whether an fd is followed is decided by its socket, so none of
 /// the connections is missed.
