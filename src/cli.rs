@@ -1,5 +1,6 @@
 //! The command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,12 +21,14 @@ pub const DEFAULT_CAPTURE_BYTES: u32 = 64 * 1024;
     name = "http-trace",
     version,
     about = "Show the HTTP/1.1 exchanges of a running process, as server and as client, live, without touching it",
-    after_help = "Examples:\n  sudo http-trace --pid $(pidof myservice)\n  sudo http-trace --pid 1234 --pid 5678 -o json --duration 60 > requests.jsonl\n\n\
+    after_help = "Examples:\n  sudo http-trace --pid $(pidof myservice)\n  sudo http-trace --pid 1234 --pid 5678 -o json --duration 60 > requests.jsonl\n  \
+                  sudo http-trace --pid 1234 -w trace.htr    (record now: no parsing)\n  \
+                  http-trace -r trace.htr -o json            (look later, anywhere)\n\n\
                   A process in a container is traced by its host PID (as `ps` on the host shows it)."
 )]
 pub struct Args {
     /// Host PID of a process to trace (repeat to trace several)
-    #[arg(short, long = "pid", value_name = "PID", required = true,
+    #[arg(short, long = "pid", value_name = "PID", required_unless_present = "read",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub pids: Vec<u32>,
 
@@ -37,9 +40,29 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Attach::Auto)]
     pub attach: Attach,
 
-    /// Output format
-    #[arg(short, long, value_enum, default_value_t = Format::Text)]
-    pub output: Format,
+    /// Output format [default: text; with -w: none, unless given]
+    #[arg(short, long, value_enum)]
+    pub output: Option<Format>,
+
+    /// Write the output to FILE instead of stdout (created mode 0600)
+    #[arg(long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+
+    /// Record the raw events to FILE (- for stdout), unparsed, for -r later; with -w only the
+    /// banner and a summary are printed, unless -o asks for output too. The file is created
+    /// mode 0600: it holds whole headers and bodies, secrets included
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
+    /// Replay a capture file that -w wrote (no root needed), with any output format and option
+    #[arg(short = 'r', long = "read", value_name = "FILE", conflicts_with_all =
+          ["pids", "write", "attach", "no_children", "capture_bytes", "buffer", "buffer_pages",
+           "duration"])]
+    pub read: Option<PathBuf>,
+
+    /// Overwrite the file of -w or --output-file if it exists
+    #[arg(long)]
+    pub force: bool,
 
     /// Show headers and the start of bodies (text output)
     #[arg(short, long)]
@@ -58,10 +81,11 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(256..=i64::from(MAX_CAPTURE_BYTES)))]
     pub capture_bytes: u32,
 
-    /// Body bytes kept per message for -v and JSON; the rest is counted
-    #[arg(long, value_name = "BYTES", default_value_t = 4096,
+    /// Body bytes kept per message for -v and JSON; the rest is counted [default: 4096; with
+    /// -r: the recording's]
+    #[arg(long, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(0..=16_777_216))]
-    pub max_body: u32,
+    pub max_body: Option<u32>,
 
     /// How events reach user space: auto uses the BPF ring buffer where the kernel has it (5.8+)
     #[arg(long, value_enum, default_value_t = BufferMode::Auto)]
@@ -71,6 +95,9 @@ pub struct Args {
     #[arg(long, value_name = "PAGES", default_value_t = 512, value_parser = parse_pages)]
     pub buffer_pages: usize,
 }
+
+/// Body bytes kept per message unless --max-body says.
+pub const DEFAULT_MAX_BODY: u32 = 4096;
 
 /// The longest --duration: a year.
 const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);

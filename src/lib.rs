@@ -14,6 +14,7 @@
 //! - `tracker`: per connection, the stages above tied together.
 //! - `output`: records as text or JSON lines.
 //! - `pipeline`: samples to printed records, as one value a session or a replay drives.
+//! - `capture`: the capture file of -w and -r: the pipeline's inputs, framed, with a header.
 //! - `procs`: what /proc says (processes, children, connections open at start).
 //! - `processes`: the traced processes: alive, forked, exited, and BPF's set of them.
 //! - `attach`: checks, loading and attaching with one attach method; the event buffer.
@@ -22,6 +23,7 @@
 
 pub mod attach;
 pub mod bpf;
+pub mod capture;
 pub mod cli;
 pub mod decode;
 pub mod http;
@@ -38,7 +40,7 @@ pub mod tracker;
 
 /// The modules in layer order, lowest first (as listed above).
 #[cfg(test)]
-const LAYERS: [&str; 15] = [
+const LAYERS: [&str; 16] = [
     "bpf",
     "decode",
     "reorder",
@@ -49,6 +51,7 @@ const LAYERS: [&str; 15] = [
     "tracker",
     "output",
     "pipeline",
+    "capture",
     "procs",
     "processes",
     "attach",

@@ -1,11 +1,13 @@
-//! The pipeline from raw samples to printed records, as one value that a live session and an
-//! offline replay (the pipeline benchmark) drive alike: decode, reassemble and parse per
+//! The pipeline from raw samples to printed records, as one value that a live session, a replay
+//! of a capture file and the pipeline benchmark drive alike: decode, reassemble and parse per
 //! connection, pair, sort each batch's records by time, print, and count what was printed.
+//!
+//! Everything that drives it is an `Input`: the live session records the same inputs that it
+//! applies (`-w`), so that a replay applies them again and prints the same bytes.
 
 use std::io::{self, Write};
-use std::time::Instant;
 
-use crate::decode::{self, Event};
+use crate::decode::{self, Event, Role};
 use crate::output::Printer;
 use crate::record::Record;
 use crate::tracker::{Tracker, UnixSocket};
@@ -20,6 +22,27 @@ pub struct Counts {
     pub malformed: u64,
     pub lost_events: u64,
     pub bad_samples: u64,
+}
+
+/// What drives a pipeline, in order: what a live session takes in from the kernel and /proc,
+/// and what a capture file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// A raw sample of the event buffer.
+    Sample(&'a [u8]),
+    /// Events the buffer reported lost.
+    Lost(u64),
+    /// A connection open before tracing (found in /proc), with its role.
+    Preopened { pid: u32, fd: i32, role: Role },
+    /// A poll ended at `now_ns` (event time: CLOCK_MONOTONIC): gaps waited for since longer
+    /// than the timeout are given up, and the records completed since the last poll printed.
+    Tick { now_ns: u64 },
+    /// A process found gone by the liveness check (its exit event was not seen).
+    ProcessGone(u32),
+    /// A Unix connection (by its id) whose socket was found gone from /proc.
+    SocketGone(u64),
+    /// The records completed so far printed, before the session's last words.
+    Print,
 }
 
 /// A process event, which the caller keeps its process set in step with.
@@ -57,6 +80,30 @@ impl<W: Write> Pipeline<W> {
         }
     }
 
+    /// Take one input.
+    pub fn apply(&mut self, input: &Input<'_>) -> Option<ProcessEvent> {
+        match *input {
+            Input::Sample(data) => return self.sample(data),
+            Input::Lost(n) => self.lost(n),
+            Input::Preopened { pid, fd, role } => self.tracker.preopened(pid, fd, role),
+            Input::Tick { now_ns } => {
+                if self.has_gaps() {
+                    self.tracker.expire_gaps(now_ns, &mut self.records);
+                }
+                self.print_records();
+                self.flush();
+            }
+            Input::ProcessGone(pid) => self.process_exited(pid),
+            Input::SocketGone(id) => {
+                if let Some(u) = self.tracker.unix_socket(id) {
+                    self.socket_gone(u);
+                }
+            }
+            Input::Print => self.print_records(),
+        }
+        None
+    }
+
     /// Take one raw sample in.
     pub fn sample(&mut self, data: &[u8]) -> Option<ProcessEvent> {
         match decode::decode(data) {
@@ -84,11 +131,6 @@ impl<W: Write> Pipeline<W> {
 
     pub fn has_gaps(&self) -> bool {
         self.tracker.has_gaps()
-    }
-
-    /// Give up on events missing for too long.
-    pub fn expire_gaps(&mut self, now: Instant) {
-        self.tracker.expire_gaps(now, &mut self.records);
     }
 
     /// A process found gone: its connections end.

@@ -2,9 +2,13 @@
 //! carries a per-connection sequence number; an event that arrives early waits for the ones
 //! before it. A sequence number that never arrives (an event lost in the kernel) is waited for
 //! for GAP_TIMEOUT, then given up: the streams resynchronise and the gap is counted.
+//!
+//! Time here is event time (CLOCK_MONOTONIC, the clock of BPF's timestamps): the wait starts at
+//! the timestamp of the first event that waits, and the caller says what time it is now. A
+//! replay of a capture file then gives up on exactly the gaps that the live run gave up on.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::decode::Chunk;
 
@@ -28,8 +32,8 @@ pub struct Reorder {
     next_seq: u64,
     /// Events that arrived ahead of `next_seq`, with their bytes copied out of the buffer.
     pending: BTreeMap<u64, Chunk<Vec<u8>>>,
-    /// Since when `next_seq` has been missing while later events wait.
-    gap_since: Option<Instant>,
+    /// Since when (event time, ns) `next_seq` has been missing while later events wait.
+    gap_since: Option<u64>,
 }
 
 impl Reorder {
@@ -39,8 +43,8 @@ impl Reorder {
     }
 
     /// Take an arriving event: keep it when it is early, advance when it is the one expected.
-    /// A gap's wait starts when its first early event arrives, on the clock read then: a time
-    /// taken for the batch could be one poll interval old, and cut the wait short by as much.
+    /// A gap's wait starts at its first early event's timestamp: the missing one was sent
+    /// before it, so it is in a buffer by then, or lost.
     pub fn arrive(&mut self, chunk: &Chunk<&[u8]>) -> Arrival {
         if chunk.seq < self.next_seq {
             return Arrival::Late;
@@ -48,7 +52,7 @@ impl Reorder {
         if chunk.seq > self.next_seq {
             self.pending
                 .insert(chunk.seq, chunk.map_bytes(|b| b.to_vec()));
-            self.gap_since.get_or_insert_with(Instant::now);
+            self.gap_since.get_or_insert(chunk.ts_ns);
             return Arrival::Early;
         }
         self.next_seq += 1;
@@ -65,13 +69,12 @@ impl Reorder {
         Some(entry.remove())
     }
 
-    /// After the ready events were taken: whether a gap is still open, and since when (the
-    /// clock is read only then: this runs for every event).
+    /// After the ready events were taken: whether a gap is still open, and since when (a new
+    /// gap after the one just closed: since its first waiting event).
     pub fn settle(&mut self) {
-        self.gap_since = if self.pending.is_empty() {
-            None
-        } else {
-            self.gap_since.or_else(|| Some(Instant::now()))
+        self.gap_since = match self.pending.first_key_value() {
+            None => None,
+            Some((_, first)) => self.gap_since.or(Some(first.ts_ns)),
         };
     }
 
@@ -80,10 +83,10 @@ impl Reorder {
         self.gap_since.is_some()
     }
 
-    /// Whether the missing event has been waited for long enough.
-    pub fn gap_expired(&self, now: Instant) -> bool {
+    /// Whether the missing event has been waited for long enough at `now_ns` (event time).
+    pub fn gap_expired(&self, now_ns: u64) -> bool {
         self.gap_since
-            .is_some_and(|t| now.duration_since(t) >= GAP_TIMEOUT)
+            .is_some_and(|t| now_ns.saturating_sub(t) >= GAP_TIMEOUT.as_nanos() as u64)
     }
 
     pub fn has_pending(&self) -> bool {
@@ -123,7 +126,7 @@ mod tests {
 
     #[test]
     fn early_events_wait_for_the_missing_one() {
-        let now = Instant::now();
+        let now = 2;
         let mut r = Reorder::new();
         assert_eq!(r.arrive(&event(0)), Arrival::InOrder);
         assert_eq!(r.arrive(&event(2)), Arrival::Early);
@@ -142,13 +145,12 @@ mod tests {
 
     #[test]
     fn a_gap_given_up_counts_the_missing_events_and_drops_late_ones() {
-        let before = Instant::now();
+        let timeout = GAP_TIMEOUT.as_nanos() as u64;
         let mut r = Reorder::new();
         r.arrive(&event(3));
-        let after = Instant::now();
-        // The wait started on arrival, not at a time handed in for the batch.
-        assert!(!r.gap_expired(before + GAP_TIMEOUT - Duration::from_nanos(1)));
-        assert!(r.gap_expired(after + GAP_TIMEOUT));
+        // The wait started at the early event's own time (its ts_ns is its seq here).
+        assert!(!r.gap_expired(3 + timeout - 1));
+        assert!(r.gap_expired(3 + timeout));
         assert_eq!(r.skip_gap(), Some(3));
         assert_eq!(r.next_ready().map(|c| c.seq), Some(3));
         assert_eq!(r.arrive(&event(1)), Arrival::Late);

@@ -1,45 +1,103 @@
 //! One tracing session: start (checks, load, attach, the banner), poll once per interval (take
 //! events in, decode, reassemble, print), and finish (drain, report what is pending, the
 //! summary). It ends on Ctrl-C, --duration, --count, a closed output, or when every traced
-//! process is gone.
+//! process is gone. With -w it records every input of the pipeline as it takes it (or, without
+//! -o, records only); with -r it replays a recording through the same pipeline.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
-use std::io::{self, StdoutLock};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::attach::buffer::{self, EventBuffer};
 use crate::attach::{self, Config, Loaded};
-use crate::bpf::{self, Drops};
-use crate::cli::Args;
-use crate::decode::samples_file;
-use crate::output::{Clock, Printer};
-use crate::pipeline::{Pipeline, ProcessEvent};
+use crate::bpf::{self, Drops, DROP_KINDS};
+use crate::capture::{self, End, Entry, Header, ReadError};
+use crate::cli::{Args, DEFAULT_MAX_BODY};
+use crate::decode::{self, samples_file, Event};
+use crate::output::{rfc3339, Clock, Format, Printer};
+use crate::pipeline::{Input, Pipeline, ProcessEvent};
 use crate::processes::{self, Processes};
 use crate::procs;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// End the Unix connections whose socket is gone. Where no call shows a Unix socket's end
+/// Where printed records go: stdout or --output-file.
+type Output = Box<dyn Write>;
+
+/// The Unix connections whose socket is gone. Where no call shows a Unix socket's end
 /// (socket-tracepoint and raw-tracepoint see no close(2); a socket shared with another process
 /// outlives the close that was seen), its inode leaves /proc/PID/net/unix, the list of the
 /// process's network namespace. Read only while Unix connections are open.
-fn sweep_unix_sockets<W: io::Write>(pipeline: &mut Pipeline<W>) {
-    let open = pipeline.unix_sockets();
+fn gone_unix_sockets(pipeline: &Pipeline<Output>) -> Vec<u64> {
     let mut listed: HashMap<u32, Option<HashSet<u64>>> = HashMap::new();
-    for u in open {
+    let mut gone = Vec::new();
+    for u in pipeline.unix_sockets() {
         let inodes = listed
             .entry(u.tgid)
             .or_insert_with(|| procs::unix_socket_inodes(u.tgid));
         // A process gone: its exit ends its connections.
         if inodes.as_ref().is_some_and(|set| !set.contains(&u.ino)) {
             log::debug!("unix socket {} (connection {}) is gone", u.ino, u.conn_id);
-            pipeline.socket_gone(u);
+            gone.push(u.conn_id);
+        }
+    }
+    gone
+}
+
+/// Create `path` for writing, mode 0600 (it will hold headers and bodies): never over an
+/// existing file unless `force`.
+fn create_private(path: &Path, force: bool) -> Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).mode(0o600);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let file = options.open(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            anyhow!("{} exists: give --force to overwrite it", path.display())
+        } else {
+            anyhow!("creating {}: {e}", path.display())
+        }
+    })?;
+    if force {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making {} private", path.display()))?;
+    }
+    Ok(file)
+}
+
+/// Where records are printed: --output-file, else stdout.
+fn records_output(args: &Args) -> Result<Output> {
+    Ok(match &args.output_file {
+        Some(path) => Box::new(create_private(path, args.force)?),
+        None => Box::new(io::stdout().lock()),
+    })
+}
+
+/// A capture file being written, and the first error writing it (tracing then stops).
+struct Recorder {
+    writer: capture::Writer<BufWriter<Box<dyn Write>>>,
+    name: String,
+    failed: Option<io::Error>,
+}
+
+impl Recorder {
+    fn check(&mut self, r: io::Result<()>) {
+        if let Err(e) = r {
+            if self.failed.is_none() {
+                self.failed = Some(e);
+            }
         }
     }
 }
@@ -47,26 +105,79 @@ fn sweep_unix_sockets<W: io::Write>(pipeline: &mut Pipeline<W>) {
 /// What the event callbacks change, behind a RefCell: the buffer holds them while the session
 /// polls it.
 struct State {
-    pipeline: Pipeline<StdoutLock<'static>>,
+    /// None when -w records without -o: nothing is parsed.
+    pipeline: Option<Pipeline<Output>>,
+    recorder: Option<Recorder>,
     processes: Processes,
-    /// Raw samples written for the pipeline benchmark (decode::samples_file).
-    recording: Option<io::BufWriter<std::fs::File>>,
+    /// Events the perf buffer reported lost (the pipeline counts them too, when there is one).
+    lost: u64,
+    /// Raw samples written for the tests and the pipeline benchmark (decode::samples_file).
+    samples: Option<BufWriter<File>>,
+    /// Every traced process exited.
+    all_exited: bool,
 }
 
 impl State {
-    fn on_sample(&mut self, data: &[u8]) {
-        if let Some(file) = self.recording.as_mut() {
-            if let Err(e) = samples_file::write(file, data) {
-                log::warn!("recording samples: {e}");
-                self.recording = None;
+    /// Take one input: record it, then apply it.
+    fn input(&mut self, input: Input<'_>) {
+        if let Some(r) = self.recorder.as_mut() {
+            if r.failed.is_none() {
+                let written = r.writer.input(&input);
+                r.check(written);
+                if matches!(input, Input::Tick { .. }) {
+                    let flushed = r.writer.flush();
+                    r.check(flushed);
+                }
             }
         }
-        match self.pipeline.sample(data) {
+        if let Input::Lost(n) = input {
+            self.lost += n;
+        }
+        let event = match self.pipeline.as_mut() {
+            Some(p) => p.apply(&input),
+            // Recording only: forks and exits still keep the process set in step.
+            None => match input {
+                Input::Sample(data) => match decode::decode(data) {
+                    Ok(Event::Fork { child, .. }) => Some(ProcessEvent::Forked(child)),
+                    Ok(Event::Exit { tgid }) => Some(ProcessEvent::Exited(tgid)),
+                    _ => None,
+                },
+                _ => None,
+            },
+        };
+        match event {
             Some(ProcessEvent::Forked(child)) => self.processes.forked(child),
             Some(ProcessEvent::Exited(tgid)) => self.processes.exited(tgid),
             None => {}
         }
     }
+
+    fn on_sample(&mut self, data: &[u8]) {
+        if let Some(file) = self.samples.as_mut() {
+            if let Err(e) = samples_file::write(file, data) {
+                log::warn!("recording samples: {e}");
+                self.samples = None;
+            }
+        }
+        self.input(Input::Sample(data));
+    }
+
+    fn recording_failed(&self) -> bool {
+        self.recorder.as_ref().is_some_and(|r| r.failed.is_some())
+    }
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock of BPF's timestamps, and the pipeline's time.
+fn monotonic_ns() -> Result<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return Err(io::Error::last_os_error()).context("reading the monotonic clock");
+    }
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
 struct Session {
@@ -78,21 +189,45 @@ struct Session {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    if let Some(path) = &args.read {
+        return replay(args, path);
+    }
     let session = Session::start(args)?;
     let events = session.open_buffer(args)?;
     session.announce()?;
     while session.poll_once(&events)? {}
-    session.finish(events);
-    Ok(())
+    session.finish(events)
 }
 
 impl Session {
-    /// Check, load and attach.
+    /// Check, open the output files, load and attach.
     fn start(args: &Args) -> Result<Self> {
+        let to_stdout = args.write.as_deref() == Some(Path::new("-"));
+        if to_stdout && args.output.is_some() && args.output_file.is_none() {
+            bail!("-w - writes the recording to stdout: give --output-file for the output of -o");
+        }
+        if args.write.is_some() && args.output.is_none() && args.count.is_some() {
+            bail!("--count counts exchanges, which -w alone does not parse: add -o to print them");
+        }
         attach::preflight(&args.pids)?;
+        // Files first: a refusal to overwrite one should not wait for the BPF load.
+        let capture_out: Option<Box<dyn Write>> = match &args.write {
+            None => None,
+            Some(_) if to_stdout => Some(Box::new(io::stdout().lock())),
+            Some(path) => Some(Box::new(create_private(path, args.force)?)),
+        };
+        let format = match (&args.write, args.output) {
+            (Some(_), None) => None,
+            (_, f) => Some(f.unwrap_or(Format::Text)),
+        };
+        let records_out = match format {
+            Some(_) => Some(records_output(args)?),
+            None => None,
+        };
         attach::route_libbpf_log();
         let cpus = libbpf_rs::num_possible_cpus().context("counting the CPUs")?;
         let processes = Processes::new(&args.pids, !args.no_children);
+        let max_body = args.max_body.unwrap_or(DEFAULT_MAX_BODY);
         let cfg = Config {
             processes: &processes,
             follow_children: !args.no_children,
@@ -115,17 +250,56 @@ impl Session {
                 .context("installing the Ctrl-C handler")?;
         }
         let clock = Clock::now().context("reading the clocks")?;
-        let printer = Printer::new(io::stdout().lock(), args.output, args.verbose, clock);
+        let recorder = match capture_out {
+            None => None,
+            Some(out) => {
+                let header = Header {
+                    http_trace: env!("CARGO_PKG_VERSION").to_string(),
+                    kernel: kernel_release(),
+                    started: rfc3339(clock.wall_ns(monotonic_ns()?)),
+                    realtime_minus_monotonic_ns: i64::try_from(clock.offset_ns())
+                        .context("the clock offset")?,
+                    cpus: cpus as u32,
+                    attach: loaded.method.to_string(),
+                    buffer: loaded.buffer.to_string(),
+                    capture_bytes: args.capture_bytes,
+                    max_body,
+                    follow_children: !args.no_children,
+                    pids: args.pids.clone(),
+                };
+                let name = capture_name(args);
+                let writer =
+                    capture::Writer::new(BufWriter::with_capacity(256 << 10, out), &header)
+                        .with_context(|| format!("writing {name}"))?;
+                Some(Recorder {
+                    writer,
+                    name,
+                    failed: None,
+                })
+            }
+        };
+        let pipeline = match (format, records_out) {
+            (Some(format), Some(out)) => Some(Pipeline::new(
+                max_body as usize,
+                Printer::new(out, format, args.verbose, clock),
+                args.count,
+            )),
+            _ => None,
+        };
         let state = RefCell::new(State {
-            pipeline: Pipeline::new(args.max_body as usize, printer, args.count),
+            pipeline,
+            recorder,
             processes,
-            recording: match std::env::var_os(samples_file::ENV) {
-                Some(path) => Some(io::BufWriter::new(
-                    std::fs::File::create(&path)
-                        .with_context(|| format!("creating {}", path.to_string_lossy()))?,
-                )),
+            lost: 0,
+            samples: match std::env::var_os(samples_file::ENV) {
+                Some(path) => {
+                    Some(BufWriter::new(File::create(&path).with_context(|| {
+                        format!("creating {}", path.to_string_lossy())
+                    })?))
+                }
                 None => None,
             },
+            all_exited: false,
         });
         Ok(Self {
             loaded,
@@ -142,7 +316,7 @@ impl Session {
             self.loaded.buffer,
             args.buffer_pages,
             |data| self.state.borrow_mut().on_sample(data),
-            |n| self.state.borrow_mut().pipeline.lost(n),
+            |n| self.state.borrow_mut().input(Input::Lost(n)),
         )
     }
 
@@ -155,16 +329,21 @@ impl Session {
         let s = &mut *self.state.borrow_mut();
         s.processes.rescan(&self.loaded.skel)?;
         let mut open = 0u64;
-        for pid in s.processes.alive() {
+        let alive: Vec<u32> = s.processes.alive().collect();
+        for pid in alive {
             for c in procs::open_connections(pid) {
-                s.pipeline.tracker.preopened(pid, c.fd, c.role);
+                s.input(Input::Preopened {
+                    pid,
+                    fd: c.fd,
+                    role: c.role,
+                });
                 open += 1;
             }
         }
         let named: Vec<String> = s.processes.named().iter().map(u32::to_string).collect();
         let children = s.processes.children();
         eprintln!(
-            "http-trace: tracing pid {}{} with {} and the {}{}; Ctrl-C to stop",
+            "http-trace: tracing pid {}{} with {} and the {}{}{}; Ctrl-C to stop",
             named.join(", "),
             if children > 0 {
                 format!(
@@ -184,6 +363,10 @@ impl Session {
             } else {
                 String::new()
             },
+            match &s.recorder {
+                Some(r) => format!("; recording to {}", r.name),
+                None => String::new(),
+            },
         );
         Ok(())
     }
@@ -194,16 +377,23 @@ impl Session {
         let now = Instant::now();
         let skel = &self.loaded.skel;
         self.state.borrow_mut().processes.update(skel);
-        if self.state.borrow().pipeline.has_gaps() {
+        if self
+            .state
+            .borrow()
+            .pipeline
+            .as_ref()
+            .is_some_and(Pipeline::has_gaps)
+        {
             // A missing event may sit in a CPU buffer that did not signal yet: drain them all.
             events.consume()?;
-            self.state.borrow_mut().pipeline.expire_gaps(now);
         }
         let s = &mut *self.state.borrow_mut();
-        s.pipeline.print_records();
-        s.pipeline.flush();
+        s.input(Input::Tick {
+            now_ns: monotonic_ns()?,
+        });
         if self.stop.load(Ordering::SeqCst)
-            || s.pipeline.done()
+            || s.recording_failed()
+            || s.pipeline.as_ref().is_some_and(Pipeline::done)
             || self.deadline.is_some_and(|d| now >= d)
         {
             return Ok(false);
@@ -212,49 +402,230 @@ impl Session {
             self.next_liveness.set(now + LIVENESS_INTERVAL);
             // Exits BPF reported are handled above; this catches any it could not send.
             for pid in s.processes.check_liveness(skel) {
-                s.pipeline.process_exited(pid);
+                s.input(Input::ProcessGone(pid));
             }
-            sweep_unix_sockets(&mut s.pipeline);
+            if let Some(pipeline) = s.pipeline.as_ref() {
+                for id in gone_unix_sockets(pipeline) {
+                    s.input(Input::SocketGone(id));
+                }
+            }
         }
-        for u in s.pipeline.take_unix_gone() {
-            processes::forget_socket(skel, &u);
+        if let Some(pipeline) = s.pipeline.as_mut() {
+            for u in pipeline.take_unix_gone() {
+                processes::forget_socket(skel, &u);
+            }
         }
         if s.processes.is_empty() {
-            s.pipeline.print_records();
+            s.input(Input::Print);
+            s.all_exited = true;
             eprintln!("http-trace: every traced process has exited");
             return Ok(false);
         }
         Ok(true)
     }
 
-    /// Take what is still buffered, report what is pending, and print the summary.
-    fn finish(&self, events: EventBuffer<'_>) {
+    /// Take what is still buffered, report what is pending, and print the summary; an error
+    /// when the recording could not be written whole.
+    fn finish(&self, events: EventBuffer<'_>) -> Result<()> {
         if let Err(e) = events.consume() {
             log::warn!("{e:#}");
         }
         drop(events);
         let s = &mut *self.state.borrow_mut();
         s.processes.update(&self.loaded.skel);
-        s.pipeline.finish();
-        let drops = bpf::drops(&self.loaded.skel);
-        // BPF counts every event it could not send. Perf reports the same events only when its
-        // next event fits, so after the last one it never does; the ring has no lost callback.
-        let counts = &mut s.pipeline.counts;
-        counts.lost_events = counts.lost_events.max(drops.output_failed());
         let kernel = KernelCounts {
-            drops,
+            drops: bpf::drops(&self.loaded.skel),
             kretprobe_misses: self.loaded.kretprobe_misses(),
             skipped_runs: attach::kernel_skips(&self.loaded.skel),
+            children_followed: s.processes.followed(),
+            processes_exited: s.processes.ended(),
         };
-        eprintln!("{}", summary(&s.pipeline, &s.processes, &kernel));
+        if let Some(r) = s.recorder.as_mut() {
+            if r.failed.is_none() {
+                let written = r.writer.end(&kernel.to_end(s.all_exited));
+                r.check(written);
+            }
+        }
+        match s.pipeline.as_mut() {
+            Some(pipeline) => {
+                pipeline.finish();
+                eprintln!("{}", summary(pipeline, &kernel));
+            }
+            None => {
+                let r = s.recorder.as_ref().expect("-w without -o records");
+                eprintln!("{}", recording_summary(r, s.lost, &kernel));
+            }
+        }
+        match s
+            .recorder
+            .as_mut()
+            .and_then(|r| r.failed.take().map(|e| (e, &r.name)))
+        {
+            Some((e, name)) => Err(anyhow!(
+                "writing {name}: {e}; it holds what was written before, which -r reads"
+            )),
+            None => Ok(()),
+        }
     }
 }
 
-/// What the kernel side counted.
+/// How the recording is named in messages.
+fn capture_name(args: &Args) -> String {
+    match args.write.as_deref() {
+        Some(p) if p == Path::new("-") => "stdout".to_string(),
+        Some(p) => p.display().to_string(),
+        None => String::new(),
+    }
+}
+
+/// The running kernel's release, as `uname -r` says it.
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// Replay the capture file at `path` (- for stdin) through the pipeline.
+fn replay(args: &Args, path: &Path) -> Result<()> {
+    let name = path.display().to_string();
+    let input: Box<dyn io::BufRead> = if path == Path::new("-") {
+        Box::new(BufReader::new(io::stdin().lock()))
+    } else {
+        Box::new(BufReader::with_capacity(
+            256 << 10,
+            File::open(path).with_context(|| format!("opening {name}"))?,
+        ))
+    };
+    let mut reader = capture::Reader::new(input).map_err(|e| anyhow!("{name}: {e}"))?;
+    let h = reader.header.clone();
+    let clock = Clock::fixed(i128::from(h.realtime_minus_monotonic_ns));
+    let max_body = args.max_body.unwrap_or(h.max_body);
+    let printer = Printer::new(
+        records_output(args)?,
+        args.output.unwrap_or(Format::Text),
+        args.verbose,
+        clock,
+    );
+    let mut pipeline = Pipeline::new(max_body as usize, printer, args.count);
+    eprintln!(
+        "http-trace: reading {name}: pid {} traced from {} on Linux {} with {} and the {} \
+         (http-trace {})",
+        h.pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        h.started,
+        h.kernel,
+        h.attach,
+        h.buffer,
+        h.http_trace
+    );
+    let end = loop {
+        match reader.next_entry() {
+            // Applied to the end even after --count's last record: the summary counts it all.
+            Ok(Some(Entry::Input(input))) => {
+                pipeline.apply(&input);
+            }
+            Ok(Some(Entry::End(end))) => break Some(end),
+            Ok(None) => {
+                eprintln!(
+                    "http-trace: note: {name} ends without its last record (the recording was \
+                     stopped while writing): read up to there"
+                );
+                break None;
+            }
+            Err(ReadError::Cut { offset }) => {
+                eprintln!(
+                    "http-trace: note: {name} is cut short at byte {offset} (the recording was \
+                     stopped while writing): read up to there"
+                );
+                break None;
+            }
+            Err(e) => bail!("{name}: {e}"),
+        }
+    };
+    let end = end.unwrap_or_default();
+    if end.all_exited {
+        eprintln!("http-trace: every traced process has exited");
+    }
+    pipeline.finish();
+    eprintln!("{}", summary(&pipeline, &KernelCounts::from_end(&end)));
+    Ok(())
+}
+
+/// What the kernel side and the process set counted: read at the end of a live run, or from a
+/// recording's last record.
 struct KernelCounts {
     drops: Drops,
     kretprobe_misses: u64,
     skipped_runs: u64,
+    children_followed: u64,
+    processes_exited: u64,
+}
+
+impl KernelCounts {
+    fn to_end(&self, all_exited: bool) -> End {
+        End {
+            all_exited,
+            drops: self.drops.0.to_vec(),
+            kretprobe_misses: self.kretprobe_misses,
+            skipped_runs: self.skipped_runs,
+            children_followed: self.children_followed,
+            processes_exited: self.processes_exited,
+        }
+    }
+
+    fn from_end(end: &End) -> Self {
+        let mut drops = [0u64; DROP_KINDS];
+        for (d, &n) in drops.iter_mut().zip(&end.drops) {
+            *d = n;
+        }
+        Self {
+            drops: Drops(drops),
+            kretprobe_misses: end.kretprobe_misses,
+            skipped_runs: end.skipped_runs,
+            children_followed: end.children_followed,
+            processes_exited: end.processes_exited,
+        }
+    }
+}
+
+/// The summary of -w without -o: what was recorded and what was lost.
+fn recording_summary(r: &Recorder, perf_lost: u64, k: &KernelCounts) -> String {
+    let mut line = format!(
+        "http-trace: {} ({}) recorded to {}, {} lost",
+        counted(r.writer.samples, "event", "events"),
+        counted(r.writer.sample_bytes, "byte", "bytes"),
+        r.name,
+        counted(perf_lost.max(k.drops.output_failed()), "event", "events")
+    );
+    for (n, one, many) in k.drops.named().chain(k.tail()) {
+        if n > 0 {
+            line.push_str(", ");
+            line.push_str(&counted(n, one, many));
+        }
+    }
+    line
+}
+
+impl KernelCounts {
+    /// The counters the summary ends with.
+    fn tail(&self) -> impl Iterator<Item = (u64, &'static str, &'static str)> {
+        [
+            (
+                self.kretprobe_misses,
+                "return missed by kretprobes",
+                "returns missed by kretprobes",
+            ),
+            (
+                self.skipped_runs,
+                "probe run the kernel skipped (another BPF program was running)",
+                "probe runs the kernel skipped (another BPF program was running)",
+            ),
+        ]
+        .into_iter()
+    }
 }
 
 /// `n` and its noun, singular or plural.
@@ -262,14 +633,17 @@ fn counted(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn summary<W: io::Write>(s: &Pipeline<W>, p: &Processes, k: &KernelCounts) -> String {
+fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
     let c = &s.counts;
     let t = &s.tracker.stats;
     let parsed = s.tracker.parser_stats();
+    // BPF counts every event it could not send. Perf reports the same events only when its
+    // next event fits, so after the last one it never does; the ring has no lost callback.
+    let lost = c.lost_events.max(k.drops.output_failed());
     let mut line = format!(
         "http-trace: {} captured, {} lost",
         counted(c.exchanges, "exchange", "exchanges"),
-        counted(c.lost_events, "event", "events")
+        counted(lost, "event", "events")
     );
     let extras: [(u64, &str, &str); 17] = [
         (c.unanswered, "without a response", "without a response"),
@@ -286,7 +660,7 @@ fn summary<W: io::Write>(s: &Pipeline<W>, p: &Processes, k: &KernelCounts) -> St
         ),
         (c.malformed, "malformed", "malformed"),
         (
-            t.events_missing.saturating_sub(c.lost_events),
+            t.events_missing.saturating_sub(lost),
             "event missing",
             "events missing",
         ),
@@ -334,11 +708,11 @@ fn summary<W: io::Write>(s: &Pipeline<W>, p: &Processes, k: &KernelCounts) -> St
         ),
         (c.bad_samples, "undecodable sample", "undecodable samples"),
         (
-            p.followed(),
+            k.children_followed,
             "child process followed",
             "child processes followed",
         ),
-        (p.ended(), "process exited", "processes exited"),
+        (k.processes_exited, "process exited", "processes exited"),
     ];
     // BPF's counters after what user space counted of the stream, before the rest.
     let (stream, rest) = extras.split_at(11);

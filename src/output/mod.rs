@@ -42,6 +42,11 @@ impl Clock {
         }
     }
 
+    /// CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns: what a capture file keeps of the clock.
+    pub fn offset_ns(&self) -> i128 {
+        self.realtime_minus_monotonic_ns
+    }
+
     /// Nanoseconds since the Unix epoch.
     pub fn wall_ns(&self, monotonic_ns: u64) -> i128 {
         i128::from(monotonic_ns) + self.realtime_minus_monotonic_ns

@@ -808,7 +808,8 @@ impl Tracer {
             cmd.args(["--pid", &pid.to_string()]);
         }
         cmd.args(["--attach", &attach_method()]);
-        if !extra.contains(&"--output") {
+        // -w records only, unless told to print too.
+        if !extra.contains(&"--output") && !extra.contains(&"-w") {
             cmd.args(["--output", "json"]);
         }
         cmd.args(extra)
