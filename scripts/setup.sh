@@ -22,8 +22,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc curl python3 python3-pip nginx-light util-linux apache2-utils busybox-static docker.io haproxy gunicorn)
+packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc curl python3 python3-pip nginx-light util-linux apache2-utils busybox-static docker.io haproxy gunicorn chromium tshark)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "$want_vm" = 1 ]; then
     packages+=(qemu-system-x86 linux-image-amd64 linux-image-6.12-amd64)
 fi
@@ -51,6 +52,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
             systemctl disable --now "${units[@]}" >/dev/null 2>&1 || true
         done
     fi
+fi
+
+# The readers of http-trace's HAR that the tests use (tests/files.rs): har-validator and
+# playwright-core, which drives Debian's Chromium (no browser download).
+har_check="$(dirname "$0")/har-check"
+if [ ! -d "$har_check/node_modules/playwright-core" ] || [ ! -d "$har_check/node_modules/har-validator" ]; then
+    echo "setup: installing the HAR checkers (npm)"
+    (cd "$har_check" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 if [ "$want_vm" = 1 ] && ! command -v vng >/dev/null 2>&1; then

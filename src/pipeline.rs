@@ -156,11 +156,15 @@ impl<W: Write> Pipeline<W> {
         std::mem::take(&mut self.unix_gone)
     }
 
-    /// Tracing ends: report what is pending, print it, flush.
+    /// Tracing ends: report what is pending, print it, close the document (HAR), flush.
     pub fn finish(&mut self) {
         self.tracker.finish(&mut self.records);
         self.print_records();
-        self.flush();
+        if !self.output_closed {
+            if let Err(e) = self.printer.finish() {
+                self.output_failed(e);
+            }
+        }
     }
 
     /// Print what a batch of events completed, oldest first: connections' events come through

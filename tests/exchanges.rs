@@ -10,14 +10,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-fn curl(args: &[&str]) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-o", "/dev/null", "--max-time", "30"])
-        .args(args);
-    let st = run("curl", &mut cmd, Duration::from_secs(60)).status;
-    assert!(st.success(), "curl {args:?}: {st}");
-}
-
 /// Trace a client program that waits for a line on stdin before it starts, and prints "done"
 /// when it has finished; what the tracer printed, once it ended with the client.
 fn trace_client(name: &str, mut cmd: Command) -> TraceOutput {

@@ -173,6 +173,11 @@ impl Message {
             .collect()
     }
 
+    /// Bytes of the head: the start line, the headers and the blank line.
+    pub fn head_len(&self) -> usize {
+        self.head_len as usize
+    }
+
     /// The first body bytes, up to the parser's body limit.
     pub fn body(&self) -> &[u8] {
         &self.bytes[self.body_start()..]

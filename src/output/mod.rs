@@ -1,6 +1,8 @@
-//! Output: a readable line per exchange (plus headers and bodies with -v), or one JSON object
-//! per line. Writes go through a buffer that the caller flushes once per batch of events.
+//! Output: a readable line per exchange (plus headers and bodies with -v), one JSON object per
+//! line, or a HAR document. Writes go through a buffer that the caller flushes once per batch of
+//! events.
 
+mod har;
 mod json;
 #[doc(hidden)]
 pub mod json_serde;
@@ -16,6 +18,8 @@ use crate::record::Record;
 pub enum Format {
     Text,
     Json,
+    /// HAR 1.2, for browsers' developer tools and HAR viewers: one document, closed at the end
+    Har,
     #[value(skip)]
     JsonSerde,
 }
@@ -113,6 +117,8 @@ pub struct Printer<W: Write> {
     verbose: bool,
     clock: Clock,
     stamp: Stamp,
+    /// Records written: HAR separates entries with commas.
+    written: u64,
 }
 
 impl<W: Write> Printer<W> {
@@ -124,7 +130,25 @@ impl<W: Write> Printer<W> {
             verbose,
             clock,
             stamp: Stamp::default(),
+            written: 0,
         }
+        .opened()
+    }
+
+    /// The document's start, for the formats that have one.
+    fn opened(mut self) -> Self {
+        if self.format == Format::Har {
+            self.buf.extend_from_slice(har::prologue().as_bytes());
+        }
+        self
+    }
+
+    /// The document's end, for the formats that have one; then everything flushed.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if self.format == Format::Har {
+            self.buf.extend_from_slice(har::EPILOGUE.as_bytes());
+        }
+        self.flush()
     }
 
     pub fn print(&mut self, rec: &Record) -> io::Result<()> {
@@ -133,7 +157,13 @@ impl<W: Write> Printer<W> {
             Format::Text => text::write(&mut self.buf, rec, ts, self.verbose)?,
             Format::Json => json::write(&mut self.buf, rec, ts),
             Format::JsonSerde => json_serde::write(&mut self.buf, rec, ts),
+            Format::Har => {
+                if !har::write(&mut self.buf, rec, ts, self.written == 0) {
+                    return Ok(());
+                }
+            }
         }
+        self.written += 1;
         if self.buf.len() >= WRITE_AT {
             self.write_out()?;
         }

@@ -1049,6 +1049,15 @@ pub fn wait_until_read_by_server(clients: &[Client]) {
     );
 }
 
+/// curl with `args`, its output thrown away; it must succeed.
+pub fn curl(args: &[&str]) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "--max-time", "30"])
+        .args(args);
+    let st = run("curl", &mut cmd, Duration::from_secs(60)).status;
+    assert!(st.success(), "curl {args:?}: {st}");
+}
+
 /// One request on its own connection, response awaited.
 pub fn request(port: u16, raw: &[u8]) -> u16 {
     Client::connect(port).send(&[raw]).responses(1)[0]

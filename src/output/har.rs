@@ -1,0 +1,482 @@
+//! HAR 1.2 (the HTTP Archive that browsers' developer tools read and write): one `log` whose
+//! entries are streamed as exchanges complete, so that a long trace holds none of them in
+//! memory; the document is opened when the printer is made and closed by its `finish`.
+//!
+//! Where HAR has no place for what we know, `_`-prefixed fields carry it (the process, role
+//! and connection). A Unix-socket connection has no IP address: its URL's host is the Host
+//! header, or `unix.invalid` (a name that RFC 2606 keeps from ever resolving) without one, and
+//! `_unix_socket` names the socket's path. Responses whose request was not seen and malformed
+//! messages have no place in HAR: the summary counts them.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use base64::Engine;
+use serde::Serialize;
+
+use crate::decode::{Endpoints, Role};
+use crate::http::{Message, StartLine};
+use crate::record::{ConnInfo, Record};
+
+/// The document up to its first entry.
+pub fn prologue() -> String {
+    format!(
+        r#"{{"log":{{"version":"1.2","creator":{{"name":"http-trace","version":"{}"}},"pages":[],"entries":["#,
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// What closes the document.
+pub const EPILOGUE: &str = "]}}\n";
+
+#[derive(Serialize)]
+struct NameValue<'a> {
+    name: Cow<'a, str>,
+    value: Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Cookie<'a> {
+    name: Cow<'a, str>,
+    value: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_only: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secure: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PostData<'a> {
+    mime_type: Cow<'a, str>,
+    text: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Request<'a> {
+    method: &'a str,
+    url: String,
+    http_version: &'static str,
+    cookies: Vec<Cookie<'a>>,
+    headers: Vec<NameValue<'a>>,
+    query_string: Vec<NameValue<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_data: Option<PostData<'a>>,
+    headers_size: i64,
+    body_size: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Content<'a> {
+    size: u64,
+    mime_type: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Response<'a> {
+    status: u16,
+    status_text: &'a str,
+    http_version: &'static str,
+    cookies: Vec<Cookie<'a>>,
+    headers: Vec<NameValue<'a>>,
+    content: Content<'a>,
+    #[serde(rename = "redirectURL")]
+    redirect_url: Cow<'a, str>,
+    headers_size: i64,
+    body_size: i64,
+    #[serde(rename = "_error", skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Timings {
+    send: f64,
+    wait: f64,
+    receive: f64,
+}
+
+#[derive(Serialize)]
+struct Cache {}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry<'a> {
+    started_date_time: &'a str,
+    time: f64,
+    request: Request<'a>,
+    response: Response<'a>,
+    cache: Cache,
+    timings: Timings,
+    #[serde(rename = "serverIPAddress", skip_serializing_if = "Option::is_none")]
+    server_ip_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection: Option<String>,
+    #[serde(rename = "_pid")]
+    pid: u32,
+    #[serde(rename = "_tid")]
+    tid: u32,
+    #[serde(rename = "_comm")]
+    comm: Cow<'a, str>,
+    #[serde(rename = "_fd")]
+    fd: i32,
+    #[serde(rename = "_role")]
+    role: &'static str,
+    #[serde(rename = "_local", skip_serializing_if = "Option::is_none")]
+    local: Option<String>,
+    #[serde(rename = "_peer", skip_serializing_if = "Option::is_none")]
+    peer: Option<String>,
+    #[serde(rename = "_unix_socket", skip_serializing_if = "Option::is_none")]
+    unix_socket: Option<String>,
+    #[serde(rename = "_response_pid", skip_serializing_if = "Option::is_none")]
+    response_pid: Option<u32>,
+    #[serde(rename = "_response_fd", skip_serializing_if = "Option::is_none")]
+    response_fd: Option<i32>,
+}
+
+fn lossy(b: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+fn version(m: &Message) -> &'static str {
+    if m.version == 0 {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
+    }
+}
+
+fn header<'m>(m: &'m Message, name: &str) -> Option<&'m [u8]> {
+    m.headers()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| v)
+}
+
+fn headers(m: &Message) -> Vec<NameValue<'_>> {
+    m.headers()
+        .map(|(n, v)| NameValue {
+            name: lossy(n),
+            value: lossy(v),
+        })
+        .collect()
+}
+
+/// `%XX` sequences decoded, and `+` as a space (form encoding, as browsers show query strings).
+fn percent_decoded(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The name-value pairs of a target's query.
+fn query_string(target: &str) -> Vec<NameValue<'_>> {
+    let Some((_, query)) = target.split_once('?') else {
+        return Vec::new();
+    };
+    let query = query.split('#').next().unwrap_or("");
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (n, v) = p.split_once('=').unwrap_or((p, ""));
+            NameValue {
+                name: percent_decoded(n),
+                value: percent_decoded(v),
+            }
+        })
+        .collect()
+}
+
+/// The cookies of a request's Cookie headers.
+fn request_cookies(m: &Message) -> Vec<Cookie<'_>> {
+    m.headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
+        .flat_map(|(_, v)| {
+            lossy(v)
+                .into_owned()
+                .split(';')
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|c| {
+            let (n, v) = c.trim().split_once('=')?;
+            Some(Cookie {
+                name: Cow::Owned(n.trim().to_string()),
+                value: Cow::Owned(v.trim().to_string()),
+                path: None,
+                domain: None,
+                http_only: None,
+                secure: None,
+            })
+        })
+        .collect()
+}
+
+/// The cookies a response sets, with the attributes HAR names.
+fn response_cookies(m: &Message) -> Vec<Cookie<'_>> {
+    m.headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"set-cookie"))
+        .filter_map(|(_, v)| {
+            let v = lossy(v);
+            let mut parts = v.split(';').map(str::trim);
+            let (name, value) = parts.next()?.split_once('=')?;
+            let mut c = Cookie {
+                name: Cow::Owned(name.to_string()),
+                value: Cow::Owned(value.to_string()),
+                path: None,
+                domain: None,
+                http_only: None,
+                secure: None,
+            };
+            for attr in parts {
+                let (k, val) = attr.split_once('=').unwrap_or((attr, ""));
+                match k.to_ascii_lowercase().as_str() {
+                    "path" => c.path = Some(Cow::Owned(val.to_string())),
+                    "domain" => c.domain = Some(Cow::Owned(val.to_string())),
+                    "httponly" => c.http_only = Some(true),
+                    "secure" => c.secure = Some(true),
+                    _ => {}
+                }
+            }
+            Some(c)
+        })
+        .collect()
+}
+
+/// The server's end of the connection, and the client's.
+fn ends(conn: &ConnInfo) -> Option<(SocketAddr, SocketAddr)> {
+    match &conn.endpoints {
+        Some(Endpoints::Inet { local, peer }) => Some(match conn.role {
+            Role::Client => (*peer, *local),
+            _ => (*local, *peer),
+        }),
+        _ => None,
+    }
+}
+
+/// The request's absolute URL: its target when absolute already, else from its Host header,
+/// or the server's address, or the placeholder host of a Unix socket.
+fn url(conn: &ConnInfo, q: &Message, target: &str) -> String {
+    if target.starts_with("http://") || target.starts_with("https://") {
+        return target.to_string();
+    }
+    let host = match header(q, "host") {
+        Some(h) if !h.is_empty() => lossy(h).into_owned(),
+        _ => match ends(conn) {
+            Some((server, _)) => server.to_string(),
+            None => "unix.invalid".to_string(),
+        },
+    };
+    let path = if target.starts_with('/') { target } else { "/" };
+    format!("http://{host}{path}")
+}
+
+fn ms(ns: u64) -> f64 {
+    (ns as f64 / 1e3).round() / 1e3
+}
+
+/// A body's content as HAR keeps it: text when it is UTF-8, else base64.
+fn content<'m>(m: &'m Message) -> Content<'m> {
+    let body = m.body();
+    let mime = header(m, "content-type").map_or(Cow::Borrowed("x-unknown"), lossy);
+    let (text, encoding) = match std::str::from_utf8(body) {
+        Ok(t) => (Cow::Borrowed(t), None),
+        Err(_) => (
+            Cow::Owned(base64::engine::general_purpose::STANDARD.encode(body)),
+            Some("base64"),
+        ),
+    };
+    Content {
+        size: m.body_bytes,
+        mime_type: mime,
+        text: Some(text),
+        encoding,
+        comment: m
+            .body_cut()
+            .then(|| format!("first {} of {} bytes kept", body.len(), m.body_bytes)),
+    }
+}
+
+/// Append `rec` as a HAR entry to `buf`, after a comma unless it is the `first`; false when it
+/// has no place in HAR (no request seen, a malformed message).
+pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, first: bool) -> bool {
+    let Record::Exchange {
+        conn,
+        request: Some(q),
+        response,
+        responder,
+    } = rec
+    else {
+        return false;
+    };
+    let StartLine::Request { method, target } = q.start() else {
+        return false;
+    };
+    let r = response.as_ref();
+    let send = q.end_ts_ns.saturating_sub(q.ts_ns);
+    let (wait, receive) = match r {
+        Some(r) => (
+            ms(r.ts_ns.saturating_sub(q.end_ts_ns)),
+            ms(r.end_ts_ns.saturating_sub(r.ts_ns)),
+        ),
+        None => (-1.0, -1.0),
+    };
+    let timings = Timings {
+        send: ms(send),
+        wait,
+        receive,
+    };
+    let time = [timings.send, timings.wait, timings.receive]
+        .iter()
+        .filter(|t| **t >= 0.0)
+        .sum::<f64>();
+    let request = Request {
+        method,
+        url: url(conn, q, target),
+        http_version: version(q),
+        cookies: request_cookies(q),
+        headers: headers(q),
+        query_string: query_string(target),
+        post_data: (q.body_bytes > 0).then(|| PostData {
+            mime_type: header(q, "content-type").map_or(Cow::Borrowed(""), lossy),
+            text: lossy(q.body()),
+            comment: q
+                .body_cut()
+                .then(|| format!("first {} of {} bytes kept", q.body().len(), q.body_bytes)),
+        }),
+        headers_size: q.head_len() as i64,
+        body_size: q.body_bytes as i64,
+    };
+    let response = match r {
+        Some(r) => {
+            let (status, reason) = match r.start() {
+                StartLine::Response { status, reason } => (status, reason),
+                StartLine::Request { .. } => (0, ""),
+            };
+            Response {
+                status,
+                status_text: reason,
+                http_version: version(r),
+                cookies: response_cookies(r),
+                headers: headers(r),
+                content: content(r),
+                redirect_url: header(r, "location").map_or(Cow::Borrowed(""), lossy),
+                headers_size: r.head_len() as i64,
+                body_size: r.body_bytes as i64,
+                error: (!r.complete).then_some("the response was cut short"),
+            }
+        }
+        None => Response {
+            status: 0,
+            status_text: "",
+            http_version: "",
+            cookies: Vec::new(),
+            headers: Vec::new(),
+            content: Content {
+                size: 0,
+                mime_type: Cow::Borrowed("x-unknown"),
+                text: None,
+                encoding: None,
+                comment: None,
+            },
+            redirect_url: Cow::Borrowed(""),
+            headers_size: -1,
+            body_size: -1,
+            error: Some("no response"),
+        },
+    };
+    let (local, peer, unix) = match &conn.endpoints {
+        Some(Endpoints::Inet { local, peer }) => {
+            (Some(local.to_string()), Some(peer.to_string()), None)
+        }
+        Some(Endpoints::Unix(u)) => (
+            u.local.name(),
+            u.peer.name(),
+            u.local.name().or_else(|| u.peer.name()),
+        ),
+        None => (None, None, None),
+    };
+    let m = &conn.meta;
+    let entry = Entry {
+        started_date_time: ts,
+        time: (time * 1e3).round() / 1e3,
+        request,
+        response,
+        cache: Cache {},
+        timings,
+        server_ip_address: ends(conn).map(|(s, _)| s.ip().to_string()),
+        connection: ends(conn).map(|(_, c)| c.port().to_string()),
+        pid: m.tgid,
+        tid: m.tid,
+        comm: lossy(m.comm.bytes()),
+        fd: m.fd,
+        role: conn.role.as_str(),
+        local: local,
+        peer: peer,
+        unix_socket: unix,
+        response_pid: responder.map(|r| r.tgid),
+        response_fd: responder.map(|r| r.fd),
+    };
+    if !first {
+        buf.push(b',');
+    }
+    let written = serde_json::to_writer(&mut *buf, &entry);
+    // Writing to a Vec fails only on a Serialize impl's error, and ours return none.
+    debug_assert!(written.is_ok());
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_split_and_decoded() {
+        let q = query_string("/s?q=a+b%21&x=&flag&e=%zz#frag");
+        let got: Vec<(String, String)> = q
+            .iter()
+            .map(|nv| (nv.name.to_string(), nv.value.to_string()))
+            .collect();
+        let want = [("q", "a b!"), ("x", ""), ("flag", ""), ("e", "%zz")];
+        assert_eq!(
+            got,
+            want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+        );
+        assert!(query_string("/plain").is_empty());
+    }
+}

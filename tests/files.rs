@@ -1,0 +1,155 @@
+//! Root integration tests of the file formats, each read back by a program we did not write:
+//! HAR by har-validator and by Playwright's routeFromHAR in Debian's Chromium
+//! (scripts/har-check), on real traffic of the example server, nginx and a client. The
+//! recordings are made with -w and turned into each format with -r, which the capture tests
+//! show prints what the live run prints. On the host only: guests skip them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// Record `pids` with -w while `traffic` runs; the directory and the recording.
+fn record(pids: &[u32], traffic: impl FnOnce()) -> (TempDir, PathBuf) {
+    let dir = TempDir::new("files");
+    let file = dir.join("t.htr");
+    let tracer = Tracer::start(pids, &["-w", file.to_str().unwrap()]);
+    traffic();
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:#?}", out.stderr);
+    (dir, file)
+}
+
+/// `http-trace -r FILE` and `args`: what it wrote to `out` (a file in `dir`).
+fn replay_to(file: &Path, args: &[&str], out: &Path) -> String {
+    let run = Command::new(TRACER)
+        .arg("-r")
+        .arg(file)
+        .args(args)
+        .arg("--output-file")
+        .arg(out)
+        .output()
+        .expect("run http-trace -r");
+    assert!(run.status.success(), "{run:?}");
+    std::fs::read_to_string(out).expect("read the output")
+}
+
+/// The HAR of `file`, checked by scripts/har-check against the JSON of the same recording: the
+/// requests the browser made, one line each.
+fn har_checked(dir: &TempDir, file: &Path) -> Vec<String> {
+    let (har, json) = (dir.join("t.har"), dir.join("t.jsonl"));
+    let doc: serde_json::Value =
+        serde_json::from_str(&replay_to(file, &["-o", "har"], &har)).expect("HAR is JSON");
+    assert_eq!(doc["log"]["version"], "1.2");
+    replay_to(file, &["-o", "json"], &json);
+    let check = Command::new("node")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/har-check"))
+        .arg("check.mjs")
+        .arg(&har)
+        .arg(&json)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run node scripts/har-check/check.mjs (scripts/setup.sh installs it)");
+    let said = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(check.status.success(), "{said}");
+    said.lines()
+        .skip(1) // har-validator's line
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn har_of_the_example_server_is_valid_and_replays_in_a_browser() {
+    if in_vm("har_of_the_example_server_is_valid_and_replays_in_a_browser") {
+        return;
+    }
+    require_root();
+    let server = Server::ours("recv");
+    let port = server.port;
+    let (dir, file) = record(&[server.pid()], || {
+        let base = format!("http://127.0.0.1:{port}");
+        curl(&[&format!("{base}/items?id=1&q=a%20b")]);
+        curl(&[
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "{\"name\":\"x\"}",
+            &format!("{base}/items"),
+        ]);
+        curl(&[&format!("{base}/r/chunked")]);
+        curl(&[&format!("{base}/r/close")]);
+        curl(&[&format!("{base}/r/status/404")]);
+        let mut c = Client::connect(port);
+        c.send(&[b"GET /p1 HTTP/1.1\r\nHost: pipelined\r\n\r\nGET /p2 HTTP/1.1\r\nHost: pipelined\r\n\r\n"]);
+        assert_eq!(c.responses(2), [200, 200]);
+    });
+    let checked = har_checked(&dir, &file);
+    let host = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        checked,
+        [
+            format!("ok GET {host}/items?id=1&q=a%20b -> 200 31B"),
+            format!("ok POST {host}/items -> 200 20B"),
+            format!("ok GET {host}/r/chunked -> 200 25B"),
+            format!("ok GET {host}/r/close -> 200 20B"),
+            format!("ok GET {host}/r/status/404 -> 404 25B"),
+            "ok GET http://pipelined/p1 -> 200 15B".to_string(),
+            "ok GET http://pipelined/p2 -> 200 15B".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn har_of_nginx_and_of_a_client_replays_in_a_browser() {
+    if in_vm("har_of_nginx_and_of_a_client_replays_in_a_browser") {
+        return;
+    }
+    require_root();
+    let nginx = Server::nginx(1);
+    let port = nginx.port;
+    let (dir, file) = record(&[nginx.pid()], || {
+        curl(&[&format!("http://127.0.0.1:{port}/nginx/a")]);
+        curl(&[
+            "--data-binary",
+            "abc",
+            &format!("http://127.0.0.1:{port}/nginx/b"),
+        ]);
+    });
+    assert_eq!(
+        har_checked(&dir, &file),
+        [
+            format!("ok GET http://127.0.0.1:{port}/nginx/a -> 200 3B"),
+            format!("ok POST http://127.0.0.1:{port}/nginx/b -> 200 3B"),
+        ]
+    );
+
+    // A client's view: the requests it made, the URLs from its Host header.
+    let server = Server::ours("recv");
+    let script = "import sys, http.client\n\
+                  sys.stdin.readline()\n\
+                  c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]))\n\
+                  for i in range(2):\n\
+                  \x20   c.request('GET', '/client/%d' % i)\n\
+                  \x20   c.getresponse().read()\n";
+    let mut cmd = Command::new(PYTHON);
+    cmd.args(["-c", script, &server.port.to_string()])
+        .stdin(Stdio::piped());
+    let mut client = Group::spawn("python", &mut cmd);
+    let mut go = client.take_stdin();
+    let (dir, file) = record(&[client.pid()], || {
+        use std::io::Write;
+        go.write_all(b"go\n").expect("tell the client to go");
+        let status = client.wait("the client", std::time::Duration::from_secs(30));
+        assert!(status.success());
+    });
+    let sport = server.port;
+    assert_eq!(
+        har_checked(&dir, &file),
+        [
+            format!("ok GET http://127.0.0.1:{sport}/client/0 -> 200 21B"),
+            format!("ok GET http://127.0.0.1:{sport}/client/1 -> 200 21B"),
+        ]
+    );
+}
