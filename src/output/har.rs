@@ -226,13 +226,7 @@ fn query_string(target: &str) -> Vec<NameValue<'_>> {
 fn request_cookies(m: &Message) -> Vec<Cookie<'_>> {
     m.headers()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
-        .flat_map(|(_, v)| {
-            lossy(v)
-                .into_owned()
-                .split(';')
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|(_, v)| lossy(v).split(';').map(str::to_string).collect::<Vec<_>>())
         .filter_map(|c| {
             let (n, v) = c.trim().split_once('=')?;
             Some(Cookie {
@@ -446,8 +440,8 @@ pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, first: bool) -> bool {
         comm: lossy(m.comm.bytes()),
         fd: m.fd,
         role: conn.role.as_str(),
-        local: local,
-        peer: peer,
+        local,
+        peer,
         unix_socket: unix,
         response_pid: responder.map(|r| r.tgid),
         response_fd: responder.map(|r| r.fd),
