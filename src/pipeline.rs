@@ -69,8 +69,12 @@ pub struct Pipeline<W: Write> {
 impl<W: Write> Pipeline<W> {
     /// `body_limit`: body bytes kept per message; `count`: exchanges to print before `done`.
     pub fn new(body_limit: usize, printer: Printer<W>, count: Option<u64>) -> Self {
+        let mut tracker = Tracker::new(body_limit);
+        if printer.wants_streams() {
+            tracker.tap();
+        }
         Self {
-            tracker: Tracker::new(body_limit),
+            tracker,
             printer,
             records: Vec::new(),
             counts: Counts::default(),
@@ -82,6 +86,24 @@ impl<W: Write> Pipeline<W> {
 
     /// Take one input.
     pub fn apply(&mut self, input: &Input<'_>) -> Option<ProcessEvent> {
+        let event = self.apply_input(input);
+        self.write_tapped();
+        event
+    }
+
+    /// The connections' events the tracker applied, to an output made of them (pcapng).
+    fn write_tapped(&mut self) {
+        for t in self.tracker.take_tapped() {
+            if self.output_closed {
+                break;
+            }
+            if let Err(e) = self.printer.tapped(&t) {
+                self.output_failed(e);
+            }
+        }
+    }
+
+    fn apply_input(&mut self, input: &Input<'_>) -> Option<ProcessEvent> {
         match *input {
             Input::Sample(data) => return self.sample(data),
             Input::Lost(n) => self.lost(n),
@@ -159,6 +181,7 @@ impl<W: Write> Pipeline<W> {
     /// Tracing ends: report what is pending, print it, close the document (HAR), flush.
     pub fn finish(&mut self) {
         self.tracker.finish(&mut self.records);
+        self.write_tapped();
         self.print_records();
         if !self.output_closed {
             if let Err(e) = self.printer.finish() {

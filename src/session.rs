@@ -7,7 +7,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, IsTerminal, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,11 +77,16 @@ fn create_private(path: &Path, force: bool) -> Result<File> {
     Ok(file)
 }
 
-/// Where records are printed: --output-file, else stdout.
-fn records_output(args: &Args) -> Result<Output> {
+/// Where records are printed: --output-file, else stdout (not a terminal for a binary format).
+fn records_output(args: &Args, format: Format) -> Result<Output> {
     Ok(match &args.output_file {
         Some(path) => Box::new(create_private(path, args.force)?),
-        None => Box::new(io::stdout().lock()),
+        None => {
+            if format == Format::Pcapng && io::stdout().is_terminal() {
+                bail!("-o pcapng is binary: give --output-file FILE, or send stdout to a file or a pipe");
+            }
+            Box::new(io::stdout().lock())
+        }
     })
 }
 
@@ -221,7 +226,7 @@ impl Session {
             (_, f) => Some(f.unwrap_or(Format::Text)),
         };
         let records_out = match format {
-            Some(_) => Some(records_output(args)?),
+            Some(f) => Some(records_output(args, f)?),
             None => None,
         };
         attach::route_libbpf_log();
@@ -500,12 +505,8 @@ fn replay(args: &Args, path: &Path) -> Result<()> {
     let h = reader.header.clone();
     let clock = Clock::fixed(i128::from(h.realtime_minus_monotonic_ns));
     let max_body = args.max_body.unwrap_or(h.max_body);
-    let printer = Printer::new(
-        records_output(args)?,
-        args.output.unwrap_or(Format::Text),
-        args.verbose,
-        clock,
-    );
+    let format = args.output.unwrap_or(Format::Text);
+    let printer = Printer::new(records_output(args, format)?, format, args.verbose, clock);
     let mut pipeline = Pipeline::new(max_body as usize, printer, args.count);
     eprintln!(
         "http-trace: reading {name}: pid {} traced from {} on Linux {} with {} and the {} \

@@ -34,6 +34,14 @@ pub struct TrackerStats {
     pub parser: ParserStats,
 }
 
+/// A connection's event as the tracker applied it, in order, for outputs of the byte streams
+/// themselves (pcapng); or the events of unknown size that were given up on before the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tapped {
+    Event(Chunk<Vec<u8>>),
+    Gap { conn_id: u64 },
+}
+
 /// An open Unix connection's socket (its inode, as /proc/PID/net/unix lists it, and its struct
 /// sock, BPF's key), with the process that used it last: for finding the socket gone where no
 /// call showed its end.
@@ -241,6 +249,8 @@ pub struct Tracker {
     /// taken for a new connection missing its start (ids are never reused).
     ended: std::collections::VecDeque<u64>,
     ended_set: FxHashSet<u64>,
+    /// Every event applied, copied, when an output wants the streams (`tap`).
+    tapped: Option<Vec<Tapped>>,
     pub stats: TrackerStats,
 }
 
@@ -257,8 +267,19 @@ impl Tracker {
             by_process: FxHashMap::default(),
             ended: std::collections::VecDeque::new(),
             ended_set: FxHashSet::default(),
+            tapped: None,
             stats: TrackerStats::default(),
         }
+    }
+
+    /// Keep a copy of every event applied, in order, for `take_tapped`.
+    pub fn tap(&mut self) {
+        self.tapped = Some(Vec::new());
+    }
+
+    /// The events applied since the last call (with `tap`).
+    pub fn take_tapped(&mut self) -> Vec<Tapped> {
+        self.tapped.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Connection `fd` of process `tgid` was open before tracing, with this role.
@@ -308,6 +329,9 @@ impl Tracker {
         });
         if conn.order.arrive(chunk) != Arrival::InOrder {
             return;
+        }
+        if let Some(t) = self.tapped.as_mut() {
+            t.push(Tapped::Event(chunk.map_bytes(|b| b.to_vec())));
         }
         if conn.apply(chunk, &mut self.stats, &mut self.preopened, out) {
             self.remove(chunk.conn_id, true, out);
@@ -418,6 +442,9 @@ impl Tracker {
         };
         if let Some(missing) = conn.order.skip_gap() {
             self.stats.events_missing += missing;
+            if let Some(t) = self.tapped.as_mut() {
+                t.push(Tapped::Gap { conn_id: id });
+            }
             conn.gap(&mut self.stats, out);
         }
     }
@@ -428,6 +455,9 @@ impl Tracker {
             return;
         };
         while let Some(chunk) = conn.order.next_ready() {
+            if let Some(t) = self.tapped.as_mut() {
+                t.push(Tapped::Event(chunk.clone()));
+            }
             let chunk = chunk.map_bytes(|b| b.as_slice());
             if conn.apply(&chunk, &mut self.stats, &mut self.preopened, out) {
                 self.remove(id, true, out);

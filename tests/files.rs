@@ -1,6 +1,7 @@
 //! Root integration tests of the file formats, each read back by a program we did not write:
 //! HAR by har-validator and by Playwright's routeFromHAR in Debian's Chromium
-//! (scripts/har-check), on real traffic of the example server, nginx and a client. The
+//! (scripts/har-check), pcapng by tshark, on real traffic of the example server, nginx and a
+//! client. The
 //! recordings are made with -w and turned into each format with -r, which the capture tests
 //! show prints what the live run prints. On the host only: guests skip them.
 
@@ -13,9 +14,16 @@ use common::*;
 
 /// Record `pids` with -w while `traffic` runs; the directory and the recording.
 fn record(pids: &[u32], traffic: impl FnOnce()) -> (TempDir, PathBuf) {
+    record_with(pids, &[], traffic)
+}
+
+/// As `record`, with `extra` options.
+fn record_with(pids: &[u32], extra: &[&str], traffic: impl FnOnce()) -> (TempDir, PathBuf) {
     let dir = TempDir::new("files");
     let file = dir.join("t.htr");
-    let tracer = Tracer::start(pids, &["-w", file.to_str().unwrap()]);
+    let mut args = vec!["-w", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let tracer = Tracer::start(pids, &args);
     traffic();
     let out = tracer.stop();
     assert!(out.status.success(), "{:#?}", out.stderr);
@@ -33,7 +41,7 @@ fn replay_to(file: &Path, args: &[&str], out: &Path) -> String {
         .output()
         .expect("run http-trace -r");
     assert!(run.status.success(), "{run:?}");
-    std::fs::read_to_string(out).expect("read the output")
+    String::from_utf8_lossy(&std::fs::read(out).expect("read the output")).into_owned()
 }
 
 /// The HAR of `file`, checked by scripts/har-check against the JSON of the same recording: the
@@ -152,4 +160,137 @@ fn har_of_nginx_and_of_a_client_replays_in_a_browser() {
             format!("ok GET http://127.0.0.1:{sport}/client/1 -> 200 21B"),
         ]
     );
+}
+
+/// What tshark makes of a pcapng file, in frame order: the requests' methods and URIs, the
+/// responses' status and body size (Content-Length, or the chunks' sizes), and how many
+/// segments it found missing.
+fn tshark(pcap: &Path) -> (Vec<String>, Vec<String>, usize) {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args([
+            "-Y",
+            "http || tcp.analysis.lost_segment",
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+        ])
+        .args(["-e", "http.request.method", "-e", "http.request.uri"])
+        .args(["-e", "http.response.code", "-e", "http.content_length"])
+        .args(["-e", "http.chunk_size", "-e", "tcp.analysis.lost_segment"])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run tshark (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "{out:?}");
+    let (mut requests, mut responses) = (Vec::new(), Vec::new());
+    let mut lost = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        if !f[5].is_empty() {
+            lost += 1;
+        }
+        // Pipelined requests in one segment come as lists.
+        let methods: Vec<&str> = f[0].split(',').filter(|m| !m.is_empty()).collect();
+        let uris: Vec<&str> = f[1].split(',').collect();
+        for (m, u) in methods.iter().zip(&uris) {
+            requests.push(format!("{m} {u}"));
+        }
+        let codes: Vec<&str> = f[2].split(',').filter(|c| !c.is_empty()).collect();
+        let lengths: Vec<&str> = f[3].split(',').collect();
+        for (i, code) in codes.iter().enumerate() {
+            let size: u64 = match lengths.get(i).filter(|l| !l.is_empty()) {
+                Some(l) => l.parse().unwrap(),
+                None => f[4]
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(|c| c.parse::<u64>().unwrap())
+                    .sum(),
+            };
+            responses.push(format!("{code} {size}B"));
+        }
+    }
+    (requests, responses, lost)
+}
+
+/// The same, from http-trace's JSON of the same recording.
+fn json_messages(json: &str) -> (Vec<String>, Vec<String>) {
+    let mut exchanges: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    exchanges.sort_by_key(|e| e["ts"].as_str().unwrap().to_string());
+    let (mut requests, mut responses) = (Vec::new(), Vec::new());
+    for e in exchanges {
+        requests.push(format!(
+            "{} {}",
+            e["method"].as_str().unwrap(),
+            e["target"].as_str().unwrap()
+        ));
+        responses.push(format!("{} {}B", e["status"], e["response_body_bytes"]));
+    }
+    (requests, responses)
+}
+
+#[test]
+fn pcapng_reads_in_tshark_as_the_json_says() {
+    if in_vm("pcapng_reads_in_tshark_as_the_json_says") {
+        return;
+    }
+    require_root();
+    let server = Server::ours("recv");
+    let port = server.port;
+    let (dir, file) = record(&[server.pid()], || {
+        let base = format!("http://127.0.0.1:{port}");
+        curl(&[&format!("{base}/items?id=1")]);
+        curl(&[
+            "--data-binary",
+            "{\"name\":\"x\"}",
+            &format!("{base}/items"),
+        ]);
+        curl(&[&format!("{base}/r/chunked")]);
+        curl(&[&format!("{base}/r/status/404")]);
+        let mut c = Client::connect(port);
+        c.send(&[b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"]);
+        assert_eq!(c.responses(1), [200]);
+        c.send(&[b"GET /p1 HTTP/1.1\r\nHost: h\r\n\r\nGET /p2 HTTP/1.1\r\nHost: h\r\n\r\n"]);
+        assert_eq!(c.responses(2), [200, 200]);
+    });
+    let pcap = dir.join("t.pcapng");
+    replay_to(&file, &["-o", "pcapng"], &pcap);
+    let json = replay_to(&file, &["-o", "json"], &dir.join("t.jsonl"));
+    let (requests, responses, lost) = tshark(&pcap);
+    assert_eq!(lost, 0);
+    assert_eq!((requests.clone(), responses), json_messages(&json));
+    assert_eq!(requests.len(), 7, "{requests:#?}");
+}
+
+/// Bytes that moved but were not copied show in Wireshark as a gap, not as a wrong body, and
+/// the exchanges around them are read as they were.
+#[test]
+fn pcapng_shows_bytes_not_copied_as_a_gap() {
+    if in_vm("pcapng_shows_bytes_not_copied_as_a_gap") {
+        return;
+    }
+    require_root();
+    let server = Server::ours("recv");
+    let port = server.port;
+    let (dir, file) = record_with(&[server.pid()], &["--capture-bytes", "1024"], || {
+        assert_eq!(get(port, "/before"), 200);
+        let mut c = Client::connect(port);
+        let mut req = b"POST /big HTTP/1.1\r\nContent-Length: 5000\r\n\r\n".to_vec();
+        req.resize(req.len() + 5000, b'x');
+        c.send(&[&req]);
+        assert_eq!(c.responses(1), [200]);
+        assert_eq!(get(port, "/after"), 200);
+    });
+    let pcap = dir.join("t.pcapng");
+    replay_to(&file, &["-o", "pcapng"], &pcap);
+    let (requests, responses, lost) = tshark(&pcap);
+    assert!(lost >= 1, "no gap: {requests:#?}");
+    assert_eq!(requests.first().unwrap(), "GET /before");
+    assert_eq!(requests.last().unwrap(), "GET /after");
+    assert_eq!(responses.first().unwrap(), "200 19B");
+    assert_eq!(responses.last().unwrap(), "200 18B");
 }

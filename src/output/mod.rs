@@ -6,6 +6,7 @@ mod har;
 mod json;
 #[doc(hidden)]
 pub mod json_serde;
+mod pcapng;
 mod text;
 
 use std::io::{self, Write};
@@ -13,6 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::http::Message;
 use crate::record::Record;
+use crate::tracker::Tapped;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -20,6 +22,8 @@ pub enum Format {
     Json,
     /// HAR 1.2, for browsers' developer tools and HAR viewers: one document, closed at the end
     Har,
+    /// pcapng for Wireshark and tshark: each connection as a TCP stream (binary: to a file or a pipe)
+    Pcapng,
     #[value(skip)]
     JsonSerde,
 }
@@ -119,6 +123,8 @@ pub struct Printer<W: Write> {
     stamp: Stamp,
     /// Records written: HAR separates entries with commas.
     written: u64,
+    /// pcapng: the byte streams, not the records.
+    pcap: Option<pcapng::Writer>,
 }
 
 impl<W: Write> Printer<W> {
@@ -131,16 +137,42 @@ impl<W: Write> Printer<W> {
             clock,
             stamp: Stamp::default(),
             written: 0,
+            pcap: None,
         }
         .opened()
     }
 
     /// The document's start, for the formats that have one.
     fn opened(mut self) -> Self {
-        if self.format == Format::Har {
-            self.buf.extend_from_slice(har::prologue().as_bytes());
+        match self.format {
+            Format::Har => self.buf.extend_from_slice(har::prologue().as_bytes()),
+            Format::Pcapng => match pcapng::Writer::new() {
+                Ok(mut w) => {
+                    self.buf.extend_from_slice(&w.take());
+                    self.pcap = Some(w);
+                }
+                Err(e) => log::error!("starting the pcapng output: {e}"),
+            },
+            _ => {}
         }
         self
+    }
+
+    /// Whether this output is made of the connections' byte streams (`tapped`), not records.
+    pub fn wants_streams(&self) -> bool {
+        self.format == Format::Pcapng
+    }
+
+    /// One event of a connection's byte streams, as the tracker applied it.
+    pub fn tapped(&mut self, t: &Tapped) -> io::Result<()> {
+        if let Some(w) = self.pcap.as_mut() {
+            w.tapped(t, &self.clock)?;
+            self.buf.extend_from_slice(&w.take());
+            if self.buf.len() >= WRITE_AT {
+                self.write_out()?;
+            }
+        }
+        Ok(())
     }
 
     /// The document's end, for the formats that have one; then everything flushed.
@@ -162,6 +194,7 @@ impl<W: Write> Printer<W> {
                     return Ok(());
                 }
             }
+            Format::Pcapng => return Ok(()),
         }
         self.written += 1;
         if self.buf.len() >= WRITE_AT {

@@ -1,0 +1,351 @@
+//! pcapng, for Wireshark and tshark: each connection's byte streams as a TCP stream of
+//! synthesized Ethernet, IP and TCP headers (the real addresses and ports; a handshake so that
+//! dissectors see the stream start; sequence and acknowledgement numbers per direction; one
+//! segment per event, split only where IP's length field requires; a FIN each way at its end),
+//! on one interface, with the process that moved each segment as the packet's comment. Bytes
+//! that moved but were not copied (past --capture-bytes, sendfile, unseen) advance the sequence
+//! number without a segment, so Wireshark shows a gap ("previous segment not captured") rather
+//! than a wrong body; events lost from the buffer, whose size is unknown, are said in the next
+//! packet's comment.
+//!
+//! A Unix-socket connection has no address: it gets the documented placeholder of TEST-NET-1
+//! (RFC 5737), the listening side 192.0.2.1 port 80 and the other 192.0.2.2 with a port made
+//! of its connection id, so that each is a stream of its own.
+
+use std::borrow::Cow;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::DataLink;
+use rustc_hash::FxHashMap;
+
+use crate::decode::{Chunk, ChunkKind, Direction, Endpoints, Opened};
+use crate::tracker::Tapped;
+
+use super::Clock;
+
+/// TCP payload bytes per segment: an IPv4 packet's length field is 16 bits.
+const MAX_SEGMENT: usize = 65_000;
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const PSH: u8 = 0x08;
+const ACK: u8 = 0x10;
+
+/// One connection as a TCP stream: the traced process's end (`local`) and the other.
+struct Stream {
+    local: SocketAddr,
+    peer: SocketAddr,
+    /// Next sequence number each way: [local → peer, peer → local].
+    next: [u32; 2],
+    /// Events were lost before the next packet.
+    gap: bool,
+}
+
+impl Stream {
+    fn new(local: SocketAddr, peer: SocketAddr) -> Self {
+        Self {
+            local,
+            peer,
+            // Any initial numbers do; these are easy to tell apart in a dissector's view.
+            next: [1_000_000, 2_000_000],
+            gap: false,
+        }
+    }
+}
+
+pub struct Writer {
+    out: PcapNgWriter<Vec<u8>>,
+    streams: FxHashMap<u64, Stream>,
+    ip_id: u16,
+}
+
+impl Writer {
+    pub fn new() -> io::Result<Self> {
+        let mut out = PcapNgWriter::new(Vec::new()).map_err(io::Error::other)?;
+        out.write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: DataLink::ETHERNET,
+            snaplen: 0,
+            options: vec![
+                InterfaceDescriptionOption::IfName(Cow::Borrowed("http-trace")),
+                InterfaceDescriptionOption::IfDescription(Cow::Borrowed(
+                    "syscalls of the traced processes, as TCP streams",
+                )),
+                // The writer stores timestamps in ns.
+                InterfaceDescriptionOption::IfTsResol(9),
+            ],
+        })
+        .map_err(io::Error::other)?;
+        Ok(Self {
+            out,
+            streams: FxHashMap::default(),
+            ip_id: 0,
+        })
+    }
+
+    /// The blocks written since the last call.
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(self.out.get_mut())
+    }
+
+    /// One event of a connection, as the tracker applied it.
+    pub fn tapped(&mut self, t: &Tapped, clock: &Clock) -> io::Result<()> {
+        match t {
+            Tapped::Gap { conn_id } => {
+                if let Some(s) = self.streams.get_mut(conn_id) {
+                    s.gap = true;
+                }
+                Ok(())
+            }
+            Tapped::Event(chunk) => self.event(chunk, clock),
+        }
+    }
+
+    fn event(&mut self, c: &Chunk<Vec<u8>>, clock: &Clock) -> io::Result<()> {
+        let ts = clock.wall_ns(c.ts_ns);
+        let comment = format!(
+            "pid {} tid {} comm {} fd {}",
+            c.meta.tgid,
+            c.meta.tid,
+            String::from_utf8_lossy(c.meta.comm.bytes()),
+            c.meta.fd
+        );
+        match &c.kind {
+            ChunkKind::Open { how, endpoints } => {
+                let (local, peer) = addresses(c.conn_id, endpoints.as_ref(), *how);
+                let mut s = Stream::new(local, peer);
+                // The connecting side's SYN first: the process's own when it connected.
+                let ours = matches!(how, Opened::Connected);
+                let (a, b) = if ours { (0, 1) } else { (1, 0) };
+                self.segment(&mut s, a, SYN, &[], ts, &comment)?;
+                s.next[a] = s.next[a].wrapping_add(1);
+                self.segment(&mut s, b, SYN | ACK, &[], ts, &comment)?;
+                s.next[b] = s.next[b].wrapping_add(1);
+                self.segment(&mut s, a, ACK, &[], ts, &comment)?;
+                self.streams.insert(c.conn_id, s);
+            }
+            ChunkKind::Data(d) => {
+                let Some(mut s) = self.streams.remove(&c.conn_id) else {
+                    return Ok(());
+                };
+                let way = match d.direction {
+                    Direction::Out => 0,
+                    Direction::In => 1,
+                };
+                let comment = if std::mem::take(&mut s.gap) {
+                    format!("{comment}; events lost before this one: bytes may be missing")
+                } else {
+                    comment
+                };
+                let bytes: &[u8] = if d.no_data || d.unseen { &[] } else { &d.bytes };
+                for piece in bytes.chunks(MAX_SEGMENT) {
+                    self.segment(&mut s, way, PSH | ACK, piece, ts, &comment)?;
+                    s.next[way] = s.next[way].wrapping_add(piece.len() as u32);
+                }
+                // Bytes moved but not copied: a gap in the sequence numbers.
+                if d.last {
+                    let end = u64::from(d.offset) + bytes.len() as u64;
+                    let total = u64::try_from(d.ret).unwrap_or(0);
+                    if total > end {
+                        s.next[way] = s.next[way].wrapping_add((total - end) as u32);
+                    }
+                }
+                self.streams.insert(c.conn_id, s);
+            }
+            ChunkKind::Close => {
+                if let Some(mut s) = self.streams.remove(&c.conn_id) {
+                    for way in [0, 1] {
+                        self.segment(&mut s, way, FIN | ACK, &[], ts, &comment)?;
+                        s.next[way] = s.next[way].wrapping_add(1);
+                    }
+                    self.segment(&mut s, 0, ACK, &[], ts, &comment)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A TCP segment of `s` in direction `way` (0: from the traced process's end).
+    fn segment(
+        &mut self,
+        s: &mut Stream,
+        way: usize,
+        flags: u8,
+        payload: &[u8],
+        wall_ns: i128,
+        comment: &str,
+    ) -> io::Result<()> {
+        let (src, dst) = if way == 0 {
+            (s.local, s.peer)
+        } else {
+            (s.peer, s.local)
+        };
+        let seq = s.next[way];
+        let ack = if flags & SYN != 0 && flags & ACK == 0 {
+            0
+        } else {
+            s.next[1 - way]
+        };
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let frame = frame(src, dst, seq, ack, flags, payload, self.ip_id);
+        self.out
+            .write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: Duration::from_nanos(u64::try_from(wall_ns).unwrap_or(0)),
+                original_len: frame.len() as u32,
+                data: Cow::Owned(frame),
+                options: vec![EnhancedPacketOption::Comment(Cow::Borrowed(comment))],
+            })
+            .map_err(io::Error::other)?;
+        Ok(())
+    }
+}
+
+/// The two ends of a connection as IP addresses: the real ones, or the placeholders of a Unix
+/// socket (or of a connection whose addresses are unknown).
+fn addresses(conn_id: u64, e: Option<&Endpoints>, how: Opened) -> (SocketAddr, SocketAddr) {
+    if let Some(Endpoints::Inet { local, peer }) = e {
+        return (unmapped(*local), unmapped(*peer));
+    }
+    let listener = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 80);
+    let other = SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+        1024 + (conn_id % 64_000) as u16,
+    );
+    match how {
+        Opened::Connected => (other, listener),
+        _ => (listener, other),
+    }
+}
+
+/// IPv4 in IPv6 (`::ffff:a.b.c.d`) as plain IPv4.
+fn unmapped(a: SocketAddr) -> SocketAddr {
+    match a.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
+            None => a,
+        },
+        IpAddr::V4(_) => a,
+    }
+}
+
+/// The one's-complement sum of `data` as 16-bit words, added to `sum`.
+fn sum16(mut sum: u32, data: &[u8]) -> u32 {
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    sum
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An Ethernet frame carrying one TCP segment from `src` to `dst`.
+fn frame(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+    ip_id: u16,
+) -> Vec<u8> {
+    let mut tcp = Vec::with_capacity(20 + payload.len());
+    tcp.extend_from_slice(&src.port().to_be_bytes());
+    tcp.extend_from_slice(&dst.port().to_be_bytes());
+    tcp.extend_from_slice(&seq.to_be_bytes());
+    tcp.extend_from_slice(&ack.to_be_bytes());
+    tcp.push(5 << 4); // 20-byte header
+    tcp.push(flags);
+    tcp.extend_from_slice(&65_535u16.to_be_bytes()); // window
+    tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    tcp.extend_from_slice(payload);
+    let tcp_len = tcp.len() as u32;
+    let mut f = Vec::with_capacity(14 + 40 + tcp.len());
+    f.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1]); // dst, src MAC
+    match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let pseudo = sum16(sum16(sum16(0, &s.octets()), &d.octets()), &[0, 6]) + tcp_len;
+            let c = fold(sum16(pseudo, &tcp));
+            tcp[16..18].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(&0x0800u16.to_be_bytes());
+            let mut ip = [0u8; 20];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&(20 + tcp_len as u16).to_be_bytes());
+            ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
+            ip[6] = 0x40; // don't fragment
+            ip[8] = 64; // TTL
+            ip[9] = 6; // TCP
+            ip[12..16].copy_from_slice(&s.octets());
+            ip[16..20].copy_from_slice(&d.octets());
+            let c = fold(sum16(0, &ip));
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(&ip);
+        }
+        (s, d) => {
+            let v6 = |a: IpAddr| match a {
+                IpAddr::V6(a) => a.octets(),
+                IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            };
+            let (s, d) = (v6(s), v6(d));
+            let pseudo = sum16(sum16(sum16(0, &s), &d), &[0, 6]) + tcp_len;
+            let c = fold(sum16(pseudo, &tcp));
+            tcp[16..18].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(&0x86ddu16.to_be_bytes());
+            f.extend_from_slice(&[0x60, 0, 0, 0]);
+            f.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+            f.push(6); // TCP
+            f.push(64); // hop limit
+            f.extend_from_slice(&s);
+            f.extend_from_slice(&d);
+        }
+    }
+    f.extend_from_slice(&tcp);
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_are_those_of_rfc_1071() {
+        // The IPv4 header of RFC 1071's companion example (Wikipedia's): checksum 0xb861.
+        let mut ip = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(fold(sum16(0, &ip)), 0xb861);
+        ip[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
+        assert_eq!(fold(sum16(0, &ip)), 0);
+    }
+
+    #[test]
+    fn a_frame_has_the_addresses_and_numbers_it_was_given() {
+        let a: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let b: SocketAddr = "127.0.0.2:40000".parse().unwrap();
+        let f = frame(a, b, 7, 9, PSH | ACK, b"hello", 1);
+        assert_eq!(f.len(), 14 + 20 + 20 + 5);
+        assert_eq!(&f[26..30], &[127, 0, 0, 1]);
+        assert_eq!(&f[30..34], &[127, 0, 0, 2]);
+        assert_eq!(&f[34..36], &8080u16.to_be_bytes());
+        assert_eq!(&f[38..42], &7u32.to_be_bytes());
+        assert_eq!(&f[42..46], &9u32.to_be_bytes());
+        assert_eq!(&f[54..], b"hello");
+        // The IP header's checksum checks.
+        assert_eq!(fold(sum16(0, &f[14..34])), 0);
+    }
+}
