@@ -805,3 +805,84 @@ fn a_full_disk_ends_the_recording_clearly() {
         "{stderr}"
     );
 }
+
+/// Every stop path leaves a whole recording (its last record written) and a whole document:
+/// the traced process exiting, --count, --duration; the replay says what the live run said.
+#[test]
+fn every_stop_path_leaves_a_whole_recording_and_document() {
+    require_root();
+    let dir = TempDir::new("record");
+    // The traced process exits.
+    let file = dir.join("exit.htr");
+    let mut server = Server::ours("recv");
+    let tracer = Tracer::start(
+        &[server.pid()],
+        &["-w", file.to_str().unwrap(), "--output", "json"],
+    );
+    assert_eq!(get(server.port, "/bye"), 200);
+    server.end();
+    let out = tracer.wait();
+    assert!(out.status.success());
+    let (json, stderr, ok) = replay(&file, &["-o", "json"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&json).lines().count(), 1);
+    assert!(!stderr.contains("note:"), "{stderr}");
+    assert!(
+        stderr.contains("\nhttp-trace: every traced process has exited\n"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().last(), Some(out.summary()));
+    assert!(
+        out.summary().ends_with(", 1 process exited"),
+        "{}",
+        out.summary()
+    );
+
+    // --count, with a HAR document printed live: closed, whole JSON.
+    let file = dir.join("count.htr");
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(
+        &[server.pid()],
+        &[
+            "-w",
+            file.to_str().unwrap(),
+            "--output",
+            "har",
+            "--count",
+            "2",
+        ],
+    );
+    for i in 0..3 {
+        assert_eq!(get(server.port, &format!("/n{i}")), 200);
+    }
+    let out = tracer.wait();
+    assert!(out.status.success());
+    let har: Value = serde_json::from_str(&out.stdout.join("\n")).expect("a whole HAR document");
+    let entries = har["log"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        entries[1]["request"]["url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next(),
+        Some("n1")
+    );
+    let (_, stderr, ok) = replay(&file, &[]);
+    assert!(ok && !stderr.contains("note:"), "{stderr}");
+
+    // --duration.
+    let file = dir.join("duration.htr");
+    let tracer = Tracer::start(
+        &[server.pid()],
+        &["-w", file.to_str().unwrap(), "--duration", "1"],
+    );
+    let out = tracer.wait();
+    assert!(out.status.success());
+    let (_, stderr, ok) = replay(&file, &[]);
+    assert!(ok && !stderr.contains("note:"), "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("http-trace: 0 exchanges captured, 0 events lost")
+    );
+}

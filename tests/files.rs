@@ -294,3 +294,50 @@ fn pcapng_shows_bytes_not_copied_as_a_gap() {
     assert_eq!(responses.first().unwrap(), "200 19B");
     assert_eq!(responses.last().unwrap(), "200 18B");
 }
+
+/// A Unix-socket connection has no address: HAR takes the URL's host from its Host header and
+/// names the socket in `_unix_socket`; pcapng gives it the documented placeholder addresses.
+#[test]
+fn unix_socket_connections_in_har_and_pcapng() {
+    if in_vm("unix_socket_connections_in_har_and_pcapng") {
+        return;
+    }
+    require_root();
+    let (server, path) = Server::python_unix();
+    let (dir, file) = record(&[server.pid()], || {
+        curl(&[
+            "--unix-socket",
+            path.to_str().unwrap(),
+            "http://localhost/u/1",
+        ]);
+    });
+    let har: serde_json::Value =
+        serde_json::from_str(&replay_to(&file, &["-o", "har"], &dir.join("t.har"))).unwrap();
+    let e = &har["log"]["entries"][0];
+    assert_eq!(e["request"]["url"], "http://localhost/u/1");
+    assert_eq!(e["_unix_socket"], path.to_str().unwrap());
+    assert!(e.get("serverIPAddress").is_none(), "{e}");
+    let pcap = dir.join("t.pcapng");
+    replay_to(&file, &["-o", "pcapng"], &pcap);
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args([
+            "-Y",
+            "http.request",
+            "-T",
+            "fields",
+            "-e",
+            "ip.dst",
+            "-e",
+            "tcp.dstport",
+        ])
+        .args(["-e", "http.request.uri"])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run tshark");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "192.0.2.1\t80\t/u/1\n"
+    );
+}
