@@ -62,6 +62,7 @@ pub struct Pipeline<W: Write> {
     remaining: Option<u64>,
     /// Output is gone (e.g. a closed pipe): stop quietly.
     output_closed: bool,
+    output_error: Option<io::Error>,
     /// Unix connections ended since the session last asked (take_unix_gone).
     unix_gone: Vec<UnixSocket>,
 }
@@ -80,6 +81,7 @@ impl<W: Write> Pipeline<W> {
             counts: Counts::default(),
             remaining: count,
             output_closed: false,
+            output_error: None,
             unix_gone: Vec::new(),
         }
     }
@@ -238,10 +240,17 @@ impl<W: Write> Pipeline<W> {
         }
     }
 
+    /// Output is gone: a closed pipe ends it quietly (as `head` expects); anything else (a
+    /// full disk) is kept for the caller to report and exit on.
     fn output_failed(&mut self, e: io::Error) {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("http-trace: error: writing output: {e}");
+        if e.kind() != io::ErrorKind::BrokenPipe && self.output_error.is_none() {
+            self.output_error = Some(e);
         }
         self.output_closed = true;
+    }
+
+    /// Why the output could not be written, if it could not (but for a closed pipe).
+    pub fn output_error(&self) -> Option<&io::Error> {
+        self.output_error.as_ref()
     }
 }

@@ -461,6 +461,9 @@ impl Session {
                 eprintln!("{}", recording_summary(r, s.lost, &kernel));
             }
         }
+        if let Some(e) = s.pipeline.as_ref().and_then(Pipeline::output_error) {
+            bail!("writing the output: {e}");
+        }
         match s
             .recorder
             .as_mut()
@@ -552,6 +555,9 @@ fn replay(args: &Args, path: &Path) -> Result<()> {
     }
     pipeline.finish();
     eprintln!("{}", summary(&pipeline, &KernelCounts::from_end(&end)));
+    if let Some(e) = pipeline.output_error() {
+        bail!("writing the output: {e}");
+    }
     Ok(())
 }
 
