@@ -224,7 +224,9 @@ def run_case(case, args, workdir, a, b):
     bpf_stats = "BPF run time" in case
     if bpf_stats:
         set_bpf_stats(True)
-    if case in TRACER_CASES:
+    if case == "http-trace -w (record only)":
+        tool = Tool([args.tracer, "--pid", str(a.pid), "-w", out], "tracing pid", None, workdir)
+    elif case in TRACER_CASES:
         argv = [args.tracer, "--pid", str(a.pid), "-o", "json"]
         if "raw-tracepoint" in case:
             argv += ["--attach", "raw-tracepoint"]
@@ -234,6 +236,12 @@ def run_case(case, args, workdir, a, b):
     elif case == "tcpdump":
         tool = Tool(["tcpdump", "-i", "lo", "-s", "0", "-w", out, f"tcp port {a.port}"],
                     "listening on", None, workdir)
+    elif case == "tshark -Y http":
+        # What a person would run to see exchanges live: the HTTP dissector, one line per message.
+        tool = Tool(["tshark", "-i", "lo", "-l", "-f", f"tcp port {a.port}", "-Y", "http",
+                     "-T", "fields", "-e", "http.request.method", "-e", "http.request.uri",
+                     "-e", "http.response.code"], "Capturing on", out, workdir,
+                    stdout_to_file=True)
     elif case == "strace -f":
         tool = Tool(["strace", "-f", "-s", "4096", "-o", out, "-p", str(a.pid)], "attached", None,
                     workdir)
@@ -261,7 +269,18 @@ def run_case(case, args, workdir, a, b):
         set_bpf_stats(False)
     row["cpu"], row["rss"] = tool.stop()
     err = tool.stderr()
-    if case in TRACER_CASES:
+    if case == "http-trace -w (record only)":
+        m = re.search(r"recorded to \S+, (\d+) events? lost", err)
+        if not m:
+            sys.exit(f"bench: no summary from http-trace -w:\n{err}")
+        row["lost"] = int(m.group(1))
+        # Every exchange in the file, checked by replaying it; the replay is not timed.
+        replay = subprocess.run([args.tracer, "-r", out, "-o", "json"], capture_output=True,
+                                text=True)
+        m = re.search(r"(\d+) exchanges captured", replay.stderr)
+        row["captured"] = int(m.group(1)) if m else None
+        # The CPU per exchange is the recording's, over what the replay found.
+    elif case in TRACER_CASES:
         m = re.search(r"(\d+) exchanges captured, (\d+) events lost", err)
         if not m:
             sys.exit(f"bench: no summary from http-trace:\n{err}")
@@ -272,6 +291,11 @@ def run_case(case, args, workdir, a, b):
         m = re.search(r"(\d+) packets dropped by kernel", err)
         row["lost"] = int(m.group(1)) if m else None
         row["captured"] = count_pcap_exchanges(out)
+    elif case == "tshark -Y http":
+        m = re.search(r"(\d+) packets? dropped", err)
+        row["lost"] = int(m.group(1)) if m else 0
+        with open(out, errors="replace") as f:
+            row["captured"] = sum(1 for line in f if re.match(r"^\t\t\d{3}", line))
     elif case == "strace -f":
         row["lost"] = 0
         row["captured"] = count_strace_exchanges(out)
@@ -290,7 +314,9 @@ CASES = [
     "http-trace (raw-tracepoint)",
     "http-trace (BPF run time counted)",
     "http-trace raw-tracepoint (BPF run time counted)",
+    "http-trace -w (record only)",
     "tcpdump",
+    "tshark -Y http",
     "strace -f",
     "bpftrace",
     "second server untraced",
@@ -327,7 +353,7 @@ def main():
     if os.geteuid() != 0:
         sys.exit("bench: run as root (sudo scripts/bench.sh)")
     cases = [c for c in CASES if c in args.cases.split(",")]
-    for tool in ("nginx", "wrk", "tcpdump", "strace", "bpftrace"):
+    for tool in ("nginx", "wrk", "tcpdump", "tshark", "strace", "bpftrace"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (scripts/bench.sh installs it)")
 

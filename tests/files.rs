@@ -68,6 +68,30 @@ fn har_checked(dir: &TempDir, file: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Exchanges of every framing with the example server: a query, a JSON body, a chunked
+/// response, a body ended by the close, a 404, a chunked request, two pipelined requests.
+fn example_traffic(port: u16) {
+    let base = format!("http://127.0.0.1:{port}");
+    curl(&[&format!("{base}/items?id=1&q=a%20b")]);
+    curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        "{\"name\":\"x\"}",
+        &format!("{base}/items"),
+    ]);
+    curl(&[&format!("{base}/r/chunked")]);
+    curl(&[&format!("{base}/r/close")]);
+    curl(&[&format!("{base}/r/status/404")]);
+    let mut c = Client::connect(port);
+    c.send(&[b"POST /c HTTP/1.1\r\nHost: pipelined\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"]);
+    assert_eq!(c.responses(1), [200]);
+    c.send(&[
+        b"GET /p1 HTTP/1.1\r\nHost: pipelined\r\n\r\nGET /p2 HTTP/1.1\r\nHost: pipelined\r\n\r\n",
+    ]);
+    assert_eq!(c.responses(2), [200, 200]);
+}
+
 #[test]
 fn har_of_the_example_server_is_valid_and_replays_in_a_browser() {
     if in_vm("har_of_the_example_server_is_valid_and_replays_in_a_browser") {
@@ -76,23 +100,7 @@ fn har_of_the_example_server_is_valid_and_replays_in_a_browser() {
     require_root();
     let server = Server::ours("recv");
     let port = server.port;
-    let (dir, file) = record(&[server.pid()], || {
-        let base = format!("http://127.0.0.1:{port}");
-        curl(&[&format!("{base}/items?id=1&q=a%20b")]);
-        curl(&[
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            "{\"name\":\"x\"}",
-            &format!("{base}/items"),
-        ]);
-        curl(&[&format!("{base}/r/chunked")]);
-        curl(&[&format!("{base}/r/close")]);
-        curl(&[&format!("{base}/r/status/404")]);
-        let mut c = Client::connect(port);
-        c.send(&[b"GET /p1 HTTP/1.1\r\nHost: pipelined\r\n\r\nGET /p2 HTTP/1.1\r\nHost: pipelined\r\n\r\n"]);
-        assert_eq!(c.responses(2), [200, 200]);
-    });
+    let (dir, file) = record(&[server.pid()], || example_traffic(port));
     let checked = har_checked(&dir, &file);
     let host = format!("http://127.0.0.1:{port}");
     assert_eq!(
@@ -103,6 +111,7 @@ fn har_of_the_example_server_is_valid_and_replays_in_a_browser() {
             format!("ok GET {host}/r/chunked -> 200 25B"),
             format!("ok GET {host}/r/close -> 200 20B"),
             format!("ok GET {host}/r/status/404 -> 404 25B"),
+            "ok POST http://pipelined/c -> 200 15B".to_string(),
             "ok GET http://pipelined/p1 -> 200 15B".to_string(),
             "ok GET http://pipelined/p2 -> 200 15B".to_string(),
         ]
@@ -180,6 +189,7 @@ fn tshark(pcap: &Path) -> (Vec<String>, Vec<String>, usize) {
         .args(["-e", "http.request.method", "-e", "http.request.uri"])
         .args(["-e", "http.response.code", "-e", "http.content_length"])
         .args(["-e", "http.chunk_size", "-e", "tcp.analysis.lost_segment"])
+        .args(["-e", "http.file_data"])
         .stderr(Stdio::null())
         .output()
         .expect("run tshark (scripts/setup.sh installs it)");
@@ -200,18 +210,34 @@ fn tshark(pcap: &Path) -> (Vec<String>, Vec<String>, usize) {
         let codes: Vec<&str> = f[2].split(',').filter(|c| !c.is_empty()).collect();
         let lengths: Vec<&str> = f[3].split(',').collect();
         for (i, code) in codes.iter().enumerate() {
+            let chunks: Vec<&str> = f[4].split(',').filter(|c| !c.is_empty()).collect();
             let size: u64 = match lengths.get(i).filter(|l| !l.is_empty()) {
                 Some(l) => l.parse().unwrap(),
-                None => f[4]
-                    .split(',')
-                    .filter(|c| !c.is_empty())
-                    .map(|c| c.parse::<u64>().unwrap())
-                    .sum(),
+                None if !chunks.is_empty() => {
+                    chunks.iter().map(|c| c.parse::<u64>().unwrap()).sum()
+                }
+                // Ended by the close: the body's own length, as tshark escapes it.
+                None => unescaped_len(f[6]),
             };
             responses.push(format!("{code} {size}B"));
         }
     }
     (requests, responses, lost)
+}
+
+/// The length of a tshark field as it was before tshark escaped it (`\n`, `\\`, `\xhh`).
+fn unescaped_len(field: &str) -> u64 {
+    let b = field.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i < b.len() {
+        i += match (b[i], b.get(i + 1)) {
+            (b'\\', Some(b'x')) => 4,
+            (b'\\', Some(_)) => 2,
+            _ => 1,
+        };
+        n += 1;
+    }
+    n
 }
 
 /// The same, from http-trace's JSON of the same recording.
@@ -241,29 +267,14 @@ fn pcapng_reads_in_tshark_as_the_json_says() {
     require_root();
     let server = Server::ours("recv");
     let port = server.port;
-    let (dir, file) = record(&[server.pid()], || {
-        let base = format!("http://127.0.0.1:{port}");
-        curl(&[&format!("{base}/items?id=1")]);
-        curl(&[
-            "--data-binary",
-            "{\"name\":\"x\"}",
-            &format!("{base}/items"),
-        ]);
-        curl(&[&format!("{base}/r/chunked")]);
-        curl(&[&format!("{base}/r/status/404")]);
-        let mut c = Client::connect(port);
-        c.send(&[b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"]);
-        assert_eq!(c.responses(1), [200]);
-        c.send(&[b"GET /p1 HTTP/1.1\r\nHost: h\r\n\r\nGET /p2 HTTP/1.1\r\nHost: h\r\n\r\n"]);
-        assert_eq!(c.responses(2), [200, 200]);
-    });
+    let (dir, file) = record(&[server.pid()], || example_traffic(port));
     let pcap = dir.join("t.pcapng");
     replay_to(&file, &["-o", "pcapng"], &pcap);
     let json = replay_to(&file, &["-o", "json"], &dir.join("t.jsonl"));
     let (requests, responses, lost) = tshark(&pcap);
     assert_eq!(lost, 0);
     assert_eq!((requests.clone(), responses), json_messages(&json));
-    assert_eq!(requests.len(), 7, "{requests:#?}");
+    assert_eq!(requests.len(), 8, "{requests:#?}");
 }
 
 /// Bytes that moved but were not copied show in Wireshark as a gap, not as a wrong body, and
