@@ -10,6 +10,8 @@ use clap::Parser;
 use crate::attach::buffer::BufferMode;
 use crate::attach::Attach;
 use crate::bpf::MAX_CAPTURE_BYTES;
+use crate::decode::Role;
+use crate::filter::{self, Filter, FilterArgs, HeaderSpec, PeerSpec, StatusSpec};
 use crate::output::Format;
 
 /// Bytes kept of each receive or send syscall by default (a 64 KiB head arrives whole); the rest
@@ -94,7 +96,96 @@ pub struct Args {
     /// Event buffer memory per CPU, in pages (a power of two); the ring takes the total
     #[arg(long, value_name = "PAGES", default_value_t = 512, value_parser = parse_pages)]
     pub buffer_pages: usize,
+
+    /// Show only exchanges of this method (repeat for several)
+    #[arg(long = "method", value_name = "METHOD", help_heading = FILTERS)]
+    pub methods: Vec<String>,
+
+    /// Show only paths (without the query) matching GLOB: * within a segment, ** across them
+    #[arg(long = "path", value_name = "GLOB", value_parser = filter::parse_glob, help_heading = FILTERS)]
+    pub paths: Vec<globset::Glob>,
+
+    /// Show only paths (without the query) matching the regular expression RE
+    #[arg(long = "path-regex", value_name = "RE", value_parser = filter::parse_regex, help_heading = FILTERS)]
+    pub path_regexes: Vec<regex::Regex>,
+
+    /// Show only requests whose Host header names NAME (its port ignored)
+    #[arg(long = "host", value_name = "NAME", help_heading = FILTERS)]
+    pub hosts: Vec<String>,
+
+    /// Show only these statuses: 404, 5xx, 400-499, or none (no response)
+    #[arg(long = "status", value_name = "STATUS", value_parser = parse_status, help_heading = FILTERS)]
+    pub statuses: Vec<StatusSpec>,
+
+    /// Show only exchanges that took at least DURATION (request's first byte to response's last)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = FILTERS)]
+    pub min_latency: Option<Duration>,
+
+    /// Show only the exchanges where the traced process is the server, or the client
+    #[arg(long, value_enum, help_heading = FILTERS)]
+    pub role: Option<RoleArg>,
+
+    /// Show only connections with this local or peer port
+    #[arg(long = "port", value_name = "PORT", help_heading = FILTERS)]
+    pub ports: Vec<u16>,
+
+    /// Show only connections whose peer is ADDR: an IP, IP:PORT, or a network (10.0.0.0/8)
+    #[arg(long = "peer", value_name = "ADDR", value_parser = parse_peer, help_heading = FILTERS)]
+    pub peers: Vec<PeerSpec>,
+
+    /// Show only exchanges with a request or response header NAME whose value contains the
+    /// substring: 'Name: substring' (the name in any case)
+    #[arg(long = "header", value_name = "'NAME: TEXT'", value_parser = parse_header, help_heading = FILTERS)]
+    pub headers: Vec<HeaderSpec>,
 }
+
+/// The `--role` filter's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    Server,
+    Client,
+}
+
+impl Args {
+    /// The filters of the command line.
+    pub fn filter(&self) -> Filter {
+        Filter::new(FilterArgs {
+            methods: self.methods.clone(),
+            paths: self.paths.clone(),
+            path_regexes: self.path_regexes.clone(),
+            hosts: self.hosts.clone(),
+            statuses: self.statuses.clone(),
+            min_latency_ns: self
+                .min_latency
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            role: self.role.map(|r| match r {
+                RoleArg::Server => Role::Server,
+                RoleArg::Client => Role::Client,
+            }),
+            ports: self.ports.clone(),
+            peers: self.peers.clone(),
+            headers: self.headers.clone(),
+        })
+        // Each glob was checked alone by clap; a set of valid globs builds.
+        .expect("valid globs make a glob set")
+    }
+}
+
+fn parse_status(s: &str) -> Result<StatusSpec, String> {
+    s.parse()
+}
+
+fn parse_peer(s: &str) -> Result<PeerSpec, String> {
+    s.parse()
+}
+
+fn parse_header(s: &str) -> Result<HeaderSpec, String> {
+    s.parse()
+}
+
+/// The heading of the filters in --help.
+const FILTERS: &str =
+    "Filters (ANDed across kinds, ORed within one; the summary counts what they hide)";
 
 /// Body bytes kept per message unless --max-body says.
 pub const DEFAULT_MAX_BODY: u32 = 4096;

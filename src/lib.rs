@@ -10,6 +10,7 @@
 //! - `http`: HTTP/1.x parsing of one direction: messages, framing, resynchronisation.
 //! - `stream`: one direction's syscalls, holes included, into its parser.
 //! - `record`: what the pipeline hands out: exchanges and malformed messages.
+//! - `filter`: which records are shown (--method, --path, --status, ...).
 //! - `pairing`: requests paired with responses, in order.
 //! - `tracker`: per connection, the stages above tied together.
 //! - `output`: records as text or JSON lines.
@@ -26,6 +27,7 @@ pub mod bpf;
 pub mod capture;
 pub mod cli;
 pub mod decode;
+pub mod filter;
 pub mod http;
 pub mod output;
 pub mod pairing;
@@ -40,13 +42,14 @@ pub mod tracker;
 
 /// The modules in layer order, lowest first (as listed above).
 #[cfg(test)]
-const LAYERS: [&str; 16] = [
+const LAYERS: [&str; 17] = [
     "bpf",
     "decode",
     "reorder",
     "http",
     "stream",
     "record",
+    "filter",
     "pairing",
     "tracker",
     "output",

@@ -8,6 +8,7 @@
 use std::io::{self, Write};
 
 use crate::decode::{self, Event, Role};
+use crate::filter::Filter;
 use crate::output::Printer;
 use crate::record::Record;
 use crate::tracker::{Tracker, UnixSocket};
@@ -22,6 +23,8 @@ pub struct Counts {
     pub malformed: u64,
     pub lost_events: u64,
     pub bad_samples: u64,
+    /// Exchanges the filters did not show.
+    pub filtered: u64,
 }
 
 /// What drives a pipeline, in order: what a live session takes in from the kernel and /proc,
@@ -60,6 +63,7 @@ pub struct Pipeline<W: Write> {
     pub counts: Counts,
     /// Exchanges still to print under --count.
     remaining: Option<u64>,
+    filter: Filter,
     /// Output is gone (e.g. a closed pipe): stop quietly.
     output_closed: bool,
     output_error: Option<io::Error>,
@@ -80,10 +84,17 @@ impl<W: Write> Pipeline<W> {
             records: Vec::new(),
             counts: Counts::default(),
             remaining: count,
+            filter: Filter::default(),
             output_closed: false,
             output_error: None,
             unix_gone: Vec::new(),
         }
+    }
+
+    /// Show only the records `filter` matches.
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
     }
 
     /// Take one input.
@@ -216,11 +227,19 @@ impl<W: Write> Pipeline<W> {
                     if response.is_none() {
                         self.counts.unanswered += 1;
                     }
-                    if let Some(n) = self.remaining.as_mut() {
-                        *n -= 1;
-                    }
                 }
                 Record::Malformed { .. } => self.counts.malformed += 1,
+            }
+            // Counted as captured above; shown, and counted by --count, only when it matches.
+            // (A malformed message stays counted as such.)
+            if !self.filter.matches(&rec) {
+                if matches!(rec, Record::Exchange { .. }) {
+                    self.counts.filtered += 1;
+                }
+                continue;
+            }
+            if let (Record::Exchange { .. }, Some(n)) = (&rec, self.remaining.as_mut()) {
+                *n -= 1;
             }
             if let Err(e) = self.printer.print(&rec) {
                 self.output_failed(e);

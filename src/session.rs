@@ -211,6 +211,7 @@ impl Session {
         if to_stdout && args.output.is_some() && args.output_file.is_none() {
             bail!("-w - writes the recording to stdout: give --output-file for the output of -o");
         }
+        check_filters(args)?;
         if args.write.is_some() && args.output.is_none() && args.count.is_some() {
             bail!("--count counts exchanges, which -w alone does not parse: add -o to print them");
         }
@@ -284,11 +285,14 @@ impl Session {
             }
         };
         let pipeline = match (format, records_out) {
-            (Some(format), Some(out)) => Some(Pipeline::new(
-                max_body as usize,
-                Printer::new(out, format, args.verbose, clock),
-                args.count,
-            )),
+            (Some(format), Some(out)) => Some(
+                Pipeline::new(
+                    max_body as usize,
+                    Printer::new(out, format, args.verbose, clock),
+                    args.count,
+                )
+                .with_filter(args.filter()),
+            ),
             _ => None,
         };
         let state = RefCell::new(State {
@@ -477,6 +481,20 @@ impl Session {
     }
 }
 
+/// Filters select exchanges: they need an output made of exchanges.
+fn check_filters(args: &Args) -> Result<()> {
+    if !args.filter().is_active() {
+        return Ok(());
+    }
+    if args.output == Some(Format::Pcapng) {
+        bail!("filters select exchanges, and -o pcapng writes whole connections: filter in Wireshark, or use another -o");
+    }
+    if args.write.is_some() && args.output.is_none() {
+        bail!("-w records everything, unfiltered: give the filters to -r when reading it, or add -o to print the filtered exchanges");
+    }
+    Ok(())
+}
+
 /// How the recording is named in messages.
 fn capture_name(args: &Args) -> String {
     match args.write.as_deref() {
@@ -495,6 +513,7 @@ fn kernel_release() -> String {
 
 /// Replay the capture file at `path` (- for stdin) through the pipeline.
 fn replay(args: &Args, path: &Path) -> Result<()> {
+    check_filters(args)?;
     let name = path.display().to_string();
     let input: Box<dyn io::BufRead> = if path == Path::new("-") {
         Box::new(BufReader::new(io::stdin().lock()))
@@ -510,7 +529,8 @@ fn replay(args: &Args, path: &Path) -> Result<()> {
     let max_body = args.max_body.unwrap_or(h.max_body);
     let format = args.output.unwrap_or(Format::Text);
     let printer = Printer::new(records_output(args, format)?, format, args.verbose, clock);
-    let mut pipeline = Pipeline::new(max_body as usize, printer, args.count);
+    let mut pipeline =
+        Pipeline::new(max_body as usize, printer, args.count).with_filter(args.filter());
     eprintln!(
         "http-trace: reading {name}: pid {} traced from {} on Linux {} with {} and the {} \
          (http-trace {})",
@@ -652,7 +672,12 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
         counted(c.exchanges, "exchange", "exchanges"),
         counted(lost, "event", "events")
     );
-    let extras: [(u64, &str, &str); 17] = [
+    let extras: [(u64, &str, &str); 18] = [
+        (
+            c.filtered,
+            "exchange not shown: filtered",
+            "exchanges not shown: filtered",
+        ),
         (c.unanswered, "without a response", "without a response"),
         (c.incomplete, "incomplete", "incomplete"),
         (
@@ -722,7 +747,7 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
         (k.processes_exited, "process exited", "processes exited"),
     ];
     // BPF's counters after what user space counted of the stream, before the rest.
-    let (stream, rest) = extras.split_at(11);
+    let (stream, rest) = extras.split_at(12);
     for &(n, one, many) in stream
         .iter()
         .chain(&k.drops.named().collect::<Vec<_>>())

@@ -1,0 +1,164 @@
+//! Root integration tests of the filters on real traffic: one recording of the example server
+//! serving requests of every kind (and calling a second server as a client), replayed with each
+//! filter (replays print what the live run prints: tests/capture.rs).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+/// `http-trace -r FILE -o json` and `filter`: the targets shown, in time order, and the summary.
+fn shown(file: &Path, filter: &[&str]) -> (Vec<String>, String) {
+    let out = Command::new(TRACER)
+        .arg("-r")
+        .arg(file)
+        .args(["-o", "json"])
+        .args(filter)
+        .output()
+        .expect("run http-trace -r");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut ex: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    ex.sort_by_key(|e| e["ts"].as_str().unwrap().to_string());
+    let targets = ex
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["method"].as_str().unwrap(),
+                e["target"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (targets, stderr.lines().last().unwrap_or("").to_string())
+}
+
+#[test]
+fn each_filter_on_real_traffic() {
+    require_root();
+    let dir = TempDir::new("filters");
+    let file = dir.join("t.htr");
+    let server = Server::ours("recv");
+    let upstream = Server::ours("read");
+    let tracer = Tracer::start(&[server.pid()], &["-w", file.to_str().unwrap()]);
+    let port = server.port;
+    let send = |raw: &str| request(port, raw.as_bytes());
+    assert_eq!(
+        send("GET /api/users/1 HTTP/1.1\r\nHost: api.example.com\r\n\r\n"),
+        200
+    );
+    assert_eq!(
+        send("GET /api/users/2/orders?x=1 HTTP/1.1\r\nHost: API.example.com:8080\r\nX-Tenant: acme-corp\r\n\r\n"),
+        200
+    );
+    assert_eq!(
+        send("POST /api/users HTTP/1.1\r\nHost: admin.example.com\r\nContent-Length: 2\r\n\r\nhi"),
+        200
+    );
+    assert_eq!(
+        send("DELETE /api/users/3 HTTP/1.1\r\nHost: api.example.com\r\n\r\n"),
+        200
+    );
+    assert_eq!(get(port, "/r/status/404"), 404);
+    assert_eq!(get(port, "/r/status/503"), 503);
+    // As a client: the server asks the upstream on a connection of its own.
+    assert_eq!(get(port, &format!("/r/upstream/{}/up", upstream.port)), 200);
+    // Slow (3 s), then one still unanswered when tracing stops.
+    assert_eq!(get(port, "/r/slow"), 200);
+    let mut pending = Client::connect(port);
+    pending.send(&[b"GET /r/slow?never HTTP/1.1\r\n\r\n"]);
+    wait_until_read_by_server(std::slice::from_ref(&pending));
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:#?}", out.stderr);
+
+    let all = shown(&file, &[]).0;
+    assert_eq!(all.len(), 10, "{all:#?}");
+    let up = format!("GET /r/upstream/{}/up", upstream.port);
+    let upstream_port = upstream.port.to_string();
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["--method", "delete", "--method", "POST"],
+            vec!["POST /api/users", "DELETE /api/users/3"],
+        ),
+        (
+            vec!["--path", "/api/users/*"],
+            vec!["GET /api/users/1", "DELETE /api/users/3"],
+        ),
+        (
+            vec!["--path", "/api/**"],
+            vec![
+                "GET /api/users/1",
+                "GET /api/users/2/orders?x=1",
+                "POST /api/users",
+                "DELETE /api/users/3",
+            ],
+        ),
+        (
+            vec!["--path-regex", r"^/api/users/\d+/orders$"],
+            vec!["GET /api/users/2/orders?x=1"],
+        ),
+        (
+            vec!["--host", "api.example.com"],
+            vec![
+                "GET /api/users/1",
+                "GET /api/users/2/orders?x=1",
+                "DELETE /api/users/3",
+            ],
+        ),
+        (
+            vec!["--status", "4xx", "--status", "503"],
+            vec!["GET /r/status/404", "GET /r/status/503"],
+        ),
+        (vec!["--status", "none"], vec!["GET /r/slow?never"]),
+        (vec!["--min-latency", "2s"], vec!["GET /r/slow"]),
+        (vec!["--role", "client"], vec!["GET /up"]),
+        (vec!["--port", &upstream_port], vec!["GET /up"]),
+        (
+            vec!["--header", "x-tenant: acme"],
+            vec!["GET /api/users/2/orders?x=1"],
+        ),
+        (
+            vec![
+                "--method",
+                "GET",
+                "--host",
+                "api.example.com",
+                "--path",
+                "/api/users/*",
+            ],
+            vec!["GET /api/users/1"],
+        ),
+    ];
+    for (filter, want) in cases {
+        let (got, summary) = shown(&file, &filter);
+        assert_eq!(got, want, "{filter:?}");
+        let hidden = all.len() - want.len();
+        assert!(
+            summary.contains(&format!(
+                ", {hidden} exchange{} not shown: filtered",
+                if hidden == 1 { "" } else { "s" }
+            )),
+            "{filter:?}: {summary}"
+        );
+    }
+    let peer = format!("127.0.0.1:{}", upstream.port);
+    assert_eq!(shown(&file, &["--peer", &peer]).0, ["GET /up"]);
+    assert_eq!(
+        shown(&file, &["--peer", "10.0.0.0/8"]).0,
+        Vec::<String>::new()
+    );
+    assert_eq!(shown(&file, &["--peer", "127.0.0.0/8"]).0, all);
+    // --count counts what is shown.
+    assert_eq!(
+        shown(&file, &["--status", "2xx", "--count", "2"]).0,
+        ["GET /api/users/1", "GET /api/users/2/orders?x=1"]
+    );
+    assert!(all.contains(&up));
+}
