@@ -13,6 +13,7 @@ use crate::bpf::MAX_CAPTURE_BYTES;
 use crate::decode::Role;
 use crate::filter::{self, Filter, FilterArgs, HeaderSpec, PeerSpec, StatusSpec};
 use crate::output::Format;
+use crate::stats::RouteTemplate;
 
 /// Bytes kept of each receive or send syscall by default (a 64 KiB head arrives whole); the rest
 /// is counted.
@@ -137,6 +138,35 @@ pub struct Args {
     /// substring: 'Name: substring' (the name in any case)
     #[arg(long = "header", value_name = "'NAME: TEXT'", value_parser = parse_header, help_heading = FILTERS)]
     pub headers: Vec<HeaderSpec>,
+
+    #[command(flatten)]
+    pub stats: StatsArgs,
+}
+
+/// The statistics options, apart for readability.
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    /// At exit, print per role, method and route: count, requests/s, outcomes, latency
+    /// percentiles and mean body sizes (on stderr; with -o json also as JSON lines of kind
+    /// "stats" on stdout)
+    #[arg(long = "stats", help_heading = "Statistics")]
+    pub enabled: bool,
+
+    /// Also print the statistics every DURATION (event time: a replay prints them at the same
+    /// points)
+    #[arg(long = "stats-interval", value_name = "DURATION", value_parser = parse_duration,
+          requires = "enabled", help_heading = "Statistics")]
+    pub interval: Option<Duration>,
+
+    /// A route to count under, matched before the automatic folding of ids (repeat for
+    /// several): /users/{id}/orders, where {...} matches one path segment
+    #[arg(long = "route", value_name = "TEMPLATE", value_parser = parse_route,
+          help_heading = "Statistics")]
+    pub routes: Vec<RouteTemplate>,
+}
+
+fn parse_route(s: &str) -> Result<RouteTemplate, String> {
+    s.parse()
 }
 
 /// The `--role` filter's values.

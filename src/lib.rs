@@ -14,6 +14,7 @@
 //! - `pairing`: requests paired with responses, in order.
 //! - `tracker`: per connection, the stages above tied together.
 //! - `output`: records as text or JSON lines.
+//! - `stats`: endpoint statistics of the records shown (--stats).
 //! - `pipeline`: samples to printed records, as one value a session or a replay drives.
 //! - `capture`: the capture file of -w and -r: the pipeline's inputs, framed, with a header.
 //! - `procs`: what /proc says (processes, children, connections open at start).
@@ -37,12 +38,13 @@ pub mod procs;
 pub mod record;
 pub mod reorder;
 pub mod session;
+pub mod stats;
 pub mod stream;
 pub mod tracker;
 
 /// The modules in layer order, lowest first (as listed above).
 #[cfg(test)]
-const LAYERS: [&str; 17] = [
+const LAYERS: [&str; 18] = [
     "bpf",
     "decode",
     "reorder",
@@ -53,6 +55,7 @@ const LAYERS: [&str; 17] = [
     "pairing",
     "tracker",
     "output",
+    "stats",
     "pipeline",
     "capture",
     "procs",

@@ -9,8 +9,10 @@ use std::io::{self, Write};
 
 use crate::decode::{self, Event, Role};
 use crate::filter::Filter;
+use crate::output::Format;
 use crate::output::Printer;
 use crate::record::Record;
+use crate::stats::Stats;
 use crate::tracker::{Tracker, UnixSocket};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -64,6 +66,11 @@ pub struct Pipeline<W: Write> {
     /// Exchanges still to print under --count.
     remaining: Option<u64>,
     filter: Filter,
+    /// --stats: what is shown, counted per route; printed every `stats_every_ns` of event time
+    /// too, when set.
+    stats: Option<Stats>,
+    stats_every_ns: Option<u64>,
+    next_stats_ns: Option<u64>,
     /// Output is gone (e.g. a closed pipe): stop quietly.
     output_closed: bool,
     output_error: Option<io::Error>,
@@ -85,6 +92,9 @@ impl<W: Write> Pipeline<W> {
             counts: Counts::default(),
             remaining: count,
             filter: Filter::default(),
+            stats: None,
+            stats_every_ns: None,
+            next_stats_ns: None,
             output_closed: false,
             output_error: None,
             unix_gone: Vec::new(),
@@ -95,6 +105,28 @@ impl<W: Write> Pipeline<W> {
     pub fn with_filter(mut self, filter: Filter) -> Self {
         self.filter = filter;
         self
+    }
+
+    /// Count what is shown per route (`--stats`), and print it every `every_ns` too.
+    pub fn with_stats(mut self, stats: Stats, every_ns: Option<u64>) -> Self {
+        self.stats = Some(stats);
+        self.stats_every_ns = every_ns;
+        self
+    }
+
+    /// The statistics, at the end or every interval: the table on stderr, and with JSON output
+    /// the rows as lines of kind `stats` too.
+    pub fn print_stats(&mut self) {
+        let Some(stats) = self.stats.as_ref() else {
+            return;
+        };
+        eprint!("{}", stats.table());
+        if self.printer.format() == Format::Json && !self.output_closed {
+            let lines = stats.json_lines();
+            if let Err(e) = self.printer.write_raw(lines.as_bytes()) {
+                self.output_failed(e);
+            }
+        }
     }
 
     /// Take one input.
@@ -126,6 +158,13 @@ impl<W: Write> Pipeline<W> {
                     self.tracker.expire_gaps(now_ns, &mut self.records);
                 }
                 self.print_records();
+                if let Some(every) = self.stats_every_ns {
+                    let next = *self.next_stats_ns.get_or_insert(now_ns + every);
+                    if now_ns >= next {
+                        self.next_stats_ns = Some(now_ns + every);
+                        self.print_stats();
+                    }
+                }
                 self.flush();
             }
             Input::ProcessGone(pid) => self.process_exited(pid),
@@ -240,6 +279,9 @@ impl<W: Write> Pipeline<W> {
             }
             if let (Record::Exchange { .. }, Some(n)) = (&rec, self.remaining.as_mut()) {
                 *n -= 1;
+            }
+            if let Some(stats) = self.stats.as_mut() {
+                stats.add(&rec);
             }
             if let Err(e) = self.printer.print(&rec) {
                 self.output_failed(e);

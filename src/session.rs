@@ -26,6 +26,7 @@ use crate::output::{rfc3339, Clock, Format, Printer};
 use crate::pipeline::{Input, Pipeline, ProcessEvent};
 use crate::processes::{self, Processes};
 use crate::procs;
+use crate::stats::Stats;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -212,6 +213,7 @@ impl Session {
             bail!("-w - writes the recording to stdout: give --output-file for the output of -o");
         }
         check_filters(args)?;
+        check_stats(args)?;
         if args.write.is_some() && args.output.is_none() && args.count.is_some() {
             bail!("--count counts exchanges, which -w alone does not parse: add -o to print them");
         }
@@ -291,7 +293,8 @@ impl Session {
                     Printer::new(out, format, args.verbose, clock),
                     args.count,
                 )
-                .with_filter(args.filter()),
+                .with_filter(args.filter())
+                .with_stats_of(args),
             ),
             _ => None,
         };
@@ -458,6 +461,8 @@ impl Session {
         match s.pipeline.as_mut() {
             Some(pipeline) => {
                 pipeline.finish();
+                pipeline.print_stats();
+                pipeline.flush();
                 eprintln!("{}", summary(pipeline, &kernel));
             }
             None => {
@@ -481,6 +486,24 @@ impl Session {
     }
 }
 
+/// The pipeline's statistics, as the command line asks for them.
+trait WithStats {
+    fn with_stats_of(self, args: &Args) -> Self;
+}
+
+impl<W: Write> WithStats for Pipeline<W> {
+    fn with_stats_of(self, args: &Args) -> Self {
+        if !args.stats.enabled {
+            return self;
+        }
+        let every = args
+            .stats
+            .interval
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        self.with_stats(Stats::new(args.stats.routes.clone()), every)
+    }
+}
+
 /// Filters select exchanges: they need an output made of exchanges.
 fn check_filters(args: &Args) -> Result<()> {
     if !args.filter().is_active() {
@@ -491,6 +514,14 @@ fn check_filters(args: &Args) -> Result<()> {
     }
     if args.write.is_some() && args.output.is_none() {
         bail!("-w records everything, unfiltered: give the filters to -r when reading it, or add -o to print the filtered exchanges");
+    }
+    Ok(())
+}
+
+/// --stats counts parsed exchanges: -w alone parses nothing.
+fn check_stats(args: &Args) -> Result<()> {
+    if args.stats.enabled && args.write.is_some() && args.output.is_none() {
+        bail!("--stats counts exchanges, which -w alone does not parse: give it to -r when reading the recording, or add -o");
     }
     Ok(())
 }
@@ -529,8 +560,9 @@ fn replay(args: &Args, path: &Path) -> Result<()> {
     let max_body = args.max_body.unwrap_or(h.max_body);
     let format = args.output.unwrap_or(Format::Text);
     let printer = Printer::new(records_output(args, format)?, format, args.verbose, clock);
-    let mut pipeline =
-        Pipeline::new(max_body as usize, printer, args.count).with_filter(args.filter());
+    let mut pipeline = Pipeline::new(max_body as usize, printer, args.count)
+        .with_filter(args.filter())
+        .with_stats_of(args);
     eprintln!(
         "http-trace: reading {name}: pid {} traced from {} on Linux {} with {} and the {} \
          (http-trace {})",
@@ -574,6 +606,8 @@ fn replay(args: &Args, path: &Path) -> Result<()> {
         eprintln!("http-trace: every traced process has exited");
     }
     pipeline.finish();
+    pipeline.print_stats();
+    pipeline.flush();
     eprintln!("{}", summary(&pipeline, &KernelCounts::from_end(&end)));
     if let Some(e) = pipeline.output_error() {
         bail!("writing the output: {e}");

@@ -155,6 +155,78 @@ fn each_filter_on_real_traffic() {
         Vec::<String>::new()
     );
     assert_eq!(shown(&file, &["--peer", "127.0.0.0/8"]).0, all);
+    // Statistics of what is shown: routes folded, a template first, outcomes, latencies.
+    let out = Command::new(TRACER)
+        .arg("-r")
+        .arg(&file)
+        .args(["-o", "json", "--stats", "--route", "/api/users/{id}/orders"])
+        .output()
+        .expect("run http-trace -r --stats");
+    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["kind"] == "stats")
+        .collect();
+    let row = |role: &str, method: &str, route: &str| -> Value {
+        rows.iter()
+            .find(|r| r["role"] == role && r["method"] == method && r["route"] == route)
+            .unwrap_or_else(|| panic!("no row {role} {method} {route}: {rows:#?}"))
+            .clone()
+    };
+    assert_eq!(rows.len(), 8, "{rows:#?}");
+    assert_eq!(row("server", "GET", "/api/users/{id}")["count"], 1);
+    assert_eq!(row("server", "GET", "/api/users/{id}/orders")["count"], 1);
+    assert_eq!(row("server", "DELETE", "/api/users/{id}")["count"], 1);
+    assert_eq!(row("server", "POST", "/api/users")["mean_request_bytes"], 2);
+    let statuses = row("server", "GET", "/r/status/{id}");
+    assert_eq!(
+        (
+            statuses["count"].as_u64(),
+            statuses["status_4xx"].as_u64(),
+            statuses["status_5xx"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(row("client", "GET", "/up")["count"], 1);
+    let slow = row("server", "GET", "/r/slow");
+    assert_eq!(
+        (slow["count"].as_u64(), slow["no_response"].as_u64()),
+        (Some(2), Some(1))
+    );
+    // The server waits 3 s before it answers: no shorter latency can be measured.
+    let p50 = slow["p50_ms"].as_f64().unwrap();
+    assert!((3000.0..30_000.0).contains(&p50), "{slow}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\nrole    method  route "), "{stderr}");
+    // Filtered: only what is shown is counted.
+    let out = Command::new(TRACER)
+        .arg("-r")
+        .arg(&file)
+        .args(["--status", "5xx", "--stats"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stderr);
+    let table_rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("server ") || l.starts_with("client "))
+        .collect();
+    assert_eq!(table_rows.len(), 1, "{table}");
+    assert!(
+        table_rows[0].starts_with("server  GET     /r/status/{id}"),
+        "{table}"
+    );
+    // Every second of event time too: the recording spans more than 3 s.
+    let out = Command::new(TRACER)
+        .arg("-r")
+        .arg(&file)
+        .args(["--stats", "--stats-interval", "1s"])
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stderr)
+        .matches("role    method")
+        .count();
+    assert!(headers >= 4, "{headers} tables");
+
     // --count counts what is shown.
     assert_eq!(
         shown(&file, &["--status", "2xx", "--count", "2"]).0,

@@ -158,6 +158,16 @@ impl<W: Write> Printer<W> {
         self
     }
 
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Bytes written as they are, between records (the statistics' JSON lines).
+    pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        self.flush()
+    }
+
     /// Whether this output is made of the connections' byte streams (`tapped`), not records.
     pub fn wants_streams(&self) -> bool {
         self.format == Format::Pcapng
