@@ -141,6 +141,15 @@ pub struct Args {
 
     #[command(flatten)]
     pub stats: StatsArgs,
+
+    /// Show secrets as they were sent: credential headers, cookies, secret query parameters
+    /// and body fields are redacted by default in every output
+    #[arg(long, help_heading = "Secrets")]
+    pub show_secrets: bool,
+
+    /// Redact this header's value too (repeat for several)
+    #[arg(long = "redact-header", value_name = "NAME", help_heading = "Secrets")]
+    pub redact_headers: Vec<String>,
 }
 
 /// The statistics options, apart for readability.

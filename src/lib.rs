@@ -11,6 +11,7 @@
 //! - `stream`: one direction's syscalls, holes included, into its parser.
 //! - `record`: what the pipeline hands out: exchanges and malformed messages.
 //! - `filter`: which records are shown (--method, --path, --status, ...).
+//! - `redact`: secrets taken out of records and byte streams before any output.
 //! - `pairing`: requests paired with responses, in order.
 //! - `tracker`: per connection, the stages above tied together.
 //! - `output`: records as text or JSON lines.
@@ -36,6 +37,7 @@ pub mod pipeline;
 pub mod processes;
 pub mod procs;
 pub mod record;
+pub mod redact;
 pub mod reorder;
 pub mod session;
 pub mod stats;
@@ -44,7 +46,7 @@ pub mod tracker;
 
 /// The modules in layer order, lowest first (as listed above).
 #[cfg(test)]
-const LAYERS: [&str; 18] = [
+const LAYERS: [&str; 19] = [
     "bpf",
     "decode",
     "reorder",
@@ -52,6 +54,7 @@ const LAYERS: [&str; 18] = [
     "stream",
     "record",
     "filter",
+    "redact",
     "pairing",
     "tracker",
     "output",

@@ -12,6 +12,7 @@ use crate::filter::Filter;
 use crate::output::Format;
 use crate::output::Printer;
 use crate::record::Record;
+use crate::redact::Redactor;
 use crate::stats::Stats;
 use crate::tracker::{Tracker, UnixSocket};
 
@@ -66,6 +67,8 @@ pub struct Pipeline<W: Write> {
     /// Exchanges still to print under --count.
     remaining: Option<u64>,
     filter: Filter,
+    /// None with --show-secrets (with_redactor).
+    redactor: Option<Redactor>,
     /// --stats: what is shown, counted per route; printed every `stats_every_ns` of event time
     /// too, when set.
     stats: Option<Stats>,
@@ -92,6 +95,8 @@ impl<W: Write> Pipeline<W> {
             counts: Counts::default(),
             remaining: count,
             filter: Filter::default(),
+            // Secrets are kept out of every output unless the caller says otherwise.
+            redactor: Some(Redactor::default()),
             stats: None,
             stats_every_ns: None,
             next_stats_ns: None,
@@ -104,6 +109,12 @@ impl<W: Write> Pipeline<W> {
     /// Show only the records `filter` matches.
     pub fn with_filter(mut self, filter: Filter) -> Self {
         self.filter = filter;
+        self
+    }
+
+    /// Take the secrets out of everything printed.
+    pub fn with_redactor(mut self, redactor: Option<Redactor>) -> Self {
+        self.redactor = redactor;
         self
     }
 
@@ -138,9 +149,14 @@ impl<W: Write> Pipeline<W> {
 
     /// The connections' events the tracker applied, to an output made of them (pcapng).
     fn write_tapped(&mut self) {
-        for t in self.tracker.take_tapped() {
+        for mut t in self.tracker.take_tapped() {
             if self.output_closed {
                 break;
+            }
+            if let (Some(r), crate::tracker::Tapped::Event(c)) = (&self.redactor, &mut t) {
+                if let crate::decode::ChunkKind::Data(d) = &mut c.kind {
+                    r.stream_piece(&mut d.bytes);
+                }
             }
             if let Err(e) = self.printer.tapped(&t) {
                 self.output_failed(e);
@@ -283,7 +299,8 @@ impl<W: Write> Pipeline<W> {
             if let Some(stats) = self.stats.as_mut() {
                 stats.add(&rec);
             }
-            if let Err(e) = self.printer.print(&rec) {
+            let redacted = self.redactor.as_ref().and_then(|r| r.record(&rec));
+            if let Err(e) = self.printer.print(redacted.as_ref().unwrap_or(&rec)) {
                 self.output_failed(e);
             }
         }

@@ -26,6 +26,7 @@ use crate::output::{rfc3339, Clock, Format, Printer};
 use crate::pipeline::{Input, Pipeline, ProcessEvent};
 use crate::processes::{self, Processes};
 use crate::procs;
+use crate::redact::Redactor;
 use crate::stats::Stats;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -192,6 +193,7 @@ struct Session {
     stop: Arc<AtomicBool>,
     deadline: Option<Instant>,
     next_liveness: Cell<Instant>,
+    show_secrets: bool,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -294,7 +296,7 @@ impl Session {
                     args.count,
                 )
                 .with_filter(args.filter())
-                .with_stats_of(args),
+                .with_options_of(args),
             ),
             _ => None,
         };
@@ -319,6 +321,7 @@ impl Session {
             stop,
             deadline: args.duration.map(|d| Instant::now() + d),
             next_liveness: Cell::new(Instant::now() + LIVENESS_INTERVAL),
+            show_secrets: args.show_secrets,
         })
     }
 
@@ -355,7 +358,7 @@ impl Session {
         let named: Vec<String> = s.processes.named().iter().map(u32::to_string).collect();
         let children = s.processes.children();
         eprintln!(
-            "http-trace: tracing pid {}{} with {} and the {}{}{}; Ctrl-C to stop",
+            "http-trace: tracing pid {}{} with {} and the {}{}{}{}; Ctrl-C to stop",
             named.join(", "),
             if children > 0 {
                 format!(
@@ -379,6 +382,7 @@ impl Session {
                 Some(r) => format!("; recording to {}", r.name),
                 None => String::new(),
             },
+            secrets_said(self.show_secrets),
         );
         Ok(())
     }
@@ -486,21 +490,23 @@ impl Session {
     }
 }
 
-/// The pipeline's statistics, as the command line asks for them.
-trait WithStats {
-    fn with_stats_of(self, args: &Args) -> Self;
+/// The pipeline's redaction and statistics, as the command line asks for them.
+trait WithOptions {
+    fn with_options_of(self, args: &Args) -> Self;
 }
 
-impl<W: Write> WithStats for Pipeline<W> {
-    fn with_stats_of(self, args: &Args) -> Self {
+impl<W: Write> WithOptions for Pipeline<W> {
+    fn with_options_of(self, args: &Args) -> Self {
+        let this =
+            self.with_redactor((!args.show_secrets).then(|| Redactor::new(&args.redact_headers)));
         if !args.stats.enabled {
-            return self;
+            return this;
         }
         let every = args
             .stats
             .interval
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        self.with_stats(Stats::new(args.stats.routes.clone()), every)
+        this.with_stats(Stats::new(args.stats.routes.clone()), every)
     }
 }
 
@@ -524,6 +530,15 @@ fn check_stats(args: &Args) -> Result<()> {
         bail!("--stats counts exchanges, which -w alone does not parse: give it to -r when reading the recording, or add -o");
     }
     Ok(())
+}
+
+/// What the banner says of secrets: only that they are shown, when they are.
+fn secrets_said(shown: bool) -> &'static str {
+    if shown {
+        "; secrets shown (--show-secrets)"
+    } else {
+        ""
+    }
 }
 
 /// How the recording is named in messages.
@@ -562,10 +577,10 @@ fn replay(args: &Args, path: &Path) -> Result<()> {
     let printer = Printer::new(records_output(args, format)?, format, args.verbose, clock);
     let mut pipeline = Pipeline::new(max_body as usize, printer, args.count)
         .with_filter(args.filter())
-        .with_stats_of(args);
+        .with_options_of(args);
     eprintln!(
         "http-trace: reading {name}: pid {} traced from {} on Linux {} with {} and the {} \
-         (http-trace {})",
+         (http-trace {}){}",
         h.pids
             .iter()
             .map(u32::to_string)
@@ -575,7 +590,8 @@ fn replay(args: &Args, path: &Path) -> Result<()> {
         h.kernel,
         h.attach,
         h.buffer,
-        h.http_trace
+        h.http_trace,
+        secrets_said(args.show_secrets)
     );
     let end = loop {
         match reader.next_entry() {

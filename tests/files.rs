@@ -352,3 +352,93 @@ fn unix_socket_connections_in_har_and_pcapng() {
         "192.0.2.1\t80\t/u/1\n"
     );
 }
+
+/// Secrets sent in every place the rules name, to nginx: found in no output of the session
+/// (live JSON; replayed text -v, JSON, HAR, pcapng), found in the raw recording (which keeps
+/// what the kernel sent, as the README says), and shown with --show-secrets.
+#[test]
+fn no_secret_reaches_any_output_by_default() {
+    if in_vm("no_secret_reaches_any_output_by_default") {
+        return;
+    }
+    require_root();
+    let nginx = Server::nginx(0);
+    let port = nginx.port;
+    let dir = TempDir::new("secrets");
+    let file = dir.join("t.htr");
+    let live = dir.join("live.json");
+    let tracer = Tracer::start(
+        &[nginx.pid()],
+        &[
+            "-w",
+            file.to_str().unwrap(),
+            "--output",
+            "json",
+            "--output-file",
+            live.to_str().unwrap(),
+        ],
+    );
+    let secrets = [
+        "SECRET-BEARER-1",
+        "SECRET-COOKIE-2",
+        "SECRET-APIKEY-3",
+        "SECRET-QUERY-4",
+        "SECRET-JSON-5",
+        "SECRET-FORM-6",
+    ];
+    let base = format!("http://127.0.0.1:{port}");
+    curl(&[
+        "-H",
+        "Authorization: Bearer SECRET-BEARER-1",
+        "-H",
+        "Cookie: sid=SECRET-COOKIE-2; theme=dark",
+        "-H",
+        "X-Api-Key: SECRET-APIKEY-3",
+        &format!("{base}/login?access_token=SECRET-QUERY-4&page=1"),
+    ]);
+    curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        r#"{"user":"ann","auth":{"password":"SECRET-JSON-5"}}"#,
+        &format!("{base}/json"),
+    ]);
+    curl(&[
+        "--data-binary",
+        "user=ann&client_secret=SECRET-FORM-6",
+        &format!("{base}/form"),
+    ]);
+    let out = tracer.stop();
+    assert!(out.status.success(), "{:#?}", out.stderr);
+    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
+    let mut outputs = vec![("live json".to_string(), read(&live))];
+    for (name, args) in [
+        ("text", vec!["-v"]),
+        ("json", vec!["-o", "json"]),
+        ("har", vec!["-o", "har"]),
+        ("pcapng", vec!["-o", "pcapng"]),
+    ] {
+        outputs.push((name.to_string(), replay_to(&file, &args, &dir.join(name))));
+    }
+    for (name, text) in &outputs {
+        assert!(
+            text.contains("/login") && text.contains("theme"),
+            "{name}: the exchanges are there"
+        );
+        for s in secrets {
+            assert!(!text.contains(s), "{name} shows {s}");
+        }
+    }
+    assert!(
+        outputs[1].1.contains("Authorization: Bearer <redacted>"),
+        "{}",
+        outputs[1].1
+    );
+    let raw = read(&file);
+    assert!(
+        secrets.iter().all(|s| raw.contains(s)),
+        "the raw recording keeps what was sent"
+    );
+    let shown = replay_to(&file, &["-o", "json", "--show-secrets"], &dir.join("shown"));
+    assert!(secrets.iter().all(|s| shown.contains(s)), "{shown}");
+}

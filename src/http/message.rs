@@ -44,6 +44,8 @@ pub struct Message {
     /// first body bytes, up to the parser's body limit.
     bytes: Vec<u8>,
     head_len: u32,
+    /// The head's length as it was sent (head_len is that of the head kept, redacted or not).
+    wire_head_len: u32,
     header_count: u32,
     /// Body size as sent (decoded size for chunked bodies).
     pub body_bytes: u64,
@@ -96,6 +98,7 @@ impl Message {
             version,
             bytes,
             head_len: head.len() as u32,
+            wire_head_len: head.len() as u32,
             header_count: headers.len() as u32,
             body_bytes: 0,
             body_missing_bytes: 0,
@@ -173,9 +176,60 @@ impl Message {
             .collect()
     }
 
-    /// Bytes of the head: the start line, the headers and the blank line.
+    /// Bytes of the head as it was sent: the start line, the headers and the blank line.
     pub fn head_len(&self) -> usize {
-        self.head_len as usize
+        self.wire_head_len as usize
+    }
+
+    /// The same message with its head rebuilt: the request's target replaced by `target`, each
+    /// header's value by `values[i]` where it has one, and the kept body by `body`. Sizes, times
+    /// and completeness stay those of the message as it was sent. None if the new head does not
+    /// parse (it always does when the replacements are header-safe text).
+    pub fn edited(
+        &self,
+        target: Option<&str>,
+        values: &[Option<Vec<u8>>],
+        body: Option<&[u8]>,
+    ) -> Option<Message> {
+        let version = if self.version == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        };
+        let mut head = Vec::with_capacity(self.head_len as usize + 64);
+        match self.start() {
+            StartLine::Request { method, target: t } => {
+                head.extend_from_slice(method.as_bytes());
+                head.push(b' ');
+                head.extend_from_slice(target.unwrap_or(t).as_bytes());
+                head.push(b' ');
+                head.extend_from_slice(version.as_bytes());
+            }
+            StartLine::Response { status, reason } => {
+                head.extend_from_slice(version.as_bytes());
+                head.extend_from_slice(format!(" {status:03} ").as_bytes());
+                head.extend_from_slice(reason.as_bytes());
+            }
+        }
+        head.extend_from_slice(b"\r\n");
+        for (i, (name, value)) in self.headers().enumerate() {
+            head.extend_from_slice(name);
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(values.get(i).and_then(Option::as_deref).unwrap_or(value));
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        let body = body.unwrap_or(self.body());
+        let (_, mut m) = parse_head(&head, !self.is_request(), body.len()).ok()??;
+        m.bytes.extend_from_slice(body);
+        m.ts_ns = self.ts_ns;
+        m.end_ts_ns = self.end_ts_ns;
+        m.version = self.version;
+        m.wire_head_len = self.wire_head_len;
+        m.body_bytes = self.body_bytes;
+        m.body_missing_bytes = self.body_missing_bytes;
+        m.complete = self.complete;
+        Some(m)
     }
 
     /// The first body bytes, up to the parser's body limit.

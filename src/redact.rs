@@ -1,0 +1,572 @@
+//! Secrets kept out of every output, by default (`--show-secrets` turns it off): the values of
+//! credential headers (the scheme of Authorization kept, cookie names kept), of query
+//! parameters named like secrets in targets and in URL headers, and of keys named like secrets
+//! in JSON and form bodies, at any depth, the rest left as it was. Records get `<redacted>`;
+//! byte streams (pcapng) get `*` of the same length, so that sizes and sequence numbers still
+//! add up. A raw `-w` recording keeps what the kernel sent: redaction applies when it is read.
+
+use std::borrow::Cow;
+
+use crate::http::{Message, StartLine};
+use crate::record::Record;
+
+pub const REDACTED: &str = "<redacted>";
+
+/// Headers whose whole value is a secret (Authorization-like and cookies are handled apart).
+const SECRET_HEADERS: [&str; 3] = ["x-api-key", "x-auth-token", "x-csrf-token"];
+
+/// Query parameters and body keys whose value is a secret (`code` only next to `state`: an
+/// OAuth authorization code).
+const SECRET_NAMES: [&str; 13] = [
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "api_key",
+    "apikey",
+    "key",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "signature",
+    "sig",
+];
+
+fn secret_name(name: &[u8]) -> bool {
+    SECRET_NAMES
+        .iter()
+        .any(|s| s.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// How a secret is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// `<redacted>`, whatever the length.
+    Marker,
+    /// `*` for each byte: the length kept.
+    Stars,
+}
+
+fn replacement(style: Style, secret: &[u8]) -> Cow<'static, [u8]> {
+    match style {
+        Style::Marker => Cow::Borrowed(REDACTED.as_bytes()),
+        Style::Stars => Cow::Owned(vec![b'*'; secret.len()]),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Lowercase names of the other headers to redact whole (`--redact-header`).
+    extra_headers: Vec<String>,
+}
+
+impl Redactor {
+    pub fn new(extra_headers: &[String]) -> Self {
+        Self {
+            extra_headers: extra_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// `rec` with its secrets redacted: a copy of each message that holds one.
+    pub fn record(&self, rec: &Record) -> Option<Record> {
+        let Record::Exchange {
+            conn,
+            request,
+            response,
+            responder,
+        } = rec
+        else {
+            return None;
+        };
+        let q = request.as_ref().and_then(|m| self.message(m));
+        let r = response.as_ref().and_then(|m| self.message(m));
+        if q.is_none() && r.is_none() {
+            return None;
+        }
+        Some(Record::Exchange {
+            conn: conn.clone(),
+            request: q.or_else(|| request.clone()),
+            response: r.or_else(|| response.clone()),
+            responder: *responder,
+        })
+    }
+
+    /// A copy of `m` without its secrets, or None when it has none.
+    pub fn message(&self, m: &Message) -> Option<Message> {
+        let target = match m.start() {
+            StartLine::Request { target, .. } => url(target.as_bytes(), Style::Marker),
+            StartLine::Response { .. } => None,
+        };
+        // One pass over the headers; nothing is allocated for a message without secrets, the
+        // usual one.
+        let mut values: Option<Vec<Option<Vec<u8>>>> = None;
+        let mut kind = None;
+        for (i, (n, v)) in m.headers().enumerate() {
+            if let Some(new) = self.header(n, v, Style::Marker) {
+                values.get_or_insert_with(|| vec![None; m.headers().count()])[i] = Some(new);
+            } else if n.len() == 12 && n.eq_ignore_ascii_case(b"content-type") {
+                kind = body_kind(v);
+            }
+        }
+        let body = kind
+            .filter(|_| !m.body().is_empty())
+            .and_then(|t| body(t, m.body(), Style::Marker));
+        if target.is_none() && values.is_none() && body.is_none() {
+            return None;
+        }
+        let target = target.map(|t| String::from_utf8_lossy(&t).into_owned());
+        m.edited(
+            target.as_deref(),
+            values.as_deref().unwrap_or(&[]),
+            body.as_deref(),
+        )
+    }
+
+    /// The value of header `name` without its secrets, or None when it has none.
+    fn header(&self, name: &[u8], value: &[u8], style: Style) -> Option<Vec<u8>> {
+        if value.is_empty() {
+            return None;
+        }
+        // Most headers are none of these: told apart by their length first, without an
+        // allocation (this runs for every header of every message).
+        let is = |h: &str| h.as_bytes().eq_ignore_ascii_case(name);
+        let kind: &[u8] = match name.len() {
+            13 if is("authorization") => b"authorization",
+            19 if is("proxy-authorization") => b"authorization",
+            6 if is("cookie") => b"cookie",
+            10 if is("set-cookie") => b"set-cookie",
+            8 if is("location") => b"location",
+            7 if is("referer") => b"location",
+            16 if is("content-location") => b"location",
+            9 | 12
+                if SECRET_HEADERS
+                    .iter()
+                    .any(|h| h.len() == name.len() && is(h)) =>
+            {
+                b"secret"
+            }
+            _ if !self.extra_headers.is_empty()
+                && self
+                    .extra_headers
+                    .iter()
+                    .any(|h| h.len() == name.len() && is(h)) =>
+            {
+                b"secret"
+            }
+            _ => return None,
+        };
+        match kind {
+            b"authorization" | b"proxy-authorization" => {
+                // The scheme is kept: `Bearer <redacted>`.
+                let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
+                    Some(i) => (&value[..=i], &value[i + 1..]),
+                    None => (&b""[..], value),
+                };
+                let mut out = scheme.to_vec();
+                out.extend_from_slice(&replacement(style, rest));
+                Some(out)
+            }
+            b"cookie" => Some(pairs(value, b';', style, |_| true)),
+            b"set-cookie" => {
+                // The first pair is the cookie; the attributes after it stay.
+                let end = value.iter().position(|&b| b == b';').unwrap_or(value.len());
+                let mut out = pairs(&value[..end], b';', style, |_| true);
+                out.extend_from_slice(&value[end..]);
+                Some(out)
+            }
+            b"location" => url(value, style),
+            _ => Some(replacement(style, value).into_owned()),
+        }
+    }
+
+    /// Redact the secrets in one piece of a byte stream (pcapng), in place and at the same
+    /// length: header lines and request lines it holds whole, and JSON or form text. A secret
+    /// split across two pieces is not seen (the heads of HTTP messages nearly always come in one).
+    pub fn stream_piece(&self, bytes: &mut [u8]) {
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = bytes[start..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .map_or(bytes.len(), |i| start + i);
+            let line = &bytes[start..end];
+            let new = if let Some(colon) = line.iter().position(|&b| b == b':') {
+                let name = &line[..colon];
+                let value_at =
+                    colon + 1 + line[colon + 1..].iter().take_while(|&&b| b == b' ').count();
+                if name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-') {
+                    self.header(name, &line[value_at..], Style::Stars)
+                        .map(|v| (value_at, v))
+                } else {
+                    None
+                }
+            } else if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
+                url(line, Style::Stars).map(|v| (0, v))
+            } else {
+                None
+            };
+            if let Some((at, v)) = new {
+                if v.len() == line.len() - at {
+                    bytes[start + at..end].copy_from_slice(&v);
+                }
+            }
+            start = end + 2;
+        }
+        // The body: past the head's end in this piece, or the whole piece when it holds no
+        // line of a head. JSON and forms both (the rules name whole keys only, so either scan
+        // leaves other text as it is).
+        let body_at = match bytes.windows(4).rposition(|w| w == b"\r\n\r\n") {
+            Some(i) => i + 4,
+            None if bytes.windows(2).any(|w| w == b"\r\n") => return,
+            None => 0,
+        };
+        let region = &mut bytes[body_at..];
+        for kind in [BodyKind::Json, BodyKind::Form] {
+            if let Some(v) = body(kind, region, Style::Stars) {
+                if v.len() == region.len() {
+                    region.copy_from_slice(&v);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    Form,
+}
+
+/// What a Content-Type value says of the body, for redaction.
+fn body_kind(v: &[u8]) -> Option<BodyKind> {
+    let form = b"application/x-www-form-urlencoded";
+    if v.windows(4).any(|w| w.eq_ignore_ascii_case(b"json")) {
+        Some(BodyKind::Json)
+    } else if v.len() >= form.len() && v[..form.len()].eq_ignore_ascii_case(form) {
+        Some(BodyKind::Form)
+    } else {
+        None
+    }
+}
+
+/// A body without its secrets, or None when it has none. Most bodies have none: they are
+/// looked through first without a copy (a body is kept up to --max-body bytes, 4 KiB).
+fn body(kind: BodyKind, b: &[u8], style: Style) -> Option<Vec<u8>> {
+    let out = match kind {
+        BodyKind::Json if json_has_secret_key(b) => json(b, style),
+        BodyKind::Form
+            if b.split(|&c| c == b'&').any(|p| {
+                p.iter()
+                    .position(|&c| c == b'=')
+                    .is_some_and(|eq| secret_name(p[..eq].trim_ascii()))
+            }) =>
+        {
+            pairs(b, b'&', style, secret_name)
+        }
+        _ => return None,
+    };
+    (out != b).then_some(out)
+}
+
+/// Whether JSON text has a key named like a secret: each string followed by `:` is checked.
+fn json_has_secret_key(b: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(k) = b[i..].iter().position(|&c| c == b'"') {
+        let start = i + k;
+        let end = string_end(b, start);
+        if end > start + 1 {
+            let after = b[end..].iter().find(|c| !c.is_ascii_whitespace());
+            if after == Some(&b':') && secret_name(&b[start + 1..end - 1]) {
+                return true;
+            }
+        }
+        i = end;
+        if i >= b.len() {
+            break;
+        }
+    }
+    false
+}
+
+/// `name=value` pairs separated by `sep`, the value replaced where `secret(name)` says.
+fn pairs(b: &[u8], sep: u8, style: Style, secret: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    for (i, pair) in b.split(|&c| c == sep).enumerate() {
+        if i > 0 {
+            out.push(sep);
+        }
+        match pair.iter().position(|&c| c == b'=') {
+            Some(eq) if secret(pair[..eq].trim_ascii()) && eq + 1 < pair.len() => {
+                out.extend_from_slice(&pair[..=eq]);
+                out.extend_from_slice(&replacement(style, &pair[eq + 1..]));
+            }
+            // A bare value (a cookie without a name), where every name is a secret.
+            None if secret(b"") && !pair.trim_ascii().is_empty() => {
+                let lead = pair.len() - pair.trim_ascii_start().len();
+                out.extend_from_slice(&pair[..lead]);
+                out.extend_from_slice(&replacement(style, &pair[lead..]));
+            }
+            _ => out.extend_from_slice(pair),
+        }
+    }
+    out
+}
+
+/// A target, URL or request line with the values of its secret query parameters replaced,
+/// or None when it has none. `code` counts only next to `state` (OAuth).
+fn url(b: &[u8], style: Style) -> Option<Vec<u8>> {
+    let q = b.iter().position(|&c| c == b'?')?;
+    // The query ends at a fragment or, in a request line, at the space before the version.
+    let end = b[q..]
+        .iter()
+        .position(|&c| c == b'#' || c == b' ')
+        .map_or(b.len(), |i| q + i);
+    let query = &b[q + 1..end];
+    let has_state = query
+        .split(|&c| c == b'&')
+        .any(|p| p.split(|&c| c == b'=').next() == Some(b"state"));
+    let redacted = pairs(query, b'&', style, |name| {
+        secret_name(name) || (has_state && name == b"code")
+    });
+    if redacted == query {
+        return None;
+    }
+    let mut out = b[..=q].to_vec();
+    out.extend_from_slice(&redacted);
+    out.extend_from_slice(&b[end..]);
+    Some(out)
+}
+
+/// JSON text with the values of keys named like secrets replaced, at any depth; everything
+/// else byte for byte. Strings, numbers and literals are replaced (a string keeps its quotes);
+/// objects and arrays under such a key are left, their own keys judged in turn. Text cut short
+/// (a kept body's end) is scanned as far as it goes.
+fn json(b: &[u8], style: Style) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    // Whether the string just read was a key naming a secret, waiting for its ':'.
+    let mut pending_secret = false;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let end = string_end(b, i);
+                let s = &b[i..end];
+                out.extend_from_slice(s);
+                // A key is a string followed by ':'.
+                let after = b[end..]
+                    .iter()
+                    .position(|c| !c.is_ascii_whitespace())
+                    .map(|k| end + k);
+                pending_secret = after.is_some_and(|k| b[k] == b':')
+                    && s.len() >= 2
+                    && secret_name(&s[1..s.len() - 1]);
+                i = end;
+            }
+            b':' if pending_secret => {
+                out.push(b':');
+                i += 1;
+                while i < b.len() && b[i].is_ascii_whitespace() {
+                    out.push(b[i]);
+                    i += 1;
+                }
+                pending_secret = false;
+                if i >= b.len() {
+                    break;
+                }
+                match b[i] {
+                    b'"' => {
+                        let end = string_end(b, i);
+                        let closed = end > i + 1 && b[end - 1] == b'"';
+                        let inner = &b[i + 1..if closed { end - 1 } else { end }];
+                        out.push(b'"');
+                        match style {
+                            Style::Marker => out.extend_from_slice(REDACTED.as_bytes()),
+                            Style::Stars => out.extend(std::iter::repeat_n(b'*', inner.len())),
+                        }
+                        if closed {
+                            out.push(b'"');
+                        }
+                        i = end;
+                    }
+                    b'{' | b'[' => {}
+                    _ => {
+                        let end = b[i..]
+                            .iter()
+                            .position(|&c| {
+                                matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace()
+                            })
+                            .map_or(b.len(), |k| i + k);
+                        match style {
+                            Style::Marker => {
+                                out.push(b'"');
+                                out.extend_from_slice(REDACTED.as_bytes());
+                                out.push(b'"');
+                            }
+                            Style::Stars => out.extend(std::iter::repeat_n(b'*', end - i)),
+                        }
+                        i = end;
+                    }
+                }
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Where the JSON string that starts at `b[start]` (a quote) ends: past its closing quote, or
+/// at the end of the text.
+fn string_end(b: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv(r: &Redactor, name: &str, value: &str) -> Option<String> {
+        r.header(name.as_bytes(), value.as_bytes(), Style::Marker)
+            .map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn credential_headers_keep_their_scheme_and_cookie_names() {
+        let r = Redactor::new(&["X-Internal".to_string()]);
+        assert_eq!(
+            hv(&r, "Authorization", "Bearer abc.def"),
+            Some("Bearer <redacted>".into())
+        );
+        assert_eq!(
+            hv(&r, "proxy-authorization", "Basic dXNlcjpwdw=="),
+            Some("Basic <redacted>".into())
+        );
+        assert_eq!(hv(&r, "Authorization", "opaque"), Some("<redacted>".into()));
+        assert_eq!(
+            hv(&r, "Cookie", "sid=s3cr3t; theme=dark"),
+            Some("sid=<redacted>; theme=<redacted>".into())
+        );
+        assert_eq!(hv(&r, "Cookie", "bare-token"), Some("<redacted>".into()));
+        assert_eq!(
+            hv(&r, "Set-Cookie", "sid=s3cr3t; Path=/; HttpOnly"),
+            Some("sid=<redacted>; Path=/; HttpOnly".into())
+        );
+        for h in ["X-Api-Key", "x-auth-token", "X-CSRF-Token", "x-internal"] {
+            assert_eq!(hv(&r, h, "v"), Some("<redacted>".into()), "{h}");
+        }
+        assert_eq!(hv(&r, "Host", "example.com"), None);
+        assert_eq!(
+            hv(&r, "Location", "/cb?code=abc&state=xyz"),
+            Some("/cb?code=<redacted>&state=xyz".into())
+        );
+    }
+
+    #[test]
+    fn secret_query_parameters_in_targets() {
+        let u = |t: &str| url(t.as_bytes(), Style::Marker).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            u("/a?access_token=xyz&page=2&API_KEY=k#f"),
+            Some("/a?access_token=<redacted>&page=2&API_KEY=<redacted>#f".into())
+        );
+        assert_eq!(u("/a?code=123"), None, "code alone is not a secret");
+        assert_eq!(
+            u("/cb?code=123&state=s"),
+            Some("/cb?code=<redacted>&state=s".into())
+        );
+        assert_eq!(u("/a?page=2"), None);
+        assert_eq!(u("/a"), None);
+        assert_eq!(u("/a?sig="), None, "nothing to hide");
+    }
+
+    #[test]
+    fn json_and_form_bodies_at_any_depth_the_rest_untouched() {
+        let j = |t: &str| String::from_utf8(json(t.as_bytes(), Style::Marker)).unwrap();
+        assert_eq!(
+            j(
+                r#"{"user": "ann", "password": "hunter2", "n": {"Token": 42, "list": [{"secret":true}]}}"#
+            ),
+            r#"{"user": "ann", "password": "<redacted>", "n": {"Token": "<redacted>", "list": [{"secret":"<redacted>"}]}}"#
+        );
+        assert_eq!(
+            j(r#"{"key": {"id": 1, "sig": "a\"b"}}"#),
+            r#"{"key": {"id": 1, "sig": "<redacted>"}}"#
+        );
+        assert_eq!(
+            j(r#"["password", "token"]"#),
+            r#"["password", "token"]"#,
+            "strings, not keys"
+        );
+        assert_eq!(j(r#"{"password": "cut sho"#), r#"{"password": "<redacted>"#);
+        let stars = String::from_utf8(json(br#"{"token":"abcd","x":1}"#, Style::Stars)).unwrap();
+        assert_eq!(stars, r#"{"token":"****","x":1}"#);
+        let form = pairs(
+            b"user=ann&password=hunter2&client_secret=x",
+            b'&',
+            Style::Marker,
+            secret_name,
+        );
+        assert_eq!(
+            form,
+            b"user=ann&password=<redacted>&client_secret=<redacted>"
+        );
+    }
+
+    #[test]
+    fn messages_are_rebuilt_with_true_sizes() {
+        let q = Message::build(
+            "POST /login?token=abc HTTP/1.1",
+            &[
+                ("Host", "h"),
+                ("Authorization", "Bearer xyz"),
+                ("Content-Type", "application/json"),
+            ],
+            br#"{"password":"hunter2"}"#,
+            22,
+        );
+        let r = Redactor::default().message(&q).expect("secrets");
+        assert_eq!(
+            r.start(),
+            StartLine::Request {
+                method: "POST",
+                target: "/login?token=<redacted>"
+            }
+        );
+        assert_eq!(
+            r.header_pairs()[1],
+            ("Authorization".into(), "Bearer <redacted>".into())
+        );
+        assert_eq!(r.body(), br#"{"password":"<redacted>"}"#);
+        assert_eq!((r.body_bytes, r.head_len()), (q.body_bytes, q.head_len()));
+        let plain = Message::build("GET / HTTP/1.1", &[("Host", "h")], b"", 0);
+        assert!(Redactor::default().message(&plain).is_none());
+    }
+
+    #[test]
+    fn stream_pieces_keep_their_length() {
+        let mut piece = b"GET /a?p=1&token=abc HTTP/1.1\r\nAuthorization: Bearer xyz\r\nCookie: a=1\r\n\r\n{\"password\":\"pw\"}".to_vec();
+        let len = piece.len();
+        Redactor::default().stream_piece(&mut piece);
+        assert_eq!(piece.len(), len);
+        assert_eq!(
+            String::from_utf8(piece).unwrap(),
+            "GET /a?p=1&token=*** HTTP/1.1\r\nAuthorization: Bearer ***\r\nCookie: a=*\r\n\r\n{\"password\":\"**\"}"
+        );
+        let mut form = b"user=ann&password=pw".to_vec();
+        Redactor::default().stream_piece(&mut form);
+        assert_eq!(form, b"user=ann&password=**");
+    }
+}
