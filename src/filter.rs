@@ -319,7 +319,6 @@ fn unmapped(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Comm, ConnMeta};
 
     fn exchange(
         role: Role,
@@ -337,24 +336,15 @@ mod tests {
             r.end_ts_ns = r.ts_ns;
             r
         });
-        Record::Exchange {
-            conn: ConnInfo {
-                meta: ConnMeta {
-                    tgid: 1,
-                    tid: 1,
-                    fd: 3,
-                    comm: Comm::new("t"),
-                },
-                role,
-                endpoints: Some(Endpoints::Inet {
-                    local: "127.0.0.1:8080".parse().unwrap(),
-                    peer: "10.1.2.3:40000".parse().unwrap(),
-                }),
-            },
-            request: Some(q),
-            response: r,
-            responder: None,
-        }
+        Record::test_exchange(
+            role,
+            Some(Endpoints::Inet {
+                local: "127.0.0.1:8080".parse().unwrap(),
+                peer: "10.1.2.3:40000".parse().unwrap(),
+            }),
+            Some(q),
+            r,
+        )
     }
 
     fn get(target: &str, status: u16) -> Record {

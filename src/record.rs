@@ -57,3 +57,30 @@ impl Record {
         }
     }
 }
+
+#[cfg(test)]
+impl Record {
+    /// For tests: an exchange on fd 3 of process 1, thread 1, named "t".
+    pub fn test_exchange(
+        role: Role,
+        endpoints: Option<Endpoints>,
+        request: Option<Message>,
+        response: Option<Message>,
+    ) -> Record {
+        Record::Exchange {
+            conn: ConnInfo {
+                meta: ConnMeta {
+                    tgid: 1,
+                    tid: 1,
+                    fd: 3,
+                    comm: crate::decode::Comm::new("t"),
+                },
+                role,
+                endpoints,
+            },
+            request,
+            response,
+            responder: None,
+        }
+    }
+}

@@ -343,8 +343,7 @@ fn outcome(r: &Message) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Comm, ConnMeta, Role};
-    use crate::record::ConnInfo;
+    use crate::decode::Role;
 
     #[test]
     fn variable_segments_fold_and_templates_come_first() {
@@ -378,21 +377,7 @@ mod tests {
             r.end_ts_ns = q.ts_ns + latency_ms * 1_000_000;
             r
         });
-        Record::Exchange {
-            conn: ConnInfo {
-                meta: ConnMeta {
-                    tgid: 1,
-                    tid: 1,
-                    fd: 3,
-                    comm: Comm::new("t"),
-                },
-                role: Role::Server,
-                endpoints: None,
-            },
-            request: Some(q),
-            response,
-            responder: None,
-        }
+        Record::test_exchange(Role::Server, None, Some(q), response)
     }
 
     #[test]
