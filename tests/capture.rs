@@ -599,6 +599,10 @@ fn a_recording_replays_to_the_same_bytes() {
 /// replays to the exchanges, in any format.
 #[test]
 fn recording_alone_prints_only_a_summary() {
+    // How files are handled does not depend on the kernel: on the host only.
+    if in_vm("recording_alone_prints_only_a_summary") {
+        return;
+    }
     require_root();
     let dir = TempDir::new("record");
     let file = dir.join("t.htr");
@@ -638,6 +642,10 @@ fn recording_alone_prints_only_a_summary() {
 /// `-w -` writes the recording to stdout, for a pipe or a redirection.
 #[test]
 fn recording_to_stdout() {
+    // How files are handled does not depend on the kernel: on the host only.
+    if in_vm("recording_to_stdout") {
+        return;
+    }
     require_root();
     let dir = TempDir::new("record");
     let file = dir.join("t.htr");
@@ -677,6 +685,10 @@ fn recording_to_stdout() {
 /// A file that exists is not overwritten without --force; with it, it is, and made private.
 #[test]
 fn an_existing_file_is_overwritten_only_with_force() {
+    // How files are handled does not depend on the kernel: on the host only.
+    if in_vm("an_existing_file_is_overwritten_only_with_force") {
+        return;
+    }
     require_root();
     let dir = TempDir::new("record");
     let file = dir.join("t.htr");
@@ -712,6 +724,10 @@ fn an_existing_file_is_overwritten_only_with_force() {
 /// a file that is not a recording is refused in one line.
 #[test]
 fn a_recording_cut_short_is_read_up_to_the_cut() {
+    // How files are handled does not depend on the kernel: on the host only.
+    if in_vm("a_recording_cut_short_is_read_up_to_the_cut") {
+        return;
+    }
     require_root();
     let dir = TempDir::new("record");
     let file = dir.join("t.htr");
@@ -753,6 +769,10 @@ fn a_recording_cut_short_is_read_up_to_the_cut() {
 /// A full disk ends the recording with a clear error; what was written before reads back.
 #[test]
 fn a_full_disk_ends_the_recording_clearly() {
+    // How files are handled does not depend on the kernel: on the host only.
+    if in_vm("a_full_disk_ends_the_recording_clearly") {
+        return;
+    }
     require_root();
     let dir = TempDir::new("tmpfs");
     let mount = dir.join("small");
@@ -810,6 +830,10 @@ fn a_full_disk_ends_the_recording_clearly() {
 /// the traced process exiting, --count, --duration; the replay says what the live run said.
 #[test]
 fn every_stop_path_leaves_a_whole_recording_and_document() {
+    // How files are handled does not depend on the kernel: on the host only.
+    if in_vm("every_stop_path_leaves_a_whole_recording_and_document") {
+        return;
+    }
     require_root();
     let dir = TempDir::new("record");
     // The traced process exits.
