@@ -167,6 +167,13 @@ pub struct StatsArgs {
           requires = "enabled", help_heading = "Statistics")]
     pub interval: Option<Duration>,
 
+    /// A live view of these statistics, like top(1): refreshed every second with the requests
+    /// per second of the last interval, the latest errors and the slowest exchanges below; keys
+    /// c, r, p and e sort by count, req/s, p99 and errors; q quits and prints the summary
+    #[arg(long = "top", help_heading = "Statistics",
+          conflicts_with_all = ["output", "output_file", "write", "read", "interval", "verbose"])]
+    pub top: bool,
+
     /// A route to count under, matched before the automatic folding of ids (repeat for
     /// several): /users/{id}/orders, where {...} matches one path segment
     #[arg(long = "route", value_name = "TEMPLATE", value_parser = parse_route,

@@ -14,8 +14,8 @@
 //! - `redact`: secrets taken out of records and byte streams before any output.
 //! - `pairing`: requests paired with responses, in order.
 //! - `tracker`: per connection, the stages above tied together.
-//! - `output`: records as text or JSON lines.
 //! - `stats`: endpoint statistics of the records shown (--stats).
+//! - `output`: records as text, JSON lines, HAR or pcapng, or on the live view (--top).
 //! - `pipeline`: samples to printed records, as one value a session or a replay drives.
 //! - `capture`: the capture file of -w and -r: the pipeline's inputs, framed, with a header.
 //! - `procs`: what /proc says (processes, children, connections open at start).
@@ -57,8 +57,8 @@ const LAYERS: [&str; 19] = [
     "redact",
     "pairing",
     "tracker",
-    "output",
     "stats",
+    "output",
     "pipeline",
     "capture",
     "procs",

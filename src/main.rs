@@ -2,14 +2,20 @@
 
 use std::process::ExitCode;
 
-use http_trace::{cli, session};
+use http_trace::{cli, output, session};
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = match cli::parse() {
         Ok(args) => args,
         Err(code) => return code,
     };
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
+    if args.stats.top {
+        // The live view owns the terminal: log lines wait until it closes.
+        logger.target(env_logger::Target::Pipe(Box::new(output::top::HeldLog)));
+    }
+    logger.init();
     match session::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -327,6 +327,11 @@ impl<W: Write> Pipeline<W> {
         self.output_closed = true;
     }
 
+    /// The live view's model, with --top.
+    pub fn board(&mut self) -> Option<&mut crate::output::top::Board> {
+        self.printer.board()
+    }
+
     /// Why the output could not be written, if it could not (but for a closed pipe).
     pub fn output_error(&self) -> Option<&io::Error> {
         self.output_error.as_ref()

@@ -22,6 +22,7 @@ use crate::bpf::{self, Drops, DROP_KINDS};
 use crate::capture::{self, End, Entry, Header, ReadError};
 use crate::cli::{Args, DEFAULT_MAX_BODY};
 use crate::decode::{self, samples_file, Event};
+use crate::output::top::{self, Board, Screen};
 use crate::output::{rfc3339, Clock, Format, Printer};
 use crate::pipeline::{Input, Pipeline, ProcessEvent};
 use crate::processes::{self, Processes};
@@ -31,6 +32,8 @@ use crate::stats::Stats;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the live view (--top) redraws.
+const TOP_REFRESH: Duration = Duration::from_secs(1);
 
 /// Where printed records go: stdout or --output-file.
 type Output = Box<dyn Write>;
@@ -194,6 +197,9 @@ struct Session {
     deadline: Option<Instant>,
     next_liveness: Cell<Instant>,
     show_secrets: bool,
+    /// The live view's terminal, from the banner to the end (--top).
+    screen: RefCell<Option<Screen>>,
+    last_draw: Cell<Instant>,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -202,7 +208,10 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let session = Session::start(args)?;
     let events = session.open_buffer(args)?;
-    session.announce()?;
+    let banner = session.announce()?;
+    if args.stats.top {
+        session.open_screen(banner)?;
+    }
     while session.poll_once(&events)? {}
     session.finish(events)
 }
@@ -216,6 +225,9 @@ impl Session {
         }
         check_filters(args)?;
         check_stats(args)?;
+        if args.stats.top && !io::stdout().is_terminal() {
+            bail!("--top draws on a terminal, and stdout is not one: use --stats, or -o json, to write elsewhere");
+        }
         if args.write.is_some() && args.output.is_none() && args.count.is_some() {
             bail!("--count counts exchanges, which -w alone does not parse: add -o to print them");
         }
@@ -227,10 +239,12 @@ impl Session {
             Some(path) => Some(Box::new(create_private(path, args.force)?)),
         };
         let format = match (&args.write, args.output) {
+            _ if args.stats.top => Some(Format::Top),
             (Some(_), None) => None,
             (_, f) => Some(f.unwrap_or(Format::Text)),
         };
         let records_out = match format {
+            Some(Format::Top) => Some(Box::new(io::sink()) as Output),
             Some(f) => Some(records_output(args, f)?),
             None => None,
         };
@@ -292,7 +306,8 @@ impl Session {
             (Some(format), Some(out)) => Some(
                 Pipeline::new(
                     max_body as usize,
-                    Printer::new(out, format, args.verbose, clock),
+                    Printer::new(out, format, args.verbose, clock)
+                        .with_board(Board::new(args.stats.routes.clone())),
                     args.count,
                 )
                 .with_filter(args.filter())
@@ -322,7 +337,64 @@ impl Session {
             deadline: args.duration.map(|d| Instant::now() + d),
             next_liveness: Cell::new(Instant::now() + LIVENESS_INTERVAL),
             show_secrets: args.show_secrets,
+            screen: RefCell::new(None),
+            last_draw: Cell::new(Instant::now()),
         })
+    }
+
+    /// Take the terminal over for the live view, titled with the banner.
+    fn open_screen(&self, banner: String) -> Result<()> {
+        let screen = Screen::open().context("opening the terminal for --top")?;
+        if let Some(board) = self.board_of(&mut self.state.borrow_mut()) {
+            board.title = banner;
+        }
+        *self.screen.borrow_mut() = Some(screen);
+        self.last_draw.set(Instant::now());
+        self.draw(&mut self.state.borrow_mut())
+    }
+
+    fn board_of<'s>(&self, s: &'s mut State) -> Option<&'s mut Board> {
+        s.pipeline.as_mut().and_then(Pipeline::board)
+    }
+
+    fn draw(&self, s: &mut State) -> Result<()> {
+        if let (Some(screen), Some(board)) = (self.screen.borrow_mut().as_mut(), self.board_of(s)) {
+            screen.draw(board).context("drawing the live view")?;
+        }
+        Ok(())
+    }
+
+    /// The live view: keys pressed, and a redraw once a second (or when the sort changed);
+    /// false when q was pressed.
+    fn update_screen(&self, s: &mut State, now: Instant) -> Result<bool> {
+        let commands = match self.screen.borrow().as_ref() {
+            Some(screen) => screen.commands().context("reading the keyboard")?,
+            None => return Ok(true),
+        };
+        let mut redraw = false;
+        for c in commands {
+            match c {
+                top::Command::Quit => return Ok(false),
+                top::Command::Sort(key) => {
+                    if let Some(board) = self.board_of(s) {
+                        board.sort_by(key);
+                        redraw = true;
+                    }
+                }
+            }
+        }
+        let elapsed = now.saturating_duration_since(self.last_draw.get());
+        if elapsed >= TOP_REFRESH {
+            self.last_draw.set(now);
+            if let Some(board) = self.board_of(s) {
+                board.refresh(elapsed);
+            }
+            redraw = true;
+        }
+        if redraw {
+            self.draw(s)?;
+        }
+        Ok(true)
     }
 
     fn open_buffer(&self, args: &Args) -> Result<EventBuffer<'_>> {
@@ -336,8 +408,8 @@ impl Session {
     }
 
     /// Find what the scan at start missed, then say that tracing has started: only now can the
-    /// BPF side deliver events.
-    fn announce(&self) -> Result<()> {
+    /// BPF side deliver events. The banner, said.
+    fn announce(&self) -> Result<String> {
         for warning in &self.loaded.warnings {
             eprintln!("http-trace: {warning}");
         }
@@ -357,7 +429,7 @@ impl Session {
         }
         let named: Vec<String> = s.processes.named().iter().map(u32::to_string).collect();
         let children = s.processes.children();
-        eprintln!(
+        let banner = format!(
             "http-trace: tracing pid {}{} with {} and the {}{}{}{}; Ctrl-C to stop",
             named.join(", "),
             if children > 0 {
@@ -384,7 +456,8 @@ impl Session {
             },
             secrets_said(self.show_secrets),
         );
-        Ok(())
+        eprintln!("{banner}");
+        Ok(banner)
     }
 
     /// Wait for events up to one poll interval and take them in; false when tracing should end.
@@ -407,6 +480,9 @@ impl Session {
         s.input(Input::Tick {
             now_ns: monotonic_ns()?,
         });
+        if !self.update_screen(s, now)? {
+            return Ok(false);
+        }
         if self.stop.load(Ordering::SeqCst)
             || s.recording_failed()
             || s.pipeline.as_ref().is_some_and(Pipeline::done)
@@ -434,7 +510,6 @@ impl Session {
         if s.processes.is_empty() {
             s.input(Input::Print);
             s.all_exited = true;
-            eprintln!("http-trace: every traced process has exited");
             return Ok(false);
         }
         Ok(true)
@@ -443,6 +518,14 @@ impl Session {
     /// Take what is still buffered, report what is pending, and print the summary; an error
     /// when the recording could not be written whole.
     fn finish(&self, events: EventBuffer<'_>) -> Result<()> {
+        if self.screen.borrow_mut().take().is_some() {
+            // The terminal is back: say what was held while the view was on it.
+            let held = top::take_held_log();
+            let _ = io::stderr().write_all(&held);
+        }
+        if self.state.borrow().all_exited {
+            eprintln!("http-trace: every traced process has exited");
+        }
         if let Err(e) = events.consume() {
             log::warn!("{e:#}");
         }
@@ -466,6 +549,9 @@ impl Session {
             Some(pipeline) => {
                 pipeline.finish();
                 pipeline.print_stats();
+                if let Some(board) = pipeline.board() {
+                    eprint!("{}", board.stats().table());
+                }
                 pipeline.flush();
                 eprintln!("{}", summary(pipeline, &kernel));
             }
@@ -499,7 +585,8 @@ impl<W: Write> WithOptions for Pipeline<W> {
     fn with_options_of(self, args: &Args) -> Self {
         let this =
             self.with_redactor((!args.show_secrets).then(|| Redactor::new(&args.redact_headers)));
-        if !args.stats.enabled {
+        // The live view keeps its own.
+        if !args.stats.enabled || args.stats.top {
             return this;
         }
         let every = args

@@ -8,6 +8,7 @@ mod json;
 pub mod json_serde;
 mod pcapng;
 mod text;
+pub mod top;
 
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
@@ -26,6 +27,9 @@ pub enum Format {
     Pcapng,
     #[value(skip)]
     JsonSerde,
+    /// The live view (--top): records go to its board, not to a stream.
+    #[value(skip)]
+    Top,
 }
 
 /// Converts BPF timestamps (CLOCK_MONOTONIC) to wall-clock time.
@@ -125,6 +129,8 @@ pub struct Printer<W: Write> {
     written: u64,
     /// pcapng: the byte streams, not the records.
     pcap: Option<pcapng::Writer>,
+    /// The live view's model.
+    board: Option<top::Board>,
 }
 
 impl<W: Write> Printer<W> {
@@ -138,6 +144,7 @@ impl<W: Write> Printer<W> {
             stamp: Stamp::default(),
             written: 0,
             pcap: None,
+            board: None,
         }
         .opened()
     }
@@ -160,6 +167,16 @@ impl<W: Write> Printer<W> {
 
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// Give the records to the live view's `board` (Format::Top).
+    pub fn with_board(mut self, board: top::Board) -> Self {
+        self.board = Some(board);
+        self
+    }
+
+    pub fn board(&mut self) -> Option<&mut top::Board> {
+        self.board.as_mut()
     }
 
     /// Bytes written as they are, between records (the statistics' JSON lines).
@@ -205,6 +222,14 @@ impl<W: Write> Printer<W> {
                 }
             }
             Format::Pcapng => return Ok(()),
+            Format::Top => {
+                if let Some(board) = self.board.as_mut() {
+                    text::write(&mut self.buf, rec, ts, false)?;
+                    board.add(rec, &String::from_utf8_lossy(&self.buf));
+                    self.buf.clear();
+                }
+                return Ok(());
+            }
         }
         self.written += 1;
         if self.buf.len() >= WRITE_AT {
