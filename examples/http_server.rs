@@ -15,6 +15,7 @@
 //! - `/r/status/N`: status N, with no body for 204 and 304;
 //! - `/r/bytes/N`: a body of N bytes ("0123456789" repeated);
 //! - `/r/slow`: the answer after 3 s;
+//! - `/r/sleep/MS`: the answer after MS milliseconds (at most 10 s);
 //! - `/r/upstream/PORT/PATH`: the answer of GET /PATH on 127.0.0.1:PORT, asked on a new connection
 //!   (the server is then a client too).
 //!
@@ -248,6 +249,10 @@ fn answer(
         let n: usize = n.parse().unwrap_or(0);
         let body: Vec<u8> = (0..n).map(|i| b'0' + (i % 10) as u8).collect();
         reply("200 OK", "", &body)?;
+    } else if let Some(ms) = target.strip_prefix("/r/sleep/") {
+        let ms: u64 = ms.parse().unwrap_or(0);
+        std::thread::sleep(std::time::Duration::from_millis(ms.min(10_000)));
+        reply("200 OK", "", text.as_bytes())?;
     } else if target.starts_with("/r/slow") {
         std::thread::sleep(std::time::Duration::from_secs(3));
         reply("200 OK", "", text.as_bytes())?;

@@ -234,3 +234,39 @@ fn each_filter_on_real_traffic() {
     );
     assert!(all.contains(&up));
 }
+
+/// Percentiles of a live server with known delays: 45 answers after 10 ms and 5 after 300 ms.
+/// No latency can be shorter than its delay; the upper bounds are loose (a busy machine).
+#[test]
+fn percentiles_of_known_delays() {
+    require_root();
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &["--stats"]);
+    for i in 0..50 {
+        let ms = if i % 10 == 9 { 300 } else { 10 };
+        assert_eq!(get(server.port, &format!("/r/sleep/{ms}")), 200);
+    }
+    let out = tracer.stop();
+    out.assert_summary(50);
+    let rows: Vec<Value> = out
+        .json()
+        .into_iter()
+        .filter(|v| v["kind"] == "stats")
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let r = &rows[0];
+    assert_eq!(r["route"], "/r/sleep/{id}");
+    assert_eq!(
+        (r["count"].as_u64(), r["status_2xx"].as_u64()),
+        (Some(50), Some(50))
+    );
+    let ms = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    // p50 and p90 are of the 10 ms answers; p99 and the maximum of the 300 ms ones.
+    for k in ["p50_ms", "p90_ms"] {
+        assert!((10.0..250.0).contains(&ms(k)), "{k}: {r}");
+    }
+    for k in ["p99_ms", "max_ms"] {
+        assert!((300.0..3000.0).contains(&ms(k)), "{k}: {r}");
+    }
+    assert!(ms("p99_ms") <= ms("max_ms"), "{r}");
+}
