@@ -431,11 +431,12 @@ static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8
 
 
 /* A process event (exit, fork): it belongs to no connection. */
-static __always_inline void emit_process(void *ctx, __u32 tgid, __u8 kind, __s64 ret)
+static __always_inline void emit_process(void *ctx, __u32 tgid, __u8 kind, __s64 ret, __u32 ns_pid)
 {
 	struct ht_event h;
 
 	fill_header(&h, (__u64)tgid << 32 | tgid, kind, HT_SYS_NONE, -1, ret, 0);
+	h.offset = ns_pid;
 	send_event(ctx, &h, sizeof(h));
 }
 
@@ -1421,8 +1422,25 @@ static __always_inline int on_task_exit(void *ctx, struct task_struct *task)
 	if (!tgid_tracked(tgid) || BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	bpf_map_delete_elem(&tracked_tgids, &tgid);
-	emit_process(ctx, tgid, HT_EV_EXIT, 0);
+	emit_process(ctx, tgid, HT_EV_EXIT, 0, 0);
 	return 0;
+}
+
+/*
+ * A new task's PID in the innermost PID namespace it is in (a container's), 0 in the host's:
+ * user space reads it from /proc too late when the child is quick to exit.
+ */
+static __always_inline __u32 ns_pid_of(struct task_struct *t)
+{
+	struct pid *p = BPF_CORE_READ(t, thread_pid);
+	unsigned int level = BPF_CORE_READ(p, level);
+	int nr = 0;
+
+	/* MAX_PID_NS_LEVEL is 32; the bound is for the verifier. */
+	if (level == 0 || level >= 32)
+		return 0;
+	bpf_core_read(&nr, sizeof(nr), &p->numbers[level].nr);
+	return (__u32)nr;
 }
 
 /* Event: a task forked. A new process of a tracked one is tracked too (threads already are). */
@@ -1440,7 +1458,7 @@ static __always_inline int on_fork(void *ctx, struct task_struct *parent, struct
 	}
 	slot = ctgid % HT_TGID_SLOTS;
 	bpf_map_update_elem(&tgid_slots, &slot, &one, BPF_ANY);
-	emit_process(ctx, ptgid, HT_EV_FORK, ctgid);
+	emit_process(ctx, ptgid, HT_EV_FORK, ctgid, ns_pid_of(child));
 	return 0;
 }
 

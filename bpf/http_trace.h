@@ -40,7 +40,10 @@ enum ht_event_kind {
 	HT_EV_CONNECT = 5,
 	/* The last thread of tracked process `tgid` exited (no connection: conn_id 0). */
 	HT_EV_EXIT = 6,
-	/* Tracked process `tgid` forked process `ret`, which is now tracked too (conn_id 0). */
+	/*
+	 * Tracked process `tgid` forked process `ret`, which is now tracked too (conn_id 0); `offset`
+	 * is the child's PID in its own PID namespace, 0 when that is the host's.
+	 */
 	HT_EV_FORK = 7,
 };
 

@@ -18,8 +18,9 @@ use crate::pipeline::Input;
 /// The first bytes of every capture file. The high byte, CR LF and ^Z catch a file mangled by
 /// a text-mode copy, as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"\x89HTR\r\n\x1a\n";
-/// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes, and the newest it reads. Version 2 added the
+/// process record; a version 1 file reads the same.
+pub const FORMAT_VERSION: u32 = 2;
 /// Bounds what a damaged length can make the reader allocate: the largest record is a sample
 /// (BPF caps them far below this) or the header.
 const MAX_RECORD_BYTES: u32 = 16 << 20;
@@ -31,6 +32,7 @@ const TICK: u8 = 4;
 const PROCESS_GONE: u8 = 5;
 const SOCKET_GONE: u8 = 6;
 const PRINT: u8 = 7;
+const PROCESS: u8 = 8;
 const END: u8 = 0xff;
 
 /// What a recording says of itself: enough to replay it and to read its timestamps.
@@ -117,6 +119,21 @@ impl<W: Write> Writer<W> {
             Input::ProcessGone(pid) => self.record(PROCESS_GONE, &[&pid.to_le_bytes()]),
             Input::SocketGone(id) => self.record(SOCKET_GONE, &[&id.to_le_bytes()]),
             Input::Print => self.record(PRINT, &[]),
+            Input::Process {
+                pid,
+                ns_pid,
+                container_id,
+                pod_uid,
+            } => self.record(
+                PROCESS,
+                &[
+                    &pid.to_le_bytes(),
+                    &ns_pid.to_le_bytes(),
+                    container_id.as_bytes(),
+                    b"\0",
+                    pod_uid.as_bytes(),
+                ],
+            ),
         }
     }
 
@@ -294,6 +311,20 @@ impl<R: BufRead> Reader<R> {
                 fixed(0)?;
                 Input::Print
             }
+            PROCESS if b.len() >= 9 => {
+                let names = std::str::from_utf8(&b[8..])
+                    .map_err(|_| damaged("a process record that is not UTF-8"))?;
+                let (container_id, pod_uid) = names
+                    .split_once('\0')
+                    .ok_or_else(|| damaged("a process record without its separator"))?;
+                Input::Process {
+                    pid: u32::from_le_bytes(b[0..4].try_into().expect("4")),
+                    ns_pid: u32::from_le_bytes(b[4..8].try_into().expect("4")),
+                    container_id,
+                    pod_uid,
+                }
+            }
+            PROCESS => return Err(damaged("a record of the wrong size")),
             END => {
                 self.ended = true;
                 let end = serde_json::from_slice(b)
@@ -408,6 +439,18 @@ mod tests {
             Input::ProcessGone(43),
             Input::SocketGone(9),
             Input::Print,
+            Input::Process {
+                pid: 43,
+                ns_pid: 7,
+                container_id: "c23cf607e723",
+                pod_uid: "",
+            },
+            Input::Process {
+                pid: 44,
+                ns_pid: 0,
+                container_id: "",
+                pod_uid: "",
+            },
         ]
     }
 
@@ -494,8 +537,12 @@ mod tests {
             Err(ReadError::Foreign)
         ));
         let mut newer = file(true);
-        newer[8] = 2;
-        assert!(matches!(read_all(&newer).1, Err(ReadError::Newer(2))));
+        newer[8] = 3;
+        assert!(matches!(read_all(&newer).1, Err(ReadError::Newer(3))));
+        // Version 1 (no process records) reads as it did.
+        let mut older = file(true);
+        older[8] = 1;
+        assert_eq!(read_all(&older).0.len(), inputs().len() + 1);
         let mut bad_kind = file(true);
         let first_record = 12 + 4 + serde_json::to_vec(&header()).unwrap().len();
         bad_kind[first_record] = 0x42;

@@ -267,10 +267,12 @@ pub enum Event<'a> {
     Exit {
         tgid: u32,
     },
-    /// Tracked process `parent` forked `child`, now tracked too.
+    /// Tracked process `parent` forked `child`, now tracked too; `ns_pid` is the child's PID in
+    /// its own PID namespace (0: the host's).
     Fork {
         parent: u32,
         child: u32,
+        ns_pid: u32,
     },
 }
 
@@ -344,6 +346,7 @@ pub fn decode(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
             return Ok(Event::Fork {
                 parent: h.tgid,
                 child: u32::try_from(h.ret).unwrap_or(0),
+                ns_pid: h.offset,
             })
         }
         ht_event_kind::HT_EV_ACCEPT => opened(Opened::Accepted)?,
@@ -560,12 +563,14 @@ pub mod tests {
         assert_eq!(chunk(decode(&raw).unwrap()).kind, ChunkKind::Close);
         let raw = sample(&header(ht_event_kind::HT_EV_EXIT, 0), b"");
         assert_eq!(decode(&raw).unwrap(), Event::Exit { tgid: 100 });
-        let raw = sample(&header(ht_event_kind::HT_EV_FORK, 0), b"");
+        let mut h = header(ht_event_kind::HT_EV_FORK, 0);
+        h.offset = 7;
         assert_eq!(
-            decode(&raw).unwrap(),
+            decode(&sample(&h, b"")).unwrap(),
             Event::Fork {
                 parent: 100,
-                child: 5
+                child: 5,
+                ns_pid: 7
             }
         );
     }

@@ -5,6 +5,7 @@
 //!
 //! - `bpf`: the BPF ABI: the generated skeleton, the types shared with bpf/http_trace.h, the
 //!   kernel side's limits and drop counters. Nothing else knows the kernel-side layout.
+//! - `container`: which container a process is in, and its PID there, from /proc texts.
 //! - `decode`: buffer samples into events (`Chunk`s of a connection, process forks and exits).
 //! - `reorder`: a connection's events back in order across CPUs; gaps waited for, then given up.
 //! - `http`: HTTP/1.x parsing of one direction: messages, framing, resynchronisation.
@@ -28,6 +29,7 @@ pub mod attach;
 pub mod bpf;
 pub mod capture;
 pub mod cli;
+pub mod container;
 pub mod decode;
 pub mod filter;
 pub mod http;
@@ -46,8 +48,9 @@ pub mod tracker;
 
 /// The modules in layer order, lowest first (as listed above).
 #[cfg(test)]
-const LAYERS: [&str; 19] = [
+const LAYERS: [&str; 20] = [
     "bpf",
+    "container",
     "decode",
     "reorder",
     "http",

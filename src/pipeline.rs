@@ -7,6 +7,7 @@
 
 use std::io::{self, Write};
 
+use crate::container::Identity;
 use crate::decode::{self, Event, Role};
 use crate::filter::Filter;
 use crate::output::Format;
@@ -49,12 +50,25 @@ pub enum Input<'a> {
     SocketGone(u64),
     /// The records completed so far printed, before the session's last words.
     Print,
+    /// A traced process's container and PID in its own namespace (empty and 0 for a process on
+    /// the host), found when it was first seen: every record of it shows them.
+    Process {
+        pid: u32,
+        ns_pid: u32,
+        container_id: &'a str,
+        pod_uid: &'a str,
+    },
 }
 
 /// A process event, which the caller keeps its process set in step with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessEvent {
-    Forked(u32),
+    /// `ns_pid`: the child's PID in its own PID namespace (0: the host's).
+    Forked {
+        parent: u32,
+        child: u32,
+        ns_pid: u32,
+    },
     /// Its connections were closed in the tracker already.
     Exited(u32),
 }
@@ -190,6 +204,19 @@ impl<W: Write> Pipeline<W> {
                 }
             }
             Input::Print => self.print_records(),
+            Input::Process {
+                pid,
+                ns_pid,
+                container_id,
+                pod_uid,
+            } => self.printer.identify(
+                pid,
+                Identity {
+                    container_id: container_id.to_string(),
+                    pod_uid: pod_uid.to_string(),
+                    ns_pid,
+                },
+            ),
         }
         None
     }
@@ -205,7 +232,15 @@ impl<W: Write> Pipeline<W> {
                 self.process_exited(tgid);
                 Some(ProcessEvent::Exited(tgid))
             }
-            Ok(Event::Fork { child, .. }) => Some(ProcessEvent::Forked(child)),
+            Ok(Event::Fork {
+                parent,
+                child,
+                ns_pid,
+            }) => Some(ProcessEvent::Forked {
+                parent,
+                child,
+                ns_pid,
+            }),
             Err(e) => {
                 self.counts.bad_samples += 1;
                 log::warn!("skipping a sample: {e}");

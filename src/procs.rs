@@ -8,7 +8,15 @@ use std::net::{SocketAddr, SocketAddrV4};
 use procfs::net::TcpState;
 use procfs::process::{FDTarget, Process};
 
+use crate::container::Identity;
 use crate::decode::Role;
+
+/// Process `pid`'s container and PID in its own namespace (empty when on the host, or gone).
+pub fn identity(pid: u32) -> Identity {
+    let read =
+        |file: &str| std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
+    Identity::of(&read("cgroup"), &read("status"))
+}
 
 /// Whether process `pid` still exists.
 pub fn process_alive(pid: u32) -> bool {

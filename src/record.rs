@@ -44,6 +44,13 @@ pub enum Record {
 }
 
 impl Record {
+    /// The connection it came from.
+    pub fn conn(&self) -> &ConnInfo {
+        match self {
+            Record::Exchange { conn, .. } | Record::Malformed { conn, .. } => conn,
+        }
+    }
+
     /// When the record's first byte moved.
     pub fn ts_ns(&self) -> u64 {
         match self {

@@ -21,6 +21,7 @@ use crate::attach::{self, Config, Loaded};
 use crate::bpf::{self, Drops, DROP_KINDS};
 use crate::capture::{self, End, Entry, Header, ReadError};
 use crate::cli::{Args, DEFAULT_MAX_BODY};
+use crate::container::Identity;
 use crate::decode::{self, samples_file, Event};
 use crate::output::top::{self, Board, Screen};
 use crate::output::{rfc3339, Clock, Format, Printer};
@@ -125,6 +126,8 @@ struct State {
     samples: Option<BufWriter<File>>,
     /// Every traced process exited.
     all_exited: bool,
+    /// The traced processes found in containers.
+    identities: HashMap<u32, Identity>,
 }
 
 impl State {
@@ -148,7 +151,15 @@ impl State {
             // Recording only: forks and exits still keep the process set in step.
             None => match input {
                 Input::Sample(data) => match decode::decode(data) {
-                    Ok(Event::Fork { child, .. }) => Some(ProcessEvent::Forked(child)),
+                    Ok(Event::Fork {
+                        parent,
+                        child,
+                        ns_pid,
+                    }) => Some(ProcessEvent::Forked {
+                        parent,
+                        child,
+                        ns_pid,
+                    }),
                     Ok(Event::Exit { tgid }) => Some(ProcessEvent::Exited(tgid)),
                     _ => None,
                 },
@@ -156,10 +167,47 @@ impl State {
             },
         };
         match event {
-            Some(ProcessEvent::Forked(child)) => self.processes.forked(child),
+            Some(ProcessEvent::Forked {
+                parent,
+                child,
+                ns_pid,
+            }) => {
+                self.processes.forked(child);
+                let mut who = procs::identity(child);
+                // A child quick to exit is gone from /proc: it is in its parent's container.
+                if who.container_id.is_empty() {
+                    if let Some(p) = self.identities.get(&parent) {
+                        who.container_id.clone_from(&p.container_id);
+                        who.pod_uid.clone_from(&p.pod_uid);
+                    }
+                }
+                if ns_pid != 0 {
+                    who.ns_pid = ns_pid;
+                }
+                self.identified(child, who);
+            }
             Some(ProcessEvent::Exited(tgid)) => self.processes.exited(tgid),
             None => {}
         }
+    }
+
+    /// Say which container process `pid` is in, if it is in one: looked up once, when the
+    /// process is first seen (at start, or forked).
+    fn identify(&mut self, pid: u32) {
+        self.identified(pid, procs::identity(pid));
+    }
+
+    fn identified(&mut self, pid: u32, who: Identity) {
+        if who.is_empty() {
+            return;
+        }
+        self.input(Input::Process {
+            pid,
+            ns_pid: who.ns_pid,
+            container_id: &who.container_id,
+            pod_uid: &who.pod_uid,
+        });
+        self.identities.insert(pid, who);
     }
 
     fn on_sample(&mut self, data: &[u8]) {
@@ -306,8 +354,11 @@ impl Session {
             (Some(format), Some(out)) => Some(
                 Pipeline::new(
                     max_body as usize,
-                    Printer::new(out, format, args.verbose, clock)
-                        .with_board(Board::new(args.stats.routes.clone())),
+                    match format {
+                        Format::Top => Printer::new(out, format, false, clock)
+                            .with_board(Board::new(args.stats.routes.clone())),
+                        _ => Printer::new(out, format, args.verbose, clock),
+                    },
                     args.count,
                 )
                 .with_filter(args.filter())
@@ -329,6 +380,7 @@ impl Session {
                 None => None,
             },
             all_exited: false,
+            identities: HashMap::new(),
         });
         Ok(Self {
             loaded,
@@ -417,6 +469,9 @@ impl Session {
         s.processes.rescan(&self.loaded.skel)?;
         let mut open = 0u64;
         let alive: Vec<u32> = s.processes.alive().collect();
+        for &pid in &alive {
+            s.identify(pid);
+        }
         for pid in alive {
             for c in procs::open_connections(pid) {
                 s.input(Input::Preopened {

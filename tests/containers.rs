@@ -220,7 +220,9 @@ fn busybox_httpd_in_a_container() {
         Duration::from_secs(30),
         || listens(pid, 8080),
     );
-    let tracer = Tracer::start(&[pid], &[]);
+    let dir = TempDir::new("container-recording");
+    let recording = dir.join("c.htr");
+    let tracer = Tracer::start(&[pid], &["-w", recording.to_str().unwrap(), "-o", "json"]);
     for i in 0..3 {
         let url = format!("http://127.0.0.1:8080/index.html?{i}");
         let body = daemon.docker(&["exec", &id, "/bin/busybox", "wget", "-q", "-O", "-", &url]);
@@ -238,6 +240,16 @@ fn busybox_httpd_in_a_container() {
     assert_eq!(triples(&ex), want, "stderr: {:#?}", out.stderr);
     for e in &ex {
         assert_ne!(e["pid"], pid, "served by a child: {e}");
+        // Each child is in the container: its id, and its PID there (httpd is 1 there; each
+        // connection's child, forked after the exec'd clients, comes later).
+        assert_eq!(e["container_id"], json!(id), "{e}");
+        let ns_pid = e["ns_pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no ns_pid: {e}"));
+        assert!(
+            (2..1000).contains(&ns_pid) && e["pid"] != json!(ns_pid),
+            "{e}"
+        );
         assert_eq!(
             (&e["role"], &e["fd"], &e["response_pid"], &e["response_fd"]),
             (&json!("server"), &json!(0), &e["pid"], &json!(1)),
@@ -256,6 +268,20 @@ fn busybox_httpd_in_a_container() {
         "http-trace: 3 exchanges captured, 0 events lost, 3 child processes followed, \
          3 processes exited"
     );
+    // The recording keeps them: its text replay shows COMM[PID/NS_PID SHORT_ID].
+    let replay = Command::new(TRACER)
+        .arg("-r")
+        .arg(&recording)
+        .output()
+        .expect("run http-trace -r");
+    let text = String::from_utf8_lossy(&replay.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for (line, e) in lines.iter().zip(&ex) {
+        let comm = e["comm"].as_str().unwrap_or("?");
+        let who = format!("{comm}[{}/{} {}] server ", e["pid"], e["ns_pid"], &id[..12]);
+        assert!(line.contains(&who), "{who:?} in {line}");
+    }
 }
 
 /// The Docker API: dockerd traced by its PID while `docker ps` runs twice. The client speaks

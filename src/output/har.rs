@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use base64::Engine;
 use serde::Serialize;
 
+use crate::container::Identity;
 use crate::decode::{Endpoints, Role};
 use crate::http::{Message, StartLine};
 use crate::record::{ConnInfo, Record};
@@ -133,6 +134,12 @@ struct Entry<'a> {
     tid: u32,
     #[serde(rename = "_comm")]
     comm: Cow<'a, str>,
+    #[serde(rename = "_ns_pid", skip_serializing_if = "Option::is_none")]
+    ns_pid: Option<u32>,
+    #[serde(rename = "_container_id", skip_serializing_if = "Option::is_none")]
+    container_id: Option<&'a str>,
+    #[serde(rename = "_pod_uid", skip_serializing_if = "Option::is_none")]
+    pod_uid: Option<&'a str>,
     #[serde(rename = "_fd")]
     fd: i32,
     #[serde(rename = "_role")]
@@ -328,7 +335,13 @@ fn content<'m>(m: &'m Message) -> Content<'m> {
 
 /// Append `rec` as a HAR entry to `buf`, after a comma unless it is the `first`; false when it
 /// has no place in HAR (no request seen, a malformed message).
-pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, first: bool) -> bool {
+pub fn write(
+    buf: &mut Vec<u8>,
+    rec: &Record,
+    ts: &str,
+    who: Option<&Identity>,
+    first: bool,
+) -> bool {
     let Record::Exchange {
         conn,
         request: Some(q),
@@ -438,6 +451,11 @@ pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, first: bool) -> bool {
         pid: m.tgid,
         tid: m.tid,
         comm: lossy(m.comm.bytes()),
+        ns_pid: who.map(|w| w.ns_pid).filter(|&p| p != 0),
+        container_id: who
+            .map(|w| w.container_id.as_str())
+            .filter(|s| !s.is_empty()),
+        pod_uid: who.map(|w| w.pod_uid.as_str()).filter(|s| !s.is_empty()),
         fd: m.fd,
         role: conn.role.as_str(),
         local,

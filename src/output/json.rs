@@ -8,6 +8,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use super::latency_ns;
+use crate::container::Identity;
 use crate::decode::{Direction, Endpoints};
 use crate::http::{Message, StartLine};
 use crate::record::{ConnInfo, Record};
@@ -20,7 +21,7 @@ macro_rules! key {
 }
 
 /// One object per line, written field by field in a fixed order (no intermediate value).
-pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
+pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, who: Option<&Identity>) {
     match rec {
         Record::Malformed {
             conn,
@@ -29,7 +30,7 @@ pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
             ..
         } => {
             let mut o = JsonLine::start(buf, "malformed");
-            json_conn(&mut o, conn, ts);
+            json_conn(&mut o, conn, ts, who);
             o.str(
                 key!("direction"),
                 match direction {
@@ -48,7 +49,7 @@ pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
         } => {
             let (request, response) = (request.as_ref(), response.as_ref());
             let mut o = JsonLine::start(buf, "exchange");
-            json_conn(&mut o, conn, ts);
+            json_conn(&mut o, conn, ts, who);
             // Only where the response moved through another process or fd than the request.
             if let Some(r) = responder {
                 o.uint(key!("response_pid"), u64::from(r.tgid));
@@ -286,12 +287,24 @@ fn plain_ascii_len(bytes: &[u8]) -> usize {
 }
 
 /// Who and where: process, thread, fd, role and addresses.
-fn json_conn(o: &mut JsonLine<'_>, conn: &ConnInfo, ts: &str) {
+fn json_conn(o: &mut JsonLine<'_>, conn: &ConnInfo, ts: &str, who: Option<&Identity>) {
     let m = &conn.meta;
     o.str(key!("ts"), ts.as_bytes());
     o.uint(key!("pid"), u64::from(m.tgid));
     o.uint(key!("tid"), u64::from(m.tid));
     o.str(key!("comm"), m.comm.bytes());
+    // Only for a process in a container (or a PID namespace of its own).
+    if let Some(who) = who {
+        if who.ns_pid != 0 {
+            o.uint(key!("ns_pid"), u64::from(who.ns_pid));
+        }
+        if !who.container_id.is_empty() {
+            o.str(key!("container_id"), who.container_id.as_bytes());
+        }
+        if !who.pod_uid.is_empty() {
+            o.str(key!("pod_uid"), who.pod_uid.as_bytes());
+        }
+    }
     o.int(key!("fd"), i64::from(m.fd));
     o.str(key!("role"), conn.role.as_str().as_bytes());
     match &conn.endpoints {

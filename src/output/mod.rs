@@ -13,6 +13,9 @@ pub mod top;
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
+use rustc_hash::FxHashMap;
+
+use crate::container::Identity;
 use crate::http::Message;
 use crate::record::Record;
 use crate::tracker::Tapped;
@@ -131,6 +134,8 @@ pub struct Printer<W: Write> {
     pcap: Option<pcapng::Writer>,
     /// The live view's model.
     board: Option<top::Board>,
+    /// The traced processes in containers, by PID.
+    identities: FxHashMap<u32, Identity>,
 }
 
 impl<W: Write> Printer<W> {
@@ -145,6 +150,7 @@ impl<W: Write> Printer<W> {
             written: 0,
             pcap: None,
             board: None,
+            identities: FxHashMap::default(),
         }
         .opened()
     }
@@ -167,6 +173,13 @@ impl<W: Write> Printer<W> {
 
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// Process `pid`'s container and namespaced PID, for every record of it.
+    pub fn identify(&mut self, pid: u32, who: Identity) {
+        if !who.is_empty() {
+            self.identities.insert(pid, who);
+        }
     }
 
     /// Give the records to the live view's `board` (Format::Top).
@@ -193,7 +206,11 @@ impl<W: Write> Printer<W> {
     /// One event of a connection's byte streams, as the tracker applied it.
     pub fn tapped(&mut self, t: &Tapped) -> io::Result<()> {
         if let Some(w) = self.pcap.as_mut() {
-            w.tapped(t, &self.clock)?;
+            let who = match t {
+                Tapped::Event(c) => self.identities.get(&c.meta.tgid),
+                Tapped::Gap { .. } => None,
+            };
+            w.tapped(t, &self.clock, who)?;
             self.buf.extend_from_slice(&w.take());
             if self.buf.len() >= WRITE_AT {
                 self.write_out()?;
@@ -212,19 +229,20 @@ impl<W: Write> Printer<W> {
 
     pub fn print(&mut self, rec: &Record) -> io::Result<()> {
         let ts = self.stamp.at(self.clock.wall_ns(rec.ts_ns()));
+        let who = self.identities.get(&rec.conn().meta.tgid);
         match self.format {
-            Format::Text => text::write(&mut self.buf, rec, ts, self.verbose)?,
-            Format::Json => json::write(&mut self.buf, rec, ts),
+            Format::Text => text::write(&mut self.buf, rec, ts, who, self.verbose)?,
+            Format::Json => json::write(&mut self.buf, rec, ts, who),
             Format::JsonSerde => json_serde::write(&mut self.buf, rec, ts),
             Format::Har => {
-                if !har::write(&mut self.buf, rec, ts, self.written == 0) {
+                if !har::write(&mut self.buf, rec, ts, who, self.written == 0) {
                     return Ok(());
                 }
             }
             Format::Pcapng => return Ok(()),
             Format::Top => {
                 if let Some(board) = self.board.as_mut() {
-                    text::write(&mut self.buf, rec, ts, false)?;
+                    text::write(&mut self.buf, rec, ts, who, false)?;
                     board.add(rec, &String::from_utf8_lossy(&self.buf));
                     self.buf.clear();
                 }

@@ -25,6 +25,7 @@ use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
 use rustc_hash::FxHashMap;
 
+use crate::container::Identity;
 use crate::decode::{Chunk, ChunkKind, Direction, Endpoints, Opened};
 use crate::tracker::Tapped;
 
@@ -94,7 +95,8 @@ impl Writer {
     }
 
     /// One event of a connection, as the tracker applied it.
-    pub fn tapped(&mut self, t: &Tapped, clock: &Clock) -> io::Result<()> {
+    /// `who`: the process's container, named in each packet's comment.
+    pub fn tapped(&mut self, t: &Tapped, clock: &Clock, who: Option<&Identity>) -> io::Result<()> {
         match t {
             Tapped::Gap { conn_id } => {
                 if let Some(s) = self.streams.get_mut(conn_id) {
@@ -102,19 +104,35 @@ impl Writer {
                 }
                 Ok(())
             }
-            Tapped::Event(chunk) => self.event(chunk, clock),
+            Tapped::Event(chunk) => self.event(chunk, clock, who),
         }
     }
 
-    fn event(&mut self, c: &Chunk<Vec<u8>>, clock: &Clock) -> io::Result<()> {
+    fn event(
+        &mut self,
+        c: &Chunk<Vec<u8>>,
+        clock: &Clock,
+        who: Option<&Identity>,
+    ) -> io::Result<()> {
         let ts = clock.wall_ns(c.ts_ns);
-        let comment = format!(
+        let mut comment = format!(
             "pid {} tid {} comm {} fd {}",
             c.meta.tgid,
             c.meta.tid,
             String::from_utf8_lossy(c.meta.comm.bytes()),
             c.meta.fd
         );
+        if let Some(who) = who {
+            if who.ns_pid != 0 {
+                comment += &format!(" ns_pid {}", who.ns_pid);
+            }
+            if !who.container_id.is_empty() {
+                comment += &format!(" container {}", who.container_id);
+            }
+            if !who.pod_uid.is_empty() {
+                comment += &format!(" pod {}", who.pod_uid);
+            }
+        }
         match &c.kind {
             ChunkKind::Open { how, endpoints } => {
                 let (local, peer) = addresses(c.conn_id, endpoints.as_ref(), *how);

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use super::latency_ns;
 
+use crate::container::Identity;
 use crate::decode::{Direction, Endpoints};
 use crate::http::{Message, StartLine};
 use crate::record::{ConnInfo, Record};
@@ -12,7 +13,13 @@ use crate::record::{ConnInfo, Record};
 /// Body bytes the text output shows with -v; JSON carries all that was kept (--max-body).
 const TEXT_BODY_PREVIEW: usize = 1024;
 
-pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, verbose: bool) -> io::Result<()> {
+pub(super) fn write(
+    buf: &mut Vec<u8>,
+    rec: &Record,
+    ts: &str,
+    who: Option<&Identity>,
+    verbose: bool,
+) -> io::Result<()> {
     let (conn, request, response, responder) = match rec {
         Record::Exchange {
             conn,
@@ -26,7 +33,7 @@ pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, verbose: bool) ->
             reason,
             ..
         } => {
-            prefix(buf, conn, ts)?;
+            prefix(buf, conn, ts, who)?;
             let what = match direction {
                 Direction::In => "received",
                 Direction::Out => "sent",
@@ -34,7 +41,7 @@ pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, verbose: bool) ->
             return writeln!(buf, "malformed message {what}: {reason}");
         }
     };
-    prefix(buf, conn, ts)?;
+    prefix(buf, conn, ts, who)?;
     match request.map(|m| (m.start(), m)) {
         Some((StartLine::Request { method, target }, m)) => {
             write!(buf, "{method} {target} HTTP/1.{}", m.version)?;
@@ -75,17 +82,25 @@ pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, verbose: bool) ->
 }
 
 /// Time of day, process, role and peer: how every text line starts.
-fn prefix(buf: &mut Vec<u8>, conn: &ConnInfo, stamp: &str) -> io::Result<()> {
+fn prefix(
+    buf: &mut Vec<u8>,
+    conn: &ConnInfo,
+    stamp: &str,
+    who: Option<&Identity>,
+) -> io::Result<()> {
     let m = &conn.meta;
     // The time of day, with microseconds: "HH:MM:SS.uuuuuu".
-    write!(
-        buf,
-        "{} {}[{}] {} ",
-        &stamp[11..stamp.len() - 1],
-        m.comm,
-        m.tgid,
-        conn.role.as_str()
-    )?;
+    write!(buf, "{} {}[{}", &stamp[11..stamp.len() - 1], m.comm, m.tgid)?;
+    // In a container: nginx[4321/7 c23cf607e723], its PID there and the container's short id.
+    if let Some(who) = who {
+        if who.ns_pid != 0 {
+            write!(buf, "/{}", who.ns_pid)?;
+        }
+        if !who.container_id.is_empty() {
+            write!(buf, " {}", who.short_id())?;
+        }
+    }
+    write!(buf, "] {} ", conn.role.as_str())?;
     match &conn.endpoints {
         Some(Endpoints::Inet { peer, .. }) => write!(buf, "{peer} "),
         // A server's peer is usually unbound: its own path says more.
