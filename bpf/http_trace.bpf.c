@@ -86,6 +86,9 @@ GLOBAL(const volatile __u64 wakeup_bytes, 1);
 /* Follow the processes that tracked processes fork (--no-children turns it off). */
 GLOBAL(const volatile __u8 follow_children, 1);
 
+/* --name and --container: look at every program started for the ones to trace. */
+GLOBAL(const volatile __u8 watch_execs, 0);
+
 #ifndef HT_LEGACY
 /* Instances only so that the skeleton generates these types for user space. */
 struct ht_event _ht_event = {};
@@ -188,6 +191,22 @@ SHARED struct {
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct ht_inflight);
 } inflight SEC(".maps");
+
+/* --name: the command names (TASK_COMM_LEN bytes, NUL-padded) whose programs are traced. */
+SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, char[TASK_COMM_LEN]);
+	__type(value, __u8);
+} watched_names SEC(".maps");
+
+/* --container: the cgroups (kernfs ids, the directories' inode numbers) whose processes are. */
+SHARED struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} watched_cgroups SEC(".maps");
 
 /*
  * A first, cheap filter in front of tracked_tgids, which every syscall on the machine would
@@ -1462,7 +1481,71 @@ static __always_inline int on_fork(void *ctx, struct task_struct *parent, struct
 	return 0;
 }
 
+/*
+ * The watched cgroup the current task is in, 0 if none: its cgroup v2 one, or one of its
+ * cgroup v1 controllers' (a container's cgroups on a v1 or hybrid host).
+ */
+static __always_inline __u64 watched_cgroup(struct task_struct *t)
+{
+	struct css_set *cs = BPF_CORE_READ(t, cgroups);
+	unsigned int n = bpf_core_field_size(cs->subsys) / sizeof(cs->subsys[0]);
+	__u64 id = bpf_get_current_cgroup_id();
+
+	if (bpf_map_lookup_elem(&watched_cgroups, &id))
+		return id;
+	/* CGROUP_SUBSYS_COUNT is 14 in the kernels of today; the bound is for the verifier. */
+	for (unsigned int i = 0; i < 16; i++) {
+		struct cgroup_subsys_state *css = NULL;
+
+		if (i >= n)
+			break;
+		bpf_core_read(&css, sizeof(css), &cs->subsys[i]);
+		if (!css)
+			continue;
+		id = BPF_CORE_READ(css, cgroup, kn, id);
+		if (bpf_map_lookup_elem(&watched_cgroups, &id))
+			return id;
+	}
+	return 0;
+}
+
+/*
+ * Event: a program started (execve). With --name or --container, one that is watched for (by
+ * its new command name, or by its cgroup) is tracked from here: before it can serve anything.
+ */
+static __always_inline int on_exec(void *ctx, struct task_struct *task)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, slot;
+	char comm[TASK_COMM_LEN] = {};
+	__u64 cgroup = 0;
+	__u8 one = 1;
+
+	if (!watch_execs || tgid_tracked(tgid))
+		return 0;
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (!bpf_map_lookup_elem(&watched_names, comm)) {
+		cgroup = watched_cgroup(task);
+		if (!cgroup)
+			return 0;
+	}
+	if (bpf_map_update_elem(&tracked_tgids, &tgid, &one, BPF_ANY)) {
+		count_drop(HT_DROP_PROCESSES_FULL);
+		return 0;
+	}
+	slot = tgid % HT_TGID_SLOTS;
+	bpf_map_update_elem(&tgid_slots, &slot, &one, BPF_ANY);
+	emit_process(ctx, tgid, HT_EV_EXEC, (__s64)cgroup, ns_pid_of(task));
+	return 0;
+}
+
 /* ---- Every method: process lifetime, through raw tracepoints ---- */
+
+SEC("raw_tp/sched_process_exec")
+int N(raw_tp_exec)(struct bpf_raw_tracepoint_args *ctx)
+{
+	return on_exec(ctx, (struct task_struct *)ctx->args[0]);
+}
 
 SEC("raw_tp/sched_process_exit")
 int N(raw_tp_exit)(struct bpf_raw_tracepoint_args *ctx)

@@ -45,6 +45,12 @@ enum ht_event_kind {
 	 * is the child's PID in its own PID namespace, 0 when that is the host's.
 	 */
 	HT_EV_FORK = 7,
+	/*
+	 * Process `tgid` started a program that --name or --container watches for, and is now
+	 * tracked (conn_id 0); `offset` is its PID in its own PID namespace, 0 for the host's;
+	 * `ret` the watched cgroup it is in (0: found by its name).
+	 */
+	HT_EV_EXEC = 8,
 };
 
 enum ht_syscall {

@@ -72,6 +72,9 @@ pub struct End {
     /// Child processes followed, and traced processes that exited.
     pub children_followed: u64,
     pub processes_exited: u64,
+    /// Processes --name or --container found started (format 2).
+    #[serde(default)]
+    pub processes_started: u64,
 }
 
 /// A record read back.

@@ -31,9 +31,22 @@ pub const DEFAULT_CAPTURE_BYTES: u32 = 64 * 1024;
 )]
 pub struct Args {
     /// Host PID of a process to trace (repeat to trace several)
-    #[arg(short, long = "pid", value_name = "PID", required_unless_present = "read",
+    #[arg(short, long = "pid", value_name = "PID",
+          required_unless_present_any = ["read", "names", "containers"],
           value_parser = clap::value_parser!(u32).range(1..))]
     pub pids: Vec<u32>,
+
+    /// Trace every process whose command name or executable's base name is NAME, those running
+    /// and those started later (a service restarted is followed); tracing then waits for the
+    /// next one when none is left (repeat for several)
+    #[arg(long = "name", value_name = "NAME", value_parser = parse_name)]
+    pub names: Vec<String>,
+
+    /// Trace every process of a container, and those started in it later (docker exec): its id
+    /// as `docker ps` shows it (12 hex digits or more), or its name where the docker, podman or
+    /// crictl command can resolve it (repeat for several)
+    #[arg(long = "container", value_name = "ID")]
+    pub containers: Vec<String>,
 
     /// Trace only the given processes, not the processes they fork (now or later)
     #[arg(long)]
@@ -59,7 +72,7 @@ pub struct Args {
 
     /// Replay a capture file that -w wrote (no root needed), with any output format and option
     #[arg(short = 'r', long = "read", value_name = "FILE", conflicts_with_all =
-          ["pids", "write", "attach", "no_children", "capture_bytes", "buffer", "buffer_pages",
+          ["pids", "names", "containers", "write", "attach", "no_children", "capture_bytes", "buffer", "buffer_pages",
            "duration"])]
     pub read: Option<PathBuf>,
 
@@ -179,6 +192,15 @@ pub struct StatsArgs {
     #[arg(long = "route", value_name = "TEMPLATE", value_parser = parse_route,
           help_heading = "Statistics")]
     pub routes: Vec<RouteTemplate>,
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains('/') || s.contains('\0') {
+        return Err(format!(
+            "'{s}' is not a command name: give the program's base name, as ps -o comm shows it"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 fn parse_route(s: &str) -> Result<RouteTemplate, String> {

@@ -267,6 +267,13 @@ pub enum Event<'a> {
     Exit {
         tgid: u32,
     },
+    /// A process that --name or --container watches for started a program, and is tracked;
+    /// `cgroup`: the watched cgroup (inode number) it was found in, 0 when found by its name.
+    Exec {
+        tgid: u32,
+        ns_pid: u32,
+        cgroup: u64,
+    },
     /// Tracked process `parent` forked `child`, now tracked too; `ns_pid` is the child's PID in
     /// its own PID namespace (0: the host's).
     Fork {
@@ -342,6 +349,13 @@ pub fn decode(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
     let flags = u32::from(h.flags);
     let kind = match ht_event_kind(u32::from(h.kind)) {
         ht_event_kind::HT_EV_EXIT => return Ok(Event::Exit { tgid: h.tgid }),
+        ht_event_kind::HT_EV_EXEC => {
+            return Ok(Event::Exec {
+                tgid: h.tgid,
+                ns_pid: h.offset,
+                cgroup: h.ret as u64,
+            })
+        }
         ht_event_kind::HT_EV_FORK => {
             return Ok(Event::Fork {
                 parent: h.tgid,

@@ -63,6 +63,8 @@ pub enum Input<'a> {
 /// A process event, which the caller keeps its process set in step with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessEvent {
+    /// A process --name or --container watches for started, and is traced.
+    Started { pid: u32, ns_pid: u32, cgroup: u64 },
     /// `ns_pid`: the child's PID in its own PID namespace (0: the host's).
     Forked {
         parent: u32,
@@ -240,6 +242,15 @@ impl<W: Write> Pipeline<W> {
                 parent,
                 child,
                 ns_pid,
+            }),
+            Ok(Event::Exec {
+                tgid,
+                ns_pid,
+                cgroup,
+            }) => Some(ProcessEvent::Started {
+                pid: tgid,
+                ns_pid,
+                cgroup,
             }),
             Err(e) => {
                 self.counts.bad_samples += 1;

@@ -19,6 +19,11 @@ pub struct Processes {
     alive: FxHashSet<u32>,
     /// What BPF reported since the last `update`.
     forked: Vec<u32>,
+    started: Vec<u32>,
+    /// --name or --container: new processes are watched for, and tracing goes on with none.
+    watching: bool,
+    /// Processes started later and followed (--name, --container).
+    started_count: u64,
     exited: Vec<u32>,
     /// For the summary: children followed after the start, processes that ended.
     followed: u64,
@@ -27,7 +32,7 @@ pub struct Processes {
 
 impl Processes {
     /// The processes `named`, and their descendants unless `follow_children` is false.
-    pub fn new(named: &[u32], follow_children: bool) -> Self {
+    pub fn new(named: &[u32], follow_children: bool, watching: bool) -> Self {
         let mut alive: FxHashSet<u32> = named.iter().copied().collect();
         if follow_children {
             alive.extend(procs::descendants(named));
@@ -37,6 +42,9 @@ impl Processes {
             follow_children,
             alive,
             forked: Vec::new(),
+            started: Vec::new(),
+            watching,
+            started_count: 0,
             exited: Vec::new(),
             followed: 0,
             ended: 0,
@@ -66,8 +74,19 @@ impl Processes {
         self.ended
     }
 
+    /// Whether tracing has nothing left to wait for: no process, and none watched for.
     pub fn is_empty(&self) -> bool {
-        self.alive.is_empty()
+        self.alive.is_empty() && !self.watching
+    }
+
+    /// Processes started later and followed (--name, --container).
+    pub fn started(&self) -> u64 {
+        self.started_count
+    }
+
+    /// BPF reported that a watched-for program started as process `pid` (already in its set).
+    pub fn exec_seen(&mut self, pid: u32) {
+        self.started.push(pid);
     }
 
     /// Put every process in BPF's set (before the programs attach).
@@ -108,6 +127,12 @@ impl Processes {
             if self.alive.insert(pid) {
                 log::info!("following new child process {pid}");
                 self.followed += 1;
+            }
+        }
+        for pid in std::mem::take(&mut self.started) {
+            if self.alive.insert(pid) {
+                log::info!("following process {pid}, started");
+                self.started_count += 1;
             }
         }
         for pid in std::mem::take(&mut self.exited) {

@@ -11,6 +11,109 @@ use procfs::process::{FDTarget, Process};
 use crate::container::Identity;
 use crate::decode::Role;
 
+/// The kernel's command name of a program called `name`: its first 15 bytes.
+pub fn comm_of(name: &str) -> &[u8] {
+    &name.as_bytes()[..name.len().min(15)]
+}
+
+/// The processes (not threads) whose command name or executable's base name is one of `names`,
+/// but for this one.
+pub fn named(names: &[String]) -> Vec<u32> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let me = std::process::id();
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    all.filter_map(|p| {
+        let p = p.ok()?;
+        let pid = u32::try_from(p.pid).ok().filter(|&pid| pid != me)?;
+        let comm = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
+        let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
+        let exe = p.exe().ok();
+        let base = exe
+            .as_ref()
+            .and_then(|e| e.file_name())
+            .map(|b| b.to_string_lossy().into_owned());
+        names
+            .iter()
+            .any(|n| comm == comm_of(n) || base.as_deref() == Some(n.as_str()))
+            .then_some(pid)
+    })
+    .collect()
+}
+
+/// The processes in the container whose id starts with `id` (lower-case hex), with the full
+/// ids found (one, unless the prefix is ambiguous).
+pub fn in_container(id: &str) -> (Vec<u32>, Vec<String>) {
+    let mut pids = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    let Ok(all) = procfs::process::all_processes() else {
+        return (pids, ids);
+    };
+    for p in all.flatten() {
+        let Ok(pid) = u32::try_from(p.pid) else {
+            continue;
+        };
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if let Some((full, _)) = crate::container::container_of(&cgroup) {
+            if full.starts_with(id) {
+                pids.push(pid);
+                if !ids.contains(&full) {
+                    ids.push(full);
+                }
+            }
+        }
+    }
+    (pids, ids)
+}
+
+/// The cgroups of process `pid`, as BPF sees them: the inode numbers of its cgroup
+/// directories (cgroup v2, and each cgroup v1 hierarchy), found through this mount namespace's
+/// cgroup mounts.
+pub fn cgroup_inodes(pid: u32) -> Vec<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return Vec::new();
+    };
+    let Ok(mounts) = procfs::process::Process::myself().and_then(|p| p.mountinfo()) else {
+        return Vec::new();
+    };
+    let mut inodes = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let mount = mounts.0.iter().find(|m| {
+            if controllers.is_empty() {
+                m.fs_type == "cgroup2"
+            } else {
+                // A v1 hierarchy's mount names its controllers (or name=) in its options.
+                m.fs_type == "cgroup"
+                    && controllers
+                        .split(',')
+                        .all(|c| m.super_options.contains_key(c))
+            }
+        });
+        let Some(mount) = mount else { continue };
+        // The mount's root is the hierarchy's path it shows (/ on the host).
+        let root = mount.root.trim_end_matches('/');
+        let Some(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        let dir = mount.mount_point.join(rel.trim_start_matches('/'));
+        if let Ok(meta) = std::fs::metadata(&dir) {
+            if !inodes.contains(&meta.ino()) {
+                inodes.push(meta.ino());
+            }
+        }
+    }
+    inodes
+}
+
 /// Process `pid`'s container and PID in its own namespace (empty when on the host, or gone).
 pub fn identity(pid: u32) -> Identity {
     let read =

@@ -128,6 +128,8 @@ struct State {
     all_exited: bool,
     /// The traced processes found in containers.
     identities: HashMap<u32, Identity>,
+    /// --container: the container of each watched cgroup (inode number).
+    cgroup_containers: HashMap<u64, Identity>,
 }
 
 impl State {
@@ -161,12 +163,40 @@ impl State {
                         ns_pid,
                     }),
                     Ok(Event::Exit { tgid }) => Some(ProcessEvent::Exited(tgid)),
+                    Ok(Event::Exec {
+                        tgid,
+                        ns_pid,
+                        cgroup,
+                    }) => Some(ProcessEvent::Started {
+                        pid: tgid,
+                        ns_pid,
+                        cgroup,
+                    }),
                     _ => None,
                 },
                 _ => None,
             },
         };
         match event {
+            Some(ProcessEvent::Started {
+                pid,
+                ns_pid,
+                cgroup,
+            }) => {
+                self.processes.exec_seen(pid);
+                let mut who = procs::identity(pid);
+                // Quick to exit, it is gone from /proc: the watched cgroup says its container.
+                if who.container_id.is_empty() {
+                    if let Some(c) = self.cgroup_containers.get(&cgroup) {
+                        who.container_id.clone_from(&c.container_id);
+                        who.pod_uid.clone_from(&c.pod_uid);
+                    }
+                }
+                if ns_pid != 0 {
+                    who.ns_pid = ns_pid;
+                }
+                self.identified(pid, who);
+            }
             Some(ProcessEvent::Forked {
                 parent,
                 child,
@@ -245,6 +275,8 @@ struct Session {
     deadline: Option<Instant>,
     next_liveness: Cell<Instant>,
     show_secrets: bool,
+    /// What --name and --container watch for, as the banner says it (empty without them).
+    watched: String,
     /// The live view's terminal, from the banner to the end (--top).
     screen: RefCell<Option<Screen>>,
     last_draw: Cell<Instant>,
@@ -280,6 +312,7 @@ impl Session {
             bail!("--count counts exchanges, which -w alone does not parse: add -o to print them");
         }
         attach::preflight(&args.pids)?;
+        let targets = Targets::find(args)?;
         // Files first: a refusal to overwrite one should not wait for the BPF load.
         let capture_out: Option<Box<dyn Write>> = match &args.write {
             None => None,
@@ -298,11 +331,13 @@ impl Session {
         };
         attach::route_libbpf_log();
         let cpus = libbpf_rs::num_possible_cpus().context("counting the CPUs")?;
-        let processes = Processes::new(&args.pids, !args.no_children);
+        let processes = Processes::new(&targets.pids, !args.no_children, targets.watching());
         let max_body = args.max_body.unwrap_or(DEFAULT_MAX_BODY);
         let cfg = Config {
             processes: &processes,
             follow_children: !args.no_children,
+            watch_names: &args.names,
+            watch_cgroups: &targets.cgroups,
             capture_bytes: args.capture_bytes,
             buffer: buffer::resolve(args.buffer)?,
             ring_bytes: buffer::ring_bytes(args.buffer_pages, cpus),
@@ -381,6 +416,7 @@ impl Session {
             },
             all_exited: false,
             identities: HashMap::new(),
+            cgroup_containers: targets.cgroup_containers.clone(),
         });
         Ok(Self {
             loaded,
@@ -389,6 +425,7 @@ impl Session {
             deadline: args.duration.map(|d| Instant::now() + d),
             next_liveness: Cell::new(Instant::now() + LIVENESS_INTERVAL),
             show_secrets: args.show_secrets,
+            watched: targets.said,
             screen: RefCell::new(None),
             last_draw: Cell::new(Instant::now()),
         })
@@ -485,8 +522,12 @@ impl Session {
         let named: Vec<String> = s.processes.named().iter().map(u32::to_string).collect();
         let children = s.processes.children();
         let banner = format!(
-            "http-trace: tracing pid {}{} with {} and the {}{}{}{}; Ctrl-C to stop",
-            named.join(", "),
+            "http-trace: tracing {}{} with {} and the {}{}{}{}{}; Ctrl-C to stop",
+            if named.is_empty() {
+                "no process yet".to_string()
+            } else {
+                format!("pid {}", named.join(", "))
+            },
             if children > 0 {
                 format!(
                     " and {}",
@@ -497,6 +538,7 @@ impl Session {
             },
             self.loaded.method,
             self.loaded.buffer,
+            self.watched,
             if open > 0 {
                 format!(
                     "; {} already open, followed from their next message",
@@ -593,6 +635,7 @@ impl Session {
             skipped_runs: attach::kernel_skips(&self.loaded.skel),
             children_followed: s.processes.followed(),
             processes_exited: s.processes.ended(),
+            processes_started: s.processes.started(),
         };
         if let Some(r) = s.recorder.as_mut() {
             if r.failed.is_none() {
@@ -629,6 +672,130 @@ impl Session {
             None => Ok(()),
         }
     }
+}
+
+/// What to trace: the processes named by --pid, --name and --container, and what BPF watches
+/// for as programs start.
+struct Targets {
+    pids: Vec<u32>,
+    /// The cgroups of the containers (directory inode numbers).
+    cgroups: Vec<u64>,
+    /// Each of those cgroups' container.
+    cgroup_containers: HashMap<u64, Identity>,
+    /// For the banner.
+    said: String,
+}
+
+impl Targets {
+    fn find(args: &Args) -> Result<Targets> {
+        let mut pids = args.pids.clone();
+        let mut cgroups = Vec::new();
+        let mut cgroup_containers = HashMap::new();
+        let mut said = Vec::new();
+        for arg in &args.containers {
+            let id = container_id(arg)?;
+            let (found, ids) = procs::in_container(&id);
+            match ids.len() {
+                0 => bail!(
+                    "no running container has the id {id}{}",
+                    if id == *arg {
+                        String::new()
+                    } else {
+                        format!(" ({arg})")
+                    }
+                ),
+                1 => {}
+                _ => bail!("{arg} names {} containers: give more of the id", ids.len()),
+            }
+            for &pid in &found {
+                let who = procs::identity(pid);
+                for ino in procs::cgroup_inodes(pid) {
+                    if !cgroups.contains(&ino) {
+                        cgroups.push(ino);
+                        cgroup_containers.insert(
+                            ino,
+                            Identity {
+                                ns_pid: 0,
+                                ..who.clone()
+                            },
+                        );
+                    }
+                }
+            }
+            said.push(format!(
+                "container {} ({}, and those started in it)",
+                &ids[0][..12],
+                counted(found.len() as u64, "process", "processes")
+            ));
+            pids.extend(found);
+        }
+        if !args.names.is_empty() {
+            let found = procs::named(&args.names);
+            said.push(format!(
+                "programs named {} ({} running, and those started later)",
+                args.names.join(", "),
+                found.len()
+            ));
+            pids.extend(found);
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        let said = if said.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; watching {}: tracing goes on when none is left",
+                said.join("; ")
+            )
+        };
+        Ok(Targets {
+            pids,
+            cgroups,
+            cgroup_containers,
+            said,
+        })
+    }
+
+    fn watching(&self) -> bool {
+        !self.said.is_empty()
+    }
+}
+
+/// The full or partial id of the container `arg` names: its id (12 hex digits or more), or its
+/// name, resolved by the docker, podman or crictl command.
+fn container_id(arg: &str) -> Result<String> {
+    let lower = arg.to_ascii_lowercase();
+    if lower.len() >= 12 && lower.len() <= 64 && lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(lower);
+    }
+    let tries: [(&str, &[&str]); 3] = [
+        (
+            "docker",
+            &["inspect", "--type", "container", "--format", "{{.Id}}"],
+        ),
+        ("podman", &["container", "inspect", "--format", "{{.Id}}"]),
+        ("crictl", &["ps", "--quiet", "--name"]),
+    ];
+    let mut said = Vec::new();
+    for (cmd, args) in tries {
+        match std::process::Command::new(cmd).args(args).arg(arg).output() {
+            Err(_) => said.push(format!("no {cmd}")),
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout);
+                let ids: Vec<&str> = text.split_whitespace().collect();
+                match (out.status.success(), ids.as_slice()) {
+                    (true, [id]) if id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                        return Ok(id.to_ascii_lowercase())
+                    }
+                    _ => said.push(format!("{cmd} does not know it")),
+                }
+            }
+        }
+    }
+    bail!(
+        "--container {arg}: not a container id (12 hex digits or more, as docker ps shows) nor a name that docker, podman or crictl resolves ({})",
+        said.join(", ")
+    )
 }
 
 /// The pipeline's redaction and statistics, as the command line asks for them.
@@ -781,6 +948,7 @@ struct KernelCounts {
     skipped_runs: u64,
     children_followed: u64,
     processes_exited: u64,
+    processes_started: u64,
 }
 
 impl KernelCounts {
@@ -792,6 +960,7 @@ impl KernelCounts {
             skipped_runs: self.skipped_runs,
             children_followed: self.children_followed,
             processes_exited: self.processes_exited,
+            processes_started: self.processes_started,
         }
     }
 
@@ -806,6 +975,7 @@ impl KernelCounts {
             skipped_runs: end.skipped_runs,
             children_followed: end.children_followed,
             processes_exited: end.processes_exited,
+            processes_started: end.processes_started,
         }
     }
 }
@@ -864,7 +1034,7 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
         counted(c.exchanges, "exchange", "exchanges"),
         counted(lost, "event", "events")
     );
-    let extras: [(u64, &str, &str); 18] = [
+    let extras: [(u64, &str, &str); 19] = [
         (
             c.filtered,
             "exchange not shown: filtered",
@@ -935,6 +1105,11 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
             k.children_followed,
             "child process followed",
             "child processes followed",
+        ),
+        (
+            k.processes_started,
+            "process started later followed",
+            "processes started later followed",
         ),
         (k.processes_exited, "process exited", "processes exited"),
     ];

@@ -910,3 +910,53 @@ fn every_stop_path_leaves_a_whole_recording_and_document() {
         Some("http-trace: 0 exchanges captured, 0 events lost")
     );
 }
+
+/// --name: a service not running yet is traced from its start, then restarted (a new process)
+/// and traced again: both found as they start (the kernel's exec), before they serve.
+#[test]
+fn a_service_is_followed_by_name_across_restarts() {
+    require_root();
+    let dir = TempDir::new("by-name");
+    // A command name of this test's own: other tests' example servers run beside it.
+    let name = format!("ht-name-{}", std::process::id() % 1_000_000);
+    let bin = dir.join(&name);
+    std::fs::copy(example_bin("http_server"), &bin).expect("copy the example server");
+    let tracer = Tracer::start(&[], &["--name", &name]);
+    let banner = tracer.banner.last().unwrap().clone();
+    assert!(
+        banner.starts_with("http-trace: tracing no process yet with ")
+            && banner.contains(&format!(
+                "; watching programs named {name} (0 running, and those started later): \
+                 tracing goes on when none is left"
+            )),
+        "{banner}"
+    );
+    let start = || {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--port", "0"]);
+        Server::start(&name, cmd, None)
+    };
+    let mut first = start();
+    assert_eq!(get(first.port, "/first"), 200);
+    let first_pid = first.pid();
+    first.end();
+    let second = start();
+    assert_eq!(get(second.port, "/second"), 200);
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [t("GET", "/first", 200), t("GET", "/second", 200)],
+        "{:#?}",
+        out.stderr
+    );
+    assert_eq!(
+        (&ex[0]["pid"], &ex[1]["pid"]),
+        (&first_pid.into(), &second.pid().into())
+    );
+    assert_eq!(
+        out.summary(),
+        "http-trace: 2 exchanges captured, 0 events lost, 2 processes started later followed, \
+         1 process exited"
+    );
+}

@@ -122,6 +122,8 @@ impl Dockerd {
         std::fs::create_dir_all(rootfs.join("www")).expect("mkdir rootfs/www");
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
             .expect("copy /bin/busybox (busybox-static)");
+        // Started as /bin/httpd, busybox's httpd has the command name httpd.
+        let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin/httpd"));
         std::fs::write(rootfs.join("www/index.html"), "hello from a container\n")
             .expect("write index.html");
         let mut import = Command::new("sh");
@@ -359,4 +361,217 @@ fn the_docker_api_traced_by_the_daemon_pid() {
     // No container runs: the list is empty.
     assert_eq!(ex[1]["response_body"], "[]\n", "{}", ex[1]);
     out.assert_summary(4);
+}
+
+/// The host PID of container `id`'s first process.
+fn host_pid(daemon: &Dockerd, id: &str) -> u32 {
+    daemon
+        .docker(&["inspect", "-f", "{{.State.Pid}}", id])
+        .parse()
+        .expect("the container's host PID")
+}
+
+/// `busybox wget` run in the container with docker exec: the body.
+fn wget(daemon: &Dockerd, id: &str, url: &str) -> String {
+    daemon.docker(&["exec", id, "/bin/busybox", "wget", "-q", "-O", "-", url])
+}
+
+/// --container NAME: every process of a running container, and those started in it later with
+/// docker exec, which are not children of any traced process: a second httpd started after
+/// tracing began, and each wget client. Every exchange carries the container's id and the PID
+/// there. Then the refusals of a container that is not running and of a name nobody knows.
+#[test]
+fn a_container_is_traced_with_the_processes_started_in_it() {
+    require_root();
+    if in_vm("a_container_is_traced_with_the_processes_started_in_it") {
+        return;
+    }
+    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    let mut daemon = Dockerd::start();
+    daemon.import_busybox("local/http-trace-busybox:1");
+    let name = format!("ht-web-{}", std::process::id());
+    let id = daemon.run_detached(&[
+        "--name",
+        &name,
+        "local/http-trace-busybox:1",
+        "/bin/httpd",
+        "-f",
+        "-p",
+        "127.0.0.1:8080",
+        "-h",
+        "/www",
+    ]);
+    let pid = host_pid(&daemon, &id);
+    wait_until("httpd to listen", Duration::from_secs(30), || {
+        listens(pid, 8080)
+    });
+    let docker_host = format!("unix://{}", daemon.socket().display());
+    let env = [("DOCKER_HOST", docker_host.as_str())];
+    let tracer = Tracer::start_env(&[], &["--container", &name], &env);
+    let banner = tracer.banner.last().unwrap().clone();
+    assert!(
+        banner.starts_with(&format!("http-trace: tracing pid {pid} with "))
+            && banner.contains(&format!(
+                "; watching container {} (1 process, and those started in it)",
+                &id[..12]
+            )),
+        "{banner}"
+    );
+    assert_eq!(
+        wget(&daemon, &id, "http://127.0.0.1:8080/index.html?a"),
+        "hello from a container"
+    );
+    daemon.docker(&[
+        "exec",
+        "-d",
+        &id,
+        "/bin/httpd",
+        "-f",
+        "-p",
+        "127.0.0.1:8081",
+        "-h",
+        "/www",
+    ]);
+    // Its process is not known here: anything listening in the container's namespace.
+    wait_until(
+        "the second httpd to listen",
+        Duration::from_secs(30),
+        || {
+            let p = procfs::process::Process::new(pid as i32).expect("the first httpd");
+            p.tcp()
+                .unwrap_or_default()
+                .iter()
+                .any(|s| s.state == procfs::net::TcpState::Listen && s.local_address.port() == 8081)
+        },
+    );
+    assert_eq!(
+        wget(&daemon, &id, "http://127.0.0.1:8081/index.html?b"),
+        "hello from a container"
+    );
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    let of = |role: &str| -> Vec<(String, String)> {
+        ex.iter()
+            .filter(|e| e["role"] == role)
+            .map(|e| {
+                (
+                    e["local"].as_str().unwrap_or("?").to_string(),
+                    e["target"].as_str().unwrap_or("?").to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        of("server"),
+        [
+            pair("127.0.0.1:8080", "/index.html?a"),
+            pair("127.0.0.1:8081", "/index.html?b")
+        ],
+        "{:#?}",
+        out.stderr
+    );
+    // The clients, started with docker exec, are in the container too.
+    let clients: Vec<String> = of("client").into_iter().map(|(_, t)| t).collect();
+    assert_eq!(
+        clients,
+        ["/index.html?a", "/index.html?b"],
+        "{:#?}",
+        out.stderr
+    );
+    for e in &ex {
+        assert_eq!(e["container_id"], json!(id), "{e}");
+        assert!(e["ns_pid"].as_u64().is_some_and(|p| p > 1), "{e}");
+        assert_eq!(e["status"], 200, "{e}");
+    }
+    // The two clients and the second httpd; the first httpd's children are its children.
+    assert!(
+        out.summary()
+            .contains(", 3 processes started later followed, "),
+        "{}",
+        out.summary()
+    );
+    // Not running, or not a container at all: one line each, exit status 1.
+    for (arg, said) in [
+        (
+            "0123456789ab",
+            "http-trace: error: no running container has the id 0123456789ab".to_string(),
+        ),
+        (
+            "no-such-container",
+            "http-trace: error: --container no-such-container: not a container id (12 hex \
+             digits or more, as docker ps shows) nor a name that docker, podman or crictl \
+             resolves (docker does not know it, no podman, no crictl)"
+                .to_string(),
+        ),
+    ] {
+        let (status, _, stderr) = run_tracer(&["--container", arg], &env);
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.trim(), said);
+    }
+}
+
+/// --name across a container's restart: `docker restart` starts httpd again as a new process
+/// (a child of nothing traced), found as it starts; the exchanges after the restart are
+/// captured with the container's id.
+#[test]
+fn a_restarted_container_is_followed_by_name() {
+    require_root();
+    if in_vm("a_restarted_container_is_followed_by_name") {
+        return;
+    }
+    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    let mut daemon = Dockerd::start();
+    daemon.import_busybox("local/http-trace-busybox:1");
+    let id = daemon.run_detached(&[
+        "local/http-trace-busybox:1",
+        "/bin/httpd",
+        "-f",
+        "-p",
+        "127.0.0.1:8080",
+        "-h",
+        "/www",
+    ]);
+    let first = host_pid(&daemon, &id);
+    wait_until("httpd to listen", Duration::from_secs(30), || {
+        listens(first, 8080)
+    });
+    let tracer = Tracer::start(&[], &["--name", "httpd"]);
+    assert_eq!(
+        wget(&daemon, &id, "http://127.0.0.1:8080/index.html?before"),
+        "hello from a container"
+    );
+    daemon.docker(&["restart", "-t", "1", &id]);
+    let second = host_pid(&daemon, &id);
+    assert_ne!(first, second);
+    wait_until("httpd to listen again", Duration::from_secs(30), || {
+        listens(second, 8080)
+    });
+    assert_eq!(
+        wget(&daemon, &id, "http://127.0.0.1:8080/index.html?after"),
+        "hello from a container"
+    );
+    wait_until("httpd's children to exit", Duration::from_secs(10), || {
+        children_of(second).into_iter().all(has_exited)
+    });
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", "/index.html?before", 200),
+            t("GET", "/index.html?after", 200)
+        ],
+        "{:#?}",
+        out.stderr
+    );
+    for e in &ex {
+        assert_eq!(e["container_id"], json!(id), "{e}");
+    }
+    assert!(
+        out.summary()
+            .contains(", 1 process started later followed, "),
+        "{}",
+        out.summary()
+    );
 }

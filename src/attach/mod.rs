@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, OpenObject, PrintLevel};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
 
 use self::buffer::BufferKind;
 use self::kretprobe::KprobeEvents;
@@ -122,6 +122,10 @@ pub struct Config<'p> {
     /// Put in BPF's set before the programs attach.
     pub processes: &'p Processes,
     pub follow_children: bool,
+    /// --name: command names whose programs are traced when they start.
+    pub watch_names: &'p [String],
+    /// --container: cgroups (directory inode numbers) whose processes are traced when they start.
+    pub watch_cgroups: &'p [u64],
     pub capture_bytes: u32,
     pub buffer: BufferKind,
     /// The ring's size, when `buffer` is the ring.
@@ -168,6 +172,26 @@ struct Attached {
     links: Vec<Link>,
     kprobe_events: Option<KprobeEvents>,
     warnings: Vec<String>,
+}
+
+/// Fill the maps of what --name and --container watch for, before the programs attach.
+fn watch(skel: &HttpTraceSkel<'_>, cfg: &Config<'_>) -> Result<()> {
+    for name in cfg.watch_names {
+        let mut key = [0u8; 16];
+        let comm = procs::comm_of(name);
+        key[..comm.len()].copy_from_slice(comm);
+        skel.maps
+            .watched_names
+            .update(&key, &[1u8], MapFlags::ANY)
+            .with_context(|| format!("watching for programs named {name}"))?;
+    }
+    for ino in cfg.watch_cgroups {
+        skel.maps
+            .watched_cgroups
+            .update(&ino.to_ne_bytes(), &[1u8], MapFlags::ANY)
+            .context("watching a container's cgroup")?;
+    }
+    Ok(())
 }
 
 /// The sysfs file whose presence says the kernel has BTF; tests point it elsewhere.
@@ -316,6 +340,7 @@ fn load_with(method: Method, build: Build, cfg: &Config<'_>, forced: bool) -> Re
         .context("the BPF object has no read-only data section")?;
     rodata.capture_bytes = cfg.capture_bytes;
     rodata.follow_children = u8::from(cfg.follow_children);
+    rodata.watch_execs = u8::from(!cfg.watch_names.is_empty() || !cfg.watch_cgroups.is_empty());
     rodata.use_ringbuf = u8::from(cfg.buffer == BufferKind::Ring);
     rodata.wakeup_bytes = buffer::wakeup_bytes(cfg.ring_bytes);
     match cfg.buffer {
@@ -341,6 +366,7 @@ fn load_with(method: Method, build: Build, cfg: &Config<'_>, forced: bool) -> Re
         .load()
         .context("loading the BPF programs (RUST_LOG=debug shows the kernel's log)")?;
     cfg.processes.track_all(&skel)?;
+    watch(&skel, cfg)?;
     // Attached one by one rather than by the skeleton, so that the links can be dropped side by
     // side (see Loaded's drop).
     let mut links = Vec::new();

@@ -652,7 +652,7 @@ pub struct Tracer {
     group: Group,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
-    /// What it said on stderr up to and including "tracing pid ...".
+    /// What it said on stderr up to and including "tracing ...".
     pub banner: Vec<String>,
     samples: PathBuf,
     /// Output lines taken early (wait_for_records).
@@ -819,7 +819,7 @@ impl Tracer {
         let mut group = Group::spawn("http-trace", &mut cmd);
         let stdout = group.stdout_lines();
         let stderr = group.stderr_lines();
-        let banner = wait_for_line(&stderr, "tracing", |l| l.contains(": tracing pid"));
+        let banner = wait_for_line(&stderr, "tracing", |l| l.contains(": tracing "));
         Tracer {
             group,
             stdout,
