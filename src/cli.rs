@@ -26,8 +26,10 @@ pub const DEFAULT_CAPTURE_BYTES: u32 = 64 * 1024;
     about = "Show the HTTP/1.1 exchanges of a running process, as server and as client, live, without touching it",
     after_help = "Examples:\n  sudo http-trace --pid $(pidof myservice)\n  sudo http-trace --pid 1234 --pid 5678 -o json --duration 60 > requests.jsonl\n  \
                   sudo http-trace --pid 1234 -w trace.htr    (record now: no parsing)\n  \
-                  http-trace -r trace.htr -o json            (look later, anywhere)\n\n\
-                  A process in a container is traced by its host PID (as `ps` on the host shows it)."
+                  http-trace -r trace.htr -o json            (look later, anywhere)\n  \
+                  sudo http-trace --name myservice           (running now or started later)\n  \
+                  sudo http-trace --container web            (a container's name or id)\n\n\
+                  A process in a container can also be given by its host PID (as `ps` on the host shows it)."
 )]
 pub struct Args {
     /// Host PID of a process to trace (repeat to trace several)

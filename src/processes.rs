@@ -109,6 +109,18 @@ impl Processes {
         Ok(())
     }
 
+    /// A process found by a scan after the programs attached (--name, --container: it started
+    /// between the scan at start and the attach, when no exec could be seen): traced as named.
+    pub fn adopt(&mut self, skel: &HttpTraceSkel<'_>, pid: u32) -> Result<()> {
+        if self.alive.contains(&pid) {
+            return Ok(());
+        }
+        track(skel, pid)?;
+        self.alive.insert(pid);
+        self.named.push(pid);
+        Ok(())
+    }
+
     /// BPF reported that a traced process forked `child` (already in its set).
     pub fn forked(&mut self, child: u32) {
         self.forked.push(child);

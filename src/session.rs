@@ -277,6 +277,9 @@ struct Session {
     show_secrets: bool,
     /// What --name and --container watch for, as the banner says it (empty without them).
     watched: String,
+    names: Vec<String>,
+    /// The containers' full ids.
+    container_ids: Vec<String>,
     /// The live view's terminal, from the banner to the end (--top).
     screen: RefCell<Option<Screen>>,
     last_draw: Cell<Instant>,
@@ -426,9 +429,21 @@ impl Session {
             next_liveness: Cell::new(Instant::now() + LIVENESS_INTERVAL),
             show_secrets: args.show_secrets,
             watched: targets.said,
+            names: args.names.clone(),
+            container_ids: targets.container_ids,
             screen: RefCell::new(None),
             last_draw: Cell::new(Instant::now()),
         })
+    }
+
+    /// The processes --name and --container find now: those started between the scan at start
+    /// and the attach are among them.
+    fn targets_again(&self) -> Vec<u32> {
+        let mut pids = procs::named(&self.names);
+        for id in &self.container_ids {
+            pids.extend(procs::in_container(id).0);
+        }
+        pids
     }
 
     /// Take the terminal over for the live view, titled with the banner.
@@ -504,6 +519,9 @@ impl Session {
         }
         let s = &mut *self.state.borrow_mut();
         s.processes.rescan(&self.loaded.skel)?;
+        for pid in self.targets_again() {
+            s.processes.adopt(&self.loaded.skel, pid)?;
+        }
         let mut open = 0u64;
         let alive: Vec<u32> = s.processes.alive().collect();
         for &pid in &alive {
@@ -682,6 +700,7 @@ struct Targets {
     cgroups: Vec<u64>,
     /// Each of those cgroups' container.
     cgroup_containers: HashMap<u64, Identity>,
+    container_ids: Vec<String>,
     /// For the banner.
     said: String,
 }
@@ -691,6 +710,7 @@ impl Targets {
         let mut pids = args.pids.clone();
         let mut cgroups = Vec::new();
         let mut cgroup_containers = HashMap::new();
+        let mut container_ids = Vec::new();
         let mut said = Vec::new();
         for arg in &args.containers {
             let id = container_id(arg)?;
@@ -728,6 +748,7 @@ impl Targets {
                 counted(found.len() as u64, "process", "processes")
             ));
             pids.extend(found);
+            container_ids.push(ids[0].clone());
         }
         if !args.names.is_empty() {
             let found = procs::named(&args.names);
@@ -752,6 +773,7 @@ impl Targets {
             pids,
             cgroups,
             cgroup_containers,
+            container_ids,
             said,
         })
     }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -573,5 +574,87 @@ fn a_restarted_container_is_followed_by_name() {
             .contains(", 1 process started later followed, "),
         "{}",
         out.summary()
+    );
+}
+
+/// A connection open before tracing starts, in a container's own network namespace: found there
+/// at start (the host's tables do not have it), with the addresses the container sees, and its
+/// next exchange captured with the container's id.
+#[test]
+fn a_connection_open_in_a_container_before_tracing() {
+    require_root();
+    if in_vm("a_connection_open_in_a_container_before_tracing") {
+        return;
+    }
+    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    let mut daemon = Dockerd::start();
+    daemon.import_busybox("local/http-trace-busybox:1");
+    let id = daemon.run_detached(&[
+        "local/http-trace-busybox:1",
+        "/bin/httpd",
+        "-f",
+        "-p",
+        "127.0.0.1:8080",
+        "-h",
+        "/www",
+    ]);
+    let pid = host_pid(&daemon, &id);
+    wait_until("httpd to listen", Duration::from_secs(30), || {
+        listens(pid, 8080)
+    });
+    // nc in the container connects; httpd forks a child that waits for the request.
+    let mut nc = daemon
+        .command(&["exec", "-i", &id, "/bin/busybox", "nc", "127.0.0.1", "8080"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker exec nc");
+    wait_until(
+        "httpd's child for the connection",
+        Duration::from_secs(30),
+        || !children_of(pid).is_empty(),
+    );
+    let tracer = Tracer::start(&[pid], &[]);
+    assert!(
+        tracer
+            .banner
+            .last()
+            .unwrap()
+            .contains("; 1 connection already open, followed from their next message"),
+        "{:?}",
+        tracer.banner
+    );
+    let mut stdin = nc.stdin.take().expect("nc's stdin");
+    stdin
+        .write_all(b"GET /index.html?open HTTP/1.0\r\n\r\n")
+        .expect("write the request");
+    let mut response = String::new();
+    nc.stdout
+        .take()
+        .expect("nc's stdout")
+        .read_to_string(&mut response)
+        .expect("read the response");
+    drop(stdin);
+    let _ = nc.wait();
+    assert!(response.ends_with("hello from a container\n"), "{response}");
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    assert_eq!(
+        triples(&ex),
+        [t("GET", "/index.html?open", 200)],
+        "{:#?}",
+        out.stderr
+    );
+    let e = &ex[0];
+    assert_eq!(
+        (&e["role"], &e["local"], &e["container_id"]),
+        (&json!("server"), &json!("127.0.0.1:8080"), &json!(id)),
+        "{e}"
+    );
+    assert!(
+        e["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{e}"
     );
 }

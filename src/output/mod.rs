@@ -446,6 +446,49 @@ mod tests {
     }
 
     #[test]
+    fn a_process_in_a_container_says_which_and_its_pid_there() {
+        let id = "c23cf607e7236f0e3dd01b8b6e42cbc5d2a8e3b5a1a0c9b65d8f6a1d2b3c4e5f";
+        let printed = |format: Format| {
+            let mut p = Printer::new(Vec::new(), format, false, Clock::fixed(0));
+            p.identify(
+                42,
+                Identity {
+                    container_id: id.into(),
+                    pod_uid: "0f6c1c5e-4b1d-4d3e-9a0a-1b2c3d4e5f60".into(),
+                    ns_pid: 7,
+                },
+            );
+            // Another process: on the host, nothing is added.
+            p.identify(43, Identity::default());
+            p.print(&record(b"", 0, true)).unwrap();
+            p.finish().unwrap();
+            String::from_utf8(p.into_inner()).unwrap()
+        };
+        assert!(printed(Format::Text).contains(" nginx[42/7 c23cf607e723] server "));
+        let v: serde_json::Value = serde_json::from_str(&printed(Format::Json)).unwrap();
+        assert_eq!(
+            (&v["ns_pid"], &v["container_id"], &v["pod_uid"]),
+            (
+                &json!(7),
+                &json!(id),
+                &json!("0f6c1c5e-4b1d-4d3e-9a0a-1b2c3d4e5f60")
+            )
+        );
+        let har: serde_json::Value = serde_json::from_str(&printed(Format::Har)).unwrap();
+        let entry = &har["log"]["entries"][0];
+        assert_eq!(
+            (&entry["_ns_pid"], &entry["_container_id"]),
+            (&json!(7), &json!(id))
+        );
+        // A process on the host: no key at all.
+        let host = print(Format::Json, false, &record(b"", 0, true));
+        assert!(
+            !host.contains("ns_pid") && !host.contains("container_id"),
+            "{host}"
+        );
+    }
+
+    #[test]
     fn malformed_records() {
         let rec = Record::Malformed {
             conn: conn(),

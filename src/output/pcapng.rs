@@ -26,7 +26,7 @@ use pcap_file::DataLink;
 use rustc_hash::FxHashMap;
 
 use crate::container::Identity;
-use crate::decode::{Chunk, ChunkKind, Direction, Endpoints, Opened};
+use crate::decode::{Chunk, ChunkKind, ConnMeta, Direction, Endpoints, Opened};
 use crate::tracker::Tapped;
 
 use super::Clock;
@@ -115,24 +115,7 @@ impl Writer {
         who: Option<&Identity>,
     ) -> io::Result<()> {
         let ts = clock.wall_ns(c.ts_ns);
-        let mut comment = format!(
-            "pid {} tid {} comm {} fd {}",
-            c.meta.tgid,
-            c.meta.tid,
-            String::from_utf8_lossy(c.meta.comm.bytes()),
-            c.meta.fd
-        );
-        if let Some(who) = who {
-            if who.ns_pid != 0 {
-                comment += &format!(" ns_pid {}", who.ns_pid);
-            }
-            if !who.container_id.is_empty() {
-                comment += &format!(" container {}", who.container_id);
-            }
-            if !who.pod_uid.is_empty() {
-                comment += &format!(" pod {}", who.pod_uid);
-            }
-        }
+        let comment = comment(&c.meta, who);
         match &c.kind {
             ChunkKind::Open { how, endpoints } => {
                 let (local, peer) = addresses(c.conn_id, endpoints.as_ref(), *how);
@@ -335,9 +318,52 @@ fn frame(
     f
 }
 
+/// A packet's comment: the process, thread and fd that moved it, and its container.
+fn comment(m: &ConnMeta, who: Option<&Identity>) -> String {
+    let mut comment = format!(
+        "pid {} tid {} comm {} fd {}",
+        m.tgid,
+        m.tid,
+        String::from_utf8_lossy(m.comm.bytes()),
+        m.fd
+    );
+    if let Some(who) = who {
+        if who.ns_pid != 0 {
+            comment += &format!(" ns_pid {}", who.ns_pid);
+        }
+        if !who.container_id.is_empty() {
+            comment += &format!(" container {}", who.container_id);
+        }
+        if !who.pod_uid.is_empty() {
+            comment += &format!(" pod {}", who.pod_uid);
+        }
+    }
+    comment
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn comments_name_the_process_and_its_container() {
+        let m = ConnMeta {
+            tgid: 42,
+            tid: 43,
+            fd: 7,
+            comm: crate::decode::Comm::new("nginx"),
+        };
+        assert_eq!(comment(&m, None), "pid 42 tid 43 comm nginx fd 7");
+        let who = Identity {
+            container_id: "c23cf607e723".into(),
+            pod_uid: String::new(),
+            ns_pid: 5,
+        };
+        assert_eq!(
+            comment(&m, Some(&who)),
+            "pid 42 tid 43 comm nginx fd 7 ns_pid 5 container c23cf607e723"
+        );
+    }
 
     #[test]
     fn checksums_are_those_of_rfc_1071() {
