@@ -125,6 +125,19 @@ impl Dockerd {
             .expect("copy /bin/busybox (busybox-static)");
         // Started as /bin/httpd, busybox's httpd has the command name httpd.
         let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin/httpd"));
+        // The example server, with the shared libraries it needs (ldd's list) at their paths.
+        let server = example_bin("http_server");
+        std::fs::copy(&server, rootfs.join("bin/http_server")).expect("copy the example server");
+        let ldd = Command::new("ldd").arg(&server).output().expect("run ldd");
+        for lib in String::from_utf8_lossy(&ldd.stdout)
+            .split_whitespace()
+            .filter(|w| w.starts_with('/'))
+        {
+            let to = rootfs.join(lib.trim_start_matches('/'));
+            std::fs::create_dir_all(to.parent().expect("a library's directory"))
+                .expect("mkdir for a library");
+            std::fs::copy(lib, &to).unwrap_or_else(|e| panic!("copy {lib}: {e}"));
+        }
         std::fs::write(rootfs.join("www/index.html"), "hello from a container\n")
             .expect("write index.html");
         let mut import = Command::new("sh");
@@ -656,5 +669,62 @@ fn a_connection_open_in_a_container_before_tracing() {
             .as_str()
             .is_some_and(|p| p.starts_with("127.0.0.1:")),
         "{e}"
+    );
+}
+
+/// The example server (a thread per connection) as a container's only process, PID 1 there,
+/// traced by `--container ID`: every exchange has the host PID, 1 as the PID in the container,
+/// and the container's id; the clients (wget, exec'd) too.
+#[test]
+fn our_server_in_a_container_is_pid_1_there() {
+    require_root();
+    if in_vm("our_server_in_a_container_is_pid_1_there") {
+        return;
+    }
+    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    let mut daemon = Dockerd::start();
+    daemon.import_busybox("local/http-trace-busybox:1");
+    let id = daemon.run_detached(&[
+        "local/http-trace-busybox:1",
+        "/bin/http_server",
+        "--port",
+        "8080",
+    ]);
+    let pid = host_pid(&daemon, &id);
+    wait_until("the server to listen", Duration::from_secs(30), || {
+        listens(pid, 8080)
+    });
+    let tracer = Tracer::start(&[], &["--container", &id[..12]]);
+    for i in 0..3 {
+        let body = wget(&daemon, &id, &format!("http://127.0.0.1:8080/c/{i}"));
+        assert_eq!(body, format!("GET /c/{i} body=0"));
+    }
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    let servers: Vec<&Value> = ex.iter().filter(|e| e["role"] == "server").collect();
+    assert_eq!(servers.len(), 3, "{:#?}", out.stderr);
+    for (i, e) in servers.iter().enumerate() {
+        assert_eq!(
+            (
+                &e["target"],
+                &e["pid"],
+                &e["ns_pid"],
+                &e["container_id"],
+                &e["comm"]
+            ),
+            (
+                &json!(format!("/c/{i}")),
+                &json!(pid),
+                &json!(1),
+                &json!(id),
+                &json!("http_server")
+            ),
+            "{e}"
+        );
+    }
+    assert_eq!(ex.len(), 6, "the three wget clients too: {ex:#?}");
+    out.assert_summary_with(
+        6,
+        ", 3 processes started later followed, 3 processes exited",
     );
 }
