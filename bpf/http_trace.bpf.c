@@ -1462,21 +1462,28 @@ static __always_inline __u32 ns_pid_of(struct task_struct *t)
 	return (__u32)nr;
 }
 
+/* Track process `tgid` from now on; false (counted) when the set is full. */
+static __always_inline bool track_tgid(__u32 tgid)
+{
+	__u32 slot = tgid % HT_TGID_SLOTS;
+	__u8 one = 1;
+
+	if (bpf_map_update_elem(&tracked_tgids, &tgid, &one, BPF_ANY)) {
+		count_drop(HT_DROP_PROCESSES_FULL);
+		return false;
+	}
+	bpf_map_update_elem(&tgid_slots, &slot, &one, BPF_ANY);
+	return true;
+}
+
 /* Event: a task forked. A new process of a tracked one is tracked too (threads already are). */
 static __always_inline int on_fork(void *ctx, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	__u32 ctgid = BPF_CORE_READ(child, tgid), slot;
-	__u8 one = 1;
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
 
-	if (!follow_children || ctgid == ptgid || !tgid_tracked(ptgid))
+	if (!follow_children || ctgid == ptgid || !tgid_tracked(ptgid) || !track_tgid(ctgid))
 		return 0;
-	if (bpf_map_update_elem(&tracked_tgids, &ctgid, &one, BPF_ANY)) {
-		count_drop(HT_DROP_PROCESSES_FULL);
-		return 0;
-	}
-	slot = ctgid % HT_TGID_SLOTS;
-	bpf_map_update_elem(&tgid_slots, &slot, &one, BPF_ANY);
 	emit_process(ctx, ptgid, HT_EV_FORK, ctgid, ns_pid_of(child));
 	return 0;
 }
@@ -1515,11 +1522,9 @@ static __always_inline __u64 watched_cgroup(struct task_struct *t)
  */
 static __always_inline int on_exec(void *ctx, struct task_struct *task)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, slot;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	char comm[TASK_COMM_LEN] = {};
 	__u64 cgroup = 0;
-	__u8 one = 1;
 
 	if (!watch_execs || tgid_tracked(tgid))
 		return 0;
@@ -1529,12 +1534,8 @@ static __always_inline int on_exec(void *ctx, struct task_struct *task)
 		if (!cgroup)
 			return 0;
 	}
-	if (bpf_map_update_elem(&tracked_tgids, &tgid, &one, BPF_ANY)) {
-		count_drop(HT_DROP_PROCESSES_FULL);
+	if (!track_tgid(tgid))
 		return 0;
-	}
-	slot = tgid % HT_TGID_SLOTS;
-	bpf_map_update_elem(&tgid_slots, &slot, &one, BPF_ANY);
 	emit_process(ctx, tgid, HT_EV_EXEC, (__s64)cgroup, ns_pid_of(task));
 	return 0;
 }

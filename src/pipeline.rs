@@ -60,6 +60,34 @@ pub enum Input<'a> {
     },
 }
 
+impl ProcessEvent {
+    /// The process event a decoded event is, if it is one.
+    pub fn of(e: &Event) -> Option<ProcessEvent> {
+        match *e {
+            Event::Exit { tgid } => Some(ProcessEvent::Exited(tgid)),
+            Event::Fork {
+                parent,
+                child,
+                ns_pid,
+            } => Some(ProcessEvent::Forked {
+                parent,
+                child,
+                ns_pid,
+            }),
+            Event::Exec {
+                tgid,
+                ns_pid,
+                cgroup,
+            } => Some(ProcessEvent::Started {
+                pid: tgid,
+                ns_pid,
+                cgroup,
+            }),
+            Event::Conn(_) => None,
+        }
+    }
+}
+
 /// A process event, which the caller keeps its process set in step with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessEvent {
@@ -234,24 +262,7 @@ impl<W: Write> Pipeline<W> {
                 self.process_exited(tgid);
                 Some(ProcessEvent::Exited(tgid))
             }
-            Ok(Event::Fork {
-                parent,
-                child,
-                ns_pid,
-            }) => Some(ProcessEvent::Forked {
-                parent,
-                child,
-                ns_pid,
-            }),
-            Ok(Event::Exec {
-                tgid,
-                ns_pid,
-                cgroup,
-            }) => Some(ProcessEvent::Started {
-                pid: tgid,
-                ns_pid,
-                cgroup,
-            }),
+            Ok(e) => ProcessEvent::of(&e),
             Err(e) => {
                 self.counts.bad_samples += 1;
                 log::warn!("skipping a sample: {e}");

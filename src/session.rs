@@ -22,7 +22,7 @@ use crate::bpf::{self, Drops, DROP_KINDS};
 use crate::capture::{self, End, Entry, Header, ReadError};
 use crate::cli::{Args, DEFAULT_MAX_BODY};
 use crate::container::Identity;
-use crate::decode::{self, samples_file, Event};
+use crate::decode::{self, samples_file};
 use crate::output::top::{self, Board, Screen};
 use crate::output::{rfc3339, Clock, Format, Printer};
 use crate::pipeline::{Input, Pipeline, ProcessEvent};
@@ -152,28 +152,7 @@ impl State {
             Some(p) => p.apply(&input),
             // Recording only: forks and exits still keep the process set in step.
             None => match input {
-                Input::Sample(data) => match decode::decode(data) {
-                    Ok(Event::Fork {
-                        parent,
-                        child,
-                        ns_pid,
-                    }) => Some(ProcessEvent::Forked {
-                        parent,
-                        child,
-                        ns_pid,
-                    }),
-                    Ok(Event::Exit { tgid }) => Some(ProcessEvent::Exited(tgid)),
-                    Ok(Event::Exec {
-                        tgid,
-                        ns_pid,
-                        cgroup,
-                    }) => Some(ProcessEvent::Started {
-                        pid: tgid,
-                        ns_pid,
-                        cgroup,
-                    }),
-                    _ => None,
-                },
+                Input::Sample(data) => decode::decode(data).ok().and_then(|e| ProcessEvent::of(&e)),
                 _ => None,
             },
         };
@@ -184,18 +163,8 @@ impl State {
                 cgroup,
             }) => {
                 self.processes.exec_seen(pid);
-                let mut who = procs::identity(pid);
-                // Quick to exit, it is gone from /proc: the watched cgroup says its container.
-                if who.container_id.is_empty() {
-                    if let Some(c) = self.cgroup_containers.get(&cgroup) {
-                        who.container_id.clone_from(&c.container_id);
-                        who.pod_uid.clone_from(&c.pod_uid);
-                    }
-                }
-                if ns_pid != 0 {
-                    who.ns_pid = ns_pid;
-                }
-                self.identified(pid, who);
+                let container = self.cgroup_containers.get(&cgroup).cloned();
+                self.identify_new(pid, ns_pid, container);
             }
             Some(ProcessEvent::Forked {
                 parent,
@@ -203,18 +172,8 @@ impl State {
                 ns_pid,
             }) => {
                 self.processes.forked(child);
-                let mut who = procs::identity(child);
-                // A child quick to exit is gone from /proc: it is in its parent's container.
-                if who.container_id.is_empty() {
-                    if let Some(p) = self.identities.get(&parent) {
-                        who.container_id.clone_from(&p.container_id);
-                        who.pod_uid.clone_from(&p.pod_uid);
-                    }
-                }
-                if ns_pid != 0 {
-                    who.ns_pid = ns_pid;
-                }
-                self.identified(child, who);
+                let container = self.identities.get(&parent).cloned();
+                self.identify_new(child, ns_pid, container);
             }
             Some(ProcessEvent::Exited(tgid)) => self.processes.exited(tgid),
             None => {}
@@ -225,6 +184,21 @@ impl State {
     /// process is first seen (at start, or forked).
     fn identify(&mut self, pid: u32) {
         self.identified(pid, procs::identity(pid));
+    }
+
+    /// Say which container new process `pid` is in: from /proc, or when it is already gone
+    /// (quick to exit), from what BPF said of it (`ns_pid`) and where it was found (`container`:
+    /// its parent's, or the watched cgroup's).
+    fn identify_new(&mut self, pid: u32, ns_pid: u32, container: Option<Identity>) {
+        let mut who = procs::identity(pid);
+        if let (true, Some(c)) = (who.container_id.is_empty(), container) {
+            who.container_id = c.container_id;
+            who.pod_uid = c.pod_uid;
+        }
+        if ns_pid != 0 {
+            who.ns_pid = ns_pid;
+        }
+        self.identified(pid, who);
     }
 
     fn identified(&mut self, pid: u32, who: Identity) {

@@ -122,6 +122,12 @@ impl Row {
     }
 }
 
+/// The columns of a table of rows.
+pub const COLUMNS: [&str; 16] = [
+    "role", "method", "route", "count", "req/s", "2xx", "3xx", "4xx", "5xx", "none", "p50 ms",
+    "p90 ms", "p99 ms", "max ms", "req B", "resp B",
+];
+
 /// One row as printed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RowView {
@@ -141,6 +147,31 @@ pub struct RowView {
     pub max_ms: Option<f64>,
     pub mean_request_bytes: u64,
     pub mean_response_bytes: u64,
+}
+
+impl RowView {
+    /// The row's cells under COLUMNS, with `per_second` as its rate.
+    pub fn cells(&self, per_second: f64) -> [String; 16] {
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        [
+            self.role.to_string(),
+            self.method.clone(),
+            self.route.clone(),
+            self.count.to_string(),
+            format!("{per_second:.1}"),
+            self.status_2xx.to_string(),
+            self.status_3xx.to_string(),
+            self.status_4xx.to_string(),
+            self.status_5xx.to_string(),
+            self.no_response.to_string(),
+            ms(self.p50_ms),
+            ms(self.p90_ms),
+            ms(self.p99_ms),
+            ms(self.max_ms),
+            self.mean_request_bytes.to_string(),
+            self.mean_response_bytes.to_string(),
+        ]
+    }
 }
 
 #[derive(Debug, Default)]
@@ -257,32 +288,8 @@ impl Stats {
 
     /// The rows as an aligned table.
     pub fn table(&self) -> String {
-        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-        let mut lines = vec![[
-            "role", "method", "route", "count", "req/s", "2xx", "3xx", "4xx", "5xx", "none",
-            "p50 ms", "p90 ms", "p99 ms", "max ms", "req B", "resp B",
-        ]
-        .map(str::to_string)];
-        for r in self.rows() {
-            lines.push([
-                r.role.to_string(),
-                r.method,
-                r.route,
-                r.count.to_string(),
-                format!("{:.1}", r.per_second),
-                r.status_2xx.to_string(),
-                r.status_3xx.to_string(),
-                r.status_4xx.to_string(),
-                r.status_5xx.to_string(),
-                r.no_response.to_string(),
-                ms(r.p50_ms),
-                ms(r.p90_ms),
-                ms(r.p99_ms),
-                ms(r.max_ms),
-                r.mean_request_bytes.to_string(),
-                r.mean_response_bytes.to_string(),
-            ]);
-        }
+        let mut lines = vec![COLUMNS.map(str::to_string)];
+        lines.extend(self.rows().iter().map(|r| r.cells(r.per_second)));
         let widths: Vec<usize> = (0..16)
             .map(|i| {
                 lines

@@ -191,6 +191,16 @@ impl Drop for Dockerd {
     }
 }
 
+/// Each test's start: root, on the host (a VM guest says it skips), one daemon at a time.
+fn docker_test(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Dockerd)> {
+    require_root();
+    if in_vm(test) {
+        return None;
+    }
+    let one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
+    Some((one, Dockerd::start()))
+}
+
 /// The docker cgroup of each cgroup v1 controller, or of the v2 hierarchy.
 fn cgroup_dirs() -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
@@ -210,12 +220,9 @@ fn cgroup_dirs() -> Vec<PathBuf> {
 /// every exchange is captured once, paired, with the body's true size.
 #[test]
 fn busybox_httpd_in_a_container() {
-    require_root();
-    if in_vm("busybox_httpd_in_a_container") {
+    let Some((_one, mut daemon)) = docker_test("busybox_httpd_in_a_container") else {
         return;
-    }
-    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
-    let mut daemon = Dockerd::start();
+    };
     daemon.import_busybox("local/http-trace-busybox:1");
     let id = daemon.run_detached(&[
         "local/http-trace-busybox:1",
@@ -385,6 +392,28 @@ fn host_pid(daemon: &Dockerd, id: &str) -> u32 {
         .expect("the container's host PID")
 }
 
+/// The image's httpd (command name httpd) on 127.0.0.1:8080 in a new container, with `docker
+/// run` options `options`, listening: its id and host PID.
+fn httpd_container(daemon: &mut Dockerd, options: &[&str]) -> (String, u32) {
+    daemon.import_busybox("local/http-trace-busybox:1");
+    let mut args = options.to_vec();
+    args.extend([
+        "local/http-trace-busybox:1",
+        "/bin/httpd",
+        "-f",
+        "-p",
+        "127.0.0.1:8080",
+        "-h",
+        "/www",
+    ]);
+    let id = daemon.run_detached(&args);
+    let pid = host_pid(daemon, &id);
+    wait_until("httpd to listen", Duration::from_secs(30), || {
+        listens(pid, 8080)
+    });
+    (id, pid)
+}
+
 /// `busybox wget` run in the container with docker exec: the body.
 fn wget(daemon: &Dockerd, id: &str, url: &str) -> String {
     daemon.docker(&["exec", id, "/bin/busybox", "wget", "-q", "-O", "-", url])
@@ -396,29 +425,13 @@ fn wget(daemon: &Dockerd, id: &str, url: &str) -> String {
 /// there. Then the refusals of a container that is not running and of a name nobody knows.
 #[test]
 fn a_container_is_traced_with_the_processes_started_in_it() {
-    require_root();
-    if in_vm("a_container_is_traced_with_the_processes_started_in_it") {
+    let Some((_one, mut daemon)) =
+        docker_test("a_container_is_traced_with_the_processes_started_in_it")
+    else {
         return;
-    }
-    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
-    let mut daemon = Dockerd::start();
-    daemon.import_busybox("local/http-trace-busybox:1");
+    };
     let name = format!("ht-web-{}", std::process::id());
-    let id = daemon.run_detached(&[
-        "--name",
-        &name,
-        "local/http-trace-busybox:1",
-        "/bin/httpd",
-        "-f",
-        "-p",
-        "127.0.0.1:8080",
-        "-h",
-        "/www",
-    ]);
-    let pid = host_pid(&daemon, &id);
-    wait_until("httpd to listen", Duration::from_secs(30), || {
-        listens(pid, 8080)
-    });
+    let (id, pid) = httpd_container(&mut daemon, &["--name", &name]);
     let docker_host = format!("unix://{}", daemon.socket().display());
     let env = [("DOCKER_HOST", docker_host.as_str())];
     let tracer = Tracer::start_env(&[], &["--container", &name], &env);
@@ -530,26 +543,10 @@ fn a_container_is_traced_with_the_processes_started_in_it() {
 /// captured with the container's id.
 #[test]
 fn a_restarted_container_is_followed_by_name() {
-    require_root();
-    if in_vm("a_restarted_container_is_followed_by_name") {
+    let Some((_one, mut daemon)) = docker_test("a_restarted_container_is_followed_by_name") else {
         return;
-    }
-    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
-    let mut daemon = Dockerd::start();
-    daemon.import_busybox("local/http-trace-busybox:1");
-    let id = daemon.run_detached(&[
-        "local/http-trace-busybox:1",
-        "/bin/httpd",
-        "-f",
-        "-p",
-        "127.0.0.1:8080",
-        "-h",
-        "/www",
-    ]);
-    let first = host_pid(&daemon, &id);
-    wait_until("httpd to listen", Duration::from_secs(30), || {
-        listens(first, 8080)
-    });
+    };
+    let (id, first) = httpd_container(&mut daemon, &[]);
     let tracer = Tracer::start(&[], &["--name", "httpd"]);
     assert_eq!(
         wget(&daemon, &id, "http://127.0.0.1:8080/index.html?before"),
@@ -595,26 +592,11 @@ fn a_restarted_container_is_followed_by_name() {
 /// next exchange captured with the container's id.
 #[test]
 fn a_connection_open_in_a_container_before_tracing() {
-    require_root();
-    if in_vm("a_connection_open_in_a_container_before_tracing") {
+    let Some((_one, mut daemon)) = docker_test("a_connection_open_in_a_container_before_tracing")
+    else {
         return;
-    }
-    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
-    let mut daemon = Dockerd::start();
-    daemon.import_busybox("local/http-trace-busybox:1");
-    let id = daemon.run_detached(&[
-        "local/http-trace-busybox:1",
-        "/bin/httpd",
-        "-f",
-        "-p",
-        "127.0.0.1:8080",
-        "-h",
-        "/www",
-    ]);
-    let pid = host_pid(&daemon, &id);
-    wait_until("httpd to listen", Duration::from_secs(30), || {
-        listens(pid, 8080)
-    });
+    };
+    let (id, pid) = httpd_container(&mut daemon, &[]);
     // nc in the container connects; httpd forks a child that waits for the request.
     let mut nc = daemon
         .command(&["exec", "-i", &id, "/bin/busybox", "nc", "127.0.0.1", "8080"])
@@ -677,12 +659,9 @@ fn a_connection_open_in_a_container_before_tracing() {
 /// and the container's id; the clients (wget, exec'd) too.
 #[test]
 fn our_server_in_a_container_is_pid_1_there() {
-    require_root();
-    if in_vm("our_server_in_a_container_is_pid_1_there") {
+    let Some((_one, mut daemon)) = docker_test("our_server_in_a_container_is_pid_1_there") else {
         return;
-    }
-    let _one = ONE_DAEMON.lock().unwrap_or_else(|e| e.into_inner());
-    let mut daemon = Dockerd::start();
+    };
     daemon.import_busybox("local/http-trace-busybox:1");
     let id = daemon.run_detached(&[
         "local/http-trace-busybox:1",
