@@ -42,20 +42,30 @@ type Output = Box<dyn Write>;
 /// The Unix connections whose socket is gone. Where no call shows a Unix socket's end
 /// (socket-tracepoint and raw-tracepoint see no close(2); a socket shared with another process
 /// outlives the close that was seen), its inode leaves /proc/PID/net/unix, the list of the
-/// process's network namespace. Read only while Unix connections are open.
-fn gone_unix_sockets(pipeline: &Pipeline<Output>) -> Vec<u64> {
+/// process's network namespace. Read only while Unix connections are open. The kernel walks
+/// its socket table for that file a page at a time, so one reading can miss a socket while
+/// others come and go (seen in a busy guest: a live connection ended early): a socket is gone
+/// only when two readings in a row, a liveness interval apart, miss it. `missed`: the
+/// connections the last reading missed, updated.
+fn gone_unix_sockets(pipeline: &Pipeline<Output>, missed: &mut HashSet<u64>) -> Vec<u64> {
     let mut listed: HashMap<u32, Option<HashSet<u64>>> = HashMap::new();
     let mut gone = Vec::new();
+    let mut missed_now = HashSet::new();
     for u in pipeline.unix_sockets() {
         let inodes = listed
             .entry(u.tgid)
             .or_insert_with(|| procs::unix_socket_inodes(u.tgid));
         // A process gone: its exit ends its connections.
         if inodes.as_ref().is_some_and(|set| !set.contains(&u.ino)) {
-            log::debug!("unix socket {} (connection {}) is gone", u.ino, u.conn_id);
-            gone.push(u.conn_id);
+            if missed.contains(&u.conn_id) {
+                log::debug!("unix socket {} (connection {}) is gone", u.ino, u.conn_id);
+                gone.push(u.conn_id);
+            } else {
+                missed_now.insert(u.conn_id);
+            }
         }
     }
+    *missed = missed_now;
     gone
 }
 
@@ -246,7 +256,11 @@ struct Session {
     loaded: Loaded,
     state: RefCell<State>,
     stop: Arc<AtomicBool>,
-    deadline: Option<Instant>,
+    /// Set when tracing starts (the banner): --duration is of tracing, not of loading.
+    deadline: Cell<Option<Instant>>,
+    duration: Option<Duration>,
+    /// Unix connections whose socket the last liveness check did not find.
+    unix_missed: RefCell<HashSet<u64>>,
     next_liveness: Cell<Instant>,
     show_secrets: bool,
     /// What --name and --container watch for, as the banner says it (empty without them).
@@ -399,7 +413,9 @@ impl Session {
             loaded,
             state,
             stop,
-            deadline: args.duration.map(|d| Instant::now() + d),
+            deadline: Cell::new(None),
+            duration: args.duration,
+            unix_missed: RefCell::new(HashSet::new()),
             next_liveness: Cell::new(Instant::now() + LIVENESS_INTERVAL),
             show_secrets: args.show_secrets,
             watched: targets.said,
@@ -546,6 +562,7 @@ impl Session {
             secrets_said(self.show_secrets),
         );
         eprintln!("{banner}");
+        self.deadline.set(self.duration.map(|d| Instant::now() + d));
         Ok(banner)
     }
 
@@ -575,7 +592,7 @@ impl Session {
         if self.stop.load(Ordering::SeqCst)
             || s.recording_failed()
             || s.pipeline.as_ref().is_some_and(Pipeline::done)
-            || self.deadline.is_some_and(|d| now >= d)
+            || self.deadline.get().is_some_and(|d| now >= d)
         {
             return Ok(false);
         }
@@ -586,7 +603,7 @@ impl Session {
                 s.input(Input::ProcessGone(pid));
             }
             if let Some(pipeline) = s.pipeline.as_ref() {
-                for id in gone_unix_sockets(pipeline) {
+                for id in gone_unix_sockets(pipeline, &mut self.unix_missed.borrow_mut()) {
                     s.input(Input::SocketGone(id));
                 }
             }

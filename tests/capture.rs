@@ -186,7 +186,7 @@ fn python_http_server() {
     assert_eq!(split.responses(1), [200]);
     // The client can have the body before the server's write returns, and so before the
     // tracer sees it (a 5.10 guest stopped the tracer in between once).
-    tracer.wait_for_records(3, Duration::from_secs(10));
+    tracer.wait_for_records(3, Duration::from_secs(30));
     let out = tracer.stop();
     let reqs = by_time(out.exchanges());
     assert_eq!(

@@ -141,7 +141,7 @@ fn gunicorn_on_a_unix_socket_behind_nginx() {
     let nginx = Server::nginx_proxy_to_unix(&socket);
     let mut tracer = Tracer::start(&[app.pid()], &[]);
     three_requests(&nginx);
-    tracer.wait_for_records(3, Duration::from_secs(10));
+    tracer.wait_for_records(3, Duration::from_secs(30));
     let out = tracer.stop();
     let ex = by_time(out.exchanges());
     assert_eq!(triples(&ex), want(), "stderr: {:#?}", out.stderr);
@@ -180,7 +180,7 @@ fn nginx_calling_gunicorn_on_a_unix_socket() {
     let nginx = Server::nginx_proxy_to_unix(&socket);
     let mut tracer = Tracer::start(&[nginx.pid()], &[]);
     three_requests(&nginx);
-    tracer.wait_for_records(6, Duration::from_secs(10));
+    tracer.wait_for_records(6, Duration::from_secs(30));
     let out = tracer.stop();
     let ex = by_time(out.exchanges());
     for role in ["server", "client"] {
