@@ -1089,4 +1089,70 @@ mod tests {
         t.finish(&mut Vec::new());
         assert_eq!(t.parser_stats().non_http_bytes, 8);
     }
+
+    /// Three keep-alive connections, each two exchanges (the second request split over two
+    /// receives), in the order the calls happened: one connection's event after another's.
+    fn three_connections() -> Vec<Chunk<&'static [u8]>> {
+        let per_conn = |id: u64| {
+            vec![
+                accept(id),
+                data(id, 1, b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n"),
+                sent(id, 2, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+                data(id, 3, b"POST /two HTTP/1.1\r\nContent-Le"),
+                data(id, 4, b"ngth: 3\r\n\r\nabc"),
+                sent(id, 5, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+                close(id, 6),
+            ]
+        };
+        let conns: Vec<Vec<_>> = (1..=3).map(per_conn).collect();
+        (0..7)
+            .flat_map(|i| conns.iter().map(move |c| c[i].clone()))
+            .collect()
+    }
+
+    /// What the tracker makes of `events` delivered in this order, in a canonical order.
+    fn records_of(events: &[Chunk<&'static [u8]>]) -> (Vec<String>, TrackerStats) {
+        let mut t = Tracker::new(64);
+        let mut out = Vec::new();
+        for e in events {
+            t.push(e, &mut out);
+        }
+        t.finish(&mut out);
+        let mut lines: Vec<String> = out.iter().map(|r| format!("{r:?}")).collect();
+        lines.sort();
+        (lines, t.stats)
+    }
+
+    proptest::proptest! {
+        /// Events reach user space through per-CPU buffers: each CPU's in the order it made
+        /// them, the CPUs' interleaved in any order. Any such delivery gives exactly the records
+        /// of the ordered stream.
+        #[test]
+        fn any_delivery_the_cpu_buffers_allow_gives_the_same_records(
+            cpus in proptest::collection::vec(0..4usize, 21),
+            picks in proptest::collection::vec(0..4usize, 64),
+        ) {
+            let events = three_connections();
+            let mut queues: Vec<std::collections::VecDeque<_>> = vec![Default::default(); 4];
+            for (e, &cpu) in events.iter().zip(&cpus) {
+                queues[cpu].push_back(e.clone());
+            }
+            let mut delivered = Vec::new();
+            let mut picks = picks.into_iter();
+            while queues.iter().any(|q| !q.is_empty()) {
+                // The next CPU to deliver: the pick, or the first with events once picks run out.
+                let want = picks.next().unwrap_or(0);
+                let cpu = (0..4)
+                    .map(|i| (want + i) % 4)
+                    .find(|&c| !queues[c].is_empty())
+                    .expect("a CPU with events");
+                delivered.push(queues[cpu].pop_front().expect("an event"));
+            }
+            let (want, want_stats) = records_of(&events);
+            let (got, got_stats) = records_of(&delivered);
+            proptest::prop_assert_eq!(want.len(), 6);
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(got_stats, want_stats);
+        }
+    }
 }

@@ -937,4 +937,91 @@ mod tests {
         assert_eq!(targets(&out), ["GET /first"]);
         assert_eq!(p.stats.resync_bytes, 0);
     }
+
+    /// Streams of one direction, each with the request methods whose responses it carries (an
+    /// empty list for requests): real requests and responses, and what is not one.
+    const STREAMS: [(&[u8], &[RequestKind]); 9] = [
+        (
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /c HTTP/1.0\r\n\r\n",
+            &[],
+        ),
+        (
+            b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
+            &[],
+        ),
+        (
+            b"PUT /f HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\ndata",
+            &[],
+        ),
+        (
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all",
+            &[],
+        ),
+        (
+            b"GARBAGE\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n",
+            &[],
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            &[RequestKind::Other, RequestKind::Other],
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+            &[RequestKind::Head, RequestKind::Other, RequestKind::Other],
+        ),
+        (
+            b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nthe body runs to the close",
+            &[RequestKind::Other],
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: zz\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 1\r\n\r\nx",
+            &[RequestKind::Other, RequestKind::Other],
+        ),
+    ];
+
+    /// Everything a parser makes of `pieces`, each fed at the same time, then the close.
+    fn parse_stream(pieces: &[&[u8]], expected: &[RequestKind]) -> (Vec<Parsed>, ParserStats) {
+        let mut p = Parser::new(16);
+        for &kind in expected {
+            p.expect_response(kind);
+        }
+        let mut out = Vec::new();
+        for piece in pieces {
+            p.feed(piece, 1, &mut out);
+        }
+        p.finish(true, &mut out);
+        (out, p.stats)
+    }
+
+    #[test]
+    fn every_stream_parses_to_something() {
+        for (i, (bytes, expected)) in STREAMS.iter().enumerate() {
+            let (out, stats) = parse_stream(&[bytes], expected);
+            assert!(
+                !out.is_empty() || stats != ParserStats::default(),
+                "stream {i}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Syscalls cut a stream anywhere: any cutting parses exactly as the whole.
+        #[test]
+        fn any_split_parses_as_the_whole(
+            stream in 0..STREAMS.len(),
+            cuts in proptest::collection::vec(proptest::prelude::any::<proptest::sample::Index>(), 0..16),
+        ) {
+            let (bytes, expected) = STREAMS[stream];
+            let mut at: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+            at.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut from = 0;
+            for a in at {
+                pieces.push(&bytes[from..a]);
+                from = a;
+            }
+            pieces.push(&bytes[from..]);
+            proptest::prop_assert_eq!(parse_stream(&pieces, expected), parse_stream(&[bytes], expected));
+        }
+    }
 }
