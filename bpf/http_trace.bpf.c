@@ -68,7 +68,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define TCP_CLOSE 7
 #define TCP_LAST_ACK 9
 #define TCP_CLOSING 11
-#define RCV_SHUTDOWN 1
 /* No direction: emit_unseen called where no call moved bytes. */
 #define HT_DIR_NONE 2
 
@@ -639,17 +638,26 @@ static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, st
 }
 
 /*
+ * Whether the peer's FIN arrived on `sk`: tcp_fin sets SOCK_DONE. (RCV_SHUTDOWN says nothing of
+ * a FIN: a local close or shutdown sets it too.)
+ */
+static __always_inline bool fin_received(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE);
+}
+
+/*
  * TCP socket `sk`'s data bytes consumed by its process, as a sequence number: copied_seq, less
  * the peer's FIN once the process has read it (it is then the last sequence number received).
- * (After a close without the peer's FIN, the one taken off is not a FIN: a difference below
- * zero is ignored.)
+ * A server that shut its sending side down and closed before the client's FIN came (Python's
+ * forking server) has RCV_SHUTDOWN from its own close and copied_seq at rcv_nxt: taking one off
+ * there lost a byte of the count.
  */
 static __always_inline __u32 data_seq_in(struct sock *sk)
 {
 	__u32 copied = BPF_CORE_READ((struct tcp_sock *)sk, copied_seq);
-	__u8 shutdown = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown);
 
-	if ((shutdown & RCV_SHUTDOWN) && copied == BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt))
+	if (fin_received(sk) && copied == BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt))
 		return copied - 1;
 	return copied;
 }
@@ -1411,11 +1419,11 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 	 * Still held by its process (not orphaned), with bytes it has not read: a client that shut
 	 * its sending side down gets the response and the peer's FIN in FIN_WAIT2, which goes to
 	 * CLOSE at once (tcp_time_wait), before the response is read. The entry stays for them.
-	 * Read here, the state and sk_shutdown are still the old ones: the peer's FIN, when it
-	 * came, is the last sequence number received.
+	 * Read here, the state is still the old one; the peer's FIN, when it came (SOCK_DONE), is
+	 * the last sequence number received.
 	 */
 	in_end = BPF_CORE_READ(tp, rcv_nxt);
-	if (BPF_CORE_READ_BITFIELD_PROBED((struct sock *)sk, sk_shutdown) & RCV_SHUTDOWN)
+	if (fin_received((struct sock *)sk))
 		in_end--;
 	if (si->tcp && !(BPF_CORE_READ((struct sock *)sk, __sk_common.skc_flags) & (1UL << SOCK_DEAD)) &&
 	    (__s32)(in_end - BPF_CORE_READ(tp, copied_seq)) > 0) {
