@@ -5,21 +5,8 @@
 
 #![no_main]
 
-use http_trace::http::{Parsed, Parser, ParserStats, RequestKind};
+use http_trace::http::{parse_pieces, RequestKind};
 use libfuzzer_sys::fuzz_target;
-
-fn parse(pieces: &[&[u8]], expected: &[RequestKind]) -> (Vec<Parsed>, ParserStats) {
-    let mut p = Parser::new(64);
-    for &kind in expected {
-        p.expect_response(kind);
-    }
-    let mut out = Vec::new();
-    for piece in pieces {
-        p.feed(piece, 1, &mut out);
-    }
-    p.finish(true, &mut out);
-    (out, p.stats)
-}
 
 fuzz_target!(|data: &[u8]| {
     let [how, seed, stream @ ..] = data else {
@@ -54,5 +41,8 @@ fuzz_target!(|data: &[u8]| {
         from = at;
     }
     pieces.push(&stream[from..]);
-    assert_eq!(parse(&pieces, &expected), parse(&[stream], &expected));
+    assert_eq!(
+        parse_pieces(&pieces, &expected, 64),
+        parse_pieces(&[stream], &expected, 64)
+    );
 });

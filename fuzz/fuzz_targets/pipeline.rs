@@ -31,18 +31,46 @@ const PIECES: [&[u8]; 12] = [
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Open { conn: u8, how: u8 },
-    Piece { conn: u8, out: bool, piece: u8, cut: u8 },
-    Bytes { conn: u8, out: bool, bytes: Vec<u8> },
+    Open {
+        conn: u8,
+        how: u8,
+    },
+    Piece {
+        conn: u8,
+        out: bool,
+        piece: u8,
+        cut: u8,
+    },
+    Bytes {
+        conn: u8,
+        out: bool,
+        bytes: Vec<u8>,
+    },
     /// A call whose bytes were not copied (sendfile): only counted.
-    Uncopied { conn: u8, out: bool, n: u16 },
-    Close { conn: u8 },
+    Uncopied {
+        conn: u8,
+        out: bool,
+        n: u16,
+    },
+    Close {
+        conn: u8,
+    },
     /// An event of the connection that never arrives.
-    Gap { conn: u8 },
-    Lost { n: u8 },
-    Tick { ms: u16 },
-    Exit { pid: u8 },
-    Fork { pid: u8 },
+    Gap {
+        conn: u8,
+    },
+    Lost {
+        n: u8,
+    },
+    Tick {
+        ms: u16,
+    },
+    Exit {
+        pid: u8,
+    },
+    Fork {
+        pid: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -151,9 +179,13 @@ fuzz_target!(|case: Case| {
                 &bytes[..bytes.len().min(4096)],
                 false,
             ),
-            Op::Uncopied { conn, out, n } => {
-                data(header(2, conn, next(conn), ts), out, i64::from(n), &[], true)
-            }
+            Op::Uncopied { conn, out, n } => data(
+                header(2, conn, next(conn), ts),
+                out,
+                i64::from(n),
+                &[],
+                true,
+            ),
             Op::Close { conn } => Step::Sample(bytes_of(&header(3, conn, next(conn), ts))),
             Op::Gap { conn } => {
                 next(conn);
@@ -206,5 +238,8 @@ fuzz_target!(|case: Case| {
     }
     pipeline.finish();
     let c = &pipeline.counts;
-    assert!(c.incomplete <= c.exchanges && c.unanswered <= c.exchanges, "{c:?}");
+    assert!(
+        c.incomplete <= c.exchanges && c.unanswered <= c.exchanges,
+        "{c:?}"
+    );
 });

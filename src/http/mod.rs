@@ -17,4 +17,4 @@ mod parse;
 mod resync;
 
 pub use message::{Message, RequestKind, StartLine};
-pub use parse::{Parsed, Parser, ParserStats, MAX_HEAD_BYTES};
+pub use parse::{parse_pieces, Parsed, Parser, ParserStats, MAX_HEAD_BYTES};

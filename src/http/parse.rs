@@ -106,6 +106,26 @@ enum HeadStep {
     /// The input was used up (malformed, or not HTTP).
     Done,
 }
+/// Everything a parser keeping `body_limit` body bytes makes of one direction's `pieces`, each
+/// fed at the same time, then the connection's close; `expected`: the requests whose responses
+/// the stream carries. For comparing how a stream is cut (the property tests, the fuzz target).
+pub fn parse_pieces(
+    pieces: &[&[u8]],
+    expected: &[RequestKind],
+    body_limit: usize,
+) -> (Vec<Parsed>, ParserStats) {
+    let mut p = Parser::new(body_limit);
+    for &kind in expected {
+        p.expect_response(kind);
+    }
+    let mut out = Vec::new();
+    for piece in pieces {
+        p.feed(piece, 1, &mut out);
+    }
+    p.finish(true, &mut out);
+    (out, p.stats)
+}
+
 impl Parser {
     /// `body_limit`: body bytes kept per message (the rest is counted).
     /// Whether a message head has been seen in this direction.
@@ -979,18 +999,8 @@ mod tests {
         ),
     ];
 
-    /// Everything a parser makes of `pieces`, each fed at the same time, then the close.
     fn parse_stream(pieces: &[&[u8]], expected: &[RequestKind]) -> (Vec<Parsed>, ParserStats) {
-        let mut p = Parser::new(16);
-        for &kind in expected {
-            p.expect_response(kind);
-        }
-        let mut out = Vec::new();
-        for piece in pieces {
-            p.feed(piece, 1, &mut out);
-        }
-        p.finish(true, &mut out);
-        (out, p.stats)
+        parse_pieces(pieces, expected, 16)
     }
 
     #[test]
