@@ -199,7 +199,7 @@ SHARED struct {
 	__type(value, __u8);
 } watched_names SEC(".maps");
 
-/* --container: the cgroups (kernfs ids, the directories' inode numbers) whose processes are. */
+/* --container: the cgroups (kernfs ids: their directories' inode numbers) watched for programs. */
 SHARED struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
