@@ -18,12 +18,26 @@ struct Slot {
     response_lost: bool,
     request_by: Option<ConnMeta>,
     response_by: Option<ConnMeta>,
+    /// A request given up (its head was too large or malformed): its response is taken and
+    /// dropped, and nothing reported; the parser reported and counted the request.
+    given_up: bool,
 }
+
+/// Exchanges waiting for their response on one connection, at most. Past it, the oldest whole
+/// request is given up (counted) and the response that answers it skipped: a server that reads
+/// ahead of its answers (pipelining) cannot make the tracer hold every request it read.
+pub const MAX_WAITING: usize = 4096;
 
 /// A connection's exchanges whose request head has been seen, oldest first.
 #[derive(Default)]
 pub struct Pairs {
     slots: VecDeque<Slot>,
+    /// Responses still to come for requests given up: each is skipped, not paired.
+    skip_responses: u64,
+    /// Requests given up since the caller last took the count.
+    pub given_up: u64,
+    /// Responses skipped (their requests were given up) since the caller last took the count.
+    pub skipped_responses: u64,
 }
 
 impl Pairs {
@@ -31,34 +45,77 @@ impl Pairs {
     /// that a response that comes first still finds it.
     /// `by`: the call that read or wrote it.
     pub fn request_started(&mut self, by: ConnMeta) {
+        self.make_room();
         self.slots.push_back(Slot {
             request_by: Some(by),
             ..Slot::default()
         });
     }
 
+    /// A request that is given up (its head was too large or malformed) takes the next place: its response is
+    /// skipped, so that the next one is paired with the next request.
+    pub fn request_given_up(&mut self) {
+        self.make_room();
+        self.slots.push_back(Slot {
+            given_up: true,
+            ..Slot::default()
+        });
+    }
+
     /// A whole request.
     pub fn request(&mut self, m: Message, by: ConnMeta) {
-        match self.slots.iter_mut().find(|s| s.request.is_none()) {
+        match self
+            .slots
+            .iter_mut()
+            .find(|s| s.request.is_none() && !s.given_up)
+        {
             Some(slot) => {
                 slot.request = Some(m);
                 slot.request_by.get_or_insert(by);
             }
-            None => self.slots.push_back(Slot {
-                request: Some(m),
-                request_by: Some(by),
-                ..Slot::default()
-            }),
+            None => {
+                self.make_room();
+                self.slots.push_back(Slot {
+                    request: Some(m),
+                    request_by: Some(by),
+                    ..Slot::default()
+                });
+            }
+        }
+    }
+
+    /// At MAX_WAITING exchanges, give up the oldest if its request is whole and its response
+    /// still due (one whose request is still coming in stays: its place is not known yet).
+    fn make_room(&mut self) {
+        if self.slots.len() < MAX_WAITING {
+            return;
+        }
+        let waiting = |s: &Slot| s.request.is_some() && s.response.is_none() && !s.response_lost;
+        if self.slots.front().is_some_and(waiting) {
+            self.slots.pop_front();
+            self.given_up += 1;
+            self.skip_responses += 1;
         }
     }
 
     /// A whole response; false when no request waits for one (it was not seen).
     pub fn response(&mut self, m: Message, by: ConnMeta) -> bool {
+        if self.skip_responses > 0 {
+            // The answer to the oldest request given up: responses come in request order.
+            self.skip_responses -= 1;
+            self.skipped_responses += 1;
+            return true;
+        }
         match self
             .slots
             .iter_mut()
             .find(|s| s.response.is_none() && !s.response_lost)
         {
+            Some(slot) if slot.given_up => {
+                slot.response_lost = true;
+                self.skipped_responses += 1;
+                true
+            }
             Some(slot) => {
                 slot.response = Some(m);
                 slot.response_by = Some(by);
@@ -84,11 +141,9 @@ impl Pairs {
 
     /// Hand the exchanges that are complete, from the oldest, to `out`.
     pub fn take_complete(&mut self, conn: &ConnInfo, out: &mut Vec<Record>) {
-        while self
-            .slots
-            .front()
-            .is_some_and(|s| s.request.is_some() && (s.response.is_some() || s.response_lost))
-        {
+        while self.slots.front().is_some_and(|s| {
+            (s.request.is_some() || s.given_up) && (s.response.is_some() || s.response_lost)
+        }) {
             self.emit_front(conn, out);
         }
     }
@@ -101,7 +156,7 @@ impl Pairs {
     }
 
     fn emit_front(&mut self, conn: &ConnInfo, out: &mut Vec<Record>) {
-        if let Some(slot) = self.slots.pop_front() {
+        if let Some(slot) = self.slots.pop_front().filter(|s| !s.given_up) {
             let responder = match (slot.request_by, slot.response_by) {
                 (Some(q), Some(r)) if (q.tgid, q.fd) != (r.tgid, r.fd) => Some(Responder {
                     tgid: r.tgid,

@@ -17,6 +17,12 @@ use crate::redact::Redactor;
 use crate::stats::Stats;
 use crate::tracker::{Tracker, UnixSocket};
 
+/// Records completed between two ticks are held to be printed in time order; past this many
+/// they are printed at once. A traced burst (10,000 pipelined requests answered while one poll
+/// drains the buffer) otherwise holds every exchange until the poll ends: 35 MB for 10,000.
+/// Counted in records, not time, so that a replay prints in the same order.
+const MAX_BATCH_RECORDS: usize = 1024;
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counts {
     pub exchanges: u64,
@@ -256,6 +262,9 @@ impl<W: Write> Pipeline<W> {
         match decode::decode(data) {
             Ok(Event::Conn(chunk)) => {
                 self.tracker.push(&chunk, &mut self.records);
+                if self.records.len() >= MAX_BATCH_RECORDS {
+                    self.print_records();
+                }
                 None
             }
             Ok(Event::Exit { tgid }) => {

@@ -1047,7 +1047,7 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
         counted(c.exchanges, "exchange", "exchanges"),
         counted(lost, "event", "events")
     );
-    let extras: [(u64, &str, &str); 19] = [
+    let extras: [(u64, &str, &str); 22] = [
         (
             c.filtered,
             "exchange not shown: filtered",
@@ -1066,6 +1066,21 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
             "bytes after a protocol switch left alone",
         ),
         (c.malformed, "malformed", "malformed"),
+        (
+            parsed.oversized_heads,
+            "message head larger than 64 KiB given up (counted malformed)",
+            "message heads larger than 64 KiB given up (counted malformed)",
+        ),
+        (
+            t.requests_given_up,
+            "request given up with its response: more than 4096 waited on one connection",
+            "requests given up with their responses: more than 4096 waited on one connection",
+        ),
+        (
+            t.responses_skipped,
+            "response to a request given up, not shown",
+            "responses to requests given up, not shown",
+        ),
         (
             t.events_missing.saturating_sub(lost),
             "event missing",

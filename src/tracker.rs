@@ -30,6 +30,12 @@ pub struct TrackerStats {
     pub events_after_end: u64,
     /// Responses whose request was never seen (sent before tracing started, or lost).
     pub unpaired_responses: u64,
+    /// Requests given up, with their responses, behind pairing::MAX_WAITING others waiting for
+    /// theirs on one connection.
+    pub requests_given_up: u64,
+    /// Responses not shown: their requests were given up (too many waiting, a head too large
+    /// or malformed, reported as such).
+    pub responses_skipped: u64,
     /// What the parsers of closed connections could not use.
     pub parser: ParserStats,
 }
@@ -93,7 +99,7 @@ impl Conn {
         let other = dir.other();
         for p in parsed {
             match p {
-                Parsed::RequestHead { method } => {
+                Parsed::RequestHead { method } | Parsed::RequestGivenUp { method } => {
                     if self.info.role == Role::Unknown {
                         self.info.role = match dir {
                             Direction::In => Role::Server,
@@ -101,7 +107,11 @@ impl Conn {
                         };
                     }
                     self.streams[other.index()].parser.expect_response(method);
-                    self.pairs.request_started(self.info.meta);
+                    if matches!(p, Parsed::RequestGivenUp { .. }) {
+                        self.pairs.request_given_up();
+                    } else {
+                        self.pairs.request_started(self.info.meta);
+                    }
                 }
                 Parsed::Message(m) if m.is_request() => self.pairs.request(m, self.info.meta),
                 Parsed::Message(m) => {
@@ -134,6 +144,8 @@ impl Conn {
                 }
             }
         }
+        stats.requests_given_up += std::mem::take(&mut self.pairs.given_up);
+        stats.responses_skipped += std::mem::take(&mut self.pairs.skipped_responses);
         self.pairs.take_complete(&self.info, out);
     }
 
@@ -1153,6 +1165,76 @@ mod tests {
             proptest::prop_assert_eq!(want.len(), 6);
             proptest::prop_assert_eq!(got, want);
             proptest::prop_assert_eq!(got_stats, want_stats);
+        }
+    }
+
+    fn leaked(bytes: Vec<u8>) -> &'static [u8] {
+        Box::leak(bytes.into_boxed_slice())
+    }
+
+    #[test]
+    fn an_oversized_request_is_given_up_with_its_response_and_the_next_is_paired() {
+        let mut big = b"GET /big HTTP/1.1\r\n".to_vec();
+        for i in 0..100 {
+            big.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "a".repeat(700)).as_bytes());
+        }
+        big.extend_from_slice(b"\r\n");
+        let (out, mut t) = run(&[
+            accept(1),
+            data(1, 1, leaked(big)),
+            sent(1, 2, b"HTTP/1.1 431 Too Large\r\nContent-Length: 0\r\n\r\n"),
+            data(1, 3, b"GET /next HTTP/1.1\r\n\r\n"),
+            sent(1, 4, OK),
+        ]);
+        assert_eq!(
+            targets(&out),
+            ["malformed: message head larger than 64 KiB", "GET /next -> 200"]
+        );
+        assert_eq!(out[0].conn().role, Role::Server);
+        assert_eq!(t.stats.unpaired_responses, 0);
+        assert_eq!(t.stats.responses_skipped, 1);
+        assert_eq!(t.parser_stats().oversized_heads, 1);
+        t.finish(&mut Vec::new());
+        assert_eq!(t.stats.unpaired_responses, 0);
+    }
+
+    #[test]
+    fn past_max_waiting_the_oldest_requests_are_given_up_and_their_responses_skipped() {
+        use crate::pairing::MAX_WAITING;
+        let n = MAX_WAITING + 10;
+        let requests: Vec<u8> = (0..n)
+            .flat_map(|i| format!("GET /{i} HTTP/1.1\r\n\r\n").into_bytes())
+            .collect();
+        let responses: Vec<u8> = (0..n)
+            .flat_map(|i| {
+                let body = i.to_string();
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+                    .into_bytes()
+            })
+            .collect();
+        let (out, t) = run(&[
+            accept(1),
+            data(1, 1, leaked(requests)),
+            sent(1, 2, leaked(responses)),
+        ]);
+        assert_eq!(t.stats.requests_given_up, 10);
+        assert_eq!(t.stats.responses_skipped, 10);
+        assert_eq!(t.stats.unpaired_responses, 0);
+        assert_eq!(out.len(), MAX_WAITING);
+        for (k, rec) in out.iter().enumerate() {
+            let Record::Exchange {
+                request: Some(q),
+                response: Some(r),
+                ..
+            } = rec
+            else {
+                panic!("not a whole exchange: {rec:?}");
+            };
+            let StartLine::Request { target, .. } = q.start() else {
+                panic!("not a request");
+            };
+            assert_eq!(target, format!("/{}", k + 10));
+            assert_eq!(r.body(), (k + 10).to_string().as_bytes(), "paired wrongly");
         }
     }
 }

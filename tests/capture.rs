@@ -247,6 +247,12 @@ fn malformed_and_non_http_bytes_are_handled() {
         "{summary}"
     );
     assert!(summary.contains(", 1 malformed"), "{summary}");
+    // The server's 400 answers the malformed request: skipped, not taken for an unknown one's.
+    assert!(
+        summary.contains(", 1 response to a request given up, not shown"),
+        "{summary}"
+    );
+    assert!(!summary.contains("whose request was not seen"), "{summary}");
     assert!(
         summary.contains(", 27 bytes of non-HTTP traffic skipped"),
         "{summary}"

@@ -19,6 +19,12 @@ pub enum Parsed {
         method: RequestKind,
     },
     Message(Message),
+    /// A request head that cannot be kept began: larger than MAX_HEAD_BYTES, or malformed (a
+    /// Malformed follows). Its exchange is given up, and its response (a server answers 400 or
+    /// 431), which the other direction frames by `method`, skipped.
+    RequestGivenUp {
+        method: RequestKind,
+    },
     /// The protocol switched (101, or a 2xx to CONNECT): the connection is not HTTP/1.x any more.
     Switched,
     /// Bytes that started like a message but are not one; parsing resumes at the next message.
@@ -42,6 +48,8 @@ pub struct ParserStats {
     pub resync_bytes: u64,
     /// Bytes after a protocol switch (WebSocket, a CONNECT tunnel): left alone.
     pub switched_bytes: u64,
+    /// Message heads larger than MAX_HEAD_BYTES: reported malformed, parsing resumes after them.
+    pub oversized_heads: u64,
 }
 
 impl std::ops::AddAssign for ParserStats {
@@ -49,6 +57,7 @@ impl std::ops::AddAssign for ParserStats {
         self.non_http_bytes += other.non_http_bytes;
         self.resync_bytes += other.resync_bytes;
         self.switched_bytes += other.switched_bytes;
+        self.oversized_heads += other.oversized_heads;
     }
 }
 
@@ -124,6 +133,14 @@ pub fn parse_pieces(
     }
     p.finish(true, &mut out);
     (out, p.stats)
+}
+
+/// The request whose head starts `input` is given up: its method frames its response.
+fn given_up(input: &[u8]) -> Parsed {
+    let method = input.split(|&b| b == b' ').next().unwrap_or_default();
+    Parsed::RequestGivenUp {
+        method: RequestKind::of(&String::from_utf8_lossy(method)),
+    }
 }
 
 impl Parser {
@@ -323,13 +340,21 @@ impl Parser {
             Sniff::Response => true,
         };
         let (head_len, mut msg) = match parse_head(input, is_response, self.body_limit) {
-            Ok(Some(head)) => head,
-            Ok(None) if input.len() > MAX_HEAD_BYTES => {
+            Ok(Some((len, msg))) if len <= MAX_HEAD_BYTES => (len, msg),
+            Ok(None) if input.len() <= MAX_HEAD_BYTES => return HeadStep::NeedMore,
+            // Too large, whole (in one piece) or not.
+            Ok(_) => {
+                self.stats.oversized_heads += 1;
+                if !is_response {
+                    out.push(given_up(input));
+                }
                 self.malformed(input, ts_ns, "message head larger than 64 KiB", out);
                 return HeadStep::Done;
             }
-            Ok(None) => return HeadStep::NeedMore,
             Err(e) => {
+                if !is_response {
+                    out.push(given_up(input));
+                }
                 let what = if is_response { "response" } else { "request" };
                 self.malformed(input, ts_ns, &format!("invalid {what}: {e}"), out);
                 return HeadStep::Done;
@@ -561,7 +586,10 @@ mod tests {
             .filter_map(|p| match p {
                 Parsed::Message(m) => Some(line(m)),
                 Parsed::Malformed { reason, .. } => Some(format!("malformed: {reason}")),
-                Parsed::RequestHead { .. } | Parsed::Switched | Parsed::Lost { .. } => None,
+                Parsed::RequestHead { .. }
+                | Parsed::RequestGivenUp { .. }
+                | Parsed::Switched
+                | Parsed::Lost { .. } => None,
             })
             .collect()
     }
