@@ -1188,7 +1188,10 @@ mod tests {
         ]);
         assert_eq!(
             targets(&out),
-            ["malformed: message head larger than 64 KiB", "GET /next -> 200"]
+            [
+                "malformed: message head larger than 64 KiB",
+                "GET /next -> 200"
+            ]
         );
         assert_eq!(out[0].conn().role, Role::Server);
         assert_eq!(t.stats.unpaired_responses, 0);
@@ -1208,8 +1211,11 @@ mod tests {
         let responses: Vec<u8> = (0..n)
             .flat_map(|i| {
                 let body = i.to_string();
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len())
-                    .into_bytes()
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes()
             })
             .collect();
         let (out, t) = run(&[
