@@ -1047,7 +1047,7 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
         counted(c.exchanges, "exchange", "exchanges"),
         counted(lost, "event", "events")
     );
-    let extras: [(u64, &str, &str); 22] = [
+    let extras: [(u64, &str, &str); 23] = [
         (
             c.filtered,
             "exchange not shown: filtered",
@@ -1059,6 +1059,11 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
             t.unpaired_responses,
             "response whose request was not seen",
             "responses whose request was not seen",
+        ),
+        (
+            t.early_responses,
+            "response sent before a whole request came (an early error answer), not paired",
+            "responses sent before a whole request came (early error answers), not paired",
         ),
         (
             parsed.switched_bytes,

@@ -30,6 +30,9 @@ pub struct TrackerStats {
     pub events_after_end: u64,
     /// Responses whose request was never seen (sent before tracing started, or lost).
     pub unpaired_responses: u64,
+    /// Responses sent while what the other direction carried was not a whole request (a head
+    /// still coming or too large, bytes that were not HTTP): a server's early error answers.
+    pub early_responses: u64,
     /// Requests given up, with their responses, behind pairing::MAX_WAITING others waiting for
     /// theirs on one connection.
     pub requests_given_up: u64,
@@ -116,7 +119,11 @@ impl Conn {
                 Parsed::Message(m) if m.is_request() => self.pairs.request(m, self.info.meta),
                 Parsed::Message(m) => {
                     if !self.pairs.response(m, self.info.meta) {
-                        stats.unpaired_responses += 1;
+                        if self.streams[other.index()].parser.holds_unfinished_bytes() {
+                            stats.early_responses += 1;
+                        } else {
+                            stats.unpaired_responses += 1;
+                        }
                     }
                 }
                 Parsed::Switched => {

@@ -150,6 +150,16 @@ impl Parser {
         self.seen_message
     }
 
+    /// Whether bytes wait here that are not a whole message head yet, or were not HTTP: what a
+    /// server answers early (400, 414, 431) before its request is complete.
+    pub fn holds_unfinished_bytes(&self) -> bool {
+        match self.state {
+            State::Head => !self.buf.is_empty(),
+            State::NotHttp | State::Resync => true,
+            _ => false,
+        }
+    }
+
     pub fn new(body_limit: usize) -> Self {
         Self {
             state: State::Head,

@@ -531,10 +531,10 @@ impl Server {
         };
         let conf = format!(
             "daemon off; {shape} pid {d}/nginx.pid; error_log {d}/error.log;\n\
-             events {{ worker_connections 64; }}\n\
+             worker_rlimit_nofile 10000; events {{ worker_connections 4096; }}\n\
              http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-               client_max_body_size 10m;\n\
+               client_max_body_size 10m; keepalive_requests 100000;\n\
                server {{ listen 127.0.0.1:{port}; location / {{ {location} }} }} }}\n",
             d = dir.path().display()
         );

@@ -1,0 +1,293 @@
+//! Hostile traffic against a traced nginx, short versions (scripts/soak.sh has the full sizes):
+//! connections that send half a request and stay open, a 1 MB head, a 100 KB request line, an
+//! endless chunked body, random bytes, 10,000 pipelined requests in one write, a client sending
+//! a byte every 10 ms. Meanwhile a well-behaved client's exchanges must all be captured, exactly;
+//! every give-up is in the summary under its name; the tracer's memory stays bounded.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::FromRawFd;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// A connection to 127.0.0.1:`port` from the source address 127.0.0.`host`: a test can open
+/// more connections than one source address has ephemeral ports.
+fn connect_from(host: u8, port: u16) -> TcpStream {
+    // SAFETY: plain socket(2); the fd is owned by the TcpStream made below or closed on error.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is a fresh socket that nothing else owns; the TcpStream closes it.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    let addr = |a: [u8; 4], port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let local = addr([127, 0, 0, host], 0);
+    // SAFETY: `local` is a valid sockaddr_in of `len` bytes for the duration of the call.
+    let r = unsafe { libc::bind(fd, (&raw const local).cast(), len) };
+    assert_eq!(
+        r,
+        0,
+        "bind 127.0.0.{host}: {}",
+        std::io::Error::last_os_error()
+    );
+    let peer = addr([127, 0, 0, 1], port);
+    // SAFETY: as above, for `peer`.
+    let r = unsafe { libc::connect(fd, (&raw const peer).cast(), len) };
+    assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    stream
+}
+
+/// Read until the peer closes the connection, or `want` responses' status lines came.
+fn read_responses(stream: &mut TcpStream, want: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while count(&got, b"HTTP/1.1 ") < want {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
+fn count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// Deterministic bytes that are not HTTP (xorshift; the first is not a letter).
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out: Vec<u8> = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    out[0] = 0x16;
+    out
+}
+
+/// A field of /proc/PID/status, in kB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+const HALF_OPEN: usize = 2000;
+const PIPELINED: usize = 10_000;
+const NORMAL: usize = 20;
+
+#[test]
+fn hostile_traffic_is_bounded_counted_and_the_rest_captured() {
+    require_root();
+    if in_vm("hostile_traffic_is_bounded_counted_and_the_rest_captured") {
+        return;
+    }
+    let server = Server::nginx(0);
+    let port = server.port;
+    // nginx answers the 10,000 pipelined requests in a burst of 10,000 writes (about 20 ms)
+    // that overflows the default ring (4 MB here; losses are counted, see capture.rs): a
+    // larger one makes every exchange of the burst fit.
+    let tracer = Tracer::start(&[server.pid()], &["--buffer-pages", "4096"]);
+
+    // Half a request each, left open, from four source addresses.
+    let half_open: Vec<TcpStream> = (0..HALF_OPEN)
+        .map(|i| {
+            let mut s = connect_from(2 + (i % 4) as u8, port);
+            s.write_all(b"GET /half HTTP/1.1\r\nHost: h\r\n")
+                .expect("half a request");
+            s
+        })
+        .collect();
+
+    // A 1 MB head (1,000 header lines of 1 KB): nginx answers 400 and closes.
+    let mut big = b"GET /big-head HTTP/1.1\r\nHost: h\r\n".to_vec();
+    for i in 0..1000 {
+        big.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "a".repeat(1000)).as_bytes());
+    }
+    big.extend_from_slice(b"\r\n");
+    let mut s = connect_from(1, port);
+    s.write_all(&big).ok();
+    let answer = read_responses(&mut s, 1);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 400"),
+        "{:?}",
+        &answer[..answer.len().min(40)]
+    );
+    drop(s);
+
+    // A 100 KB request line: 414.
+    let mut s = connect_from(1, port);
+    s.write_all(format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "l".repeat(100_000)).as_bytes())
+        .ok();
+    let answer = read_responses(&mut s, 1);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 414"),
+        "{:?}",
+        &answer[..answer.len().min(40)]
+    );
+    drop(s);
+
+    // 1 MB of random bytes: 400.
+    let mut s = connect_from(1, port);
+    s.write_all(&random_bytes(1 << 20)).ok();
+    let answer = read_responses(&mut s, 1);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 400"),
+        "{:?}",
+        &answer[..answer.len().min(40)]
+    );
+    drop(s);
+
+    // 10,000 pipelined requests in one write, all answered.
+    let mut s = connect_from(1, port);
+    let reqs: Vec<u8> = (0..PIPELINED)
+        .flat_map(|i| format!("GET /p/{i} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes())
+        .collect();
+    let writer = {
+        let mut w = s.try_clone().expect("clone");
+        thread::spawn(move || w.write_all(&reqs).expect("pipelined requests"))
+    };
+    let answers = read_responses(&mut s, PIPELINED);
+    writer.join().expect("writer");
+    assert_eq!(count(&answers, b"HTTP/1.1 200"), PIPELINED);
+    drop(s);
+
+    // A chunked body that does not end (2 MB in 1 KB chunks), then the client goes away.
+    let mut s = connect_from(1, port);
+    s.write_all(b"POST /endless HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .expect("head");
+    let chunk = [b"400\r\n".as_slice(), &[b'c'; 1024], b"\r\n"].concat();
+    for _ in 0..2048 {
+        if s.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    drop(s);
+
+    // One byte every 10 ms.
+    let mut s = connect_from(1, port);
+    for b in b"GET /slow-client HTTP/1.1\r\nHost: h\r\n\r\n" {
+        s.write_all(&[*b]).expect("a byte");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let answer = read_responses(&mut s, 1);
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+    drop(s);
+
+    // The well-behaved client, while the half-open connections still wait.
+    for i in 0..NORMAL {
+        let req = format!("GET /normal/{i} HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(request(port, req.as_bytes()), 200);
+    }
+    let exchanges = NORMAL + PIPELINED + 2;
+    // The heap (RssAnon: the event buffer is a shared mapping, counted apart) keeps its high
+    // mark, as glibc rarely returns memory: a case held without bounds shows here. Holding the
+    // 10,000 exchanges of the burst in one batch took 35 MB more.
+    let (hwm, anon) = (
+        status_kib(tracer.pid(), "VmHWM"),
+        status_kib(tracer.pid(), "RssAnon"),
+    );
+    eprintln!("hostile: tracer VmHWM {hwm} kB, RssAnon {anon} kB, {HALF_OPEN} connections open");
+    assert!(anon < 30 * 1024, "tracer RssAnon {anon} kB");
+    drop(half_open);
+    let out = tracer.stop();
+
+    let records = out.json();
+    let ex: Vec<&Value> = records.iter().filter(|v| v["kind"] == "exchange").collect();
+    let normal: Vec<&&Value> = ex
+        .iter()
+        .filter(|e| e["target"].as_str().unwrap_or("").starts_with("/normal/"))
+        .collect();
+    assert_eq!(normal.len(), NORMAL);
+    for (i, e) in normal.iter().enumerate() {
+        assert_eq!(e["target"], format!("/normal/{i}"));
+        assert_eq!(e["status"], 200);
+        assert_eq!(e["response_body"], "ok\n");
+    }
+    let pipelined: Vec<&&Value> = ex
+        .iter()
+        .filter(|e| e["target"].as_str().unwrap_or("").starts_with("/p/"))
+        .collect();
+    assert_eq!(pipelined.len(), PIPELINED, "{}", out.summary());
+    let unanswered: Vec<usize> = (0..PIPELINED)
+        .filter(|&i| pipelined[i]["status"] != 200)
+        .collect();
+    assert_eq!(unanswered, Vec::<usize>::new(), "{}", out.summary());
+    for (i, e) in pipelined.iter().enumerate() {
+        assert_eq!(e["target"], format!("/p/{i}"));
+    }
+    let endless: Vec<&&Value> = ex.iter().filter(|e| e["target"] == "/endless").collect();
+    assert_eq!(endless.len(), 1, "{endless:#?}");
+    let e = endless[0];
+    eprintln!(
+        "endless: {} {} {} {} {}",
+        e["request_body_bytes"],
+        e["request_complete"],
+        e["status"],
+        e["response_complete"],
+        e["latency_ms"]
+    );
+    assert_eq!(endless[0]["request_complete"], false);
+    assert_eq!(
+        endless[0]["request_body"].as_str().map(str::len),
+        Some(4096)
+    );
+    let slow: Vec<&&Value> = ex
+        .iter()
+        .filter(|e| e["target"] == "/slow-client")
+        .collect();
+    assert_eq!(slow.len(), 1);
+    assert_eq!(slow[0]["status"], 200);
+    let malformed: Vec<&str> = records
+        .iter()
+        .filter(|v| v["kind"] == "malformed")
+        .map(|v| v["reason"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        malformed,
+        [
+            "message head larger than 64 KiB",
+            "message head larger than 64 KiB"
+        ]
+    );
+    let summary = out.summary();
+    eprintln!("{summary}");
+    assert!(!summary.contains("whose request was not seen"), "{summary}");
+    assert!(
+        summary.starts_with(&format!(
+            "http-trace: {}, 0 events lost",
+            captured(exchanges)
+        )),
+        "{summary}"
+    );
+    for part in [
+        ", 2 malformed, 2 message heads larger than 64 KiB given up (counted malformed)",
+        // nginx answers 400, 414 and 400 before the heads are whole (or to bytes that are not
+        // HTTP), and reads the rest before it closes.
+        ", 3 responses sent before a whole request came (early error answers), not paired",
+        &format!(", {} partial message heads dropped", HALF_OPEN),
+    ] {
+        assert!(summary.contains(part), "no {part:?} in {summary}");
+    }
+}
