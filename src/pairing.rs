@@ -28,6 +28,13 @@ struct Slot {
 /// ahead of its answers (pipelining) cannot make the tracer hold every request it read.
 pub const MAX_WAITING: usize = 4096;
 
+impl Slot {
+    /// A whole request whose response is still due.
+    fn waiting(&self) -> bool {
+        self.request.is_some() && self.response.is_none() && !self.response_lost
+    }
+}
+
 /// A connection's exchanges whose request head has been seen, oldest first.
 #[derive(Default)]
 pub struct Pairs {
@@ -38,6 +45,8 @@ pub struct Pairs {
     pub given_up: u64,
     /// Responses skipped (their requests were given up) since the caller last took the count.
     pub skipped_responses: u64,
+    /// Heap bytes of the requests held (Message::held_bytes).
+    held: usize,
 }
 
 impl Pairs {
@@ -70,10 +79,12 @@ impl Pairs {
             .find(|s| s.request.is_none() && !s.given_up)
         {
             Some(slot) => {
+                self.held += m.held_bytes();
                 slot.request = Some(m);
                 slot.request_by.get_or_insert(by);
             }
             None => {
+                self.held += m.held_bytes();
                 self.make_room();
                 self.slots.push_back(Slot {
                     request: Some(m),
@@ -90,12 +101,33 @@ impl Pairs {
         if self.slots.len() < MAX_WAITING {
             return;
         }
-        let waiting = |s: &Slot| s.request.is_some() && s.response.is_none() && !s.response_lost;
-        if self.slots.front().is_some_and(waiting) {
-            self.slots.pop_front();
+        if self.slots.front().is_some_and(Slot::waiting) {
+            self.give_up_front();
             self.given_up += 1;
+        }
+    }
+
+    fn give_up_front(&mut self) {
+        if let Some(slot) = self.slots.pop_front() {
+            self.held -= slot.request.as_ref().map_or(0, Message::held_bytes);
             self.skip_responses += 1;
         }
+    }
+
+    /// Heap bytes of the requests held.
+    pub fn held_bytes(&self) -> usize {
+        self.held
+    }
+
+    /// Give up the whole requests waiting for their responses from the oldest, as at
+    /// MAX_WAITING, to free memory; returns how many.
+    pub fn shed(&mut self) -> u64 {
+        let mut n = 0;
+        while self.slots.front().is_some_and(Slot::waiting) {
+            self.give_up_front();
+            n += 1;
+        }
+        n
     }
 
     /// A whole response; false when no request waits for one (it was not seen).
@@ -156,7 +188,12 @@ impl Pairs {
     }
 
     fn emit_front(&mut self, conn: &ConnInfo, out: &mut Vec<Record>) {
-        if let Some(slot) = self.slots.pop_front().filter(|s| !s.given_up) {
+        let slot = self.slots.pop_front();
+        self.held -= slot
+            .as_ref()
+            .and_then(|s| s.request.as_ref())
+            .map_or(0, Message::held_bytes);
+        if let Some(slot) = slot.filter(|s| !s.given_up) {
             let responder = match (slot.request_by, slot.response_by) {
                 (Some(q), Some(r)) if (q.tgid, q.fd) != (r.tgid, r.fd) => Some(Responder {
                     tgid: r.tgid,

@@ -1047,7 +1047,7 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
         counted(c.exchanges, "exchange", "exchanges"),
         counted(lost, "event", "events")
     );
-    let extras: [(u64, &str, &str); 23] = [
+    let extras: [(u64, &str, &str); 25] = [
         (
             c.filtered,
             "exchange not shown: filtered",
@@ -1080,6 +1080,16 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
             t.requests_given_up,
             "request given up with its response: more than 4096 waited on one connection",
             "requests given up with their responses: more than 4096 waited on one connection",
+        ),
+        (
+            parsed.heads_shed,
+            "unfinished message head given up to keep within 128 MiB held",
+            "unfinished message heads given up to keep within 128 MiB held",
+        ),
+        (
+            t.requests_shed,
+            "request waiting for its response given up to keep within 128 MiB held",
+            "requests waiting for their responses given up to keep within 128 MiB held",
         ),
         (
             t.responses_skipped,

@@ -36,6 +36,8 @@ pub struct TrackerStats {
     /// Requests given up, with their responses, behind pairing::MAX_WAITING others waiting for
     /// theirs on one connection.
     pub requests_given_up: u64,
+    /// Requests given up, with their responses, to keep within HELD_BUDGET.
+    pub requests_shed: u64,
     /// Responses not shown: their requests were given up (too many waiting, a head too large
     /// or malformed, reported as such).
     pub responses_skipped: u64,
@@ -72,6 +74,8 @@ struct Conn {
     pairs: Pairs,
     /// What the parsers produce for one event, before it is absorbed.
     parsed: Vec<Parsed>,
+    /// Heap bytes it held when last accounted (Tracker::held).
+    held: usize,
 }
 
 impl Conn {
@@ -87,7 +91,28 @@ impl Conn {
             streams: [Stream::new(body_limit), Stream::new(body_limit)],
             pairs: Pairs::default(),
             parsed: Vec::new(),
+            held: 0,
         }
+    }
+
+    /// Heap bytes held beyond its fixed size: unfinished heads, messages being read, requests
+    /// waiting for their responses. (Early events wait at most GAP_TIMEOUT: not counted.)
+    fn held_bytes(&self) -> usize {
+        self.streams
+            .iter()
+            .map(|s| s.parser.held_bytes())
+            .sum::<usize>()
+            + self.pairs.held_bytes()
+    }
+
+    /// Give up what it holds between messages, to free memory.
+    fn shed(&mut self, stats: &mut TrackerStats, out: &mut Vec<Record>) {
+        for dir in [Direction::In, Direction::Out] {
+            let mut parsed = Vec::new();
+            self.streams[dir.index()].parser.shed(&mut parsed);
+            self.absorb(dir, parsed, stats, out);
+        }
+        stats.requests_shed += self.pairs.shed();
     }
 
     /// Take what the parser of direction `dir` produced: pair messages, pass news to the other
@@ -270,8 +295,17 @@ pub struct Tracker {
     ended_set: FxHashSet<u64>,
     /// Every event applied, copied, when an output wants the streams (`tap`).
     tapped: Option<Vec<Tapped>>,
+    /// Heap bytes the connections hold (the sum of their Conn::held), and its ceiling.
+    held: usize,
+    budget: usize,
     pub stats: TrackerStats,
 }
+
+/// What all connections together may hold of unfinished heads, messages being read and
+/// requests waiting for responses. Past it the connections that hold the most give up theirs
+/// (counted) until they hold three quarters of it: a peer that opens thousands of connections
+/// and sends each a 60 KiB head cannot make the tracer grow without bound.
+pub const HELD_BUDGET: usize = 128 << 20;
 
 /// How many ended connections are remembered: an event racing an end comes within one poll of
 /// it, and thousands of connections do not end in one poll's time.
@@ -287,7 +321,54 @@ impl Tracker {
             ended: std::collections::VecDeque::new(),
             ended_set: FxHashSet::default(),
             tapped: None,
+            held: 0,
+            budget: HELD_BUDGET,
             stats: TrackerStats::default(),
+        }
+    }
+
+    /// As `new`, with a budget of its own for what connections hold (tests).
+    pub fn with_budget(body_limit: usize, budget: usize) -> Self {
+        Self {
+            budget,
+            ..Self::new(body_limit)
+        }
+    }
+
+    /// Account for what connection `id` holds now; over the budget, shed.
+    fn account(&mut self, id: u64, out: &mut Vec<Record>) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let now = conn.held_bytes();
+        self.held = self.held - conn.held + now;
+        conn.held = now;
+        if self.held > self.budget {
+            self.shed(out);
+        }
+    }
+
+    /// Free memory from the connections that hold the most, down to three quarters of the
+    /// budget. Rare: a walk of all connections is fine.
+    fn shed(&mut self, out: &mut Vec<Record>) {
+        let mut by_size: Vec<(usize, u64)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.held > 0)
+            .map(|(&id, c)| (c.held, id))
+            .collect();
+        by_size.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, id) in by_size {
+            if self.held <= self.budget / 4 * 3 {
+                break;
+            }
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            conn.shed(&mut self.stats, out);
+            let now = conn.held_bytes();
+            self.held = self.held - conn.held + now;
+            conn.held = now;
         }
     }
 
@@ -487,10 +568,12 @@ impl Tracker {
         if conn.info.meta.tgid != conn.indexed_tgid {
             self.reindex(id);
         }
+        self.account(id, out);
     }
 
     fn remove(&mut self, id: u64, closed: bool, out: &mut Vec<Record>) {
         if let Some(mut conn) = self.conns.remove(&id) {
+            self.held -= conn.held;
             unindex(&mut self.by_process, conn.indexed_tgid, id);
             conn.finish(closed, &mut self.stats, out);
             if self.ended.len() == ENDED_REMEMBERED {
@@ -1249,5 +1332,111 @@ mod tests {
             assert_eq!(target, format!("/{}", k + 10));
             assert_eq!(r.body(), (k + 10).to_string().as_bytes(), "paired wrongly");
         }
+    }
+
+    #[test]
+    fn past_the_budget_the_largest_holders_give_up_their_unfinished_heads() {
+        let head = |n: usize| {
+            let mut h = b"GET /h HTTP/1.1\r\n".to_vec();
+            while h.len() < n {
+                h.extend_from_slice(format!("X-Pad: {}\r\n", "a".repeat(991)).as_bytes());
+            }
+            leaked(h)
+        };
+        let pad = |n: usize| {
+            leaked(
+                format!("X-Pad: {}\r\n", "a".repeat(991))
+                    .repeat(n / 1000)
+                    .into_bytes(),
+            )
+        };
+        let mut t = Tracker::with_budget(1024, 40_000);
+        let mut out = Vec::new();
+        for c in [
+            accept(1),
+            accept(2),
+            accept(3),
+            data(1, 1, head(10_000)),
+            data(2, 1, head(1_000)),
+            data(3, 1, head(20_000)),
+        ] {
+            t.push(&c, &mut out);
+        }
+        assert_eq!(
+            t.parser_stats().heads_shed,
+            0,
+            "within the budget: {} held",
+            t.held
+        );
+        // Connection 3 grows past the budget: it holds the most and gives up its head.
+        t.push(&data(3, 2, pad(15_000)), &mut out);
+        assert_eq!(t.parser_stats().heads_shed, 1);
+        assert!(t.held <= 30_000, "{} held", t.held);
+        // Each goes on: 1 and 2 finish their heads; 3's answer to the head given up is skipped,
+        // and it resumes at its next request.
+        for c in [
+            data(1, 2, b"\r\n"),
+            sent(1, 3, OK),
+            data(2, 2, b"\r\n"),
+            sent(2, 3, OK),
+            data(3, 3, b"X-More: a\r\n\r\n"),
+            sent(3, 4, OK),
+            data(3, 5, b"GET /next HTTP/1.1\r\n\r\n"),
+            sent(3, 6, OK),
+        ] {
+            t.push(&c, &mut out);
+        }
+        assert_eq!(
+            targets(&out),
+            ["GET /h -> 200", "GET /h -> 200", "GET /next -> 200"]
+        );
+        assert_eq!(t.stats.responses_skipped, 1);
+        assert_eq!(t.stats.early_responses + t.stats.unpaired_responses, 0);
+        t.finish(&mut out);
+        assert_eq!(t.held, 0);
+    }
+
+    #[test]
+    fn past_the_budget_requests_waiting_for_responses_are_given_up_and_theirs_skipped() {
+        let requests: Vec<u8> = (0..200)
+            .flat_map(|i| format!("GET /{i} HTTP/1.1\r\n\r\n").into_bytes())
+            .collect();
+        let mut t = Tracker::with_budget(1024, 8_000);
+        let mut out = Vec::new();
+        for c in [accept(1), data(1, 1, leaked(requests))] {
+            t.push(&c, &mut out);
+        }
+        let shed = t.stats.requests_shed;
+        assert!(shed > 0 && t.held <= 8_000, "{shed} shed, {} held", t.held);
+        let responses: Vec<u8> = (0..200)
+            .flat_map(|i| {
+                let body = i.to_string();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes()
+            })
+            .collect();
+        t.push(&sent(1, 2, leaked(responses)), &mut out);
+        assert_eq!(out.len(), 200 - shed as usize);
+        assert_eq!(t.stats.responses_skipped, shed);
+        for (k, rec) in out.iter().enumerate() {
+            let Record::Exchange {
+                request: Some(q),
+                response: Some(r),
+                ..
+            } = rec
+            else {
+                panic!("not a whole exchange: {rec:?}");
+            };
+            let StartLine::Request { target, .. } = q.start() else {
+                panic!("not a request");
+            };
+            let i = k + shed as usize;
+            assert_eq!(target, format!("/{i}"));
+            assert_eq!(r.body(), i.to_string().as_bytes(), "paired wrongly");
+        }
+        assert_eq!(t.held, 0);
     }
 }

@@ -250,6 +250,11 @@ impl Message {
             .extend_from_slice(&bytes[..room.min(bytes.len())]);
     }
 
+    /// Heap bytes it holds: its head, header spans and the body kept.
+    pub fn held_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+
     pub fn body_cut(&self) -> bool {
         (self.body().len() as u64) < self.body_bytes
     }

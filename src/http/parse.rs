@@ -50,6 +50,8 @@ pub struct ParserStats {
     pub switched_bytes: u64,
     /// Message heads larger than MAX_HEAD_BYTES: reported malformed, parsing resumes after them.
     pub oversized_heads: u64,
+    /// Unfinished message heads given up to keep the tracer's memory within its budget.
+    pub heads_shed: u64,
 }
 
 impl std::ops::AddAssign for ParserStats {
@@ -58,6 +60,7 @@ impl std::ops::AddAssign for ParserStats {
         self.resync_bytes += other.resync_bytes;
         self.switched_bytes += other.switched_bytes;
         self.oversized_heads += other.oversized_heads;
+        self.heads_shed += other.heads_shed;
     }
 }
 
@@ -150,12 +153,39 @@ impl Parser {
         self.seen_message
     }
 
+    /// Heap bytes held: bytes waiting to be parsed, and the message being read.
+    pub fn held_bytes(&self) -> usize {
+        self.buf.capacity() + self.current.as_ref().map_or(0, Message::held_bytes)
+    }
+
+    /// Give up the bytes held while between messages (an unfinished head, or bytes looked
+    /// through for the next message): parsing resumes at the next message start. An unfinished
+    /// request is given up as one too large is (its response skipped). Returns the bytes freed.
+    /// A message being read keeps its place (its body is held to the limit).
+    pub fn shed(&mut self, out: &mut Vec<Parsed>) -> usize {
+        let freed = self.buf.capacity();
+        match self.state {
+            State::Head if !self.buf.is_empty() => {
+                self.stats.heads_shed += 1;
+                if matches!(sniff(&self.buf), Sniff::Request) {
+                    out.push(given_up(&self.buf));
+                }
+                self.stats.resync_bytes += self.buf.len() as u64;
+                self.state = State::Resync;
+            }
+            State::Head | State::Resync => self.stats.resync_bytes += self.buf.len() as u64,
+            _ => return 0,
+        }
+        self.buf = Vec::new();
+        freed
+    }
+
     /// Whether bytes wait here that are not a whole message head yet, or were not HTTP: what a
     /// server answers early (400, 414, 431) before its request is complete.
     pub fn holds_unfinished_bytes(&self) -> bool {
         match self.state {
-            State::Head => !self.buf.is_empty(),
-            State::NotHttp | State::Resync => true,
+            State::Head | State::Resync => !self.buf.is_empty(),
+            State::NotHttp => true,
             _ => false,
         }
     }
