@@ -291,3 +291,78 @@ fn hostile_traffic_is_bounded_counted_and_the_rest_captured() {
         assert!(summary.contains(part), "no {part:?} in {summary}");
     }
 }
+
+/// Connections that each hold an unfinished 60 KB head: together more than the tracer's budget
+/// for what connections hold (128 MiB). The ones that hold the most give up their heads,
+/// counted; their answers are skipped, and every other exchange is captured whole.
+#[test]
+fn past_the_memory_budget_the_largest_unfinished_heads_are_given_up_and_counted() {
+    require_root();
+    if in_vm("past_the_memory_budget_the_largest_unfinished_heads_are_given_up_and_counted") {
+        return;
+    }
+    const CONNS: usize = 2200;
+    let server = Server::ours("recv");
+    let port = server.port;
+    let tracer = Tracer::start(&[server.pid()], &["--buffer-pages", "4096"]);
+    let filler: String = (0..60)
+        .map(|i| format!("X-Filler-{i:02}: {}\r\n", "f".repeat(986)))
+        .collect();
+    let mut held: Vec<TcpStream> = (0..CONNS)
+        .map(|i| {
+            let mut s = connect_from(2 + (i % 4) as u8, port);
+            s.write_all(format!("GET /held/{i} HTTP/1.1\r\nHost: h\r\n{filler}").as_bytes())
+                .expect("an unfinished head");
+            s
+        })
+        .collect();
+    for (i, s) in held.iter_mut().enumerate() {
+        s.write_all(b"\r\n").expect("the end of the head");
+        let answer = read_responses(s, 1);
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "{i}: {:?}",
+            String::from_utf8_lossy(&answer[..answer.len().min(40)])
+        );
+    }
+    // The heap keeps its high mark: 128 MiB held at most, on top of the ~10 MB the tracer
+    // needs for itself (the 2,200 heads' 64 KiB buffers alone are 137 MiB).
+    let anon = status_kib(tracer.pid(), "RssAnon");
+    eprintln!("budget: tracer RssAnon {anon} kB after {CONNS} unfinished 60 KB heads");
+    assert!(anon < 136 * 1024, "tracer RssAnon {anon} kB");
+    drop(held);
+    let out = tracer.stop();
+    let summary = out.summary();
+    eprintln!("{summary}");
+    let given_up: usize = summary
+        .split(", ")
+        .find_map(|p| {
+            p.strip_suffix(" unfinished message heads given up to keep within 128 MiB held")
+        })
+        .unwrap_or_else(|| panic!("no heads given up: {summary}"))
+        .parse()
+        .expect("a count");
+    // 2,200 heads of 64 KiB (their buffers) are 137 MiB: at least 300 must go to get back to
+    // three quarters of the budget, and no more than needed are taken.
+    assert!((300..=1000).contains(&given_up), "{given_up}");
+    let ex = out.exchanges();
+    assert_eq!(ex.len(), CONNS - given_up, "{summary}");
+    for e in &ex {
+        assert_eq!(e["status"], 200);
+        assert_eq!(e["request_headers"].as_array().map(Vec::len), Some(61));
+    }
+    assert_eq!(
+        summary,
+        format!(
+            "http-trace: {}, 0 events lost, {given_up} unfinished message heads given up to keep \
+             within 128 MiB held, {given_up} responses to requests given up, not shown, \
+             {} bytes skipped to resynchronise",
+            captured(CONNS - given_up),
+            summary
+                .rsplit(", ")
+                .next()
+                .and_then(|p| p.strip_suffix(" bytes skipped to resynchronise"))
+                .unwrap_or("?")
+        )
+    );
+}
