@@ -61,8 +61,8 @@ impl Pairs {
         });
     }
 
-    /// A request that is given up (its head was too large or malformed) takes the next place: its response is
-    /// skipped, so that the next one is paired with the next request.
+    /// A request that is given up (its head was too large or malformed) takes the next place:
+    /// its response is skipped, so that the next one is paired with the next request.
     pub fn request_given_up(&mut self) {
         self.make_room();
         self.slots.push_back(Slot {

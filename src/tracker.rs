@@ -298,6 +298,10 @@ pub struct Tracker {
     /// Heap bytes the connections hold (the sum of their Conn::held), and its ceiling.
     held: usize,
     budget: usize,
+    /// Shed when `held` passes this: the budget, or, when shedding could not get back under
+    /// it (what is held is in messages being read), a quarter of it above what was left, so
+    /// that each event does not walk every connection again.
+    shed_at: usize,
     pub stats: TrackerStats,
 }
 
@@ -323,6 +327,7 @@ impl Tracker {
             tapped: None,
             held: 0,
             budget: HELD_BUDGET,
+            shed_at: HELD_BUDGET,
             stats: TrackerStats::default(),
         }
     }
@@ -331,6 +336,7 @@ impl Tracker {
     pub fn with_budget(body_limit: usize, budget: usize) -> Self {
         Self {
             budget,
+            shed_at: budget,
             ..Self::new(body_limit)
         }
     }
@@ -343,8 +349,11 @@ impl Tracker {
         let now = conn.held_bytes();
         self.held = self.held - conn.held + now;
         conn.held = now;
-        if self.held > self.budget {
+        if self.held > self.shed_at {
             self.shed(out);
+            self.shed_at = self.budget.max(self.held + self.budget / 4);
+        } else if self.held <= self.budget {
+            self.shed_at = self.budget;
         }
     }
 
@@ -1438,5 +1447,30 @@ mod tests {
             assert_eq!(r.body(), i.to_string().as_bytes(), "paired wrongly");
         }
         assert_eq!(t.held, 0);
+    }
+
+    #[test]
+    fn what_cannot_be_shed_is_not_walked_again_on_every_event() {
+        // Bodies being read are kept (to the body limit): shedding frees nothing of them.
+        let mut t = Tracker::with_budget(4096, 6_000);
+        let mut out = Vec::new();
+        for id in 1..=3 {
+            t.push(&accept(id), &mut out);
+            t.push(
+                &data(
+                    id,
+                    1,
+                    b"POST /b HTTP/1.1\r\nContent-Length: 100000\r\n\r\nxx",
+                ),
+                &mut out,
+            );
+        }
+        assert!(t.held > 6_000, "{}", t.held);
+        assert_eq!(t.shed_at, t.held + 6_000 / 4);
+        let shed_at = t.shed_at;
+        t.push(&data(1, 2, b"more body"), &mut out);
+        assert_eq!(t.shed_at, shed_at, "not walked again");
+        t.finish(&mut out);
+        assert_eq!((t.held, t.parser_stats().heads_shed), (0, 0));
     }
 }
