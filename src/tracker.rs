@@ -1267,6 +1267,26 @@ mod tests {
         }
     }
 
+    /// Each record is a whole exchange of `GET /i` answered by body `i`, from i = `first` on.
+    fn assert_paired_in_order(out: &[Record], first: usize) {
+        for (k, rec) in out.iter().enumerate() {
+            let Record::Exchange {
+                request: Some(q),
+                response: Some(r),
+                ..
+            } = rec
+            else {
+                panic!("not a whole exchange: {rec:?}");
+            };
+            let StartLine::Request { target, .. } = q.start() else {
+                panic!("not a request");
+            };
+            let i = k + first;
+            assert_eq!(target, format!("/{i}"));
+            assert_eq!(r.body(), i.to_string().as_bytes(), "paired wrongly");
+        }
+    }
+
     fn leaked(bytes: Vec<u8>) -> &'static [u8] {
         Box::leak(bytes.into_boxed_slice())
     }
@@ -1326,21 +1346,7 @@ mod tests {
         assert_eq!(t.stats.responses_skipped, 10);
         assert_eq!(t.stats.unpaired_responses, 0);
         assert_eq!(out.len(), MAX_WAITING);
-        for (k, rec) in out.iter().enumerate() {
-            let Record::Exchange {
-                request: Some(q),
-                response: Some(r),
-                ..
-            } = rec
-            else {
-                panic!("not a whole exchange: {rec:?}");
-            };
-            let StartLine::Request { target, .. } = q.start() else {
-                panic!("not a request");
-            };
-            assert_eq!(target, format!("/{}", k + 10));
-            assert_eq!(r.body(), (k + 10).to_string().as_bytes(), "paired wrongly");
-        }
+        assert_paired_in_order(&out, 10);
     }
 
     #[test]
@@ -1430,22 +1436,7 @@ mod tests {
         t.push(&sent(1, 2, leaked(responses)), &mut out);
         assert_eq!(out.len(), 200 - shed as usize);
         assert_eq!(t.stats.responses_skipped, shed);
-        for (k, rec) in out.iter().enumerate() {
-            let Record::Exchange {
-                request: Some(q),
-                response: Some(r),
-                ..
-            } = rec
-            else {
-                panic!("not a whole exchange: {rec:?}");
-            };
-            let StartLine::Request { target, .. } = q.start() else {
-                panic!("not a request");
-            };
-            let i = k + shed as usize;
-            assert_eq!(target, format!("/{i}"));
-            assert_eq!(r.body(), i.to_string().as_bytes(), "paired wrongly");
-        }
+        assert_paired_in_order(&out, shed as usize);
         assert_eq!(t.held, 0);
     }
 

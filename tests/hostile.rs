@@ -64,6 +64,16 @@ fn read_responses(stream: &mut TcpStream, want: usize) -> Vec<u8> {
     got
 }
 
+/// Send `bytes` on a connection of its own (the server may close before it read them all) and
+/// return the answer's status line.
+fn answer_to(port: u16, bytes: &[u8]) -> String {
+    let mut s = connect_from(1, port);
+    s.write_all(bytes).ok();
+    let answer = read_responses(&mut s, 1);
+    let line = answer.split(|&b| b == b'\r').next().unwrap_or_default();
+    String::from_utf8_lossy(line).to_string()
+}
+
 fn count(hay: &[u8], needle: &[u8]) -> usize {
     hay.windows(needle.len()).filter(|w| *w == needle).count()
 }
@@ -126,38 +136,20 @@ fn hostile_traffic_is_bounded_counted_and_the_rest_captured() {
         big.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "a".repeat(1000)).as_bytes());
     }
     big.extend_from_slice(b"\r\n");
-    let mut s = connect_from(1, port);
-    s.write_all(&big).ok();
-    let answer = read_responses(&mut s, 1);
-    assert!(
-        answer.starts_with(b"HTTP/1.1 400"),
-        "{:?}",
-        &answer[..answer.len().min(40)]
-    );
-    drop(s);
+    assert_eq!(answer_to(port, &big), "HTTP/1.1 400 Bad Request");
 
     // A 100 KB request line: 414.
-    let mut s = connect_from(1, port);
-    s.write_all(format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "l".repeat(100_000)).as_bytes())
-        .ok();
-    let answer = read_responses(&mut s, 1);
-    assert!(
-        answer.starts_with(b"HTTP/1.1 414"),
-        "{:?}",
-        &answer[..answer.len().min(40)]
+    let line = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "l".repeat(100_000));
+    assert_eq!(
+        answer_to(port, line.as_bytes()),
+        "HTTP/1.1 414 Request-URI Too Large"
     );
-    drop(s);
 
     // 1 MB of random bytes: 400.
-    let mut s = connect_from(1, port);
-    s.write_all(&random_bytes(1 << 20)).ok();
-    let answer = read_responses(&mut s, 1);
-    assert!(
-        answer.starts_with(b"HTTP/1.1 400"),
-        "{:?}",
-        &answer[..answer.len().min(40)]
+    assert_eq!(
+        answer_to(port, &random_bytes(1 << 20)),
+        "HTTP/1.1 400 Bad Request"
     );
-    drop(s);
 
     // 10,000 pipelined requests in one write, all answered.
     let mut s = connect_from(1, port);
@@ -264,12 +256,11 @@ fn hostile_traffic_is_bounded_counted_and_the_rest_captured() {
         .filter(|v| v["kind"] == "malformed")
         .map(|v| v["reason"].as_str().unwrap_or("?"))
         .collect();
-    assert_eq!(
-        malformed,
-        [
-            "message head larger than 64 KiB",
-            "message head larger than 64 KiB"
-        ]
+    assert!(
+        malformed
+            .iter()
+            .all(|r| *r == "message head larger than 64 KiB"),
+        "{malformed:?}"
     );
     let summary = out.summary();
     eprintln!("{summary}");
@@ -281,13 +272,31 @@ fn hostile_traffic_is_bounded_counted_and_the_rest_captured() {
         )),
         "{summary}"
     );
-    for part in [
-        ", 2 malformed, 2 message heads larger than 64 KiB given up (counted malformed)",
+    // After its error answer nginx reads what the client still sends (its lingering close), up
+    // to a time limit: the tracer sees each oversized head pass 64 KiB and gives it up, or, on
+    // a busy machine, sees the connection end first and drops it unfinished. Either way it is
+    // counted, once.
+    let oversized = malformed.len();
+    let partial: usize = summary
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" partial message heads dropped"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no partial heads in {summary}"));
+    assert_eq!(oversized + (partial - HALF_OPEN), 2, "{summary}");
+    let mut parts = vec![
         // nginx answers 400, 414 and 400 before the heads are whole (or to bytes that are not
-        // HTTP), and reads the rest before it closes.
-        ", 3 responses sent before a whole request came (early error answers), not paired",
-        &format!(", {} partial message heads dropped", HALF_OPEN),
-    ] {
+        // HTTP).
+        ", 3 responses sent before a whole request came (early error answers), not paired"
+            .to_string(),
+    ];
+    if oversized > 0 {
+        parts.push(format!(
+            ", {oversized} malformed, {oversized} message head{} larger than 64 KiB given up \
+             (counted malformed)",
+            if oversized == 1 { "" } else { "s" }
+        ));
+    }
+    for part in &parts {
         assert!(summary.contains(part), "no {part:?} in {summary}");
     }
 }
