@@ -28,7 +28,8 @@ from datetime import datetime, timezone
 
 NGINX_CONF = """daemon off; master_process off; worker_processes 1;
 pid {d}/nginx-{name}.pid; error_log {d}/error-{name}.log;
-events {{ worker_connections 1024; }}
+worker_rlimit_nofile 10000;
+events {{ worker_connections 4096; }}
 http {{
   access_log {d}/access-{name}.log;
   client_body_temp_path {d}/body-{name}; proxy_temp_path {d}/proxy-{name};
@@ -256,7 +257,7 @@ def run_case(case, args, workdir, a, b):
     before = target.served()
     cpu_before = tool.cpu_seconds() if tool else 0.0
     bpf_before = tool.bpf_run_ns() if bpf_stats else 0
-    rps = wrk(target.port, args.seconds, args.threads, args.connections)
+    rps = wrk(target.port, args.seconds, args.threads, connections_of(case, args))
     time.sleep(0.2)
     served = target.served() - before
     row = {"rps": rps, "served": served, "cpu": None, "rss": None, "lost": None, "captured": None,
@@ -322,11 +323,23 @@ CASES = [
     "second server untraced",
     "second server (first traced)",
     "second server (first traced by raw-tracepoint)",
+    "untraced, 256 connections",
+    "http-trace, 256 connections",
+    "untraced, 2000 connections",
+    "http-trace, 2000 connections",
 ]
 # The cases that run http-trace: on the first server, or on it while the second is loaded.
 TRACER_CASES = [c for c in CASES if "http-trace" in c or "first traced" in c]
 # What each traced case's throughput is compared with.
 BASELINE = {c: "second server untraced" for c in CASES if c.startswith("second server")}
+BASELINE.update({c: c.replace("http-trace", "untraced") for c in CASES
+                 if c.startswith("http-trace, ")})
+
+
+def connections_of(case, args):
+    """The scale rows name their connection count; the others use --connections."""
+    m = re.search(r"(\d+) connections", case)
+    return int(m.group(1)) if m else args.connections
 
 
 def per_exchange_us(row):
