@@ -323,17 +323,18 @@ CASES = [
     "second server untraced",
     "second server (first traced)",
     "second server (first traced by raw-tracepoint)",
-    "untraced, 256 connections",
-    "http-trace, 256 connections",
-    "untraced, 2000 connections",
-    "http-trace, 2000 connections",
+    "untraced (256 connections)",
+    "http-trace (256 connections)",
+    "untraced (2000 connections)",
+    "http-trace (2000 connections)",
 ]
 # The cases that run http-trace: on the first server, or on it while the second is loaded.
 TRACER_CASES = [c for c in CASES if "http-trace" in c or "first traced" in c]
 # What each traced case's throughput is compared with.
 BASELINE = {c: "second server untraced" for c in CASES if c.startswith("second server")}
+# (Case names hold no comma: --cases is a comma-separated list.)
 BASELINE.update({c: c.replace("http-trace", "untraced") for c in CASES
-                 if c.startswith("http-trace, ")})
+                 if c.startswith("http-trace") and c.endswith("connections)")})
 
 
 def connections_of(case, args):
