@@ -1267,6 +1267,31 @@ mod tests {
         }
     }
 
+    /// `GET /0` to `GET /{n-1}`, pipelined.
+    fn numbered_requests(n: usize) -> &'static [u8] {
+        leaked(
+            (0..n)
+                .flat_map(|i| format!("GET /{i} HTTP/1.1\r\n\r\n").into_bytes())
+                .collect(),
+        )
+    }
+
+    /// Their answers, in order: body `i` for request `i`.
+    fn numbered_responses(n: usize) -> &'static [u8] {
+        leaked(
+            (0..n)
+                .flat_map(|i| {
+                    let body = i.to_string();
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .into_bytes()
+                })
+                .collect(),
+        )
+    }
+
     /// Each record is a whole exchange of `GET /i` answered by body `i`, from i = `first` on.
     fn assert_paired_in_order(out: &[Record], first: usize) {
         for (k, rec) in out.iter().enumerate() {
@@ -1324,23 +1349,10 @@ mod tests {
     fn past_max_waiting_the_oldest_requests_are_given_up_and_their_responses_skipped() {
         use crate::pairing::MAX_WAITING;
         let n = MAX_WAITING + 10;
-        let requests: Vec<u8> = (0..n)
-            .flat_map(|i| format!("GET /{i} HTTP/1.1\r\n\r\n").into_bytes())
-            .collect();
-        let responses: Vec<u8> = (0..n)
-            .flat_map(|i| {
-                let body = i.to_string();
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-                .into_bytes()
-            })
-            .collect();
         let (out, t) = run(&[
             accept(1),
-            data(1, 1, leaked(requests)),
-            sent(1, 2, leaked(responses)),
+            data(1, 1, numbered_requests(n)),
+            sent(1, 2, numbered_responses(n)),
         ]);
         assert_eq!(t.stats.requests_given_up, 10);
         assert_eq!(t.stats.responses_skipped, 10);
@@ -1413,28 +1425,16 @@ mod tests {
 
     #[test]
     fn past_the_budget_requests_waiting_for_responses_are_given_up_and_theirs_skipped() {
-        let requests: Vec<u8> = (0..200)
-            .flat_map(|i| format!("GET /{i} HTTP/1.1\r\n\r\n").into_bytes())
-            .collect();
+        let n = 200;
         let mut t = Tracker::with_budget(1024, 8_000);
         let mut out = Vec::new();
-        for c in [accept(1), data(1, 1, leaked(requests))] {
+        for c in [accept(1), data(1, 1, numbered_requests(n))] {
             t.push(&c, &mut out);
         }
         let shed = t.stats.requests_shed;
         assert!(shed > 0 && t.held <= 8_000, "{shed} shed, {} held", t.held);
-        let responses: Vec<u8> = (0..200)
-            .flat_map(|i| {
-                let body = i.to_string();
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-                .into_bytes()
-            })
-            .collect();
-        t.push(&sent(1, 2, leaked(responses)), &mut out);
-        assert_eq!(out.len(), 200 - shed as usize);
+        t.push(&sent(1, 2, numbered_responses(n)), &mut out);
+        assert_eq!(out.len(), n - shed as usize);
         assert_eq!(t.stats.responses_skipped, shed);
         assert_paired_in_order(&out, shed as usize);
         assert_eq!(t.held, 0);
