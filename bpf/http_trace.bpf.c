@@ -134,7 +134,12 @@ struct ht_sock_info {
 	 * entry stays until they are read, checked by inode number as a Unix one's is.
 	 */
 	__u8 closed;
-	__u8 pad[2];
+	/*
+	 * Left a state that had sent our FIN for CLOSE: a close() racing that change on another CPU
+	 * can read CLOSE already, whose write_seq says nothing of a FIN (a reset gets there too).
+	 */
+	__u8 fin_out;
+	__u8 pad[1];
 };
 
 /* The socket behind an fd: its sock, file and inode (whose number is read only when needed). */
@@ -662,14 +667,23 @@ static __always_inline __u32 data_seq_in(struct sock *sk)
 	return copied;
 }
 
-/* TCP socket `sk`'s data bytes sent by its process: write_seq, less our FIN once it went out. */
-static __always_inline __u32 data_seq_out(struct sock *sk)
+/* Whether TCP state `state` comes only after our FIN was queued (it is in write_seq). */
+static __always_inline bool fin_out_state(__u8 state)
+{
+	return state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING || state == TCP_LAST_ACK ||
+	       state == TCP_TIME_WAIT;
+}
+
+/*
+ * TCP socket `sk`'s data bytes sent by its process: write_seq, less our FIN once it went out.
+ * The state is read before `fin_out`, which on_sock_state sets before the state becomes CLOSE.
+ */
+static __always_inline __u32 data_seq_out(struct sock *sk, const struct ht_sock_info *si)
 {
 	__u32 written = BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
 	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
 
-	if (state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING || state == TCP_LAST_ACK ||
-	    state == TCP_TIME_WAIT)
+	if (fin_out_state(state) || (state == TCP_CLOSE && si->fin_out))
 		return written - 1;
 	return written;
 }
@@ -713,7 +727,7 @@ static __always_inline void emit_unseen(void *ctx, __u64 pid_tgid, struct ht_dat
 		missed_in = in_now - (dir == HT_DIR_IN ? (__u32)ret : 0) - si->in_seq;
 	}
 	if (missed_out) {
-		out_now = data_seq_out((struct sock *)sk);
+		out_now = data_seq_out((struct sock *)sk, si);
 		missed_out = out_now - (dir == HT_DIR_OUT ? (__u32)ret : 0) - si->out_seq;
 	}
 	si->in_seq = in_now;
@@ -1015,7 +1029,7 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 		return NULL;
 	if (si.tcp) {
 		si.in_seq = data_seq_in(sk);
-		si.out_seq = data_seq_out(sk);
+		si.out_seq = data_seq_out(sk, &si);
 	}
 	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
 		count_drop(HT_DROP_SOCKETS_FULL);
@@ -1415,6 +1429,9 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 		end_connection(ctx, HT_SYS_NONE, sk, si, true);
 		return 0;
 	}
+	/* The old state, still (below): whether it had sent our FIN stays known at CLOSE. */
+	if (fin_out_state(BPF_CORE_READ((struct sock *)sk, __sk_common.skc_state)))
+		si->fin_out = 1;
 	/*
 	 * Still held by its process (not orphaned), with bytes it has not read: a client that shut
 	 * its sending side down gets the response and the peer's FIN in FIN_WAIT2, which goes to
