@@ -46,6 +46,19 @@
 #define GLOBAL(decl, init) decl = init
 char LICENSE[] SEC("license") = "GPL";
 #endif
+/*
+ * Field `field` of kernel object `ptr`, of type `type`, on the paths every followed call takes.
+ * Where the kernel has bpf_rdonly_cast() (6.2+), each read is a load the verifier lets fault
+ * safely, not a call of bpf_probe_read_kernel(); the legacy build's kernels lack it. The test is
+ * a constant at load: the verifier drops the path not taken.
+ */
+#ifdef HT_LEGACY
+#define KREAD(type, ptr, field) BPF_CORE_READ((type *)(ptr), field)
+#else
+#define KREAD(type, ptr, field)                                                                              \
+	(bpf_ksym_exists(bpf_rdonly_cast) ? bpf_core_cast((void *)(ptr), type)->field                     \
+					  : BPF_CORE_READ((type *)(ptr), field))
+#endif
 /* The libbpf program macros paste their name unexpanded: these expand N() first. */
 #define PROG(name, ...) BPF_PROG(name, ##__VA_ARGS__)
 #define KPROBE(name, ...) BPF_KPROBE(name, ##__VA_ARGS__)
@@ -648,7 +661,7 @@ static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, st
  */
 static __always_inline bool fin_received(struct sock *sk)
 {
-	return BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << SOCK_DONE);
+	return KREAD(struct sock, sk, __sk_common.skc_flags) & (1UL << SOCK_DONE);
 }
 
 /*
@@ -660,9 +673,9 @@ static __always_inline bool fin_received(struct sock *sk)
  */
 static __always_inline __u32 data_seq_in(struct sock *sk)
 {
-	__u32 copied = BPF_CORE_READ((struct tcp_sock *)sk, copied_seq);
+	__u32 copied = KREAD(struct tcp_sock, sk, copied_seq);
 
-	if (fin_received(sk) && copied == BPF_CORE_READ((struct tcp_sock *)sk, rcv_nxt))
+	if (fin_received(sk) && copied == KREAD(struct tcp_sock, sk, rcv_nxt))
 		return copied - 1;
 	return copied;
 }
@@ -680,8 +693,8 @@ static __always_inline bool fin_out_state(__u8 state)
  */
 static __always_inline __u32 data_seq_out(struct sock *sk, const struct ht_sock_info *si)
 {
-	__u32 written = BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	__u32 written = KREAD(struct tcp_sock, sk, write_seq);
+	__u8 state = KREAD(struct sock, sk, __sk_common.skc_state);
 
 	if (fin_out_state(state) || (state == TCP_CLOSE && si->fin_out))
 		return written - 1;
@@ -717,8 +730,8 @@ static __always_inline void emit_unseen(void *ctx, __u64 pid_tgid, struct ht_dat
 	if (!si->tcp)
 		return;
 	/* This call's own bytes are already in the socket's counts. */
-	in_now = BPF_CORE_READ(tp, copied_seq);
-	out_now = BPF_CORE_READ(tp, write_seq);
+	in_now = KREAD(struct tcp_sock, tp, copied_seq);
+	out_now = KREAD(struct tcp_sock, tp, write_seq);
 	missed_in = in_now - (dir == HT_DIR_IN ? (__u32)ret : 0) - si->in_seq;
 	missed_out = out_now - (dir == HT_DIR_OUT ? (__u32)ret : 0) - si->out_seq;
 	/* Nearly always none: the FIN corrections, more reads, only where a difference shows. */
@@ -828,7 +841,7 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht
 	emit_unseen(ctx, pid_tgid, e, si, sk, in->fd, syscall_direction(in->syscall), ret);
 	emit_bytes(ctx, pid_tgid, in, ret, vectored, si, e);
 	if (si->closed &&
-	    (__s32)(si->in_end - BPF_CORE_READ((struct tcp_sock *)sk, copied_seq)) <= 0)
+	    (__s32)(si->in_end - KREAD(struct tcp_sock, sk, copied_seq)) <= 0)
 		end_connection(ctx, HT_SYS_NONE, sk, si, false);
 }
 
@@ -855,22 +868,23 @@ static __always_inline bool followed_kind(struct sock *sk)
 static __always_inline bool sock_of_fd(__s32 fd, struct ht_sock_ref *ref)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct files_struct *files = KREAD(struct task_struct, task, files);
+	struct fdtable *fdt = KREAD(struct files_struct, files, fdt);
+	struct file **fds = KREAD(struct fdtable, fdt, fd);
 	struct file *file = NULL;
 	struct socket *sock;
 	struct inode *inode;
 	struct sock *sk;
 
-	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (fd < 0 || fd >= KREAD(struct fdtable, fdt, max_fds))
 		return false;
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
 		return false;
-	inode = BPF_CORE_READ(file, f_inode);
-	if ((BPF_CORE_READ(inode, i_mode) & S_IFMT) != S_IFSOCK)
+	inode = KREAD(struct file, file, f_inode);
+	if ((KREAD(struct inode, inode, i_mode) & S_IFMT) != S_IFSOCK)
 		return false;
-	sock = BPF_CORE_READ(file, private_data);
-	sk = BPF_CORE_READ(sock, sk);
+	sock = KREAD(struct file, file, private_data);
+	sk = KREAD(struct socket, sock, sk);
 	if (!sk)
 		return false;
 	ref->sk = sk;
@@ -909,7 +923,7 @@ static __always_inline struct ht_sock_info *followed_socket(void *ctx, struct ht
 	 * A TCP entry cannot be stale (TCP passes CLOSE, which ends it, before a sock is freed),
 	 * unless it was kept past CLOSE for the bytes left to read.
 	 */
-	if ((!si->tcp || si->closed) && si->ino != BPF_CORE_READ(inode, i_ino)) {
+	if ((!si->tcp || si->closed) && si->ino != KREAD(struct inode, inode, i_ino)) {
 		end_connection(ctx, HT_SYS_NONE, sk, si, true);
 		return NULL;
 	}
@@ -1430,7 +1444,7 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 		return 0;
 	}
 	/* The old state, still (below): whether it had sent our FIN stays known at CLOSE. */
-	if (fin_out_state(BPF_CORE_READ((struct sock *)sk, __sk_common.skc_state)))
+	if (fin_out_state(KREAD(struct sock, sk, __sk_common.skc_state)))
 		si->fin_out = 1;
 	/*
 	 * Still held by its process (not orphaned), with bytes it has not read: a client that shut
@@ -1439,17 +1453,17 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 	 * Read here, the state is still the old one; the peer's FIN, when it came (SOCK_DONE), is
 	 * the last sequence number received.
 	 */
-	in_end = BPF_CORE_READ(tp, rcv_nxt);
+	in_end = KREAD(struct tcp_sock, tp, rcv_nxt);
 	if (fin_received((struct sock *)sk))
 		in_end--;
-	if (si->tcp && !(BPF_CORE_READ((struct sock *)sk, __sk_common.skc_flags) & (1UL << SOCK_DEAD)) &&
-	    (__s32)(in_end - BPF_CORE_READ(tp, copied_seq)) > 0) {
+	if (si->tcp && !(KREAD(struct sock, sk, __sk_common.skc_flags) & (1UL << SOCK_DEAD)) &&
+	    (__s32)(in_end - KREAD(struct tcp_sock, tp, copied_seq)) > 0) {
 		e = bpf_map_lookup_elem(&scratch, &zero);
 		if (!e)
 			return 0;
 		/* Settled on the old state, whose FIN correction is known; nothing is sent after. */
 		emit_unseen(ctx, (__u64)si->tgid << 32, e, si, sk, si->fd, HT_DIR_NONE, 0);
-		si->out_seq = BPF_CORE_READ(tp, write_seq);
+		si->out_seq = KREAD(struct tcp_sock, tp, write_seq);
 		si->in_end = in_end;
 		si->closed = 1;
 		return 0;
