@@ -462,7 +462,14 @@ static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8
 	h->syscall = syscall;
 	h->direction = HT_DIR_IN;
 	h->flags = 0;
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	/*
+	 * Data events name no command: reading it was 6% of the programs' time per request (100 ns
+	 * of 1,595). User space takes it from the connection's opening (tracker::name_call).
+	 */
+	if (kind == HT_EV_DATA)
+		__builtin_memset(h->comm, 0, sizeof(h->comm));
+	else
+		bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
 

@@ -138,7 +138,7 @@ struct ht_event {
 	__u8 syscall;    /* enum ht_syscall */
 	__u8 direction;  /* enum ht_direction */
 	__u8 flags;      /* enum ht_flags */
-	__u8 comm[TASK_COMM_LEN];
+	__u8 comm[TASK_COMM_LEN]; /* the task's command name; zeros in HT_EV_DATA events */
 };
 
 /* HT_EV_ACCEPT, HT_EV_CONNECT, HT_EV_FOUND: the connection's addresses. */

@@ -28,6 +28,12 @@ impl Comm {
         &self.0[..end]
     }
 
+    /// None: data events carry no command name (reading it cost BPF 6% of its time per
+    /// request); the tracker gives them their connection's (`tracker::name_call`).
+    pub fn is_empty(&self) -> bool {
+        self.0[0] == 0
+    }
+
     /// The name, when it is UTF-8 (it nearly always is): no allocation.
     pub fn as_str(&self) -> Option<&str> {
         std::str::from_utf8(self.bytes()).ok()

@@ -5,7 +5,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::decode::{Chunk, ChunkKind, ConnMeta, Direction, Endpoints, Opened, Role};
+use crate::decode::{Chunk, ChunkKind, Comm, ConnMeta, Direction, Endpoints, Opened, Role};
 use crate::http::{Parsed, ParserStats};
 use crate::pairing::Pairs;
 use crate::record::{ConnInfo, Record};
@@ -293,6 +293,9 @@ pub struct Tracker {
     /// taken for a new connection missing its start (ids are never reused).
     ended: std::collections::VecDeque<u64>,
     ended_set: FxHashSet<u64>,
+    /// Command names by process, from the events that carry one (openings): data events carry
+    /// none (name_call). Forgotten at the process's exit.
+    comms: FxHashMap<u32, Comm>,
     /// Every event applied, copied, when an output wants the streams (`tap`).
     tapped: Option<Vec<Tapped>>,
     /// Heap bytes the connections hold (the sum of their Conn::held), and its ceiling.
@@ -303,6 +306,26 @@ pub struct Tracker {
     /// that each event does not walk every connection again.
     shed_at: usize,
     pub stats: TrackerStats,
+}
+
+/// The caller of an event that names no command (a data event): its command is its
+/// connection's last caller's, the same process as a rule, else its own process's as the last
+/// opening it made named it (an fd passed or inherited), else, unknown, the connection's.
+fn name_call(meta: ConnMeta, last: &ConnMeta, comms: &FxHashMap<u32, Comm>) -> ConnMeta {
+    let comm = if meta.tgid == last.tgid {
+        last.comm
+    } else {
+        comms.get(&meta.tgid).copied().unwrap_or(last.comm)
+    };
+    ConnMeta { comm, ..meta }
+}
+
+/// An opening names its process's command. (A close may be seen on another task's time, whose
+/// command it carries: it names nothing.)
+fn learn_name<B>(chunk: &Chunk<B>, comms: &mut FxHashMap<u32, Comm>) {
+    if matches!(chunk.kind, ChunkKind::Open { .. }) {
+        comms.insert(chunk.meta.tgid, chunk.meta.comm);
+    }
 }
 
 /// What all connections together may hold of unfinished heads, messages being read and
@@ -321,6 +344,7 @@ impl Tracker {
             conns: FxHashMap::default(),
             body_limit,
             preopened: FxHashMap::default(),
+            comms: FxHashMap::default(),
             by_process: FxHashMap::default(),
             ended: std::collections::VecDeque::new(),
             ended_set: FxHashSet::default(),
@@ -439,6 +463,17 @@ impl Tracker {
         if conn.order.arrive(chunk) != Arrival::InOrder {
             return;
         }
+        let named;
+        let chunk = if chunk.meta.comm.is_empty() {
+            named = Chunk {
+                meta: name_call(chunk.meta, &conn.info.meta, &self.comms),
+                ..chunk.map_bytes(|b| *b)
+            };
+            &named
+        } else {
+            learn_name(chunk, &mut self.comms);
+            chunk
+        };
         if let Some(t) = self.tapped.as_mut() {
             t.push(Tapped::Event(chunk.map_bytes(|b| b.to_vec())));
         }
@@ -487,6 +522,7 @@ impl Tracker {
     /// Process `tgid` exited, which closed its connections; returns the Unix ones among them,
     /// whose end BPF does not see.
     pub fn process_exited(&mut self, tgid: u32, out: &mut Vec<Record>) -> Vec<UnixSocket> {
+        self.comms.remove(&tgid);
         let ids: Vec<u64> = self
             .by_process
             .get(&tgid)
@@ -563,7 +599,12 @@ impl Tracker {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        while let Some(chunk) = conn.order.next_ready() {
+        while let Some(mut chunk) = conn.order.next_ready() {
+            if chunk.meta.comm.is_empty() {
+                chunk.meta = name_call(chunk.meta, &conn.info.meta, &self.comms);
+            } else {
+                learn_name(&chunk, &mut self.comms);
+            }
             if let Some(t) = self.tapped.as_mut() {
                 t.push(Tapped::Event(chunk.clone()));
             }
@@ -620,7 +661,7 @@ fn unindex(by_process: &mut FxHashMap<u32, FxHashSet<u64>>, tgid: u32, id: u64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Comm, Data};
+    use crate::decode::Data;
     use crate::http::{Message, StartLine};
     use crate::record::Responder;
 
@@ -709,6 +750,64 @@ mod tests {
                 format!("{status}{}", if c { "" } else { " (incomplete)" })
             }
         }
+    }
+
+    /// Data events name no command (BPF leaves it out): the connection's opening names them,
+    /// also when they wait for an earlier one, and a call of another process (an fd passed or
+    /// inherited) is named by that process's own opening, else by the connection's last caller.
+    #[test]
+    fn data_events_are_named_by_the_openings() {
+        let mut t = Tracker::new(4096);
+        let mut out = Vec::new();
+        let unnamed = |mut c: Chunk<&'static [u8]>, tgid| {
+            c.meta.comm = Comm::default();
+            c.meta.tgid = tgid;
+            c
+        };
+        let mut other = accept(2);
+        other.meta = ConnMeta {
+            tgid: 20,
+            tid: 20,
+            fd: 3,
+            comm: Comm::new("worker"),
+        };
+        t.push(&other, &mut out);
+        t.push(&accept(1), &mut out);
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        // The response first: it waits for the request.
+        t.push(&unnamed(sent(1, 2, ok), 10), &mut out);
+        t.push(
+            &unnamed(data(1, 1, b"GET /a HTTP/1.1\r\n\r\n"), 10),
+            &mut out,
+        );
+        t.push(
+            &unnamed(data(1, 3, b"GET /b HTTP/1.1\r\n\r\n"), 20),
+            &mut out,
+        );
+        t.push(&unnamed(sent(1, 4, ok), 20), &mut out);
+        t.push(
+            &unnamed(data(1, 5, b"GET /c HTTP/1.1\r\n\r\n"), 30),
+            &mut out,
+        );
+        t.push(&unnamed(sent(1, 6, ok), 30), &mut out);
+        let names: Vec<(u32, String)> = out
+            .iter()
+            .filter_map(|r| match r {
+                Record::Exchange { conn, .. } => Some((conn.meta.tgid, conn.meta.comm.to_string())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (10, "server".into()),
+                (20, "worker".into()),
+                (30, "worker".into())
+            ]
+        );
+        // A process's name is forgotten at its exit.
+        t.process_exited(20, &mut out);
+        assert!(!t.comms.contains_key(&20));
     }
 
     /// "request -> response" per exchange, "malformed: why" per error.
