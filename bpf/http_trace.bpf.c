@@ -436,14 +436,18 @@ static __always_inline void send_event(void *ctx, void *data, __u64 size)
 		count_drop(HT_DROP_OUTPUT_FAILED);
 }
 
-static __always_inline bool tgid_tracked(__u32 tgid)
+/* False when `tgid` is surely not tracked: an array lookup, cheaper than the hash's below. */
+static __always_inline bool tgid_maybe_tracked(__u32 tgid)
 {
 	__u32 slot = tgid % HT_TGID_SLOTS;
 	__u8 *set = bpf_map_lookup_elem(&tgid_slots, &slot);
 
-	if (!set || !*set)
-		return false;
-	return bpf_map_lookup_elem(&tracked_tgids, &tgid) != NULL;
+	return set && *set;
+}
+
+static __always_inline bool tgid_tracked(__u32 tgid)
+{
+	return tgid_maybe_tracked(tgid) && bpf_map_lookup_elem(&tracked_tgids, &tgid) != NULL;
 }
 
 static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8 kind, __u8 syscall,
@@ -2103,10 +2107,11 @@ static __always_inline int on_tcp_consumed(void *ctx, struct sock *sk)
 	struct pt_regs *regs;
 	__s32 n;
 
-	if (!tgid_tracked(pid_tgid >> 32))
+	/* Every receive of a tracked process comes here: the hash lookup only for a splice. */
+	if (!tgid_maybe_tracked(pid_tgid >> 32))
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (SYSCALL_NR(regs) != NR_splice)
+	if (SYSCALL_NR(regs) != NR_splice || !tgid_tracked(pid_tgid >> 32))
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &(__u64){ (__u64)sk });
 	if (!si || !si->tcp)
