@@ -2039,7 +2039,14 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 	__u8 syscall;
 
 	/* A peek is read again later. */
-	if (ret <= 0 || (flags & MSG_PEEK) || !tgid_tracked(pid_tgid >> 32))
+	if (ret <= 0 || (flags & MSG_PEEK) || !tgid_maybe_tracked(pid_tgid >> 32))
+		return 0;
+	/*
+	 * The socket's entry first: one whose last call was this process's, as nearly every one's
+	 * is, spares the hash of processes (only calls of tracked processes set it).
+	 */
+	si = bpf_map_lookup_elem(&sockets, &(__u64){ (__u64)sk });
+	if (!(si && si->tgid == pid_tgid >> 32) && !tgid_tracked(pid_tgid >> 32))
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	syscall = io_syscall(SYSCALL_NR(regs));
@@ -2055,7 +2062,6 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 		__u32 zero = 0;
 		struct ht_data_event *e;
 
-		si = bpf_map_lookup_elem(&sockets, &(__u64){ (__u64)sk });
 		if (si && !si->tcp) {
 			e = bpf_map_lookup_elem(&scratch, &zero);
 			if (e)
@@ -2072,7 +2078,6 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 	 * (A Unix socket's entry, or one kept past CLOSE, is checked against the fd's socket:
 	 * entry_from_regs.)
 	 */
-	si = bpf_map_lookup_elem(&sockets, &(__u64){ (__u64)sk });
 	if (si && si->tcp && !si->closed && !call_peeks(&c) && call_msg_iovecs(&c)) {
 		if (si->tgid != pid_tgid >> 32 || si->fd != c.fd) {
 			si->tgid = pid_tgid >> 32;
