@@ -310,9 +310,10 @@ pub struct Tracker {
 
 /// The caller of an event that names no command (a data event): its command is its
 /// connection's last caller's, the same process as a rule, else its own process's as the last
-/// opening it made named it (an fd passed or inherited), else, unknown, the connection's.
+/// opening it made named it (an fd passed or inherited, or the connection's opening lost),
+/// else, unknown, the connection's.
 fn name_call(meta: ConnMeta, last: &ConnMeta, comms: &FxHashMap<u32, Comm>) -> ConnMeta {
-    let comm = if meta.tgid == last.tgid {
+    let comm = if meta.tgid == last.tgid && !last.comm.is_empty() {
         last.comm
     } else {
         comms.get(&meta.tgid).copied().unwrap_or(last.comm)
@@ -805,6 +806,25 @@ mod tests {
                 (30, "worker".into())
             ]
         );
+        // A connection whose opening was lost (its gap given up at the end): named by its
+        // process's other opening.
+        let before = out.len();
+        t.push(
+            &unnamed(data(3, 1, b"GET /d HTTP/1.1\r\n\r\n"), 20),
+            &mut out,
+        );
+        t.push(&unnamed(sent(3, 2, ok), 20), &mut out);
+        t.finish(&mut out);
+        let lost_open: Vec<String> = out[before..]
+            .iter()
+            .filter_map(|r| match r {
+                Record::Exchange { conn, .. } if conn.meta.tgid == 20 => {
+                    Some(conn.meta.comm.to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lost_open, ["worker"]);
         // A process's name is forgotten at its exit.
         t.process_exited(20, &mut out);
         assert!(!t.comms.contains_key(&20));
