@@ -152,7 +152,11 @@ struct ht_sock_info {
 	 * can read CLOSE already, whose write_seq says nothing of a FIN (a reset gets there too).
 	 */
 	__u8 fin_out;
-	__u8 pad[1];
+	/*
+	 * Followed from SYN_SENT (a non-blocking connect): copied_seq is 0 until the SYN-ACK sets
+	 * it, so in_seq is set then (on_sock_state, at ESTABLISHED).
+	 */
+	__u8 syn_sent;
 };
 
 /* The socket behind an fd: its sock, file and inode (whose number is read only when needed). */
@@ -691,6 +695,16 @@ static __always_inline __u32 data_seq_in(struct sock *sk)
 	return copied;
 }
 
+/*
+ * Connection `si`, followed from SYN_SENT, is established: where the peer's bytes start is
+ * known now (the kernel sets copied_seq before the state), and nothing was read yet.
+ */
+static __always_inline void sync_syn_sent(struct ht_sock_info *si, struct sock *sk)
+{
+	si->in_seq = KREAD(struct tcp_sock, sk, copied_seq);
+	si->syn_sent = 0;
+}
+
 /* Whether TCP state `state` comes only after our FIN was queued (it is in write_seq). */
 static __always_inline bool fin_out_state(__u8 state)
 {
@@ -1036,6 +1050,7 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	struct sock *sk = ref->sk;
 	__u64 key = (__u64)sk;
 	__u32 zero = 0;
+	__u8 state;
 
 	/* A connection at this address whose end was not seen: it ended, as its sock was freed. */
 	tracked = bpf_map_lookup_elem(&sockets, &key);
@@ -1050,9 +1065,11 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	 * A TCP socket already CLOSE (read after a reset) passes that state no more before it is
 	 * freed: its entry could outlive it, and TCP entries are trusted without a generation check.
 	 */
-	if (si.tcp && BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)
+	state = si.tcp ? BPF_CORE_READ(sk, __sk_common.skc_state) : 0;
+	if (state == TCP_CLOSE)
 		return NULL;
 	if (si.tcp) {
+		si.syn_sent = state == TCP_SYN_SENT;
 		si.in_seq = data_seq_in(sk);
 		si.out_seq = data_seq_out(sk, &si);
 	}
@@ -1063,6 +1080,9 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	tracked = bpf_map_lookup_elem(&sockets, &key);
 	if (!tracked)
 		return NULL;
+	/* The handshake ended between the state's read and the insert, unseen by on_sock_state. */
+	if (tracked->syn_sent && BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
+		sync_syn_sent(tracked, sk);
 	u = bpf_map_lookup_elem(&conn_scratch, &zero);
 	if (!u)
 		return tracked;
@@ -1444,6 +1464,12 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 	struct ht_sock_info *si;
 	__u32 zero = 0, in_end;
 
+	if (state == TCP_ESTABLISHED) {
+		si = bpf_map_lookup_elem(&sockets, &sk);
+		if (si && si->syn_sent)
+			sync_syn_sent(si, (struct sock *)sk);
+		return 0;
+	}
 	if (state != TCP_CLOSE)
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &sk);

@@ -930,6 +930,81 @@ fn a_node_client_with_non_blocking_connects() {
     out.assert_summary_with(2, ", 1 process exited");
 }
 
+/// A non-blocking connect that returns before the handshake ends: the socket is followed from
+/// SYN_SENT, where TCP has not yet learned where the peer's bytes start (copied_seq is 0 until
+/// the SYN-ACK). The server's accept queue is full, so its kernel drops the first SYN and the
+/// handshake ends a second later, at the retransmit. Three rounds: a stale start, half the time,
+/// looks like a count of bytes that went by unseen.
+#[test]
+fn connects_that_end_after_their_call_returned() {
+    require_root();
+    let server_script = "import socket, sys\n\
+                         l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(0)\n\
+                         port = l.getsockname()[1]\n\
+                         for i in range(3):\n\
+                         \x20   filler = socket.create_connection(('127.0.0.1', port))\n\
+                         \x20   print(port, flush=True)\n\
+                         \x20   sys.stdin.readline()\n\
+                         \x20   l.accept()[0].close(); filler.close()\n\
+                         \x20   c = l.accept()[0]\n\
+                         \x20   req = b''\n\
+                         \x20   while not req.endswith(b'\\r\\n\\r\\n'): req += c.recv(4096)\n\
+                         \x20   c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')\n\
+                         \x20   c.close()\n";
+    let client_script = "import socket, select, sys\n\
+                         for i in range(3):\n\
+                         \x20   port = int(sys.stdin.readline())\n\
+                         \x20   s = socket.socket(); s.setblocking(False)\n\
+                         \x20   print(s.connect_ex(('127.0.0.1', port)), flush=True)\n\
+                         \x20   assert select.select([], [s], [], 30)[1], 'no handshake'\n\
+                         \x20   s.setblocking(True)\n\
+                         \x20   s.sendall(b'GET /late/%d HTTP/1.1\\r\\nHost: h\\r\\n\\r\\n' % i)\n\
+                         \x20   resp = b''\n\
+                         \x20   while not resp.endswith(b'ok'): resp += s.recv(4096)\n\
+                         \x20   s.close()\n";
+    let mut server = Group::spawn(
+        "python server",
+        Command::new(PYTHON)
+            .args(["-c", server_script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    let mut server_in = server.take_stdin();
+    let server_out = server.stdout_lines();
+    let mut client = Group::spawn(
+        "python client",
+        Command::new(PYTHON)
+            .args(["-c", client_script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped()),
+    );
+    let mut client_in = client.take_stdin();
+    let client_out = client.stdout_lines();
+    let tracer = Tracer::start(&[client.pid()], &[]);
+    let timeout = Duration::from_secs(30);
+    for _ in 0..3 {
+        // The server's accept queue is full: the client's SYN is dropped.
+        let port = server_out.recv_timeout(timeout).expect("the server's port");
+        writeln!(client_in, "{port}").expect("tell the client to connect");
+        let connected = client_out.recv_timeout(timeout).expect("connect's result");
+        assert_eq!(connected, libc::EINPROGRESS.to_string(), "connect_ex");
+        // Room for the retransmitted SYN.
+        writeln!(server_in, "accept").expect("tell the server to accept");
+    }
+    let status = client.wait("the client to end", Duration::from_secs(60));
+    assert!(status.success(), "client: {status}");
+    let out = tracer.wait();
+    assert_eq!(
+        triples(&out.exchanges()),
+        [
+            t("GET", "/late/0", 200),
+            t("GET", "/late/1", 200),
+            t("GET", "/late/2", 200)
+        ]
+    );
+    out.assert_summary_with(3, ", 1 process exited");
+}
+
 /// Heads up to 64 KiB are captured whole.
 #[test]
 fn a_60_kib_head_is_captured_whole() {
