@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::latency_ns;
+use super::{latency_ns, push_int, push_socket_addr};
 
 use crate::container::Identity;
 use crate::decode::{Direction, Endpoints};
@@ -33,7 +33,7 @@ pub(super) fn write(
             reason,
             ..
         } => {
-            prefix(buf, conn, ts, who)?;
+            prefix(buf, conn, ts, who);
             let what = match direction {
                 Direction::In => "received",
                 Direction::Out => "sent",
@@ -41,40 +41,64 @@ pub(super) fn write(
             return writeln!(buf, "malformed message {what}: {reason}");
         }
     };
-    prefix(buf, conn, ts, who)?;
+    prefix(buf, conn, ts, who);
+    // Appended piece by piece: through write! this line took twice the instructions.
     match request.map(|m| (m.start(), m)) {
         Some((StartLine::Request { method, target }, m)) => {
-            write!(buf, "{method} {target} HTTP/1.{}", m.version)?;
+            // httparse takes only visible ASCII in a method and a target.
+            buf.extend_from_slice(method.as_bytes());
+            buf.push(b' ');
+            buf.extend_from_slice(target.as_bytes());
+            buf.extend_from_slice(if m.version == 0 {
+                b" HTTP/1.0"
+            } else {
+                b" HTTP/1.1"
+            });
             if !m.complete {
-                write!(buf, " (incomplete)")?;
+                buf.extend_from_slice(b" (incomplete)");
             }
         }
-        _ => write!(buf, "(request not seen)")?,
+        _ => buf.extend_from_slice(b"(request not seen)"),
     }
     match response.map(|m| (m.start(), m)) {
         Some((StartLine::Response { status, reason }, m)) => {
-            write!(buf, " -> {status}")?;
+            buf.extend_from_slice(b" -> ");
+            push_int(buf, status);
             if !reason.is_empty() {
-                write!(buf, " {reason}")?;
+                buf.push(b' ');
+                buf.extend_from_slice(reason.as_bytes());
             }
             if !m.complete {
-                write!(buf, " (incomplete)")?;
+                buf.extend_from_slice(b" (incomplete)");
             }
             if let Some(ns) = latency_ns(request, response) {
                 write!(buf, " {:.3}ms", ns as f64 / 1e6)?;
             }
         }
-        _ => write!(buf, " -> (no response)")?,
+        _ => buf.extend_from_slice(b" -> (no response)"),
     }
     if let Some(r) = responder {
-        write!(buf, " (response by pid {} fd {})", r.tgid, r.fd)?;
+        buf.extend_from_slice(b" (response by pid ");
+        push_int(buf, r.tgid);
+        buf.extend_from_slice(b" fd ");
+        push_int(buf, r.fd);
+        buf.push(b')');
     }
-    let size = |m: Option<&Message>| m.map_or("-".to_string(), |m| format!("{}B", m.body_bytes));
-    writeln!(buf, " req={} resp={}", size(request), size(response))?;
+    for (key, m) in [(&b" req="[..], request), (b" resp=", response)] {
+        buf.extend_from_slice(key);
+        match m {
+            Some(m) => {
+                push_int(buf, m.body_bytes);
+                buf.push(b'B');
+            }
+            None => buf.push(b'-'),
+        }
+    }
+    buf.push(b'\n');
     if verbose {
-        for (m, mark) in [(request, '>'), (response, '<')] {
+        for (m, mark) in [(request, b'>'), (response, b'<')] {
             if let Some(m) = m {
-                details(buf, m, mark)?;
+                details(buf, m, mark);
             }
         }
     }
@@ -82,87 +106,116 @@ pub(super) fn write(
 }
 
 /// Time of day, process, role and peer: how every text line starts.
-fn prefix(
-    buf: &mut Vec<u8>,
-    conn: &ConnInfo,
-    stamp: &str,
-    who: Option<&Identity>,
-) -> io::Result<()> {
+fn prefix(buf: &mut Vec<u8>, conn: &ConnInfo, stamp: &str, who: Option<&Identity>) {
     let m = &conn.meta;
     // The time of day, with microseconds: "HH:MM:SS.uuuuuu".
-    write!(buf, "{} {}[{}", &stamp[11..stamp.len() - 1], m.comm, m.tgid)?;
+    buf.extend_from_slice(&stamp.as_bytes()[11..stamp.len() - 1]);
+    buf.push(b' ');
+    match m.comm.as_str() {
+        Some(comm) => buf.extend_from_slice(comm.as_bytes()),
+        None => buf.extend_from_slice(String::from_utf8_lossy(m.comm.bytes()).as_bytes()),
+    }
+    buf.push(b'[');
+    push_int(buf, m.tgid);
     // In a container: nginx[4321/7 c23cf607e723], its PID there and the container's short id.
     if let Some(who) = who {
         if who.ns_pid != 0 {
-            write!(buf, "/{}", who.ns_pid)?;
+            buf.push(b'/');
+            push_int(buf, who.ns_pid);
         }
         if !who.container_id.is_empty() {
-            write!(buf, " {}", who.short_id())?;
+            buf.push(b' ');
+            buf.extend_from_slice(who.short_id().as_bytes());
         }
     }
-    write!(buf, "] {} ", conn.role.as_str())?;
+    buf.extend_from_slice(b"] ");
+    buf.extend_from_slice(conn.role.as_str().as_bytes());
+    buf.push(b' ');
     match &conn.endpoints {
-        Some(Endpoints::Inet { peer, .. }) => write!(buf, "{peer} "),
+        Some(Endpoints::Inet { peer, .. }) => push_socket_addr(buf, *peer),
         // A server's peer is usually unbound: its own path says more.
         Some(Endpoints::Unix(u)) => {
-            write!(
-                buf,
-                "unix:{} ",
-                u.peer.name().or(u.local.name()).unwrap_or_default()
-            )
+            buf.extend_from_slice(b"unix:");
+            let path = u.peer.name().or(u.local.name()).unwrap_or_default();
+            buf.extend_from_slice(path.as_bytes());
         }
-        None => write!(buf, "fd={} ", m.fd),
+        None => {
+            buf.extend_from_slice(b"fd=");
+            push_int(buf, m.fd);
+        }
     }
+    buf.push(b' ');
 }
 
 /// Headers and the start of the body, each line marked '>' (request) or '<' (response).
-fn details(buf: &mut Vec<u8>, m: &Message, mark: char) -> io::Result<()> {
-    let indent = format!("    {mark} ");
-    for (name, value) in m.headers_lossy() {
-        writeln!(buf, "{indent}{name}: {value}")?;
+fn details(buf: &mut Vec<u8>, m: &Message, mark: u8) {
+    let indent = [b' ', b' ', b' ', b' ', mark, b' '];
+    for (name, value) in m.headers() {
+        buf.extend_from_slice(&indent);
+        buf.extend_from_slice(name);
+        buf.extend_from_slice(b": ");
+        // Values are text nearly always: decoded only when they are not.
+        match std::str::from_utf8(value) {
+            Ok(v) => buf.extend_from_slice(v.as_bytes()),
+            Err(_) => buf.extend_from_slice(String::from_utf8_lossy(value).as_bytes()),
+        }
+        buf.push(b'\n');
     }
     let shown = &m.body()[..m.body().len().min(TEXT_BODY_PREVIEW)];
     if !shown.is_empty() {
         // A final line break would only print an empty marked line.
         let text = shown.strip_suffix(b"\n").unwrap_or(shown);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
-        writeln!(buf, "{}", indent.trim_end())?;
-        writeln!(buf, "{}", escape_body(text, &indent))?;
+        buf.extend_from_slice(indent.trim_ascii_end());
+        buf.push(b'\n');
+        escape_body(buf, text, &indent);
+        buf.push(b'\n');
     }
     if (shown.len() as u64) < m.body_bytes {
-        writeln!(
-            buf,
-            "{indent}[body cut: {} of {} bytes shown]",
-            shown.len(),
-            m.body_bytes
-        )?;
+        buf.extend_from_slice(&indent);
+        buf.extend_from_slice(b"[body cut: ");
+        push_int(buf, shown.len());
+        buf.extend_from_slice(b" of ");
+        push_int(buf, m.body_bytes);
+        buf.extend_from_slice(b" bytes shown]\n");
     }
-    Ok(())
 }
 
-/// Body bytes for a terminal: text as is, other bytes escaped, lines indented.
-pub fn escape_body(body: &[u8], indent: &str) -> String {
-    let mut s = String::with_capacity(body.len() + indent.len());
-    s.push_str(indent);
+/// Body bytes for a terminal, appended to `buf`: text as is, other bytes escaped, lines
+/// indented.
+fn escape_body(buf: &mut Vec<u8>, body: &[u8], indent: &[u8]) {
+    buf.extend_from_slice(indent);
     for chunk in body.utf8_chunks() {
-        let mut chars = chunk.valid().chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\r' if chars.peek() == Some(&'\n') => {}
-                '\n' => {
-                    s.push('\n');
-                    s.push_str(indent);
+        let valid = chunk.valid();
+        let mut plain_from = 0;
+        let mut chars = valid.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            let escaped = match c {
+                '\r' if chars.peek().is_some_and(|&(_, n)| n == '\n') => None,
+                '\n' => Some(None),
+                '\t' => continue,
+                c if c.is_control() => Some(Some(c)),
+                _ => continue,
+            };
+            // Text up to here as it is, then this character's replacement.
+            buf.extend_from_slice(&valid.as_bytes()[plain_from..i]);
+            plain_from = i + c.len_utf8();
+            match escaped {
+                None => {}
+                Some(None) => {
+                    buf.push(b'\n');
+                    buf.extend_from_slice(indent);
                 }
-                '\t' => s.push(c),
-                c if c.is_control() => s.extend(c.escape_default()),
-                c => s.push(c),
+                Some(Some(c)) => {
+                    let _ = write!(buf, "{}", c.escape_default());
+                }
             }
         }
+        buf.extend_from_slice(&valid.as_bytes()[plain_from..]);
         for b in chunk.invalid() {
-            s.push_str(&format!("\\x{b:02x}"));
+            let _ = write!(buf, "\\x{b:02x}");
         }
     }
-    s
 }
 
 #[cfg(test)]
@@ -171,10 +224,65 @@ mod tests {
 
     #[test]
     fn escapes_binary_and_indents_lines() {
+        let escaped = |body: &[u8], indent: &str| {
+            let mut buf = Vec::new();
+            escape_body(&mut buf, body, indent.as_bytes());
+            String::from_utf8(buf).unwrap()
+        };
         assert_eq!(
-            escape_body(b"a\r\nb\x00\xff\xfe\tc", "  "),
+            escaped(b"a\r\nb\x00\xff\xfe\tc", "  "),
             "  a\n  b\\u{0}\\xff\\xfe\tc"
         );
-        assert_eq!(escape_body("héllo".as_bytes(), ""), "héllo");
+        assert_eq!(escaped("héllo".as_bytes(), ""), "héllo");
+        // A lone CR is a control character; CR LF is a line break.
+        assert_eq!(
+            escaped(b"x\ry\r\n\r\nz\x1b[0m", "> "),
+            "> x\\ry\n> \n> z\\u{1b}[0m"
+        );
+        // Against the rule written a character at a time, over every string of up to four
+        // of these pieces.
+        let reference = |body: &[u8], indent: &str| {
+            let mut s = indent.to_string();
+            for chunk in body.utf8_chunks() {
+                let mut chars = chunk.valid().chars().peekable();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\r' if chars.peek() == Some(&'\n') => {}
+                        '\n' => {
+                            s.push('\n');
+                            s.push_str(indent);
+                        }
+                        '\t' => s.push(c),
+                        c if c.is_control() => s.extend(c.escape_default()),
+                        c => s.push(c),
+                    }
+                }
+                for b in chunk.invalid() {
+                    s.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            s
+        };
+        let pieces: [&[u8]; 8] = [
+            b"a",
+            b"\r",
+            b"\n",
+            b"\t",
+            b"\x00",
+            b"\xc3",
+            b"\xa9",
+            "é".as_bytes(),
+        ];
+        let mut strings: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u8>> = strings
+                .iter()
+                .flat_map(|s| pieces.iter().map(move |p| [s.as_slice(), p].concat()))
+                .collect();
+            strings.extend(longer);
+        }
+        for body in &strings {
+            assert_eq!(escaped(body, "  < "), reference(body, "  < "), "{body:?}");
+        }
     }
 }
