@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use crate::http::{Message, StartLine};
+use crate::http::{header_name_bit, Message, StartLine};
 use crate::record::Record;
 
 pub const REDACTED: &str = "<redacted>";
@@ -55,19 +55,47 @@ fn replacement(style: Style, secret: &[u8]) -> Cow<'static, [u8]> {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+/// The headers `Redactor::header` looks into (the other headers it is given come on top).
+const REDACTED_HEADERS: [&str; 7] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "location",
+    "referer",
+    "content-location",
+];
+
+#[derive(Debug, Clone)]
 pub struct Redactor {
     /// Lowercase names of the other headers to redact whole (`--redact-header`).
     extra_headers: Vec<String>,
+    /// The header_name_bit()s of every header it redacts: a message with none of them has only
+    /// its target and its body to look at.
+    header_bits: u64,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self::new(&[])
+    }
 }
 
 impl Redactor {
     pub fn new(extra_headers: &[String]) -> Self {
+        let extra_headers: Vec<String> = extra_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
+        let header_bits = REDACTED_HEADERS
+            .iter()
+            .chain(&SECRET_HEADERS)
+            .map(|h| h.as_bytes())
+            .chain(extra_headers.iter().map(|h| h.as_bytes()))
+            .fold(0, |bits, h| bits | header_name_bit(h));
         Self {
-            extra_headers: extra_headers
-                .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect(),
+            extra_headers,
+            header_bits,
         }
     }
 
@@ -105,12 +133,22 @@ impl Redactor {
         // usual one.
         let mut values: Option<Vec<Option<Vec<u8>>>> = None;
         let mut kind = None;
-        for (i, (n, v)) in m.headers().enumerate() {
-            if let Some(new) = self.header(n, v, Style::Marker) {
-                values.get_or_insert_with(|| vec![None; m.headers().count()])[i] = Some(new);
-            } else if n.len() == 12 && n.eq_ignore_ascii_case(b"content-type") {
-                kind = body_kind(v);
+        let content_type = |n: &[u8]| n.len() == 12 && n.eq_ignore_ascii_case(b"content-type");
+        if m.may_have_header(self.header_bits) {
+            for (i, (n, v)) in m.headers().enumerate() {
+                if let Some(new) = self.header(n, v, Style::Marker) {
+                    values.get_or_insert_with(|| vec![None; m.headers().count()])[i] = Some(new);
+                } else if content_type(n) {
+                    kind = body_kind(v);
+                }
             }
+        } else if !m.body().is_empty() && m.may_have_header(header_name_bit(b"content-type")) {
+            // None of the headers it redacts, as most messages: only the body's type matters.
+            kind = m
+                .headers()
+                .filter(|(n, _)| content_type(n))
+                .last()
+                .and_then(|(_, v)| body_kind(v));
         }
         let body = kind
             .filter(|_| !m.body().is_empty())

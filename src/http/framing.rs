@@ -1,7 +1,7 @@
 //! Where a message's body ends (RFC 9112, 6.3): Content-Length, chunked encoding, the request's
 //! method and the status, or the end of the connection.
 
-use super::message::{Message, RequestKind};
+use super::message::{header_name_bit, Message, RequestKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Framing {
@@ -14,6 +14,11 @@ pub(super) enum Framing {
 
 /// Content-Length and chunked encoding as the headers give them (RFC 9112, 6.3).
 fn declared_framing(msg: &Message) -> Result<Option<Framing>, &'static str> {
+    const FRAMING: u64 = header_name_bit(b"transfer-encoding") | header_name_bit(b"content-length");
+    // Most requests have neither: their headers are not looked through.
+    if !msg.may_have_header(FRAMING) {
+        return Ok(None);
+    }
     let mut length: Option<u64> = None;
     let mut coded = None;
     // Only these two headers' values are decoded.

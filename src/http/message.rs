@@ -47,6 +47,9 @@ pub struct Message {
     /// The head's length as it was sent (head_len is that of the head kept, redacted or not).
     wire_head_len: u32,
     header_count: u32,
+    /// A bit per header name (header_name_bit): which names it surely lacks, told without a
+    /// pass over its headers.
+    name_bits: u64,
     /// Body size as sent (decoded size for chunked bodies).
     pub body_bytes: u64,
     /// Body bytes that were not in the capture (beyond --capture-bytes, sendfile, read failures).
@@ -75,7 +78,9 @@ impl Message {
         };
         let mut bytes = Vec::with_capacity(head.len() + headers.len() * HEADER_SPAN_BYTES + spare);
         bytes.extend_from_slice(head);
+        let mut name_bits = 0;
         for h in headers {
+            name_bits |= header_name_bit(h.name.as_bytes());
             let (name, value) = (span(h.name.as_bytes()), span(h.value));
             for n in [name.start, name.end, value.start, value.end] {
                 bytes.extend_from_slice(&n.to_le_bytes());
@@ -100,6 +105,7 @@ impl Message {
             head_len: head.len() as u32,
             wire_head_len: head.len() as u32,
             header_count: headers.len() as u32,
+            name_bits,
             body_bytes: 0,
             body_missing_bytes: 0,
             complete: true,
@@ -152,6 +158,13 @@ impl Message {
 
     fn body_start(&self) -> usize {
         self.head_len as usize + self.header_count as usize * HEADER_SPAN_BYTES
+    }
+
+    /// False when it surely has no header of the names whose header_name_bit()s make up
+    /// `bits`; true when it may have one. Spares a pass over the headers of most messages.
+    #[inline]
+    pub fn may_have_header(&self, bits: u64) -> bool {
+        self.name_bits & bits != 0
     }
 
     /// (name, value) of each header as bytes, in order, duplicates kept.
@@ -269,6 +282,19 @@ impl Message {
     }
 }
 
+/// A header name's bit among 64, from its length and its first and last letters,
+/// case-insensitively. The mix keeps the names redaction and framing look for apart from each
+/// other and from 37 common ones (Content-Type and X-Api-Key shared a bit under length and
+/// first letter alone).
+pub const fn header_name_bit(name: &[u8]) -> u64 {
+    let (first, last) = match name {
+        [] => (0, 0),
+        [f, .., l] => (*f | 0x20, *l | 0x20),
+        [f] => (*f | 0x20, *f | 0x20),
+    };
+    1 << ((name.len() as u64 * 17 + first as u64 + 2 * last as u64) % 64)
+}
+
 /// What a request's method says about how its response is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestKind {
@@ -325,4 +351,42 @@ pub(super) fn parse_head(
     let spare = (buf.len() - n).min(body_limit);
     let msg = Message::from_head(&buf[..n], start, version.unwrap_or(1), parsed, spare);
     Ok(Some((n, msg)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_bits_say_which_names_are_surely_absent() {
+        let m = Message::build(
+            "GET / HTTP/1.1",
+            &[("HOST", "h"), ("Content-Type", "text/plain")],
+            b"",
+            0,
+        );
+        // Present, in any case: always "may".
+        for name in ["host", "Host", "content-type", "CONTENT-TYPE"] {
+            assert!(
+                m.may_have_header(header_name_bit(name.as_bytes())),
+                "{name}"
+            );
+        }
+        // Absent names of other lengths or first letters: "no".
+        for name in [
+            "content-length",
+            "transfer-encoding",
+            "authorization",
+            "cookie",
+        ] {
+            assert!(
+                !m.may_have_header(header_name_bit(name.as_bytes())),
+                "{name}"
+            );
+        }
+        // Edited, the bits are those of the new head.
+        let e = m.edited(None, &[None, None], None).expect("edited");
+        assert!(e.may_have_header(header_name_bit(b"host")));
+        assert!(!e.may_have_header(header_name_bit(b"cookie")));
+    }
 }

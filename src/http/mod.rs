@@ -16,5 +16,5 @@ mod message;
 mod parse;
 mod resync;
 
-pub use message::{Message, RequestKind, StartLine};
+pub use message::{header_name_bit, Message, RequestKind, StartLine};
 pub use parse::{parse_pieces, Parsed, Parser, ParserStats, MAX_HEAD_BYTES};
