@@ -962,24 +962,20 @@ fn connects_that_end_after_their_call_returned() {
                          \x20   resp = b''\n\
                          \x20   while not resp.endswith(b'ok'): resp += s.recv(4096)\n\
                          \x20   s.close()\n";
-    let mut server = Group::spawn(
-        "python server",
-        Command::new(PYTHON)
-            .args(["-c", server_script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped()),
-    );
-    let mut server_in = server.take_stdin();
-    let server_out = server.stdout_lines();
-    let mut client = Group::spawn(
-        "python client",
-        Command::new(PYTHON)
-            .args(["-c", client_script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped()),
-    );
-    let mut client_in = client.take_stdin();
-    let client_out = client.stdout_lines();
+    // Each told what to do on stdin, and saying where it is on stdout.
+    let python = |what: &str, script: &str| {
+        let mut group = Group::spawn(
+            what,
+            Command::new(PYTHON)
+                .args(["-c", script])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped()),
+        );
+        let (stdin, stdout) = (group.take_stdin(), group.stdout_lines());
+        (group, stdin, stdout)
+    };
+    let (_server, mut server_in, server_out) = python("python server", server_script);
+    let (mut client, mut client_in, client_out) = python("python client", client_script);
     let tracer = Tracer::start(&[client.pid()], &[]);
     let timeout = Duration::from_secs(30);
     for _ in 0..3 {
