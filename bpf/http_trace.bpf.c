@@ -737,43 +737,66 @@ static __always_inline void emit_hole(void *ctx, __u64 pid_tgid, struct ht_data_
 	send_event(ctx, e, sizeof(e->hdr));
 }
 
+/* The stream positions of a TCP socket now, and the bytes each way that moved unseen before. */
+struct ht_unseen {
+	__u32 in_now;
+	__u32 out_now;
+	__s32 in;
+	__s32 out;
+};
+
 /*
  * Bytes of TCP connection `si` that moved outside the calls followed since its last event
  * (io_uring, sendmmsg/recvmmsg, a splice out of the socket where it is not seen): the socket's
- * own sequence numbers say how many each way. Each becomes a hole of that size before this
- * call's `ret` bytes in direction `dir`, so that a body keeps its size and the parser its
- * place. Two threads receiving on one socket at once could make a difference negative: it is
- * then taken as none.
+ * own sequence numbers say how many each way, less this call's `ret` bytes in direction `dir`,
+ * which are already in them. Two threads receiving on one socket at once could make a
+ * difference negative: it is then taken as none.
  */
+static __always_inline void measure_unseen(struct ht_sock_info *si, __u64 sk, __u8 dir, long ret,
+					   struct ht_unseen *u)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+	u->in_now = KREAD(struct tcp_sock, tp, copied_seq);
+	u->out_now = KREAD(struct tcp_sock, tp, write_seq);
+	u->in = u->in_now - (dir == HT_DIR_IN ? (__u32)ret : 0) - si->in_seq;
+	u->out = u->out_now - (dir == HT_DIR_OUT ? (__u32)ret : 0) - si->out_seq;
+	/* Nearly always none: the FIN corrections, more reads, only where a difference shows. */
+	if (u->in) {
+		u->in_now = data_seq_in((struct sock *)sk);
+		u->in = u->in_now - (dir == HT_DIR_IN ? (__u32)ret : 0) - si->in_seq;
+	}
+	if (u->out) {
+		u->out_now = data_seq_out((struct sock *)sk, si);
+		u->out = u->out_now - (dir == HT_DIR_OUT ? (__u32)ret : 0) - si->out_seq;
+	}
+}
+
+/*
+ * Each way's unseen bytes as a hole of that size, before the call's own bytes: a body keeps its
+ * size and the parser its place.
+ */
+static __always_inline void emit_holes(void *ctx, __u64 pid_tgid, struct ht_data_event *e, struct ht_sock_info *si,
+				       __s32 fd, const struct ht_unseen *u)
+{
+	if (u->in > 0)
+		emit_hole(ctx, pid_tgid, e, si, fd, HT_DIR_IN, u->in);
+	if (u->out > 0)
+		emit_hole(ctx, pid_tgid, e, si, fd, HT_DIR_OUT, u->out);
+}
+
+/* Bytes TCP connection `si` moved unseen before this event (measure_unseen), as holes. */
 static __always_inline void emit_unseen(void *ctx, __u64 pid_tgid, struct ht_data_event *e, struct ht_sock_info *si,
 					__u64 sk, __s32 fd, __u8 dir, long ret)
 {
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
-	__u32 in_now, out_now;
-	__s32 missed_in, missed_out;
+	struct ht_unseen u;
 
 	if (!si->tcp)
 		return;
-	/* This call's own bytes are already in the socket's counts. */
-	in_now = KREAD(struct tcp_sock, tp, copied_seq);
-	out_now = KREAD(struct tcp_sock, tp, write_seq);
-	missed_in = in_now - (dir == HT_DIR_IN ? (__u32)ret : 0) - si->in_seq;
-	missed_out = out_now - (dir == HT_DIR_OUT ? (__u32)ret : 0) - si->out_seq;
-	/* Nearly always none: the FIN corrections, more reads, only where a difference shows. */
-	if (missed_in) {
-		in_now = data_seq_in((struct sock *)sk);
-		missed_in = in_now - (dir == HT_DIR_IN ? (__u32)ret : 0) - si->in_seq;
-	}
-	if (missed_out) {
-		out_now = data_seq_out((struct sock *)sk, si);
-		missed_out = out_now - (dir == HT_DIR_OUT ? (__u32)ret : 0) - si->out_seq;
-	}
-	si->in_seq = in_now;
-	si->out_seq = out_now;
-	if (missed_in > 0)
-		emit_hole(ctx, pid_tgid, e, si, fd, HT_DIR_IN, missed_in);
-	if (missed_out > 0)
-		emit_hole(ctx, pid_tgid, e, si, fd, HT_DIR_OUT, missed_out);
+	measure_unseen(si, sk, dir, ret, &u);
+	si->in_seq = u.in_now;
+	si->out_seq = u.out_now;
+	emit_holes(ctx, pid_tgid, e, si, fd, &u);
 }
 
 /*
@@ -785,23 +808,28 @@ static __always_inline void emit_unseen(void *ctx, __u64 pid_tgid, struct ht_dat
  * Two CPUs can see one end at once (close() on one, the state change to CLOSE in softirq on
  * another, each holding the entry): the delete, atomic under the bucket's lock, picks the one
  * that reports it. The loser's pointer stays readable: a preallocated element is reused only by
- * a later insert, and its value is left as it was.
+ * a later insert, and its value is left as it was. The unseen bytes are measured before the
+ * delete: a change to CLOSE that comes after it (on another CPU, or in a softirq nested in this
+ * program) finds no entry to note that our FIN had gone (fin_out), and CLOSE's write_seq would
+ * then count the FIN as a byte sent unseen (CI: 5.10, kprobe, a forking server's close).
  */
 static __always_inline void end_connection(void *ctx, __u8 syscall, __u64 sk, struct ht_sock_info *si,
 					   bool stale)
 {
 	/* Maybe in softirq, on another task's time: the event names the last user, thread unknown. */
 	__u64 pid_tgid = syscall == HT_SYS_NONE ? (__u64)si->tgid << 32 : bpf_get_current_pid_tgid();
+	struct ht_unseen unseen = {};
 	struct ht_data_event *e;
 	__u32 zero = 0;
 
+	if (!stale && si->tcp)
+		measure_unseen(si, sk, HT_DIR_NONE, 0, &unseen);
 	if (bpf_map_delete_elem(&sockets, &sk))
 		return; /* another CPU reported this end */
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return;
-	if (!stale)
-		emit_unseen(ctx, pid_tgid, e, si, sk, si->fd, HT_DIR_NONE, 0);
+	emit_holes(ctx, pid_tgid, e, si, si->fd, &unseen);
 	fill_header(&e->hdr, pid_tgid, HT_EV_CLOSE, syscall, si->fd, 0, si->conn_id);
 	e->hdr.seq = next_seq(si);
 	send_event(ctx, e, sizeof(e->hdr));
