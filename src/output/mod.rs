@@ -107,9 +107,10 @@ impl Stamp {
             return &self.text;
         }
         let mut us = micros % 1_000_000;
-        let end = self.text.len() - 1; // "Z" follows ".uuuuuu"
-                                       // SAFETY: only ASCII digits overwrite the ASCII digits of the microseconds, so the
-                                       // string stays UTF-8.
+        // ".uuuuuu" ends just before the final "Z".
+        let end = self.text.len() - 1;
+        // SAFETY: only ASCII digits overwrite the ASCII digits of the microseconds, so the
+        // string stays UTF-8.
         let digits = unsafe { &mut self.text.as_mut_vec()[end - 6..end] };
         for d in digits.iter_mut().rev() {
             *d = b'0' + (us % 10) as u8;
