@@ -73,6 +73,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define IPPROTO_TCP 6
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
+#define EAGAIN 11
 #define EINPROGRESS 115
 #define MSG_PEEK 2
 #define TCP_FIN_WAIT1 4
@@ -836,6 +837,16 @@ static __always_inline void end_connection(void *ctx, __u8 syscall, __u64 sk, st
 }
 
 /*
+ * Connection `si`, kept past CLOSE (on_sock_state) for a call in progress or bytes not read yet,
+ * ends once its process has read them, at the return of a call on it.
+ */
+static __always_inline void end_if_done(void *ctx, __u64 sk, struct ht_sock_info *si)
+{
+	if (si->closed && (__s32)(si->in_end - KREAD(struct tcp_sock, sk, copied_seq)) <= 0)
+		end_connection(ctx, HT_SYS_NONE, sk, si, false);
+}
+
+/*
  * Copy the `ret` bytes a receive or send moved, up to capture_bytes, into events built in `e`.
  * `vectored` (readv, writev, recvmsg, sendmsg) is a constant of each return wrapper: `in->buf`
  * is then an iovec array. sendfile's bytes are not in user memory: one empty event says how
@@ -893,9 +904,7 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht
 		return;
 	emit_unseen(ctx, pid_tgid, e, si, sk, in->fd, syscall_direction(in->syscall), ret);
 	emit_bytes(ctx, pid_tgid, in, ret, vectored, si, e);
-	if (si->closed &&
-	    (__s32)(si->in_end - KREAD(struct tcp_sock, sk, copied_seq)) <= 0)
-		end_connection(ctx, HT_SYS_NONE, sk, si, false);
+	end_if_done(ctx, sk, si);
 }
 
 /*
@@ -1491,6 +1500,7 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 	struct ht_data_event *e;
 	struct ht_sock_info *si;
 	__u32 zero = 0, in_end;
+	int in_call;
 
 	if (state == TCP_ESTABLISHED) {
 		si = bpf_map_lookup_elem(&sockets, &sk);
@@ -1512,23 +1522,30 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 	if (fin_out_state(KREAD(struct sock, sk, __sk_common.skc_state)))
 		si->fin_out = 1;
 	/*
-	 * Still held by its process (not orphaned), with bytes it has not read: a client that shut
-	 * its sending side down gets the response and the peer's FIN in FIN_WAIT2, which goes to
-	 * CLOSE at once (tcp_time_wait), before the response is read. The entry stays for them.
+	 * Still held by its process (not orphaned), and either with bytes it has not read, or in a
+	 * call on it: the entry stays until the bytes are read, or the call returns. A client that
+	 * shut its sending side down gets the response and the peer's FIN in FIN_WAIT2, which goes
+	 * to CLOSE at once (tcp_time_wait), before the response is read. A send into a socket the
+	 * peer closed meets the peer's RST inside the call (loopback hands it over in the call's own
+	 * softirq, and the socket's owner takes it from its backlog as it lets the socket go): the
+	 * call's bytes are in write_seq already, and its return reports them, as its own.
 	 * Read here, the state is still the old one; the peer's FIN, when it came (SOCK_DONE), is
 	 * the last sequence number received.
 	 */
 	in_end = KREAD(struct tcp_sock, tp, rcv_nxt);
 	if (fin_received((struct sock *)sk))
 		in_end--;
+	in_call = KREAD(struct sock, sk, sk_lock.owned);
 	if (si->tcp && !(KREAD(struct sock, sk, __sk_common.skc_flags) & (1UL << SOCK_DEAD)) &&
-	    (__s32)(in_end - KREAD(struct tcp_sock, tp, copied_seq)) > 0) {
-		e = bpf_map_lookup_elem(&scratch, &zero);
-		if (!e)
-			return 0;
-		/* Settled on the old state, whose FIN correction is known; nothing is sent after. */
-		emit_unseen(ctx, (__u64)si->tgid << 32, e, si, sk, si->fd, HT_DIR_NONE, 0);
-		si->out_seq = KREAD(struct tcp_sock, tp, write_seq);
+	    (in_call || (__s32)(in_end - KREAD(struct tcp_sock, tp, copied_seq)) > 0)) {
+		if (!in_call) {
+			e = bpf_map_lookup_elem(&scratch, &zero);
+			if (!e)
+				return 0;
+			/* Settled on the old state, whose FIN correction is known; nothing is sent after. */
+			emit_unseen(ctx, (__u64)si->tgid << 32, e, si, sk, si->fd, HT_DIR_NONE, 0);
+			si->out_seq = KREAD(struct tcp_sock, tp, write_seq);
+		}
 		si->in_end = in_end;
 		si->closed = 1;
 		return 0;
@@ -2093,8 +2110,20 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 	__u8 syscall;
 
 	/* A peek is read again later. */
-	if (ret <= 0 || (flags & MSG_PEEK) || !tgid_maybe_tracked(pid_tgid >> 32))
+	if ((flags & MSG_PEEK) || !tgid_maybe_tracked(pid_tgid >> 32))
 		return 0;
+	if (ret <= 0) {
+		/*
+		 * No bytes: the call a connection kept past CLOSE waited for may end it (no close()
+		 * is seen here). A would-block return, the common one, never comes after CLOSE.
+		 */
+		if (ret != -EAGAIN) {
+			si = bpf_map_lookup_elem(&sockets, &(__u64){ (__u64)sk });
+			if (si)
+				end_if_done(ctx, (__u64)sk, si);
+		}
+		return 0;
+	}
 	/*
 	 * The socket's entry first: one whose last call was this process's, as nearly every one's
 	 * is, spares the hash of processes (only calls of tracked processes set it).

@@ -450,6 +450,43 @@ fn a_response_read_after_the_connection_reached_close() {
     out.assert_summary_with(3, ", 1 process exited");
 }
 
+/// A client that sends its request and closes at once (a health check that gave up, wrk at the
+/// end of its run): the answer reaches a closed socket, whose RST the kernel hands to the
+/// server's socket inside the server's own send (loopback), taking it to CLOSE before the call
+/// returns. The answer is that call's bytes, captured, not bytes moved unseen.
+#[test]
+fn an_answer_sent_into_a_reset_is_captured() {
+    require_root();
+    let server = Server::ours_with("recv", "writev");
+    let mut tracer = Tracer::start(&[server.pid()], &[]);
+    for ms in [100, 101, 102] {
+        let mut client = Client::connect(server.port);
+        client.send(&[format!("GET /r/sleep/{ms} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes()]);
+        // Closed before the answer, which comes after `ms` milliseconds.
+    }
+    tracer.wait_for_records(3, Duration::from_secs(30));
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    // Three server threads answer at about the same time.
+    let mut seen = triples(&ex);
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            t("GET", "/r/sleep/100", 200),
+            t("GET", "/r/sleep/101", 200),
+            t("GET", "/r/sleep/102", 200)
+        ]
+    );
+    for e in &ex {
+        assert_eq!(
+            e["response_body"],
+            format!("GET {} body=0\n", e["target"].as_str().unwrap())
+        );
+    }
+    out.assert_summary(3);
+}
+
 /// A client whose TCP connections get fd numbers that a UDP socket held just before (a DNS
 /// lookup, a metrics client): whether an fd is followed is decided by its socket, so none of
 /// the connections is missed.
