@@ -1332,6 +1332,67 @@ static __always_inline struct pt_regs *current_user_regs(void)
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
+/* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl), and where the number is saved. */
+#define SYSCALL_NR(regs) ((regs)->orig_ax)
+#define NR_read 0
+#define NR_write 1
+#define NR_close 3
+#define NR_readv 19
+#define NR_writev 20
+#define NR_sendfile 40
+#define NR_connect 42
+#define NR_accept 43
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_sendmsg 46
+#define NR_recvmsg 47
+#define NR_accept4 288
+#define NR_splice 275
+#define NR_recvmmsg 299
+#define NR_sendmmsg 307
+
+/* Which of our receive and send syscalls `nr` is, or HT_SYS_NONE. */
+static __always_inline __u8 io_syscall(long nr)
+{
+	switch (nr) {
+	case NR_read:
+		return HT_SYS_READ;
+	case NR_readv:
+		return HT_SYS_READV;
+	case NR_recvfrom:
+		return HT_SYS_RECVFROM;
+	case NR_recvmsg:
+		return HT_SYS_RECVMSG;
+	case NR_write:
+		return HT_SYS_WRITE;
+	case NR_writev:
+		return HT_SYS_WRITEV;
+	case NR_sendto:
+		return HT_SYS_SENDTO;
+	case NR_sendmsg:
+		return HT_SYS_SENDMSG;
+	case NR_sendfile:
+		return HT_SYS_SENDFILE;
+	}
+	return HT_SYS_NONE;
+}
+
+/*
+ * Whether the current task is a tracked process in one of the receive or send calls followed.
+ * A socket held by a task while TCP changes its state is held by that task's call: packets
+ * that came meanwhile wait in the socket's backlog, which the call works through as it lets
+ * the socket go.
+ */
+static __always_inline bool in_followed_call(void)
+{
+	struct pt_regs *regs;
+
+	if (!tgid_tracked(bpf_get_current_pid_tgid() >> 32))
+		return false;
+	regs = current_user_regs();
+	return io_syscall(BPF_CORE_READ(regs, orig_ax)) != HT_SYS_NONE;
+}
+
 /*
  * A receive or send returned `ret` bytes (or an error). Its entry was stashed, or, where
  * `recover` names the syscall, its arguments are rebuilt from the saved user registers.
@@ -1490,7 +1551,8 @@ static __always_inline int on_close_enter(void *ctx, __s32 fd)
 
 /*
  * Event: TCP socket `sk` reached state `state`. At CLOSE a followed connection ends, whichever
- * process had it (or, when that process has bytes to read yet, once it read them): TCP goes
+ * process had it (or, when that process has bytes to read yet or is in a receive or send on it,
+ * once it read them or the call returned): TCP goes
  * through CLOSE before a sock is freed, so a sock's memory never holds a new socket while its
  * old entry stands, but for an entry kept for its last bytes, checked by inode number.
  */
@@ -1523,7 +1585,7 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 		si->fin_out = 1;
 	/*
 	 * Still held by its process (not orphaned), and either with bytes it has not read, or in a
-	 * call on it: the entry stays until the bytes are read, or the call returns. A client that
+	 * receive or send on it: the entry stays until the bytes are read, or the call returns. A client that
 	 * shut its sending side down gets the response and the peer's FIN in FIN_WAIT2, which goes
 	 * to CLOSE at once (tcp_time_wait), before the response is read. A send into a socket the
 	 * peer closed meets the peer's RST inside the call (loopback hands it over in the call's own
@@ -1535,7 +1597,7 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 	in_end = KREAD(struct tcp_sock, tp, rcv_nxt);
 	if (fin_received((struct sock *)sk))
 		in_end--;
-	in_call = KREAD(struct sock, sk, sk_lock.owned);
+	in_call = KREAD(struct sock, sk, sk_lock.owned) && in_followed_call();
 	if (si->tcp && !(KREAD(struct sock, sk, __sk_common.skc_flags) & (1UL << SOCK_DEAD)) &&
 	    (in_call || (__s32)(in_end - KREAD(struct tcp_sock, tp, copied_seq)) > 0)) {
 		if (!in_call) {
@@ -2004,51 +2066,6 @@ int PROG(N(fentry_close), const struct pt_regs *regs)
  * loaded nginx half its throughput, these next to nothing. Like them, and unlike return probes,
  * sys_exit also fires for a call that was already blocked when tracing started.
  */
-
-/* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl), and where the number is saved. */
-#define SYSCALL_NR(regs) ((regs)->orig_ax)
-#define NR_read 0
-#define NR_write 1
-#define NR_close 3
-#define NR_readv 19
-#define NR_writev 20
-#define NR_sendfile 40
-#define NR_connect 42
-#define NR_accept 43
-#define NR_sendto 44
-#define NR_recvfrom 45
-#define NR_sendmsg 46
-#define NR_recvmsg 47
-#define NR_accept4 288
-#define NR_splice 275
-#define NR_recvmmsg 299
-#define NR_sendmmsg 307
-
-/* Which of our receive and send syscalls `nr` is, or HT_SYS_NONE. */
-static __always_inline __u8 io_syscall(long nr)
-{
-	switch (nr) {
-	case NR_read:
-		return HT_SYS_READ;
-	case NR_readv:
-		return HT_SYS_READV;
-	case NR_recvfrom:
-		return HT_SYS_RECVFROM;
-	case NR_recvmsg:
-		return HT_SYS_RECVMSG;
-	case NR_write:
-		return HT_SYS_WRITE;
-	case NR_writev:
-		return HT_SYS_WRITEV;
-	case NR_sendto:
-		return HT_SYS_SENDTO;
-	case NR_sendmsg:
-		return HT_SYS_SENDMSG;
-	case NR_sendfile:
-		return HT_SYS_SENDFILE;
-	}
-	return HT_SYS_NONE;
-}
 
 /*
  * Everything happens on the way out: the user registers still hold the call's arguments, so no
