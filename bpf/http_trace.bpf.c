@@ -1552,9 +1552,9 @@ static __always_inline int on_close_enter(void *ctx, __s32 fd)
 /*
  * Event: TCP socket `sk` reached state `state`. At CLOSE a followed connection ends, whichever
  * process had it (or, when that process has bytes to read yet or is in a receive or send on it,
- * once it read them or the call returned): TCP goes
- * through CLOSE before a sock is freed, so a sock's memory never holds a new socket while its
- * old entry stands, but for an entry kept for its last bytes, checked by inode number.
+ * once it read them or the call returned): TCP goes through CLOSE before a sock is freed, so a
+ * sock's memory never holds a new socket while its old entry stands, but for an entry kept past
+ * CLOSE, checked by inode number.
  */
 static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 {
@@ -1585,12 +1585,13 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 		si->fin_out = 1;
 	/*
 	 * Still held by its process (not orphaned), and either with bytes it has not read, or in a
-	 * receive or send on it: the entry stays until the bytes are read, or the call returns. A client that
-	 * shut its sending side down gets the response and the peer's FIN in FIN_WAIT2, which goes
-	 * to CLOSE at once (tcp_time_wait), before the response is read. A send into a socket the
-	 * peer closed meets the peer's RST inside the call (loopback hands it over in the call's own
-	 * softirq, and the socket's owner takes it from its backlog as it lets the socket go): the
-	 * call's bytes are in write_seq already, and its return reports them, as its own.
+	 * receive or send on it: the entry stays until the bytes are read, or the call returns. A
+	 * client that shut its sending side down gets the response and the peer's FIN in
+	 * FIN_WAIT2, which goes to CLOSE at once (tcp_time_wait), before the response is read. A
+	 * send into a socket the peer closed meets the peer's RST inside the call (loopback hands
+	 * it over in the call's own softirq, and the call takes it from the socket's backlog as it
+	 * lets the socket go): the call's bytes are in write_seq already, and its return reports
+	 * them, as its own.
 	 * Read here, the state is still the old one; the peer's FIN, when it came (SOCK_DONE), is
 	 * the last sequence number received.
 	 */
