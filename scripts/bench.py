@@ -217,8 +217,8 @@ def set_bpf_stats(on):
         f.write("1" if on else "0")
 
 
-def run_case(case, args, workdir, a, b):
-    """One load run; returns a dict of figures."""
+def run_case(case, args, workdir, a, b, tracer):
+    """One load run (http-trace's cases with the binary `tracer`); returns a dict of figures."""
     out = os.path.join(workdir, "capture")
     tool = None
     target = a
@@ -226,9 +226,9 @@ def run_case(case, args, workdir, a, b):
     if bpf_stats:
         set_bpf_stats(True)
     if case == "http-trace -w (record only)":
-        tool = Tool([args.tracer, "--pid", str(a.pid), "-w", out], "tracing pid", None, workdir)
+        tool = Tool([tracer, "--pid", str(a.pid), "-w", out], "tracing pid", None, workdir)
     elif case in TRACER_CASES:
-        argv = [args.tracer, "--pid", str(a.pid), "-o", "json"]
+        argv = [tracer, "--pid", str(a.pid), "-o", "json"]
         if "raw-tracepoint" in case:
             argv += ["--attach", "raw-tracepoint"]
         tool = Tool(argv, "tracing pid", out, workdir, stdout_to_file=True)
@@ -276,7 +276,7 @@ def run_case(case, args, workdir, a, b):
             sys.exit(f"bench: no summary from http-trace -w:\n{err}")
         row["lost"] = int(m.group(1))
         # Every exchange in the file, checked by replaying it; the replay is not timed.
-        replay = subprocess.run([args.tracer, "-r", out, "-o", "json"], capture_output=True,
+        replay = subprocess.run([tracer, "-r", out, "-o", "json"], capture_output=True,
                                 text=True)
         m = re.search(r"(\d+) exchanges captured", replay.stderr)
         row["captured"] = int(m.group(1)) if m else None
@@ -357,6 +357,9 @@ def fmt(v, spec):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tracer", required=True)
+    ap.add_argument("--baseline", help="a second http-trace binary (another build): each of "
+                    "http-trace's cases also runs with it, right after, as '<case> [baseline]'")
+    ap.add_argument("--baseline-label", help="what the table's header calls the baseline build")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
@@ -367,6 +370,14 @@ def main():
     if os.geteuid() != 0:
         sys.exit("bench: run as root (sudo scripts/bench.sh)")
     cases = [c for c in CASES if c in args.cases.split(",")]
+    # (case as the table names it, case run, binary): a baseline build's twin follows each
+    # http-trace case, so that both builds meet the same moment of this machine's load.
+    runs = []
+    for c in cases:
+        runs.append((c, c, args.tracer))
+        if args.baseline and c in TRACER_CASES:
+            runs.append((c + " [baseline]", c, args.baseline))
+    names = [name for name, _, _ in runs]
     for tool in ("nginx", "wrk", "tcpdump", "tshark", "strace", "bpftrace"):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (scripts/bench.sh installs it)")
@@ -374,17 +385,17 @@ def main():
     workdir = tempfile.mkdtemp(prefix="http-trace-bench-")
     os.chmod(workdir, 0o755)
     a, b = Nginx(workdir, "a"), Nginx(workdir, "b")
-    results = {c: [] for c in cases}
+    results = {name: [] for name in names}
     with open(BPF_STATS) as f:
         bpf_stats_before = f.read().strip() == "1"
     try:
         wrk(a.port, 1, args.threads, args.connections)  # warm up
         wrk(b.port, 1, args.threads, args.connections)
         for r in range(args.rounds):
-            for case in cases:
-                row = run_case(case, args, workdir, a, b)
-                results[case].append(row)
-                print(f"round {r + 1}/{args.rounds} {case}: {row['rps']:.0f} req/s, "
+            for name, case, tracer in runs:
+                row = run_case(case, args, workdir, a, b, tracer)
+                results[name].append(row)
+                print(f"round {r + 1}/{args.rounds} {name}: {row['rps']:.0f} req/s, "
                       f"cpu {fmt(row['cpu'], '.2f')} s, rss {fmt(row['rss'], '.1f')} MiB, "
                       f"lost {fmt(row['lost'], 'd')}, captured {fmt(row['captured'], 'd')} "
                       f"of {row['served']}, tracer {fmt(per_exchange_us(row), '.1f')} us/exchange"
@@ -396,11 +407,12 @@ def main():
         b.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    def ratio(case, i):
+    def ratio(name, i):
+        case = name.removesuffix(" [baseline]")
         base = BASELINE.get(case, "untraced")
         if base not in results:
             return None
-        return results[case][i]["rps"] / results[base][i]["rps"]
+        return results[name][i]["rps"] / results[base][i]["rps"]
 
     def med(values):
         values = [v for v in values if v is not None]
@@ -410,7 +422,7 @@ def main():
         "| case | requests/s | vs untraced | tracer CPU s | tracer CPU us / exchange | BPF us / request | tracer peak RSS MiB | events lost | exchanges captured / completed |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for case in cases:
+    for case in names:
         rows = results[case]
         n = len(rows)
         captured = med([r["captured"] for r in rows])
@@ -437,6 +449,7 @@ def main():
         f"{os.cpu_count()} CPUs ({cpu}); nginx 1 worker, `wrk -t{args.threads} "
         f"-c{args.connections} -d{args.seconds}s`, median of {args.rounds} rounds"
         + (f"; http-trace's `auto` took {auto}" if auto else "")
+        + (f"; [baseline]: {args.baseline_label or args.baseline}" if args.baseline else "")
     )
     table = header + "\n\n" + "\n".join(lines) + "\n"
     print("\n" + table)

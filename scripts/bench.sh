@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark: nginx (one worker) under wrk on loopback, untraced and traced by http-trace and
 # by the tools people use instead; prints a table and writes it as markdown. As root on Debian 12:
-#   sudo scripts/bench.sh [--rounds N] [--seconds S] [--out FILE]
+#   sudo scripts/bench.sh [--rounds N] [--seconds S] [--cases A,B] [--out FILE]
+#                         [--baseline OTHER_BUILD [--baseline-label TEXT]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --bench
