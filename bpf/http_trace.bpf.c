@@ -1803,7 +1803,7 @@ int KPROBE(N(kprobe_recvfrom), int fd, void *buf, size_t size, unsigned int flag
 }
 
 SEC("kretprobe/__sys_recvfrom")
-int KRETPROBE(N(kretprobe_recvfrom), long ret)
+int KRETPROBE(N(kretprobe_recvfrom), int ret)
 {
 	return on_io_return(ctx, ret, false);
 }
@@ -1851,7 +1851,7 @@ int KPROBE(N(kprobe_sendto), int fd, void *buf)
 }
 
 SEC("kretprobe/__sys_sendto")
-int KRETPROBE(N(kretprobe_sendto), long ret)
+int KRETPROBE(N(kretprobe_sendto), int ret)
 {
 	return on_io_return(ctx, ret, false);
 }
@@ -1961,7 +1961,7 @@ int PROG(N(fentry_recvfrom), int fd, void *buf, size_t size, unsigned int flags)
 
 SEC("fexit/__sys_recvfrom")
 int PROG(N(fexit_recvfrom), int fd, void *buf, size_t size, unsigned int flags, struct sockaddr *addr,
-	     int *addrlen, long ret)
+	     int *addrlen, int ret)
 {
 	return on_io_return(ctx, ret, false);
 }
@@ -2011,7 +2011,7 @@ int PROG(N(fentry_sendto), int fd, void *buf)
 
 SEC("fexit/__sys_sendto")
 int PROG(N(fexit_sendto), int fd, void *buf, size_t len, unsigned int flags, struct sockaddr *addr,
-	     int addr_len, long ret)
+	     int addr_len, int ret)
 {
 	return on_io_return(ctx, ret, false);
 }
