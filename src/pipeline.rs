@@ -17,11 +17,14 @@ use crate::redact::Redactor;
 use crate::stats::Stats;
 use crate::tracker::{Tracker, UnixSocket};
 
-/// Records completed between two ticks are held to be printed in time order; past this many
-/// they are printed at once. A traced burst (10,000 pipelined requests answered while one poll
-/// drains the buffer) otherwise holds every exchange until the poll ends: 35 MB for 10,000.
-/// Counted in records, not time, so that a replay prints in the same order.
+/// Records completed between two ticks are held to be printed in time order; past this many,
+/// or this many heap bytes, they are printed at once. A traced burst (10,000 pipelined requests
+/// answered while one poll drains the buffer) otherwise holds every exchange until the poll
+/// ends: 35 MB for 10,000; and 1,024 exchanges of 60 KB heads, completed while the tracer
+/// waited for a CPU, held 60 MB on top of the budget of what connections hold (tracker.rs).
+/// Counted in records and bytes, not time, so that a replay prints in the same order.
 const MAX_BATCH_RECORDS: usize = 1024;
+const MAX_BATCH_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counts {
@@ -113,6 +116,8 @@ pub struct Pipeline<W: Write> {
     pub tracker: Tracker,
     printer: Printer<W>,
     records: Vec<Record>,
+    /// Heap bytes of the records from `sample` waiting in `records`.
+    records_bytes: usize,
     pub counts: Counts,
     /// Exchanges still to print under --count.
     remaining: Option<u64>,
@@ -142,6 +147,7 @@ impl<W: Write> Pipeline<W> {
             tracker,
             printer,
             records: Vec::new(),
+            records_bytes: 0,
             counts: Counts::default(),
             remaining: count,
             filter: Filter::default(),
@@ -261,8 +267,14 @@ impl<W: Write> Pipeline<W> {
     pub fn sample(&mut self, data: &[u8]) -> Option<ProcessEvent> {
         match decode::decode(data) {
             Ok(Event::Conn(chunk)) => {
+                let before = self.records.len();
                 self.tracker.push(&chunk, &mut self.records);
-                if self.records.len() >= MAX_BATCH_RECORDS {
+                self.records_bytes += self.records[before..]
+                    .iter()
+                    .map(Record::heap_bytes)
+                    .sum::<usize>();
+                if self.records.len() >= MAX_BATCH_RECORDS || self.records_bytes >= MAX_BATCH_BYTES
+                {
                     self.print_records();
                 }
                 None
@@ -329,6 +341,7 @@ impl<W: Write> Pipeline<W> {
     pub fn print_records(&mut self) {
         // Nearly sorted already: the sort finds the runs. The buffer is kept for the next batch.
         let mut records = std::mem::take(&mut self.records);
+        self.records_bytes = 0;
         records.sort_by_key(Record::ts_ns);
         for rec in records.drain(..) {
             if self.done() {
@@ -401,5 +414,79 @@ impl<W: Write> Pipeline<W> {
     /// Why the output could not be written, if it could not (but for a closed pipe).
     pub fn output_error(&self) -> Option<&io::Error> {
         self.output_error.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::types::{ht_conn_event, ht_direction, ht_event, ht_event_kind, ht_flags};
+    use crate::decode::tests::sample;
+    use crate::output::Clock;
+
+    fn header(kind: ht_event_kind, seq: u64, direction: ht_direction, len: usize) -> ht_event {
+        ht_event {
+            ts_ns: 1_000 + seq,
+            conn_id: 7,
+            seq,
+            ret: len as i64,
+            tgid: 100,
+            tid: 100,
+            fd: 9,
+            len: len as u32,
+            kind: kind.0 as u8,
+            direction: direction.0 as u8,
+            flags: ht_flags::HT_FLAG_LAST.0 as u8,
+            ..Default::default()
+        }
+    }
+
+    /// A burst of exchanges with large bodies, completed within one drain of the buffer (no
+    /// tick between them), is printed as it goes once the records held pass MAX_BATCH_BYTES,
+    /// not held to MAX_BATCH_RECORDS: 1,024 of 64 KiB would be 64 MiB.
+    #[test]
+    fn a_burst_of_large_exchanges_is_printed_before_it_ends() {
+        let printer = Printer::new(io::sink(), Format::Json, false, Clock::fixed(0));
+        let mut p = Pipeline::new(1 << 20, printer, None);
+        let mut open = ht_conn_event {
+            hdr: header(ht_event_kind::HT_EV_ACCEPT, 0, ht_direction::HT_DIR_IN, 0),
+            family: 2,
+            lport: 8080,
+            rport: 40000,
+            ..Default::default()
+        };
+        open.laddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        open.raddr[..4].copy_from_slice(&[127, 0, 0, 2]);
+        // SAFETY: ht_conn_event is Plain (decode.rs); viewing it as bytes reads only initialised memory.
+        p.sample(unsafe { plain::as_bytes(&open) });
+        let body = vec![b'b'; 64 << 10];
+        let mut request = b"POST /up HTTP/1.1\r\nContent-Length: 65536\r\n\r\n".to_vec();
+        request.extend_from_slice(&body);
+        let response = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let mut most_held = 0;
+        for i in 0..200u64 {
+            let h = header(
+                ht_event_kind::HT_EV_DATA,
+                1 + 2 * i,
+                ht_direction::HT_DIR_IN,
+                request.len(),
+            );
+            p.sample(&sample(&h, &request));
+            let h = header(
+                ht_event_kind::HT_EV_DATA,
+                2 + 2 * i,
+                ht_direction::HT_DIR_OUT,
+                response.len(),
+            );
+            p.sample(&sample(&h, response));
+            most_held = most_held.max(p.records_bytes);
+        }
+        assert!(p.counts.exchanges >= 100, "{} printed", p.counts.exchanges);
+        assert!(
+            most_held <= MAX_BATCH_BYTES + (80 << 10),
+            "{most_held} bytes held"
+        );
+        p.print_records();
+        assert_eq!(p.counts.exchanges, 200);
     }
 }

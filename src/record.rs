@@ -51,6 +51,20 @@ impl Record {
         }
     }
 
+    /// Heap bytes its messages hold.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Record::Exchange {
+                request, response, ..
+            } => [request, response]
+                .iter()
+                .filter_map(|m| m.as_ref())
+                .map(Message::held_bytes)
+                .sum(),
+            Record::Malformed { reason, .. } => reason.capacity(),
+        }
+    }
+
     /// When the record's first byte moved.
     pub fn ts_ns(&self) -> u64 {
         match self {
