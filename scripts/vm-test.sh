@@ -8,8 +8,9 @@
 #                     kprobe, tracepoint and fentry, their hooks
 #   6.1:  auto (raw-tracepoint there); kprobe and tracepoint, their hooks
 #   6.12: socket-tracepoint (auto's first choice) and kprobe; raw-tracepoint and fentry, their hooks
-# A whole suite takes about 10 minutes per method in a guest (20 in 5.10's) on a slow day here,
-# the hooks 3 to 5: all of it, every method whole on every kernel, took over an hour.
+# A whole suite took 8.5-11 minutes per method in a 6.x guest and 16 in 5.10's on 2026-12-01 (a
+# slow day here), the hooks 3.5 (6.12) to 6.5 (5.10): every method whole on every kernel took
+# 70-96 minutes per lane that day, past CI's 90 for the whole test command.
 # QEMU runs under software emulation (KVM fails on this host), with virtme-ng sharing this
 # machine's file system, so the binaries built here run there as they are. Each guest is one
 # host thread, so two lanes of guests run side by side on the two cores. A guest that fails to
