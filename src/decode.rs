@@ -460,7 +460,8 @@ pub mod tests {
         v
     }
 
-    fn header(kind: ht_event_kind, len: u32) -> ht_event {
+    /// A header of connection 7's event 3, the last of its call, by nginx.
+    pub fn header(kind: ht_event_kind, len: u32) -> ht_event {
         let mut comm = [0u8; 16];
         comm[..6].copy_from_slice(b"nginx\0");
         ht_event {

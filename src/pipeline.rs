@@ -20,8 +20,7 @@ use crate::tracker::{Tracker, UnixSocket};
 /// Records completed between two ticks are held to be printed in time order; past this many,
 /// or this many heap bytes, they are printed at once. A traced burst (10,000 pipelined requests
 /// answered while one poll drains the buffer) otherwise holds every exchange until the poll
-/// ends: 35 MB for 10,000; and 1,024 exchanges of 60 KB heads, completed while the tracer
-/// waited for a CPU, held 60 MB on top of the budget of what connections hold (tracker.rs).
+/// ends: 35 MB for 10,000; with --max-body at 1 MiB, 1,024 exchanges could hold a GB.
 /// Counted in records and bytes, not time, so that a replay prints in the same order.
 const MAX_BATCH_RECORDS: usize = 1024;
 const MAX_BATCH_BYTES: usize = 4 << 20;
@@ -420,24 +419,18 @@ impl<W: Write> Pipeline<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bpf::types::{ht_conn_event, ht_direction, ht_event, ht_event_kind, ht_flags};
-    use crate::decode::tests::sample;
+    use crate::bpf::types::{ht_conn_event, ht_direction, ht_event, ht_event_kind};
+    use crate::decode::tests::{header as base_header, sample};
     use crate::output::Clock;
 
+    /// Event `seq` of connection 7, the last of its call.
     fn header(kind: ht_event_kind, seq: u64, direction: ht_direction, len: usize) -> ht_event {
         ht_event {
             ts_ns: 1_000 + seq,
-            conn_id: 7,
             seq,
             ret: len as i64,
-            tgid: 100,
-            tid: 100,
-            fd: 9,
-            len: len as u32,
-            kind: kind.0 as u8,
             direction: direction.0 as u8,
-            flags: ht_flags::HT_FLAG_LAST.0 as u8,
-            ..Default::default()
+            ..base_header(kind, len as u32)
         }
     }
 
