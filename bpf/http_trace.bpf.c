@@ -102,6 +102,12 @@ GLOBAL(const volatile __u8 follow_children, 1);
 /* --name and --container: look at every program started for the ones to trace. */
 GLOBAL(const volatile __u8 watch_execs, 0);
 
+/*
+ * --port: a connection with none of the ports in watched_ports at either end is left out here,
+ * its bytes never copied (the user-space filter would hide all its exchanges).
+ */
+GLOBAL(const volatile __u8 filter_ports, 0);
+
 #ifndef HT_LEGACY
 /* Instances only so that the skeleton generates these types for user space. */
 struct ht_event _ht_event = {};
@@ -158,6 +164,11 @@ struct ht_sock_info {
 	 * it, so in_seq is set then (on_sock_state, at ESTABLISHED).
 	 */
 	__u8 syn_sent;
+	/*
+	 * On no port --port names (filter_ports): nothing of it is sent. The entry stays, so that
+	 * its calls find it rather than follow it anew, and goes as a followed one's does.
+	 */
+	__u8 left_out;
 };
 
 /* The socket behind an fd: its sock, file and inode (whose number is read only when needed). */
@@ -241,6 +252,14 @@ SHARED struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } tgid_slots SEC(".maps");
+
+/* --port: 1 at each port (host byte order) a connection must have at one end to be followed. */
+SHARED struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} watched_ports SEC(".maps");
 
 /* A connection's opening being built: a Unix one's is too big for the BPF stack. */
 SHARED struct {
@@ -731,6 +750,8 @@ static __always_inline __u32 data_seq_out(struct sock *sk, const struct ht_sock_
 static __always_inline void emit_hole(void *ctx, __u64 pid_tgid, struct ht_data_event *e, struct ht_sock_info *si,
 				      __s32 fd, __u8 dir, __s32 n)
 {
+	if (si->left_out)
+		return;
 	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, HT_SYS_NONE, fd, n, si->conn_id);
 	e->hdr.direction = dir;
 	e->hdr.seq = next_seq(si);
@@ -823,10 +844,12 @@ static __always_inline void end_connection(void *ctx, __u8 syscall, __u64 sk, st
 	struct ht_data_event *e;
 	__u32 zero = 0;
 
-	if (!stale && si->tcp)
+	if (!stale && si->tcp && !si->left_out)
 		measure_unseen(si, sk, HT_DIR_NONE, 0, &unseen);
 	if (bpf_map_delete_elem(&sockets, &sk))
 		return; /* another CPU reported this end */
+	if (si->left_out)
+		return;
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return;
@@ -899,6 +922,8 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht
 		si = bpf_map_lookup_elem(&sockets, &sk);
 	if (!si || si->conn_id != in->conn_id)
 		return; /* ended (and maybe its memory reused) while the syscall was in flight */
+	if (si->left_out)
+		return;
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return;
@@ -1077,6 +1102,17 @@ static __always_inline void unix_addresses(struct ht_unix_conn_event *u, struct 
  * already open). `ret` goes into the event: the new fd for an accept, the connect's result, or
  * the bytes already read for a found socket, whose bytes already sent are `sent_before`.
  */
+/* --port: whether TCP socket `sk` has a port watched at either end. */
+static __always_inline bool port_watched(struct sock *sk)
+{
+	__u32 local = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u32 peer = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u8 *l = bpf_map_lookup_elem(&watched_ports, &local);
+	__u8 *p = bpf_map_lookup_elem(&watched_ports, &peer);
+
+	return (l && *l) || (p && *p);
+}
+
 static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd,
 							 const struct ht_sock_ref *ref, __u8 kind, __u8 syscall,
 							 __s64 ret, __u64 sent_before)
@@ -1110,6 +1146,7 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 		si.in_seq = data_seq_in(sk);
 		si.out_seq = data_seq_out(sk, &si);
 	}
+	si.left_out = filter_ports && !(si.tcp && port_watched(sk));
 	if (bpf_map_update_elem(&sockets, &key, &si, BPF_ANY)) {
 		count_drop(HT_DROP_SOCKETS_FULL);
 		return NULL;
@@ -1117,6 +1154,10 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	tracked = bpf_map_lookup_elem(&sockets, &key);
 	if (!tracked)
 		return NULL;
+	if (si.left_out) {
+		count_drop(HT_DROP_PORT_LEFT_OUT);
+		return tracked;
+	}
 	/* The handshake ended between the state's read and the insert, unseen by on_sock_state. */
 	if (tracked->syn_sent && BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_SYN_SENT)
 		sync_syn_sent(tracked, sk);
@@ -1238,7 +1279,7 @@ static __always_inline int on_io_enter(void *ctx, struct ht_call *c)
 	if (!si && followable(&ref))
 		si = track_socket(ctx, pid_tgid, c->fd, &ref, HT_EV_FOUND, c->syscall, tcp_bytes_consumed(ref.sk),
 				  tcp_bytes_written(ref.sk));
-	if (si)
+	if (si && !si->left_out)
 		stash(pid_tgid, c->fd, c->buf, c->count, c->syscall, si->conn_id, (__u64)ref.sk);
 	return 0;
 }
@@ -1578,6 +1619,11 @@ static __always_inline int on_sock_state(void *ctx, __u64 sk, int state)
 	/* A sock passes CLOSE once: the entry kept past it is a freed socket's, at this address. */
 	if (si->closed) {
 		end_connection(ctx, HT_SYS_NONE, sk, si, true);
+		return 0;
+	}
+	/* Nothing of it is reported: no last bytes to wait for. */
+	if (si->left_out) {
+		end_connection(ctx, HT_SYS_NONE, sk, si, false);
 		return 0;
 	}
 	/* The old state, still (below): whether it had sent our FIN stays known at CLOSE. */
@@ -2148,6 +2194,12 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 	 */
 	si = bpf_map_lookup_elem(&sockets, &(__u64){ (__u64)sk });
 	if (!(si && si->tgid == pid_tgid >> 32) && !tgid_tracked(pid_tgid >> 32))
+		return 0;
+	/*
+	 * --port left it out: nothing to copy. (A Unix entry may be a freed socket's, at this
+	 * address: entry_from_regs tells.)
+	 */
+	if (si && si->left_out && si->tcp)
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	syscall = io_syscall(SYSCALL_NR(regs));

@@ -120,7 +120,12 @@ enum ht_drop {
 	 * connection's lock, which stayed taken: that connection's events may be out of order.
 	 */
 	HT_DROP_SEQ_UNLOCKED = 6,
-	HT_DROP_MAX = 7,
+	/*
+	 * Not a drop: a connection on none of the ports --port names, left out in the kernel (none
+	 * of its bytes copied) rather than parsed and hidden in user space.
+	 */
+	HT_DROP_PORT_LEFT_OUT = 7,
+	HT_DROP_MAX = 8,
 };
 
 /* Every event starts with this header; HT_EV_DATA events carry `len` bytes after it. */

@@ -7,7 +7,8 @@ method `auto` picks, with raw-tracepoint, and with `auto` again while the kernel
 programs (kernel.bpf_stats_enabled, which costs a little itself); and by the tools people use
 instead: tcpdump writing a pcap, strace -f on the worker, a bpftrace script printing the
 requests. A second nginx, untraced, is also loaded while http-trace traces the first (both
-ways), to show what a process that is not traced pays. Each round runs every case once; the
+ways), to show what a process that is not traced pays; and http-trace traces the first with a
+--port filter that leaves every connection of the load out, to show what filtered traffic costs. Each round runs every case once; the
 table gives the median over the rounds. Throughput ratios compare runs of the same round.
 """
 
@@ -231,6 +232,10 @@ def run_case(case, args, workdir, a, b, tracer):
         argv = [tracer, "--pid", str(a.pid), "-o", "json"]
         if "raw-tracepoint" in case:
             argv += ["--attach", "raw-tracepoint"]
+        if "--port" in case:
+            # A port the load is not on: every connection filtered out (in the kernel, by
+            # builds that can; a baseline build may parse them all and hide them).
+            argv += ["--port", str(b.port)]
         tool = Tool(argv, "tracing pid", out, workdir, stdout_to_file=True)
         if case.startswith("second server"):
             target = b
@@ -316,6 +321,8 @@ CASES = [
     "http-trace (BPF run time counted)",
     "http-trace raw-tracepoint (BPF run time counted)",
     "http-trace -w (record only)",
+    "http-trace --port (the load on another port)",
+    "http-trace --port (the load on another port; BPF run time counted)",
     "tcpdump",
     "tshark -Y http",
     "strace -f",

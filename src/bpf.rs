@@ -53,7 +53,7 @@ impl Drops {
 
 /// What the summary calls each drop counter but HT_DROP_OUTPUT_FAILED, which is in the events
 /// lost: one, several.
-const DROP_NAMES: [(ht_drop, &str, &str); 6] = [
+const DROP_NAMES: [(ht_drop, &str, &str); 7] = [
     (
         ht_drop::HT_DROP_SOCKETS_FULL,
         "connection not tracked (map full)",
@@ -83,6 +83,11 @@ const DROP_NAMES: [(ht_drop, &str, &str); 6] = [
         ht_drop::HT_DROP_SEQ_UNLOCKED,
         "event numbered without its connection's lock (its order may be wrong)",
         "events numbered without their connection's lock (their order may be wrong)",
+    ),
+    (
+        ht_drop::HT_DROP_PORT_LEFT_OUT,
+        "connection on no --port left out in the kernel",
+        "connections on no --port left out in the kernel",
     ),
 ];
 

@@ -329,6 +329,12 @@ impl Session {
             follow_children: !args.no_children,
             watch_names: &args.names,
             watch_cgroups: &targets.cgroups,
+            // A recording keeps every connection: its reader may filter otherwise.
+            ports: if capture_out.is_some() {
+                &[]
+            } else {
+                &args.ports
+            },
             capture_bytes: args.capture_bytes,
             buffer: buffer::resolve(args.buffer)?,
             ring_bytes: buffer::ring_bytes(args.buffer_pages, cpus),

@@ -806,6 +806,58 @@ fn a_proxy_calling_an_upstream_on_a_unix_socket() {
     out.assert_summary(6);
 }
 
+/// `--port` is applied in the kernel: a connection with the port at neither end is left out
+/// there, none of its bytes copied, and counted as such; user space then has no exchange of it to
+/// hide ("not shown: filtered" would say it had parsed them). nginx proxying to a Unix socket,
+/// traced with its own port: its three Unix connections have no port. Then our server calling an
+/// upstream, traced with the upstream's port: only that connection of four is followed.
+#[test]
+fn the_port_filter_leaves_other_connections_out_in_the_kernel() {
+    require_root();
+    let (_upstream, path) = Server::python_unix();
+    let nginx = Server::nginx_proxy_to_unix(&path);
+    let port = nginx.port.to_string();
+    let mut tracer = Tracer::start(&[nginx.pid()], &["--port", &port]);
+    for i in 0..3 {
+        let raw = format!("GET /p/{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(request(nginx.port, raw.as_bytes()), 200);
+    }
+    tracer.wait_for_records(3, Duration::from_secs(30));
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    assert_eq!(
+        triples(&ex),
+        [
+            t("GET", "/p/0", 200),
+            t("GET", "/p/1", 200),
+            t("GET", "/p/2", 200)
+        ],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    assert!(ex.iter().all(|e| e["role"] == "server"), "{ex:#?}");
+    out.assert_summary_with(3, ", 3 connections on no --port left out in the kernel");
+
+    let server = Server::ours("recv");
+    let upstream = Server::ours("read");
+    let up = upstream.port.to_string();
+    let mut tracer = Tracer::start(&[server.pid()], &["--port", &up]);
+    assert_eq!(get(server.port, "/before"), 200);
+    assert_eq!(get(server.port, &format!("/r/upstream/{up}/up")), 200);
+    assert_eq!(get(server.port, "/after"), 200);
+    tracer.wait_for_records(1, Duration::from_secs(30));
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    assert_eq!(
+        triples(&ex),
+        [t("GET", "/up", 200)],
+        "stderr: {:#?}",
+        out.stderr
+    );
+    assert_eq!(ex[0]["role"], "client", "{ex:#?}");
+    out.assert_summary_with(1, ", 3 connections on no --port left out in the kernel");
+}
+
 /// A server on a Unix socket that answers with sendmmsg(2), which no method follows and a Unix
 /// socket counts no sequence numbers for: the answer's bytes are counted, exactly, from the
 /// sizes the call reports (socket-tracepoint: from each message it sees), the request is

@@ -126,6 +126,9 @@ pub struct Config<'p> {
     pub watch_names: &'p [String],
     /// --container: cgroups (directory inode numbers) whose processes are traced when they start.
     pub watch_cgroups: &'p [u64],
+    /// --port: connections with none of these at either end are left out in the kernel (none:
+    /// every connection is followed).
+    pub ports: &'p [u16],
     pub capture_bytes: u32,
     pub buffer: BufferKind,
     /// The ring's size, when `buffer` is the ring.
@@ -174,8 +177,14 @@ struct Attached {
     warnings: Vec<String>,
 }
 
-/// Fill the maps of what --name and --container watch for, before the programs attach.
+/// Fill the maps of what --name, --container and --port watch for, before the programs attach.
 fn watch(skel: &HttpTraceSkel<'_>, cfg: &Config<'_>) -> Result<()> {
+    for &port in cfg.ports {
+        skel.maps
+            .watched_ports
+            .update(&u32::from(port).to_ne_bytes(), &[1u8], MapFlags::ANY)
+            .with_context(|| format!("watching port {port}"))?;
+    }
     for name in cfg.watch_names {
         let mut key = [0u8; 16];
         let comm = procs::comm_of(name);
@@ -349,6 +358,7 @@ fn load_with(method: Method, build: Build, cfg: &Config<'_>, forced: bool) -> Re
     rodata.capture_bytes = cfg.capture_bytes;
     rodata.follow_children = u8::from(cfg.follow_children);
     rodata.watch_execs = u8::from(!cfg.watch_names.is_empty() || !cfg.watch_cgroups.is_empty());
+    rodata.filter_ports = u8::from(!cfg.ports.is_empty());
     rodata.use_ringbuf = u8::from(cfg.buffer == BufferKind::Ring);
     rodata.wakeup_bytes = buffer::wakeup_bytes(cfg.ring_bytes);
     match cfg.buffer {
