@@ -1,7 +1,8 @@
 //! Putting one connection's events back in order. They come through any CPU's buffer, so each
 //! carries a per-connection sequence number; an event that arrives early waits for the ones
 //! before it. A sequence number that never arrives (an event lost in the kernel) is waited for
-//! for GAP_TIMEOUT, then given up: the streams resynchronise and the gap is counted.
+//! for GAP_TIMEOUT, then given up: the streams resynchronise and the gap is counted. (The
+//! tracker also gives a gap up sooner when the events waiting hold too much: held_bytes.)
 //!
 //! Time here is event time (CLOCK_MONOTONIC, the clock of BPF's timestamps): the wait starts at
 //! the timestamp of the first event that waits, and the caller says what time it is now. A
@@ -10,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::decode::Chunk;
+use crate::decode::{Chunk, ChunkKind};
 
 /// How long a missing sequence number is waited for before its event is taken as lost.
 pub const GAP_TIMEOUT: Duration = Duration::from_millis(300);
@@ -34,7 +35,12 @@ pub struct Reorder {
     pending: BTreeMap<u64, Chunk<Vec<u8>>>,
     /// Since when (event time, ns) `next_seq` has been missing while later events wait.
     gap_since: Option<u64>,
+    /// Heap bytes of `pending`.
+    held: usize,
 }
+
+/// What a waiting event holds besides its bytes: its chunk and its place in the tree, about.
+const PENDING_OVERHEAD: usize = 96;
 
 impl Reorder {
     /// Connections are followed from their opening (or discovery): sequence number 0.
@@ -50,8 +56,12 @@ impl Reorder {
             return Arrival::Late;
         }
         if chunk.seq > self.next_seq {
-            self.pending
-                .insert(chunk.seq, chunk.map_bytes(|b| b.to_vec()));
+            let early = chunk.map_bytes(|b| b.to_vec());
+            let size = held_by(&early);
+            if let Some(old) = self.pending.insert(chunk.seq, early) {
+                self.held -= held_by(&old);
+            }
+            self.held += size;
             self.gap_since.get_or_insert(chunk.ts_ns);
             return Arrival::Early;
         }
@@ -66,7 +76,14 @@ impl Reorder {
             return None;
         }
         self.next_seq += 1;
-        Some(entry.remove())
+        let chunk = entry.remove();
+        self.held -= held_by(&chunk);
+        Some(chunk)
+    }
+
+    /// Heap bytes of the events that wait.
+    pub fn held_bytes(&self) -> usize {
+        self.held
     }
 
     /// After the ready events were taken: whether a gap is still open, and since when (a new
@@ -104,10 +121,18 @@ impl Reorder {
     }
 }
 
+fn held_by(chunk: &Chunk<Vec<u8>>) -> usize {
+    PENDING_OVERHEAD
+        + match &chunk.kind {
+            ChunkKind::Data(d) => d.bytes.capacity(),
+            _ => 0,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{ChunkKind, Comm, ConnMeta};
+    use crate::decode::{Comm, ConnMeta};
 
     fn event(seq: u64) -> Chunk<&'static [u8]> {
         Chunk {

@@ -1053,7 +1053,7 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
         counted(c.exchanges, "exchange", "exchanges"),
         counted(lost, "event", "events")
     );
-    let extras: [(u64, &str, &str); 25] = [
+    let extras: [(u64, &str, &str); 26] = [
         (
             c.filtered,
             "exchange not shown: filtered",
@@ -1106,6 +1106,11 @@ fn summary<W: io::Write>(s: &Pipeline<W>, k: &KernelCounts) -> String {
             t.events_missing.saturating_sub(lost),
             "event missing",
             "events missing",
+        ),
+        (
+            t.gaps_shed,
+            "gap in a connection given up before its timeout to keep within 32 MiB of events waiting",
+            "gaps in connections given up before their timeout to keep within 32 MiB of events waiting",
         ),
         (
             t.events_after_end,

@@ -18,6 +18,9 @@ pub use crate::reorder::GAP_TIMEOUT;
 pub struct TrackerStats {
     /// Events that never arrived (sequence numbers given up on).
     pub events_missing: u64,
+    /// Gaps given up before GAP_TIMEOUT, to keep the events waiting behind them within
+    /// EARLY_BUDGET (their missing events are in events_missing).
+    pub gaps_shed: u64,
     /// Bytes that were counted but not captured (past --capture-bytes, unreadable).
     pub bytes_not_kept: u64,
     /// Bytes that moved outside the calls followed (io_uring, sendmmsg/recvmmsg), known by
@@ -76,6 +79,8 @@ struct Conn {
     parsed: Vec<Parsed>,
     /// Heap bytes it held when last accounted (Tracker::held).
     held: usize,
+    /// Heap bytes of its events waiting for a missing one, when last accounted (Tracker::early).
+    early: usize,
 }
 
 impl Conn {
@@ -92,11 +97,12 @@ impl Conn {
             pairs: Pairs::default(),
             parsed: Vec::new(),
             held: 0,
+            early: 0,
         }
     }
 
     /// Heap bytes held beyond its fixed size: unfinished heads, messages being read, requests
-    /// waiting for their responses. (Early events wait at most GAP_TIMEOUT: not counted.)
+    /// waiting for their responses. (Early events are accounted apart: Tracker::early.)
     fn held_bytes(&self) -> usize {
         self.streams
             .iter()
@@ -305,6 +311,10 @@ pub struct Tracker {
     /// it (what is held is in messages being read), a quarter of it above what was left, so
     /// that each event does not walk every connection again.
     shed_at: usize,
+    /// Heap bytes of the events waiting for missing ones (the sum of their Conn::early), and
+    /// its ceiling.
+    early: usize,
+    early_budget: usize,
     pub stats: TrackerStats,
 }
 
@@ -335,6 +345,12 @@ fn learn_name<B>(chunk: &Chunk<B>, comms: &mut FxHashMap<u32, Comm>) {
 /// and sends each a 60 KiB head cannot make the tracer grow without bound.
 pub const HELD_BUDGET: usize = 128 << 20;
 
+/// What the events that arrived ahead of a missing one may hold, on all connections together.
+/// They wait at most GAP_TIMEOUT, but at hundreds of MB/s of captured bytes (large bodies, when
+/// the kernel is losing events) that is a lot: past this, the connections whose waiting events
+/// hold the most give up their gaps at once (counted), down to three quarters of it.
+pub const EARLY_BUDGET: usize = 32 << 20;
+
 /// How many ended connections are remembered: an event racing an end comes within one poll of
 /// it, and thousands of connections do not end in one poll's time.
 const ENDED_REMEMBERED: usize = 4096;
@@ -353,6 +369,8 @@ impl Tracker {
             held: 0,
             budget: HELD_BUDGET,
             shed_at: HELD_BUDGET,
+            early: 0,
+            early_budget: EARLY_BUDGET,
             stats: TrackerStats::default(),
         }
     }
@@ -363,6 +381,41 @@ impl Tracker {
             budget,
             shed_at: budget,
             ..Self::new(body_limit)
+        }
+    }
+
+    /// As `new`, with a ceiling of its own for the events waiting for missing ones (tests).
+    pub fn with_early_budget(body_limit: usize, early_budget: usize) -> Self {
+        Self {
+            early_budget,
+            ..Self::new(body_limit)
+        }
+    }
+
+    /// Account for what connection `id`'s waiting events hold now.
+    fn account_early(&mut self, id: u64) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            let now = conn.order.held_bytes();
+            self.early = self.early - conn.early + now;
+            conn.early = now;
+        }
+    }
+
+    /// Over EARLY_BUDGET: the connections whose waiting events hold the most give up the gaps
+    /// they wait behind, down to three quarters of it. Rare: a walk of all connections is fine.
+    fn shed_early(&mut self, out: &mut Vec<Record>) {
+        while self.early > self.early_budget / 4 * 3 {
+            let Some((&id, _)) = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.early > 0)
+                .max_by_key(|(_, c)| c.early)
+            else {
+                return;
+            };
+            self.stats.gaps_shed += 1;
+            self.skip_gap(id, out);
+            self.drain(id, out);
         }
     }
 
@@ -461,8 +514,16 @@ impl Tracker {
                 .insert(chunk.conn_id);
             Conn::new(chunk.meta, body_limit)
         });
-        if conn.order.arrive(chunk) != Arrival::InOrder {
-            return;
+        match conn.order.arrive(chunk) {
+            Arrival::InOrder => {}
+            Arrival::Early => {
+                self.account_early(chunk.conn_id);
+                if self.early > self.early_budget {
+                    self.shed_early(out);
+                }
+                return;
+            }
+            Arrival::Late => return,
         }
         let named;
         let chunk = if chunk.meta.comm.is_empty() {
@@ -619,12 +680,14 @@ impl Tracker {
         if conn.info.meta.tgid != conn.indexed_tgid {
             self.reindex(id);
         }
+        self.account_early(id);
         self.account(id, out);
     }
 
     fn remove(&mut self, id: u64, closed: bool, out: &mut Vec<Record>) {
         if let Some(mut conn) = self.conns.remove(&id) {
             self.held -= conn.held;
+            self.early -= conn.early;
             unindex(&mut self.by_process, conn.indexed_tgid, id);
             conn.finish(closed, &mut self.stats, out);
             if self.ended.len() == ENDED_REMEMBERED {
@@ -998,6 +1061,46 @@ mod tests {
             sent(1, 2, OK),
         ]);
         assert_eq!(targets(&out), ["GET /two -> 200", "GET /one -> 200"]);
+    }
+
+    /// Events waiting behind a missing one are bounded in bytes, not only in time: past the
+    /// ceiling the gap is given up at once (counted), and the exchanges behind it come out
+    /// without waiting for the timeout.
+    #[test]
+    fn events_waiting_past_their_budget_give_their_gap_up() {
+        const BODY: &[u8] = &[b'x'; 1000];
+        let mut t = Tracker::with_early_budget(64, 8 * 1024);
+        let mut out = Vec::new();
+        t.push(&accept(1), &mut out);
+        // seq 1 is lost; each exchange after it is a request and a 1000-byte response.
+        let mut seq = 2;
+        let mut pushed = 0;
+        while out.is_empty() && pushed < 100 {
+            t.push(&data(1, seq, b"GET /x HTTP/1.1\r\n\r\n"), &mut out);
+            t.push(
+                &sent(
+                    1,
+                    seq + 1,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+                ),
+                &mut out,
+            );
+            t.push(&sent(1, seq + 2, BODY), &mut out);
+            seq += 3;
+            pushed += 1;
+            assert!(t.early <= 8 * 1024 + 2 * 1024, "{}", t.early);
+        }
+        // 8 KiB hold about six exchanges (each event's overhead counted too).
+        assert!((5..=8).contains(&pushed), "{pushed}");
+        assert_eq!((t.stats.gaps_shed, t.stats.events_missing), (1, 1));
+        assert!(!t.has_gaps());
+        assert_eq!(t.early, 0);
+        assert_eq!(targets(&out).len(), pushed, "{:?}", targets(&out));
+        assert!(targets(&out).iter().all(|x| x == "GET /x -> 200"));
+        // The next exchange passes at once.
+        t.push(&data(1, seq, b"GET /y HTTP/1.1\r\n\r\n"), &mut out);
+        t.push(&sent(1, seq + 1, OK), &mut out);
+        assert_eq!(targets(&out).last().unwrap(), "GET /y -> 200");
     }
 
     #[test]
