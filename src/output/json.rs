@@ -200,6 +200,7 @@ impl<'b> JsonLine<'b> {
 /// control characters escaped, and each invalid UTF-8 sequence as U+FFFD (as
 /// `String::from_utf8_lossy` does).
 fn json_string(buf: &mut Vec<u8>, bytes: &[u8]) {
+    const UTF8_WINDOW: usize = 64;
     buf.reserve(bytes.len() + 2);
     buf.push(b'"');
     let mut rest = bytes;
@@ -210,7 +211,14 @@ fn json_string(buf: &mut Vec<u8>, bytes: &[u8]) {
         rest = &rest[plain..];
         let Some(&b) = rest.first() else { break };
         if b >= 0x80 {
-            let chunk = rest.utf8_chunks().next().unwrap_or_else(|| unreachable!());
+            // A window, not the rest: utf8_chunks validates as far as the text stays valid, and
+            // text whose every word is non-ASCII would be validated again at each word. Four
+            // bytes hold any character, and any invalid sequence, that starts the window.
+            let window = &rest[..rest.len().min(UTF8_WINDOW)];
+            let chunk = window
+                .utf8_chunks()
+                .next()
+                .unwrap_or_else(|| unreachable!());
             let valid = chunk.valid().as_bytes();
             if valid.is_empty() {
                 buf.extend_from_slice("\u{FFFD}".as_bytes());
@@ -395,6 +403,40 @@ mod tests {
             json_string(&mut buf, bytes);
             assert_eq!(String::from_utf8(buf).unwrap(), lossy(bytes), "{bytes:?}");
         }
+        // Non-ASCII runs longer than the window, characters and invalid sequences across its
+        // edge: pseudo-random strings of lead, continuation and ASCII bytes, and text.
+        let mut x: u32 = 1;
+        let mut next = || {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        };
+        let pieces: [&[u8]; 8] = [
+            b" ",
+            b"a",
+            "\u{436}".as_bytes(),
+            "\u{4e2d}".as_bytes(),
+            "\u{1F600}".as_bytes(),
+            b"\x80",
+            b"\xe2\x82",
+            b"\xf0\x9f\x98",
+        ];
+        for _ in 0..3000 {
+            let len = usize::from(next()) + 60;
+            let mut bytes = Vec::new();
+            while bytes.len() < len {
+                match next() % 4 {
+                    0 => bytes.push(next()),
+                    _ => bytes.extend_from_slice(pieces[usize::from(next() % 8)]),
+                }
+            }
+            let mut buf = Vec::new();
+            json_string(&mut buf, &bytes);
+            assert_eq!(String::from_utf8(buf).unwrap(), lossy(&bytes), "{bytes:?}");
+        }
+        let text = "\u{43f}\u{440}\u{438}\u{432}\u{435}\u{442} ".repeat(200);
+        let mut buf = Vec::new();
+        json_string(&mut buf, text.as_bytes());
+        assert_eq!(String::from_utf8(buf).unwrap(), lossy(text.as_bytes()));
     }
 
     #[test]
