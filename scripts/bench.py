@@ -35,7 +35,9 @@ http {{
   access_log {d}/access-{name}.log;
   client_body_temp_path {d}/body-{name}; proxy_temp_path {d}/proxy-{name};
   fastcgi_temp_path {d}/fastcgi-{name}; uwsgi_temp_path {d}/uwsgi-{name}; scgi_temp_path {d}/scgi-{name};
-  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "hello\\n"; }} }}
+  sendfile off;
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "hello\\n"; }}
+    location = /big {{ alias {d}/big.bin; default_type application/octet-stream; }} }}
 }}
 """
 
@@ -94,9 +96,10 @@ class Nginx:
         self.proc.wait()
 
 
-def wrk(port, seconds, threads, connections):
+def wrk(port, seconds, threads, connections, path="/"):
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/"],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
+         f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True,
     ).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -232,6 +235,8 @@ def run_case(case, args, workdir, a, b, tracer):
         argv = [tracer, "--pid", str(a.pid), "-o", "json"]
         if "raw-tracepoint" in case:
             argv += ["--attach", "raw-tracepoint"]
+        if "--capture-bytes" in case:
+            argv += ["--capture-bytes", "4096"]
         if "--port" in case:
             # A port the load is not on: every connection filtered out (in the kernel, by
             # builds that can; a baseline build may parse them all and hide them).
@@ -262,7 +267,8 @@ def run_case(case, args, workdir, a, b, tracer):
     before = target.served()
     cpu_before = tool.cpu_seconds() if tool else 0.0
     bpf_before = tool.bpf_run_ns() if bpf_stats else 0
-    rps = wrk(target.port, args.seconds, args.threads, connections_of(case, args))
+    path = "/big" if BIG in case else "/"
+    rps = wrk(target.port, args.seconds, args.threads, connections_of(case, args), path)
     time.sleep(0.2)
     served = target.served() - before
     row = {"rps": rps, "served": served, "cpu": None, "rss": None, "lost": None, "captured": None,
@@ -334,7 +340,27 @@ CASES = [
     "http-trace (256 connections)",
     "untraced (2000 connections)",
     "http-trace (2000 connections)",
+    "untraced (64 KiB bodies)",
+    "http-trace (64 KiB bodies)",
+    "http-trace --capture-bytes 4096 (64 KiB bodies)",
 ]
+# The rows whose responses carry BIG_BYTES of body (nginx reads a file and writes it, sendfile
+# off, so that its bytes pass through user memory): what copying bodies costs.
+BIG = "(64 KiB bodies)"
+BIG_BYTES = 64 << 10
+
+
+def big_body():
+    """BIG_BYTES of what a REST service sends: a JSON array of records."""
+    items, n = [], 2
+    while True:
+        item = (f'{{"id":{len(items)},"name":"item {len(items)}","price":{len(items) % 97}.5,'
+                f'"tags":["red","large"],"in_stock":true}}')
+        if n + len(item) + 1 > BIG_BYTES:
+            break
+        items.append(item)
+        n += len(item) + 1
+    return ("[" + ",".join(items) + "]").ljust(BIG_BYTES).encode()
 # The cases that run http-trace: on the first server, or on it while the second is loaded.
 TRACER_CASES = [c for c in CASES if "http-trace" in c or "first traced" in c]
 # What each traced case's throughput is compared with.
@@ -342,6 +368,7 @@ BASELINE = {c: "second server untraced" for c in CASES if c.startswith("second s
 # (Case names hold no comma: --cases is a comma-separated list.)
 BASELINE.update({c: c.replace("http-trace", "untraced") for c in CASES
                  if c.startswith("http-trace") and c.endswith("connections)")})
+BASELINE.update({c: f"untraced {BIG}" for c in CASES if BIG in c})
 
 
 def connections_of(case, args):
@@ -391,6 +418,9 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="http-trace-bench-")
     os.chmod(workdir, 0o755)
+    with open(os.path.join(workdir, "big.bin"), "wb") as f:
+        f.write(big_body())
+    os.chmod(os.path.join(workdir, "big.bin"), 0o644)
     a, b = Nginx(workdir, "a"), Nginx(workdir, "b")
     results = {name: [] for name in names}
     with open(BPF_STATS) as f:
