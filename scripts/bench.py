@@ -336,6 +336,7 @@ CASES = [
     "second server untraced",
     "second server (first traced)",
     "second server (first traced by raw-tracepoint)",
+    "second server (first traced; BPF run time counted)",
     "untraced (256 connections)",
     "http-trace (256 connections)",
     "untraced (2000 connections)",

@@ -774,10 +774,7 @@ fn a_proxy_calling_an_upstream_on_a_unix_socket() {
     let (upstream, path) = Server::python_unix();
     let nginx = Server::nginx_proxy_to_unix(&path);
     let mut tracer = Tracer::start(&[nginx.pid()], &[]);
-    for i in 0..3 {
-        let raw = format!("GET /p/{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        assert_eq!(request(nginx.port, raw.as_bytes()), 200);
-    }
+    three_requests_closing(nginx.port);
     tracer.wait_for_records(6, Duration::from_secs(30));
     let out = tracer.stop();
     let ex = by_time(out.exchanges());
@@ -806,6 +803,14 @@ fn a_proxy_calling_an_upstream_on_a_unix_socket() {
     out.assert_summary(6);
 }
 
+/// GET /p/0, /p/1 and /p/2, each on a connection of its own (nginx proxies each on its own).
+fn three_requests_closing(port: u16) {
+    for i in 0..3 {
+        let raw = format!("GET /p/{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(request(port, raw.as_bytes()), 200);
+    }
+}
+
 /// `--port` is applied in the kernel: a connection with the port at neither end is left out
 /// there, none of its bytes copied, and counted as such; user space then has no exchange of it to
 /// hide ("not shown: filtered" would say it had parsed them). nginx proxying to a Unix socket,
@@ -818,10 +823,7 @@ fn the_port_filter_leaves_other_connections_out_in_the_kernel() {
     let nginx = Server::nginx_proxy_to_unix(&path);
     let port = nginx.port.to_string();
     let mut tracer = Tracer::start(&[nginx.pid()], &["--port", &port]);
-    for i in 0..3 {
-        let raw = format!("GET /p/{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        assert_eq!(request(nginx.port, raw.as_bytes()), 200);
-    }
+    three_requests_closing(nginx.port);
     tracer.wait_for_records(3, Duration::from_secs(30));
     let out = tracer.stop();
     let ex = by_time(out.exchanges());
