@@ -1097,11 +1097,6 @@ static __always_inline void unix_addresses(struct ht_unix_conn_event *u, struct 
 	__builtin_memset(u->pad, 0, sizeof(u->pad));
 }
 
-/*
- * Start following the socket `ref` at `fd`; `kind` says how it was found (accepted, connected,
- * already open). `ret` goes into the event: the new fd for an accept, the connect's result, or
- * the bytes already read for a found socket, whose bytes already sent are `sent_before`.
- */
 /* --port: whether TCP socket `sk` has a port watched at either end. */
 static __always_inline bool port_watched(struct sock *sk)
 {
@@ -1113,6 +1108,11 @@ static __always_inline bool port_watched(struct sock *sk)
 	return (l && *l) || (p && *p);
 }
 
+/*
+ * Start following the socket `ref` at `fd`; `kind` says how it was found (accepted, connected,
+ * already open). `ret` goes into the event: the new fd for an accept, the connect's result, or
+ * the bytes already read for a found socket, whose bytes already sent are `sent_before`.
+ */
 static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd,
 							 const struct ht_sock_ref *ref, __u8 kind, __u8 syscall,
 							 __s64 ret, __u64 sent_before)
