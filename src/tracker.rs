@@ -419,11 +419,15 @@ impl Tracker {
         }
     }
 
-    /// Account for what connection `id` holds now; over the budget, shed.
+    /// Account for what connection `id` holds now, its waiting events too; over the budget,
+    /// shed (what waits is given up only where events arrive early: `push`).
     fn account(&mut self, id: u64, out: &mut Vec<Record>) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        let early = conn.order.held_bytes();
+        self.early = self.early - conn.early + early;
+        conn.early = early;
         let now = conn.held_bytes();
         self.held = self.held - conn.held + now;
         conn.held = now;
@@ -680,7 +684,6 @@ impl Tracker {
         if conn.info.meta.tgid != conn.indexed_tgid {
             self.reindex(id);
         }
-        self.account_early(id);
         self.account(id, out);
     }
 
