@@ -113,7 +113,7 @@ fn trace_standard_traffic(server: &Server, comm: &str) {
 }
 
 fn trace_our_server(recv: &str, send: &str) {
-    require_root();
+    require_root!();
     trace_standard_traffic(&Server::ours_with(recv, send), "http_server");
 }
 
@@ -145,7 +145,7 @@ fn our_server_peeking_before_it_receives() {
 
 #[test]
 fn node_http_server() {
-    require_root();
+    require_root!();
     let script = "require('http').createServer((q, s) => { q.resume(); q.on('end', () => s.end('ok')); })\
                   .listen(0, '127.0.0.1', function () { console.log('listening on 127.0.0.1:' + this.address().port); });";
     let mut cmd = Command::new("node");
@@ -155,13 +155,13 @@ fn node_http_server() {
 
 #[test]
 fn nginx() {
-    require_root();
+    require_root!();
     trace_standard_traffic(&Server::nginx(0), "nginx");
 }
 
 #[test]
 fn python_http_server() {
-    require_root();
+    require_root!();
     let dir = TempDir::new("python");
     std::fs::write(dir.join("hello.txt"), "hello\n").expect("write file");
     let mut cmd = Command::new(PYTHON);
@@ -211,7 +211,7 @@ fn python_http_server() {
 
 #[test]
 fn malformed_and_non_http_bytes_are_handled() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &[]);
     assert_eq!(
@@ -266,7 +266,7 @@ fn malformed_and_non_http_bytes_are_handled() {
 
 #[test]
 fn bytes_past_the_capture_limit_are_counted() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &["--capture-bytes", "256"]);
     let mut req = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n".to_vec();
@@ -294,7 +294,7 @@ fn bytes_past_the_capture_limit_are_counted() {
 
 #[test]
 fn count_ends_the_trace_after_n_requests() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &["--count", "2"]);
     for i in 0..3 {
@@ -313,7 +313,7 @@ fn count_ends_the_trace_after_n_requests() {
 
 #[test]
 fn duration_ends_the_trace() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &["--duration", "1"]);
     let started = std::time::Instant::now();
@@ -325,7 +325,7 @@ fn duration_ends_the_trace() {
 
 #[test]
 fn several_processes_at_once() {
-    require_root();
+    require_root!();
     let a = Server::ours("read");
     let b = Server::ours("recv");
     let untraced = Server::ours("recv");
@@ -346,7 +346,7 @@ fn several_processes_at_once() {
 
 #[test]
 fn ends_when_the_traced_process_exits() {
-    require_root();
+    require_root!();
     let mut server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &[]);
     assert_eq!(get(server.port, "/last"), 200);
@@ -365,7 +365,7 @@ fn ends_when_the_traced_process_exits() {
 
 #[test]
 fn text_output_is_one_line_per_exchange() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &["--output", "text", "-v"]);
     let mut c = Client::connect(server.port);
@@ -400,7 +400,7 @@ fn text_output_is_one_line_per_exchange() {
 /// requests on its busy connections (kretprobes track calls in flight in limited instances).
 #[test]
 fn many_threads_blocked_in_receive() {
-    require_root();
+    require_root!();
     const IDLE: usize = 120;
     const BUSY: usize = 5;
     const PER_BUSY: usize = 10;
@@ -469,7 +469,7 @@ fn many_threads_blocked_in_receive() {
 /// With the tracer stopped (SIGSTOP) and a small buffer, the events of most requests cannot be
 /// sent: every request must be either captured, intact, or counted as lost.
 fn overflow_is_counted(buffer: &str) {
-    require_root();
+    require_root!();
     const SENT: usize = 3000;
     let server = Server::ours("recv");
     let tracer = Tracer::start(
@@ -566,7 +566,7 @@ fn mode(path: &std::path::Path) -> u32 {
 /// the same summary: every kind of exchange, timestamps included.
 #[test]
 fn a_recording_replays_to_the_same_bytes() {
-    require_root();
+    require_root!();
     let dir = TempDir::new("record");
     let (file, printed) = (dir.join("t.htr"), dir.join("live.json"));
     let server = Server::ours("recv");
@@ -609,7 +609,7 @@ fn recording_alone_prints_only_a_summary() {
     if in_vm("recording_alone_prints_only_a_summary") {
         return;
     }
-    require_root();
+    require_root!();
     let dir = TempDir::new("record");
     let file = dir.join("t.htr");
     let server = Server::ours("read");
@@ -652,7 +652,7 @@ fn recording_to_stdout() {
     if in_vm("recording_to_stdout") {
         return;
     }
-    require_root();
+    require_root!();
     let dir = TempDir::new("record");
     let file = dir.join("t.htr");
     let server = Server::ours("recv");
@@ -675,7 +675,9 @@ fn recording_to_stdout() {
         .contains(": tracing pid")
     {}
     assert_eq!(get(server.port, "/to-stdout"), 200);
-    std::thread::sleep(Duration::from_millis(200));
+    // The response's bytes in the file: the exchange was taken in (the recorder flushes on each
+    // poll).
+    wait_for_bytes(&file, b"GET /to-stdout body=0");
     // SAFETY: kill has no memory-safety preconditions; the pid is our child, not reaped.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     assert!(group.wait("http-trace", Duration::from_secs(30)).success());
@@ -695,7 +697,7 @@ fn an_existing_file_is_overwritten_only_with_force() {
     if in_vm("an_existing_file_is_overwritten_only_with_force") {
         return;
     }
-    require_root();
+    require_root!();
     let dir = TempDir::new("record");
     let file = dir.join("t.htr");
     std::fs::write(&file, b"keep me").unwrap();
@@ -734,13 +736,13 @@ fn a_recording_cut_short_is_read_up_to_the_cut() {
     if in_vm("a_recording_cut_short_is_read_up_to_the_cut") {
         return;
     }
-    require_root();
+    require_root!();
     let dir = TempDir::new("record");
     let file = dir.join("t.htr");
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &["-w", file.to_str().unwrap()]);
     assert_eq!(get(server.port, "/first"), 200);
-    std::thread::sleep(Duration::from_millis(300)); // a poll: the first exchange is written
+    wait_for_bytes(&file, b"GET /first body=0");
     let first_part = std::fs::metadata(&file).unwrap().len();
     assert_eq!(get(server.port, "/second"), 200);
     let out = tracer.stop();
@@ -779,7 +781,7 @@ fn a_full_disk_ends_the_recording_clearly() {
     if in_vm("a_full_disk_ends_the_recording_clearly") {
         return;
     }
-    require_root();
+    require_root!();
     let dir = TempDir::new("tmpfs");
     let mount = dir.join("small");
     std::fs::create_dir(&mount).unwrap();
@@ -804,13 +806,19 @@ fn a_full_disk_ends_the_recording_clearly() {
         if has_exited(tracer.pid()) {
             break;
         }
+        let before = std::fs::metadata(&file).map_or(0, |m| m.len());
         let mut c = Client::connect(server.port);
         let mut req =
             format!("POST /fill HTTP/1.1\r\nContent-Length: {LARGE_BODY}\r\n\r\n").into_bytes();
         req.resize(req.len() + LARGE_BODY, b'x');
         c.send(&[&req]);
         assert_eq!(c.responses(1), [200]);
-        std::thread::sleep(Duration::from_millis(50));
+        // Its events written (the file grew) or the writing failed (the tracer ends).
+        wait_until(
+            "the recording to grow or end",
+            Duration::from_secs(30),
+            || has_exited(tracer.pid()) || std::fs::metadata(&file).map_or(0, |m| m.len()) > before,
+        );
     }
     let out = tracer.wait();
     assert_eq!(out.status.code(), Some(1), "{:#?}", out.stderr);
@@ -840,7 +848,7 @@ fn every_stop_path_leaves_a_whole_recording_and_document() {
     if in_vm("every_stop_path_leaves_a_whole_recording_and_document") {
         return;
     }
-    require_root();
+    require_root!();
     let dir = TempDir::new("record");
     // The traced process exits.
     let file = dir.join("exit.htr");
@@ -921,7 +929,7 @@ fn every_stop_path_leaves_a_whole_recording_and_document() {
 /// and traced again: both found as they start (the kernel's exec), before they serve.
 #[test]
 fn a_service_is_followed_by_name_across_restarts() {
-    require_root();
+    require_root!();
     let dir = TempDir::new("by-name");
     // A command name of this test's own: other tests' example servers run beside it.
     let name = format!("ht-name-{}", std::process::id() % 1_000_000);

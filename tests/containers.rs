@@ -193,7 +193,7 @@ impl Drop for Dockerd {
 
 /// Each test's start: root, on the host (a VM guest says it skips), one daemon at a time.
 fn docker_test(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Dockerd)> {
-    require_root();
+    require_root!(None);
     if in_vm(test) {
         return None;
     }
@@ -312,7 +312,7 @@ fn busybox_httpd_in_a_container() {
 /// on the same connection; `local` is the socket's path and `peer_pid` the client's PID.
 #[test]
 fn the_docker_api_traced_by_the_daemon_pid() {
-    require_root();
+    require_root!();
     if in_vm("the_docker_api_traced_by_the_daemon_pid") {
         return;
     }

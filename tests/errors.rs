@@ -54,7 +54,7 @@ fn flags_out_of_range_are_usage_errors() {
 
 #[test]
 fn no_such_process() {
-    require_root();
+    require_root!();
     let (status, _, stderr) = run_tracer(&["--pid", "2147483646"], &[]);
     assert_eq!(status.code(), Some(1));
     assert_one_line_error(&stderr, "no such process: 2147483646");
@@ -62,7 +62,7 @@ fn no_such_process() {
 
 #[test]
 fn a_process_that_exited_is_said_to_have_exited() {
-    require_root();
+    require_root!();
     // Not reaped until the end: it stays a zombie, which /proc still lists.
     let mut child = Command::new("true").spawn().expect("start true");
     let pid = child.id();
@@ -78,7 +78,7 @@ fn a_process_that_exited_is_said_to_have_exited() {
 
 #[test]
 fn not_root() {
-    require_root();
+    require_root!();
     // Run as nobody, with no capabilities, from a copy that nobody can reach (the checkout may
     // sit under a directory only root can enter).
     let dir = TempDir::new("nobody");
@@ -108,7 +108,7 @@ fn not_root() {
 
 #[test]
 fn kernel_without_btf() {
-    require_root();
+    require_root!();
     let (status, _, stderr) = run_tracer(
         &["--pid", &self_pid()],
         &[("HTTP_TRACE_SYSFS_BTF", "/nonexistent/vmlinux")],
@@ -119,7 +119,7 @@ fn kernel_without_btf() {
 
 #[test]
 fn forced_kprobe_method_on_a_kernel_without_kprobes() {
-    require_root();
+    require_root!();
     let kprobes = Path::new("/sys/bus/event_source/devices/kprobe/type").exists();
     let (status, _, stderr) = run_tracer(
         &[

@@ -34,7 +34,7 @@ fn trace_client(name: &str, mut cmd: Command) -> TraceOutput {
 /// call: every size is counted exactly and the kept start is the body's.
 #[test]
 fn response_sizes_across_event_boundaries() {
-    require_root();
+    require_root!();
     let sizes = [100u64, 8000, 9000, 40000];
     for send in ["writev", "sendmsg", "write"] {
         let server = Server::ours_with("recv", send);
@@ -66,7 +66,7 @@ fn response_sizes_across_event_boundaries() {
 
 #[test]
 fn responses_of_every_framing() {
-    require_root();
+    require_root!();
     let server = Server::ours_with("recv", "writev");
     let tracer = Tracer::start(&[server.pid()], &[]);
     let base = format!("http://127.0.0.1:{}", server.port);
@@ -121,7 +121,7 @@ fn responses_of_every_framing() {
 /// next exchange on the keep-alive connection is found after it.
 #[test]
 fn a_body_spliced_into_the_socket_is_counted() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &[]);
     let base = format!("http://127.0.0.1:{}", server.port);
@@ -146,7 +146,7 @@ fn a_body_spliced_into_the_socket_is_counted() {
 
 #[test]
 fn pipelined_requests_pair_with_their_responses() {
-    require_root();
+    require_root!();
     let server = Server::ours("read");
     let tracer = Tracer::start(&[server.pid()], &[]);
     let mut c = Client::connect(server.port);
@@ -177,7 +177,7 @@ fn pipelined_requests_pair_with_their_responses() {
 
 #[test]
 fn a_one_megabyte_upload() {
-    require_root();
+    require_root!();
     const SIZE: usize = 1_000_000;
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &[]);
@@ -200,7 +200,7 @@ fn a_one_megabyte_upload() {
 
 #[test]
 fn a_thousand_requests_in_a_row() {
-    require_root();
+    require_root!();
     const N: usize = 1000;
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &[]);
@@ -219,7 +219,7 @@ fn a_thousand_requests_in_a_row() {
 /// A connection opened before tracing, whose server thread is already blocked in a receive.
 #[test]
 fn connections_open_before_tracing_are_followed_from_their_next_request() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let mut c = Client::connect(server.port);
     c.send(&[b"GET /before HTTP/1.1\r\n\r\n"]);
@@ -280,7 +280,7 @@ fn connections_open_before_tracing_are_followed_from_their_next_request() {
 /// blocking accept, as in our server, takes its fd before it waits).
 #[test]
 fn a_reused_fd_is_a_new_connection() {
-    require_root();
+    require_root!();
     let server = Server::nginx(0);
     let tracer = Tracer::start(&[server.pid()], &[]);
     let mut a = Client::connect(server.port);
@@ -315,7 +315,7 @@ fn a_reused_fd_is_a_new_connection() {
 
 #[test]
 fn a_request_still_unanswered_when_tracing_ends_is_reported() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &[]);
     let mut c = Client::connect(server.port);
@@ -344,7 +344,7 @@ fn a_request_still_unanswered_when_tracing_ends_is_reported() {
 
 #[test]
 fn a_server_calling_upstream_is_traced_on_both_sides() {
-    require_root();
+    require_root!();
     let upstream = Server::ours("recv");
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &[]);
@@ -372,7 +372,7 @@ fn a_server_calling_upstream_is_traced_on_both_sides() {
 
 #[test]
 fn a_python_client_making_outgoing_calls() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let script = "import sys, http.client\n\
                   sys.stdin.readline()\n\
@@ -408,7 +408,7 @@ fn a_python_client_making_outgoing_calls() {
 /// read from a socket already CLOSE, and is captured all the same.
 #[test]
 fn a_response_read_after_the_connection_reached_close() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let script = "import sys, socket, time\n\
                   sys.stdin.readline()\n\
@@ -456,7 +456,7 @@ fn a_response_read_after_the_connection_reached_close() {
 /// returns. The answer is that call's bytes, captured, not bytes moved unseen.
 #[test]
 fn an_answer_sent_into_a_reset_is_captured() {
-    require_root();
+    require_root!();
     let server = Server::ours_with("recv", "writev");
     let mut tracer = Tracer::start(&[server.pid()], &[]);
     for ms in [100, 101, 102] {
@@ -492,7 +492,7 @@ fn an_answer_sent_into_a_reset_is_captured() {
 /// the connections is missed.
 #[test]
 fn connections_on_fd_numbers_a_udp_socket_held_are_followed() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let script = "import sys, socket\n\
                   sys.stdin.readline()\n\
@@ -554,7 +554,7 @@ fn three_gets_to_a_forking_server(
 /// paired, named by the request's fd, with the response's alongside.
 #[test]
 fn busybox_httpd_serving_on_dup2_copies_of_the_socket() {
-    require_root();
+    require_root!();
     let server = Server::busybox_httpd();
     let tracer = Tracer::start(&[server.pid()], &[]);
     let (out, ex) = three_gets_to_a_forking_server(tracer, &server, "/index.html?");
@@ -580,7 +580,7 @@ fn busybox_httpd_serving_on_dup2_copies_of_the_socket() {
 /// to the worker's close, each exchange named by the worker that served it.
 #[test]
 fn node_cluster_workers_serving_connections_the_primary_passed() {
-    require_root();
+    require_root!();
     let script = "const cluster = require('cluster'), http = require('http');\n\
                   if (cluster.isPrimary) {\n\
                   \x20 cluster.schedulingPolicy = cluster.SCHED_RR;\n\
@@ -660,7 +660,7 @@ fn node_cluster_workers_serving_connections_the_primary_passed() {
 /// request on the connection is still found.
 #[test]
 fn responses_sent_with_sendmmsg_are_counted_from_the_socket() {
-    require_root();
+    require_root!();
     let mut server = Server::ours_with("recv", "sendmmsg");
     let tracer = Tracer::start(&[server.pid()], &[]);
     let mut client = Client::connect(server.port);
@@ -719,7 +719,7 @@ fn curl_unix(path: &std::path::Path, urls: &[&str]) -> u32 {
 /// `local` is the socket's path; the peer is unbound, and its PID is curl's.
 #[test]
 fn a_server_on_a_unix_socket() {
-    require_root();
+    require_root!();
     let (server, path) = Server::python_unix();
     let mut tracer = Tracer::start(&[server.pid()], &[]);
     let curls = [
@@ -770,7 +770,7 @@ fn a_server_on_a_unix_socket() {
 /// peer, the upstream's PID the peer's).
 #[test]
 fn a_proxy_calling_an_upstream_on_a_unix_socket() {
-    require_root();
+    require_root!();
     let (upstream, path) = Server::python_unix();
     let nginx = Server::nginx_proxy_to_unix(&path);
     let mut tracer = Tracer::start(&[nginx.pid()], &[]);
@@ -818,7 +818,7 @@ fn three_requests_closing(port: u16) {
 /// upstream, traced with the upstream's port: only that connection of four is followed.
 #[test]
 fn the_port_filter_leaves_other_connections_out_in_the_kernel() {
-    require_root();
+    require_root!();
     let (_upstream, path) = Server::python_unix();
     let nginx = Server::nginx_proxy_to_unix(&path);
     let port = nginx.port.to_string();
@@ -866,7 +866,7 @@ fn the_port_filter_leaves_other_connections_out_in_the_kernel() {
 /// reported unanswered, and the next exchange on the connection is still found.
 #[test]
 fn a_unix_socket_answered_with_sendmmsg_is_counted() {
-    require_root();
+    require_root!();
     if attach_method() == "fentry" {
         skipped(
             "a_unix_socket_answered_with_sendmmsg_is_counted",
@@ -905,7 +905,7 @@ fn a_unix_socket_answered_with_sendmmsg_is_counted() {
 /// two requests on one connection. The peer is the server's path, with the server's PID.
 #[test]
 fn a_client_on_a_unix_socket() {
-    require_root();
+    require_root!();
     let (server, path) = Server::python_unix();
     let script = "import http.client, socket, sys\n\
                   class C(http.client.HTTPConnection):\n\
@@ -957,7 +957,7 @@ fn a_client_on_a_unix_socket() {
 /// is captured, none is missed.
 #[test]
 fn apache_bench_as_the_client() {
-    require_root();
+    require_root!();
     let server = Server::nginx(0);
     let url = format!("http://127.0.0.1:{}/ab", server.port);
     // The shell waits for the tracer, then becomes ab (same PID).
@@ -996,7 +996,7 @@ fn apache_bench_as_the_client() {
 /// node's http client connects without blocking (connect returns EINPROGRESS).
 #[test]
 fn a_node_client_with_non_blocking_connects() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let script = "process.stdin.once('data', async () => {\n\
                     const get = (path) => new Promise((ok) => require('http').get(\n\
@@ -1028,7 +1028,7 @@ fn a_node_client_with_non_blocking_connects() {
 /// looks like a count of bytes that went by unseen.
 #[test]
 fn connects_that_end_after_their_call_returned() {
-    require_root();
+    require_root!();
     let server_script = "import socket, sys\n\
                          l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(0)\n\
                          port = l.getsockname()[1]\n\
@@ -1095,7 +1095,7 @@ fn connects_that_end_after_their_call_returned() {
 /// Heads up to 64 KiB are captured whole.
 #[test]
 fn a_60_kib_head_is_captured_whole() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &[]);
     let big = "c".repeat(60 * 1024);
@@ -1112,7 +1112,7 @@ fn a_60_kib_head_is_captured_whole() {
 /// nginx in its usual shape: a master that forks workers, traced by the master's PID.
 #[test]
 fn nginx_workers_traced_by_the_master_pid() {
-    require_root();
+    require_root!();
     let server = Server::nginx(2);
     let port = server.port;
     // Workers are forked once nginx listens; wait for both.
@@ -1153,7 +1153,7 @@ fn nginx_workers_traced_by_the_master_pid() {
 /// A server that forks a process per connection after tracing started.
 #[test]
 fn children_forked_later_are_followed_unless_turned_off() {
-    require_root();
+    require_root!();
     let script = "import http.server, socketserver\n\
                   class S(socketserver.ForkingMixIn, http.server.HTTPServer): pass\n\
                   class H(http.server.BaseHTTPRequestHandler):\n\

@@ -97,7 +97,7 @@ fn har_of_the_example_server_is_valid_and_replays_in_a_browser() {
     if in_vm("har_of_the_example_server_is_valid_and_replays_in_a_browser") {
         return;
     }
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let port = server.port;
     let (dir, file) = record(&[server.pid()], || example_traffic(port));
@@ -123,7 +123,7 @@ fn har_of_nginx_and_of_a_client_replays_in_a_browser() {
     if in_vm("har_of_nginx_and_of_a_client_replays_in_a_browser") {
         return;
     }
-    require_root();
+    require_root!();
     let nginx = Server::nginx(1);
     let port = nginx.port;
     let (dir, file) = record(&[nginx.pid()], || {
@@ -264,7 +264,7 @@ fn pcapng_reads_in_tshark_as_the_json_says() {
     if in_vm("pcapng_reads_in_tshark_as_the_json_says") {
         return;
     }
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let port = server.port;
     let (dir, file) = record(&[server.pid()], || example_traffic(port));
@@ -284,7 +284,7 @@ fn pcapng_shows_bytes_not_copied_as_a_gap() {
     if in_vm("pcapng_shows_bytes_not_copied_as_a_gap") {
         return;
     }
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let port = server.port;
     let (dir, file) = record_with(&[server.pid()], &["--capture-bytes", "1024"], || {
@@ -313,7 +313,7 @@ fn unix_socket_connections_in_har_and_pcapng() {
     if in_vm("unix_socket_connections_in_har_and_pcapng") {
         return;
     }
-    require_root();
+    require_root!();
     let (server, path) = Server::python_unix();
     let (dir, file) = record(&[server.pid()], || {
         curl(&[
@@ -361,7 +361,7 @@ fn no_secret_reaches_any_output_by_default() {
     if in_vm("no_secret_reaches_any_output_by_default") {
         return;
     }
-    require_root();
+    require_root!();
     let nginx = Server::nginx(0);
     let port = nginx.port;
     let dir = TempDir::new("secrets");

@@ -42,7 +42,7 @@ fn shown(file: &Path, filter: &[&str]) -> (Vec<String>, String) {
 
 #[test]
 fn each_filter_on_real_traffic() {
-    require_root();
+    require_root!();
     let dir = TempDir::new("filters");
     let file = dir.join("t.htr");
     let server = Server::ours("recv");
@@ -239,7 +239,7 @@ fn each_filter_on_real_traffic() {
 /// No latency can be shorter than its delay; the upper bounds are loose (a busy machine).
 #[test]
 fn percentiles_of_known_delays() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &["--stats"]);
     for i in 0..50 {

@@ -109,7 +109,7 @@ const NORMAL: usize = 20;
 
 #[test]
 fn hostile_traffic_is_bounded_counted_and_the_rest_captured() {
-    require_root();
+    require_root!();
     if in_vm("hostile_traffic_is_bounded_counted_and_the_rest_captured") {
         return;
     }
@@ -306,7 +306,7 @@ fn hostile_traffic_is_bounded_counted_and_the_rest_captured() {
 /// counted; their answers are skipped, and every other exchange is captured whole.
 #[test]
 fn past_the_memory_budget_the_largest_unfinished_heads_are_given_up_and_counted() {
-    require_root();
+    require_root!();
     if in_vm("past_the_memory_budget_the_largest_unfinished_heads_are_given_up_and_counted") {
         return;
     }

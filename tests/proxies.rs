@@ -36,7 +36,7 @@ fn haproxy(dir: &TempDir, config: &str, port: u16) -> Group {
 /// method (socket-tracepoint sees a splice out of a socket by its sequence numbers, at once).
 #[test]
 fn haproxy_splicing_a_20_mb_body_then_more_requests() {
-    require_root();
+    require_root!();
     if in_vm("haproxy_splicing_a_20_mb_body_then_more_requests") {
         return;
     }
@@ -131,7 +131,7 @@ fn socket_name(path: &Path) -> Value {
 /// is served by a worker, on the socket's path, from nginx's process.
 #[test]
 fn gunicorn_on_a_unix_socket_behind_nginx() {
-    require_root();
+    require_root!();
     if in_vm("gunicorn_on_a_unix_socket_behind_nginx") {
         return;
     }
@@ -171,7 +171,7 @@ fn gunicorn_on_a_unix_socket_behind_nginx() {
 /// connected socket).
 #[test]
 fn nginx_calling_gunicorn_on_a_unix_socket() {
-    require_root();
+    require_root!();
     if in_vm("nginx_calling_gunicorn_on_a_unix_socket") {
         return;
     }

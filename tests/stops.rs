@@ -144,7 +144,7 @@ fn signal(pid: u32, sig: libc::c_int) {
 
 #[test]
 fn sigint_sigterm_and_sighup_end_with_the_summary_and_release_everything() {
-    require_root();
+    require_root!();
     if in_vm("sigint_sigterm_and_sighup_end_with_the_summary_and_release_everything") {
         return;
     }
@@ -178,7 +178,7 @@ fn sigint_sigterm_and_sighup_end_with_the_summary_and_release_everything() {
 
 #[test]
 fn duration_count_and_the_traced_process_exiting_release_everything() {
-    require_root();
+    require_root!();
     if in_vm("duration_count_and_the_traced_process_exiting_release_everything") {
         return;
     }
@@ -214,7 +214,7 @@ fn duration_count_and_the_traced_process_exiting_release_everything() {
 /// tracer ends, cleanly, with its summary on stderr.
 #[test]
 fn stdout_closed_by_the_reader_ends_the_trace_and_releases_everything() {
-    require_root();
+    require_root!();
     if in_vm("stdout_closed_by_the_reader_ends_the_trace_and_releases_everything") {
         return;
     }
@@ -282,7 +282,7 @@ fn group_running(group: &Group) -> bool {
 /// each attach method.
 #[test]
 fn a_killed_tracer_leaves_nothing_loaded() {
-    require_root();
+    require_root!();
     let server = Server::ours("recv");
     let tracer = Tracer::start(&[server.pid()], &[]);
     let ids = ids_of(&tracer);
@@ -301,7 +301,7 @@ fn a_killed_tracer_leaves_nothing_loaded() {
 /// four clients, keep-alive and new connections, for at most 4,000 requests or 60 s.
 #[test]
 fn a_traced_server_keeps_answering_while_the_tracer_is_killed() {
-    require_root();
+    require_root!();
     if in_vm("a_traced_server_keeps_answering_while_the_tracer_is_killed") {
         return;
     }
@@ -349,7 +349,7 @@ fn a_traced_server_keeps_answering_while_the_tracer_is_killed() {
 /// a SIGKILLed tracer leaves them there, and the next run removes them.
 #[test]
 fn kprobe_events_a_killed_tracer_left_are_removed_by_the_next_run() {
-    require_root();
+    require_root!();
     let test = "kprobe_events_a_killed_tracer_left_are_removed_by_the_next_run";
     if attach_method() != "kprobe" {
         skipped(test, "runs with --attach kprobe (in the VM guests)");

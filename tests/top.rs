@@ -90,7 +90,7 @@ fn row(screen: &str, route: &str) -> Option<Vec<String>> {
 
 #[test]
 fn the_live_view_shows_what_was_sent() {
-    require_root();
+    require_root!();
     if in_vm("the_live_view_shows_what_was_sent") {
         return;
     }

@@ -30,14 +30,38 @@ pub fn attach_method() -> String {
     std::env::var("HTTP_TRACE_TEST_ATTACH").unwrap_or_else(|_| "auto".into())
 }
 
-pub fn require_root() {
+/// Whether this process runs as root, which loading BPF programs takes.
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "the integration tests load BPF programs: run them as root"
-    );
+    unsafe { libc::geteuid() == 0 }
 }
+
+/// The running test's name: libtest runs each test on a thread named after it.
+pub fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string()
+}
+
+/// A root test run without root: says it is skipped, and why, and returns from the test, so that
+/// `cargo test` as a user runs every pure test and passes. In a helper, `require_root!(VALUE)`
+/// returns VALUE.
+macro_rules! require_root {
+    () => {
+        $crate::common::require_root!(())
+    };
+    ($skip:expr) => {
+        if !$crate::common::is_root() {
+            $crate::common::skipped(
+                &$crate::common::test_name(),
+                "needs root (it loads BPF programs): run it with sudo",
+            );
+            return $skip;
+        }
+    };
+}
+pub(crate) use require_root;
 
 /// Say that `test` did not check what its name claims, and why. Written to the real stderr, past
 /// the test harness's capture, so that it shows in passing runs too.
@@ -66,6 +90,19 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
         // The polling interval, not a guess at how long the condition takes.
         thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Wait until the file at `path` holds `needle` (a recording being written, for example).
+pub fn wait_for_bytes(path: &Path, needle: &[u8]) {
+    wait_until(
+        &format!(
+            "{} to hold {:?}",
+            path.display(),
+            String::from_utf8_lossy(needle)
+        ),
+        Duration::from_secs(30),
+        || std::fs::read(path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)),
+    );
 }
 
 /// target/<profile>/ of this build, from the test binary's own path (target/<profile>/deps/...).
@@ -657,6 +694,8 @@ pub struct Tracer {
     samples: PathBuf,
     /// Output lines taken early (wait_for_records).
     early: Vec<String>,
+    /// The processes it was started on, and those its banner named.
+    traced: Vec<u32>,
 }
 
 pub struct TraceOutput {
@@ -820,6 +859,8 @@ impl Tracer {
         let stdout = group.stdout_lines();
         let stderr = group.stderr_lines();
         let banner = wait_for_line(&stderr, "tracing", |l| l.contains(": tracing "));
+        let mut traced = pids.to_vec();
+        traced.extend(banner.iter().flat_map(|l| pids_in_banner(l)));
         Tracer {
             group,
             stdout,
@@ -827,6 +868,7 @@ impl Tracer {
             banner,
             samples,
             early: Vec::new(),
+            traced,
         }
     }
 
@@ -853,10 +895,9 @@ impl Tracer {
     }
 
     /// Ctrl-C, then everything it printed. A client can have a response before the server's
-    /// send returns, which is when it is traced: the traced calls are given STOP_SETTLE to
-    /// return first (a test that knows how many records to expect can wait_for_records too).
+    /// send returns, which is when it is traced: the traced processes' calls return first.
     pub fn stop(self) -> TraceOutput {
-        std::thread::sleep(STOP_SETTLE);
+        wait_for_calls_to_return(&self.traced);
         // SAFETY: kill has no memory-safety preconditions; the pid is our child, not reaped.
         unsafe { libc::kill(self.pid() as i32, libc::SIGINT) };
         self.wait()
@@ -884,9 +925,64 @@ impl Tracer {
     }
 }
 
-/// Time for calls in flight in traced processes to return before the tracer is stopped: the
-/// gap is microseconds on an idle host, and longer in a busy guest.
-const STOP_SETTLE: Duration = Duration::from_millis(200);
+/// The PIDs a banner names ("http-trace: tracing pid 12, 34 and ...").
+fn pids_in_banner(line: &str) -> Vec<u32> {
+    let Some((_, rest)) = line.split_once(": tracing pid ") else {
+        return Vec::new();
+    };
+    rest.split([',', ' '])
+        .take_while(|w| w.is_empty() || w.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|w| w.parse().ok())
+        .collect()
+}
+
+/// Wait until no thread of `pids` or of their descendants is on a CPU: a traced call whose
+/// bytes a client already has is still running until it returns, when it is reported. Bounded:
+/// a process busy for reasons of its own delays the stop by at most CALLS_RETURN, said on
+/// stderr.
+fn wait_for_calls_to_return(pids: &[u32]) {
+    let deadline = Instant::now() + CALLS_RETURN;
+    loop {
+        let mut family = pids.to_vec();
+        family.extend(http_trace::procs::descendants(pids));
+        let busy: Vec<u32> = family.into_iter().filter(|&p| on_cpu(p)).collect();
+        if busy.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: processes {busy:?} still running after {CALLS_RETURN:?}: stopping the tracer anyway",
+                test_name()
+            );
+            return;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+const CALLS_RETURN: Duration = Duration::from_secs(10);
+
+/// Whether a thread of `pid` (other than the caller's own) is running or waiting for a CPU.
+fn on_cpu(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() } as u32;
+    tasks.filter_map(Result::ok).any(|task| {
+        let tid = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u32>().ok());
+        tid != Some(me)
+            && std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+                // "TID (COMM) STATE ...": COMM may hold spaces and parentheses.
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('R'))
+            })
+    })
+}
 
 fn drain(rx: &mpsc::Receiver<String>) -> Vec<String> {
     let mut lines = Vec::new();
