@@ -1,31 +1,58 @@
 #!/usr/bin/env bash
 # The whole test suite, as root on Debian 12: sudo scripts/test.sh
-# Unit and property tests, the root integration tests against real servers on this kernel (attach
-# method auto, then raw-tracepoint and tracepoint, then the legacy BPF build), the fuzz targets
-# for a minute each (scripts/fuzz.sh, nightly), then the same integration tests inside Debian's
-# 5.10, 6.1 and 6.12 kernels with the other attach methods (scripts/vm-test.sh).
-# HTTP_TRACE_SKIP_VM=1 leaves out the VM part.
+# Built once; then, side by side: the integration tests inside Debian's 5.10, 6.1 and 6.12
+# kernels, every attach method on each (scripts/vm-test.sh: two guests at a time, one per core,
+# at a lower priority), and on this kernel the unit and property tests, the root integration
+# tests (attach method auto, then raw-tracepoint and tracepoint, then the legacy BPF build) and
+# the fuzz targets for a minute each (scripts/fuzz.sh, nightly). The host's suites wait on
+# servers and tracers about half of their time: the guests take that CPU.
+# HTTP_TRACE_SKIP_VM=1 leaves out the VM part; `cargo test` alone (no root needed) runs the pure
+# tests and says which root tests it skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --vm
 source scripts/env.sh
 
-echo "== build"
+start=$(date +%s)
+stamp() { echo "== [$(( ($(date +%s) - start) / 60 ))m$(( ($(date +%s) - start) % 60 ))s] $*"; }
+
+stamp "build"
 cargo build --all-targets --locked
-echo "== unit and integration tests on this kernel ($(uname -r), attach auto)"
-cargo test --locked -- --test-threads=2
-for method in raw-tracepoint tracepoint; do
-    echo "== integration tests on this kernel with --attach $method"
-    HTTP_TRACE_TEST_ATTACH=$method cargo test --locked --test capture --test exchanges --test containers --test proxies -- --test-threads=2
-done
-echo "== integration tests on this kernel with the legacy BPF build (kernels before 5.17), raw-tracepoint"
-HTTP_TRACE_BPF_BUILD=legacy HTTP_TRACE_TEST_ATTACH=raw-tracepoint \
-    cargo test --locked --test capture --test exchanges --test containers --test proxies -- --test-threads=2
-echo "== fuzzing: each target for 60 s from its committed seeds"
-scripts/fuzz.sh 60
+vm_log=$(mktemp)
+trap 'rm -f "$vm_log"' EXIT
+vm_pid=
 if [ "${HTTP_TRACE_SKIP_VM:-0}" = 1 ]; then
-    echo "== VM tests skipped (HTTP_TRACE_SKIP_VM=1)"
+    stamp "VM tests skipped (HTTP_TRACE_SKIP_VM=1)"
 else
-    echo "== integration tests in Debian's kernels, per attach method"
-    scripts/vm-test.sh
+    stamp "integration tests in Debian's kernels, per attach method: started, reported at the end"
+    scripts/vm-test.sh > "$vm_log" 2>&1 &
+    vm_pid=$!
 fi
+
+host_status=0
+host() {
+    stamp "$1"
+    shift
+    "$@" || host_status=1
+}
+host "unit and integration tests on this kernel ($(uname -r), attach auto)" \
+    cargo test --locked -- --test-threads=2
+for method in raw-tracepoint tracepoint; do
+    host "integration tests on this kernel with --attach $method" \
+        env HTTP_TRACE_TEST_ATTACH=$method cargo test --locked --test capture --test exchanges \
+        --test containers --test proxies -- --test-threads=2
+done
+host "integration tests on this kernel with the legacy BPF build (kernels before 5.17), raw-tracepoint" \
+    env HTTP_TRACE_BPF_BUILD=legacy HTTP_TRACE_TEST_ATTACH=raw-tracepoint \
+    cargo test --locked --test capture --test exchanges --test containers --test proxies -- --test-threads=2
+host "fuzzing: each target for 60 s from its committed seeds" scripts/fuzz.sh 60
+stamp "host suites done (status $host_status)"
+
+vm_status=0
+if [ -n "$vm_pid" ]; then
+    wait "$vm_pid" || vm_status=1
+    stamp "integration tests in Debian's kernels (status $vm_status):"
+    cat "$vm_log"
+fi
+stamp "done"
+[ "$host_status" -eq 0 ] && [ "$vm_status" -eq 0 ]

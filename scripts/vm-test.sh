@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Runs the root integration tests inside Debian's stock kernels, which have kprobes and fentry
-# (this host's kernel has neither), per attach method. Every method goes through the tests of
-# its hooks (scripts/vm-guest.sh lists them) on every kernel; the whole suite runs with the
-# method auto picks on each kernel and with kprobe on 6.12 (the host runs it whole with
-# socket-tracepoint, raw-tracepoint and tracepoint, and the legacy build):
+# (this host's kernel has neither), with every attach method on every kernel, each kernel booted
+# once: the whole suite with the method auto picks there, and the tests of each other method's
+# hooks (scripts/vm-guest.sh lists them; the host runs the whole suite with socket-tracepoint,
+# raw-tracepoint and tracepoint, and the legacy build):
 #   5.10 (Debian 11): auto (raw-tracepoint there: no socket tracepoints, the legacy BPF build);
 #                     kprobe, tracepoint and fentry, their hooks
-#   6.1:  auto (raw-tracepoint there); kprobe and tracepoint, their hooks
-#   6.12: socket-tracepoint (auto's first choice) and kprobe; raw-tracepoint and fentry, their hooks
-# A whole suite took 8.5-11 minutes per method in a 6.x guest and 16 in 5.10's on 2026-12-01 (a
-# slow day here), the hooks 3.5 (6.12) to 6.5 (5.10): every method whole on every kernel took
-# 70-96 minutes per lane that day, past CI's 90 for the whole test command.
+#   6.1:  auto (raw-tracepoint there); kprobe, tracepoint and fentry, their hooks
+#   6.12: socket-tracepoint (auto's first choice, named so that a fallback fails); kprobe,
+#         raw-tracepoint, tracepoint and fentry, their hooks
 # QEMU runs under software emulation (KVM fails on this host), with virtme-ng sharing this
 # machine's file system, so the binaries built here run there as they are. Each guest is one
-# host thread, so two lanes of guests run side by side on the two cores. A guest that fails to
-# boot or a failing test fails the run, with the guest's output shown.
+# host thread: 5.10's guest in one lane, 6.1's then 6.12's in the other, side by side on the two
+# cores, at a lower priority (nice) so that the host's suites, run meanwhile by test.sh, take the
+# CPU when they want it and the guests the rest. A guest that fails to boot or a failing test
+# fails the run, with the guest's output shown.
 #   sudo scripts/vm-test.sh [KERNEL_GLOB...]
 # HTTP_TRACE_VM_METHODS="kprobe fentry:hooks" runs those on each kernel (METHOD:hooks: the
 # tests of its hooks only).
@@ -29,16 +29,16 @@ methods_for() {
         echo "$HTTP_TRACE_VM_METHODS"
     else
         case "$1" in
-            *vmlinuz-5.10.*) echo "auto kprobe:hooks tracepoint:hooks fentry:hooks" ;;
-            *vmlinuz-6.1.*) echo "auto kprobe:hooks tracepoint:hooks" ;;
-            *) echo "socket-tracepoint kprobe raw-tracepoint:hooks fentry:hooks" ;;
+            *5.10.*) echo "auto kprobe:hooks tracepoint:hooks fentry:hooks" ;;
+            *6.1.*) echo "auto kprobe:hooks tracepoint:hooks fentry:hooks" ;;
+            *) echo "socket-tracepoint kprobe:hooks raw-tracepoint:hooks tracepoint:hooks fentry:hooks" ;;
         esac
     fi
 }
 
-# Two lanes of "glob|methods" jobs, balanced by hand (5.10's methods split in two guests).
+# Two lanes of "glob|methods" jobs: each kernel booted once, the lanes about even.
+lane_a=() lane_b=()
 if [ "$#" -gt 0 ]; then
-    lane_a=() lane_b=()
     i=0
     for glob in "$@"; do
         job="$glob|$(methods_for "$glob")"
@@ -46,13 +46,13 @@ if [ "$#" -gt 0 ]; then
         i=$((i + 1))
     done
 else
-    k510=/boot/vmlinuz-5.10.*-amd64
-    lane_a=("/boot/vmlinuz-6.12.*-amd64|$(methods_for 6.12)" "$k510|tracepoint:hooks fentry:hooks")
-    lane_b=("/boot/vmlinuz-6.1.*-amd64|$(methods_for vmlinuz-6.1.x)" "$k510|auto kprobe:hooks")
-    if [ -n "${HTTP_TRACE_VM_METHODS:-}" ]; then
-        lane_a=("/boot/vmlinuz-6.12.*-amd64|$HTTP_TRACE_VM_METHODS" "$k510|$HTTP_TRACE_VM_METHODS")
-        lane_b=("/boot/vmlinuz-6.1.*-amd64|$HTTP_TRACE_VM_METHODS")
-    fi
+    for glob in "/boot/vmlinuz-5.10.*-amd64" "/boot/vmlinuz-6.1.*-amd64" "/boot/vmlinuz-6.12.*-amd64"; do
+        job="$glob|$(methods_for "$glob")"
+        case "$glob" in
+            *5.10.*) lane_a+=("$job") ;;
+            *) lane_b+=("$job") ;;
+        esac
+    done
 fi
 
 cargo build --all-targets --locked --quiet
@@ -89,7 +89,7 @@ run_guest() {
     set +e
     # Single-threaded TCG: with one host thread per vCPU (QEMU's default), the 6.12 guest
     # panicked ("Oops: int3" in __schedule) while the kernel live-patched its own text.
-    timeout 2700 vng --verbose --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
+    timeout 2700 nice -n 10 vng --verbose --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
         --qemu-opts='-accel tcg,thread=single' --rwdir "$shared" \
         --exec "$PWD/scripts/vm-guest.sh $shared '$methods' ${tests[*]}" > "$shared/console" 2>&1
     rc=$?
