@@ -1,4 +1,4 @@
-//! Compiles bpf/http_trace.bpf.c twice, as the modern build (kernels with bpf_loop(), 5.17+) and
+//! Compiles bpf/http_trace.bpf.c (and the files of bpf/ it includes) twice, as the modern build (kernels with bpf_loop(), 5.17+) and
 //! the legacy one (older kernels: `-mcpu=v2 -DHT_LEGACY`, see the top of the source), links the
 //! two into one object with libbpf's static linker, and generates that object's Rust skeleton
 //! into OUT_DIR.
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use libbpf_cargo::SkeletonBuilder;
 
 const SRC: &str = "bpf/http_trace.bpf.c";
-const HEADER: &str = "bpf/http_trace.h";
+const BPF_DIR: &str = "bpf";
 
 fn compile(out: &Path, vmlinux_dir: &Path, extra: &[&str]) {
     let mut args: Vec<OsString> = vec!["-I".into(), vmlinux_dir.into(), "-I".into(), "bpf".into()];
@@ -52,7 +52,7 @@ fn main() {
         .generate(out_dir.join("http_trace.skel.rs"))
         .expect("failed to generate the BPF skeleton");
 
-    println!("cargo:rerun-if-changed={SRC}");
-    println!("cargo:rerun-if-changed={HEADER}");
+    // The source and every file of bpf/ it includes.
+    println!("cargo:rerun-if-changed={BPF_DIR}");
     println!("cargo:rerun-if-changed={}", vmlinux_dir.display());
 }

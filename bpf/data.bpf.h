@@ -1,0 +1,575 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Receive and send calls, and their bytes: what a call moved, copied into chunk events (gathered
+ * from the iovecs of a vectored call), and the holes where bytes moved unseen.
+ *
+ * Part of http_trace.bpf.c, which includes the files of bpf/ in order: each uses what those
+ * before it define.
+ */
+/* Which way the bytes of receive or send `syscall` move. */
+static __always_inline __u8 syscall_direction(__u8 syscall)
+{
+	switch (syscall) {
+	case HT_SYS_WRITE:
+	case HT_SYS_WRITEV:
+	case HT_SYS_SENDTO:
+	case HT_SYS_SENDMSG:
+	case HT_SYS_SENDFILE:
+	case HT_SYS_SPLICE_OUT:
+		return HT_DIR_OUT;
+	}
+	return HT_DIR_IN;
+}
+
+/* Whether the bytes of `syscall` never pass through user memory: only their number is sent. */
+static __always_inline bool syscall_no_data(__u8 syscall)
+{
+	return syscall == HT_SYS_SENDFILE || syscall == HT_SYS_SPLICE_IN || syscall == HT_SYS_SPLICE_OUT;
+}
+
+/* Whether `syscall` moves its bytes through an iovec array. */
+static __always_inline bool syscall_vectored(__u8 syscall)
+{
+	return syscall == HT_SYS_READV || syscall == HT_SYS_WRITEV || syscall == HT_SYS_RECVMSG ||
+	       syscall == HT_SYS_SENDMSG;
+}
+
+/* A peek's bytes are received again by a later call: it is skipped. */
+static __always_inline bool call_peeks(const struct ht_call *c)
+{
+	return (c->syscall == HT_SYS_RECVFROM || c->syscall == HT_SYS_RECVMSG) && (c->flags & MSG_PEEK);
+}
+
+/* The call's receive or send arguments, from the four syscall arguments they can use. */
+static __always_inline void call_from_args(struct ht_call *c, __u8 syscall, __u64 a1, __u64 a2, __u64 a3,
+					   __u64 a4)
+{
+	/* splice(fd_in, off_in, fd_out, ...): the socket end is fd_out when it sends. */
+	c->fd = syscall == HT_SYS_SPLICE_OUT ? a3 : a1;
+	c->buf = a2;
+	c->syscall = syscall;
+	c->count = syscall_vectored(syscall) && syscall != HT_SYS_RECVMSG && syscall != HT_SYS_SENDMSG ? a3 : 0;
+	c->flags = syscall == HT_SYS_RECVMSG ? a3 : syscall == HT_SYS_RECVFROM ? a4 : 0;
+}
+
+/*
+ * The call's arguments from the saved user registers `regs`: `P` is PT_REGS_PARM (direct loads,
+ * for a BTF pointer) or PT_REGS_PARM..._CORE (probe reads).
+ */
+#define CALL_FROM_REGS(c, syscall, regs)                                                              \
+	call_from_args(c, syscall, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM2_SYSCALL(regs),           \
+		       PT_REGS_PARM3_SYSCALL(regs), PT_REGS_PARM4_SYSCALL(regs))
+#define CALL_FROM_REGS_CORE(c, syscall, regs)                                                         \
+	call_from_args(c, syscall, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs), \
+		       PT_REGS_PARM3_CORE_SYSCALL(regs), PT_REGS_PARM4_CORE_SYSCALL(regs))
+
+/* recvmsg and sendmsg: their iovecs, from the user msghdr; false when it cannot be read. */
+static __always_inline bool call_msg_iovecs(struct ht_call *c)
+{
+	struct user_msghdr m;
+
+	if (c->syscall != HT_SYS_RECVMSG && c->syscall != HT_SYS_SENDMSG)
+		return true;
+	if (bpf_probe_read_user(&m, sizeof(m), (const void *)c->buf)) {
+		count_drop(HT_DROP_READ_FAILED);
+		return false;
+	}
+	c->buf = (__u64)m.msg_iov;
+	c->count = m.msg_iovlen;
+	return true;
+}
+
+/* Send one event; a failure (buffer full) is counted here and, with perf, by user space too. */
+static __always_inline void send_event(void *ctx, void *data, __u64 size)
+{
+	long err;
+
+	if (use_ringbuf) {
+		/*
+		 * Wake user space when this event takes the backlog past a multiple of wakeup_bytes,
+		 * not whenever the backlog is over it: until user space runs, every event would
+		 * wake it again, and a wakeup costs the traced process more than the copy.
+		 */
+		__u64 waiting = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
+		bool wake = (waiting + size) / wakeup_bytes != waiting / wakeup_bytes;
+
+		err = bpf_ringbuf_output(&ring, data, size,
+					 wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	} else {
+		err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, data, size);
+	}
+	if (err)
+		count_drop(HT_DROP_OUTPUT_FAILED);
+}
+
+/* False when `tgid` is surely not tracked: an array lookup, cheaper than the hash's below. */
+static __always_inline bool tgid_maybe_tracked(__u32 tgid)
+{
+	__u32 slot = tgid % HT_TGID_SLOTS;
+	__u8 *set = bpf_map_lookup_elem(&tgid_slots, &slot);
+
+	return set && *set;
+}
+
+static __always_inline bool tgid_tracked(__u32 tgid)
+{
+	return tgid_maybe_tracked(tgid) && bpf_map_lookup_elem(&tracked_tgids, &tgid) != NULL;
+}
+
+static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8 kind, __u8 syscall,
+					__s32 fd, __s64 ret, __u64 conn_id)
+{
+	h->ts_ns = bpf_ktime_get_ns();
+	h->conn_id = conn_id;
+	h->seq = 0;
+	h->ret = ret;
+	h->tgid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->fd = fd;
+	h->offset = 0;
+	h->len = 0;
+	h->kind = kind;
+	h->syscall = syscall;
+	h->direction = HT_DIR_IN;
+	h->flags = 0;
+	/*
+	 * Data events name no command: reading it was 6% of the programs' time per request (100 ns
+	 * of 1,595). User space takes it from the connection's opening (tracker::name_call).
+	 */
+	if (kind == HT_EV_DATA)
+		__builtin_memset(h->comm, 0, sizeof(h->comm));
+	else
+		bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+
+/* A process event (exit, fork): it belongs to no connection. */
+static __always_inline void emit_process(void *ctx, __u32 tgid, __u8 kind, __s64 ret, __u32 ns_pid)
+{
+	struct ht_event h;
+
+	fill_header(&h, (__u64)tgid << 32 | tgid, kind, HT_SYS_NONE, -1, ret, 0);
+	h.offset = ns_pid;
+	send_event(ctx, &h, sizeof(h));
+}
+
+/*
+ * Send `n` bytes at user address `src` as one event. A chunk whose bytes cannot be read is still
+ * sent, empty, so that user space sees a hole of known size rather than a gap in the sequence.
+ */
+static __always_inline void emit_chunk(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
+				       __u64 src, __u64 n, __u32 offset, bool last)
+{
+	/* 64-bit and unsigned, so that the verifier keeps the bound for the copy below. */
+	barrier_var(n);
+	if (n > HT_CHUNK_BYTES)
+		n = HT_CHUNK_BYTES;
+	if (n && bpf_probe_read_user(e->data, n, (const void *)src)) {
+		count_drop(HT_DROP_READ_FAILED);
+		n = 0;
+	}
+	e->hdr.seq = next_seq(si);
+	e->hdr.offset = offset;
+	e->hdr.len = (__u32)n;
+	e->hdr.flags = last ? HT_FLAG_LAST : 0;
+	send_event(ctx, e, sizeof(e->hdr) + n);
+}
+
+/*
+ * The bytes of a receive or send, walked one chunk at a time: a chunk never spans two iovecs,
+ * and each iovec is split at multiples of HT_CHUNK_BYTES from its start. The walk's position
+ * lives in a map, whose contents the verifier does not track: where a bounded loop stands in for
+ * bpf_loop(), every step is verified again, and the states that one step's branches leave then
+ * match, so each step costs the same instead of multiplying the next one's paths.
+ */
+struct ht_walk {
+	__u64 iov;    /* user iovec array; 0: one buffer, at `base` */
+	__u64 base;   /* next byte of the current buffer or iovec */
+	__u32 left;   /* bytes of it still to send (within `keep`) */
+	__u32 off;    /* where `base` is in the syscall's bytes */
+	__u32 keep;
+	__u32 j;      /* next iovec */
+	__u32 iovcnt;
+	__u32 pad;
+};
+
+SHARED struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ht_walk);
+} walks SEC(".maps");
+
+/* What each step needs besides the walk: pointers, which a map cannot hold. */
+struct ht_pieces {
+	void *ctx;
+	struct ht_data_event *e;
+	struct ht_sock_info *si;
+	struct ht_walk *w;
+};
+
+/*
+ * One chunk, reading the next iovec first when the current one is done; 1 (stop) when all `keep`
+ * bytes are sent, or the iovecs ran out (more than HT_MAX_IOV, or unreadable: the caller closes
+ * the series). Each step sends a whole chunk or finishes an iovec, so HT_MAX_PIECES steps always
+ * suffice.
+ */
+static long emit_piece(__u64 k, void *data)
+{
+	struct ht_pieces *p = data;
+	struct ht_walk *w = p->w;
+	__u64 n;
+
+	if (w->off >= w->keep)
+		return 1;
+	if (!w->left) {
+		struct iovec v;
+
+		if (!w->iov || w->j >= w->iovcnt || w->j >= HT_MAX_IOV)
+			return 1;
+		if (bpf_probe_read_user(&v, sizeof(v), (const struct iovec *)w->iov + w->j)) {
+			count_drop(HT_DROP_READ_FAILED);
+			return 1;
+		}
+		w->j++;
+		w->base = (__u64)v.iov_base;
+		w->left = v.iov_len < w->keep - w->off ? v.iov_len : w->keep - w->off;
+		if (!w->left)
+			return 0;
+	}
+	n = w->left < HT_CHUNK_BYTES ? w->left : HT_CHUNK_BYTES;
+	emit_chunk(p->ctx, p->e, p->si, w->base, n, w->off, w->off + n >= w->keep);
+	w->base += n;
+	w->off += n;
+	w->left -= n;
+	return 0;
+}
+
+/* Chunks of `keep` bytes take one step each, and each iovec at most one more. */
+#define HT_MAX_PIECES (HT_MAX_CHUNKS + HT_MAX_IOV + 1)
+
+/*
+ * Send the `keep` bytes at user address `buf` (at the iovecs `iov`, when given) as chunks;
+ * returns how many were sent. With bpf_loop() a step is verified once; the legacy build's
+ * bounded loop takes its bound from capture_bytes (read-only, so the verifier knows it and walks
+ * no more steps than a call can need: 13 for a vectored call with the default 64 KiB).
+ */
+static __always_inline __u32 emit_pieces(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
+					 const struct iovec *iov, __u32 iovcnt, __u64 buf, __u32 keep)
+{
+	__u32 zero = 0;
+	struct ht_walk *w = bpf_map_lookup_elem(&walks, &zero);
+	struct ht_pieces p = { .ctx = ctx, .e = e, .si = si, .w = w };
+
+	if (!w)
+		return 0;
+	w->iov = (__u64)iov;
+	w->base = buf;
+	w->left = iov ? 0 : keep;
+	w->off = 0;
+	w->keep = keep;
+	w->j = 0;
+	w->iovcnt = iovcnt;
+#ifdef HT_LEGACY
+	__u32 steps = (capture_bytes + HT_CHUNK_BYTES - 1) / HT_CHUNK_BYTES + (iov ? HT_MAX_IOV : 0) + 1;
+
+	for (int k = 0; k < HT_MAX_PIECES && k < steps; k++) {
+		if (emit_piece(k, &p))
+			break;
+	}
+#else
+	bpf_loop(HT_MAX_PIECES, emit_piece, &p, 0);
+#endif
+	return w->off;
+}
+
+/*
+ * The `keep` (at most HT_GATHER_BYTES) bytes of a vectored call as one event rather than one per
+ * iovec: a response's head and body written together are one event. False, with nothing sent,
+ * when an iovec cannot be read or there are more than HT_MAX_IOV: the caller then sends them
+ * one by one, which shows the holes.
+ */
+static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
+					  const struct iovec *iov, __u32 iovcnt, __u64 keep)
+{
+	/* The iovecs, read at once (each user read costs), go after the room the bytes take. */
+	struct iovec *iovs = (struct iovec *)(e->data + HT_GATHER_BYTES);
+	/* 64-bit: a 32-bit value is widened in a copy, which the verifier bounds, not it. */
+	__u64 count = iovcnt, off = 0;
+
+	barrier_var(count);
+	if (count > HT_MAX_IOV)
+		count = HT_MAX_IOV;
+	if (bpf_probe_read_user(iovs, count * sizeof(*iovs), iov))
+		return false;
+	for (int j = 0; j < HT_MAX_IOV; j++) {
+		struct iovec v;
+		__u64 len;
+
+		if (off >= keep || j >= count)
+			break;
+		v = iovs[j];
+		len = v.iov_len < keep - off ? v.iov_len : keep - off;
+		/*
+		 * Bounds the verifier can add up, so that the copy stays inside e->data. The
+		 * compiler would drop them as implied by `keep`: the barriers keep them.
+		 */
+		barrier_var(len);
+		barrier_var(off);
+		if (len > HT_GATHER_BYTES || off >= HT_GATHER_BYTES)
+			return false;
+		if (len && bpf_probe_read_user(e->data + off, len, v.iov_base))
+			return false;
+		off += len;
+	}
+	if (off < keep || off > HT_GATHER_BYTES)
+		return false;
+	e->hdr.seq = next_seq(si);
+	e->hdr.offset = 0;
+	e->hdr.len = off;
+	e->hdr.flags = HT_FLAG_LAST;
+	send_event(ctx, e, sizeof(e->hdr) + off);
+	return true;
+}
+
+/*
+ * Whether the peer's FIN arrived on `sk`: tcp_fin sets SOCK_DONE. (RCV_SHUTDOWN says nothing of
+ * a FIN: a local close or shutdown sets it too.)
+ */
+static __always_inline bool fin_received(struct sock *sk)
+{
+	return KREAD(struct sock, sk, __sk_common.skc_flags) & (1UL << SOCK_DONE);
+}
+
+/*
+ * TCP socket `sk`'s data bytes consumed by its process, as a sequence number: copied_seq, less
+ * the peer's FIN once the process has read it (it is then the last sequence number received).
+ * A server that shut its sending side down and closed before the client's FIN came (Python's
+ * forking server) has RCV_SHUTDOWN from its own close and copied_seq at rcv_nxt: taking one off
+ * there lost a byte of the count.
+ */
+static __always_inline __u32 data_seq_in(struct sock *sk)
+{
+	__u32 copied = KREAD(struct tcp_sock, sk, copied_seq);
+
+	if (fin_received(sk) && copied == KREAD(struct tcp_sock, sk, rcv_nxt))
+		return copied - 1;
+	return copied;
+}
+
+/*
+ * Connection `si`, followed from SYN_SENT, is established: where the peer's bytes start is
+ * known now (the kernel sets copied_seq before the state), and nothing was read yet.
+ */
+static __always_inline void sync_syn_sent(struct ht_sock_info *si, struct sock *sk)
+{
+	si->in_seq = KREAD(struct tcp_sock, sk, copied_seq);
+	si->syn_sent = 0;
+}
+
+/* Whether TCP state `state` comes only after our FIN was queued (it is in write_seq). */
+static __always_inline bool fin_out_state(__u8 state)
+{
+	return state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING || state == TCP_LAST_ACK ||
+	       state == TCP_TIME_WAIT;
+}
+
+/*
+ * TCP socket `sk`'s data bytes sent by its process: write_seq, less our FIN once it went out.
+ * The state is read before `fin_out`, which on_sock_state sets before the state becomes CLOSE.
+ */
+static __always_inline __u32 data_seq_out(struct sock *sk, const struct ht_sock_info *si)
+{
+	__u32 written = KREAD(struct tcp_sock, sk, write_seq);
+	__u8 state = KREAD(struct sock, sk, __sk_common.skc_state);
+
+	if (fin_out_state(state) || (state == TCP_CLOSE && si->fin_out))
+		return written - 1;
+	return written;
+}
+
+/* A hole of `n` bytes in direction `dir` of connection `si`: bytes that moved unseen. */
+static __always_inline void emit_hole(void *ctx, __u64 pid_tgid, struct ht_data_event *e, struct ht_sock_info *si,
+				      __s32 fd, __u8 dir, __s32 n)
+{
+	if (si->left_out)
+		return;
+	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, HT_SYS_NONE, fd, n, si->conn_id);
+	e->hdr.direction = dir;
+	e->hdr.seq = next_seq(si);
+	e->hdr.flags = HT_FLAG_LAST | HT_FLAG_NO_DATA | HT_FLAG_UNSEEN;
+	send_event(ctx, e, sizeof(e->hdr));
+}
+
+/* The stream positions of a TCP socket now, and the bytes each way that moved unseen before. */
+struct ht_unseen {
+	__u32 in_now;
+	__u32 out_now;
+	__s32 in;
+	__s32 out;
+};
+
+/*
+ * Bytes of TCP connection `si` that moved outside the calls followed since its last event
+ * (io_uring, sendmmsg/recvmmsg, a splice out of the socket where it is not seen): the socket's
+ * own sequence numbers say how many each way, less this call's `ret` bytes in direction `dir`,
+ * which are already in them. Two threads receiving on one socket at once could make a
+ * difference negative: it is then taken as none.
+ */
+static __always_inline void measure_unseen(struct ht_sock_info *si, __u64 sk, __u8 dir, long ret,
+					   struct ht_unseen *u)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+
+	u->in_now = KREAD(struct tcp_sock, tp, copied_seq);
+	u->out_now = KREAD(struct tcp_sock, tp, write_seq);
+	u->in = u->in_now - (dir == HT_DIR_IN ? (__u32)ret : 0) - si->in_seq;
+	u->out = u->out_now - (dir == HT_DIR_OUT ? (__u32)ret : 0) - si->out_seq;
+	/* Nearly always none: the FIN corrections, more reads, only where a difference shows. */
+	if (u->in) {
+		u->in_now = data_seq_in((struct sock *)sk);
+		u->in = u->in_now - (dir == HT_DIR_IN ? (__u32)ret : 0) - si->in_seq;
+	}
+	if (u->out) {
+		u->out_now = data_seq_out((struct sock *)sk, si);
+		u->out = u->out_now - (dir == HT_DIR_OUT ? (__u32)ret : 0) - si->out_seq;
+	}
+}
+
+/*
+ * Each way's unseen bytes as a hole of that size, before the call's own bytes: a body keeps its
+ * size and the parser its place.
+ */
+static __always_inline void emit_holes(void *ctx, __u64 pid_tgid, struct ht_data_event *e, struct ht_sock_info *si,
+				       __s32 fd, const struct ht_unseen *u)
+{
+	if (u->in > 0)
+		emit_hole(ctx, pid_tgid, e, si, fd, HT_DIR_IN, u->in);
+	if (u->out > 0)
+		emit_hole(ctx, pid_tgid, e, si, fd, HT_DIR_OUT, u->out);
+}
+
+/* Bytes TCP connection `si` moved unseen before this event (measure_unseen), as holes. */
+static __always_inline void emit_unseen(void *ctx, __u64 pid_tgid, struct ht_data_event *e, struct ht_sock_info *si,
+					__u64 sk, __s32 fd, __u8 dir, long ret)
+{
+	struct ht_unseen u;
+
+	if (!si->tcp)
+		return;
+	measure_unseen(si, sk, dir, ret, &u);
+	si->in_seq = u.in_now;
+	si->out_seq = u.out_now;
+	emit_holes(ctx, pid_tgid, e, si, fd, &u);
+}
+
+/*
+ * The connection `si` of socket `sk` ended (`syscall`: how that was seen, HT_SYS_NONE when not
+ * by a call of its process): bytes that moved unseen since its last event first (`stale`: the
+ * sock at `sk` is another socket's now, which says nothing of this one), then the end, in its
+ * sequence; and forget it. `si` is gone afterwards.
+ *
+ * Two CPUs can see one end at once (close() on one, the state change to CLOSE in softirq on
+ * another, each holding the entry): the delete, atomic under the bucket's lock, picks the one
+ * that reports it. The loser's pointer stays readable: a preallocated element is reused only by
+ * a later insert, and its value is left as it was. The unseen bytes are measured before the
+ * delete: a change to CLOSE that comes after it (on another CPU, or in a softirq nested in this
+ * program) finds no entry to note that our FIN had gone (fin_out), and CLOSE's write_seq would
+ * then count the FIN as a byte sent unseen (CI: 5.10, kprobe, a forking server's close).
+ */
+static __always_inline void end_connection(void *ctx, __u8 syscall, __u64 sk, struct ht_sock_info *si,
+					   bool stale)
+{
+	/* Maybe in softirq, on another task's time: the event names the last user, thread unknown. */
+	__u64 pid_tgid = syscall == HT_SYS_NONE ? (__u64)si->tgid << 32 : bpf_get_current_pid_tgid();
+	struct ht_unseen unseen = {};
+	struct ht_data_event *e;
+	__u32 zero = 0;
+
+	if (!stale && si->tcp && !si->left_out)
+		measure_unseen(si, sk, HT_DIR_NONE, 0, &unseen);
+	if (bpf_map_delete_elem(&sockets, &sk))
+		return; /* another CPU reported this end */
+	if (si->left_out)
+		return;
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return;
+	emit_holes(ctx, pid_tgid, e, si, si->fd, &unseen);
+	fill_header(&e->hdr, pid_tgid, HT_EV_CLOSE, syscall, si->fd, 0, si->conn_id);
+	e->hdr.seq = next_seq(si);
+	send_event(ctx, e, sizeof(e->hdr));
+}
+
+/*
+ * Connection `si`, kept past CLOSE (on_sock_state) for a call in progress or bytes not read yet,
+ * ends once its process has read them, at the return of a call on it.
+ */
+static __always_inline void end_if_done(void *ctx, __u64 sk, struct ht_sock_info *si)
+{
+	if (si->closed && (__s32)(si->in_end - KREAD(struct tcp_sock, sk, copied_seq)) <= 0)
+		end_connection(ctx, HT_SYS_NONE, sk, si, false);
+}
+
+/*
+ * Copy the `ret` bytes a receive or send moved, up to capture_bytes, into events built in `e`.
+ * `vectored` (readv, writev, recvmsg, sendmsg) is a constant of each return wrapper: `in->buf`
+ * is then an iovec array. sendfile's bytes are not in user memory: one empty event says how
+ * many there were.
+ */
+static __always_inline void emit_bytes(void *ctx, __u64 pid_tgid, const struct ht_inflight *in, long ret,
+				       bool vectored, struct ht_sock_info *si, struct ht_data_event *e)
+{
+	const struct iovec *iov = (const struct iovec *)in->buf;
+	__u32 keep, off = 0;
+
+	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, in->syscall, in->fd, ret, si->conn_id);
+	e->hdr.direction = syscall_direction(in->syscall);
+	if (syscall_no_data(in->syscall)) {
+		e->hdr.seq = next_seq(si);
+		e->hdr.flags = HT_FLAG_LAST | HT_FLAG_NO_DATA;
+		send_event(ctx, e, sizeof(e->hdr));
+		return;
+	}
+	keep = ret < capture_bytes ? ret : capture_bytes;
+
+	if (!vectored) {
+		if (keep <= HT_CHUNK_BYTES)
+			emit_chunk(ctx, e, si, in->buf, keep, 0, true);
+		else
+			emit_pieces(ctx, e, si, NULL, 0, in->buf, keep);
+		return;
+	}
+	if (keep <= HT_GATHER_BYTES && emit_gathered(ctx, e, si, iov, in->iovcnt, keep))
+		return;
+	off = emit_pieces(ctx, e, si, iov, in->iovcnt, 0, keep);
+	if (off < keep) /* more iovecs than HT_MAX_IOV: close the series, user space counts the rest */
+		emit_chunk(ctx, e, si, 0, 0, off, true);
+}
+
+/*
+ * A call on connection `si` moved `ret` bytes (`in` says which call, on which socket): the bytes
+ * that moved unseen before it, then its own. A connection kept past CLOSE for its last bytes
+ * ends once they are read.
+ */
+static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht_inflight *in, long ret,
+				      bool vectored, struct ht_sock_info *si)
+{
+	struct ht_data_event *e;
+	__u64 sk = in->sk;
+	__u32 zero = 0;
+
+	/* `si`: the socket, when the caller just looked it up; else it is checked again here. */
+	if (!si)
+		si = bpf_map_lookup_elem(&sockets, &sk);
+	if (!si || si->conn_id != in->conn_id)
+		return; /* ended (and maybe its memory reused) while the syscall was in flight */
+	if (si->left_out)
+		return;
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return;
+	emit_unseen(ctx, pid_tgid, e, si, sk, in->fd, syscall_direction(in->syscall), ret);
+	emit_bytes(ctx, pid_tgid, in, ret, vectored, si, e);
+	end_if_done(ctx, sk, si);
+}
