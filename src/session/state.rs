@@ -1,0 +1,187 @@
+//! What a live run takes in, in one place: each input recorded (-w), applied to the pipeline, and
+//! the process events it yields dispatched to the traced set and the identities.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+
+use anyhow::{Context, Result};
+
+use crate::attach::Loaded;
+use crate::capture::{self, Header};
+use crate::cli::Args;
+use crate::container::Identity;
+use crate::decode::{self, samples_file};
+use crate::output::{rfc3339, Clock};
+use crate::pipeline::{Input, Pipeline, ProcessEvent};
+use crate::processes::Processes;
+use crate::procs;
+
+use super::files::{capture_name, Output};
+use super::{kernel_release, monotonic_ns};
+
+/// A capture file being written, and the first error writing it (tracing then stops).
+pub(super) struct Recorder {
+    pub(super) writer: capture::Writer<BufWriter<Box<dyn Write>>>,
+    pub(super) name: String,
+    pub(super) failed: Option<io::Error>,
+}
+
+impl Recorder {
+    /// Start recording to `out`: the header, then every input as it is taken.
+    pub(super) fn start(
+        out: Box<dyn Write>,
+        args: &Args,
+        loaded: &Loaded,
+        clock: Clock,
+        cpus: usize,
+        max_body: u32,
+    ) -> Result<Self> {
+        let header = Header {
+            http_trace: env!("CARGO_PKG_VERSION").to_string(),
+            kernel: kernel_release(),
+            started: rfc3339(clock.wall_ns(monotonic_ns()?)),
+            realtime_minus_monotonic_ns: i64::try_from(clock.offset_ns())
+                .context("the clock offset")?,
+            cpus: cpus as u32,
+            attach: loaded.method.to_string(),
+            buffer: loaded.buffer.to_string(),
+            capture_bytes: args.capture_bytes,
+            max_body,
+            follow_children: !args.no_children,
+            pids: args.pids.clone(),
+        };
+        let name = capture_name(args);
+        let writer = capture::Writer::new(BufWriter::with_capacity(256 << 10, out), &header)
+            .with_context(|| format!("writing {name}"))?;
+        Ok(Recorder {
+            writer,
+            name,
+            failed: None,
+        })
+    }
+
+    pub(super) fn check(&mut self, r: io::Result<()>) {
+        if let Err(e) = r {
+            if self.failed.is_none() {
+                self.failed = Some(e);
+            }
+        }
+    }
+}
+
+/// What the event callbacks change, behind a RefCell: the buffer holds them while the session
+/// polls it.
+pub(super) struct State {
+    /// None when -w records without -o: nothing is parsed.
+    pub(super) pipeline: Option<Pipeline<Output>>,
+    pub(super) recorder: Option<Recorder>,
+    pub(super) processes: Processes,
+    /// Events the perf buffer reported lost (the pipeline counts them too, when there is one).
+    pub(super) lost: u64,
+    /// Raw samples written for the tests and the pipeline benchmark (decode::samples_file).
+    pub(super) samples: Option<BufWriter<File>>,
+    /// Every traced process exited.
+    pub(super) all_exited: bool,
+    /// The traced processes found in containers.
+    pub(super) identities: HashMap<u32, Identity>,
+    /// --container: the container of each watched cgroup (inode number).
+    pub(super) cgroup_containers: HashMap<u64, Identity>,
+}
+
+impl State {
+    /// Take one input: record it, then apply it.
+    pub(super) fn input(&mut self, input: Input<'_>) {
+        if let Some(r) = self.recorder.as_mut() {
+            if r.failed.is_none() {
+                let written = r.writer.input(&input);
+                r.check(written);
+                if matches!(input, Input::Tick { .. }) {
+                    let flushed = r.writer.flush();
+                    r.check(flushed);
+                }
+            }
+        }
+        if let Input::Lost(n) = input {
+            self.lost += n;
+        }
+        let event = match self.pipeline.as_mut() {
+            Some(p) => p.apply(&input),
+            // Recording only: forks and exits still keep the process set in step.
+            None => match input {
+                Input::Sample(data) => decode::decode(data).ok().and_then(|e| ProcessEvent::of(&e)),
+                _ => None,
+            },
+        };
+        match event {
+            Some(ProcessEvent::Started {
+                pid,
+                ns_pid,
+                cgroup,
+            }) => {
+                self.processes.exec_seen(pid);
+                let container = self.cgroup_containers.get(&cgroup).cloned();
+                self.identify_new(pid, ns_pid, container);
+            }
+            Some(ProcessEvent::Forked {
+                parent,
+                child,
+                ns_pid,
+            }) => {
+                self.processes.forked(child);
+                let container = self.identities.get(&parent).cloned();
+                self.identify_new(child, ns_pid, container);
+            }
+            Some(ProcessEvent::Exited(tgid)) => self.processes.exited(tgid),
+            None => {}
+        }
+    }
+
+    /// Say which container process `pid` is in, if it is in one: looked up once, when the
+    /// process is first seen (at start, or forked).
+    pub(super) fn identify(&mut self, pid: u32) {
+        self.identified(pid, procs::identity(pid));
+    }
+
+    /// Say which container new process `pid` is in: from /proc, or when it is already gone
+    /// (quick to exit), from what BPF said of it (`ns_pid`) and where it was found (`container`:
+    /// its parent's, or the watched cgroup's).
+    pub(super) fn identify_new(&mut self, pid: u32, ns_pid: u32, container: Option<Identity>) {
+        let mut who = procs::identity(pid);
+        if let (true, Some(c)) = (who.container_id.is_empty(), container) {
+            who.container_id = c.container_id;
+            who.pod_uid = c.pod_uid;
+        }
+        if ns_pid != 0 {
+            who.ns_pid = ns_pid;
+        }
+        self.identified(pid, who);
+    }
+
+    pub(super) fn identified(&mut self, pid: u32, who: Identity) {
+        if who.is_empty() {
+            return;
+        }
+        self.input(Input::Process {
+            pid,
+            ns_pid: who.ns_pid,
+            container_id: &who.container_id,
+            pod_uid: &who.pod_uid,
+        });
+        self.identities.insert(pid, who);
+    }
+
+    pub(super) fn on_sample(&mut self, data: &[u8]) {
+        if let Some(file) = self.samples.as_mut() {
+            if let Err(e) = samples_file::write(file, data) {
+                log::warn!("recording samples: {e}");
+                self.samples = None;
+            }
+        }
+        self.input(Input::Sample(data));
+    }
+
+    pub(super) fn recording_failed(&self) -> bool {
+        self.recorder.as_ref().is_some_and(|r| r.failed.is_some())
+    }
+}
