@@ -19,8 +19,10 @@
 //! - `output`: records as text, JSON lines, HAR or pcapng, or on the live view (--top).
 //! - `pipeline`: samples to printed records, as one value a session or a replay drives.
 //! - `capture`: the capture file of -w and -r: the pipeline's inputs, framed, with a header.
-//! - `procs`: what /proc says (processes, children, connections open at start).
-//! - `processes`: the traced processes: alive, forked, exited, and BPF's set of them.
+//! - `proc_scan`: what /proc says (processes by name and container, children, identities,
+//!   connections open at start, Unix sockets still there).
+//! - `traced`: the one home of the traced processes: alive, forked, started, exited, their
+//!   identities, and BPF's set of them.
 //! - `attach`: checks, loading and attaching with one attach method; the event buffer.
 //! - `cli`: the command line.
 //! - `session`: one run: start, poll, finish, the summary.
@@ -36,14 +38,14 @@ pub mod http;
 pub mod output;
 pub mod pairing;
 pub mod pipeline;
-pub mod processes;
-pub mod procs;
+pub mod proc_scan;
 pub mod record;
 pub mod redact;
 pub mod reorder;
 pub mod session;
 pub mod stats;
 pub mod stream;
+pub mod traced;
 pub mod tracker;
 
 /// The modules in layer order, lowest first (as listed above).
@@ -64,8 +66,8 @@ const LAYERS: [&str; 20] = [
     "output",
     "pipeline",
     "capture",
-    "procs",
-    "processes",
+    "proc_scan",
+    "traced",
     "attach",
     "cli",
     "session",

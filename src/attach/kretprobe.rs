@@ -52,7 +52,7 @@ impl KprobeEvents {
             return;
         };
         for (pid, name) in list.lines().filter_map(our_event) {
-            if !crate::procs::process_alive(pid) {
+            if !crate::proc_scan::process_alive(pid) {
                 if let Err(e) = self.write(&format!("-:{GROUP}/{name}")) {
                     log::debug!("removing stale kprobe event {GROUP}/{name}: {e}");
                 }

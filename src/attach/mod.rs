@@ -16,8 +16,8 @@ use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
 use self::buffer::BufferKind;
 use self::kretprobe::KprobeEvents;
 use crate::bpf::{HttpTraceSkel, HttpTraceSkelBuilder};
-use crate::processes::Processes;
-use crate::procs;
+use crate::proc_scan;
+use crate::traced::Processes;
 
 /// How the kernel is hooked (the README's "Attach methods and kernels").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +187,7 @@ fn watch(skel: &HttpTraceSkel<'_>, cfg: &Config<'_>) -> Result<()> {
     }
     for name in cfg.watch_names {
         let mut key = [0u8; 16];
-        let comm = procs::comm_of(name);
+        let comm = proc_scan::comm_of(name);
         key[..comm.len()].copy_from_slice(comm);
         skel.maps
             .watched_names
@@ -216,10 +216,10 @@ pub fn preflight(pids: &[u32]) -> Result<()> {
         );
     }
     for &pid in pids {
-        if procs::is_zombie(pid) {
+        if proc_scan::is_zombie(pid) {
             bail!("process {pid} has exited (its parent has not reaped it yet)");
         }
-        if !procs::process_alive(pid) {
+        if !proc_scan::process_alive(pid) {
             bail!(
                 "no such process: {pid} (it has exited, or it is not a PID as the host sees it: \
                  for a process in a container, give its host PID)"

@@ -36,8 +36,8 @@ use crate::decode::samples_file;
 use crate::output::top::{self, Board, Screen};
 use crate::output::{Clock, Format, Printer};
 use crate::pipeline::{Input, Pipeline};
-use crate::processes::{self, Processes};
-use crate::procs;
+use crate::proc_scan;
+use crate::traced::{self, Processes};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -59,7 +59,7 @@ fn gone_unix_sockets(pipeline: &Pipeline<Output>, missed: &mut HashSet<u64>) -> 
     for u in pipeline.unix_sockets() {
         let inodes = listed
             .entry(u.tgid)
-            .or_insert_with(|| procs::unix_socket_inodes(u.tgid));
+            .or_insert_with(|| proc_scan::unix_socket_inodes(u.tgid));
         // A process gone: its exit ends its connections.
         if inodes.as_ref().is_some_and(|set| !set.contains(&u.ino)) {
             if missed.contains(&u.conn_id) {
@@ -132,7 +132,8 @@ impl Session {
         let outputs = Outputs::open(args)?;
         attach::route_libbpf_log();
         let cpus = libbpf_rs::num_possible_cpus().context("counting the CPUs")?;
-        let processes = Processes::new(&targets.pids, !args.no_children, targets.watching());
+        let processes = Processes::new(&targets.pids, !args.no_children, targets.watching())
+            .with_cgroup_containers(targets.cgroup_containers.clone());
         let loaded = load(args, &targets, &processes, outputs.capture.is_some(), cpus)?;
         let stop = stop_on_ctrl_c()?;
         let clock = Clock::now().context("reading the clocks")?;
@@ -152,8 +153,6 @@ impl Session {
             lost: 0,
             samples: samples_file_asked()?,
             all_exited: false,
-            identities: HashMap::new(),
-            cgroup_containers: targets.cgroup_containers.clone(),
         });
         Ok(Self {
             loaded,
@@ -175,9 +174,9 @@ impl Session {
     /// The processes --name and --container find now: those started between the scan at start
     /// and the attach are among them.
     fn targets_again(&self) -> Vec<u32> {
-        let mut pids = procs::named(&self.names);
+        let mut pids = proc_scan::named(&self.names);
         for id in &self.container_ids {
-            pids.extend(procs::in_container(id).0);
+            pids.extend(proc_scan::in_container(id).0);
         }
         pids
     }
@@ -209,7 +208,7 @@ impl Session {
             s.identify(pid);
         }
         for pid in alive {
-            for c in procs::open_connections(pid) {
+            for c in proc_scan::open_connections(pid) {
                 s.input(Input::Preopened {
                     pid,
                     fd: c.fd,
@@ -301,7 +300,7 @@ impl Session {
         }
         if let Some(pipeline) = s.pipeline.as_mut() {
             for u in pipeline.take_unix_gone() {
-                processes::forget_socket(skel, &u);
+                traced::forget_socket(skel, &u);
             }
         }
         if s.processes.is_empty() {

@@ -1,7 +1,6 @@
 //! What a live run takes in, in one place: each input recorded (-w), applied to the pipeline, and
 //! the process events it yields dispatched to the traced set and the identities.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 
@@ -14,8 +13,7 @@ use crate::container::Identity;
 use crate::decode::{self, samples_file};
 use crate::output::{rfc3339, Clock};
 use crate::pipeline::{Input, Pipeline, ProcessEvent};
-use crate::processes::Processes;
-use crate::procs;
+use crate::traced::Processes;
 
 use super::files::{capture_name, Output};
 use super::{kernel_release, monotonic_ns};
@@ -83,10 +81,6 @@ pub(super) struct State {
     pub(super) samples: Option<BufWriter<File>>,
     /// Every traced process exited.
     pub(super) all_exited: bool,
-    /// The traced processes found in containers.
-    pub(super) identities: HashMap<u32, Identity>,
-    /// --container: the container of each watched cgroup (inode number).
-    pub(super) cgroup_containers: HashMap<u64, Identity>,
 }
 
 impl State {
@@ -113,62 +107,50 @@ impl State {
                 _ => None,
             },
         };
-        match event {
+        let identity = match event {
             Some(ProcessEvent::Started {
                 pid,
                 ns_pid,
                 cgroup,
-            }) => {
-                self.processes.exec_seen(pid);
-                let container = self.cgroup_containers.get(&cgroup).cloned();
-                self.identify_new(pid, ns_pid, container);
-            }
+            }) => self
+                .processes
+                .exec_seen(pid, ns_pid, cgroup)
+                .map(|who| (pid, who)),
             Some(ProcessEvent::Forked {
                 parent,
                 child,
                 ns_pid,
-            }) => {
-                self.processes.forked(child);
-                let container = self.identities.get(&parent).cloned();
-                self.identify_new(child, ns_pid, container);
+            }) => self
+                .processes
+                .forked(parent, child, ns_pid)
+                .map(|who| (child, who)),
+            Some(ProcessEvent::Exited(tgid)) => {
+                self.processes.exited(tgid);
+                None
             }
-            Some(ProcessEvent::Exited(tgid)) => self.processes.exited(tgid),
-            None => {}
+            None => None,
+        };
+        if let Some((pid, who)) = identity {
+            self.identified(pid, &who);
         }
     }
 
     /// Say which container process `pid` is in, if it is in one: looked up once, when the
-    /// process is first seen (at start, or forked).
+    /// process is first seen at start.
     pub(super) fn identify(&mut self, pid: u32) {
-        self.identified(pid, procs::identity(pid));
+        if let Some(who) = self.processes.identify(pid) {
+            self.identified(pid, &who);
+        }
     }
 
-    /// Say which container new process `pid` is in: from /proc, or when it is already gone
-    /// (quick to exit), from what BPF said of it (`ns_pid`) and where it was found (`container`:
-    /// its parent's, or the watched cgroup's).
-    pub(super) fn identify_new(&mut self, pid: u32, ns_pid: u32, container: Option<Identity>) {
-        let mut who = procs::identity(pid);
-        if let (true, Some(c)) = (who.container_id.is_empty(), container) {
-            who.container_id = c.container_id;
-            who.pod_uid = c.pod_uid;
-        }
-        if ns_pid != 0 {
-            who.ns_pid = ns_pid;
-        }
-        self.identified(pid, who);
-    }
-
-    pub(super) fn identified(&mut self, pid: u32, who: Identity) {
-        if who.is_empty() {
-            return;
-        }
+    /// Every record of process `pid` shows its container and its PID there.
+    fn identified(&mut self, pid: u32, who: &Identity) {
         self.input(Input::Process {
             pid,
             ns_pid: who.ns_pid,
             container_id: &who.container_id,
             pod_uid: &who.pod_uid,
         });
-        self.identities.insert(pid, who);
     }
 
     pub(super) fn on_sample(&mut self, data: &[u8]) {

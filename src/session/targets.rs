@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use super::summary::counted;
 use crate::cli::Args;
 use crate::container::Identity;
-use crate::procs;
+use crate::proc_scan;
 
 /// What to trace: the processes named by --pid, --name and --container, and what BPF watches
 /// for as programs start.
@@ -32,7 +32,7 @@ impl Targets {
         let mut said = Vec::new();
         for arg in &args.containers {
             let id = container_id(arg)?;
-            let (found, ids) = procs::in_container(&id);
+            let (found, ids) = proc_scan::in_container(&id);
             match ids.len() {
                 0 => bail!(
                     "no running container has the id {id}{}",
@@ -46,8 +46,8 @@ impl Targets {
                 _ => bail!("{arg} names {} containers: give more of the id", ids.len()),
             }
             for &pid in &found {
-                let who = procs::identity(pid);
-                for ino in procs::cgroup_inodes(pid) {
+                let who = proc_scan::identity(pid);
+                for ino in proc_scan::cgroup_inodes(pid) {
                     if !cgroups.contains(&ino) {
                         cgroups.push(ino);
                         cgroup_containers.insert(
@@ -69,7 +69,7 @@ impl Targets {
             container_ids.push(ids[0].clone());
         }
         if !args.names.is_empty() {
-            let found = procs::named(&args.names);
+            let found = proc_scan::named(&args.names);
             said.push(format!(
                 "programs named {} ({} running, and those started later)",
                 args.names.join(", "),

@@ -1,14 +1,17 @@
-//! The traced processes: those named, their descendants found in /proc at start, the children
-//! BPF reports forked and the processes it reports exited, a liveness check for exits it could
-//! not report, and BPF's set of tracked processes kept in step with all of these.
+//! The traced processes, in one place: those named, their descendants found in /proc at start,
+//! the children BPF reports forked, the programs started later that --name and --container
+//! watch for, and the processes it reports exited; a liveness check for exits it could not
+//! report; each process's identity (its container and PID there); and BPF's set of tracked
+//! processes kept in step with all of these. What /proc says comes from `proc_scan`.
 
 use anyhow::{Context, Result};
 use libbpf_rs::{MapCore, MapFlags};
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::bpf::types::ht_sock_info;
 use crate::bpf::{HttpTraceSkel, TGID_SLOTS};
-use crate::procs;
+use crate::container::Identity;
+use crate::proc_scan;
 use crate::tracker::UnixSocket;
 
 pub struct Processes {
@@ -28,6 +31,10 @@ pub struct Processes {
     /// For the summary: children followed after the start, processes that ended.
     followed: u64,
     ended: u64,
+    /// The traced processes found in containers: looked up once, when first seen.
+    identities: FxHashMap<u32, Identity>,
+    /// --container: the container of each watched cgroup (inode number).
+    cgroup_containers: FxHashMap<u64, Identity>,
 }
 
 impl Processes {
@@ -35,7 +42,7 @@ impl Processes {
     pub fn new(named: &[u32], follow_children: bool, watching: bool) -> Self {
         let mut alive: FxHashSet<u32> = named.iter().copied().collect();
         if follow_children {
-            alive.extend(procs::descendants(named));
+            alive.extend(proc_scan::descendants(named));
         }
         Self {
             named: named.to_vec(),
@@ -48,7 +55,68 @@ impl Processes {
             exited: Vec::new(),
             followed: 0,
             ended: 0,
+            identities: FxHashMap::default(),
+            cgroup_containers: FxHashMap::default(),
         }
+    }
+
+    /// The containers of the cgroups --container watches (inode number: container).
+    pub fn with_cgroup_containers(
+        mut self,
+        cgroups: impl IntoIterator<Item = (u64, Identity)>,
+    ) -> Self {
+        self.cgroup_containers = cgroups.into_iter().collect();
+        self
+    }
+
+    /// Which container process `pid` is in, from /proc, kept: None when it is on the host.
+    pub fn identify(&mut self, pid: u32) -> Option<Identity> {
+        let who = proc_scan::identity(pid);
+        self.identified(pid, who)
+    }
+
+    /// BPF reported that a watched-for program started as process `pid`, in the cgroup of inode
+    /// `cgroup` (already in BPF's set); its identity, when it is in a container.
+    pub fn exec_seen(&mut self, pid: u32, ns_pid: u32, cgroup: u64) -> Option<Identity> {
+        self.started.push(pid);
+        let container = self.cgroup_containers.get(&cgroup).cloned();
+        self.identify_new(pid, ns_pid, container)
+    }
+
+    /// BPF reported that traced process `parent` forked `child` (already in BPF's set); the
+    /// child's identity, when it is in a container.
+    pub fn forked(&mut self, parent: u32, child: u32, ns_pid: u32) -> Option<Identity> {
+        self.forked.push(child);
+        let container = self.identities.get(&parent).cloned();
+        self.identify_new(child, ns_pid, container)
+    }
+
+    /// A new process's identity: from /proc, or when it is already gone (quick to exit), from
+    /// what BPF said of it (`ns_pid`) and where it was found (`container`: its parent's, or the
+    /// watched cgroup's).
+    fn identify_new(
+        &mut self,
+        pid: u32,
+        ns_pid: u32,
+        container: Option<Identity>,
+    ) -> Option<Identity> {
+        let mut who = proc_scan::identity(pid);
+        if let (true, Some(c)) = (who.container_id.is_empty(), container) {
+            who.container_id = c.container_id;
+            who.pod_uid = c.pod_uid;
+        }
+        if ns_pid != 0 {
+            who.ns_pid = ns_pid;
+        }
+        self.identified(pid, who)
+    }
+
+    fn identified(&mut self, pid: u32, who: Identity) -> Option<Identity> {
+        if who.is_empty() {
+            return None;
+        }
+        self.identities.insert(pid, who.clone());
+        Some(who)
     }
 
     pub fn alive(&self) -> impl Iterator<Item = u32> + '_ {
@@ -84,11 +152,6 @@ impl Processes {
         self.started_count
     }
 
-    /// BPF reported that a watched-for program started as process `pid` (already in its set).
-    pub fn exec_seen(&mut self, pid: u32) {
-        self.started.push(pid);
-    }
-
     /// Put every process in BPF's set (before the programs attach).
     pub fn track_all(&self, skel: &HttpTraceSkel<'_>) -> Result<()> {
         self.alive.iter().try_for_each(|&pid| track(skel, pid))
@@ -100,7 +163,7 @@ impl Processes {
         if !self.follow_children {
             return Ok(());
         }
-        for pid in procs::descendants(&self.named) {
+        for pid in proc_scan::descendants(&self.named) {
             if !self.alive.contains(&pid) {
                 track(skel, pid)?;
                 self.alive.insert(pid);
@@ -119,11 +182,6 @@ impl Processes {
         self.alive.insert(pid);
         self.named.push(pid);
         Ok(())
-    }
-
-    /// BPF reported that a traced process forked `child` (already in its set).
-    pub fn forked(&mut self, child: u32) {
-        self.forked.push(child);
     }
 
     /// BPF reported that traced process `tgid` exited.
@@ -160,7 +218,7 @@ impl Processes {
     pub fn check_liveness(&mut self, skel: &HttpTraceSkel<'_>) -> Vec<u32> {
         let mut gone = Vec::new();
         self.alive.retain(|&pid| {
-            let up = procs::process_alive(pid);
+            let up = proc_scan::process_alive(pid);
             if !up {
                 log::info!("process {pid} exited");
                 self.ended += 1;
