@@ -37,14 +37,17 @@ host() {
 }
 host "unit and integration tests on this kernel ($(uname -r), attach auto)" \
     cargo test --locked -- --test-threads=2
+# The suites that go through the attach method and the BPF build (the others trace nothing, or
+# test what does not depend on them: errors, stops, files, filters, hostile traffic, --top).
+per_method=(--test capture --test exchanges --test unix_sockets --test processes --test recording
+            --test containers --test proxies)
 for method in raw-tracepoint tracepoint; do
     host "integration tests on this kernel with --attach $method" \
-        env HTTP_TRACE_TEST_ATTACH=$method cargo test --locked --test capture --test exchanges \
-        --test containers --test proxies -- --test-threads=2
+        env HTTP_TRACE_TEST_ATTACH=$method cargo test --locked "${per_method[@]}" -- --test-threads=2
 done
 host "integration tests on this kernel with the legacy BPF build (kernels before 5.17), raw-tracepoint" \
     env HTTP_TRACE_BPF_BUILD=legacy HTTP_TRACE_TEST_ATTACH=raw-tracepoint \
-    cargo test --locked --test capture --test exchanges --test containers --test proxies -- --test-threads=2
+    cargo test --locked "${per_method[@]}" -- --test-threads=2
 host "fuzzing: each target for 60 s from its committed seeds" scripts/fuzz.sh 60
 stamp "host suites done (status $host_status)"
 
