@@ -17,11 +17,6 @@ use libbpf_rs::Link;
 /// The kernel's ceiling for maxactive (KRETPROBE_MAXACTIVE_MAX).
 pub const MAXACTIVE: u32 = 4096;
 
-const PERF_TYPE_TRACEPOINT: u32 = 2;
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
-/// PERF_ATTR_SIZE_VER5: the fields below are all this needs.
-const PERF_ATTR_SIZE: usize = 112;
-
 /// The kprobe events this process made; removed again on drop.
 pub struct KprobeEvents {
     tracefs: PathBuf,
@@ -121,27 +116,26 @@ impl Drop for KprobeEvents {
 
 /// Open the tracepoint perf event `id` (on CPU 0: a BPF program on a trace event fires on all).
 fn open_tracepoint(id: u64) -> Result<i32> {
-    let mut attr = [0u8; PERF_ATTR_SIZE];
-    attr[0..4].copy_from_slice(&PERF_TYPE_TRACEPOINT.to_ne_bytes());
-    attr[4..8].copy_from_slice(&(PERF_ATTR_SIZE as u32).to_ne_bytes());
-    attr[8..16].copy_from_slice(&id.to_ne_bytes()); // config
-    attr[16..24].copy_from_slice(&1u64.to_ne_bytes()); // sample_period
-    attr[48..52].copy_from_slice(&1u32.to_ne_bytes()); // wakeup_events
-                                                       // SAFETY: `attr` is a zeroed perf_event_attr of the size it declares, alive for the call.
+    use perf_event_open_sys::bindings::{
+        perf_event_attr, perf_event_attr__bindgen_ty_1, perf_event_attr__bindgen_ty_2,
+        PERF_FLAG_FD_CLOEXEC, PERF_TYPE_TRACEPOINT,
+    };
+    let mut attr = perf_event_attr {
+        type_: PERF_TYPE_TRACEPOINT,
+        size: std::mem::size_of::<perf_event_attr>() as u32,
+        config: id,
+        __bindgen_anon_1: perf_event_attr__bindgen_ty_1 { sample_period: 1 },
+        __bindgen_anon_2: perf_event_attr__bindgen_ty_2 { wakeup_events: 1 },
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a valid perf_event_attr of the size it declares, alive for the call.
     let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            attr.as_ptr(),
-            -1,
-            0,
-            -1,
-            PERF_FLAG_FD_CLOEXEC,
-        )
+        perf_event_open_sys::perf_event_open(&mut attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC.into())
     };
     if fd < 0 {
         return Err(std::io::Error::last_os_error()).context("perf_event_open on a kprobe event");
     }
-    Ok(fd as i32)
+    Ok(fd)
 }
 
 /// Attach `prog` as a return probe on `func` through `events`.

@@ -188,26 +188,12 @@ fn percent_decoded(s: &str) -> Cow<'_, str> {
     if !s.contains(['%', '+']) {
         return Cow::Borrowed(s);
     }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    let spaced = s.replace('+', " ");
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// The name-value pairs of a target's query.
@@ -476,6 +462,17 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_are_percent_and_plus_decoded() {
+        assert_eq!(percent_decoded("plain"), "plain");
+        assert_eq!(percent_decoded("a%20b+c%2Bd"), "a b c+d");
+        assert_eq!(percent_decoded("100%"), "100%");
+        assert_eq!(percent_decoded("%4"), "%4");
+        assert_eq!(percent_decoded("%zz%41"), "%zzA");
+        assert_eq!(percent_decoded("caf%C3%A9"), "café");
+        assert_eq!(percent_decoded("%ff"), "\u{fffd}");
+    }
 
     #[test]
     fn query_strings_are_split_and_decoded() {
