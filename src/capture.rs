@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::decode::Role;
 use crate::pipeline::Input;
 
+/// A live run records every input into the file this variable names, as -w would, whatever else
+/// it was asked for: the tests list the events of a failing run from it, and the pipeline
+/// benchmark's data was recorded so.
+pub const RECORD_ENV: &str = "HTTP_TRACE_RECORD";
+
 /// The first bytes of every capture file. The high byte, CR LF and ^Z catch a file mangled by
 /// a text-mode copy, as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"\x89HTR\r\n\x1a\n";

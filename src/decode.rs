@@ -408,45 +408,6 @@ pub fn decode(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
     }))
 }
 
-/// A provisional file of raw samples, each behind its length as a little-endian u32: what the
-/// pipeline benchmark replays (benches/pipeline.rs). Written by a live session when
-/// HTTP_TRACE_RECORD_SAMPLES names a file; the capture-file format will replace it.
-pub mod samples_file {
-    use std::io::{self, Write};
-
-    pub const ENV: &str = "HTTP_TRACE_RECORD_SAMPLES";
-
-    pub fn write(out: &mut impl Write, sample: &[u8]) -> io::Result<()> {
-        let len = u32::try_from(sample.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
-        out.write_all(&len.to_le_bytes())?;
-        out.write_all(sample)
-    }
-
-    /// The samples of a file's bytes, up to the first one cut short.
-    pub fn read(mut bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-        std::iter::from_fn(move || {
-            let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-            let sample = bytes.get(4..4 + len)?;
-            bytes = &bytes[4 + len..];
-            Some(sample)
-        })
-    }
-
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn samples_come_back_as_written() {
-            let mut file = Vec::new();
-            for s in [&b"abc"[..], b"", b"defg"] {
-                super::write(&mut file, s).unwrap();
-            }
-            file.extend_from_slice(&[9, 0, 0, 0, 1]); // cut short
-            let back: Vec<&[u8]> = super::read(&file).collect();
-            assert_eq!(back, [&b"abc"[..], b"", b"defg"]);
-        }
-    }
-}
-
 #[cfg(test)]
 pub mod tests {
     use super::*;

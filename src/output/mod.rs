@@ -5,7 +5,8 @@
 mod har;
 mod json;
 #[doc(hidden)]
-pub mod json_serde;
+#[cfg(test)]
+mod json_serde;
 mod pcapng;
 mod text;
 pub mod top;
@@ -29,6 +30,8 @@ pub enum Format {
     Har,
     /// pcapng for Wireshark and tshark: each connection as a TCP stream (binary: to a file or a pipe)
     Pcapng,
+    /// serde_json's JSON, the tests' oracle for `Json` (json_serde.rs): in test builds only.
+    #[cfg(test)]
     #[value(skip)]
     JsonSerde,
     /// The live view (--top): records go to its board, not to a stream.
@@ -237,6 +240,7 @@ impl<W: Write> Printer<W> {
         match self.format {
             Format::Text => text::write(&mut self.buf, rec, ts, who, self.verbose)?,
             Format::Json => json::write(&mut self.buf, rec, ts, who),
+            #[cfg(test)]
             Format::JsonSerde => json_serde::write(&mut self.buf, rec, ts),
             Format::Har => {
                 if !har::write(&mut self.buf, rec, ts, who, self.written == 0) {

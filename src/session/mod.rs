@@ -15,7 +15,7 @@ mod targets;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +31,8 @@ use self::targets::Targets;
 use crate::attach::buffer::{self, EventBuffer};
 use crate::attach::{self, Config, Loaded};
 use crate::bpf;
+use crate::capture;
 use crate::cli::{Args, DEFAULT_MAX_BODY};
-use crate::decode::samples_file;
 use crate::output::top::{self, Board, Screen};
 use crate::output::{Clock, Format, Printer};
 use crate::pipeline::{Input, Pipeline};
@@ -151,7 +151,7 @@ impl Session {
             recorder,
             processes,
             lost: 0,
-            samples: samples_file_asked()?,
+            shadow: shadow_recording(args, &loaded, clock, cpus, max_body)?,
             all_exited: false,
         });
         Ok(Self {
@@ -360,11 +360,18 @@ impl Session {
             processes_exited: s.processes.ended(),
             processes_started: s.processes.started(),
         };
-        if let Some(r) = s.recorder.as_mut() {
+        let end = kernel.to_end(s.all_exited);
+        for r in [s.recorder.as_mut(), s.shadow.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             if r.failed.is_none() {
-                let written = r.writer.end(&kernel.to_end(s.all_exited));
+                let written = r.writer.end(&end);
                 r.check(written);
             }
+        }
+        if let Some(e) = s.shadow.as_ref().and_then(|r| r.failed.as_ref()) {
+            log::warn!("writing {}: {e}", s.shadow.as_ref().map_or("", |r| &r.name));
         }
         match s.pipeline.as_mut() {
             Some(pipeline) => {
@@ -470,12 +477,21 @@ fn live_pipeline(
         .with_options_of(args)
 }
 
-/// The raw samples file the tests and the pipeline benchmark ask for (decode::samples_file).
-fn samples_file_asked() -> Result<Option<BufWriter<File>>> {
-    let Some(path) = std::env::var_os(samples_file::ENV) else {
+/// The recording of every input that HTTP_TRACE_RECORD asks for (capture::RECORD_ENV), in the
+/// format of -w, beside whatever else was asked for.
+fn shadow_recording(
+    args: &Args,
+    loaded: &Loaded,
+    clock: Clock,
+    cpus: usize,
+    max_body: u32,
+) -> Result<Option<Recorder>> {
+    let Some(path) = std::env::var_os(capture::RECORD_ENV) else {
         return Ok(None);
     };
     let file =
         File::create(&path).with_context(|| format!("creating {}", path.to_string_lossy()))?;
-    Ok(Some(BufWriter::new(file)))
+    let mut r = Recorder::start(Box::new(file), args, loaded, clock, cpus, max_body)?;
+    r.name = path.to_string_lossy().into_owned();
+    Ok(Some(r))
 }

@@ -1,7 +1,6 @@
 //! What a live run takes in, in one place: each input recorded (-w), applied to the pipeline, and
 //! the process events it yields dispatched to the traced set and the identities.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 
 use anyhow::{Context, Result};
@@ -10,7 +9,7 @@ use crate::attach::Loaded;
 use crate::capture::{self, Header};
 use crate::cli::Args;
 use crate::container::Identity;
-use crate::decode::{self, samples_file};
+use crate::decode;
 use crate::output::{rfc3339, Clock};
 use crate::pipeline::{Input, Pipeline, ProcessEvent};
 use crate::traced::Processes;
@@ -59,6 +58,19 @@ impl Recorder {
         })
     }
 
+    /// Write `input`, unless writing failed before.
+    pub(super) fn record(&mut self, input: &Input<'_>) {
+        if self.failed.is_some() {
+            return;
+        }
+        let written = self.writer.input(input);
+        self.check(written);
+        if matches!(input, Input::Tick { .. }) {
+            let flushed = self.writer.flush();
+            self.check(flushed);
+        }
+    }
+
     pub(super) fn check(&mut self, r: io::Result<()>) {
         if let Err(e) = r {
             if self.failed.is_none() {
@@ -77,8 +89,9 @@ pub(super) struct State {
     pub(super) processes: Processes,
     /// Events the perf buffer reported lost (the pipeline counts them too, when there is one).
     pub(super) lost: u64,
-    /// Raw samples written for the tests and the pipeline benchmark (decode::samples_file).
-    pub(super) samples: Option<BufWriter<File>>,
+    /// The recording of every input that HTTP_TRACE_RECORD asks for (capture::RECORD_ENV): a
+    /// failure to write it is only logged.
+    pub(super) shadow: Option<Recorder>,
     /// Every traced process exited.
     pub(super) all_exited: bool,
 }
@@ -86,15 +99,11 @@ pub(super) struct State {
 impl State {
     /// Take one input: record it, then apply it.
     pub(super) fn input(&mut self, input: Input<'_>) {
-        if let Some(r) = self.recorder.as_mut() {
-            if r.failed.is_none() {
-                let written = r.writer.input(&input);
-                r.check(written);
-                if matches!(input, Input::Tick { .. }) {
-                    let flushed = r.writer.flush();
-                    r.check(flushed);
-                }
-            }
+        for r in [self.recorder.as_mut(), self.shadow.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            r.record(&input);
         }
         if let Input::Lost(n) = input {
             self.lost += n;
@@ -154,12 +163,6 @@ impl State {
     }
 
     pub(super) fn on_sample(&mut self, data: &[u8]) {
-        if let Some(file) = self.samples.as_mut() {
-            if let Err(e) = samples_file::write(file, data) {
-                log::warn!("recording samples: {e}");
-                self.samples = None;
-            }
-        }
         self.input(Input::Sample(data));
     }
 

@@ -9,7 +9,7 @@ pub struct Tracer {
     stderr: mpsc::Receiver<String>,
     /// What it said on stderr up to and including "tracing ...".
     pub banner: Vec<String>,
-    samples: PathBuf,
+    recording: PathBuf,
     /// Output lines taken early (wait_for_records).
     early: Vec<String>,
     /// The processes it was started on, and those its banner named.
@@ -21,7 +21,7 @@ pub struct TraceOutput {
     pub stderr: Vec<String>,
     pub status: ExitStatus,
     /// The events it received, recorded for when the test fails.
-    samples: PathBuf,
+    recording: PathBuf,
 }
 
 impl Drop for TraceOutput {
@@ -29,23 +29,36 @@ impl Drop for TraceOutput {
     /// sequence or an event never sent tells a capture fault from a parsing one, in a CI log.
     fn drop(&mut self) {
         if thread::panicking() {
-            eprintln!("{}", event_listing(&self.samples));
+            eprintln!("{}", event_listing(&self.recording));
         }
-        let _ = std::fs::remove_file(&self.samples);
+        let _ = std::fs::remove_file(&self.recording);
     }
 }
 
 /// Events shown at most when a test fails (the first and the last ones).
 pub const LISTED_EVENTS: usize = 400;
 
-/// The events in a samples file, a line each.
+/// The events a recording (capture::RECORD_ENV) holds, a line each: its samples decoded, and
+/// what the session took in besides (connections open at start, processes and sockets found
+/// gone, identities); ticks left out.
 pub fn event_listing(path: &Path) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
+    use http_trace::capture::{Entry, Reader};
+    use http_trace::pipeline::Input;
+    let Ok(file) = std::fs::File::open(path) else {
         return format!("(no events recorded in {})", path.display());
     };
-    let lines: Vec<String> = http_trace::decode::samples_file::read(&bytes)
-        .map(event_line)
-        .collect();
+    let mut reader = match Reader::new(BufReader::new(file)) {
+        Ok(r) => r,
+        Err(e) => return format!("(no events recorded in {}: {e})", path.display()),
+    };
+    let mut lines = Vec::new();
+    while let Ok(Some(Entry::Input(input))) = reader.next_entry() {
+        match input {
+            Input::Sample(sample) => lines.push(event_line(sample)),
+            Input::Tick { .. } => {}
+            other => lines.push(format!("{other:?}")),
+        }
+    }
     let mut text = format!("events the tracer received ({}):\n", lines.len());
     for (i, line) in lines.iter().enumerate() {
         if lines.len() > LISTED_EVENTS && i == LISTED_EVENTS / 4 {
@@ -153,13 +166,13 @@ impl Tracer {
     /// As `start`, with these environment variables set for it.
     pub fn start_env(pids: &[u32], extra: &[&str], env: &[(&str, &str)]) -> Tracer {
         static TRACERS: AtomicUsize = AtomicUsize::new(0);
-        let samples = std::env::temp_dir().join(format!(
-            "http-trace-test-{}-{}.samples",
+        let recording = std::env::temp_dir().join(format!(
+            "http-trace-test-{}-{}.htr",
             std::process::id(),
             TRACERS.fetch_add(1, Ordering::SeqCst)
         ));
         let mut cmd = Command::new(TRACER);
-        cmd.env(http_trace::decode::samples_file::ENV, &samples);
+        cmd.env(http_trace::capture::RECORD_ENV, &recording);
         cmd.envs(env.iter().copied());
         for pid in pids {
             cmd.args(["--pid", &pid.to_string()]);
@@ -184,7 +197,7 @@ impl Tracer {
             stdout,
             stderr,
             banner,
-            samples,
+            recording,
             early: Vec::new(),
             traced,
         }
@@ -238,7 +251,7 @@ impl Tracer {
                 .chain(drain(&self.stderr))
                 .collect(),
             status,
-            samples: std::mem::take(&mut self.samples),
+            recording: std::mem::take(&mut self.recording),
         }
     }
 }
