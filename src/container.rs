@@ -1,6 +1,6 @@
-//! Which container a process runs in, from the text of /proc/PID/cgroup, and its PID in its own
-//! PID namespace, from the NSpid line of /proc/PID/status. Pure parsing over those texts: the
-//! caller reads them (once per process).
+//! Which container a process runs in, from the paths of its cgroups (/proc/PID/cgroup), and its
+//! PID in its own PID namespace, from its NSpid list (/proc/PID/status). Pure functions of what
+//! the caller read through the procfs crate (once per process).
 //!
 //! The container id is the 64-hex-digit id that every runtime puts in its cgroup's path:
 //! - cgroupfs driver: `/docker/<id>` (docker), `/kubepods/burstable/pod<uid>/<id>` (Kubernetes
@@ -36,13 +36,13 @@ impl Identity {
         &self.container_id[..self.container_id.len().min(12)]
     }
 
-    /// The identity of a process, from its cgroup and status files' texts.
-    pub fn of(cgroup: &str, status: &str) -> Identity {
-        let (container_id, pod_uid) = container_of(cgroup).unwrap_or_default();
+    /// The identity of a process, from its cgroups' paths and its NSpid list.
+    pub fn of<'a>(cgroup_paths: impl IntoIterator<Item = &'a str>, nspid: &[i32]) -> Identity {
+        let (container_id, pod_uid) = container_of(cgroup_paths).unwrap_or_default();
         Identity {
             container_id,
             pod_uid,
-            ns_pid: ns_pid(status).unwrap_or(0),
+            ns_pid: ns_pid(nspid).unwrap_or(0),
         }
     }
 }
@@ -80,11 +80,10 @@ fn pod_in_segment(seg: &str) -> Option<String> {
     uuid.then_some(uid)
 }
 
-/// The container id and pod UID (empty when none) that a /proc/PID/cgroup text names.
-pub fn container_of(cgroup: &str) -> Option<(String, String)> {
-    cgroup.lines().find_map(|line| {
-        // hierarchy-ID:controllers:path; the path may itself hold colons.
-        let path = line.splitn(3, ':').nth(2)?;
+/// The container id and pod UID (empty when none) that a process's cgroup paths name (one per
+/// cgroup v1 hierarchy, one for v2).
+pub fn container_of<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<(String, String)> {
+    paths.into_iter().find_map(|path| {
         let segments: Vec<&str> = path.split('/').collect();
         // The innermost container: the last segment that names one.
         let at = segments.iter().rposition(|s| id_in_segment(s).is_some())?;
@@ -98,15 +97,13 @@ pub fn container_of(cgroup: &str) -> Option<(String, String)> {
     })
 }
 
-/// The PID in the innermost PID namespace, from /proc/PID/status's `NSpid:` line, when the
-/// process is in a namespace of its own (more than one PID listed).
-pub fn ns_pid(status: &str) -> Option<u32> {
-    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-    let pids: Vec<&str> = line.split_whitespace().collect();
-    if pids.len() < 2 {
-        return None;
+/// The PID in the innermost PID namespace, from the NSpid list, when the process is in a
+/// namespace of its own (more than one PID listed).
+pub fn ns_pid(nspid: &[i32]) -> Option<u32> {
+    match nspid {
+        [_, .., last] => u32::try_from(*last).ok(),
+        _ => None,
     }
-    pids.last()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -116,8 +113,17 @@ mod tests {
     const ID: &str = "c23cf607e7236f0e3dd01b8b6e42cbc5d2a8e3b5a1a0c9b65d8f6a1d2b3c4e5f";
     const UID: &str = "0f6c1c5e-4b1d-4d3e-9a0a-1b2c3d4e5f60";
 
+    /// The paths of a /proc/PID/cgroup text (hierarchy-ID:controllers:path; the path may hold
+    /// colons), as procfs gives them.
+    fn paths(cgroup: &str) -> Vec<&str> {
+        cgroup
+            .lines()
+            .filter_map(|l| l.splitn(3, ':').nth(2))
+            .collect()
+    }
+
     fn found(cgroup: &str) -> (String, String) {
-        container_of(cgroup).unwrap_or_else(|| panic!("no container in {cgroup}"))
+        container_of(paths(cgroup)).unwrap_or_else(|| panic!("no container in {cgroup}"))
     }
 
     #[test]
@@ -161,7 +167,7 @@ mod tests {
         // cri-o's conmon is not the container.
         let conmon =
             format!("0::/kubepods.slice/kubepods-pod{under}.slice/crio-conmon-{ID}.scope\n");
-        assert_eq!(container_of(&conmon), None);
+        assert_eq!(container_of(paths(&conmon)), None);
     }
 
     #[test]
@@ -172,7 +178,9 @@ mod tests {
             (ID.into(), String::new())
         );
         assert_eq!(
-            container_of(&format!("0::/machine.slice/libpod-conmon-{ID}.scope\n")),
+            container_of(paths(&format!(
+                "0::/machine.slice/libpod-conmon-{ID}.scope\n"
+            ))),
             None
         );
         // podman, cgroupfs driver, v1.
@@ -193,23 +201,23 @@ mod tests {
             "9:name=systemd:/\n4:memory:/process_api/0ef32f3dbf0780ae76e2c2c7a4967606\n0::/\n",
             "",
         ] {
-            assert_eq!(container_of(text), None, "{text}");
+            assert_eq!(container_of(paths(text)), None, "{text}");
         }
     }
 
     #[test]
     fn ns_pid_of_a_namespaced_process() {
-        let status = "Name:\tnginx\nTgid:\t4321\nPid:\t4321\nNSpid:\t4321\t7\nNStgid:\t4321\t7\n";
-        assert_eq!(ns_pid(status), Some(7));
-        assert_eq!(ns_pid("NSpid:\t4321\n"), None);
+        assert_eq!(ns_pid(&[4321, 7]), Some(7));
+        assert_eq!(ns_pid(&[4321]), None);
         // Nested: the innermost.
-        assert_eq!(ns_pid("NSpid:\t900\t40\t1\n"), Some(1));
-        assert_eq!(ns_pid("Name:\tx\n"), None);
-        let who = Identity::of(&format!("0::/docker/{ID}\n"), status);
+        assert_eq!(ns_pid(&[900, 40, 1]), Some(1));
+        assert_eq!(ns_pid(&[]), None);
+        let docker = format!("0::/docker/{ID}\n");
+        let who = Identity::of(paths(&docker), &[4321, 7]);
         assert_eq!(
             (who.short_id(), who.ns_pid, who.is_empty()),
             ("c23cf607e723", 7, false)
         );
-        assert!(Identity::of("0::/\n", "NSpid:\t1\n").is_empty());
+        assert!(Identity::of(paths("0::/\n"), &[1]).is_empty());
     }
 }

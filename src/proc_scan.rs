@@ -29,8 +29,7 @@ pub fn named(names: &[String]) -> Vec<u32> {
     all.filter_map(|p| {
         let p = p.ok()?;
         let pid = u32::try_from(p.pid).ok().filter(|&pid| pid != me)?;
-        let comm = std::fs::read(format!("/proc/{pid}/comm")).ok()?;
-        let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
+        let comm = p.stat().ok()?.comm;
         let exe = p.exe().ok();
         let base = exe
             .as_ref()
@@ -38,7 +37,7 @@ pub fn named(names: &[String]) -> Vec<u32> {
             .map(|b| b.to_string_lossy().into_owned());
         names
             .iter()
-            .any(|n| comm == comm_of(n) || base.as_deref() == Some(n.as_str()))
+            .any(|n| comm.as_bytes() == comm_of(n) || base.as_deref() == Some(n.as_str()))
             .then_some(pid)
     })
     .collect()
@@ -56,8 +55,10 @@ pub fn in_container(id: &str) -> (Vec<u32>, Vec<String>) {
         let Ok(pid) = u32::try_from(p.pid) else {
             continue;
         };
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        if let Some((full, _)) = crate::container::container_of(&cgroup) {
+        let cgroups = p.cgroups().map(|c| c.0).unwrap_or_default();
+        if let Some((full, _)) =
+            crate::container::container_of(cgroups.iter().map(|c| c.pathname.as_str()))
+        {
             if full.starts_with(id) {
                 pids.push(pid);
                 if !ids.contains(&full) {
@@ -74,28 +75,21 @@ pub fn in_container(id: &str) -> (Vec<u32>, Vec<String>) {
 /// cgroup mounts.
 pub fn cgroup_inodes(pid: u32) -> Vec<u64> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+    let Some(cgroups) = process(pid).and_then(|p| p.cgroups().ok()) else {
         return Vec::new();
     };
     let Ok(mounts) = procfs::process::Process::myself().and_then(|p| p.mountinfo()) else {
         return Vec::new();
     };
     let mut inodes = Vec::new();
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
+    for cgroup in &cgroups.0 {
+        let (controllers, path) = (&cgroup.controllers, cgroup.pathname.as_str());
         let mount = mounts.0.iter().find(|m| {
             if controllers.is_empty() {
                 m.fs_type == "cgroup2"
             } else {
                 // A v1 hierarchy's mount names its controllers (or name=) in its options.
-                m.fs_type == "cgroup"
-                    && controllers
-                        .split(',')
-                        .all(|c| m.super_options.contains_key(c))
+                m.fs_type == "cgroup" && controllers.iter().all(|c| m.super_options.contains_key(c))
             }
         });
         let Some(mount) = mount else { continue };
@@ -116,9 +110,17 @@ pub fn cgroup_inodes(pid: u32) -> Vec<u64> {
 
 /// Process `pid`'s container and PID in its own namespace (empty when on the host, or gone).
 pub fn identity(pid: u32) -> Identity {
-    let read =
-        |file: &str| std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
-    Identity::of(&read("cgroup"), &read("status"))
+    let Some(p) = process(pid) else {
+        return Identity::default();
+    };
+    let cgroups = p.cgroups().map(|c| c.0).unwrap_or_default();
+    let nspid = p.status().ok().and_then(|s| s.nspid).unwrap_or_default();
+    Identity::of(cgroups.iter().map(|c| c.pathname.as_str()), &nspid)
+}
+
+/// Process `pid` in /proc, if it is there.
+fn process(pid: u32) -> Option<Process> {
+    Process::new(i32::try_from(pid).ok()?).ok()
 }
 
 /// Whether process `pid` still exists.

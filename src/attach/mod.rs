@@ -239,13 +239,10 @@ fn has_bpf_privileges() -> Result<bool> {
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
     const CAP_BPF: u32 = 39;
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .context("no CapEff line in /proc/self/status")?;
+    let eff = procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .context("reading /proc/self/status")?
+        .capeff;
     let has = |cap: u32| eff & (1u64 << cap) != 0;
     Ok(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)))
 }
