@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, as root on Debian 12: sudo scripts/test.sh
-# Built once; then, side by side: the integration tests inside Debian's 5.10, 6.1 and 6.12
-# kernels, every attach method on each (scripts/vm-test.sh: two guests at a time, one per core,
-# at a lower priority), and on this kernel the unit and property tests, the root integration
-# tests (attach method auto, then raw-tracepoint and tracepoint, then the legacy BPF build) and
-# the fuzz targets for a minute each (scripts/fuzz.sh, nightly). The host's suites wait on
-# servers and tracers about half of their time: the guests take that CPU.
+# Built once (the crate, then the fuzz targets); then, side by side: the integration tests
+# inside Debian's 5.10, 6.1 and 6.12 kernels, every attach method on each (scripts/vm-test.sh:
+# two guests at a time, one per core), and on this kernel the unit and property tests, the root
+# integration tests (attach method auto, then raw-tracepoint and tracepoint, then the legacy BPF
+# build) and the fuzz targets for a minute each (scripts/fuzz.sh, nightly). The host's suites
+# wait on servers and tracers about half of their time: the guests take that CPU. The builds
+# come first: beside them the emulated kernels got a tenth of a core, and tests timed out there.
 # HTTP_TRACE_SKIP_VM=1 leaves out the VM part; `cargo test` alone (no root needed) runs the pure
 # tests and says which root tests it skipped.
 set -euo pipefail
@@ -18,6 +19,8 @@ stamp() { echo "== [$(( ($(date +%s) - start) / 60 ))m$(( ($(date +%s) - start) 
 
 stamp "build"
 cargo build --all-targets --locked
+stamp "build of the fuzz targets"
+scripts/fuzz.sh --build-only
 vm_log=$(mktemp)
 trap 'rm -f "$vm_log"' EXIT
 vm_pid=
@@ -48,7 +51,8 @@ done
 host "integration tests on this kernel with the legacy BPF build (kernels before 5.17), raw-tracepoint" \
     env HTTP_TRACE_BPF_BUILD=legacy HTTP_TRACE_TEST_ATTACH=raw-tracepoint \
     cargo test --locked "${per_method[@]}" -- --test-threads=2
-host "fuzzing: each target for 60 s from its committed seeds" scripts/fuzz.sh 60
+# At a lower priority than the guests: each run is bounded in time, not in work.
+host "fuzzing: each target for 60 s from its committed seeds" nice -n 10 scripts/fuzz.sh 60
 stamp "host suites done (status $host_status)"
 
 vm_status=0

@@ -12,9 +12,9 @@
 # QEMU runs under software emulation (KVM fails on this host), with virtme-ng sharing this
 # machine's file system, so the binaries built here run there as they are. Each guest is one
 # host thread: 5.10's guest in one lane, 6.1's then 6.12's in the other, side by side on the two
-# cores, at a lower priority (nice) so that the host's suites, run meanwhile by test.sh, take the
-# CPU when they want it and the guests the rest. A guest that fails to boot or a failing test
-# fails the run, with the guest's output shown.
+# cores; test.sh runs the host's suites meanwhile (they wait on servers and tracers about half of
+# their time). A guest that fails to boot or a failing test fails the run, with the guest's
+# output shown.
 #   sudo scripts/vm-test.sh [KERNEL_GLOB...]
 # HTTP_TRACE_VM_METHODS="kprobe fentry:hooks" runs those on each kernel (METHOD:hooks: the
 # tests of its hooks only).
@@ -90,7 +90,7 @@ run_guest() {
     set +e
     # Single-threaded TCG: with one host thread per vCPU (QEMU's default), the 6.12 guest
     # panicked ("Oops: int3" in __schedule) while the kernel live-patched its own text.
-    timeout 2700 nice -n 10 vng --verbose --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
+    timeout 2700 vng --verbose --run "$kernel" --disable-kvm --memory 2G --cpus 2 \
         --qemu-opts='-accel tcg,thread=single' --rwdir "$shared" \
         --exec "$PWD/scripts/vm-guest.sh $shared '$methods' ${tests[*]}" > "$shared/console" 2>&1
     rc=$?
