@@ -5,7 +5,7 @@
 //!
 //! - `bpf`: the BPF ABI: the generated skeleton, the types shared with bpf/http_trace.h, the
 //!   kernel side's limits and drop counters. Nothing else knows the kernel-side layout.
-//! - `container`: which container a process is in, and its PID there, from /proc texts.
+//! - `container`: which container a process is in, and its PID there, from its cgroup paths.
 //! - `decode`: buffer samples into events (`Chunk`s of a connection, process forks and exits).
 //! - `reorder`: a connection's events back in order across CPUs; gaps waited for, then given up.
 //! - `http`: HTTP/1.x parsing of one direction: messages, framing, resynchronisation.
@@ -165,6 +165,19 @@ mod tests {
             checked > 20,
             "only {checked} crate:: paths found: is the scan broken?"
         );
+    }
+
+    /// docs/architecture.md lists the modules as LAYERS does, in the same order.
+    #[test]
+    fn the_architecture_page_lists_every_module() {
+        let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md");
+        let doc = std::fs::read_to_string(doc).expect("docs/architecture.md");
+        let listed: Vec<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("- `")?.split_once("`: ").map(|(m, _)| m))
+            .filter(|m| !m.contains(['/', ' ']))
+            .collect();
+        assert_eq!(listed, LAYERS, "docs/architecture.md's module list");
     }
 
     #[test]
