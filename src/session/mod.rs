@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use self::checks::{check_live_args, secrets_said, WithOptions};
-use self::files::{Output, Outputs};
+use self::files::{capture_name, Output, Outputs};
 use self::replay::replay;
 use self::state::{Recorder, State};
 use self::summary::{counted, pipeline_summary, recording_summary, KernelCounts};
@@ -140,7 +140,12 @@ impl Session {
         let max_body = args.max_body.unwrap_or(DEFAULT_MAX_BODY);
         let recorder = match outputs.capture {
             None => None,
-            Some(out) => Some(Recorder::start(out, args, &loaded, clock, cpus, max_body)?),
+            Some(out) => {
+                let name = capture_name(args);
+                Some(Recorder::start(
+                    out, name, args, &loaded, clock, cpus, max_body,
+                )?)
+            }
         };
         let pipeline = match (outputs.format, outputs.records) {
             (Some(format), Some(out)) => Some(live_pipeline(args, format, out, clock, max_body)),
@@ -491,7 +496,6 @@ fn shadow_recording(
     };
     let file =
         File::create(&path).with_context(|| format!("creating {}", path.to_string_lossy()))?;
-    let mut r = Recorder::start(Box::new(file), args, loaded, clock, cpus, max_body)?;
-    r.name = path.to_string_lossy().into_owned();
-    Ok(Some(r))
+    let name = path.to_string_lossy().into_owned();
+    Recorder::start(Box::new(file), name, args, loaded, clock, cpus, max_body).map(Some)
 }

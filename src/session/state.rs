@@ -14,7 +14,7 @@ use crate::output::{rfc3339, Clock};
 use crate::pipeline::{Input, Pipeline, ProcessEvent};
 use crate::traced::Processes;
 
-use super::files::{capture_name, Output};
+use super::files::Output;
 use super::{kernel_release, monotonic_ns};
 
 /// A capture file being written, and the first error writing it (tracing then stops).
@@ -25,9 +25,11 @@ pub(super) struct Recorder {
 }
 
 impl Recorder {
-    /// Start recording to `out`: the header, then every input as it is taken.
+    /// Start recording to `out`, called `name` in messages: the header, then every input as it
+    /// is taken.
     pub(super) fn start(
         out: Box<dyn Write>,
+        name: String,
         args: &Args,
         loaded: &Loaded,
         clock: Clock,
@@ -48,7 +50,6 @@ impl Recorder {
             follow_children: !args.no_children,
             pids: args.pids.clone(),
         };
-        let name = capture_name(args);
         let writer = capture::Writer::new(BufWriter::with_capacity(256 << 10, out), &header)
             .with_context(|| format!("writing {name}"))?;
         Ok(Recorder {
