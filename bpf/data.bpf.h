@@ -143,14 +143,17 @@ static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8
 }
 
 
-/* A process event (exit, fork): it belongs to no connection. */
-static __always_inline void emit_process(void *ctx, __u32 tgid, __u8 kind, __s64 ret, __u32 ns_pid)
+/* A process event (exit, fork, exec): it belongs to no connection. */
+static __always_inline void emit_process(void *ctx, __u32 tgid, __u8 kind, __u32 child_tgid, __u32 ns_pid,
+					 __u64 cgroup)
 {
-	struct ht_event h;
+	struct ht_process_event e;
 
-	fill_header(&h, (__u64)tgid << 32 | tgid, kind, HT_SYS_NONE, -1, ret, 0);
-	h.offset = ns_pid;
-	send_event(ctx, &h, sizeof(h));
+	fill_header(&e.hdr, (__u64)tgid << 32 | tgid, kind, HT_SYS_NONE, -1, 0, 0);
+	e.child_tgid = child_tgid;
+	e.ns_pid = ns_pid;
+	e.cgroup = cgroup;
+	send_event(ctx, &e, sizeof(e));
 }
 
 /*

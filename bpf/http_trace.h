@@ -32,23 +32,19 @@ enum ht_event_kind {
 	/* A tracked process closed a tracked connection. */
 	HT_EV_CLOSE = 3,
 	/*
-	 * A tracked process used a TCP socket not seen being opened (struct ht_conn_event); `ret` is
-	 * how many bytes of it the process had read before (0: fresh, else joined mid-stream).
+	 * A tracked process used a TCP socket not seen being opened (struct ht_conn_event, whose
+	 * `received_before` and `sent_before` say where in each stream it joined; 0: fresh).
 	 */
 	HT_EV_FOUND = 4,
 	/* A tracked process connected a socket, or started to (struct ht_conn_event). */
 	HT_EV_CONNECT = 5,
-	/* The last thread of tracked process `tgid` exited (no connection: conn_id 0). */
+	/* The last thread of tracked process `tgid` exited (struct ht_process_event). */
 	HT_EV_EXIT = 6,
-	/*
-	 * Tracked process `tgid` forked process `ret`, which is now tracked too (conn_id 0); `offset`
-	 * is the child's PID in its own PID namespace, 0 when that is the host's.
-	 */
+	/* Tracked process `tgid` forked `child_tgid`, now tracked too (struct ht_process_event). */
 	HT_EV_FORK = 7,
 	/*
 	 * Process `tgid` started a program that --name or --container watches for, and is now
-	 * tracked (conn_id 0); `offset` is its PID in its own PID namespace, 0 for the host's;
-	 * `ret` the watched cgroup it is in (0: found by its name).
+	 * tracked (struct ht_process_event).
 	 */
 	HT_EV_EXEC = 8,
 };
@@ -155,7 +151,8 @@ struct ht_conn_event {
 	__u8 pad[2];
 	__u8 laddr[16];  /* network byte order; IPv4 in the first 4 bytes */
 	__u8 raddr[16];
-	/* HT_EV_FOUND: bytes the process had sent on it before (its `ret` has those received). */
+	/* HT_EV_FOUND: bytes the process had received and sent on it before it was found. */
+	__u64 received_before;
 	__u64 sent_before;
 };
 
@@ -173,6 +170,15 @@ struct ht_unix_conn_event {
 	__u8 pad[2];
 	__u8 local_path[HT_UNIX_PATH_BYTES];
 	__u8 peer_path[HT_UNIX_PATH_BYTES];
+};
+
+/* HT_EV_EXIT, HT_EV_FORK, HT_EV_EXEC: a tracked process came or went; no connection (conn_id 0). */
+struct ht_process_event {
+	struct ht_event hdr;
+	__u32 child_tgid; /* HT_EV_FORK: the new process */
+	/* HT_EV_FORK: the child's, HT_EV_EXEC: the process's PID in its own PID namespace; 0: the host's */
+	__u32 ns_pid;
+	__u64 cgroup;     /* HT_EV_EXEC: the watched cgroup it is in; 0: found by its command name */
 };
 
 struct ht_data_event {

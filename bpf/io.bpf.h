@@ -21,8 +21,8 @@ static __always_inline int on_io_enter(void *ctx, struct ht_call *c)
 		return 0;
 	si = followed_socket(ctx, &ref, c->fd);
 	if (!si && followable(&ref))
-		si = track_socket(ctx, pid_tgid, c->fd, &ref, HT_EV_FOUND, c->syscall, tcp_bytes_consumed(ref.sk),
-				  tcp_bytes_written(ref.sk));
+		si = track_socket(ctx, pid_tgid, c->fd, &ref, HT_EV_FOUND, c->syscall, 0,
+				  tcp_bytes_consumed(ref.sk), tcp_bytes_written(ref.sk));
 	if (si && !si->left_out)
 		stash(pid_tgid, c->fd, c->buf, c->count, c->syscall, si->conn_id, (__u64)ref.sk);
 	return 0;
@@ -75,7 +75,7 @@ static __always_inline struct ht_sock_info *entry_from_regs(void *ctx, __u64 pid
 			moved_in = ret;
 		else
 			moved_out = ret;
-		si = track_socket(ctx, pid_tgid, c->fd, &ref, HT_EV_FOUND, c->syscall,
+		si = track_socket(ctx, pid_tgid, c->fd, &ref, HT_EV_FOUND, c->syscall, 0,
 				  tcp_bytes_consumed(ref.sk) - moved_in, tcp_bytes_written(ref.sk) - moved_out);
 		if (!si)
 			return NULL;

@@ -13,7 +13,7 @@ static __always_inline int on_task_exit(void *ctx, struct task_struct *task)
 	if (!tgid_tracked(tgid) || BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	bpf_map_delete_elem(&tracked_tgids, &tgid);
-	emit_process(ctx, tgid, HT_EV_EXIT, 0, 0);
+	emit_process(ctx, tgid, HT_EV_EXIT, 0, 0, 0);
 	return 0;
 }
 
@@ -56,7 +56,7 @@ static __always_inline int on_fork(void *ctx, struct task_struct *parent, struct
 
 	if (!follow_children || ctgid == ptgid || !tgid_tracked(ptgid) || !track_tgid(ctgid))
 		return 0;
-	emit_process(ctx, ptgid, HT_EV_FORK, ctgid, ns_pid_of(child));
+	emit_process(ctx, ptgid, HT_EV_FORK, ctgid, ns_pid_of(child), 0);
 	return 0;
 }
 
@@ -108,6 +108,6 @@ static __always_inline int on_exec(void *ctx, struct task_struct *task)
 	}
 	if (!track_tgid(tgid))
 		return 0;
-	emit_process(ctx, tgid, HT_EV_EXEC, (__s64)cgroup, ns_pid_of(task));
+	emit_process(ctx, tgid, HT_EV_EXEC, 0, ns_pid_of(task), cgroup);
 	return 0;
 }

@@ -184,12 +184,12 @@ static __always_inline bool port_watched(struct sock *sk)
 
 /*
  * Start following the socket `ref` at `fd`; `kind` says how it was found (accepted, connected,
- * already open). `ret` goes into the event: the new fd for an accept, the connect's result, or
- * the bytes already read for a found socket, whose bytes already sent are `sent_before`.
+ * already open). `ret` goes into the event: the new fd for an accept, the connect's result; a
+ * found socket's bytes already received and sent are `received_before` and `sent_before`.
  */
 static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tgid, __s32 fd,
 							 const struct ht_sock_ref *ref, __u8 kind, __u8 syscall,
-							 __s64 ret, __u64 sent_before)
+							 __s64 ret, __u64 received_before, __u64 sent_before)
 {
 	struct ht_sock_info si = {}, *tracked;
 	struct ht_unix_conn_event *u;
@@ -242,13 +242,14 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	fill_header(&c->hdr, pid_tgid, kind, syscall, fd, ret, tracked->conn_id);
 	c->hdr.seq = next_seq(tracked);
 	c->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	c->received_before = received_before;
 	c->sent_before = sent_before;
 	__builtin_memset(c->pad, 0, sizeof(c->pad));
 	/* The callers' TCP positions mean nothing for a Unix socket: replaced here. */
 	if (c->family == AF_UNIX) {
 		unix_addresses(u, sk, ref->ino, key);
 		if (kind == HT_EV_FOUND) {
-			c->hdr.ret = 0;
+			c->received_before = 0;
 			c->sent_before = 0;
 			c->hdr.flags = HT_FLAG_POSITION_UNKNOWN;
 		}
@@ -279,7 +280,7 @@ static __always_inline int on_accept_return(void *ctx, long ret)
 	if (ret < 0 || !tgid_tracked(pid_tgid >> 32))
 		return 0;
 	if (sock_of_fd(ret, &ref) && followable(&ref))
-		track_socket(ctx, pid_tgid, ret, &ref, HT_EV_ACCEPT, HT_SYS_ACCEPT, ret, 0);
+		track_socket(ctx, pid_tgid, ret, &ref, HT_EV_ACCEPT, HT_SYS_ACCEPT, ret, 0, 0);
 	return 0;
 }
 
@@ -317,7 +318,7 @@ static __always_inline int on_connect_done(void *ctx, __u64 pid_tgid, __s32 fd, 
 		return 0;
 	/* A connect called again once a non-blocking one is done (ab does) is the same connection. */
 	if (sock_of_fd(fd, &ref) && !followed_socket(ctx, &ref, fd) && followable(&ref))
-		track_socket(ctx, pid_tgid, fd, &ref, HT_EV_CONNECT, HT_SYS_CONNECT, ret, 0);
+		track_socket(ctx, pid_tgid, fd, &ref, HT_EV_CONNECT, HT_SYS_CONNECT, ret, 0, 0);
 	return 0;
 }
 

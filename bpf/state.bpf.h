@@ -34,6 +34,7 @@ GLOBAL(const volatile __u8 filter_ports, 0);
 struct ht_event _ht_event = {};
 struct ht_conn_event _ht_conn_event = {};
 struct ht_unix_conn_event _ht_unix_conn_event = {};
+struct ht_process_event _ht_process_event = {};
 enum ht_limits _ht_limits = 0;
 enum ht_event_kind _ht_event_kind = 0;
 enum ht_syscall _ht_syscall = 0;

@@ -10,7 +10,9 @@ mod skel {
 pub use skel::types;
 pub use skel::{HttpTraceSkel, HttpTraceSkelBuilder, OpenHttpTraceSkel};
 
-use types::{ht_conn_event, ht_drop, ht_event, ht_limits, ht_sock_info, ht_unix_conn_event};
+use types::{
+    ht_conn_event, ht_drop, ht_event, ht_limits, ht_process_event, ht_sock_info, ht_unix_conn_event,
+};
 
 // SAFETY: ht_event and ht_conn_event are #[repr(C)] structs the skeleton generates from
 // bpf/http_trace.h; they hold only integers and byte arrays, with explicit padding, so every bit
@@ -20,6 +22,8 @@ unsafe impl plain::Plain for ht_event {}
 unsafe impl plain::Plain for ht_conn_event {}
 // SAFETY: as ht_conn_event: integers and byte arrays, explicit padding, any bit pattern valid.
 unsafe impl plain::Plain for ht_unix_conn_event {}
+// SAFETY: as ht_event: integers only, no padding.
+unsafe impl plain::Plain for ht_process_event {}
 // SAFETY: as ht_event: the sockets map's value, integers only, no padding.
 unsafe impl plain::Plain for ht_sock_info {}
 

@@ -12,7 +12,7 @@ use std::io::{self, BufRead, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::Role;
+use crate::decode::{self, Role};
 use crate::pipeline::Input;
 
 /// A live run records every input into the file this variable names, as -w would, whatever else
@@ -24,8 +24,9 @@ pub const RECORD_ENV: &str = "HTTP_TRACE_RECORD";
 /// a text-mode copy, as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"\x89HTR\r\n\x1a\n";
 /// The format version this build writes, and the newest it reads. Version 2 added the
-/// process record; a version 1 file reads the same.
-pub const FORMAT_VERSION: u32 = 2;
+/// process record; a version 1 file reads the same. Version 3 gave process events and a found
+/// socket's opening fields of their own: older samples are rewritten as they are read.
+pub const FORMAT_VERSION: u32 = 3;
 /// Bounds what a damaged length can make the reader allocate: the largest record is a sample
 /// (BPF caps them far below this) or the header.
 const MAX_RECORD_BYTES: u32 = 16 << 20;
@@ -226,6 +227,7 @@ pub struct Reader<R: BufRead> {
     /// The record being read (a sample's bytes are lent out of it).
     buf: Vec<u8>,
     ended: bool,
+    version: u32,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -255,6 +257,7 @@ impl<R: BufRead> Reader<R> {
             offset: start.len() as u64,
             buf: Vec::new(),
             ended: false,
+            version,
         };
         let header_at = r.offset;
         let len = r.read_len()?;
@@ -280,6 +283,9 @@ impl<R: BufRead> Reader<R> {
         self.offset += 1;
         let len = self.read_len()?;
         self.read_body(len)?;
+        if kind[0] == SAMPLE && self.version <= 2 {
+            decode::upgrade_format2_sample(&mut self.buf);
+        }
         let damaged = |why: &str| ReadError::Damaged {
             offset: at,
             why: why.to_string(),
@@ -545,8 +551,8 @@ mod tests {
             Err(ReadError::Foreign)
         ));
         let mut newer = file(true);
-        newer[8] = 3;
-        assert!(matches!(read_all(&newer).1, Err(ReadError::Newer(3))));
+        newer[8] = 4;
+        assert!(matches!(read_all(&newer).1, Err(ReadError::Newer(4))));
         // Version 1 (no process records) reads as it did.
         let mut older = file(true);
         older[8] = 1;

@@ -2,12 +2,13 @@
 //! events (`Chunk`s of a connection, process forks and exits), and the types those carry.
 
 use std::fmt;
-use std::mem::size_of;
+use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use crate::bpf::types::{
-    ht_conn_event, ht_direction, ht_event, ht_event_kind, ht_flags, ht_limits, ht_unix_conn_event,
+    ht_conn_event, ht_direction, ht_event, ht_event_kind, ht_flags, ht_limits, ht_process_event,
+    ht_unix_conn_event,
 };
 use crate::bpf::EVENT_HEADER_LEN as HEADER_LEN;
 
@@ -298,114 +299,170 @@ fn endpoint(family: u16, addr: [u8; 16], port: u16) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// Decode one sample. Buffer samples are not 8-byte aligned, so structs are copied out; the
-/// data stays borrowed from the sample.
-pub fn decode(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
-    let head = sample
-        .get(..HEADER_LEN)
+/// Copy a `T` out of the start of `sample`: buffer samples are not 8-byte aligned.
+fn read_struct<T: plain::Plain + Default>(sample: &[u8]) -> Result<T, DecodeError> {
+    let mut v = T::default();
+    let raw = sample
+        .get(..size_of::<T>())
         .ok_or(DecodeError::Short(sample.len()))?;
-    let mut h = ht_event::default();
-    plain::copy_from_bytes(&mut h, head).map_err(|_| DecodeError::Short(sample.len()))?;
-    let meta = ConnMeta {
-        tgid: h.tgid,
-        tid: h.tid,
-        fd: h.fd,
-        comm: Comm(h.comm),
-    };
-    let opened = |how: Opened| -> Result<ChunkKind<&[u8]>, DecodeError> {
-        let raw = sample
-            .get(..size_of::<ht_conn_event>())
-            .ok_or(DecodeError::Short(sample.len()))?;
-        let mut c = ht_conn_event::default();
-        plain::copy_from_bytes(&mut c, raw).map_err(|_| DecodeError::Short(sample.len()))?;
-        let endpoints = if c.family == AF_UNIX {
-            let raw = sample
-                .get(..size_of::<ht_unix_conn_event>())
-                .ok_or(DecodeError::Short(sample.len()))?;
-            let mut u = ht_unix_conn_event::default();
-            plain::copy_from_bytes(&mut u, raw).map_err(|_| DecodeError::Short(sample.len()))?;
-            Some(Endpoints::Unix(Arc::new(UnixEnds {
-                local: UnixAddr::new(&u.local_path[..usize::from(u.local_len)]),
-                peer: UnixAddr::new(&u.peer_path[..usize::from(u.peer_len)]),
-                peer_pid: (u.peer_pid != 0).then_some(u.peer_pid),
-                ino: u.ino,
-                sk: u.sk,
-            })))
-        } else {
-            endpoint(c.family, c.laddr, c.lport)
-                .zip(endpoint(c.family, c.raddr, c.rport))
-                .map(|(local, peer)| Endpoints::Inet { local, peer })
-        };
-        let how = match how {
-            // A socket that counts no bytes (Unix): its position in each stream is unknown.
-            Opened::Found { .. } if u32::from(c.hdr.flags) & POSITION_UNKNOWN != 0 => {
-                Opened::Found {
-                    received: None,
-                    sent: None,
-                }
-            }
-            Opened::Found { received, .. } => Opened::Found {
-                received,
-                sent: Some(c.sent_before),
-            },
-            other => other,
-        };
-        Ok(ChunkKind::Open { how, endpoints })
-    };
-    let flags = u32::from(h.flags);
+    plain::copy_from_bytes(&mut v, raw).map_err(|_| DecodeError::Short(sample.len()))?;
+    Ok(v)
+}
+
+/// Decode one sample. Structs are copied out; the data stays borrowed from the sample.
+pub fn decode(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
+    let h: ht_event = read_struct(sample)?;
     let kind = match ht_event_kind(u32::from(h.kind)) {
-        ht_event_kind::HT_EV_EXIT => return Ok(Event::Exit { tgid: h.tgid }),
-        ht_event_kind::HT_EV_EXEC => {
-            return Ok(Event::Exec {
-                tgid: h.tgid,
-                ns_pid: h.offset,
-                cgroup: h.ret as u64,
-            })
+        ht_event_kind::HT_EV_EXIT | ht_event_kind::HT_EV_EXEC | ht_event_kind::HT_EV_FORK => {
+            return process_event(sample)
         }
-        ht_event_kind::HT_EV_FORK => {
-            return Ok(Event::Fork {
-                parent: h.tgid,
-                child: u32::try_from(h.ret).unwrap_or(0),
-                ns_pid: h.offset,
-            })
-        }
-        ht_event_kind::HT_EV_ACCEPT => opened(Opened::Accepted)?,
-        ht_event_kind::HT_EV_CONNECT => opened(Opened::Connected)?,
-        ht_event_kind::HT_EV_FOUND => opened(Opened::Found {
-            received: Some(u64::try_from(h.ret).unwrap_or(0)),
-            sent: Some(0),
-        })?,
+        ht_event_kind::HT_EV_ACCEPT => opened(sample, Opened::Accepted)?,
+        ht_event_kind::HT_EV_CONNECT => opened(sample, Opened::Connected)?,
+        ht_event_kind::HT_EV_FOUND => opened(
+            sample,
+            Opened::Found {
+                received: None,
+                sent: None,
+            },
+        )?,
         ht_event_kind::HT_EV_CLOSE => ChunkKind::Close,
-        ht_event_kind::HT_EV_DATA => {
-            let bytes = sample.get(HEADER_LEN..HEADER_LEN + h.len as usize).ok_or(
-                DecodeError::DataPastEnd {
-                    len: h.len,
-                    sample: sample.len(),
-                },
-            )?;
-            ChunkKind::Data(Data {
-                direction: if ht_direction(u32::from(h.direction)) == ht_direction::HT_DIR_OUT {
-                    Direction::Out
-                } else {
-                    Direction::In
-                },
-                offset: h.offset,
-                ret: h.ret,
-                last: flags & ht_flags::HT_FLAG_LAST.0 != 0,
-                no_data: flags & ht_flags::HT_FLAG_NO_DATA.0 != 0,
-                unseen: flags & ht_flags::HT_FLAG_UNSEEN.0 != 0,
-                bytes,
-            })
-        }
+        ht_event_kind::HT_EV_DATA => ChunkKind::Data(data(&h, sample)?),
         _ => return Err(DecodeError::UnknownKind(h.kind)),
     };
     Ok(Event::Conn(Chunk {
         conn_id: h.conn_id,
         seq: h.seq,
         ts_ns: h.ts_ns,
-        meta,
+        meta: ConnMeta {
+            tgid: h.tgid,
+            tid: h.tid,
+            fd: h.fd,
+            comm: Comm(h.comm),
+        },
         kind,
     }))
+}
+
+fn process_event(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
+    let p: ht_process_event = read_struct(sample)?;
+    Ok(match ht_event_kind(u32::from(p.hdr.kind)) {
+        ht_event_kind::HT_EV_EXEC => Event::Exec {
+            tgid: p.hdr.tgid,
+            ns_pid: p.ns_pid,
+            cgroup: p.cgroup,
+        },
+        ht_event_kind::HT_EV_FORK => Event::Fork {
+            parent: p.hdr.tgid,
+            child: p.child_tgid,
+            ns_pid: p.ns_pid,
+        },
+        _ => Event::Exit { tgid: p.hdr.tgid },
+    })
+}
+
+/// A connection's opening: its addresses, and for a found one where it joined each stream.
+fn opened(sample: &[u8], how: Opened) -> Result<ChunkKind<&[u8]>, DecodeError> {
+    let c: ht_conn_event = read_struct(sample)?;
+    let endpoints = if c.family == AF_UNIX {
+        let u: ht_unix_conn_event = read_struct(sample)?;
+        Some(Endpoints::Unix(Arc::new(UnixEnds {
+            local: UnixAddr::new(&u.local_path[..usize::from(u.local_len)]),
+            peer: UnixAddr::new(&u.peer_path[..usize::from(u.peer_len)]),
+            peer_pid: (u.peer_pid != 0).then_some(u.peer_pid),
+            ino: u.ino,
+            sk: u.sk,
+        })))
+    } else {
+        endpoint(c.family, c.laddr, c.lport)
+            .zip(endpoint(c.family, c.raddr, c.rport))
+            .map(|(local, peer)| Endpoints::Inet { local, peer })
+    };
+    let how = match how {
+        // A socket that counts no bytes (Unix): its position in each stream is unknown.
+        Opened::Found { .. } if u32::from(c.hdr.flags) & POSITION_UNKNOWN != 0 => how,
+        Opened::Found { .. } => Opened::Found {
+            received: Some(c.received_before),
+            sent: Some(c.sent_before),
+        },
+        other => other,
+    };
+    Ok(ChunkKind::Open { how, endpoints })
+}
+
+fn data<'a>(h: &ht_event, sample: &'a [u8]) -> Result<Data<&'a [u8]>, DecodeError> {
+    let bytes =
+        sample
+            .get(HEADER_LEN..HEADER_LEN + h.len as usize)
+            .ok_or(DecodeError::DataPastEnd {
+                len: h.len,
+                sample: sample.len(),
+            })?;
+    let flags = u32::from(h.flags);
+    Ok(Data {
+        direction: if ht_direction(u32::from(h.direction)) == ht_direction::HT_DIR_OUT {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        offset: h.offset,
+        ret: h.ret,
+        last: flags & ht_flags::HT_FLAG_LAST.0 != 0,
+        no_data: flags & ht_flags::HT_FLAG_NO_DATA.0 != 0,
+        unseen: flags & ht_flags::HT_FLAG_UNSEEN.0 != 0,
+        bytes,
+    })
+}
+
+/// Rewrite a sample of a capture file of format version 2 or older into this build's layout.
+/// Those files' process events were a bare header (a fork's child in `ret`, an exec's cgroup in
+/// `ret`, the namespace PID in `offset`), and a found socket's bytes received before were its
+/// `ret`, with no `received_before` field in the opening event.
+pub fn upgrade_format2_sample(sample: &mut Vec<u8>) {
+    let Ok(h) = read_struct::<ht_event>(sample) else {
+        return;
+    };
+    match ht_event_kind(u32::from(h.kind)) {
+        kind @ (ht_event_kind::HT_EV_EXIT
+        | ht_event_kind::HT_EV_EXEC
+        | ht_event_kind::HT_EV_FORK) => {
+            let mut p = ht_process_event {
+                hdr: h,
+                ns_pid: h.offset,
+                ..Default::default()
+            };
+            p.hdr.ret = 0;
+            p.hdr.offset = 0;
+            match kind {
+                ht_event_kind::HT_EV_EXEC => p.cgroup = h.ret as u64,
+                ht_event_kind::HT_EV_FORK => p.child_tgid = u32::try_from(h.ret).unwrap_or(0),
+                _ => {}
+            }
+            *sample = as_bytes(&p).to_vec();
+        }
+        kind @ (ht_event_kind::HT_EV_ACCEPT
+        | ht_event_kind::HT_EV_CONNECT
+        | ht_event_kind::HT_EV_FOUND) => {
+            let at = offset_of!(ht_conn_event, received_before);
+            if sample.len() < at {
+                return;
+            }
+            let mut received = 0u64;
+            if kind == ht_event_kind::HT_EV_FOUND {
+                received = u64::try_from(h.ret).unwrap_or(0);
+                let ret_at = offset_of!(ht_event, ret);
+                sample[ret_at..ret_at + 8].fill(0);
+            }
+            sample.splice(at..at, received.to_ne_bytes());
+        }
+        _ => {}
+    }
+}
+
+/// A BPF ABI value's bytes.
+fn as_bytes<T: plain::Plain>(v: &T) -> &[u8] {
+    // SAFETY: the ABI types are Plain (bpf.rs): integers and byte arrays with explicit padding,
+    // so every byte of one is initialised.
+    unsafe { plain::as_bytes(v) }
 }
 
 #[cfg(test)]
@@ -482,6 +539,7 @@ pub mod tests {
             family,
             lport: 8080,
             rport: 50000,
+            received_before: 5,
             sent_before: 9,
             ..Default::default()
         };
@@ -539,22 +597,92 @@ pub mod tests {
         );
     }
 
+    fn process_sample(kind: ht_event_kind, child_tgid: u32, ns_pid: u32, cgroup: u64) -> Vec<u8> {
+        let p = ht_process_event {
+            hdr: ht_event {
+                conn_id: 0,
+                ret: 0,
+                ..header(kind, 0)
+            },
+            child_tgid,
+            ns_pid,
+            cgroup,
+        };
+        sample(&p.hdr, &as_bytes(&p)[HEADER_LEN..])
+    }
+
     #[test]
     fn decodes_close_and_process_events() {
         let raw = sample(&header(ht_event_kind::HT_EV_CLOSE, 0), b"");
         assert_eq!(chunk(decode(&raw).unwrap()).kind, ChunkKind::Close);
-        let raw = sample(&header(ht_event_kind::HT_EV_EXIT, 0), b"");
+        let raw = process_sample(ht_event_kind::HT_EV_EXIT, 0, 0, 0);
         assert_eq!(decode(&raw).unwrap(), Event::Exit { tgid: 100 });
-        let mut h = header(ht_event_kind::HT_EV_FORK, 0);
-        h.offset = 7;
+        let raw = process_sample(ht_event_kind::HT_EV_FORK, 5, 7, 0);
         assert_eq!(
-            decode(&sample(&h, b"")).unwrap(),
+            decode(&raw).unwrap(),
             Event::Fork {
                 parent: 100,
                 child: 5,
                 ns_pid: 7
             }
         );
+        let raw = process_sample(ht_event_kind::HT_EV_EXEC, 0, 3, 4026531835);
+        assert_eq!(
+            decode(&raw).unwrap(),
+            Event::Exec {
+                tgid: 100,
+                ns_pid: 3,
+                cgroup: 4026531835
+            }
+        );
+        // A process event cut to its header is refused, not read as zeros.
+        let raw = sample(&header(ht_event_kind::HT_EV_FORK, 0), b"");
+        assert!(matches!(
+            decode(&raw[..HEADER_LEN]),
+            Err(DecodeError::Short(_))
+        ));
+    }
+
+    /// Format 2 files: the fields then punned in the header are moved to their own.
+    #[test]
+    fn format2_samples_are_rewritten_to_this_layout() {
+        let mut h = header(ht_event_kind::HT_EV_FORK, 0);
+        (h.conn_id, h.ret, h.offset) = (0, 5, 7);
+        let mut raw = as_bytes(&h).to_vec();
+        upgrade_format2_sample(&mut raw);
+        assert_eq!(
+            raw,
+            process_sample(ht_event_kind::HT_EV_FORK, 5, 7, 0)[..raw.len()]
+        );
+        let mut h = header(ht_event_kind::HT_EV_EXEC, 0);
+        (h.conn_id, h.ret, h.offset) = (0, 4026531835, 3);
+        let mut raw = as_bytes(&h).to_vec();
+        upgrade_format2_sample(&mut raw);
+        assert_eq!(
+            decode(&raw).unwrap(),
+            Event::Exec {
+                tgid: 100,
+                ns_pid: 3,
+                cgroup: 4026531835
+            }
+        );
+        // A found socket: `ret` had the bytes received before; the opening lacked the field.
+        let new = conn_sample(ht_event_kind::HT_EV_FOUND, AF_INET6);
+        let at = offset_of!(ht_conn_event, received_before);
+        let mut old = new.clone();
+        old.drain(at..at + 8);
+        upgrade_format2_sample(&mut old);
+        let mut expected = new.clone();
+        let ret_at = offset_of!(ht_event, ret);
+        expected[ret_at..ret_at + 8].fill(0);
+        assert_eq!(old, expected);
+        assert_eq!(decode(&old), decode(&new));
+        // An accept's `ret` (the fd) stays; its received_before is 0.
+        let new = conn_sample(ht_event_kind::HT_EV_ACCEPT, AF_INET);
+        let mut old = new.clone();
+        old.drain(at..at + 8);
+        upgrade_format2_sample(&mut old);
+        assert_eq!(decode(&old), decode(&new));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use http_trace::bpf::types::{ht_conn_event, ht_event};
+use http_trace::bpf::types::{ht_conn_event, ht_event, ht_process_event};
 use http_trace::output::{Clock, Format, Printer};
 use http_trace::pipeline::{Input, Pipeline};
 use libfuzzer_sys::fuzz_target;
@@ -197,16 +197,22 @@ fuzz_target!(|case: Case| {
                 Step::Tick(ts)
             }
             Op::Exit { pid } => {
-                let mut h = header(6, 0, 0, ts);
-                h.conn_id = 0;
-                h.tgid = 100 + u32::from(pid % 3);
-                Step::Sample(bytes_of(&h))
+                let mut e = ht_process_event {
+                    hdr: header(6, 0, 0, ts),
+                    ..Default::default()
+                };
+                e.hdr.conn_id = 0;
+                e.hdr.tgid = 100 + u32::from(pid % 3);
+                Step::Sample(bytes_of(&e))
             }
             Op::Fork { pid } => {
-                let mut h = header(7, 0, 0, ts);
-                h.conn_id = 0;
-                h.ret = 200 + i64::from(pid);
-                Step::Sample(bytes_of(&h))
+                let mut e = ht_process_event {
+                    hdr: header(7, 0, 0, ts),
+                    child_tgid: 200 + u32::from(pid),
+                    ..Default::default()
+                };
+                e.hdr.conn_id = 0;
+                Step::Sample(bytes_of(&e))
             }
         };
         steps.push(step);
