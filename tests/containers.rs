@@ -448,10 +448,23 @@ fn a_container_is_traced_with_the_processes_started_in_it() {
         wget(&daemon, &id, "http://127.0.0.1:8080/index.html?a"),
         "hello from a container"
     );
+    start_second_httpd(&daemon, &id, pid);
+    assert_eq!(
+        wget(&daemon, &id, "http://127.0.0.1:8081/index.html?b"),
+        "hello from a container"
+    );
+    let out = tracer.stop();
+    check_container_exchanges(&out, &id);
+    refusals_of_other_names(&env);
+}
+
+/// A second httpd in the container, on port 8081, started with docker exec: it is no child of
+/// any traced process.
+fn start_second_httpd(daemon: &Dockerd, id: &str, pid: u32) {
     daemon.docker(&[
         "exec",
         "-d",
-        &id,
+        id,
         "/bin/httpd",
         "-f",
         "-p",
@@ -471,11 +484,10 @@ fn a_container_is_traced_with_the_processes_started_in_it() {
                 .any(|s| s.state == procfs::net::TcpState::Listen && s.local_address.port() == 8081)
         },
     );
-    assert_eq!(
-        wget(&daemon, &id, "http://127.0.0.1:8081/index.html?b"),
-        "hello from a container"
-    );
-    let out = tracer.stop();
+}
+
+/// Both servers' exchanges and both clients', each with the container's id and PID there.
+fn check_container_exchanges(out: &TraceOutput, id: &str) {
     let ex = by_time(out.exchanges());
     let of = |role: &str| -> Vec<(String, String)> {
         ex.iter()
@@ -518,7 +530,10 @@ fn a_container_is_traced_with_the_processes_started_in_it() {
         "{}",
         out.summary()
     );
-    // Not running, or not a container at all: one line each, exit status 1.
+}
+
+/// Not running, or not a container at all: one line each, exit status 1.
+fn refusals_of_other_names(env: &[(&str, &str)]) {
     for (arg, said) in [
         (
             "0123456789ab",
@@ -532,7 +547,7 @@ fn a_container_is_traced_with_the_processes_started_in_it() {
                 .to_string(),
         ),
     ] {
-        let (status, _, stderr) = run_tracer(&["--container", arg], &env);
+        let (status, _, stderr) = run_tracer(&["--container", arg], env);
         assert_eq!(status.code(), Some(1), "{stderr}");
         assert_eq!(stderr.trim(), said);
     }

@@ -80,8 +80,20 @@ fn each_filter_on_real_traffic() {
 
     let all = shown(&file, &[]).0;
     assert_eq!(all.len(), 10, "{all:#?}");
-    let up = format!("GET /r/upstream/{}/up", upstream.port);
-    let upstream_port = upstream.port.to_string();
+    check_filters(&file, &all, upstream.port);
+    check_stats(&file);
+    // --count counts what is shown.
+    assert_eq!(
+        shown(&file, &["--status", "2xx", "--count", "2"]).0,
+        ["GET /api/users/1", "GET /api/users/2/orders?x=1"]
+    );
+    assert!(all.contains(&format!("GET /r/upstream/{}/up", upstream.port)));
+}
+
+/// Each filter shows what it should of the recording's exchanges (`all`), and says how many it
+/// hid.
+fn check_filters(file: &Path, all: &[String], upstream_port: u16) {
+    let upstream_port = upstream_port.to_string();
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (
             vec!["--method", "delete", "--method", "POST"],
@@ -137,7 +149,7 @@ fn each_filter_on_real_traffic() {
         ),
     ];
     for (filter, want) in cases {
-        let (got, summary) = shown(&file, &filter);
+        let (got, summary) = shown(file, &filter);
         assert_eq!(got, want, "{filter:?}");
         let hidden = all.len() - want.len();
         assert!(
@@ -148,17 +160,21 @@ fn each_filter_on_real_traffic() {
             "{filter:?}: {summary}"
         );
     }
-    let peer = format!("127.0.0.1:{}", upstream.port);
-    assert_eq!(shown(&file, &["--peer", &peer]).0, ["GET /up"]);
+    let peer = format!("127.0.0.1:{upstream_port}");
+    assert_eq!(shown(file, &["--peer", &peer]).0, ["GET /up"]);
     assert_eq!(
-        shown(&file, &["--peer", "192.0.2.0/24"]).0,
+        shown(file, &["--peer", "192.0.2.0/24"]).0,
         Vec::<String>::new()
     );
-    assert_eq!(shown(&file, &["--peer", "127.0.0.0/8"]).0, all);
-    // Statistics of what is shown: routes folded, a template first, outcomes, latencies.
+    assert_eq!(shown(file, &["--peer", "127.0.0.0/8"]).0, all);
+}
+
+/// --stats over the recording: routes folded, a template first, outcomes, latencies; filtered;
+/// periodic.
+fn check_stats(file: &Path) {
     let out = Command::new(TRACER)
         .arg("-r")
-        .arg(&file)
+        .arg(file)
         .args(["-o", "json", "--stats", "--route", "/api/users/{id}/orders"])
         .output()
         .expect("run http-trace -r --stats");
@@ -201,7 +217,7 @@ fn each_filter_on_real_traffic() {
     // Filtered: only what is shown is counted.
     let out = Command::new(TRACER)
         .arg("-r")
-        .arg(&file)
+        .arg(file)
         .args(["--status", "5xx", "--stats"])
         .output()
         .unwrap();
@@ -219,7 +235,7 @@ fn each_filter_on_real_traffic() {
     // exchange: at least 4 periodic tables, and the last.
     let out = Command::new(TRACER)
         .arg("-r")
-        .arg(&file)
+        .arg(file)
         .args(["--stats", "--stats-interval", "500ms"])
         .output()
         .unwrap();
@@ -227,13 +243,6 @@ fn each_filter_on_real_traffic() {
         .matches("role    method")
         .count();
     assert!(headers >= 5, "{headers} tables");
-
-    // --count counts what is shown.
-    assert_eq!(
-        shown(&file, &["--status", "2xx", "--count", "2"]).0,
-        ["GET /api/users/1", "GET /api/users/2/orders?x=1"]
-    );
-    assert!(all.contains(&up));
 }
 
 /// Percentiles of a live server with known delays: 45 answers after 10 ms and 5 after 300 ms.

@@ -120,6 +120,26 @@ fn hostile_traffic_is_bounded_counted_and_the_rest_captured() {
     // larger one makes every exchange of the burst fit.
     let tracer = Tracer::start(&[server.pid()], &["--buffer-pages", "4096"]);
 
+    let half_open = send_hostile_traffic(port);
+    // The heap (RssAnon: the event buffer is a shared mapping, counted apart) keeps its high
+    // mark, as glibc rarely returns memory: a case held without bounds shows here. Holding the
+    // 10,000 exchanges of the burst in one batch took 35 MB more.
+    let (hwm, anon) = (
+        status_kib(tracer.pid(), "VmHWM"),
+        status_kib(tracer.pid(), "RssAnon"),
+    );
+    eprintln!("hostile: tracer VmHWM {hwm} kB, RssAnon {anon} kB, {HALF_OPEN} connections open");
+    assert!(anon < 30 * 1024, "tracer RssAnon {anon} kB");
+    drop(half_open);
+    let out = tracer.stop();
+
+    let malformed = check_exchanges(&out);
+    check_summary(&out, malformed);
+}
+
+/// Every kind of hostile traffic, and the well-behaved clients' exchanges; the half-open
+/// connections are returned, still open.
+fn send_hostile_traffic(port: u16) -> Vec<TcpStream> {
     // Half a request each, left open, from four source addresses.
     let half_open: Vec<TcpStream> = (0..HALF_OPEN)
         .map(|i| {
@@ -192,19 +212,11 @@ fn hostile_traffic_is_bounded_counted_and_the_rest_captured() {
         let req = format!("GET /normal/{i} HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!(request(port, req.as_bytes()), 200);
     }
-    let exchanges = NORMAL + PIPELINED + 2;
-    // The heap (RssAnon: the event buffer is a shared mapping, counted apart) keeps its high
-    // mark, as glibc rarely returns memory: a case held without bounds shows here. Holding the
-    // 10,000 exchanges of the burst in one batch took 35 MB more.
-    let (hwm, anon) = (
-        status_kib(tracer.pid(), "VmHWM"),
-        status_kib(tracer.pid(), "RssAnon"),
-    );
-    eprintln!("hostile: tracer VmHWM {hwm} kB, RssAnon {anon} kB, {HALF_OPEN} connections open");
-    assert!(anon < 30 * 1024, "tracer RssAnon {anon} kB");
-    drop(half_open);
-    let out = tracer.stop();
+    half_open
+}
 
+/// The exchanges captured, exact; the number of heads given up as malformed.
+fn check_exchanges(out: &TraceOutput) -> usize {
     let records = out.json();
     let ex: Vec<&Value> = records.iter().filter(|v| v["kind"] == "exchange").collect();
     let normal: Vec<&&Value> = ex
@@ -262,6 +274,12 @@ fn hostile_traffic_is_bounded_counted_and_the_rest_captured() {
             .all(|r| *r == "message head larger than 64 KiB"),
         "{malformed:?}"
     );
+    malformed.len()
+}
+
+/// The summary counts each hostile case once, under its name.
+fn check_summary(out: &TraceOutput, oversized: usize) {
+    let exchanges = NORMAL + PIPELINED + 2;
     let summary = out.summary();
     eprintln!("{summary}");
     assert!(!summary.contains("whose request was not seen"), "{summary}");
@@ -276,7 +294,6 @@ fn hostile_traffic_is_bounded_counted_and_the_rest_captured() {
     // to a time limit: the tracer sees each oversized head pass 64 KiB and gives it up, or, on
     // a busy machine, sees the connection end first and drops it unfinished. Either way it is
     // counted, once.
-    let oversized = malformed.len();
     let partial: usize = summary
         .split(", ")
         .find_map(|p| p.strip_suffix(" partial message heads dropped"))

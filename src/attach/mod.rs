@@ -15,7 +15,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, PrintLevel};
 
 use self::buffer::BufferKind;
 use self::kretprobe::KprobeEvents;
-use crate::bpf::{HttpTraceSkel, HttpTraceSkelBuilder};
+use crate::bpf::{HttpTraceSkel, HttpTraceSkelBuilder, OpenHttpTraceSkel};
 use crate::proc_scan;
 use crate::traced::Processes;
 
@@ -308,14 +308,47 @@ pub fn load(attach: Attach, cfg: &Config<'_>) -> Result<Loaded> {
 /// `forced`: the user asked for this method, so a known limit is a warning, not a reason to fail.
 fn load_with(method: Method, build: Build, cfg: &Config<'_>, forced: bool) -> Result<Attached> {
     let mut warnings = Vec::new();
-    let mut kprobe_events = None;
+    let mut kprobe_events = prerequisites(method, forced, &mut warnings)?;
+    let open = open_for(method, build, cfg)?;
+    let skel = open
+        .load()
+        .context("loading the BPF programs (RUST_LOG=debug shows the kernel's log)")?;
+    cfg.processes.track_all(&skel)?;
+    watch(&skel, cfg)?;
+    // Attached one by one rather than by the skeleton, so that the links can be dropped side by
+    // side (see Loaded's drop).
+    let mut links = Vec::new();
+    for prog in skel.object().progs_mut().filter(|p| p.autoload()) {
+        let section = prog.section().to_string_lossy().into_owned();
+        let link = match (kprobe_events.as_mut(), kretprobe::target_of(&section)) {
+            // With a raised maxactive, through tracefs.
+            (Some(events), Some(func)) => kretprobe::attach(events, &prog, &func)?,
+            _ => prog
+                .attach()
+                .with_context(|| format!("attaching the {method} program {section}"))?,
+        };
+        links.push(link);
+    }
+    Ok(Attached {
+        skel,
+        links,
+        kprobe_events,
+        warnings,
+    })
+}
+
+/// What `method` needs of the kernel before anything is loaded; for kprobes, the tracefs
+/// kprobe_events file through which the kretprobes get a raised limit of calls in flight.
+fn prerequisites(
+    method: Method,
+    forced: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Option<KprobeEvents>> {
     match method {
-        Method::SocketTracepoint if !has_socket_tracepoints() => {
-            return Err(Unavailable(
-                "this kernel has no sock:sock_recv_length tracepoint (Linux 6.3+)",
-            )
-            .into());
-        }
+        Method::SocketTracepoint if !has_socket_tracepoints() => Err(Unavailable(
+            "this kernel has no sock:sock_recv_length tracepoint (Linux 6.3+)",
+        )
+        .into()),
         Method::Kprobe => {
             if !kprobes_available() {
                 return Err(Unavailable(
@@ -324,24 +357,33 @@ fn load_with(method: Method, build: Build, cfg: &Config<'_>, forced: bool) -> Re
                 .into());
             }
             match ensure_tracefs().and_then(|t| KprobeEvents::new(&t)) {
-                Ok(events) => kprobe_events = Some(events),
-                Err(e) if forced => warnings.push(format!(
-                    "warning: kretprobes keep the kernel's default limit of calls in flight \
-                     (max(10, 2 x CPUs)); with more threads blocked in a receive, requests are \
-                     lost ({e:#})"
-                )),
+                Ok(events) => Ok(Some(events)),
+                Err(e) if forced => {
+                    warnings.push(format!(
+                        "warning: kretprobes keep the kernel's default limit of calls in flight \
+                         (max(10, 2 x CPUs)); with more threads blocked in a receive, requests \
+                         are lost ({e:#})"
+                    ));
+                    Ok(None)
+                }
                 Err(e) => bail!(
                     "kretprobes could only have the kernel's default limit of calls in flight, \
                      which threads blocked in a receive exhaust ({e:#})"
                 ),
             }
         }
-        Method::Tracepoint => {
-            ensure_tracefs()?;
+        Method::Tracepoint => ensure_tracefs().map(|_| None),
+        Method::Fentry => {
+            warnings.push(FENTRY_WARNING.to_string());
+            Ok(None)
         }
-        Method::Fentry => warnings.push(FENTRY_WARNING.to_string()),
-        Method::RawTracepoint | Method::SocketTracepoint => {}
+        Method::RawTracepoint | Method::SocketTracepoint => Ok(None),
     }
+}
+
+/// The BPF object opened with the settings of `cfg`, and only `method`'s programs of `build`
+/// to be loaded.
+fn open_for(method: Method, build: Build, cfg: &Config<'_>) -> Result<OpenHttpTraceSkel<'static>> {
     // The skeleton borrows its object storage for its whole life, which is the program's.
     let storage: &'static mut MaybeUninit<OpenObject> = Box::leak(Box::new(MaybeUninit::uninit()));
     let mut open = HttpTraceSkelBuilder::default()
@@ -377,31 +419,7 @@ fn load_with(method: Method, build: Build, cfg: &Config<'_>, forced: bool) -> Re
         // The legacy build leaves out the socket tracepoints: its kernels predate them.
         return Err(Unavailable("the BPF build for this kernel has no programs for it").into());
     }
-    let skel = open
-        .load()
-        .context("loading the BPF programs (RUST_LOG=debug shows the kernel's log)")?;
-    cfg.processes.track_all(&skel)?;
-    watch(&skel, cfg)?;
-    // Attached one by one rather than by the skeleton, so that the links can be dropped side by
-    // side (see Loaded's drop).
-    let mut links = Vec::new();
-    for prog in skel.object().progs_mut().filter(|p| p.autoload()) {
-        let section = prog.section().to_string_lossy().into_owned();
-        let link = match (kprobe_events.as_mut(), kretprobe::target_of(&section)) {
-            // With a raised maxactive, through tracefs.
-            (Some(events), Some(func)) => kretprobe::attach(events, &prog, &func)?,
-            _ => prog
-                .attach()
-                .with_context(|| format!("attaching the {method} program {section}"))?,
-        };
-        links.push(link);
-    }
-    Ok(Attached {
-        skel,
-        links,
-        kprobe_events,
-        warnings,
-    })
+    Ok(open)
 }
 
 /// A method this kernel cannot have, as opposed to one that failed to load or attach.

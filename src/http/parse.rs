@@ -365,40 +365,9 @@ impl Parser {
     /// Parse the message head at the start of `input`, which began at `buf_ts`; on success the
     /// state is set for what follows it.
     fn parse_head(&mut self, input: &[u8], ts_ns: u64, out: &mut Vec<Parsed>) -> HeadStep {
-        let is_response = match sniff(input) {
-            Sniff::NeedMore => return HeadStep::NeedMore,
-            Sniff::NotHttp => {
-                if self.seen_message {
-                    self.malformed(input, ts_ns, "bytes that are not an HTTP message", out);
-                } else {
-                    self.stats.non_http_bytes += input.len() as u64;
-                    self.state = State::NotHttp;
-                }
-                return HeadStep::Done;
-            }
-            Sniff::Request => false,
-            Sniff::Response => true,
-        };
-        let (head_len, mut msg) = match parse_head(input, is_response, self.body_limit) {
-            Ok(Some((len, msg))) if len <= MAX_HEAD_BYTES => (len, msg),
-            Ok(None) if input.len() <= MAX_HEAD_BYTES => return HeadStep::NeedMore,
-            // Too large, whole (in one piece) or not.
-            Ok(_) => {
-                self.stats.oversized_heads += 1;
-                if !is_response {
-                    out.push(given_up(input));
-                }
-                self.malformed(input, ts_ns, "message head larger than 64 KiB", out);
-                return HeadStep::Done;
-            }
-            Err(e) => {
-                if !is_response {
-                    out.push(given_up(input));
-                }
-                let what = if is_response { "response" } else { "request" };
-                self.malformed(input, ts_ns, &format!("invalid {what}: {e}"), out);
-                return HeadStep::Done;
-            }
+        let (head_len, mut msg) = match self.read_head(input, ts_ns, out) {
+            Ok(head) => head,
+            Err(step) => return step,
         };
         self.seen_message = true;
         let framing = match msg.start() {
@@ -436,6 +405,57 @@ impl Parser {
         msg.ts_ns = self.buf_ts;
         msg.end_ts_ns = self.last_ts;
         self.current = Some(msg);
+        self.start_body(framing, out);
+        HeadStep::Consumed(head_len)
+    }
+
+    /// The head at the start of `input` and its length; else what the caller returns, with what
+    /// was not a head reported.
+    fn read_head(
+        &mut self,
+        input: &[u8],
+        ts_ns: u64,
+        out: &mut Vec<Parsed>,
+    ) -> Result<(usize, Message), HeadStep> {
+        let is_response = match sniff(input) {
+            Sniff::NeedMore => return Err(HeadStep::NeedMore),
+            Sniff::NotHttp => {
+                if self.seen_message {
+                    self.malformed(input, ts_ns, "bytes that are not an HTTP message", out);
+                } else {
+                    self.stats.non_http_bytes += input.len() as u64;
+                    self.state = State::NotHttp;
+                }
+                return Err(HeadStep::Done);
+            }
+            Sniff::Request => false,
+            Sniff::Response => true,
+        };
+        match parse_head(input, is_response, self.body_limit) {
+            Ok(Some((len, msg))) if len <= MAX_HEAD_BYTES => Ok((len, msg)),
+            Ok(None) if input.len() <= MAX_HEAD_BYTES => Err(HeadStep::NeedMore),
+            // Too large, whole (in one piece) or not.
+            Ok(_) => {
+                self.stats.oversized_heads += 1;
+                if !is_response {
+                    out.push(given_up(input));
+                }
+                self.malformed(input, ts_ns, "message head larger than 64 KiB", out);
+                Err(HeadStep::Done)
+            }
+            Err(e) => {
+                if !is_response {
+                    out.push(given_up(input));
+                }
+                let what = if is_response { "response" } else { "request" };
+                self.malformed(input, ts_ns, &format!("invalid {what}: {e}"), out);
+                Err(HeadStep::Done)
+            }
+        }
+    }
+
+    /// The state for the body of the message just begun (`current`), which `framing` delimits.
+    fn start_body(&mut self, framing: Framing, out: &mut Vec<Parsed>) {
         match framing {
             Framing::Length(n) if n > 0 => {
                 // The body kept goes in the same buffer: grow it once.
@@ -454,7 +474,6 @@ impl Parser {
             }
             Framing::None | Framing::Length(_) => self.finish_message(out),
         }
-        HeadStep::Consumed(head_len)
     }
 
     /// `input` starts with something that is not a message: report it, and look for the next

@@ -319,29 +319,8 @@ fn content<'m>(m: &'m Message) -> Content<'m> {
     }
 }
 
-/// Append `rec` as a HAR entry to `buf`, after a comma unless it is the `first`; false when it
-/// has no place in HAR (no request seen, a malformed message).
-pub fn write(
-    buf: &mut Vec<u8>,
-    rec: &Record,
-    ts: &str,
-    who: Option<&Identity>,
-    first: bool,
-) -> bool {
-    let Record::Exchange {
-        conn,
-        request: Some(q),
-        response,
-        responder,
-    } = rec
-    else {
-        return false;
-    };
-    let StartLine::Request { method, target } = q.start() else {
-        return false;
-    };
-    let r = response.as_ref();
-    let send = q.end_ts_ns.saturating_sub(q.ts_ns);
+/// The phases of an exchange, in ms (-1: not seen), and their sum.
+fn timings(q: &Message, r: Option<&Message>) -> (Timings, f64) {
     let (wait, receive) = match r {
         Some(r) => (
             ms(r.ts_ns.saturating_sub(q.end_ts_ns)),
@@ -350,7 +329,7 @@ pub fn write(
         None => (-1.0, -1.0),
     };
     let timings = Timings {
-        send: ms(send),
+        send: ms(q.end_ts_ns.saturating_sub(q.ts_ns)),
         wait,
         receive,
     };
@@ -358,7 +337,11 @@ pub fn write(
         .iter()
         .filter(|t| **t >= 0.0)
         .sum::<f64>();
-    let request = Request {
+    (timings, (time * 1e3).round() / 1e3)
+}
+
+fn request<'m>(conn: &ConnInfo, q: &'m Message, method: &'m str, target: &'m str) -> Request<'m> {
+    Request {
         method,
         url: url(conn, q, target),
         http_version: version(q),
@@ -374,27 +357,12 @@ pub fn write(
         }),
         headers_size: q.head_len() as i64,
         body_size: q.body_bytes as i64,
-    };
-    let response = match r {
-        Some(r) => {
-            let (status, reason) = match r.start() {
-                StartLine::Response { status, reason } => (status, reason),
-                StartLine::Request { .. } => (0, ""),
-            };
-            Response {
-                status,
-                status_text: reason,
-                http_version: version(r),
-                cookies: response_cookies(r),
-                headers: headers(r),
-                content: content(r),
-                redirect_url: header(r, "location").map_or(Cow::Borrowed(""), lossy),
-                headers_size: r.head_len() as i64,
-                body_size: r.body_bytes as i64,
-                error: (!r.complete).then_some("the response was cut short"),
-            }
-        }
-        None => Response {
+    }
+}
+
+fn response(r: Option<&Message>) -> Response<'_> {
+    let Some(r) = r else {
+        return Response {
             status: 0,
             status_text: "",
             http_version: "",
@@ -411,9 +379,29 @@ pub fn write(
             headers_size: -1,
             body_size: -1,
             error: Some("no response"),
-        },
+        };
     };
-    let (local, peer, unix) = match &conn.endpoints {
+    let (status, reason) = match r.start() {
+        StartLine::Response { status, reason } => (status, reason),
+        StartLine::Request { .. } => (0, ""),
+    };
+    Response {
+        status,
+        status_text: reason,
+        http_version: version(r),
+        cookies: response_cookies(r),
+        headers: headers(r),
+        content: content(r),
+        redirect_url: header(r, "location").map_or(Cow::Borrowed(""), lossy),
+        headers_size: r.head_len() as i64,
+        body_size: r.body_bytes as i64,
+        error: (!r.complete).then_some("the response was cut short"),
+    }
+}
+
+/// The local and peer addresses as shown, and a Unix connection's socket path.
+fn addresses(conn: &ConnInfo) -> (Option<String>, Option<String>, Option<String>) {
+    match &conn.endpoints {
         Some(Endpoints::Inet { local, peer }) => {
             (Some(local.to_string()), Some(peer.to_string()), None)
         }
@@ -423,13 +411,38 @@ pub fn write(
             u.local.name().or_else(|| u.peer.name()),
         ),
         None => (None, None, None),
+    }
+}
+
+/// Append `rec` as a HAR entry to `buf`, after a comma unless it is the `first`; false when it
+/// has no place in HAR (no request seen, a malformed message).
+pub fn write(
+    buf: &mut Vec<u8>,
+    rec: &Record,
+    ts: &str,
+    who: Option<&Identity>,
+    first: bool,
+) -> bool {
+    let Record::Exchange {
+        conn,
+        request: Some(q),
+        response: r,
+        responder,
+    } = rec
+    else {
+        return false;
     };
+    let StartLine::Request { method, target } = q.start() else {
+        return false;
+    };
+    let (timings, time) = timings(q, r.as_ref());
+    let (local, peer, unix) = addresses(conn);
     let m = &conn.meta;
     let entry = Entry {
         started_date_time: ts,
-        time: (time * 1e3).round() / 1e3,
-        request,
-        response,
+        time,
+        request: request(conn, q, method, target),
+        response: response(r.as_ref()),
         cache: Cache {},
         timings,
         server_ip_address: ends(conn).map(|(s, _)| s.ip().to_string()),

@@ -43,40 +43,8 @@ pub(super) fn write(
     };
     prefix(buf, conn, ts, who);
     // Appended piece by piece: through write! this line took twice the instructions.
-    match request.map(|m| (m.start(), m)) {
-        Some((StartLine::Request { method, target }, m)) => {
-            // httparse takes only visible ASCII in a method and a target.
-            buf.extend_from_slice(method.as_bytes());
-            buf.push(b' ');
-            buf.extend_from_slice(target.as_bytes());
-            buf.extend_from_slice(if m.version == 0 {
-                b" HTTP/1.0"
-            } else {
-                b" HTTP/1.1"
-            });
-            if !m.complete {
-                buf.extend_from_slice(b" (incomplete)");
-            }
-        }
-        _ => buf.extend_from_slice(b"(request not seen)"),
-    }
-    match response.map(|m| (m.start(), m)) {
-        Some((StartLine::Response { status, reason }, m)) => {
-            buf.extend_from_slice(b" -> ");
-            push_int(buf, status);
-            if !reason.is_empty() {
-                buf.push(b' ');
-                buf.extend_from_slice(reason.as_bytes());
-            }
-            if !m.complete {
-                buf.extend_from_slice(b" (incomplete)");
-            }
-            if let Some(ns) = latency_ns(request, response) {
-                write!(buf, " {:.3}ms", ns as f64 / 1e6)?;
-            }
-        }
-        _ => buf.extend_from_slice(b" -> (no response)"),
-    }
+    request_line(buf, request);
+    response_line(buf, request, response)?;
     if let Some(r) = responder {
         buf.extend_from_slice(b" (response by pid ");
         push_int(buf, r.tgid);
@@ -101,6 +69,53 @@ pub(super) fn write(
                 details(buf, m, mark);
             }
         }
+    }
+    Ok(())
+}
+
+/// "GET /path HTTP/1.1", or what stands in for it.
+fn request_line(buf: &mut Vec<u8>, request: Option<&Message>) {
+    match request.map(|m| (m.start(), m)) {
+        Some((StartLine::Request { method, target }, m)) => {
+            // httparse takes only visible ASCII in a method and a target.
+            buf.extend_from_slice(method.as_bytes());
+            buf.push(b' ');
+            buf.extend_from_slice(target.as_bytes());
+            buf.extend_from_slice(if m.version == 0 {
+                b" HTTP/1.0"
+            } else {
+                b" HTTP/1.1"
+            });
+            if !m.complete {
+                buf.extend_from_slice(b" (incomplete)");
+            }
+        }
+        _ => buf.extend_from_slice(b"(request not seen)"),
+    }
+}
+
+/// " -> 200 OK 1.234ms", or what stands in for it.
+fn response_line(
+    buf: &mut Vec<u8>,
+    request: Option<&Message>,
+    response: Option<&Message>,
+) -> io::Result<()> {
+    match response.map(|m| (m.start(), m)) {
+        Some((StartLine::Response { status, reason }, m)) => {
+            buf.extend_from_slice(b" -> ");
+            push_int(buf, status);
+            if !reason.is_empty() {
+                buf.push(b' ');
+                buf.extend_from_slice(reason.as_bytes());
+            }
+            if !m.complete {
+                buf.extend_from_slice(b" (incomplete)");
+            }
+            if let Some(ns) = latency_ns(request, response) {
+                write!(buf, " {:.3}ms", ns as f64 / 1e6)?;
+            }
+        }
+        _ => buf.extend_from_slice(b" -> (no response)"),
     }
     Ok(())
 }
