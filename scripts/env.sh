@@ -6,6 +6,6 @@ for dir in "$HOME/.cargo/bin" "${SUDO_USER:+$(getent passwd "$SUDO_USER" | cut -
     fi
 done
 if ! command -v cargo >/dev/null 2>&1; then
-    echo "cargo not found: install Rust 1.82 or newer (rustup), then run this again" >&2
+    echo "cargo not found: install Rust 1.83 or newer (rustup), then run this again" >&2
     exit 1
 fi

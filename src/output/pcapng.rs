@@ -17,6 +17,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use etherparse::{
+    EtherType, Ethernet2Header, IpHeaders, IpNumber, Ipv4Header, Ipv6Header, TcpHeader,
+};
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
@@ -235,26 +238,8 @@ fn unmapped(a: SocketAddr) -> SocketAddr {
     }
 }
 
-/// The one's-complement sum of `data` as 16-bit words, added to `sum`.
-fn sum16(mut sum: u32, data: &[u8]) -> u32 {
-    let mut words = data.chunks_exact(2);
-    for w in &mut words {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    sum
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An Ethernet frame carrying one TCP segment from `src` to `dst`.
+/// An Ethernet frame carrying one TCP segment from `src` to `dst`; `payload` is at most
+/// MAX_SEGMENT bytes.
 fn frame(
     src: SocketAddr,
     dst: SocketAddr,
@@ -264,57 +249,53 @@ fn frame(
     payload: &[u8],
     ip_id: u16,
 ) -> Vec<u8> {
-    let mut tcp = Vec::with_capacity(20 + payload.len());
-    tcp.extend_from_slice(&src.port().to_be_bytes());
-    tcp.extend_from_slice(&dst.port().to_be_bytes());
-    tcp.extend_from_slice(&seq.to_be_bytes());
-    tcp.extend_from_slice(&ack.to_be_bytes());
-    tcp.push(5 << 4); // 20-byte header
-    tcp.push(flags);
-    tcp.extend_from_slice(&65_535u16.to_be_bytes()); // window
-    tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
-    tcp.extend_from_slice(payload);
-    let tcp_len = tcp.len() as u32;
-    let mut f = Vec::with_capacity(14 + 40 + tcp.len());
-    f.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1]); // dst, src MAC
-    match (src.ip(), dst.ip()) {
+    let mut tcp = TcpHeader::new(src.port(), dst.port(), seq, 65_535);
+    tcp.acknowledgment_number = ack;
+    (tcp.fin, tcp.syn, tcp.psh, tcp.ack) = (
+        flags & FIN != 0,
+        flags & SYN != 0,
+        flags & PSH != 0,
+        flags & ACK != 0,
+    );
+    let mut f = Vec::with_capacity(Ethernet2Header::LEN + Ipv6Header::LEN + 20 + payload.len());
+    let (ether_type, ip) = match (src.ip(), dst.ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let pseudo = sum16(sum16(sum16(0, &s.octets()), &d.octets()), &[0, 6]) + tcp_len;
-            let c = fold(sum16(pseudo, &tcp));
-            tcp[16..18].copy_from_slice(&c.to_be_bytes());
-            f.extend_from_slice(&0x0800u16.to_be_bytes());
-            let mut ip = [0u8; 20];
-            ip[0] = 0x45;
-            ip[2..4].copy_from_slice(&(20 + tcp_len as u16).to_be_bytes());
-            ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
-            ip[6] = 0x40; // don't fragment
-            ip[8] = 64; // TTL
-            ip[9] = 6; // TCP
-            ip[12..16].copy_from_slice(&s.octets());
-            ip[16..20].copy_from_slice(&d.octets());
-            let c = fold(sum16(0, &ip));
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-            f.extend_from_slice(&ip);
+            let len = (tcp.header_len() + payload.len()) as u16;
+            let mut ip = Ipv4Header::new(len, 64, IpNumber::TCP, s.octets(), d.octets())
+                .expect("a segment is smaller than an IP packet");
+            ip.identification = ip_id;
+            tcp.checksum = tcp.calc_checksum_ipv4(&ip, payload).expect("as above");
+            (EtherType::IPV4, IpHeaders::Ipv4(ip, Default::default()))
         }
         (s, d) => {
             let v6 = |a: IpAddr| match a {
                 IpAddr::V6(a) => a.octets(),
                 IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
             };
-            let (s, d) = (v6(s), v6(d));
-            let pseudo = sum16(sum16(sum16(0, &s), &d), &[0, 6]) + tcp_len;
-            let c = fold(sum16(pseudo, &tcp));
-            tcp[16..18].copy_from_slice(&c.to_be_bytes());
-            f.extend_from_slice(&0x86ddu16.to_be_bytes());
-            f.extend_from_slice(&[0x60, 0, 0, 0]);
-            f.extend_from_slice(&(tcp_len as u16).to_be_bytes());
-            f.push(6); // TCP
-            f.push(64); // hop limit
-            f.extend_from_slice(&s);
-            f.extend_from_slice(&d);
+            let ip = Ipv6Header {
+                payload_length: (tcp.header_len() + payload.len()) as u16,
+                next_header: IpNumber::TCP,
+                hop_limit: 64,
+                source: v6(s),
+                destination: v6(d),
+                ..Default::default()
+            };
+            tcp.checksum = tcp.calc_checksum_ipv6(&ip, payload).expect("as above");
+            (EtherType::IPV6, IpHeaders::Ipv6(ip, Default::default()))
         }
-    }
-    f.extend_from_slice(&tcp);
+    };
+    let ether = Ethernet2Header {
+        source: [0, 0, 0, 0, 0, 1],
+        destination: [0, 0, 0, 0, 0, 2],
+        ether_type,
+    };
+    // Writing to a Vec fails only on an allocation failure, which aborts first.
+    let written = ether
+        .write(&mut f)
+        .and_then(|()| ip.write(&mut f).map_err(io::Error::other))
+        .and_then(|()| tcp.write(&mut f));
+    debug_assert!(written.is_ok());
+    f.extend_from_slice(payload);
     f
 }
 
@@ -366,18 +347,6 @@ mod tests {
     }
 
     #[test]
-    fn checksums_are_those_of_rfc_1071() {
-        // The IPv4 header of RFC 1071's companion example (Wikipedia's): checksum 0xb861.
-        let mut ip = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
-            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
-        ];
-        assert_eq!(fold(sum16(0, &ip)), 0xb861);
-        ip[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
-        assert_eq!(fold(sum16(0, &ip)), 0);
-    }
-
-    #[test]
     fn a_frame_has_the_addresses_and_numbers_it_was_given() {
         let a: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         let b: SocketAddr = "127.0.0.2:40000".parse().unwrap();
@@ -389,7 +358,46 @@ mod tests {
         assert_eq!(&f[38..42], &7u32.to_be_bytes());
         assert_eq!(&f[42..46], &9u32.to_be_bytes());
         assert_eq!(&f[54..], b"hello");
-        // The IP header's checksum checks.
-        assert_eq!(fold(sum16(0, &f[14..34])), 0);
+        // Each checksum checks, as a reader of the file verifies it.
+        let packet = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = packet.net else {
+            panic!("not IPv4")
+        };
+        assert_eq!(
+            ip.header().header_checksum(),
+            ip.header().to_header().calc_header_checksum()
+        );
+        assert_eq!(ip.header().identification(), 1);
+        assert!(ip.header().dont_fragment());
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = packet.transport else {
+            panic!("not TCP")
+        };
+        assert!(tcp.psh() && tcp.ack() && !tcp.syn() && !tcp.fin());
+        assert_eq!(
+            tcp.checksum(),
+            tcp.calc_checksum_ipv4(ip.header().source(), ip.header().destination())
+                .unwrap()
+        );
+        // IPv6: the TCP checksum over its pseudo-header.
+        let c: SocketAddr = "[::1]:8080".parse().unwrap();
+        let f = frame(c, b, 1, 0, SYN, b"", 2);
+        assert_eq!(f.len(), 14 + 40 + 20);
+        let packet = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(etherparse::NetSlice::Ipv6(ip)) = packet.net else {
+            panic!("not IPv6")
+        };
+        assert_eq!(
+            &ip.header().destination()[10..],
+            &[0xff, 0xff, 127, 0, 0, 2]
+        );
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = packet.transport else {
+            panic!("not TCP")
+        };
+        assert!(tcp.syn() && !tcp.ack());
+        assert_eq!(
+            tcp.checksum(),
+            tcp.calc_checksum_ipv6(ip.header().source(), ip.header().destination())
+                .unwrap()
+        );
     }
 }
