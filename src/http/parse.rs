@@ -410,7 +410,8 @@ impl Parser {
     }
 
     /// The head at the start of `input` and its length; else what the caller returns, with what
-    /// was not a head reported.
+    /// was not a head reported. Inlined: a Message returned through a call is copied.
+    #[inline(always)]
     fn read_head(
         &mut self,
         input: &[u8],
