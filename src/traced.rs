@@ -192,6 +192,13 @@ impl Processes {
     /// Take in what BPF reported: say which processes were followed or ended, and forget the
     /// ended ones in BPF.
     pub fn update(&mut self, skel: &HttpTraceSkel<'_>) {
+        for pid in self.settle() {
+            forget(skel, pid);
+        }
+    }
+
+    /// The bookkeeping of `update`; the processes that ended, which BPF is to forget.
+    fn settle(&mut self) -> Vec<u32> {
         for pid in std::mem::take(&mut self.forked) {
             // The rescan at start may have found it already.
             if self.alive.insert(pid) {
@@ -205,13 +212,16 @@ impl Processes {
                 self.started_count += 1;
             }
         }
-        for pid in std::mem::take(&mut self.exited) {
-            if self.alive.remove(&pid) {
+        let exited = std::mem::take(&mut self.exited);
+        for pid in &exited {
+            if self.alive.remove(pid) {
                 log::info!("process {pid} exited");
                 self.ended += 1;
             }
-            forget(skel, pid);
+            // Its forks came before its exit: no later event asks for its container.
+            self.identities.remove(pid);
         }
+        exited
     }
 
     /// Exits that BPF could not report: the processes found gone, already forgotten in BPF.
@@ -223,6 +233,7 @@ impl Processes {
                 log::info!("process {pid} exited");
                 self.ended += 1;
                 forget(skel, pid);
+                self.identities.remove(&pid);
                 gone.push(pid);
             }
             up
@@ -266,4 +277,35 @@ fn track(skel: &HttpTraceSkel<'_>, pid: u32) -> Result<()> {
 fn forget(skel: &HttpTraceSkel<'_>, pid: u32) {
     // A failure only means the entry is already gone (BPF removes it at the exit it reports).
     let _ = skel.maps.tracked_tgids.delete(&pid.to_ne_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past any pid_max: /proc knows nothing of it, as of a process quick to exit.
+    const GONE: u32 = 4_000_000_001;
+
+    #[test]
+    fn a_container_is_remembered_while_its_process_lives() {
+        let c = Identity {
+            container_id: "ab".repeat(32),
+            pod_uid: String::new(),
+            ns_pid: 0,
+        };
+        let mut p = Processes::new(&[], false, true).with_cgroup_containers([(7, c.clone())]);
+        let who = p.exec_seen(GONE, 1, 7).expect("in the watched cgroup's container");
+        assert_eq!((&who.container_id, who.ns_pid), (&c.container_id, 1));
+        // Its child is in its container, with a PID of its own there.
+        let child = p.forked(GONE, GONE + 1, 2).expect("in its parent's container");
+        assert_eq!((&child.container_id, child.ns_pid), (&c.container_id, 2));
+        p.exited(GONE);
+        assert_eq!(p.settle(), [GONE]);
+        assert_eq!((p.started(), p.followed(), p.ended()), (1, 1, 1));
+        assert_eq!(p.alive().collect::<Vec<_>>(), [GONE + 1]);
+        assert_eq!(p.identities.keys().collect::<Vec<_>>(), [&(GONE + 1)]);
+        // The child's own child is in the container still; the ended process is forgotten.
+        assert!(p.forked(GONE + 1, GONE + 2, 0).is_some());
+        assert_eq!(p.forked(GONE, GONE + 3, 0), None);
+    }
 }
