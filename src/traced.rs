@@ -294,10 +294,14 @@ mod tests {
             ns_pid: 0,
         };
         let mut p = Processes::new(&[], false, true).with_cgroup_containers([(7, c.clone())]);
-        let who = p.exec_seen(GONE, 1, 7).expect("in the watched cgroup's container");
+        let who = p
+            .exec_seen(GONE, 1, 7)
+            .expect("in the watched cgroup's container");
         assert_eq!((&who.container_id, who.ns_pid), (&c.container_id, 1));
         // Its child is in its container, with a PID of its own there.
-        let child = p.forked(GONE, GONE + 1, 2).expect("in its parent's container");
+        let child = p
+            .forked(GONE, GONE + 1, 2)
+            .expect("in its parent's container");
         assert_eq!((&child.container_id, child.ns_pid), (&c.container_id, 2));
         p.exited(GONE);
         assert_eq!(p.settle(), [GONE]);

@@ -73,8 +73,6 @@ macro_rules! require_root {
 }
 pub(crate) use require_root;
 
-/// Say that `test` did not check what its name claims, and why. Written to the real stderr, past
-/// the test harness's capture, so that it shows in passing runs too.
 /// Whether this is a guest of scripts/vm-test.sh, where the tests of programs installed for the
 /// host only (docker, HAProxy, gunicorn) do not run: says so and returns true.
 pub fn in_vm(test: &str) -> bool {
@@ -85,6 +83,8 @@ pub fn in_vm(test: &str) -> bool {
     false
 }
 
+/// Say that `test` did not check what its name claims, and why. Written to the real stderr, past
+/// the test harness's capture, so that it shows in passing runs too.
 pub fn skipped(test: &str, reason: &str) {
     let _ = writeln!(std::io::stderr(), "{test}: skipped: {reason}");
 }
