@@ -179,21 +179,21 @@ static __always_inline void emit_chunk(void *ctx, struct ht_data_event *e, struc
 }
 
 /*
- * The bytes of a receive or send, walked one chunk at a time: a chunk never spans two iovecs,
- * and each iovec is split at multiples of HT_CHUNK_BYTES from its start. The walk's position
- * lives in a map, whose contents the verifier does not track: where a bounded loop stands in for
- * bpf_loop(), every step is verified again, and the states that one step's branches leave then
- * match, so each step costs the same instead of multiplying the next one's paths.
+ * The bytes of a receive or send, walked one piece at a time into events of up to
+ * HT_CHUNK_BYTES: a piece is what is left of the current iovec (or buffer), or what fills the
+ * event, whichever is less, so one event gathers many small iovecs. The walk's position lives in
+ * a map, whose contents the verifier does not track, so that the states one step's branches
+ * leave match: each step costs the verifier the same instead of multiplying the next one's paths.
  */
 struct ht_walk {
 	__u64 iov;    /* user iovec array; 0: one buffer, at `base` */
 	__u64 base;   /* next byte of the current buffer or iovec */
-	__u32 left;   /* bytes of it still to send (within `keep`) */
-	__u32 off;    /* where `base` is in the syscall's bytes */
+	__u32 left;   /* bytes of it still to copy (within `keep`) */
+	__u32 off;    /* bytes of the syscall walked: sent, or in the event being filled */
 	__u32 keep;
 	__u32 j;      /* next iovec */
 	__u32 iovcnt;
-	__u32 pad;
+	__u32 fill;   /* bytes in the event being filled */
 };
 
 SHARED struct {
@@ -211,51 +211,144 @@ struct ht_pieces {
 	struct ht_walk *w;
 };
 
-/*
- * One chunk, reading the next iovec first when the current one is done; 1 (stop) when all `keep`
- * bytes are sent, or the iovecs ran out (more than HT_MAX_IOV, or unreadable: the caller closes
- * the series). Each step sends a whole chunk or finishes an iovec, so HT_MAX_PIECES steps always
- * suffice.
- */
-static long emit_piece(__u64 k, void *data)
+/* Send the event being filled, whose bytes end at the walk's `off`. */
+static __always_inline void flush_piece(struct ht_pieces *p, bool last)
 {
-	struct ht_pieces *p = data;
 	struct ht_walk *w = p->w;
-	__u64 n;
+	__u64 n = w->fill;
+
+	/* Never more than a chunk (see walk_step); the bound is for the verifier. */
+	if (n > HT_CHUNK_BYTES)
+		n = HT_CHUNK_BYTES;
+	p->e->hdr.seq = next_seq(p->si);
+	p->e->hdr.offset = w->off - (__u32)n;
+	p->e->hdr.len = (__u32)n;
+	p->e->hdr.flags = last ? HT_FLAG_LAST : 0;
+	send_event(p->ctx, p->e, sizeof(p->e->hdr) + n);
+	w->fill = 0;
+}
+
+/* What a step of the walk leaves its caller to do. */
+enum ht_step {
+	HT_STEP_MORE = 0,  /* nothing: step on */
+	HT_STEP_FLUSH = 1, /* send the event being filled (full, or before a hole), step on */
+	HT_STEP_DONE = 2,  /* send the event being filled, the last: all `keep` bytes walked */
+	HT_STEP_STOP = 3,  /* send what was filled: an iovec could not be read */
+};
+
+/*
+ * One step: read the next iovec when the current one is done, then copy a piece of it into the
+ * event at `fill`: what is left of the iovec, or what fills the event, or HT_PIECE_BYTES,
+ * whichever is least. A piece that cannot be read is a hole: the event before it is sent first,
+ * and the next one starts past it. Each step ends an iovec, fills an event, copies
+ * HT_PIECE_BYTES or flushes before a hole, so HT_MAX_STEPS steps always suffice.
+ */
+static __always_inline int walk_step(struct ht_walk *w, struct ht_data_event *e)
+{
+	__u64 fill, n;
 
 	if (w->off >= w->keep)
-		return 1;
+		return HT_STEP_DONE;
 	if (!w->left) {
 		struct iovec v;
 
 		if (!w->iov || w->j >= w->iovcnt || w->j >= HT_MAX_IOV)
-			return 1;
+			return HT_STEP_STOP;
 		if (bpf_probe_read_user(&v, sizeof(v), (const struct iovec *)w->iov + w->j)) {
 			count_drop(HT_DROP_READ_FAILED);
-			return 1;
+			return HT_STEP_STOP;
 		}
 		w->j++;
 		w->base = (__u64)v.iov_base;
 		w->left = v.iov_len < w->keep - w->off ? v.iov_len : w->keep - w->off;
 		if (!w->left)
-			return 0;
+			return HT_STEP_MORE;
 	}
-	n = w->left < HT_CHUNK_BYTES ? w->left : HT_CHUNK_BYTES;
-	emit_chunk(p->ctx, p->e, p->si, w->base, n, w->off, w->off + n >= w->keep);
-	w->base += n;
+	/*
+	 * The copy lands at `fill`, below HT_CHUNK_BYTES, and takes at most what fills the event
+	 * and HT_PIECE_BYTES: the verifier sees only those bounds, and the scratch map's room past
+	 * `data` is HT_PIECE_BYTES (a per-CPU value may not pass 32 KiB).
+	 */
+	fill = w->fill & (HT_CHUNK_BYTES - 1);
+	n = HT_CHUNK_BYTES - fill;
+	if (w->left < n)
+		n = w->left;
+	barrier_var(n);
+	if (n > HT_PIECE_BYTES)
+		n = HT_PIECE_BYTES;
+	if (bpf_probe_read_user(e->data + fill, n, (const void *)w->base)) {
+		if (fill)
+			return HT_STEP_FLUSH; /* the same read, tried again at an empty event */
+		count_drop(HT_DROP_READ_FAILED);
+	} else {
+		w->fill = fill + n;
+	}
 	w->off += n;
+	w->base += n;
 	w->left -= n;
-	return 0;
+	if (w->off >= w->keep)
+		return HT_STEP_DONE;
+	return w->fill >= HT_CHUNK_BYTES ? HT_STEP_FLUSH : HT_STEP_MORE;
 }
 
-/* Chunks of `keep` bytes take one step each, and each iovec at most one more. */
-#define HT_MAX_PIECES (HT_MAX_CHUNKS + HT_MAX_IOV + 1)
+/* Do what a step said; false when the walk is over. */
+static __always_inline bool after_step(struct ht_pieces *p, int step)
+{
+	if (step == HT_STEP_MORE)
+		return true;
+	if (step == HT_STEP_FLUSH) {
+		flush_piece(p, false);
+		return true;
+	}
+	if (step == HT_STEP_DONE)
+		flush_piece(p, true);
+	else if (p->w->fill)
+		flush_piece(p, false);
+	return false;
+}
+
+/* Each step ends an iovec, fills an event, copies half a chunk or flushes before a hole. */
+#define HT_MAX_STEPS (2 * HT_MAX_CHUNKS + HT_MAX_IOV + 1)
+
+#ifdef HT_LEGACY
+/* Steps of one call of ht_walk_steps. */
+#define HT_LEGACY_STEPS 32
 
 /*
- * Send the `keep` bytes at user address `buf` (at the iovecs `iov`, when given) as chunks;
- * returns how many were sent. With bpf_loop() a step is verified once; the legacy build's
- * bounded loop takes its bound from capture_bytes (read-only, so the verifier knows it and walks
- * no more steps than a call can need: 13 for a vectored call with the default 64 KiB).
+ * Up to HT_LEGACY_STEPS steps of the current walk, until one leaves something to do. A global
+ * function: without bpf_loop, the verifier checks it once per program rather than at every step
+ * of the caller's loop (inlined, 256 steps took 77 s to load in a 5.10 guest). It takes scalars
+ * only, as 5.10 requires, and finds the walk and the event in their maps.
+ */
+__noinline int ht_walk_steps(void)
+{
+	__u32 zero = 0;
+	struct ht_walk *w = bpf_map_lookup_elem(&walks, &zero);
+	struct ht_data_event *e = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!w || !e)
+		return HT_STEP_STOP;
+	for (int i = 0; i < HT_LEGACY_STEPS; i++) {
+		int step = walk_step(w, e);
+
+		if (step != HT_STEP_MORE)
+			return step;
+	}
+	return HT_STEP_MORE;
+}
+#else
+/* A bpf_loop() callback: one step. */
+static long emit_piece(__u64 k, void *data)
+{
+	struct ht_pieces *p = data;
+
+	return after_step(p, walk_step(p->w, p->e)) ? 0 : 1;
+}
+#endif
+
+/*
+ * Send the `keep` bytes at user address `buf` (at the iovecs `iov`, when given) as events;
+ * returns how many were walked (fewer than `keep` when an iovec could not be read).
  */
 static __always_inline __u32 emit_pieces(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
 					 const struct iovec *iov, __u32 iovcnt, __u64 buf, __u32 keep)
@@ -273,24 +366,31 @@ static __always_inline __u32 emit_pieces(void *ctx, struct ht_data_event *e, str
 	w->keep = keep;
 	w->j = 0;
 	w->iovcnt = iovcnt;
+	w->fill = 0;
 #ifdef HT_LEGACY
-	__u32 steps = (capture_bytes + HT_CHUNK_BYTES - 1) / HT_CHUNK_BYTES + (iov ? HT_MAX_IOV : 0) + 1;
+	/*
+	 * Each call ends at a flush or after HT_LEGACY_STEPS steps. The bound comes from
+	 * capture_bytes (read-only: the verifier knows it, and walks no more calls than a walk of
+	 * that many bytes can need: 42 with the default 64 KiB).
+	 */
+	__u32 chunks = (capture_bytes + HT_CHUNK_BYTES - 1) / HT_CHUNK_BYTES;
+	__u32 calls = (2 * chunks + HT_MAX_IOV + 1) / HT_LEGACY_STEPS + 2 * chunks + 2;
 
-	for (int k = 0; k < HT_MAX_PIECES && k < steps; k++) {
-		if (emit_piece(k, &p))
+	for (int k = 0; k < HT_MAX_STEPS && k < calls; k++) {
+		if (!after_step(&p, ht_walk_steps()))
 			break;
 	}
 #else
-	bpf_loop(HT_MAX_PIECES, emit_piece, &p, 0);
+	bpf_loop(HT_MAX_STEPS, emit_piece, &p, 0);
 #endif
 	return w->off;
 }
 
 /*
- * The `keep` (at most HT_GATHER_BYTES) bytes of a vectored call as one event rather than one per
- * iovec: a response's head and body written together are one event. False, with nothing sent,
- * when an iovec cannot be read or there are more than HT_MAX_IOV: the caller then sends them
- * one by one, which shows the holes.
+ * The `keep` (at most HT_GATHER_BYTES) bytes of a vectored call of at most HT_GATHER_IOV iovecs
+ * as one event, their array read at once: the common small response (a head and its body
+ * written together), cheaper than the walk. False, with nothing sent, when an iovec cannot be
+ * read or there are more: the caller then walks them, which shows the holes.
  */
 static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
 					  const struct iovec *iov, __u32 iovcnt, __u64 keep)
@@ -301,11 +401,11 @@ static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, st
 	__u64 count = iovcnt, off = 0;
 
 	barrier_var(count);
-	if (count > HT_MAX_IOV)
-		count = HT_MAX_IOV;
+	if (count > HT_GATHER_IOV)
+		return false;
 	if (bpf_probe_read_user(iovs, count * sizeof(*iovs), iov))
 		return false;
-	for (int j = 0; j < HT_MAX_IOV; j++) {
+	for (int j = 0; j < HT_GATHER_IOV; j++) {
 		struct iovec v;
 		__u64 len;
 
@@ -546,7 +646,8 @@ static __always_inline void emit_bytes(void *ctx, __u64 pid_tgid, const struct h
 	if (keep <= HT_GATHER_BYTES && emit_gathered(ctx, e, si, iov, in->iovcnt, keep))
 		return;
 	off = emit_pieces(ctx, e, si, iov, in->iovcnt, 0, keep);
-	if (off < keep) /* more iovecs than HT_MAX_IOV: close the series, user space counts the rest */
+	/* An iovec could not be read: close the series; user space counts the rest. */
+	if (off < keep)
 		emit_chunk(ctx, e, si, 0, 0, off, true);
 }
 

@@ -14,10 +14,14 @@ enum ht_limits {
 	 */
 	HT_MAX_CAPTURE_BYTES = 262144,
 	HT_MAX_CHUNKS = HT_MAX_CAPTURE_BYTES / HT_CHUNK_BYTES,
+	/* The most one step of a walk copies (see walk_step). */
+	HT_PIECE_BYTES = HT_CHUNK_BYTES / 2,
 	/* Vectored calls up to this size go out as one event (half a chunk: see emit_gathered). */
 	HT_GATHER_BYTES = HT_CHUNK_BYTES / 2,
-	/* iovecs of one readv/recvmsg that are copied; bytes in later ones are counted only. */
-	HT_MAX_IOV = 8,
+	/* iovecs of one vectored call that are copied: IOV_MAX, all the kernel accepts. */
+	HT_MAX_IOV = 1024,
+	/* Vectored calls of up to this many iovecs, and HT_GATHER_BYTES, take the fast path. */
+	HT_GATHER_IOV = 8,
 	/* Slots of the tracked-process prefilter (a power of two). */
 	HT_TGID_SLOTS = 16384,
 	/* Bytes of a Unix socket address after its family (sizeof(sun_path)). */

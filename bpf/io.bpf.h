@@ -94,11 +94,6 @@ static __always_inline struct ht_sock_info *entry_from_regs(void *ctx, __u64 pid
 	return si;
 }
 
-#ifdef HT_LEGACY
-/* x86-64 without KASAN: a 16 KiB kernel stack, the saved user registers at its top. */
-#define HT_THREAD_SIZE 16384
-#endif
-
 /*
  * The current task's saved user registers, for the PT_REGS_*_CORE_SYSCALL readers. Before
  * bpf_task_pt_regs (5.15) and bpf_get_current_task_btf (5.11) their place is computed as the
@@ -110,8 +105,10 @@ static __always_inline struct pt_regs *current_user_regs(void)
 #ifdef HT_LEGACY
 	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs)) {
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		/* x86-64 without KASAN: a 16 KiB kernel stack, the saved user registers at its top. */
+		__u64 stack_top = (__u64)BPF_CORE_READ(task, stack) + 16384;
 
-		return (struct pt_regs *)((__u64)BPF_CORE_READ(task, stack) + HT_THREAD_SIZE) - 1;
+		return (struct pt_regs *)stack_top - 1;
 	}
 #endif
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());

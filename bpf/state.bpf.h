@@ -191,12 +191,21 @@ SHARED struct {
 	__type(value, struct ht_unix_conn_event);
 } conn_scratch SEC(".maps");
 
-/* An event being built: too big for the 512-byte BPF stack. */
+/*
+ * An event being built: too big for the 512-byte BPF stack. The walk copies up to HT_PIECE_BYTES
+ * at an offset into `data` that the verifier knows only by its mask: the room after it keeps
+ * every copy inside.
+ */
+struct ht_data_scratch {
+	struct ht_data_event e;
+	__u8 room[HT_PIECE_BYTES];
+};
+
 SHARED struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct ht_data_event);
+	__type(value, struct ht_data_scratch);
 } scratch SEC(".maps");
 
 /* Events, on kernels without the ring buffer. */

@@ -5,6 +5,10 @@
 //!
 //!     cargo run --example http_server -- --port 8080 --recv read --send writev
 //!
+//! Vectored calls use two iovecs (a send's head and body; a receive's buffer in halves), or with
+//! `--iovecs K`, K of mixed sizes (0, 1, 7, 0, 30, 3 bytes, over and over, the last one taking the
+//! rest), so that calls of many iovecs, empty ones among them, can be exercised.
+//!
 //! It prints `listening on ADDR` once it accepts connections, and answers `200 OK` with a line
 //! naming the method, target and body size it read, except on these targets:
 //! - `/r/chunked`: the same line in a chunked body;
@@ -14,6 +18,8 @@
 //! - `/r/close`: a body without length, ended by closing the connection;
 //! - `/r/status/N`: status N, with no body for 204 and 304;
 //! - `/r/bytes/N`: a body of N bytes ("0123456789" repeated);
+//! - `/r/iovecs/K/N`: the same, head and body sent with one writev (sendmsg with `--send
+//!   sendmsg`) of K iovecs of mixed sizes (see `--iovecs`);
 //! - `/r/slow`: the answer after 3 s;
 //! - `/r/sleep/MS`: the answer after MS milliseconds (at most 10 s);
 //! - `/r/upstream/PORT/PATH`: the answer of GET /PATH on 127.0.0.1:PORT, asked on a new connection
@@ -24,6 +30,45 @@
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
+
+/// --iovecs: how many iovecs vectored calls spread their bytes over (None: two).
+static IOVECS: OnceLock<Option<usize>> = OnceLock::new();
+
+/// The sizes of `k` iovecs over `len` bytes: a mix, empty ones included, the last the rest.
+fn spread(len: usize, k: usize) -> Vec<usize> {
+    const PATTERN: [usize; 6] = [0, 1, 7, 0, 30, 3];
+    let mut left = len;
+    let mut sizes: Vec<usize> = (0..k.saturating_sub(1))
+        .map(|i| {
+            let n = PATTERN[i % PATTERN.len()].min(left);
+            left -= n;
+            n
+        })
+        .collect();
+    sizes.push(left);
+    sizes
+}
+
+/// `bytes` as `k` iovecs (`spread`), or as two, the first of `two` bytes, when `k` is None.
+fn iovecs(bytes: &mut [u8], two: usize, k: Option<usize>) -> Vec<libc::iovec> {
+    let sizes = match k {
+        Some(k) => spread(bytes.len(), k),
+        None => vec![two.min(bytes.len()), bytes.len() - two.min(bytes.len())],
+    };
+    let mut rest = bytes;
+    sizes
+        .into_iter()
+        .map(|n| {
+            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            rest = tail;
+            libc::iovec {
+                iov_base: piece.as_mut_ptr().cast(),
+                iov_len: n,
+            }
+        })
+        .collect()
+}
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Syscall {
@@ -48,39 +93,43 @@ enum SendCall {
 
 /// Send `head` and `body`, all of it, with the chosen syscall (vectored ones send both at once).
 fn send_all(stream: &TcpStream, how: SendCall, head: &[u8], body: &[u8]) -> std::io::Result<()> {
+    send_over(stream, how, head, body, IOVECS.get().copied().flatten())
+}
+
+/// As `send_all`, a vectored call's bytes over `k` iovecs (two when None).
+fn send_over(
+    stream: &TcpStream,
+    how: SendCall,
+    head: &[u8],
+    body: &[u8],
+    k: Option<usize>,
+) -> std::io::Result<()> {
     let fd = stream.as_raw_fd();
-    let mut bytes = [head, body].concat();
+    let bytes = [head, body].concat();
     let mut sent = 0;
     while sent < bytes.len() {
-        let (a, b) = bytes[sent..].split_at_mut(head.len().saturating_sub(sent));
-        let iov = [
-            libc::iovec {
-                iov_base: a.as_mut_ptr().cast(),
-                iov_len: a.len(),
-            },
-            libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
-            },
-        ];
-        let rest = &bytes[sent..];
-        // SAFETY: every pointer points into `bytes` or `iov`, which outlive the calls, with
-        // their lengths.
+        let head_left = head.len().saturating_sub(sent);
+        // Copied: an iovec points to mutable bytes.
+        let mut rest = bytes[sent..].to_vec();
+        let iov = iovecs(&mut rest, head_left, k);
+        let count = iov.len();
+        // SAFETY: every pointer points into `rest` or `iov`, which outlive the calls, with their
+        // lengths.
         let n = unsafe {
             match how {
                 SendCall::Write => libc::write(fd, rest.as_ptr().cast(), rest.len()),
                 SendCall::Send => libc::send(fd, rest.as_ptr().cast(), rest.len(), 0),
-                SendCall::Writev => libc::writev(fd, iov.as_ptr(), 2),
+                SendCall::Writev => libc::writev(fd, iov.as_ptr(), count as i32),
                 SendCall::Sendmsg => {
                     let mut msg: libc::msghdr = std::mem::zeroed();
                     msg.msg_iov = iov.as_ptr().cast_mut();
-                    msg.msg_iovlen = 2;
+                    msg.msg_iovlen = count;
                     libc::sendmsg(fd, &msg, 0)
                 }
                 SendCall::Sendmmsg => {
                     let mut msgs: [libc::mmsghdr; 1] = std::mem::zeroed();
                     msgs[0].msg_hdr.msg_iov = iov.as_ptr().cast_mut();
-                    msgs[0].msg_hdr.msg_iovlen = 2;
+                    msgs[0].msg_hdr.msg_iovlen = count;
                     match libc::sendmmsg(fd, msgs.as_mut_ptr(), 1, 0) {
                         1 => msgs[0].msg_len as isize,
                         n => n as isize,
@@ -244,6 +293,19 @@ fn answer(
         } else {
             reply(&status, "", body)?;
         }
+    } else if let Some(rest) = target.strip_prefix("/r/iovecs/") {
+        // /r/iovecs/K/N: N body bytes as /r/bytes/N, head and body in one vectored call of K
+        // iovecs (writev unless --send sendmsg).
+        let (k, n) = rest.split_once('/').unwrap_or((rest, "0"));
+        let k: usize = k.parse().unwrap_or(1).clamp(1, 1024);
+        let n: usize = n.parse().unwrap_or(0);
+        let body: Vec<u8> = (0..n).map(|i| b'0' + (i % 10) as u8).collect();
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+        let how = match how {
+            SendCall::Sendmsg => SendCall::Sendmsg,
+            _ => SendCall::Writev,
+        };
+        send_over(stream, how, head.as_bytes(), &body, Some(k))?;
     } else if let Some(n) = target.strip_prefix("/r/bytes/") {
         // A body of n bytes, "0123456789" repeated: big responses, one send call each.
         let n: usize = n.parse().unwrap_or(0);
@@ -271,42 +333,33 @@ fn answer(
 fn receive(stream: &TcpStream, how: Syscall, buf: &mut [u8]) -> std::io::Result<usize> {
     let fd = stream.as_raw_fd();
     let ptr = buf.as_mut_ptr().cast::<libc::c_void>();
-    // Two iovecs, so that vectored receives really split the bytes.
-    let half = buf.len() / 2;
-    let mut iov = [
-        libc::iovec {
-            iov_base: ptr,
-            iov_len: half,
-        },
-        // SAFETY: `half` is within `buf`.
-        libc::iovec {
-            iov_base: unsafe { ptr.cast::<u8>().add(half) }.cast(),
-            iov_len: buf.len() - half,
-        },
-    ];
+    let len = buf.len();
+    // Two halves, so that vectored receives really split the bytes (or --iovecs K).
+    let mut iov = iovecs(buf, len / 2, IOVECS.get().copied().flatten());
+    let count = iov.len();
     // SAFETY: every pointer passed below points into `buf` or `iov`, which outlive the calls,
     // and the lengths given are theirs.
     let n = unsafe {
         match how {
-            Syscall::Read => libc::read(fd, ptr, buf.len()),
-            Syscall::Recv => libc::recv(fd, ptr, buf.len(), 0),
-            Syscall::Readv => libc::readv(fd, iov.as_ptr(), 2),
+            Syscall::Read => libc::read(fd, ptr, len),
+            Syscall::Recv => libc::recv(fd, ptr, len, 0),
+            Syscall::Readv => libc::readv(fd, iov.as_ptr(), count as i32),
             Syscall::Recvmsg => {
                 let mut msg: libc::msghdr = std::mem::zeroed();
                 msg.msg_iov = iov.as_mut_ptr();
-                msg.msg_iovlen = 2;
+                msg.msg_iovlen = count;
                 libc::recvmsg(fd, &mut msg, 0)
             }
             Syscall::Peek => {
                 let mut msg: libc::msghdr = std::mem::zeroed();
                 msg.msg_iov = iov.as_mut_ptr();
-                msg.msg_iovlen = 2;
-                if libc::recv(fd, ptr, buf.len(), libc::MSG_PEEK) <= 0
+                msg.msg_iovlen = count;
+                if libc::recv(fd, ptr, len, libc::MSG_PEEK) <= 0
                     || libc::recvmsg(fd, &mut msg, libc::MSG_PEEK) <= 0
                 {
                     return Err(std::io::Error::last_os_error());
                 }
-                libc::recv(fd, ptr, buf.len(), 0)
+                libc::recv(fd, ptr, len, 0)
             }
         }
     };
@@ -436,6 +489,9 @@ struct Args {
     /// Syscall that sends responses.
     #[arg(long, value_enum, default_value_t = SendCall::Send)]
     send: SendCall,
+    /// Iovecs of each vectored call (1 to 1024), of mixed sizes; two when not given.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    iovecs: Option<u16>,
 }
 
 fn main() {
@@ -443,7 +499,9 @@ fn main() {
         port,
         recv: how,
         send,
+        iovecs,
     } = clap::Parser::parse();
+    IOVECS.set(iovecs.map(usize::from)).expect("set once");
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
     println!(
         "listening on {}",

@@ -60,7 +60,7 @@ cargo build --all-targets --locked --quiet
 # filters on a recording) do not depend on the kernel, and run on the host only.
 mapfile -t tests < <(cargo test --locked --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
-guest = {"capture", "exchanges", "unix_sockets", "processes", "recording", "errors", "proxies",
+guest = {"capture", "exchanges", "vectored", "unix_sockets", "processes", "recording", "errors", "proxies",
          "containers", "stops"}
 for line in sys.stdin:
     m = json.loads(line)

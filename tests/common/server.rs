@@ -190,6 +190,22 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Our example server, its vectored calls over `iovecs` iovecs of mixed sizes.
+    pub fn ours_iovecs(recv: &str, send: &str, iovecs: usize) -> Server {
+        let mut cmd = Command::new(example_bin("http_server"));
+        let k = iovecs.to_string();
+        cmd.args([
+            "--port", "0", "--recv", recv, "--send", send, "--iovecs", &k,
+        ]);
+        Server::start(
+            &format!("http_server --recv {recv} --send {send} --iovecs {k}"),
+            cmd,
+            None,
+        )
+    }
+}
+
 pub fn parse_port(line: &str) -> Option<u16> {
     if let Some(rest) = line.split("port ").nth(1) {
         return rest.split_whitespace().next()?.parse().ok();
