@@ -22,7 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc curl python3 python3-pip nginx-light util-linux apache2-utils busybox-static docker.io haproxy gunicorn chromium tshark tmux)
+packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc curl python3 python3-pip nginx-light util-linux apache2-utils busybox-static docker.io haproxy varnish gunicorn chromium tshark tmux)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "$want_vm" = 1 ]; then
@@ -40,14 +40,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # The tests run docker and haproxy of their own (private paths; docker with no bridge and no
-    # iptables): the packaged services, which systemd starts on install, are not needed.
+    # The tests run docker, haproxy and varnish of their own (private paths; docker with no bridge
+    # and no iptables): the packaged services, which systemd starts on install, are not needed.
     if command -v systemctl >/dev/null 2>&1; then
-        for p in docker.io haproxy; do
+        for p in docker.io haproxy varnish; do
             [[ " ${missing[*]} " == *" $p "* ]] || continue
             case $p in
                 docker.io) units=(docker.service docker.socket containerd.service) ;;
                 haproxy) units=(haproxy.service) ;;
+                varnish) units=(varnish.service varnishncsa.service) ;;
             esac
             systemctl disable --now "${units[@]}" >/dev/null 2>&1 || true
         done

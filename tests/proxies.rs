@@ -83,6 +83,60 @@ fn haproxy_splicing_a_20_mb_body_then_more_requests() {
     out.assert_summary(6);
 }
 
+/// Varnish (Debian's 7.1) caching in front of the example server. It writes each response head
+/// with one writev of 19 to 24 iovecs, and asks the origin so too: every exchange on both
+/// sides, bodies exact; a repeated request is answered from the cache, without a fetch.
+#[test]
+fn varnish_in_front_of_our_server() {
+    require_root!();
+    if in_vm("varnish_in_front_of_our_server") {
+        return;
+    }
+    let origin = Server::ours("recv");
+    let dir = TempDir::new("varnish");
+    let port = free_port();
+    let mut cmd = Command::new("varnishd");
+    cmd.args(["-F", "-j", "none", "-s", "malloc,16m", "-n"])
+        .arg(dir.path())
+        .args(["-a", &format!("127.0.0.1:{port}")])
+        .args(["-b", &format!("127.0.0.1:{}", origin.port)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let varnish = Group::spawn("varnishd", &mut cmd);
+    let pid = varnish.pid();
+    wait_until("varnish to listen", Duration::from_secs(60), || {
+        listens(pid, port)
+    });
+    // Its manager and the child it forked, which serves.
+    let tracer = Tracer::start(&[pid], &[]);
+    let sizes = [1000, 20_000, 3];
+    for size in sizes.iter().chain(&[1000]) {
+        let raw = format!("GET /r/bytes/{size} HTTP/1.1\r\nHost: v\r\n\r\n");
+        assert_eq!(request(port, raw.as_bytes()), 200);
+    }
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    let digits =
+        |n: usize| -> String { (0..n).map(|i| char::from(b'0' + (i % 10) as u8)).collect() };
+    for (role, sizes) in [
+        ("server", &[1000, 20_000, 3, 1000][..]),
+        ("client", &sizes[..]),
+    ] {
+        let side: Vec<&Value> = ex.iter().filter(|e| e["role"] == role).collect();
+        let targets: Vec<String> = side.iter().map(|e| e["target"].to_string()).collect();
+        let want: Vec<String> = sizes.iter().map(|n| format!("\"/r/bytes/{n}\"")).collect();
+        assert_eq!(targets, want, "{role}: stderr: {:#?}", out.stderr);
+        for (e, &n) in side.iter().zip(sizes) {
+            assert_eq!(e["status"], 200, "{e}");
+            assert_eq!(e["response_complete"], true, "{e}");
+            assert_eq!(e["response_body_bytes"], n, "{e}");
+            assert_eq!(e["response_body"], digits(n.min(4096)), "{e}");
+        }
+    }
+    out.assert_summary(7);
+}
+
 /// A WSGI app answering "hello PATH\n".
 const APP: &str = "def application(environ, start_response):\n\
                    \x20   body = ('hello %s\\n' % environ.get('PATH_INFO', '/')).encode()\n\

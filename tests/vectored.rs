@@ -52,3 +52,37 @@ fn readv_and_writev_of_any_length() {
 fn recvmsg_and_sendmsg_of_any_length() {
     trace_iovecs("recvmsg", "sendmsg");
 }
+
+/// node's http server corks a response written in pieces, and sends it, chunked, with its
+/// trailer, in one writev: here of 49 iovecs (12 pieces, each with its chunk's size and CRLF).
+#[test]
+fn node_corked_writes_in_one_writev() {
+    require_root!();
+    let script = "require('http').createServer((q, s) => { q.resume(); q.on('end', () => { \
+                  s.writeHead(200, {'Content-Type': 'text/plain', 'Trailer': 'X-Parts'}); \
+                  s.cork(); for (let i = 0; i < 12; i++) s.write('part ' + i + '\\n'); \
+                  s.addTrailers({'X-Parts': '12'}); s.end(); s.uncork(); }); })\
+                  .listen(0, '127.0.0.1', function () { \
+                  console.log('listening on 127.0.0.1:' + this.address().port); });";
+    let mut cmd = std::process::Command::new("node");
+    cmd.args(["-e", script]);
+    let server = Server::start("node", cmd, None);
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    for _ in 0..3 {
+        // node refuses an HTTP/1.1 request without Host; the client reads a chunked body to
+        // the connection's end.
+        let raw = b"GET /corked HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        assert_eq!(request(server.port, raw), 200);
+    }
+    let out = tracer.stop();
+    let parts: String = (0..12).map(|i| format!("part {i}\n")).collect();
+    let ex = out.exchanges();
+    assert_eq!(ex.len(), 3, "{:#?}", out.stderr);
+    for e in &ex {
+        assert_eq!(e["target"], "/corked", "{e}");
+        assert_eq!(e["status"], 200, "{e}");
+        assert_eq!(e["response_complete"], true, "{e}");
+        assert_eq!(e["response_body"], parts, "{e}");
+    }
+    out.assert_summary(3);
+}
