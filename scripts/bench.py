@@ -8,7 +8,9 @@ programs (kernel.bpf_stats_enabled, which costs a little itself); and by the too
 instead: tcpdump writing a pcap, strace -f on the worker, a bpftrace script printing the
 requests. A second nginx, untraced, is also loaded while http-trace traces the first (both
 ways), to show what a process that is not traced pays; and http-trace traces the first with a
---port filter that leaves every connection of the load out, to show what filtered traffic costs. Each round runs every case once; the
+--port filter that leaves every connection of the load out, to show what filtered traffic costs. The example server
+(examples/http_server) answers 1,000 bytes with one writev of 8 or of 64 iovecs, to show what a
+long vectored send costs against the fast path's. Each round runs every case once; the
 table gives the median over the rounds. Throughput ratios compare runs of the same round.
 """
 
@@ -96,7 +98,31 @@ class Nginx:
         self.proc.wait()
 
 
-def wrk(port, seconds, threads, connections, path="/"):
+class Example:
+    """The example server (examples/http_server, a thread per connection), answering with
+    writev; it keeps no log, so what it served is what wrk counted."""
+
+    def __init__(self, binary):
+        self.proc = subprocess.Popen([binary, "--port", "0", "--send", "writev"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r":(\d+)$", line.strip())
+        if not m:
+            sys.exit(f"bench: the example server said {line!r}")
+        self.port = int(m.group(1))
+        self.pid = self.proc.pid
+        self.counted = 0
+
+    def served(self):
+        return self.counted
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def wrk(port, seconds, threads, connections, path="/", server=None):
+    """Requests per second; `server`, an Example, is told how many wrk completed."""
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
          f"http://127.0.0.1:{port}{path}"],
@@ -105,6 +131,9 @@ def wrk(port, seconds, threads, connections, path="/"):
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not m:
         sys.exit(f"bench: no Requests/sec in wrk's output:\n{out}")
+    if server is not None:
+        n = re.search(r"(\d+) requests in", out)
+        server.counted += int(n.group(1)) if n else 0
     return float(m.group(1))
 
 
@@ -221,18 +250,18 @@ def set_bpf_stats(on):
         f.write("1" if on else "0")
 
 
-def run_case(case, args, workdir, a, b, tracer):
+def run_case(case, args, workdir, a, b, ex, tracer):
     """One load run (http-trace's cases with the binary `tracer`); returns a dict of figures."""
     out = os.path.join(workdir, "capture")
     tool = None
-    target = a
+    target = ex if IOVECS in case else a
     bpf_stats = "BPF run time" in case
     if bpf_stats:
         set_bpf_stats(True)
     if case == "http-trace -w (record only)":
         tool = Tool([tracer, "--pid", str(a.pid), "-w", out], "tracing pid", None, workdir)
     elif case in TRACER_CASES:
-        argv = [tracer, "--pid", str(a.pid), "-o", "json"]
+        argv = [tracer, "--pid", str(target.pid), "-o", "json"]
         if "raw-tracepoint" in case:
             argv += ["--attach", "raw-tracepoint"]
         if "--capture-bytes" in case:
@@ -268,7 +297,11 @@ def run_case(case, args, workdir, a, b, tracer):
     cpu_before = tool.cpu_seconds() if tool else 0.0
     bpf_before = tool.bpf_run_ns() if bpf_stats else 0
     path = "/big" if BIG in case else "/"
-    rps = wrk(target.port, args.seconds, args.threads, connections_of(case, args), path)
+    m = re.search(r"(\d+)-iovec answers", case)
+    if m:
+        path = f"/r/iovecs/{m.group(1)}/1000"
+    rps = wrk(target.port, args.seconds, args.threads, connections_of(case, args), path,
+              target if target is ex else None)
     time.sleep(0.2)
     served = target.served() - before
     row = {"rps": rps, "served": served, "cpu": None, "rss": None, "lost": None, "captured": None,
@@ -344,7 +377,14 @@ CASES = [
     "untraced (64 KiB bodies)",
     "http-trace (64 KiB bodies)",
     "http-trace --capture-bytes 4096 (64 KiB bodies)",
+    "untraced (example server with 8-iovec answers)",
+    "http-trace (example server with 8-iovec answers; BPF run time counted)",
+    "untraced (example server with 64-iovec answers)",
+    "http-trace (example server with 64-iovec answers; BPF run time counted)",
 ]
+# The rows of the example server answering 1,000 bytes with one writev of 8 or 64 iovecs: what
+# a long vectored send costs against the fast path's (at most 8 iovecs and 8 KiB).
+IOVECS = "example server"
 # The rows whose responses carry BIG_BYTES of body (nginx reads a file and writes it, sendfile
 # off, so that its bytes pass through user memory): what copying bodies costs.
 BIG = "(64 KiB bodies)"
@@ -370,6 +410,8 @@ BASELINE = {c: "second server untraced" for c in CASES if c.startswith("second s
 BASELINE.update({c: c.replace("http-trace", "untraced") for c in CASES
                  if c.startswith("http-trace") and c.endswith("connections)")})
 BASELINE.update({c: f"untraced {BIG}" for c in CASES if BIG in c})
+BASELINE.update({c: re.sub(r"http-trace \((.*); BPF run time counted\)", r"untraced (\1)", c)
+                 for c in CASES if IOVECS in c and c.startswith("http-trace")})
 
 
 def connections_of(case, args):
@@ -392,6 +434,7 @@ def fmt(v, spec):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tracer", required=True)
+    ap.add_argument("--example", required=True, help="examples/http_server, built")
     ap.add_argument("--baseline", help="a second http-trace binary (another build): each of "
                     "http-trace's cases also runs with it, right after, as '<case> [baseline]'")
     ap.add_argument("--baseline-label", help="what the table's header calls the baseline build")
@@ -423,6 +466,7 @@ def main():
         f.write(big_body())
     os.chmod(os.path.join(workdir, "big.bin"), 0o644)
     a, b = Nginx(workdir, "a"), Nginx(workdir, "b")
+    ex = Example(args.example)
     results = {name: [] for name in names}
     with open(BPF_STATS) as f:
         bpf_stats_before = f.read().strip() == "1"
@@ -431,7 +475,7 @@ def main():
         wrk(b.port, 1, args.threads, args.connections)
         for r in range(args.rounds):
             for name, case, tracer in runs:
-                row = run_case(case, args, workdir, a, b, tracer)
+                row = run_case(case, args, workdir, a, b, ex, tracer)
                 results[name].append(row)
                 print(f"round {r + 1}/{args.rounds} {name}: {row['rps']:.0f} req/s, "
                       f"cpu {fmt(row['cpu'], '.2f')} s, rss {fmt(row['rss'], '.1f')} MiB, "
@@ -443,6 +487,7 @@ def main():
         set_bpf_stats(bpf_stats_before)
         a.stop()
         b.stop()
+        ex.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     def ratio(name, i):

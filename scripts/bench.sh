@@ -7,5 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --bench
 source scripts/env.sh
-cargo build --release --locked --quiet --bin http-trace
-exec python3 scripts/bench.py --tracer target/release/http-trace "$@"
+cargo build --release --locked --quiet --bin http-trace --example http_server
+exec python3 scripts/bench.py --tracer target/release/http-trace \
+    --example target/release/examples/http_server "$@"
