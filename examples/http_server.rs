@@ -105,16 +105,14 @@ fn send_over(
     k: Option<usize>,
 ) -> std::io::Result<()> {
     let fd = stream.as_raw_fd();
-    let bytes = [head, body].concat();
+    let mut bytes = [head, body].concat();
     let mut sent = 0;
     while sent < bytes.len() {
-        let head_left = head.len().saturating_sub(sent);
-        // Copied: an iovec points to mutable bytes.
-        let mut rest = bytes[sent..].to_vec();
-        let iov = iovecs(&mut rest, head_left, k);
+        let iov = iovecs(&mut bytes[sent..], head.len().saturating_sub(sent), k);
         let count = iov.len();
-        // SAFETY: every pointer points into `rest` or `iov`, which outlive the calls, with their
-        // lengths.
+        let rest = &bytes[sent..];
+        // SAFETY: every pointer points into `bytes` or `iov`, which outlive the calls, with
+        // their lengths.
         let n = unsafe {
             match how {
                 SendCall::Write => libc::write(fd, rest.as_ptr().cast(), rest.len()),
@@ -160,6 +158,11 @@ fn fetch(port: u16, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
         Ok(httparse::Status::Complete(n)) => Ok((resp.code.unwrap_or(502), answer[n..].to_vec())),
         _ => Ok((502, Vec::new())),
     }
+}
+
+/// The body of /r/bytes/N: "0123456789" repeated.
+fn digits(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b'0' + (i % 10) as u8).collect()
 }
 
 /// The file /r/file sends with sendfile(2).
@@ -299,7 +302,7 @@ fn answer(
         let (k, n) = rest.split_once('/').unwrap_or((rest, "0"));
         let k: usize = k.parse().unwrap_or(1).clamp(1, 1024);
         let n: usize = n.parse().unwrap_or(0);
-        let body: Vec<u8> = (0..n).map(|i| b'0' + (i % 10) as u8).collect();
+        let body = digits(n);
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
         let how = match how {
             SendCall::Sendmsg => SendCall::Sendmsg,
@@ -309,8 +312,7 @@ fn answer(
     } else if let Some(n) = target.strip_prefix("/r/bytes/") {
         // A body of n bytes, "0123456789" repeated: big responses, one send call each.
         let n: usize = n.parse().unwrap_or(0);
-        let body: Vec<u8> = (0..n).map(|i| b'0' + (i % 10) as u8).collect();
-        reply("200 OK", "", &body)?;
+        reply("200 OK", "", &digits(n))?;
     } else if let Some(ms) = target.strip_prefix("/r/sleep/") {
         let ms: u64 = ms.parse().unwrap_or(0);
         std::thread::sleep(std::time::Duration::from_millis(ms.min(10_000)));

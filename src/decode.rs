@@ -471,8 +471,7 @@ pub mod tests {
 
     /// A sample as the BPF side lays it out: header, then data, then perf's padding to 8 bytes.
     pub fn sample(h: &ht_event, data: &[u8]) -> Vec<u8> {
-        // SAFETY: ht_event is Plain (see above); viewing it as bytes reads only initialised memory.
-        let mut v = unsafe { plain::as_bytes(h) }.to_vec();
+        let mut v = as_bytes(h).to_vec();
         v.extend_from_slice(data);
         v.resize(v.len().next_multiple_of(8) + 4, 0);
         v
@@ -549,9 +548,7 @@ pub mod tests {
             c.raddr[..4].copy_from_slice(&[10, 0, 0, 2]);
             c.raddr[15] = 0;
         }
-        // SAFETY: ht_conn_event is Plain (see above); viewing it as bytes reads only initialised
-        // memory.
-        let mut v = unsafe { plain::as_bytes(&c) }.to_vec();
+        let mut v = as_bytes(&c).to_vec();
         v.resize(v.len() + 4, 0);
         v
     }

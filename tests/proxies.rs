@@ -12,21 +12,11 @@ use common::*;
 use serde_json::{json, Value};
 
 /// haproxy in the foreground with `config` (a file in `dir`), until dropped.
-fn haproxy(dir: &TempDir, config: &str, port: u16) -> Group {
+fn haproxy(dir: &TempDir, config: &str, port: u16) -> Server {
     std::fs::write(dir.join("haproxy.cfg"), config).expect("write haproxy.cfg");
     let mut cmd = Command::new("haproxy");
-    cmd.arg("-f")
-        .arg(dir.join("haproxy.cfg"))
-        .arg("-db")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let group = Group::spawn("haproxy", &mut cmd);
-    let pid = group.pid();
-    wait_until("haproxy to listen", Duration::from_secs(30), || {
-        listens(pid, port)
-    });
-    group
+    cmd.arg("-f").arg(dir.join("haproxy.cfg")).arg("-db");
+    Server::start("haproxy", cmd, Some(port))
 }
 
 /// HAProxy with `option splice-response` in front of the example server: a 20 MB body, then two
@@ -99,17 +89,10 @@ fn varnish_in_front_of_our_server() {
     cmd.args(["-F", "-j", "none", "-s", "malloc,16m", "-n"])
         .arg(dir.path())
         .args(["-a", &format!("127.0.0.1:{port}")])
-        .args(["-b", &format!("127.0.0.1:{}", origin.port)])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let varnish = Group::spawn("varnishd", &mut cmd);
-    let pid = varnish.pid();
-    wait_until("varnish to listen", Duration::from_secs(60), || {
-        listens(pid, port)
-    });
+        .args(["-b", &format!("127.0.0.1:{}", origin.port)]);
+    let varnish = Server::start("varnishd", cmd, Some(port));
     // Its manager and the child it forked, which serves.
-    let tracer = Tracer::start(&[pid], &[]);
+    let tracer = Tracer::start(&[varnish.pid()], &[]);
     let sizes = [1000, 20_000, 3];
     for size in sizes.iter().chain(&[1000]) {
         let raw = format!("GET /r/bytes/{size} HTTP/1.1\r\nHost: v\r\n\r\n");
@@ -117,8 +100,6 @@ fn varnish_in_front_of_our_server() {
     }
     let out = tracer.stop();
     let ex = by_time(out.exchanges());
-    let digits =
-        |n: usize| -> String { (0..n).map(|i| char::from(b'0' + (i % 10) as u8)).collect() };
     for (role, sizes) in [
         ("server", &[1000, 20_000, 3, 1000][..]),
         ("client", &sizes[..]),

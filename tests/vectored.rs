@@ -11,10 +11,6 @@ use common::*;
 const COUNTS: [usize; 6] = [1, 8, 9, 64, 512, 1024];
 const BODY: usize = 10_000;
 
-fn digits(n: usize) -> String {
-    (0..n).map(|i| char::from(b'0' + (i % 10) as u8)).collect()
-}
-
 fn trace_iovecs(recv: &str, send: &str) {
     require_root!();
     // Receives over 1,024 iovecs; the answers' counts are per request.

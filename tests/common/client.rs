@@ -187,6 +187,11 @@ pub fn by_time(mut records: Vec<Value>) -> Vec<Value> {
 /// of it would follow and count.
 pub const PYTHON: &str = "/usr/bin/python3";
 
+/// The example server's body of `/r/bytes/N` (and `/r/iovecs/K/N`): "0123456789" repeated.
+pub fn digits(n: usize) -> String {
+    (0..n).map(|i| char::from(b'0' + (i % 10) as u8)).collect()
+}
+
 /// How the summary says that `n` exchanges were captured.
 pub fn captured(n: usize) -> String {
     match n {
