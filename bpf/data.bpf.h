@@ -79,10 +79,24 @@ static __always_inline bool call_msg_iovecs(struct ht_call *c)
 	return true;
 }
 
+/* Output one event with ring buffer flags `rb_flags`; a failure (buffer full) is counted. */
+static __always_inline void output(void *ctx, void *data, __u64 size, __u64 rb_flags)
+{
+	long err;
+
+	if (use_ringbuf)
+		err = bpf_ringbuf_output(&ring, data, size, rb_flags);
+	else
+		err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, data, size);
+	if (err)
+		count_drop(HT_DROP_OUTPUT_FAILED);
+}
+
 /* Send one event; a failure (buffer full) is counted here and, with perf, by user space too. */
 static __always_inline void send_event(void *ctx, void *data, __u64 size)
 {
-	long err;
+	__u64 waiting = 0;
+	bool wake = false;
 
 	if (use_ringbuf) {
 		/*
@@ -90,16 +104,10 @@ static __always_inline void send_event(void *ctx, void *data, __u64 size)
 		 * not whenever the backlog is over it: until user space runs, every event would
 		 * wake it again, and a wakeup costs the traced process more than the copy.
 		 */
-		__u64 waiting = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
-		bool wake = (waiting + size) / wakeup_bytes != waiting / wakeup_bytes;
-
-		err = bpf_ringbuf_output(&ring, data, size,
-					 wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
-	} else {
-		err = bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, data, size);
+		waiting = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
+		wake = (waiting + size) / wakeup_bytes != waiting / wakeup_bytes;
 	}
-	if (err)
-		count_drop(HT_DROP_OUTPUT_FAILED);
+	output(ctx, data, size, wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* False when `tgid` is surely not tracked: an array lookup, cheaper than the hash's below. */

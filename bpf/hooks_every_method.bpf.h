@@ -25,6 +25,12 @@ int N(raw_tp_fork)(struct bpf_raw_tracepoint_args *ctx)
 	return on_fork(ctx, (struct task_struct *)ctx->args[0], (struct task_struct *)ctx->args[1]);
 }
 
+SEC("raw_tp/cgroup_mkdir")
+int N(raw_tp_cgroup_mkdir)(struct bpf_raw_tracepoint_args *ctx)
+{
+	return on_cgroup_made(ctx, (struct cgroup *)ctx->args[0], (const char *)ctx->args[1]);
+}
+
 /* ---- Every method: the end of TCP connections, whichever process had them ---- */
 
 SEC("raw_tp/inet_sock_set_state")

@@ -26,6 +26,11 @@ enum ht_limits {
 	HT_TGID_SLOTS = 16384,
 	/* Bytes of a Unix socket address after its family (sizeof(sun_path)). */
 	HT_UNIX_PATH_BYTES = 108,
+	/*
+	 * Bytes of a new cgroup's path kept (a Kubernetes container's is about 160: the pod's
+	 * slices, then the runtime's scope with the container's 64-digit id).
+	 */
+	HT_CGROUP_PATH_BYTES = 256,
 };
 
 enum ht_event_kind {
@@ -51,6 +56,11 @@ enum ht_event_kind {
 	 * tracked (struct ht_process_event).
 	 */
 	HT_EV_EXEC = 8,
+	/*
+	 * With --container: a cgroup was made (struct ht_cgroup_event). A restarted container has a
+	 * new one, which user space watches once its path names the container.
+	 */
+	HT_EV_CGROUP = 9,
 };
 
 enum ht_syscall {
@@ -183,6 +193,15 @@ struct ht_process_event {
 	/* HT_EV_FORK: the child's, HT_EV_EXEC: the process's PID in its own PID namespace; 0: the host's */
 	__u32 ns_pid;
 	__u64 cgroup;     /* HT_EV_EXEC: the watched cgroup it is in; 0: found by its command name */
+};
+
+/* HT_EV_CGROUP: a new cgroup; no connection, no process (the task that made it is not ours). */
+struct ht_cgroup_event {
+	struct ht_event hdr;
+	__u64 cgroup;     /* its id: its directory's inode number, as BPF compares cgroups */
+	__u32 path_len;   /* bytes of `path` before its NUL */
+	__u32 hierarchy;  /* its hierarchy's id: one per cgroup v1 controller set, one for v2 */
+	__u8 path[HT_CGROUP_PATH_BYTES]; /* within its hierarchy: /system.slice/docker-ID.scope */
 };
 
 struct ht_data_event {

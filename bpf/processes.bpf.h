@@ -111,3 +111,27 @@ static __always_inline int on_exec(void *ctx, struct task_struct *task)
 	emit_process(ctx, tgid, HT_EV_EXEC, 0, ns_pid_of(task), cgroup);
 	return 0;
 }
+
+/*
+ * Event: a cgroup was made. With --container, say so with its path: a container that restarts
+ * (docker restart, stop and start, a restart policy) has a new cgroup, made before its first
+ * program starts in it; once user space has added it to watched_cgroups, that program is traced
+ * from its exec like the container's others. Cgroups are made seldom (a container, a service, a
+ * login): every one is sent, and user space picks the container's by the id in the path.
+ */
+static __always_inline int on_cgroup_made(void *ctx, struct cgroup *cgrp, const char *path)
+{
+	struct ht_cgroup_event e;
+	long n;
+
+	if (!watch_new_cgroups)
+		return 0;
+	fill_header(&e.hdr, bpf_get_current_pid_tgid(), HT_EV_CGROUP, HT_SYS_NONE, -1, 0, 0);
+	e.cgroup = BPF_CORE_READ(cgrp, kn, id);
+	e.hierarchy = BPF_CORE_READ(cgrp, root, hierarchy_id);
+	n = bpf_probe_read_kernel_str(e.path, sizeof(e.path), path);
+	e.path_len = n > 0 ? (__u32)n - 1 : 0;
+	/* Now, not at the next poll: the container's first program may start within milliseconds. */
+	output(ctx, &e, sizeof(e), BPF_RB_FORCE_WAKEUP);
+	return 0;
+}

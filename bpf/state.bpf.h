@@ -23,6 +23,9 @@ GLOBAL(const volatile __u8 follow_children, 1);
 /* --name and --container: look at every program started for the ones to trace. */
 GLOBAL(const volatile __u8 watch_execs, 0);
 
+/* --container: report each cgroup made, so that a restarted container's new one is watched. */
+GLOBAL(const volatile __u8 watch_new_cgroups, 0);
+
 /*
  * --port: a connection with none of the ports in watched_ports at either end is left out here,
  * its bytes never copied (the user-space filter would hide all its exchanges).
@@ -35,6 +38,7 @@ struct ht_event _ht_event = {};
 struct ht_conn_event _ht_conn_event = {};
 struct ht_unix_conn_event _ht_unix_conn_event = {};
 struct ht_process_event _ht_process_event = {};
+struct ht_cgroup_event _ht_cgroup_event = {};
 enum ht_limits _ht_limits = 0;
 enum ht_event_kind _ht_event_kind = 0;
 enum ht_syscall _ht_syscall = 0;

@@ -81,6 +81,9 @@ pub struct End {
     /// Processes --name or --container found started (format 2).
     #[serde(default)]
     pub processes_started: u64,
+    /// Restarts of the containers --container follows (format 3).
+    #[serde(default)]
+    pub containers_restarted: u64,
 }
 
 /// A record read back.

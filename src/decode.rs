@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use crate::bpf::types::{
-    ht_conn_event, ht_direction, ht_event, ht_event_kind, ht_flags, ht_limits, ht_process_event,
-    ht_unix_conn_event,
+    ht_cgroup_event, ht_conn_event, ht_direction, ht_event, ht_event_kind, ht_flags, ht_limits,
+    ht_process_event, ht_unix_conn_event,
 };
 use crate::bpf::EVENT_HEADER_LEN as HEADER_LEN;
 
@@ -360,6 +360,34 @@ fn process_event(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
     })
 }
 
+/// A cgroup BPF saw made (--container).
+#[derive(Debug, PartialEq, Eq)]
+pub struct CgroupMade<'a> {
+    /// Its id, as BPF compares cgroups (its directory's inode number).
+    pub cgroup: u64,
+    /// Its hierarchy's id (one per cgroup v1 controller set, one for v2).
+    pub hierarchy: u32,
+    /// Its path within its hierarchy.
+    pub path: &'a [u8],
+}
+
+/// The cgroup made that `sample` reports; None for every other event: the kind is looked at
+/// first, so that the other samples cost a byte's read.
+pub fn cgroup_made(sample: &[u8]) -> Option<CgroupMade<'_>> {
+    let kind = *sample.get(offset_of!(ht_event, kind))?;
+    if ht_event_kind(u32::from(kind)) != ht_event_kind::HT_EV_CGROUP {
+        return None;
+    }
+    let e: ht_cgroup_event = read_struct(sample).ok()?;
+    let start = offset_of!(ht_cgroup_event, path);
+    let len = (e.path_len as usize).min(e.path.len());
+    Some(CgroupMade {
+        cgroup: e.cgroup,
+        hierarchy: e.hierarchy,
+        path: &sample[start..start + len],
+    })
+}
+
 /// A connection's opening: its addresses, and for a found one where it joined each stream.
 fn opened(sample: &[u8], how: Opened) -> Result<ChunkKind<&[u8]>, DecodeError> {
     let c: ht_conn_event = read_struct(sample)?;
@@ -606,6 +634,36 @@ pub mod tests {
             cgroup,
         };
         sample(&p.hdr, &as_bytes(&p)[HEADER_LEN..])
+    }
+
+    /// A new cgroup's id and path, and nothing from the other events.
+    #[test]
+    fn a_cgroup_made_names_its_path() {
+        let path = b"/system.slice/docker-0123.scope";
+        let mut e = ht_cgroup_event {
+            hdr: header(ht_event_kind::HT_EV_CGROUP, 0),
+            cgroup: 4242,
+            path_len: path.len() as u32,
+            hierarchy: 1,
+            ..Default::default()
+        };
+        e.path[..path.len()].copy_from_slice(path);
+        let raw = sample(&e.hdr, &as_bytes(&e)[HEADER_LEN..]);
+        assert_eq!(
+            cgroup_made(&raw),
+            Some(CgroupMade {
+                cgroup: 4242,
+                hierarchy: 1,
+                path
+            })
+        );
+        // A length past the field is cut to it.
+        e.path_len = 1 << 20;
+        let raw = sample(&e.hdr, &as_bytes(&e)[HEADER_LEN..]);
+        assert_eq!(cgroup_made(&raw).map(|c| c.path.len()), Some(e.path.len()));
+        let raw = process_sample(ht_event_kind::HT_EV_EXEC, 0, 3, 4242);
+        assert_eq!(cgroup_made(&raw), None);
+        assert_eq!(cgroup_made(&[]), None);
     }
 
     #[test]

@@ -10,7 +10,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::bpf::types::ht_sock_info;
 use crate::bpf::{HttpTraceSkel, TGID_SLOTS};
-use crate::container::Identity;
+use crate::container::{container_of, Identity};
+use crate::decode::CgroupMade;
 use crate::proc_scan;
 use crate::tracker::UnixSocket;
 
@@ -35,6 +36,11 @@ pub struct Processes {
     identities: FxHashMap<u32, Identity>,
     /// --container: the container of each watched cgroup (inode number).
     cgroup_containers: FxHashMap<u64, Identity>,
+    /// New cgroups of those containers (restarted), not yet watched in BPF.
+    new_cgroups: Vec<u64>,
+    /// For the summary: the watched containers' own cgroups made after the start, by container
+    /// and hierarchy (see `restarts`).
+    starts: FxHashMap<(String, u32), u64>,
 }
 
 impl Processes {
@@ -57,6 +63,8 @@ impl Processes {
             ended: 0,
             identities: FxHashMap::default(),
             cgroup_containers: FxHashMap::default(),
+            new_cgroups: Vec::new(),
+            starts: FxHashMap::default(),
         }
     }
 
@@ -67,6 +75,77 @@ impl Processes {
     ) -> Self {
         self.cgroup_containers = cgroups.into_iter().collect();
         self
+    }
+
+    /// BPF reported cgroup `made`: when its path is in a watched container (which has restarted,
+    /// or made a cgroup of its own inside), it is to be watched too (`watch_new_cgroups`); that
+    /// container's id.
+    pub fn cgroup_made(&mut self, made: &CgroupMade<'_>) -> Option<String> {
+        let path = std::str::from_utf8(made.path).ok()?;
+        let (id, pod) = container_of([path])?;
+        let known = self
+            .cgroup_containers
+            .values()
+            .any(|c| c.container_id == id);
+        if !known || self.cgroup_containers.contains_key(&made.cgroup) {
+            return None;
+        }
+        // The container's own cgroup, not one made inside it: it started again.
+        let own = path
+            .rsplit('/')
+            .next()
+            .and_then(|last| container_of([last]))
+            .is_some_and(|(last, _)| last == id);
+        if own {
+            *self.starts.entry((id.clone(), made.hierarchy)).or_default() += 1;
+        }
+        let who = Identity {
+            container_id: id.clone(),
+            pod_uid: pod,
+            ns_pid: 0,
+        };
+        self.cgroup_containers.insert(made.cgroup, who);
+        self.new_cgroups.push(made.cgroup);
+        Some(id)
+    }
+
+    /// Watch in BPF the cgroups `cgroup_made` found, then adopt what already runs in their
+    /// containers (a program that started before the cgroup was watched): those processes.
+    pub fn watch_new_cgroups(&mut self, skel: &HttpTraceSkel<'_>) -> Result<Vec<u32>> {
+        let cgroups = std::mem::take(&mut self.new_cgroups);
+        let mut ids = Vec::new();
+        for cgroup in cgroups {
+            skel.maps
+                .watched_cgroups
+                .update(&cgroup.to_ne_bytes(), &[1u8], MapFlags::ANY)
+                .context("watching a restarted container's cgroup")?;
+            let id = &self.cgroup_containers[&cgroup].container_id;
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        let mut adopted = Vec::new();
+        for id in ids {
+            for pid in proc_scan::in_container(&id).0 {
+                if !self.alive.contains(&pid) {
+                    self.adopt(skel, pid)?;
+                    self.started_count += 1;
+                    adopted.push(pid);
+                }
+            }
+        }
+        Ok(adopted)
+    }
+
+    /// Restarts of the watched containers: each makes the container's cgroup again in every
+    /// hierarchy (one with cgroup v2, one per controller set with v1), counted once.
+    pub fn restarts(&self) -> u64 {
+        let mut most: FxHashMap<&str, u64> = FxHashMap::default();
+        for ((id, _), &n) in &self.starts {
+            let m = most.entry(id).or_default();
+            *m = (*m).max(n);
+        }
+        most.values().sum()
     }
 
     /// Which container process `pid` is in, from /proc, kept: None when it is on the host.
@@ -311,5 +390,44 @@ mod tests {
         // The child's own child is in the container still; the ended process is forgotten.
         assert!(p.forked(GONE + 1, GONE + 2, 0).is_some());
         assert_eq!(p.forked(GONE, GONE + 3, 0), None);
+    }
+
+    /// A watched container's new cgroups are taken, each once; a restart is counted once
+    /// however many hierarchies make it (cgroup v1), and not for a cgroup made inside the
+    /// container; other containers' cgroups are not taken.
+    #[test]
+    fn a_restarted_container_is_watched_again() {
+        let id = "ab".repeat(32);
+        let c = Identity {
+            container_id: id.clone(),
+            pod_uid: String::new(),
+            ns_pid: 0,
+        };
+        let mut p = Processes::new(&[], false, true).with_cgroup_containers([(7, c)]);
+        let own = format!("/docker/{id}");
+        for (cgroup, hierarchy, path, taken) in [
+            (8, 1, own.clone(), true),
+            (9, 2, own.clone(), true),
+            (8, 1, own.clone(), false),
+            (10, 1, format!("{own}/init.scope"), true),
+            (11, 1, format!("/docker/{}", "cd".repeat(32)), false),
+            (12, 1, "/user.slice".to_string(), false),
+        ] {
+            let e = CgroupMade {
+                cgroup,
+                hierarchy,
+                path: path.as_bytes(),
+            };
+            assert_eq!(p.cgroup_made(&e).is_some(), taken, "{path}");
+        }
+        assert_eq!(p.new_cgroups, [8, 9, 10]);
+        assert_eq!(p.restarts(), 1);
+        let again = CgroupMade {
+            cgroup: 13,
+            hierarchy: 2,
+            path: own.as_bytes(),
+        };
+        assert!(p.cgroup_made(&again).is_some());
+        assert_eq!(p.restarts(), 2);
     }
 }

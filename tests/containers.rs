@@ -602,6 +602,87 @@ fn a_restarted_container_is_followed_by_name() {
     );
 }
 
+/// --container across each way a container starts again: `docker restart`, `docker stop` then
+/// `start`, and a crash (its httpd killed from the host) that the restart policy answers. Each
+/// start makes the container a new cgroup, which BPF reports as it is made: its httpd is
+/// traced from its exec, and the request after each start is captured on both sides, with the
+/// container's id. The summary counts the three restarts.
+#[test]
+fn a_restarted_container_is_followed_by_its_id() {
+    let Some((_one, mut daemon)) = docker_test("a_restarted_container_is_followed_by_its_id")
+    else {
+        return;
+    };
+    let (id, mut pid) = httpd_container(&mut daemon, &["--restart", "always"]);
+    let tracer = Tracer::start(&[], &["--container", &id[..12]]);
+    let mut targets = Vec::new();
+    for (i, how) in ["first", "restart", "stop-start", "crash"]
+        .into_iter()
+        .enumerate()
+    {
+        match how {
+            "restart" => {
+                daemon.docker(&["restart", "-t", "1", &id]);
+            }
+            "stop-start" => {
+                daemon.docker(&["stop", "-t", "1", &id]);
+                daemon.docker(&["start", &id]);
+            }
+            "crash" => {
+                // SAFETY: kill has no memory-safety preconditions; the pid is the container's.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                wait_until(
+                    "the restart policy to start it again",
+                    Duration::from_secs(30),
+                    || {
+                        daemon
+                            .try_docker(&["inspect", "-f", "{{.State.Pid}}", &id])
+                            .and_then(|p| p.parse::<u32>().ok())
+                            .is_some_and(|p| p != 0 && p != pid)
+                    },
+                );
+            }
+            _ => {}
+        }
+        if i > 0 {
+            let again = host_pid(&daemon, &id);
+            assert_ne!(again, pid, "{how}: the same process");
+            pid = again;
+            wait_until("httpd to listen again", Duration::from_secs(30), || {
+                listens(pid, 8080)
+            });
+        }
+        let target = format!("/index.html?{how}");
+        assert_eq!(
+            wget(&daemon, &id, &format!("http://127.0.0.1:8080{target}")),
+            "hello from a container"
+        );
+        targets.push(target);
+    }
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    for role in ["server", "client"] {
+        let seen: Vec<&str> = ex
+            .iter()
+            .filter(|e| e["role"] == role)
+            .map(|e| e["target"].as_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(seen, targets, "{role}: {:#?}", out.stderr);
+    }
+    for e in &ex {
+        assert_eq!(
+            (&e["container_id"], &e["status"]),
+            (&json!(id), &json!(200)),
+            "{e}"
+        );
+    }
+    assert!(
+        out.summary().contains(", 3 container restarts followed, "),
+        "{}",
+        out.summary()
+    );
+}
+
 /// A connection open before tracing starts, in a container's own network namespace: found there
 /// at start (the host's tables do not have it), with the addresses the container sees, and its
 /// next exchange captured with the container's id.

@@ -397,6 +397,7 @@ fn open_for(method: Method, build: Build, cfg: &Config<'_>) -> Result<OpenHttpTr
     rodata.capture_bytes = cfg.capture_bytes;
     rodata.follow_children = u8::from(cfg.follow_children);
     rodata.watch_execs = u8::from(!cfg.watch_names.is_empty() || !cfg.watch_cgroups.is_empty());
+    rodata.watch_new_cgroups = u8::from(!cfg.watch_cgroups.is_empty());
     rodata.filter_ports = u8::from(!cfg.ports.is_empty());
     rodata.use_ringbuf = u8::from(cfg.buffer == BufferKind::Ring);
     rodata.wakeup_bytes = buffer::wakeup_bytes(cfg.ring_bytes);
@@ -409,7 +410,9 @@ fn open_for(method: Method, build: Build, cfg: &Config<'_>) -> Result<OpenHttpTr
     for mut prog in open.open_object_mut().progs_mut() {
         let section = prog.section().to_string_lossy().into_owned();
         let name = prog.name().to_string_lossy().into_owned();
-        let mine = method.owns_section(&section) && build.owns_program(&name);
+        // The cgroups made are looked at only for --container (see on_cgroup_made).
+        let wanted = !name.starts_with("raw_tp_cgroup_mkdir") || !cfg.watch_cgroups.is_empty();
+        let mine = method.owns_section(&section) && build.owns_program(&name) && wanted;
         prog.set_autoload(mine);
         if mine && !section.starts_with("raw_tp/") {
             method_programs += 1;

@@ -266,7 +266,14 @@ impl Session {
         events.poll(POLL_INTERVAL)?;
         let now = Instant::now();
         let skel = &self.loaded.skel;
-        self.state.borrow_mut().processes.update(skel);
+        {
+            let s = &mut *self.state.borrow_mut();
+            s.processes.update(skel);
+            // A restarted container's program, if it started before its cgroup was watched.
+            for pid in s.processes.watch_new_cgroups(skel)? {
+                s.identify(pid);
+            }
+        }
         if self
             .state
             .borrow()
@@ -364,6 +371,7 @@ impl Session {
             children_followed: s.processes.followed(),
             processes_exited: s.processes.ended(),
             processes_started: s.processes.started(),
+            containers_restarted: s.processes.restarts(),
         };
         let end = kernel.to_end(s.all_exited);
         for r in [s.recorder.as_mut(), s.shadow.as_mut()]

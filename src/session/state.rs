@@ -164,6 +164,18 @@ impl State {
     }
 
     pub(super) fn on_sample(&mut self, data: &[u8]) {
+        // A new cgroup tells what to watch, nothing of what was traced: neither recorded nor
+        // parsed.
+        if let Some(made) = decode::cgroup_made(data) {
+            if let Some(id) = self.processes.cgroup_made(&made) {
+                log::info!(
+                    "container {}: watching its new cgroup {}",
+                    &id[..12],
+                    String::from_utf8_lossy(made.path)
+                );
+            }
+            return;
+        }
         self.input(Input::Sample(data));
     }
 

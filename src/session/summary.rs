@@ -20,6 +20,7 @@ pub(super) struct KernelCounts {
     pub(super) children_followed: u64,
     pub(super) processes_exited: u64,
     pub(super) processes_started: u64,
+    pub(super) containers_restarted: u64,
 }
 
 impl KernelCounts {
@@ -32,6 +33,7 @@ impl KernelCounts {
             children_followed: self.children_followed,
             processes_exited: self.processes_exited,
             processes_started: self.processes_started,
+            containers_restarted: self.containers_restarted,
         }
     }
 
@@ -47,6 +49,7 @@ impl KernelCounts {
             children_followed: end.children_followed,
             processes_exited: end.processes_exited,
             processes_started: end.processes_started,
+            containers_restarted: end.containers_restarted,
         }
     }
 }
@@ -195,7 +198,7 @@ fn later_counters(
     parsed: &ParserStats,
     k: &KernelCounts,
     lost: u64,
-) -> [Counter; 14] {
+) -> [Counter; 15] {
     [
         (
             t.events_missing.saturating_sub(lost),
@@ -256,6 +259,11 @@ fn later_counters(
             "child processes followed",
         ),
         (
+            k.containers_restarted,
+            "container restart followed",
+            "container restarts followed",
+        ),
+        (
             k.processes_started,
             "process started later followed",
             "processes started later followed",
@@ -277,6 +285,7 @@ mod tests {
             children_followed: 0,
             processes_exited: 0,
             processes_started: 0,
+            containers_restarted: 0,
         }
     }
 
