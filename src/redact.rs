@@ -156,15 +156,40 @@ impl Redactor {
         let body = kind
             .filter(|_| !m.body().is_empty())
             .and_then(|t| body(t, m.body(), Style::Marker));
-        if target.is_none() && values.is_none() && body.is_none() {
+        let trailers = self.trailers(m);
+        if target.is_none() && values.is_none() && body.is_none() && trailers.is_none() {
             return None;
         }
         let target = target.map(|t| String::from_utf8_lossy(&t).into_owned());
-        m.edited(
+        let mut edited = m.edited(
             target.as_deref(),
             values.as_deref().unwrap_or(&[]),
             body.as_deref(),
-        )
+        )?;
+        if let Some(fields) = trailers {
+            edited.set_trailers(fields.iter().map(|(n, v)| (*n, v.as_ref())));
+        }
+        Some(edited)
+    }
+
+    /// A chunked body's trailer fields with the secrets of each redacted as a header's would
+    /// be, or None when none has one (or there are none, as in most messages).
+    fn trailers<'m>(&self, m: &'m Message) -> Option<Vec<Field<'m>>> {
+        if m.trailers_len() == 0 {
+            return None;
+        }
+        let mut any = false;
+        let fields = m
+            .trailers()
+            .map(|(n, v)| match self.header(n, v, Style::Marker) {
+                Some(new) => {
+                    any = true;
+                    (n, Cow::Owned(new))
+                }
+                None => (n, Cow::Borrowed(v)),
+            })
+            .collect();
+        any.then_some(fields)
     }
 
     /// The value of header `name` without its secrets, or None when it has none.
@@ -261,6 +286,9 @@ impl Redactor {
         }
     }
 }
+
+/// A header or trailer field: its name, and its value, redacted or as it was.
+type Field<'m> = (&'m [u8], Cow<'m, [u8]>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BodyKind {
@@ -580,6 +608,33 @@ mod tests {
         assert_eq!((r.body_bytes, r.head_len()), (q.body_bytes, q.head_len()));
         let plain = Message::build("GET / HTTP/1.1", &[("Host", "h")], b"", 0);
         assert!(Redactor::default().message(&plain).is_none());
+    }
+
+    /// Trailer fields are redacted as headers are, the others kept, the size as sent; a
+    /// message whose only secret is in a trailer is rebuilt too.
+    #[test]
+    fn trailer_fields_are_redacted_as_headers() {
+        let (out, _) = crate::http::parse_pieces(
+            &[b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-Sum: 1\r\nAuthorization: Bearer xyz\r\n\r\n"],
+            &[],
+            64,
+        );
+        let Some(crate::http::Parsed::Message(q)) = out.last() else {
+            panic!("{out:?}");
+        };
+        let r = Redactor::default()
+            .message(q)
+            .expect("a secret in a trailer");
+        let fields: Vec<(&[u8], &[u8])> = r.trailers().collect();
+        assert_eq!(
+            fields,
+            [
+                (&b"X-Sum"[..], &b"1"[..]),
+                (b"Authorization", b"Bearer <redacted>")
+            ]
+        );
+        assert_eq!(r.trailers_len(), q.trailers_len());
+        assert_eq!(r.header_pairs(), q.header_pairs());
     }
 
     #[test]

@@ -721,3 +721,62 @@ fn a_60_kib_head_is_captured_whole() {
     assert_eq!(header(&ex[0], "x-after"), ["yes"]);
     out.assert_summary(1);
 }
+
+/// Trailer fields both ways, with node's http server: a chunked POST whose trailer carries a
+/// checksum, answered chunked with trailers of its own, one of them a secret header (redacted,
+/// as a header would be). JSON carries them; -v shows them after the body; HAR has them as
+/// `_trailers` and counts them in headersSize.
+#[test]
+fn trailer_fields_both_ways() {
+    require_root!();
+    let script = "require('http').createServer((q, s) => { q.resume(); q.on('end', () => { \
+                  s.writeHead(200, {'Trailer': 'X-Parts, X-Api-Key'}); s.write('ok:'); \
+                  s.write(q.trailers['x-checksum']); \
+                  s.addTrailers({'X-Parts': '2', 'X-Api-Key': 'k3y'}); s.end(); }); })\
+                  .listen(0, '127.0.0.1', function () { \
+                  console.log('listening on 127.0.0.1:' + this.address().port); });";
+    let mut cmd = Command::new("node");
+    cmd.args(["-e", script]);
+    let server = Server::start("node", cmd, None);
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let raw = b"POST /sum HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\
+                Trailer: X-Checksum\r\nConnection: close\r\n\r\n\
+                3\r\nabc\r\n0\r\nX-Checksum: 9001\r\n\r\n";
+    assert_eq!(request(server.port, raw), 200);
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    assert_eq!(ex.len(), 1, "{:#?}", out.stderr);
+    let e = &ex[0];
+    assert_eq!(
+        (&e["request_body"], &e["request_trailers"]),
+        (&json!("abc"), &json!([["X-Checksum", "9001"]])),
+        "{e}"
+    );
+    assert_eq!(
+        (&e["response_body"], &e["response_trailers"]),
+        (
+            &json!("ok:9001"),
+            &json!([["X-Parts", "2"], ["X-Api-Key", "<redacted>"]])
+        ),
+        "{e}"
+    );
+    out.assert_summary(1);
+    let text = out.replayed(&["-v"]);
+    assert!(
+        text.contains("    > abc\n    > [trailer fields]\n    > X-Checksum: 9001\n")
+            && text.ends_with(
+                "    < ok:9001\n    < [trailer fields]\n    < X-Parts: 2\n    < X-Api-Key: <redacted>\n"
+            ),
+        "{text}"
+    );
+    let har: Value = serde_json::from_str(&out.replayed(&["-o", "har"])).expect("HAR");
+    let entry = &har["log"]["entries"][0];
+    assert_eq!(
+        entry["request"]["_trailers"],
+        json!([{"name": "X-Checksum", "value": "9001"}])
+    );
+    assert_eq!(entry["response"]["_trailers"][1]["value"], "<redacted>");
+    // The head as sent, and the trailer field lines ("X-Checksum: 9001\r\n").
+    let head = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(entry["request"]["headersSize"], json!(head + 18));
+}

@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use serde_json::json;
 
 /// The iovec counts of the answers: around the fast path's 8, and up to IOV_MAX.
 const COUNTS: [usize; 6] = [1, 8, 9, 64, 512, 1024];
@@ -79,6 +80,7 @@ fn node_corked_writes_in_one_writev() {
         assert_eq!(e["status"], 200, "{e}");
         assert_eq!(e["response_complete"], true, "{e}");
         assert_eq!(e["response_body"], parts, "{e}");
+        assert_eq!(e["response_trailers"], json!([["X-Parts", "12"]]), "{e}");
     }
     out.assert_summary(3);
 }

@@ -56,6 +56,11 @@ pub struct Message {
     pub body_missing_bytes: u64,
     /// False when tracing or the connection ended before the message did.
     pub complete: bool,
+    /// A chunked body's trailer section: its field lines as received, each with its line end
+    /// (empty for most messages, which have none: no allocation); redacted, rebuilt.
+    trailers: Vec<u8>,
+    /// The trailer field lines' length as they were sent.
+    wire_trailers_len: u32,
 }
 
 impl Message {
@@ -109,6 +114,8 @@ impl Message {
             body_bytes: 0,
             body_missing_bytes: 0,
             complete: true,
+            trailers: Vec::new(),
+            wire_trailers_len: 0,
         }
     }
 
@@ -247,7 +254,46 @@ impl Message {
         m.body_bytes = self.body_bytes;
         m.body_missing_bytes = self.body_missing_bytes;
         m.complete = self.complete;
+        m.trailers = self.trailers.clone();
+        m.wire_trailers_len = self.wire_trailers_len;
         Some(m)
+    }
+
+    /// A chunked body's trailer fields, (name, value) in order; the value without the
+    /// whitespace around it. The parser let in only lines with a name and a colon.
+    pub fn trailers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.trailers
+            .split_inclusive(|&b| b == b'\n')
+            .filter_map(|line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                let value = line[colon + 1..].trim_ascii();
+                Some((&line[..colon], value))
+            })
+    }
+
+    /// Bytes of the trailer section's field lines as they were sent (0: it had none).
+    pub fn trailers_len(&self) -> usize {
+        self.wire_trailers_len as usize
+    }
+
+    /// Add one trailer field line, as received with its line end (the parser, which bounds
+    /// the section to MAX_HEAD_BYTES).
+    pub(super) fn push_trailer(&mut self, line: &[u8]) {
+        self.trailers.extend_from_slice(line);
+        self.wire_trailers_len += line.len() as u32;
+    }
+
+    /// Replace the trailer fields with `fields` (name, value): redaction. Each goes out as a
+    /// `name: value` line; the size as sent stays.
+    pub fn set_trailers<'a>(&mut self, fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) {
+        let mut lines = Vec::new();
+        for (name, value) in fields {
+            lines.extend_from_slice(name);
+            lines.extend_from_slice(b": ");
+            lines.extend_from_slice(value);
+            lines.extend_from_slice(b"\r\n");
+        }
+        self.trailers = lines;
     }
 
     /// The first body bytes, up to the parser's body limit.
@@ -268,9 +314,9 @@ impl Message {
             .extend_from_slice(&bytes[..room.min(bytes.len())]);
     }
 
-    /// Heap bytes it holds: its head, header spans and the body kept.
+    /// Heap bytes it holds: its head, header spans, the body kept and its trailers.
     pub fn held_bytes(&self) -> usize {
-        self.bytes.capacity()
+        self.bytes.capacity() + self.trailers.capacity()
     }
 
     pub fn body_cut(&self) -> bool {

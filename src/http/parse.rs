@@ -564,11 +564,38 @@ impl Parser {
                         self.chunk_error("chunk data longer than its size", out);
                     }
                     ChunkState::Trailers if empty => self.finish_message(out),
-                    ChunkState::Trailers => {}
+                    ChunkState::Trailers => self.trailer_line(&line, ts_ns, out),
                     ChunkState::Data(_) => unreachable!("handled above"),
                 }
                 &data[nl + 1..]
             }
+        }
+    }
+
+    /// One field line of a chunked body's trailer section: kept with the message, which a line
+    /// that is no field (no name, no colon) or a section past MAX_HEAD_BYTES makes malformed.
+    fn trailer_line(&mut self, line: &[u8], ts_ns: u64, out: &mut Vec<Parsed>) {
+        let name_end = line.iter().position(|&b| b == b':').unwrap_or(0);
+        let is_token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+        let problem = if name_end == 0 || !line[..name_end].iter().all(is_token) {
+            Some("malformed trailer field")
+        } else if self
+            .current
+            .as_ref()
+            .is_some_and(|m| m.trailers_len() + line.len() > MAX_HEAD_BYTES)
+        {
+            Some("trailer section too large")
+        } else {
+            None
+        };
+        match (problem, self.current.as_mut()) {
+            (Some(reason), _) => {
+                self.buf_ts = ts_ns;
+                self.stats.resync_bytes += line.len() as u64;
+                self.chunk_error(reason, out);
+            }
+            (None, Some(m)) => m.push_trailer(line),
+            (None, None) => {}
         }
     }
 
@@ -717,12 +744,49 @@ mod tests {
 
     #[test]
     fn chunked_body_with_extensions_and_trailers_byte_by_byte() {
-        let data: &[u8] = b"POST /up HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\nGET /after HTTP/1.1\r\n\r\n";
+        let data: &[u8] = b"POST /up HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\nX-Sum:\t a b \r\n\r\nGET /after HTTP/1.1\r\n\r\n";
         for pieces in [vec![data], data.chunks(1).collect::<Vec<_>>()] {
             let (out, _) = parse_all(&pieces);
             assert_eq!(targets(&out), ["POST /up", "GET /after"]);
-            assert_eq!(requests(&out)[0].body(), b"Wikipedia in\r\n\r\nchunks.");
-            assert_eq!(requests(&out)[0].body_bytes, 23);
+            let r = requests(&out);
+            assert_eq!(r[0].body(), b"Wikipedia in\r\n\r\nchunks.");
+            assert_eq!(r[0].body_bytes, 23);
+            let trailers: Vec<_> = r[0].trailers().collect();
+            assert_eq!(
+                trailers,
+                [(&b"X-Trailer"[..], &b"1"[..]), (&b"X-Sum"[..], &b"a b"[..])]
+            );
+            assert_eq!(r[0].trailers_len(), 28);
+            assert_eq!(r[1].trailers().count(), 0);
+        }
+    }
+
+    /// A trailer line that is no field makes its message incomplete and malformed; the next
+    /// message is found.
+    #[test]
+    fn a_malformed_trailer_field() {
+        for bad in [
+            &b"no colon"[..],
+            b": no name",
+            b"bad name: x",
+            &[&b"B: "[..], &[b'v'; MAX_HEAD_BYTES]].concat(),
+        ] {
+            let mut data =
+                b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n".to_vec();
+            data.extend_from_slice(b"A: 1\r\n");
+            data.extend_from_slice(bad);
+            data.extend_from_slice(b"\r\n\r\nGET /after HTTP/1.1\r\n\r\n");
+            let (out, _) = parse_all(&[&data]);
+            let reason = if bad.len() > MAX_HEAD_BYTES {
+                "trailer section too large"
+            } else {
+                "malformed trailer field"
+            };
+            assert_eq!(
+                targets(&out),
+                ["POST /up", &format!("malformed: {reason}"), "GET /after"]
+            );
+            assert!(!requests(&out)[0].complete);
         }
     }
 

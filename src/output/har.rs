@@ -73,6 +73,9 @@ struct Request<'a> {
     post_data: Option<PostData<'a>>,
     headers_size: i64,
     body_size: i64,
+    /// A chunked body's trailer fields (HAR has no place for them).
+    #[serde(rename = "_trailers", skip_serializing_if = "Vec::is_empty")]
+    trailers: Vec<NameValue<'a>>,
 }
 
 #[derive(Serialize)]
@@ -101,6 +104,8 @@ struct Response<'a> {
     redirect_url: Cow<'a, str>,
     headers_size: i64,
     body_size: i64,
+    #[serde(rename = "_trailers", skip_serializing_if = "Vec::is_empty")]
+    trailers: Vec<NameValue<'a>>,
     #[serde(rename = "_error", skip_serializing_if = "Option::is_none")]
     error: Option<&'static str>,
 }
@@ -168,6 +173,12 @@ fn version(m: &Message) -> &'static str {
     }
 }
 
+/// The bytes of a message's header fields as sent: its head, and its trailer fields (headers
+/// sent after a chunked body).
+fn headers_size(m: &Message) -> i64 {
+    (m.head_len() + m.trailers_len()) as i64
+}
+
 fn header<'m>(m: &'m Message, name: &str) -> Option<&'m [u8]> {
     m.headers()
         .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
@@ -175,7 +186,12 @@ fn header<'m>(m: &'m Message, name: &str) -> Option<&'m [u8]> {
 }
 
 fn headers(m: &Message) -> Vec<NameValue<'_>> {
-    m.headers()
+    fields(m.headers())
+}
+
+/// Header or trailer fields as HAR's name-value pairs.
+fn fields<'m>(fields: impl Iterator<Item = (&'m [u8], &'m [u8])>) -> Vec<NameValue<'m>> {
+    fields
         .map(|(n, v)| NameValue {
             name: lossy(n),
             value: lossy(v),
@@ -355,8 +371,9 @@ fn request<'m>(conn: &ConnInfo, q: &'m Message, method: &'m str, target: &'m str
                 .body_cut()
                 .then(|| format!("first {} of {} bytes kept", q.body().len(), q.body_bytes)),
         }),
-        headers_size: q.head_len() as i64,
+        headers_size: headers_size(q),
         body_size: q.body_bytes as i64,
+        trailers: fields(q.trailers()),
     }
 }
 
@@ -378,6 +395,7 @@ fn response(r: Option<&Message>) -> Response<'_> {
             redirect_url: Cow::Borrowed(""),
             headers_size: -1,
             body_size: -1,
+            trailers: Vec::new(),
             error: Some("no response"),
         };
     };
@@ -393,8 +411,9 @@ fn response(r: Option<&Message>) -> Response<'_> {
         headers: headers(r),
         content: content(r),
         redirect_url: header(r, "location").map_or(Cow::Borrowed(""), lossy),
-        headers_size: r.head_len() as i64,
+        headers_size: headers_size(r),
         body_size: r.body_bytes as i64,
+        trailers: fields(r.trailers()),
         error: (!r.complete).then_some("the response was cut short"),
     }
 }

@@ -176,12 +176,17 @@ impl<'b> JsonLine<'b> {
 
     /// `[[name, value], ...]`, in order.
     fn headers(&mut self, key: &str, m: &Message) {
+        self.fields(key, m.headers());
+    }
+
+    /// `[[name, value], ...]`: a message's header or trailer fields.
+    fn fields<'m>(&mut self, key: &str, fields: impl Iterator<Item = (&'m [u8], &'m [u8])>) {
         self.buf.extend_from_slice(key.as_bytes());
         self.buf.push(b'[');
-        for (i, (name, value)) in m.headers().enumerate() {
+        for (i, (name, value)) in fields.enumerate() {
             self.buf
                 .extend_from_slice(if i == 0 { b"[" } else { b",[" });
-            // httparse takes only tokens as names: nothing in them needs escaping.
+            // The parser takes only tokens as names: nothing in them needs escaping.
             self.buf.push(b'"');
             self.buf.extend_from_slice(name);
             self.buf.extend_from_slice(b"\",");
@@ -335,6 +340,7 @@ struct MessageKeys {
     body: &'static str,
     body_cut: &'static str,
     complete: &'static str,
+    trailers: &'static str,
 }
 
 const REQUEST_KEYS: MessageKeys = MessageKeys {
@@ -344,6 +350,7 @@ const REQUEST_KEYS: MessageKeys = MessageKeys {
     body: key!("request_body"),
     body_cut: key!("request_body_cut"),
     complete: key!("request_complete"),
+    trailers: key!("request_trailers"),
 };
 
 const RESPONSE_KEYS: MessageKeys = MessageKeys {
@@ -353,15 +360,20 @@ const RESPONSE_KEYS: MessageKeys = MessageKeys {
     body: key!("response_body"),
     body_cut: key!("response_body_cut"),
     complete: key!("response_complete"),
+    trailers: key!("response_trailers"),
 };
 
-/// Headers, body size, the body kept, whether it was cut, whether the message was complete.
+/// Headers, body size, the body kept, whether it was cut, whether the message was complete,
+/// and a chunked body's trailer fields when it had any.
 fn json_message(o: &mut JsonLine<'_>, keys: &MessageKeys, m: &Message) {
     o.headers(keys.headers, m);
     o.uint(keys.body_bytes, m.body_bytes);
     o.str(keys.body, m.body());
     o.bool(keys.body_cut, m.body_cut());
     o.bool(keys.complete, m.complete);
+    if m.trailers_len() > 0 {
+        o.fields(keys.trailers, m.trailers());
+    }
 }
 
 /// A message that was not seen: its start line's keys and the others, each null. Kept out of

@@ -53,6 +53,24 @@ impl Serialize for Headers<'_> {
     }
 }
 
+/// A chunked body's trailer fields, as Headers.
+struct Trailers<'a>(&'a Message);
+
+impl Serialize for Trailers<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for (name, value) in self.0.trailers() {
+            seq.serialize_element(&(Lossy(name), Lossy(value)))?;
+        }
+        seq.end()
+    }
+}
+
+/// A message's trailers, when it had any.
+fn trailers(m: Option<&Message>) -> Option<Trailers<'_>> {
+    m.filter(|m| m.trailers_len() > 0).map(Trailers)
+}
+
 #[derive(Serialize)]
 struct Conn<'a> {
     ts: &'a str,
@@ -112,6 +130,8 @@ struct Exchange<'a> {
     request_body: Option<Lossy<'a>>,
     request_body_cut: Option<bool>,
     request_complete: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_trailers: Option<Trailers<'a>>,
     status: Option<u16>,
     reason: Option<&'a str>,
     response_headers: Option<Headers<'a>>,
@@ -119,6 +139,8 @@ struct Exchange<'a> {
     response_body: Option<Lossy<'a>>,
     response_body_cut: Option<bool>,
     response_complete: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_trailers: Option<Trailers<'a>>,
     latency_ms: Option<f64>,
 }
 
@@ -187,6 +209,7 @@ pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
                     request_body: q.map(|m| Lossy(m.body())),
                     request_body_cut: q.map(Message::body_cut),
                     request_complete: q.map(|m| m.complete),
+                    request_trailers: trailers(q),
                     status,
                     reason,
                     response_headers: r.map(Headers),
@@ -194,6 +217,7 @@ pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
                     response_body: r.map(|m| Lossy(m.body())),
                     response_body_cut: r.map(Message::body_cut),
                     response_complete: r.map(|m| m.complete),
+                    response_trailers: trailers(r),
                     latency_ms: super::latency_ns(q, r).map(|ns| ns as f64 / 1e6),
                 },
             )

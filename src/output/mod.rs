@@ -357,6 +357,7 @@ mod tests {
         }
     }
     use crate::decode::{Comm, ConnMeta, Direction, Endpoints, Role};
+    use crate::http::RequestKind;
     use crate::record::ConnInfo;
     use serde_json::json;
 
@@ -561,6 +562,56 @@ mod tests {
             !host.contains("ns_pid") && !host.contains("container_id"),
             "{host}"
         );
+    }
+
+    /// A chunked response's trailer fields: after the body with -v, in JSON (both writers
+    /// alike) and HAR, and in HAR's headersSize; a message without them has no key for them.
+    #[test]
+    fn trailer_fields_in_every_format() {
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ndone\r\n0\r\nX-Sum: 9\r\nX-Why: ok\r\n\r\n";
+        let (out, _) = crate::http::parse_pieces(&[chunked], &[RequestKind::Other], 64);
+        let Some(crate::http::Parsed::Message(mut response)) = out.into_iter().next() else {
+            panic!("a response");
+        };
+        response.ts_ns = 1_000_000;
+        response.end_ts_ns = 2_000_000;
+        let Record::Exchange { conn, request, .. } = record(b"", 0, false) else {
+            unreachable!()
+        };
+        let rec = Record::Exchange {
+            conn,
+            request,
+            response: Some(response),
+            responder: None,
+        };
+        assert!(print(Format::Text, true, &rec).ends_with(
+            "    < Transfer-Encoding: chunked\n    <\n    < done\n    < [trailer fields]\n    < X-Sum: 9\n    < X-Why: ok\n"
+        ));
+        let json = print(Format::Json, false, &rec);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            v["response_trailers"],
+            json!([["X-Sum", "9"], ["X-Why", "ok"]])
+        );
+        assert_eq!(v.get("request_trailers"), None);
+        let oracle: serde_json::Value =
+            serde_json::from_str(&print(Format::JsonSerde, false, &rec)).unwrap();
+        assert_eq!(v, oracle);
+        let mut p = Printer::new(Vec::new(), Format::Har, false, Clock::fixed(0));
+        p.print(&rec).unwrap();
+        p.finish().unwrap();
+        let har: serde_json::Value = serde_json::from_slice(&p.into_inner()).unwrap();
+        let r = &har["log"]["entries"][0]["response"];
+        assert_eq!(
+            r["_trailers"],
+            json!([{"name": "X-Sum", "value": "9"}, {"name": "X-Why", "value": "ok"}])
+        );
+        // The head (47 bytes) and the trailer fields (21).
+        assert_eq!(
+            (&r["headersSize"], &r["bodySize"]),
+            (&json!(47 + 21), &json!(4))
+        );
+        assert_eq!(har["log"]["entries"][0]["request"].get("_trailers"), None);
     }
 
     #[test]

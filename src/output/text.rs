@@ -162,20 +162,11 @@ fn prefix(buf: &mut Vec<u8>, conn: &ConnInfo, stamp: &str, who: Option<&Identity
     buf.push(b' ');
 }
 
-/// Headers and the start of the body, each line marked '>' (request) or '<' (response).
+/// Headers, the start of the body and trailer fields, each line marked '>' (request) or '<'
+/// (response).
 fn details(buf: &mut Vec<u8>, m: &Message, mark: u8) {
     let indent = [b' ', b' ', b' ', b' ', mark, b' '];
-    for (name, value) in m.headers() {
-        buf.extend_from_slice(&indent);
-        buf.extend_from_slice(name);
-        buf.extend_from_slice(b": ");
-        // Values are text nearly always: decoded only when they are not.
-        match std::str::from_utf8(value) {
-            Ok(v) => buf.extend_from_slice(v.as_bytes()),
-            Err(_) => buf.extend_from_slice(String::from_utf8_lossy(value).as_bytes()),
-        }
-        buf.push(b'\n');
-    }
+    field_lines(buf, &indent, m.headers());
     let shown = &m.body()[..m.body().len().min(TEXT_BODY_PREVIEW)];
     if !shown.is_empty() {
         // A final line break would only print an empty marked line.
@@ -193,6 +184,30 @@ fn details(buf: &mut Vec<u8>, m: &Message, mark: u8) {
         buf.extend_from_slice(b" of ");
         push_int(buf, m.body_bytes);
         buf.extend_from_slice(b" bytes shown]\n");
+    }
+    if m.trailers_len() > 0 {
+        buf.extend_from_slice(&indent);
+        buf.extend_from_slice(b"[trailer fields]\n");
+        field_lines(buf, &indent, m.trailers());
+    }
+}
+
+/// One `name: value` line per field.
+fn field_lines<'m>(
+    buf: &mut Vec<u8>,
+    indent: &[u8],
+    fields: impl Iterator<Item = (&'m [u8], &'m [u8])>,
+) {
+    for (name, value) in fields {
+        buf.extend_from_slice(indent);
+        buf.extend_from_slice(name);
+        buf.extend_from_slice(b": ");
+        // Values are text nearly always: decoded only when they are not.
+        match std::str::from_utf8(value) {
+            Ok(v) => buf.extend_from_slice(v.as_bytes()),
+            Err(_) => buf.extend_from_slice(String::from_utf8_lossy(value).as_bytes()),
+        }
+        buf.push(b'\n');
     }
 }
 

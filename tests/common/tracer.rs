@@ -125,6 +125,17 @@ impl TraceOutput {
             .unwrap_or_else(|| panic!("no summary line in {:#?}", self.stderr))
     }
 
+    /// What `http-trace -r` of this run's recording prints with `args` (another output format,
+    /// -v): the same events, shown otherwise.
+    pub fn replayed(&self, args: &[&str]) -> String {
+        let file = self.recording.to_string_lossy().into_owned();
+        let mut all = vec!["-r", file.as_str()];
+        all.extend_from_slice(args);
+        let (status, stdout, stderr) = run_tracer(&all, &[]);
+        assert!(status.success(), "-r {args:?}: {stderr}");
+        stdout
+    }
+
     /// Asserts that the tracer said `line` on stderr.
     pub fn assert_said(&self, line: &str) {
         assert!(
