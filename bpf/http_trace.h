@@ -153,7 +153,13 @@ struct ht_event {
 	__u8 syscall;    /* enum ht_syscall */
 	__u8 direction;  /* enum ht_direction */
 	__u8 flags;      /* enum ht_flags */
-	__u8 comm[TASK_COMM_LEN]; /* the task's command name; zeros in HT_EV_DATA events */
+	/*
+	 * The process's name (its main thread's command name: what ps and --name show) and the
+	 * calling thread's. Zeros in HT_EV_DATA events, but for the first of each thread on a
+	 * socket (see name_new_caller): user space names the others.
+	 */
+	__u8 comm[TASK_COMM_LEN];
+	__u8 thread[TASK_COMM_LEN];
 };
 
 /* HT_EV_ACCEPT, HT_EV_CONNECT, HT_EV_FOUND: the connection's addresses. */

@@ -207,6 +207,8 @@ static __always_inline struct ht_sock_info *track_socket(void *ctx, __u64 pid_tg
 	si.ino = ref->ino;
 	si.tgid = pid_tgid >> 32;
 	si.fd = fd;
+	/* Its opening event names this thread. */
+	si.named_tid = (__u32)pid_tgid;
 	si.tcp = BPF_CORE_READ(sk, __sk_common.skc_family) != AF_UNIX;
 	/*
 	 * A TCP socket already CLOSE (read after a reset) passes that state no more before it is

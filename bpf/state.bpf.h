@@ -95,6 +95,9 @@ struct ht_sock_info {
 	 * its calls find it rather than follow it anew, and goes as a followed one's does.
 	 */
 	__u8 left_out;
+	__u8 pad[3];
+	/* The thread whose name the connection's events last carried (see name_new_caller). */
+	__u32 named_tid;
 };
 
 /* The socket behind an fd: its sock, file and inode (whose number is read only when needed). */

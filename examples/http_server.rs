@@ -511,6 +511,11 @@ fn main() {
     );
     std::io::stdout().flush().expect("flush stdout");
     for stream in listener.incoming().flatten() {
-        std::thread::spawn(move || serve(stream, how, send));
+        // A thread name of its own, as servers' workers have: the tests check that records name
+        // the process and this thread apart.
+        std::thread::Builder::new()
+            .name("conn worker".into())
+            .spawn(move || serve(stream, how, send))
+            .expect("spawn a connection's thread");
     }
 }

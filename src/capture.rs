@@ -25,8 +25,9 @@ pub const RECORD_ENV: &str = "HTTP_TRACE_RECORD";
 pub const MAGIC: [u8; 8] = *b"\x89HTR\r\n\x1a\n";
 /// The format version this build writes, and the newest it reads. Version 2 added the
 /// process record; a version 1 file reads the same. Version 3 gave process events and a found
-/// socket's opening fields of their own: older samples are rewritten as they are read.
-pub const FORMAT_VERSION: u32 = 3;
+/// socket's opening fields of their own; version 4 named the process and the thread apart
+/// (the header's `thread`): older samples are rewritten as they are read.
+pub const FORMAT_VERSION: u32 = 4;
 /// Bounds what a damaged length can make the reader allocate: the largest record is a sample
 /// (BPF caps them far below this) or the header.
 const MAX_RECORD_BYTES: u32 = 16 << 20;
@@ -286,6 +287,9 @@ impl<R: BufRead> Reader<R> {
         self.offset += 1;
         let len = self.read_len()?;
         self.read_body(len)?;
+        if kind[0] == SAMPLE && self.version <= 3 {
+            decode::widen_format3_header(&mut self.buf);
+        }
         if kind[0] == SAMPLE && self.version <= 2 {
             decode::upgrade_format2_sample(&mut self.buf);
         }
@@ -554,8 +558,8 @@ mod tests {
             Err(ReadError::Foreign)
         ));
         let mut newer = file(true);
-        newer[8] = 4;
-        assert!(matches!(read_all(&newer).1, Err(ReadError::Newer(4))));
+        newer[8] = FORMAT_VERSION as u8 + 1;
+        assert!(matches!(read_all(&newer).1, Err(ReadError::Newer(v)) if v == FORMAT_VERSION + 1));
         // Version 1 (no process records) reads as it did.
         let mut older = file(true);
         older[8] = 1;

@@ -29,8 +29,8 @@ impl Comm {
         &self.0[..end]
     }
 
-    /// None: data events carry no command name (reading it cost BPF 6% of its time per
-    /// request); the tracker gives them their connection's (`tracker::name_call`).
+    /// Most data events carry no names (reading them cost BPF 6% of its time per request); the
+    /// tracker names them (`tracker::names`).
     pub fn is_empty(&self) -> bool {
         self.0[0] == 0
     }
@@ -56,7 +56,16 @@ pub struct ConnMeta {
     pub tgid: u32,
     pub tid: u32,
     pub fd: i32,
+    /// The process's name (what ps and --name show) and the calling thread's.
     pub comm: Comm,
+    pub thread: Comm,
+}
+
+impl ConnMeta {
+    /// The calling thread's name where it is not the process's: shown beside it.
+    pub fn thread_apart(&self) -> Option<&Comm> {
+        (!self.thread.is_empty() && self.thread != self.comm).then_some(&self.thread)
+    }
 }
 
 /// Bytes of a Unix socket address after its family.
@@ -338,6 +347,7 @@ pub fn decode(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
             tid: h.tid,
             fd: h.fd,
             comm: Comm(h.comm),
+            thread: Comm(h.thread),
         },
         kind,
     }))
@@ -441,6 +451,20 @@ fn data<'a>(h: &ht_event, sample: &'a [u8]) -> Result<Data<&'a [u8]>, DecodeErro
     })
 }
 
+/// Rewrite a sample of a capture file of format version 3 or older into the header of version
+/// 4, which names the thread beside the process: their `comm` was the calling thread's name,
+/// now its `thread`, and stays the process's name, which they did not record. (First, before
+/// `upgrade_format2_sample`, which reads the header of this build.)
+pub fn widen_format3_header(sample: &mut Vec<u8>) {
+    const OLD_HEADER: usize = offset_of!(ht_event, thread);
+    let comm = offset_of!(ht_event, comm);
+    if sample.len() < OLD_HEADER {
+        return;
+    }
+    let thread: [u8; 16] = sample[comm..OLD_HEADER].try_into().expect("16 bytes");
+    sample.splice(OLD_HEADER..OLD_HEADER, thread);
+}
+
 /// Rewrite a sample of a capture file of format version 2 or older into this build's layout.
 /// Those files' process events were a bare header (a fork's child in `ret`, an exec's cgroup in
 /// `ret`, the namespace PID in `offset`), and a found socket's bytes received before were its
@@ -524,6 +548,7 @@ pub mod tests {
             direction: 0,
             flags: ht_flags::HT_FLAG_LAST.0 as u8,
             comm,
+            thread: comm,
         }
     }
 
@@ -738,6 +763,33 @@ pub mod tests {
         old.drain(at..at + 8);
         upgrade_format2_sample(&mut old);
         assert_eq!(decode(&old), decode(&new));
+    }
+
+    /// Format 3 and older: the header had no `thread`; the name it had is the thread's.
+    #[test]
+    fn format3_headers_are_widened() {
+        let mut h = header(ht_event_kind::HT_EV_DATA, 3);
+        h.comm = Comm::new("puma srv tp 001").0;
+        h.thread = [0xee; 16];
+        let new = sample(&h, b"abc");
+        let at = offset_of!(ht_event, thread);
+        let mut old = new.clone();
+        old.drain(at..at + 16);
+        widen_format3_header(&mut old);
+        let Event::Conn(c) = decode(&old).unwrap() else {
+            panic!("a data event");
+        };
+        assert_eq!(
+            (c.meta.comm, c.meta.thread),
+            (Comm::new("puma srv tp 001"), Comm::new("puma srv tp 001"))
+        );
+        assert_eq!(old.len(), new.len());
+        assert_eq!(old[..at], new[..at]);
+        assert_eq!(old[at + 16..], new[at + 16..]);
+        // Too short to be an event: left to the decoder to refuse.
+        let mut short = vec![1u8; 10];
+        widen_format3_header(&mut short);
+        assert_eq!(short, [1u8; 10]);
     }
 
     #[test]

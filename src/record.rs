@@ -95,6 +95,7 @@ impl Record {
                     tid: 1,
                     fd: 3,
                     comm: crate::decode::Comm::new("t"),
+                    thread: crate::decode::Comm::new("t"),
                 },
                 role,
                 endpoints,

@@ -144,6 +144,7 @@ mod tests {
                 tid: 1,
                 fd: 3,
                 comm: Comm::new("t"),
+                thread: Comm::new("t"),
             },
             kind: ChunkKind::Close,
         }

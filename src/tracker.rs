@@ -5,12 +5,15 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::decode::{Chunk, ChunkKind, Comm, ConnMeta, Direction, Endpoints, Opened, Role};
+use crate::decode::{Chunk, ChunkKind, ConnMeta, Direction, Endpoints, Opened, Role};
 use crate::http::{Parsed, ParserStats};
 use crate::pairing::Pairs;
 use crate::record::{ConnInfo, Record};
 use crate::reorder::{Arrival, Reorder};
 use crate::stream::Stream;
+
+mod names;
+use names::Names;
 
 pub use crate::reorder::GAP_TIMEOUT;
 
@@ -299,9 +302,8 @@ pub struct Tracker {
     /// taken for a new connection missing its start (ids are never reused).
     ended: std::collections::VecDeque<u64>,
     ended_set: FxHashSet<u64>,
-    /// Command names by process, from the events that carry one (openings): data events carry
-    /// none (name_call). Forgotten at the process's exit.
-    comms: FxHashMap<u32, Comm>,
+    /// Who made each call, from the events that name it.
+    names: Names,
     /// Every event applied, copied, when an output wants the streams (`tap`).
     tapped: Option<Vec<Tapped>>,
     /// Heap bytes the connections hold (the sum of their Conn::held), and its ceiling.
@@ -316,27 +318,6 @@ pub struct Tracker {
     early: usize,
     early_budget: usize,
     pub stats: TrackerStats,
-}
-
-/// The caller of an event that names no command (a data event): its command is its
-/// connection's last caller's, the same process as a rule, else its own process's as the last
-/// opening it made named it (an fd passed or inherited, or the connection's opening lost),
-/// else, unknown, the connection's.
-fn name_call(meta: ConnMeta, last: &ConnMeta, comms: &FxHashMap<u32, Comm>) -> ConnMeta {
-    let comm = if meta.tgid == last.tgid && !last.comm.is_empty() {
-        last.comm
-    } else {
-        comms.get(&meta.tgid).copied().unwrap_or(last.comm)
-    };
-    ConnMeta { comm, ..meta }
-}
-
-/// An opening names its process's command. (A close may be seen on another task's time, whose
-/// command it carries: it names nothing.)
-fn learn_name<B>(chunk: &Chunk<B>, comms: &mut FxHashMap<u32, Comm>) {
-    if matches!(chunk.kind, ChunkKind::Open { .. }) {
-        comms.insert(chunk.meta.tgid, chunk.meta.comm);
-    }
 }
 
 /// What all connections together may hold of unfinished heads, messages being read and
@@ -361,7 +342,7 @@ impl Tracker {
             conns: FxHashMap::default(),
             body_limit,
             preopened: FxHashMap::default(),
-            comms: FxHashMap::default(),
+            names: Names::default(),
             by_process: FxHashMap::default(),
             ended: std::collections::VecDeque::new(),
             ended_set: FxHashSet::default(),
@@ -532,12 +513,12 @@ impl Tracker {
         let named;
         let chunk = if chunk.meta.comm.is_empty() {
             named = Chunk {
-                meta: name_call(chunk.meta, &conn.info.meta, &self.comms),
+                meta: self.names.name(chunk.meta, &conn.info.meta),
                 ..chunk.map_bytes(|b| *b)
             };
             &named
         } else {
-            learn_name(chunk, &mut self.comms);
+            self.names.learn(chunk);
             chunk
         };
         if let Some(t) = self.tapped.as_mut() {
@@ -588,7 +569,7 @@ impl Tracker {
     /// Process `tgid` exited, which closed its connections; returns the Unix ones among them,
     /// whose end BPF does not see.
     pub fn process_exited(&mut self, tgid: u32, out: &mut Vec<Record>) -> Vec<UnixSocket> {
-        self.comms.remove(&tgid);
+        self.names.process_exited(tgid);
         let ids: Vec<u64> = self
             .by_process
             .get(&tgid)
@@ -667,9 +648,9 @@ impl Tracker {
         };
         while let Some(mut chunk) = conn.order.next_ready() {
             if chunk.meta.comm.is_empty() {
-                chunk.meta = name_call(chunk.meta, &conn.info.meta, &self.comms);
+                chunk.meta = self.names.name(chunk.meta, &conn.info.meta);
             } else {
-                learn_name(&chunk, &mut self.comms);
+                self.names.learn(&chunk);
             }
             if let Some(t) = self.tapped.as_mut() {
                 t.push(Tapped::Event(chunk.clone()));
@@ -728,7 +709,7 @@ fn unindex(by_process: &mut FxHashMap<u32, FxHashSet<u64>>, tgid: u32, id: u64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Data;
+    use crate::decode::{Comm, Data};
     use crate::http::{Message, StartLine};
     use crate::record::Responder;
 
@@ -738,6 +719,7 @@ mod tests {
             tid: 11,
             fd: 5,
             comm: Comm::new("server"),
+            thread: Comm::new("server"),
         }
     }
 
@@ -837,6 +819,7 @@ mod tests {
             tid: 20,
             fd: 3,
             comm: Comm::new("worker"),
+            thread: Comm::new("worker"),
         };
         t.push(&other, &mut out);
         t.push(&accept(1), &mut out);
@@ -893,7 +876,7 @@ mod tests {
         assert_eq!(lost_open, ["worker"]);
         // A process's name is forgotten at its exit.
         t.process_exited(20, &mut out);
-        assert!(!t.comms.contains_key(&20));
+        assert!(!t.names.knows_process(20));
     }
 
     /// "request -> response" per exchange, "malformed: why" per error.

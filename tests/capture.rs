@@ -63,20 +63,29 @@ fn check_standard_traffic(server: &Server, out: &TraceOutput) {
     assert!(out.status.success());
 }
 
-/// Trace `server` while it serves the standard traffic; all of it must be captured, as `comm`.
-fn trace_standard_traffic(server: &Server, comm: &str) {
+/// Trace `server` while it serves the standard traffic; all of it must be captured, as process
+/// `comm`, by threads named `thread` where that is not `comm`.
+fn trace_standard_traffic(server: &Server, comm: &str, thread: Option<&str>) {
     let tracer = Tracer::start(&[server.pid()], &[]);
     send_standard_traffic(server.port);
     let out = tracer.stop();
     check_standard_traffic(server, &out);
     for r in out.exchanges() {
-        assert_eq!(r["comm"], comm);
+        assert_eq!(
+            (r["comm"].as_str(), r.get("thread").and_then(|t| t.as_str())),
+            (Some(comm), thread),
+            "{r}"
+        );
     }
 }
 
 fn trace_our_server(recv: &str, send: &str) {
     require_root!();
-    trace_standard_traffic(&Server::ours_with(recv, send), "http_server");
+    trace_standard_traffic(
+        &Server::ours_with(recv, send),
+        "http_server",
+        Some("conn worker"),
+    );
 }
 
 #[test]
@@ -112,13 +121,13 @@ fn node_http_server() {
                   .listen(0, '127.0.0.1', function () { console.log('listening on 127.0.0.1:' + this.address().port); });";
     let mut cmd = Command::new("node");
     cmd.args(["-e", script]);
-    trace_standard_traffic(&Server::start("node", cmd, None), "node");
+    trace_standard_traffic(&Server::start("node", cmd, None), "node", None);
 }
 
 #[test]
 fn nginx() {
     require_root!();
-    trace_standard_traffic(&Server::nginx(0), "nginx");
+    trace_standard_traffic(&Server::nginx(0), "nginx", None);
 }
 
 #[test]

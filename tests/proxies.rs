@@ -109,6 +109,12 @@ fn varnish_in_front_of_our_server() {
         let want: Vec<String> = sizes.iter().map(|n| format!("\"/r/bytes/{n}\"")).collect();
         assert_eq!(targets, want, "{role}: stderr: {:#?}", out.stderr);
         for (e, &n) in side.iter().zip(sizes) {
+            // Varnish's child names its main thread cache-main (which ps shows) and its
+            // workers cache-worker: the process's name and the thread's, apart.
+            assert_eq!(
+                (&e["comm"], &e["thread"]),
+                (&json!("cache-main"), &json!("cache-worker"))
+            );
             assert_eq!(e["status"], 200, "{e}");
             assert_eq!(e["response_complete"], true, "{e}");
             assert_eq!(e["response_body_bytes"], n, "{e}");

@@ -93,8 +93,9 @@ fn a_newer_format_is_refused_and_a_foreign_file_named() {
         String::from_utf8_lossy(&out.stderr),
         format!(
             "http-trace: error: {}: written by a newer http-trace (format version 9; this one \
-             reads up to 3): read it with that version\n",
-            file.display()
+             reads up to {}): read it with that version\n",
+            file.display(),
+            http_trace::capture::FORMAT_VERSION
         )
     );
     std::fs::write(&file, b"{\"kind\":\"exchange\"}\n").unwrap();

@@ -139,6 +139,8 @@ struct Entry<'a> {
     tid: u32,
     #[serde(rename = "_comm")]
     comm: Cow<'a, str>,
+    #[serde(rename = "_thread", skip_serializing_if = "Option::is_none")]
+    thread: Option<Cow<'a, str>>,
     #[serde(rename = "_ns_pid", skip_serializing_if = "Option::is_none")]
     ns_pid: Option<u32>,
     #[serde(rename = "_container_id", skip_serializing_if = "Option::is_none")]
@@ -469,6 +471,7 @@ pub fn write(
         pid: m.tgid,
         tid: m.tid,
         comm: lossy(m.comm.bytes()),
+        thread: m.thread_apart().map(|t| lossy(t.bytes())),
         ns_pid: who.map(|w| w.ns_pid).filter(|&p| p != 0),
         container_id: who
             .map(|w| w.container_id.as_str())

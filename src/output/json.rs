@@ -294,6 +294,9 @@ fn json_conn(o: &mut JsonLine<'_>, conn: &ConnInfo, ts: &str, who: Option<&Ident
     o.uint(key!("pid"), u64::from(m.tgid));
     o.uint(key!("tid"), u64::from(m.tid));
     o.str(key!("comm"), m.comm.bytes());
+    if let Some(thread) = m.thread_apart() {
+        o.str(key!("thread"), thread.bytes());
+    }
     // Only for a process in a container (or a PID namespace of its own).
     if let Some(who) = who {
         if who.ns_pid != 0 {

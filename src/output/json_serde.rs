@@ -77,6 +77,8 @@ struct Conn<'a> {
     pid: u32,
     tid: u32,
     comm: Lossy<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thread: Option<Lossy<'a>>,
     fd: i32,
     role: &'static str,
     local: Option<Addr>,
@@ -93,6 +95,7 @@ impl<'a> Conn<'a> {
             pid: m.tgid,
             tid: m.tid,
             comm: Lossy(m.comm.bytes()),
+            thread: m.thread_apart().map(|t| Lossy(t.bytes())),
             fd: m.fd,
             role: conn.role.as_str(),
             local: conn.endpoints.as_ref().and_then(|e| addr(e, true)),

@@ -403,6 +403,7 @@ mod tests {
                 tid: 43,
                 fd: 7,
                 comm: Comm::new("nginx"),
+                thread: Comm::new("nginx"),
             },
             role: Role::Server,
             endpoints: Some(Endpoints::Inet {

@@ -302,12 +302,15 @@ fn frame(
 /// A packet's comment: the process, thread and fd that moved it, and its container.
 fn comment(m: &ConnMeta, who: Option<&Identity>) -> String {
     let mut comment = format!(
-        "pid {} tid {} comm {} fd {}",
+        "pid {} tid {} comm {}",
         m.tgid,
         m.tid,
         String::from_utf8_lossy(m.comm.bytes()),
-        m.fd
     );
+    if let Some(thread) = m.thread_apart() {
+        comment += &format!(" thread {}", String::from_utf8_lossy(thread.bytes()));
+    }
+    comment += &format!(" fd {}", m.fd);
     if let Some(who) = who {
         if who.ns_pid != 0 {
             comment += &format!(" ns_pid {}", who.ns_pid);
@@ -333,8 +336,18 @@ mod tests {
             tid: 43,
             fd: 7,
             comm: crate::decode::Comm::new("nginx"),
+            thread: crate::decode::Comm::new("nginx"),
         };
         assert_eq!(comment(&m, None), "pid 42 tid 43 comm nginx fd 7");
+        // A thread of another name is named too.
+        let worker = ConnMeta {
+            thread: crate::decode::Comm::new("worker 3"),
+            ..m
+        };
+        assert_eq!(
+            comment(&worker, None),
+            "pid 42 tid 43 comm nginx thread worker 3 fd 7"
+        );
         let who = Identity {
             container_id: "c23cf607e723".into(),
             pod_uid: String::new(),
