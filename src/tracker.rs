@@ -36,9 +36,12 @@ pub struct TrackerStats {
     pub events_after_end: u64,
     /// Responses whose request was never seen (sent before tracing started, or lost).
     pub unpaired_responses: u64,
-    /// Responses sent while what the other direction carried was not a whole request (a head
-    /// still coming or too large, bytes that were not HTTP): a server's early error answers.
+    /// Responses sent while what the other direction carried was not a whole request yet (a
+    /// head still coming or too large): a server's early error answers.
     pub early_responses: u64,
+    /// HTTP responses to requests that were not HTTP (uwsgi's binary protocol, FastCGI): the
+    /// request's bytes are counted as non-HTTP, the response here, once.
+    pub responses_to_non_http: u64,
     /// Requests given up, with their responses, behind pairing::MAX_WAITING others waiting for
     /// theirs on one connection.
     pub requests_given_up: u64,
@@ -153,7 +156,11 @@ impl Conn {
                 Parsed::Message(m) if m.is_request() => self.pairs.request(m, self.info.meta),
                 Parsed::Message(m) => {
                     if !self.pairs.response(m, self.info.meta) {
-                        if self.streams[other.index()].parser.holds_unfinished_bytes() {
+                        // One count each, under what happened to its request.
+                        let requests = &self.streams[other.index()].parser;
+                        if requests.is_not_http() {
+                            stats.responses_to_non_http += 1;
+                        } else if requests.holds_unfinished_bytes() {
                             stats.early_responses += 1;
                         } else {
                             stats.unpaired_responses += 1;
@@ -1671,5 +1678,36 @@ mod tests {
         assert_eq!(t.shed_at, shed_at, "not walked again");
         t.finish(&mut out);
         assert_eq!((t.held, t.parser_stats().heads_shed), (0, 0));
+    }
+
+    /// uWSGI's workers: a request in uwsgi's binary protocol, an HTTP answer. The request's
+    /// bytes are non-HTTP traffic, its answer a response to a request that was not HTTP: each
+    /// counted once, under that name, not as an early error answer.
+    #[test]
+    fn an_http_answer_to_a_request_that_was_not_http_is_counted_once() {
+        let mut t = Tracker::new(64);
+        let mut out = Vec::new();
+        let uwsgi = b"\x00\x1b\x00\x00\x0e\x00REQUEST_METHOD\x03\x00GET";
+        for c in [
+            accept(1),
+            data(1, 1, uwsgi),
+            sent(1, 2, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            close(1, 3),
+        ] {
+            t.push(&c, &mut out);
+        }
+        t.finish(&mut out);
+        assert!(out.is_empty(), "{out:?}");
+        let s = t.stats;
+        assert_eq!(
+            (
+                s.responses_to_non_http,
+                s.early_responses,
+                s.unpaired_responses
+            ),
+            (1, 0, 0)
+        );
+        let p = t.parser_stats();
+        assert_eq!((p.non_http_bytes, p.resync_bytes), (uwsgi.len() as u64, 0));
     }
 }

@@ -1,9 +1,11 @@
 //! Root integration tests with real proxies and app servers installed for them (Debian's
-//! haproxy and gunicorn): HAProxy moving bodies with splice(2), gunicorn on a Unix socket behind
-//! nginx. Host only: the VM guests skip them.
+//! haproxy, varnish, gunicorn and uwsgi): HAProxy moving bodies with splice(2), Varnish's long
+//! writev calls, gunicorn on a Unix socket behind nginx, uWSGI's binary protocol. Host only: the
+//! VM guests skip them.
 
 mod common;
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -236,4 +238,75 @@ fn nginx_calling_gunicorn_on_a_unix_socket() {
         );
     }
     out.assert_summary(6);
+}
+
+/// One uwsgi-protocol request (what nginx's uwsgi_pass sends) for PATH_INFO `path`.
+fn uwsgi_packet(path: &str) -> Vec<u8> {
+    let mut vars = Vec::new();
+    for (k, v) in [
+        ("REQUEST_METHOD", "GET"),
+        ("PATH_INFO", path),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+    ] {
+        for s in [k, v] {
+            vars.extend_from_slice(&(s.len() as u16).to_le_bytes());
+            vars.extend_from_slice(s.as_bytes());
+        }
+    }
+    let mut packet = vec![0u8];
+    packet.extend_from_slice(&(vars.len() as u16).to_le_bytes());
+    packet.push(0);
+    packet.extend_from_slice(&vars);
+    packet
+}
+
+/// uWSGI (Debian's, its master and one worker) speaking the uwsgi protocol: binary requests, HTTP
+/// answers. Each request's bytes are non-HTTP traffic and each answer a response to a request
+/// that was not HTTP, each counted once under that name (not as an early error answer).
+#[test]
+fn uwsgi_answers_binary_requests_in_http() {
+    require_root!();
+    if in_vm("uwsgi_answers_binary_requests_in_http") {
+        return;
+    }
+    let dir = TempDir::new("uwsgi");
+    std::fs::write(dir.join("app.py"), APP).expect("write app.py");
+    let port = free_port();
+    let mut cmd = Command::new("uwsgi");
+    cmd.args([
+        "--plugin",
+        "python3",
+        "--master",
+        "--processes",
+        "1",
+        "--disable-logging",
+    ])
+    .arg("--socket")
+    .arg(format!("127.0.0.1:{port}"))
+    .arg("--wsgi-file")
+    .arg(dir.join("app.py"));
+    let uwsgi = Server::start("uwsgi", cmd, Some(port));
+    let tracer = Tracer::start(&[uwsgi.pid()], &[]);
+    let mut sent = 0;
+    for path in ["/a", "/bb", "/ccc"] {
+        let packet = uwsgi_packet(path);
+        sent += packet.len();
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.write_all(&packet).expect("send");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("the answer");
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n")
+                && answer.ends_with(&format!("hello {path}\n")),
+            "{answer}"
+        );
+    }
+    let out = tracer.stop();
+    out.assert_summary_with(
+        0,
+        &format!(
+            ", 3 HTTP responses to requests that were not HTTP (uwsgi, FastCGI), not paired, \
+             {sent} bytes of non-HTTP traffic skipped"
+        ),
+    );
 }

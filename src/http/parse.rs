@@ -180,14 +180,16 @@ impl Parser {
         freed
     }
 
-    /// Whether bytes wait here that are not a whole message head yet, or were not HTTP: what a
-    /// server answers early (400, 414, 431) before its request is complete.
+    /// Whether bytes wait here that are not a whole message head yet: what a server answers
+    /// early (400, 414, 431) before its request is complete.
     pub fn holds_unfinished_bytes(&self) -> bool {
-        match self.state {
-            State::Head | State::Resync => !self.buf.is_empty(),
-            State::NotHttp => true,
-            _ => false,
-        }
+        matches!(self.state, State::Head | State::Resync) && !self.buf.is_empty()
+    }
+
+    /// Whether this direction's bytes were not HTTP/1.x from its start (a uwsgi or FastCGI
+    /// request, whose answer may be HTTP all the same).
+    pub fn is_not_http(&self) -> bool {
+        self.state == State::NotHttp
     }
 
     pub fn new(body_limit: usize) -> Self {

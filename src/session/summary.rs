@@ -137,7 +137,7 @@ pub(super) fn summary(
 }
 
 /// What user space counted of the stream, said before BPF's drop counters.
-fn stream_counters(c: &Counts, t: &TrackerStats, parsed: &ParserStats) -> [Counter; 12] {
+fn stream_counters(c: &Counts, t: &TrackerStats, parsed: &ParserStats) -> [Counter; 13] {
     [
         (
             c.filtered,
@@ -155,6 +155,11 @@ fn stream_counters(c: &Counts, t: &TrackerStats, parsed: &ParserStats) -> [Count
             t.early_responses,
             "response sent before a whole request came (an early error answer), not paired",
             "responses sent before a whole request came (early error answers), not paired",
+        ),
+        (
+            t.responses_to_non_http,
+            "HTTP response to a request that was not HTTP (uwsgi, FastCGI), not paired",
+            "HTTP responses to requests that were not HTTP (uwsgi, FastCGI), not paired",
         ),
         (
             parsed.switched_bytes,
