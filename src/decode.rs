@@ -17,6 +17,16 @@ use crate::bpf::EVENT_HEADER_LEN as HEADER_LEN;
 pub struct Comm(pub [u8; 16]);
 
 impl Comm {
+    /// A name as the kernel gave it: what follows its NUL is cleared. (A comm read raw, as the
+    /// group leader's is, keeps what a longer name set before left there on kernels whose
+    /// set_task_comm did not pad it, 5.10's: names equal as text must be equal here.)
+    pub fn from_kernel(mut raw: [u8; 16]) -> Self {
+        if let Some(end) = raw.iter().position(|&b| b == 0) {
+            raw[end..].fill(0);
+        }
+        Self(raw)
+    }
+
     pub fn new(name: &str) -> Self {
         let mut bytes = [0; 16];
         let n = name.len().min(15);
@@ -346,8 +356,8 @@ pub fn decode(sample: &[u8]) -> Result<Event<'_>, DecodeError> {
             tgid: h.tgid,
             tid: h.tid,
             fd: h.fd,
-            comm: Comm(h.comm),
-            thread: Comm(h.thread),
+            comm: Comm::from_kernel(h.comm),
+            thread: Comm::from_kernel(h.thread),
         },
         kind,
     }))
@@ -786,6 +796,10 @@ pub mod tests {
         assert_eq!(old.len(), new.len());
         assert_eq!(old[..at], new[..at]);
         assert_eq!(old[at + 16..], new[at + 16..]);
+        // What follows a name's NUL is not part of it.
+        let mut raw = *b"nginx\0er process";
+        raw[15] = 0;
+        assert_eq!(Comm::from_kernel(raw), Comm::new("nginx"));
         // Too short to be an event: left to the decoder to refuse.
         let mut short = vec![1u8; 10];
         widen_format3_header(&mut short);

@@ -28,10 +28,12 @@ impl Stream {
         if offset == 0 {
             self.syscall_pos = 0;
         }
+        // Bytes not copied are counted as such here: the parser counts them under no other
+        // name (one count per byte).
         if offset > self.syscall_pos {
             let hole = offset - self.syscall_pos;
             not_kept += hole;
-            self.parser.skip(hole, ts_ns, out);
+            self.parser.skip_counted(hole, ts_ns, true, out);
         }
         self.parser.feed(p.bytes, ts_ns, out);
         self.syscall_pos = offset + p.bytes.len() as u64;
@@ -39,12 +41,14 @@ impl Stream {
             let total = u64::try_from(p.ret).unwrap_or(0);
             if total > self.syscall_pos {
                 let hole = total - self.syscall_pos;
-                // sendfile's bytes were never meant to be captured: not a capture loss.
+                // sendfile's bytes were never meant to be captured: not a capture loss, counted
+                // by the parser (in a body, or skipped). Unseen bytes are counted as such by the
+                // tracker, bytes not copied here: neither again by the parser.
                 if !p.no_data {
                     not_kept += hole;
                 }
-                // Unseen bytes are counted as such (by the tracker), not again as skipped.
-                self.parser.skip_counted(hole, ts_ns, p.unseen, out);
+                let counted = !p.no_data || p.unseen;
+                self.parser.skip_counted(hole, ts_ns, counted, out);
             }
             self.syscall_pos = 0;
         }

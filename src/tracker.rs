@@ -1710,4 +1710,30 @@ mod tests {
         let p = t.parser_stats();
         assert_eq!((p.non_http_bytes, p.resync_bytes), (uwsgi.len() as u64, 0));
     }
+
+    /// Bytes past --capture-bytes are counted once, as not captured: not again as non-HTTP
+    /// traffic (a TLS stream) or as skipped to resynchronise (a head cut by the limit).
+    #[test]
+    fn bytes_not_copied_are_counted_once() {
+        let mut t = Tracker::new(64);
+        let mut out = Vec::new();
+        for c in [
+            accept(1),
+            // 5 of 105 bytes copied, of a stream that is not HTTP.
+            piece(1, 1, 0, 105, true, b"\x16\x03\x01\x02\x00"),
+            accept(2),
+            // A head cut by the limit: 16 bytes of 50 copied, then the next request whole.
+            piece(2, 1, 0, 50, true, b"GET /a HTTP/1.1\r"),
+            data(2, 2, b"GET /b HTTP/1.1\r\n\r\n"),
+            sent(2, 3, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            close(1, 2),
+            close(2, 4),
+        ] {
+            t.push(&c, &mut out);
+        }
+        t.finish(&mut out);
+        assert_eq!(t.stats.bytes_not_kept, 100 + 34);
+        let p = t.parser_stats();
+        assert_eq!((p.non_http_bytes, p.resync_bytes), (5, 16));
+    }
 }

@@ -305,7 +305,8 @@ fn uwsgi_answers_binary_requests_in_http() {
     out.assert_summary_with(
         0,
         &format!(
-            ", 3 HTTP responses to requests that were not HTTP (uwsgi, FastCGI), not paired, \
+            ", 3 responses to bytes that were not an HTTP request (uwsgi, FastCGI, garbage), not \
+             paired, \
              {sent} bytes of non-HTTP traffic skipped"
         ),
     );

@@ -52,6 +52,12 @@ pub struct ParserStats {
     pub oversized_heads: u64,
     /// Unfinished message heads given up to keep the tracer's memory within its budget.
     pub heads_shed: u64,
+    /// Bytes that were parts of messages (heads, bodies, chunk framing, trailers, the empty
+    /// lines between messages): not a loss, but with the others it accounts for every byte fed
+    /// or skipped here once (the property test `every_byte_is_counted_once`).
+    pub message_bytes: u64,
+    /// Bytes of message heads cut short by the end of the stream (the tracker counts the heads).
+    pub partial_head_bytes: u64,
 }
 
 impl std::ops::AddAssign for ParserStats {
@@ -61,6 +67,8 @@ impl std::ops::AddAssign for ParserStats {
         self.switched_bytes += other.switched_bytes;
         self.oversized_heads += other.oversized_heads;
         self.heads_shed += other.heads_shed;
+        self.message_bytes += other.message_bytes;
+        self.partial_head_bytes += other.partial_head_bytes;
     }
 }
 
@@ -268,8 +276,11 @@ impl Parser {
             return;
         }
         self.last_ts = ts_ns;
+        // Bytes counted already (not copied, moved unseen) are not counted again here.
+        let uncounted = if counted { 0 } else { n };
         match self.state {
             State::Body(left) if n <= left => {
+                self.stats.message_bytes += uncounted;
                 self.count_missing_body(n);
                 self.state = State::Body(left - n);
                 if left == n {
@@ -277,6 +288,7 @@ impl Parser {
                 }
             }
             State::Chunked(ChunkState::Data(left)) if n <= left => {
+                self.stats.message_bytes += uncounted;
                 self.count_missing_body(n);
                 self.state = State::Chunked(if left == n {
                     ChunkState::DataEnd
@@ -284,10 +296,13 @@ impl Parser {
                     ChunkState::Data(left - n)
                 });
             }
-            State::UntilClose => self.count_missing_body(n),
-            State::Passthrough => self.stats.switched_bytes += n,
-            State::NotHttp => self.stats.non_http_bytes += n,
-            _ => self.lose_position(if counted { 0 } else { n }, out),
+            State::UntilClose => {
+                self.stats.message_bytes += uncounted;
+                self.count_missing_body(n);
+            }
+            State::Passthrough => self.stats.switched_bytes += uncounted,
+            State::NotHttp => self.stats.non_http_bytes += uncounted,
+            _ => self.lose_position(uncounted, out),
         }
     }
 
@@ -315,6 +330,12 @@ impl Parser {
             out.push(Parsed::Message(msg));
         }
         let partial_head = self.state == State::Head && !self.buf.is_empty();
+        let pending = self.buf.len() as u64;
+        match self.state {
+            State::Head => self.stats.partial_head_bytes += pending,
+            State::Chunked(_) => self.stats.message_bytes += pending,
+            _ => self.stats.resync_bytes += pending,
+        }
         self.buf.clear();
         self.state = State::Head;
         partial_head
@@ -349,6 +370,7 @@ impl Parser {
             return &[];
         }
         let start = empty_line_bytes(data);
+        self.stats.message_bytes += start as u64;
         if start == data.len() {
             return &[];
         }
@@ -371,6 +393,7 @@ impl Parser {
             Ok(head) => head,
             Err(step) => return step,
         };
+        self.stats.message_bytes += head_len as u64;
         self.seen_message = true;
         let framing = match msg.start() {
             StartLine::Request { method, .. } => {
@@ -505,6 +528,7 @@ impl Parser {
     }
 
     fn take_body(&mut self, bytes: &[u8]) {
+        self.stats.message_bytes += bytes.len() as u64;
         if let Some(msg) = self.current.as_mut() {
             msg.take_body(bytes, self.body_limit);
         }
@@ -549,23 +573,36 @@ impl Parser {
                 self.buf.extend_from_slice(&data[..nl + 1]);
                 let mut line = std::mem::take(&mut self.buf);
                 let empty = matches!(&line[..], b"\n" | b"\r\n");
+                let line_len = line.len() as u64;
                 match cs {
                     ChunkState::Size => match chunk_size(&mut line) {
-                        Some(0) => self.state = State::Chunked(ChunkState::Trailers),
-                        Some(n) => self.state = State::Chunked(ChunkState::Data(n)),
+                        Some(n) => {
+                            self.stats.message_bytes += line_len;
+                            self.state = State::Chunked(if n == 0 {
+                                ChunkState::Trailers
+                            } else {
+                                ChunkState::Data(n)
+                            });
+                        }
                         None => {
                             self.buf_ts = ts_ns;
+                            self.stats.resync_bytes += line_len;
                             self.chunk_error("invalid chunk size", out);
                         }
                     },
                     ChunkState::DataEnd if empty => {
+                        self.stats.message_bytes += line_len;
                         self.state = State::Chunked(ChunkState::Size);
                     }
                     ChunkState::DataEnd => {
                         self.buf_ts = ts_ns;
+                        self.stats.resync_bytes += line_len;
                         self.chunk_error("chunk data longer than its size", out);
                     }
-                    ChunkState::Trailers if empty => self.finish_message(out),
+                    ChunkState::Trailers if empty => {
+                        self.stats.message_bytes += line_len;
+                        self.finish_message(out);
+                    }
                     ChunkState::Trailers => self.trailer_line(&line, ts_ns, out),
                     ChunkState::Data(_) => unreachable!("handled above"),
                 }
@@ -596,8 +633,11 @@ impl Parser {
                 self.stats.resync_bytes += line.len() as u64;
                 self.chunk_error(reason, out);
             }
-            (None, Some(m)) => m.push_trailer(line),
-            (None, None) => {}
+            (None, Some(m)) => {
+                self.stats.message_bytes += line.len() as u64;
+                m.push_trailer(line);
+            }
+            (None, None) => self.stats.message_bytes += line.len() as u64,
         }
     }
 
@@ -1186,6 +1226,46 @@ mod tests {
             }
             pieces.push(&bytes[from..]);
             proptest::prop_assert_eq!(parse_stream(&pieces, expected), parse_stream(&[bytes], expected));
+        }
+
+        /// Every byte fed or skipped is counted once: in a message, as non-HTTP, skipped to
+        /// resynchronise, after a protocol switch, or in a head cut by the end; holes counted
+        /// already (bytes not copied, moved unseen) in none of these.
+        #[test]
+        fn every_byte_is_counted_once(
+            stream in 0..STREAMS.len(),
+            cuts in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), 0u64..40, proptest::prelude::any::<bool>()),
+                0..8,
+            ),
+        ) {
+            let (bytes, expected) = STREAMS[stream];
+            let mut p = Parser::new(16);
+            for &kind in expected {
+                p.expect_response(kind);
+            }
+            let mut out = Vec::new();
+            let mut at: Vec<(usize, u64, bool)> =
+                cuts.iter().map(|(i, n, c)| (i.index(bytes.len() + 1), *n, *c)).collect();
+            at.sort_unstable();
+            let (mut from, mut uncounted_holes) = (0, 0);
+            for (a, hole, counted) in at {
+                p.feed(&bytes[from..a], 1, &mut out);
+                from = a;
+                p.skip_counted(hole, 1, counted, &mut out);
+                if !counted {
+                    uncounted_holes += hole;
+                }
+            }
+            p.feed(&bytes[from..], 1, &mut out);
+            p.finish(true, &mut out);
+            let s = p.stats;
+            proptest::prop_assert_eq!(
+                bytes.len() as u64 + uncounted_holes,
+                s.message_bytes + s.non_http_bytes + s.resync_bytes + s.switched_bytes
+                    + s.partial_head_bytes,
+                "{:?}", s
+            );
         }
     }
 }

@@ -158,8 +158,8 @@ fn stream_counters(c: &Counts, t: &TrackerStats, parsed: &ParserStats) -> [Count
         ),
         (
             t.responses_to_non_http,
-            "HTTP response to a request that was not HTTP (uwsgi, FastCGI), not paired",
-            "HTTP responses to requests that were not HTTP (uwsgi, FastCGI), not paired",
+            "response to bytes that were not an HTTP request (uwsgi, FastCGI, garbage), not paired",
+            "responses to bytes that were not an HTTP request (uwsgi, FastCGI, garbage), not paired",
         ),
         (
             parsed.switched_bytes,
