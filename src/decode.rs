@@ -21,6 +21,10 @@ impl Comm {
     /// group leader's is, keeps what a longer name set before left there on kernels whose
     /// set_task_comm did not pad it, 5.10's: names equal as text must be equal here.)
     pub fn from_kernel(mut raw: [u8; 16]) -> Self {
+        // Most events name nobody (data events): nothing to clear.
+        if raw[0] == 0 {
+            return Self::default();
+        }
         if let Some(end) = raw.iter().position(|&b| b == 0) {
             raw[end..].fill(0);
         }

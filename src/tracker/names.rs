@@ -15,7 +15,8 @@ const THREADS_REMEMBERED: usize = 1 << 16;
 pub(super) struct Names {
     /// By process, forgotten at its exit.
     processes: FxHashMap<u32, Comm>,
-    /// By thread.
+    /// By thread, for the threads whose name is not their process's (a worker's): a lookup
+    /// that finds none names the thread as its process.
     threads: FxHashMap<u32, Comm>,
 }
 
@@ -28,7 +29,8 @@ impl Names {
             return;
         }
         self.processes.insert(m.tgid, m.comm);
-        if !m.thread.is_empty() {
+        // A thread named as its process is shown without a name of its own: not kept.
+        if !m.thread.is_empty() && m.thread != m.comm {
             if self.threads.len() >= THREADS_REMEMBERED {
                 self.threads.clear();
             }
@@ -50,10 +52,11 @@ impl Names {
         } else {
             self.processes.get(&meta.tgid).copied().unwrap_or(last.comm)
         };
-        let thread = match self.threads.get(&meta.tid) {
-            Some(&t) => t,
-            None if meta.tid == last.tid => last.thread,
-            None => Comm::default(),
+        // The same thread as the last caller, the common case, needs no lookup.
+        let thread = if meta.tid == last.tid && !last.thread.is_empty() {
+            last.thread
+        } else {
+            self.threads.get(&meta.tid).copied().unwrap_or_default()
         };
         ConnMeta {
             comm,
