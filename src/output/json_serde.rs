@@ -40,30 +40,33 @@ impl Serialize for Addr {
     }
 }
 
-/// `[[name, value], ...]`, in order, duplicates kept.
+/// `[[name, value], ...]`, in order, duplicates kept: a message's headers.
 struct Headers<'a>(&'a Message);
-
-impl Serialize for Headers<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(None)?;
-        for (name, value) in self.0.headers() {
-            seq.serialize_element(&(Lossy(name), Lossy(value)))?;
-        }
-        seq.end()
-    }
-}
 
 /// A chunked body's trailer fields, as Headers.
 struct Trailers<'a>(&'a Message);
 
+impl Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        fields(s, self.0.headers())
+    }
+}
+
 impl Serialize for Trailers<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(None)?;
-        for (name, value) in self.0.trailers() {
-            seq.serialize_element(&(Lossy(name), Lossy(value)))?;
-        }
-        seq.end()
+        fields(s, self.0.trailers())
     }
+}
+
+fn fields<'m, S: Serializer>(
+    s: S,
+    fields: impl Iterator<Item = (&'m [u8], &'m [u8])>,
+) -> Result<S::Ok, S::Error> {
+    let mut seq = s.serialize_seq(None)?;
+    for (name, value) in fields {
+        seq.serialize_element(&(Lossy(name), Lossy(value)))?;
+    }
+    seq.end()
 }
 
 /// A message's trailers, when it had any.
