@@ -151,7 +151,7 @@ static __always_inline void fill_header(struct ht_event *h, __u64 pid_tgid, __u8
 	h->flags = 0;
 	/*
 	 * Data events name no command as a rule: reading it was 6% of the programs' time per
-	 * request (100 ns of 1,595). User space names them (tracker::name_call).
+	 * request (100 ns of 1,595). User space names them (tracker::names).
 	 */
 	if (kind == HT_EV_DATA) {
 		__builtin_memset(h->comm, 0, sizeof(h->comm));

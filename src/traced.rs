@@ -36,8 +36,13 @@ pub struct Processes {
     identities: FxHashMap<u32, Identity>,
     /// --container: the container of each watched cgroup (inode number).
     cgroup_containers: FxHashMap<u64, Identity>,
-    /// New cgroups of those containers (restarted), not yet watched in BPF.
+    /// New cgroups of those containers (restarted), not yet watched in BPF; and those they
+    /// replace (removed with the container's stop), to forget there: a container that
+    /// restarts all day must not fill BPF's set.
     new_cgroups: Vec<u64>,
+    old_cgroups: Vec<u64>,
+    /// Each watched container's own cgroup in each hierarchy, since its last restart.
+    current: FxHashMap<(String, u32), u64>,
     /// For the summary: the watched containers' own cgroups made after the start, by container
     /// and hierarchy (see `restarts`).
     starts: FxHashMap<(String, u32), u64>,
@@ -64,6 +69,8 @@ impl Processes {
             identities: FxHashMap::default(),
             cgroup_containers: FxHashMap::default(),
             new_cgroups: Vec::new(),
+            old_cgroups: Vec::new(),
+            current: FxHashMap::default(),
             starts: FxHashMap::default(),
         }
     }
@@ -97,7 +104,10 @@ impl Processes {
             .and_then(|last| container_of([last]))
             .is_some_and(|(last, _)| last == id);
         if own {
-            *self.starts.entry((id.clone(), made.hierarchy)).or_default() += 1;
+            let key = (id.clone(), made.hierarchy);
+            *self.starts.entry(key.clone()).or_default() += 1;
+            self.old_cgroups
+                .extend(self.current.insert(key, made.cgroup));
         }
         let who = Identity {
             container_id: id.clone(),
@@ -109,9 +119,14 @@ impl Processes {
         Some(id)
     }
 
-    /// Watch in BPF the cgroups `cgroup_made` found, then adopt what already runs in their
-    /// containers (a program that started before the cgroup was watched): those processes.
+    /// Watch in BPF the cgroups `cgroup_made` found (and forget those they replace), then adopt
+    /// what already runs in their containers (a program that started before the cgroup was
+    /// watched): those processes.
     pub fn watch_new_cgroups(&mut self, skel: &HttpTraceSkel<'_>) -> Result<Vec<u32>> {
+        for old in std::mem::take(&mut self.old_cgroups) {
+            // A failure only means it is gone already.
+            let _ = skel.maps.watched_cgroups.delete(&old.to_ne_bytes());
+        }
         let cgroups = std::mem::take(&mut self.new_cgroups);
         let mut ids = Vec::new();
         for cgroup in cgroups {
@@ -421,6 +436,7 @@ mod tests {
             assert_eq!(p.cgroup_made(&e).is_some(), taken, "{path}");
         }
         assert_eq!(p.new_cgroups, [8, 9, 10]);
+        assert!(p.old_cgroups.is_empty());
         assert_eq!(p.restarts(), 1);
         let again = CgroupMade {
             cgroup: 13,
@@ -429,5 +445,7 @@ mod tests {
         };
         assert!(p.cgroup_made(&again).is_some());
         assert_eq!(p.restarts(), 2);
+        // It replaces the one of the restart before in that hierarchy: forgotten in BPF.
+        assert_eq!(p.old_cgroups, [9]);
     }
 }
