@@ -263,14 +263,10 @@ impl Parser {
     }
 
     /// `n` bytes of the stream, moved at `ts_ns`, were not captured (past --capture-bytes,
-    /// sendfile, unreadable). Inside a body they are only counted; anywhere else the stream
-    /// position is lost and the parser resynchronises on the next message.
-    pub fn skip(&mut self, n: u64, ts_ns: u64, out: &mut Vec<Parsed>) {
-        self.skip_counted(n, ts_ns, false, out);
-    }
-
-    /// As `skip`; `counted`: the bytes are already counted under another name (moved outside
-    /// the calls followed), so a hunt for the next message does not count them again.
+    /// sendfile, unreadable, moved outside the calls followed). Inside a body they are only
+    /// counted; anywhere else the stream position is lost and the parser resynchronises on the
+    /// next message. `counted`: the bytes are already counted under another name (not copied,
+    /// moved unseen), so they are counted under none here.
     pub fn skip_counted(&mut self, n: u64, ts_ns: u64, counted: bool, out: &mut Vec<Parsed>) {
         if n == 0 {
             return;
@@ -942,7 +938,7 @@ mod tests {
             1,
             &mut out,
         );
-        p.skip(6, 2, &mut out);
+        p.skip_counted(6, 2, false, &mut out);
         p.feed(b"GET /g HTTP/1.1\r\n\r\n", 2, &mut out);
         assert_eq!(targets(&out), ["POST /f", "GET /g"]);
         let r = requests(&out);
@@ -956,7 +952,7 @@ mod tests {
         let mut p = Parser::new(64);
         let mut out = Vec::new();
         p.feed(b"GET /lost HTTP/1.1\r\nHo", 1, &mut out);
-        p.skip(100, 2, &mut out);
+        p.skip_counted(100, 2, false, &mut out);
         p.feed(b"st: x\r\n\r\nGET /found HTTP/1.1\r\n\r\n", 2, &mut out);
         assert_eq!(targets(&out), ["GET /found"]);
     }
