@@ -61,8 +61,20 @@ static __always_inline int on_fork(void *ctx, struct task_struct *parent, struct
 }
 
 /*
- * The watched cgroup the current task is in, 0 if none: its cgroup v2 one, or one of its
- * cgroup v1 controllers' (a container's cgroups on a v1 or hybrid host).
+ * Whether cgroup `id` of hierarchy `hierarchy` is watched: each hierarchy numbers its cgroups
+ * on its own, so an id alone may be another hierarchy's cgroup (a host process's, seen so on
+ * a v1 host). The map's value is the hierarchy's id + 1.
+ */
+static __always_inline bool cgroup_watched(__u64 id, int hierarchy)
+{
+	__u8 *h = bpf_map_lookup_elem(&watched_cgroups, &id);
+
+	return h && *h == hierarchy + 1;
+}
+
+/*
+ * The watched cgroup the current task is in, 0 if none: its cgroup v2 one (hierarchy 0), or
+ * one of its cgroup v1 controllers' (a container's cgroups on a v1 or hybrid host).
  */
 static __always_inline __u64 watched_cgroup(struct task_struct *t)
 {
@@ -70,7 +82,7 @@ static __always_inline __u64 watched_cgroup(struct task_struct *t)
 	unsigned int n = bpf_core_field_size(cs->subsys) / sizeof(cs->subsys[0]);
 	__u64 id = bpf_get_current_cgroup_id();
 
-	if (bpf_map_lookup_elem(&watched_cgroups, &id))
+	if (cgroup_watched(id, 0))
 		return id;
 	/* CGROUP_SUBSYS_COUNT is 14 in the kernels of today; the bound is for the verifier. */
 	for (unsigned int i = 0; i < 16; i++) {
@@ -82,7 +94,7 @@ static __always_inline __u64 watched_cgroup(struct task_struct *t)
 		if (!css)
 			continue;
 		id = BPF_CORE_READ(css, cgroup, kn, id);
-		if (bpf_map_lookup_elem(&watched_cgroups, &id))
+		if (cgroup_watched(id, BPF_CORE_READ(css, cgroup, root, hierarchy_id)))
 			return id;
 	}
 	return 0;

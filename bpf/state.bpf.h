@@ -162,7 +162,10 @@ SHARED struct {
 	__type(value, __u8);
 } watched_names SEC(".maps");
 
-/* --container: the cgroups (kernfs ids: their directories' inode numbers) watched for programs. */
+/*
+ * --container: the cgroups (kernfs ids: their directories' inode numbers) watched for programs;
+ * the value is the id of the hierarchy the cgroup is in, + 1 (see cgroup_watched).
+ */
 SHARED struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);

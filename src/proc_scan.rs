@@ -70,10 +70,11 @@ pub fn in_container(id: &str) -> (Vec<u32>, Vec<String>) {
     (pids, ids)
 }
 
-/// The cgroups of process `pid`, as BPF sees them: the inode numbers of its cgroup
+/// The cgroups of process `pid`, as BPF sees them: the inode number of each of its cgroup
 /// directories (cgroup v2, and each cgroup v1 hierarchy), found through this mount namespace's
-/// cgroup mounts.
-pub fn cgroup_inodes(pid: u32) -> Vec<u64> {
+/// cgroup mounts, with its hierarchy's id (0 for v2): each hierarchy numbers its own, so
+/// that only the pair names one.
+pub fn cgroup_inodes(pid: u32) -> Vec<(u64, u32)> {
     use std::os::unix::fs::MetadataExt;
     let Some(cgroups) = process(pid).and_then(|p| p.cgroups().ok()) else {
         return Vec::new();
@@ -100,8 +101,8 @@ pub fn cgroup_inodes(pid: u32) -> Vec<u64> {
         };
         let dir = mount.mount_point.join(rel.trim_start_matches('/'));
         if let Ok(meta) = std::fs::metadata(&dir) {
-            if !inodes.contains(&meta.ino()) {
-                inodes.push(meta.ino());
+            if !inodes.contains(&(meta.ino(), cgroup.hierarchy)) {
+                inodes.push((meta.ino(), cgroup.hierarchy));
             }
         }
     }

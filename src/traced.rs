@@ -39,7 +39,7 @@ pub struct Processes {
     /// New cgroups of those containers (restarted), not yet watched in BPF; and those they
     /// replace (removed with the container's stop), to forget there: a container that
     /// restarts all day must not fill BPF's set.
-    new_cgroups: Vec<u64>,
+    new_cgroups: Vec<(u64, u32)>,
     old_cgroups: Vec<u64>,
     /// Each watched container's own cgroup in each hierarchy, since its last restart.
     current: FxHashMap<(String, u32), u64>,
@@ -115,7 +115,7 @@ impl Processes {
             ns_pid: 0,
         };
         self.cgroup_containers.insert(made.cgroup, who);
-        self.new_cgroups.push(made.cgroup);
+        self.new_cgroups.push((made.cgroup, made.hierarchy));
         Some(id)
     }
 
@@ -129,10 +129,8 @@ impl Processes {
         }
         let cgroups = std::mem::take(&mut self.new_cgroups);
         let mut ids = Vec::new();
-        for cgroup in cgroups {
-            skel.maps
-                .watched_cgroups
-                .update(&cgroup.to_ne_bytes(), &[1u8], MapFlags::ANY)
+        for (cgroup, hierarchy) in cgroups {
+            watch_cgroup(skel, cgroup, hierarchy)
                 .context("watching a restarted container's cgroup")?;
             let id = &self.cgroup_containers[&cgroup].container_id;
             if !ids.contains(id) {
@@ -350,6 +348,16 @@ pub fn forget_socket(skel: &HttpTraceSkel<'_>, u: &UnixSocket) {
     }
 }
 
+/// Watch cgroup `id` of hierarchy `hierarchy` for programs started (BPF's watched_cgroups: each
+/// hierarchy numbers its cgroups on its own, so the value says which one the id is of).
+pub fn watch_cgroup(skel: &HttpTraceSkel<'_>, id: u64, hierarchy: u32) -> Result<()> {
+    let value = u8::try_from(hierarchy + 1).context("a cgroup hierarchy id past 254")?;
+    skel.maps
+        .watched_cgroups
+        .update(&id.to_ne_bytes(), &[value], MapFlags::ANY)?;
+    Ok(())
+}
+
 /// Trace process `pid` in BPF.
 fn track(skel: &HttpTraceSkel<'_>, pid: u32) -> Result<()> {
     let slot = pid % TGID_SLOTS;
@@ -435,7 +443,7 @@ mod tests {
             };
             assert_eq!(p.cgroup_made(&e).is_some(), taken, "{path}");
         }
-        assert_eq!(p.new_cgroups, [8, 9, 10]);
+        assert_eq!(p.new_cgroups, [(8, 1), (9, 2), (10, 1)]);
         assert!(p.old_cgroups.is_empty());
         assert_eq!(p.restarts(), 1);
         let again = CgroupMade {

@@ -125,7 +125,8 @@ pub struct Config<'p> {
     /// --name: command names whose programs are traced when they start.
     pub watch_names: &'p [String],
     /// --container: cgroups (directory inode numbers) whose processes are traced when they start.
-    pub watch_cgroups: &'p [u64],
+    /// With each, its hierarchy's id (0: cgroup v2).
+    pub watch_cgroups: &'p [(u64, u32)],
     /// --port: connections with none of these at either end are left out in the kernel (none:
     /// every connection is followed).
     pub ports: &'p [u16],
@@ -194,10 +195,8 @@ fn watch(skel: &HttpTraceSkel<'_>, cfg: &Config<'_>) -> Result<()> {
             .update(&key, &[1u8], MapFlags::ANY)
             .with_context(|| format!("watching for programs named {name}"))?;
     }
-    for ino in cfg.watch_cgroups {
-        skel.maps
-            .watched_cgroups
-            .update(&ino.to_ne_bytes(), &[1u8], MapFlags::ANY)
+    for &(ino, hierarchy) in cfg.watch_cgroups {
+        crate::traced::watch_cgroup(skel, ino, hierarchy)
             .context("watching a container's cgroup")?;
     }
     Ok(())

@@ -14,8 +14,8 @@ use crate::proc_scan;
 /// for as programs start.
 pub(super) struct Targets {
     pub(super) pids: Vec<u32>,
-    /// The cgroups of the containers (directory inode numbers).
-    pub(super) cgroups: Vec<u64>,
+    /// The cgroups of the containers (directory inode numbers, with their hierarchy's id).
+    pub(super) cgroups: Vec<(u64, u32)>,
     /// Each of those cgroups' container.
     pub(super) cgroup_containers: HashMap<u64, Identity>,
     pub(super) container_ids: Vec<String>,
@@ -47,9 +47,9 @@ impl Targets {
             }
             for &pid in &found {
                 let who = proc_scan::identity(pid);
-                for ino in proc_scan::cgroup_inodes(pid) {
-                    if !cgroups.contains(&ino) {
-                        cgroups.push(ino);
+                for (ino, hierarchy) in proc_scan::cgroup_inodes(pid) {
+                    if !cgroups.contains(&(ino, hierarchy)) {
+                        cgroups.push((ino, hierarchy));
                         cgroup_containers.insert(
                             ino,
                             Identity {
