@@ -218,14 +218,18 @@ static __always_inline void emit_chunk(void *ctx, struct ht_data_event *e, struc
  * leave match: each step costs the verifier the same instead of multiplying the next one's paths.
  */
 struct ht_walk {
-	__u64 iov;    /* user iovec array; 0: one buffer, at `base` */
+	__u64 iov;    /* user iovec array; 0: one buffer, at `base` (or a pipe's buffers) */
 	__u64 base;   /* next byte of the current buffer or iovec */
 	__u32 left;   /* bytes of it still to copy (within `keep`) */
 	__u32 off;    /* bytes of the syscall walked: sent, or in the event being filled */
 	__u32 keep;
-	__u32 j;      /* next iovec */
-	__u32 iovcnt;
+	__u32 j;      /* next iovec (or pipe buffer) */
+	__u32 iovcnt; /* iovecs (or pipe buffers) */
 	__u32 fill;   /* bytes in the event being filled */
+	/* A splice's bytes: the pipe's buffers, in kernel memory, where the user iovecs would be. */
+	struct ht_pipe_span pipe;
+	__u64 direct_map;
+	__u64 vmemmap;
 };
 
 SHARED struct {
@@ -260,6 +264,31 @@ static __always_inline void flush_piece(struct ht_pieces *p, bool last)
 	w->fill = 0;
 }
 
+/*
+ * The walk's next pipe buffer, as the iovec of its bytes in the direct map (the span's first
+ * without the bytes it skips); false when there is none or it cannot be read.
+ */
+static __always_inline bool next_pipe_buffer(struct ht_walk *w, struct iovec *v)
+{
+	__u64 addr;
+	__u32 len, skip = w->pipe.skip;
+
+	/* Past the span: what it holds was sent; user space counts the rest as not copied. */
+	if (w->j >= w->pipe.count || w->j >= HT_PIPE_BUFS)
+		return false;
+	if (!pipe_buffer_bytes(w->direct_map, w->vmemmap, w->pipe.bufs, w->pipe.first + w->j, w->pipe.mask,
+			       &addr, &len)) {
+		count_drop(HT_DROP_READ_FAILED);
+		return false;
+	}
+	w->pipe.skip = 0;
+	if (skip > len)
+		skip = len;
+	v->iov_base = (void *)(addr + skip);
+	v->iov_len = len - skip;
+	return true;
+}
+
 /* What a step of the walk leaves its caller to do. */
 enum ht_step {
 	HT_STEP_MORE = 0,  /* nothing: step on */
@@ -284,11 +313,16 @@ static __always_inline int walk_step(struct ht_walk *w, struct ht_data_event *e)
 	if (!w->left) {
 		struct iovec v;
 
-		if (!w->iov || w->j >= w->iovcnt || w->j >= HT_MAX_IOV)
-			return HT_STEP_STOP;
-		if (bpf_probe_read_user(&v, sizeof(v), (const struct iovec *)w->iov + w->j)) {
-			count_drop(HT_DROP_READ_FAILED);
-			return HT_STEP_STOP;
+		if (w->pipe.bufs) {
+			if (!next_pipe_buffer(w, &v))
+				return HT_STEP_STOP;
+		} else {
+			if (!w->iov || w->j >= w->iovcnt || w->j >= HT_MAX_IOV)
+				return HT_STEP_STOP;
+			if (bpf_probe_read_user(&v, sizeof(v), (const struct iovec *)w->iov + w->j)) {
+				count_drop(HT_DROP_READ_FAILED);
+				return HT_STEP_STOP;
+			}
 		}
 		w->j++;
 		w->base = (__u64)v.iov_base;
@@ -308,7 +342,8 @@ static __always_inline int walk_step(struct ht_walk *w, struct ht_data_event *e)
 	barrier_var(n);
 	if (n > HT_PIECE_BYTES)
 		n = HT_PIECE_BYTES;
-	if (bpf_probe_read_user(e->data + fill, n, (const void *)w->base)) {
+	if (w->pipe.bufs ? bpf_probe_read_kernel(e->data + fill, n, (const void *)w->base)
+			 : bpf_probe_read_user(e->data + fill, n, (const void *)w->base)) {
 		if (fill)
 			return HT_STEP_FLUSH; /* the same read, tried again at an empty event */
 		count_drop(HT_DROP_READ_FAILED);
@@ -383,7 +418,8 @@ static long emit_piece(__u64 k, void *data)
  * returns how many were walked (fewer than `keep` when an iovec could not be read).
  */
 static __always_inline __u32 emit_pieces(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
-					 const struct iovec *iov, __u32 iovcnt, __u64 buf, __u32 keep)
+					 const struct iovec *iov, __u32 iovcnt, __u64 buf, __u32 keep,
+					 const struct ht_pipe_span *pipe, const struct ht_layout *l)
 {
 	__u32 zero = 0;
 	struct ht_walk *w = bpf_map_lookup_elem(&walks, &zero);
@@ -391,9 +427,15 @@ static __always_inline __u32 emit_pieces(void *ctx, struct ht_data_event *e, str
 
 	if (!w)
 		return 0;
+	w->pipe.bufs = 0;
+	if (pipe && l) {
+		w->pipe = *pipe;
+		w->direct_map = l->direct_map;
+		w->vmemmap = l->vmemmap;
+	}
 	w->iov = (__u64)iov;
 	w->base = buf;
-	w->left = iov ? 0 : keep;
+	w->left = iov || w->pipe.bufs ? 0 : keep;
 	w->off = 0;
 	w->keep = keep;
 	w->j = 0;
@@ -650,19 +692,22 @@ static __always_inline void end_if_done(void *ctx, __u64 sk, struct ht_sock_info
 /*
  * Copy the `ret` bytes a receive or send moved, up to capture_bytes, into events built in `e`.
  * `vectored` (readv, writev, recvmsg, sendmsg) is a constant of each return wrapper: `in->buf`
- * is then an iovec array. sendfile's bytes are not in user memory: one empty event says how
- * many there were.
+ * is then an iovec array. A splice's bytes are in the pipe's buffers `pipe` (NULL where they
+ * cannot be read); sendfile's are not in memory we can name: one empty event says how many
+ * there were.
  */
 static __always_inline void emit_bytes(void *ctx, __u64 pid_tgid, const struct ht_inflight *in, long ret,
-				       bool vectored, struct ht_sock_info *si, struct ht_data_event *e)
+				       bool vectored, struct ht_sock_info *si, struct ht_data_event *e,
+				       const struct ht_pipe_span *pipe)
 {
 	const struct iovec *iov = (const struct iovec *)in->buf;
+	struct ht_layout *l = pipe ? known_layout() : NULL;
 	__u32 keep, off = 0;
 
 	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, in->syscall, in->fd, ret, si->conn_id);
 	name_new_caller(&e->hdr, si);
 	e->hdr.direction = syscall_direction(in->syscall);
-	if (syscall_no_data(in->syscall)) {
+	if (syscall_no_data(in->syscall) && !l) {
 		e->hdr.seq = next_seq(si);
 		e->hdr.flags = HT_FLAG_LAST | HT_FLAG_NO_DATA;
 		send_event(ctx, e, sizeof(e->hdr));
@@ -670,28 +715,31 @@ static __always_inline void emit_bytes(void *ctx, __u64 pid_tgid, const struct h
 	}
 	keep = ret < capture_bytes ? ret : capture_bytes;
 
-	if (!vectored) {
+	if (l) {
+		off = emit_pieces(ctx, e, si, NULL, 0, 0, keep, pipe, l);
+	} else if (!vectored) {
 		if (keep <= HT_CHUNK_BYTES)
 			emit_chunk(ctx, e, si, in->buf, keep, 0, true);
 		else
-			emit_pieces(ctx, e, si, NULL, 0, in->buf, keep);
+			emit_pieces(ctx, e, si, NULL, 0, in->buf, keep, NULL, NULL);
 		return;
+	} else {
+		if (keep <= HT_GATHER_BYTES && emit_gathered(ctx, e, si, iov, in->iovcnt, keep))
+			return;
+		off = emit_pieces(ctx, e, si, iov, in->iovcnt, 0, keep, NULL, NULL);
 	}
-	if (keep <= HT_GATHER_BYTES && emit_gathered(ctx, e, si, iov, in->iovcnt, keep))
-		return;
-	off = emit_pieces(ctx, e, si, iov, in->iovcnt, 0, keep);
-	/* An iovec could not be read: close the series; user space counts the rest. */
+	/* An iovec or pipe buffer could not be read: close the series; user space counts the rest. */
 	if (off < keep)
 		emit_chunk(ctx, e, si, 0, 0, off, true);
 }
 
 /*
- * A call on connection `si` moved `ret` bytes (`in` says which call, on which socket): the bytes
- * that moved unseen before it, then its own. A connection kept past CLOSE for its last bytes
- * ends once they are read.
+ * A call on connection `si` moved `ret` bytes (`in` says which call, on which socket; `pipe`:
+ * for a splice, where its bytes are): the bytes that moved unseen before it, then its own. A
+ * connection kept past CLOSE for its last bytes ends once they are read.
  */
-static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht_inflight *in, long ret,
-				      bool vectored, struct ht_sock_info *si)
+static __always_inline void emit_call_data(void *ctx, __u64 pid_tgid, const struct ht_inflight *in, long ret,
+					   bool vectored, struct ht_sock_info *si, const struct ht_pipe_span *pipe)
 {
 	struct ht_data_event *e;
 	__u64 sk = in->sk;
@@ -708,6 +756,13 @@ static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht
 	if (!e)
 		return;
 	emit_unseen(ctx, pid_tgid, e, si, sk, in->fd, syscall_direction(in->syscall), ret);
-	emit_bytes(ctx, pid_tgid, in, ret, vectored, si, e);
+	emit_bytes(ctx, pid_tgid, in, ret, vectored, si, e, pipe);
 	end_if_done(ctx, sk, si);
+}
+
+/* emit_call_data of a call whose bytes were in user memory (or not readable: sendfile). */
+static __always_inline void emit_data(void *ctx, __u64 pid_tgid, const struct ht_inflight *in, long ret,
+				      bool vectored, struct ht_sock_info *si)
+{
+	emit_call_data(ctx, pid_tgid, in, ret, vectored, si, NULL);
 }

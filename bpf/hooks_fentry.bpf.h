@@ -142,6 +142,12 @@ int PROG(N(fexit_sendfile), const struct pt_regs *regs, long ret)
 	return on_io_return(ctx, ret, false);
 }
 
+SEC("fentry/__x64_sys_splice")
+int PROG(N(fentry_splice), const struct pt_regs *regs)
+{
+	return on_splice_enter(PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM3_SYSCALL(regs));
+}
+
 SEC("fexit/__x64_sys_splice")
 int PROG(N(fexit_splice), const struct pt_regs *regs, long ret)
 {

@@ -133,6 +133,12 @@ int KRETPROBE(N(kretprobe_sendfile), long ret)
 	return on_io_return(ctx, ret, false);
 }
 
+SEC("ksyscall/splice")
+int KSYSCALL(N(kprobe_splice), int fd_in, void *off_in, int fd_out)
+{
+	return on_splice_enter(fd_in, fd_out);
+}
+
 SEC("kretsyscall/splice")
 int KRETPROBE(N(kretprobe_splice), long ret)
 {

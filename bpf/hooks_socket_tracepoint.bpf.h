@@ -19,6 +19,7 @@
 static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int flags, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ht_pipe_span span;
 	struct ht_sock_info *si;
 	struct ht_inflight in;
 	struct ht_call c = {};
@@ -55,7 +56,7 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	syscall = io_syscall(SYSCALL_NR(regs));
-	/* splice(2) into a socket sends through sock_sendmsg (6.5+): its bytes, never in user memory. */
+	/* splice(2) into a socket sends through sock_sendmsg (6.5+): its bytes, in the pipe's pages. */
 	if (SYSCALL_NR(regs) == NR_splice)
 		syscall = dir == HT_DIR_OUT ? HT_SYS_SPLICE_OUT : HT_SYS_SPLICE_IN;
 	if (syscall == HT_SYS_NONE || syscall_direction(syscall) != dir) {
@@ -94,12 +95,16 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 		in.fd = c.fd;
 		in.iovcnt = c.count;
 		in.syscall = c.syscall;
-		emit_data(ctx, pid_tgid, &in, ret, syscall_vectored(syscall), si);
-		return 0;
+	} else {
+		si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, (__u64)sk);
+		if (!si)
+			return 0;
 	}
-	si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, (__u64)sk);
-	if (si)
-		emit_data(ctx, pid_tgid, &in, ret, syscall_vectored(syscall), si);
+	/* A splice into a socket: its bytes are in the pipe's buffers until sock_sendmsg returns. */
+	emit_call_data(ctx, pid_tgid, &in, ret, syscall_vectored(syscall), si,
+		       splice_span(syscall,
+				   syscall == HT_SYS_SPLICE_OUT ? PT_REGS_PARM1_SYSCALL(regs) : PT_REGS_PARM3_SYSCALL(regs),
+				   ret, &span));
 	return 0;
 }
 
@@ -112,6 +117,7 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 static __always_inline int on_tcp_consumed(void *ctx, struct sock *sk)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ht_pipe_span span;
 	struct ht_sock_info *si;
 	struct ht_inflight in = {};
 	struct pt_regs *regs;
@@ -124,16 +130,35 @@ static __always_inline int on_tcp_consumed(void *ctx, struct sock *sk)
 	if (SYSCALL_NR(regs) != NR_splice || !tgid_tracked(pid_tgid >> 32))
 		return 0;
 	si = bpf_map_lookup_elem(&sockets, &(__u64){ (__u64)sk });
-	if (!si || !si->tcp)
-		return 0;
-	n = data_seq_in(sk) - si->in_seq;
-	if (n <= 0)
-		return 0;
-	in.conn_id = si->conn_id;
-	in.sk = (__u64)sk;
-	in.fd = PT_REGS_PARM1_SYSCALL(regs);
-	in.syscall = HT_SYS_SPLICE_IN;
-	emit_data(ctx, pid_tgid, &in, n, false, si);
+	if (!si) {
+		/*
+		 * Its first bytes (no accept is seen here): all it gave its process are this splice's,
+		 * unless the pipe holds fewer, which came before it was followed.
+		 */
+		struct pipe_inode_info *pipe = pipe_of_fd(PT_REGS_PARM3_SYSCALL(regs));
+		struct ht_call c = {};
+
+		n = pipe ? pipe_newest(pipe, tcp_bytes_consumed(sk), &span) : 0;
+		if (n <= 0)
+			return 0;
+		call_from_args(&c, HT_SYS_SPLICE_IN, PT_REGS_PARM1_SYSCALL(regs), 0, PT_REGS_PARM3_SYSCALL(regs), 0);
+		si = entry_from_regs(ctx, pid_tgid, n, &c, &in, (__u64)sk);
+		if (!si)
+			return 0;
+	} else {
+		if (!si->tcp)
+			return 0;
+		n = data_seq_in(sk) - si->in_seq;
+		if (n <= 0)
+			return 0;
+		in.conn_id = si->conn_id;
+		in.sk = (__u64)sk;
+		in.fd = PT_REGS_PARM1_SYSCALL(regs);
+		in.syscall = HT_SYS_SPLICE_IN;
+	}
+	/* tcp_read_sock put them into the pipe before it let TCP adjust the receive space. */
+	emit_call_data(ctx, pid_tgid, &in, n, false, si,
+		       splice_span(HT_SYS_SPLICE_IN, PT_REGS_PARM3_SYSCALL(regs), n, &span));
 	return 0;
 }
 

@@ -139,6 +139,12 @@ int N(tp_exit_sendfile)(struct trace_event_raw_sys_exit *ctx)
 	return on_io_exit(ctx, ctx->ret, HT_SYS_SENDFILE);
 }
 
+SEC("tracepoint/syscalls/sys_enter_splice")
+int N(tp_enter_splice)(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_splice_enter(ctx->args[0], ctx->args[2]);
+}
+
 SEC("tracepoint/syscalls/sys_exit_splice")
 int N(tp_exit_splice)(struct trace_event_raw_sys_exit *ctx)
 {

@@ -13,9 +13,9 @@
  * methods' programs.
  *
  * This file holds the build's switches and constants, and includes the rest in order: state
- * (settings, maps, counters), data (calls and the copy of their bytes), sockets (which are
- * followed, accept, connect), io (receive and send calls), ends (close, TCP CLOSE), processes,
- * then the thin wrappers: hooks_every_method and one hooks_METHOD file per attach method.
+ * (settings, maps, counters), pipes (the pages of pipe buffers, for splice), data (calls and the
+ * copy of their bytes), sockets (which are followed, accept, connect), io (receive and send
+ * calls), ends (close, TCP CLOSE), processes, then the thin wrappers: hooks_every_method and one hooks_METHOD file per attach method.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -91,6 +91,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define HT_DIR_NONE 2
 
 #include "state.bpf.h"
+#include "pipes.bpf.h"
 #include "data.bpf.h"
 #include "sockets.bpf.h"
 #include "io.bpf.h"

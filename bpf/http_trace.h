@@ -215,4 +215,15 @@ struct ht_data_event {
 	__u8 data[HT_CHUNK_BYTES];
 };
 
+/*
+ * Where the kernel maps memory (the `layout` map's one entry): what it takes to read a page
+ * that a pipe's buffer names (see bpf/pipes.bpf.h). User space finds it at start.
+ */
+struct ht_layout {
+	__u64 direct_map;       /* page_offset_base: physical address 0 in the direct map; 0: unknown */
+	__u64 vmemmap;          /* vmemmap_base: the struct page of page frame 0 */
+	__u64 probe_page;       /* probe_layout's answers to user space */
+	__u64 page_struct_size;
+};
+
 #endif /* __HTTP_TRACE_H */

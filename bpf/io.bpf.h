@@ -224,27 +224,58 @@ static __always_inline int on_io_exit(void *ctx, long ret, __u8 syscall)
 }
 
 /*
+ * Event: splice(2) from `fd_in` to `fd_out` entered. From a pipe into a socket, the pipe's
+ * buffers are kept until it returns (see keep_waiting_buffers).
+ */
+static __always_inline int on_splice_enter(__u64 fd_in, __u64 fd_out)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct pipe_inode_info *pipe;
+	struct ht_data_event *e;
+	struct ht_sock_ref ref;
+	__u32 zero = 0;
+
+	if (!tgid_tracked(pid_tgid >> 32) || !known_layout() || !sock_of_fd(fd_out, &ref))
+		return 0;
+	pipe = pipe_of_fd(fd_in);
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (pipe && e)
+		keep_waiting_buffers(pid_tgid, pipe, e->data);
+	return 0;
+}
+
+/*
  * Event: splice(2) from `fd_in` to `fd_out` moved `ret` bytes. Each end that is a followed socket
- * gets an event of that many bytes, which never were in user memory: counted, as sendfile's, so
- * that a body keeps its true size and the parser stays in step.
+ * gets events of that many bytes, copied from the pipe's pages: out of a socket from the pipe's
+ * newest buffers, into one from those its entry kept. Where they cannot be read (the direct map
+ * not found, no entry seen) an event says how many bytes there were, so that a body keeps its
+ * true size and the parser stays in step.
  */
 static __always_inline int on_splice_done(void *ctx, long ret, __u64 fd_in, __u64 fd_out)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ht_pipe_span span;
 	struct ht_call c = {};
 	struct ht_sock_info *si;
 	struct ht_inflight in;
 
-	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32))
+	if (!tgid_tracked(pid_tgid >> 32))
 		return 0;
-	call_from_args(&c, HT_SYS_SPLICE_IN, fd_in, 0, fd_out, 0);
-	si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, 0);
-	if (si)
-		emit_data(ctx, pid_tgid, &in, ret, false, si);
-	call_from_args(&c, HT_SYS_SPLICE_OUT, fd_in, 0, fd_out, 0);
-	si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, 0);
-	if (si)
-		emit_data(ctx, pid_tgid, &in, ret, false, si);
+	if (ret > 0) {
+		call_from_args(&c, HT_SYS_SPLICE_IN, fd_in, 0, fd_out, 0);
+		si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, 0);
+		if (si && splice_span(HT_SYS_SPLICE_IN, fd_out, ret, &span)) {
+			emit_call_data(ctx, pid_tgid, &in, ret, false, si, &span);
+			note_spliced_in(&span);
+		} else if (si) {
+			emit_data(ctx, pid_tgid, &in, ret, false, si);
+		}
+		call_from_args(&c, HT_SYS_SPLICE_OUT, fd_in, 0, fd_out, 0);
+		si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, 0);
+		if (si)
+			emit_call_data(ctx, pid_tgid, &in, ret, false, si, sent_buffers(pid_tgid, fd_in, ret, &span));
+	}
+	bpf_map_delete_elem(&splices, &pid_tgid);
 	return 0;
 }
 
@@ -253,7 +284,7 @@ static __always_inline int on_splice_return(void *ctx, long ret)
 {
 	struct pt_regs *regs;
 
-	if (ret <= 0 || !tgid_tracked(bpf_get_current_pid_tgid() >> 32))
+	if (!tgid_tracked(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	regs = current_user_regs();
 	return on_splice_done(ctx, ret, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));

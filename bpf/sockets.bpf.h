@@ -28,18 +28,12 @@ static __always_inline bool followed_kind(struct sock *sk)
  */
 static __always_inline bool sock_of_fd(__s32 fd, struct ht_sock_ref *ref)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct files_struct *files = KREAD(struct task_struct, task, files);
-	struct fdtable *fdt = KREAD(struct files_struct, files, fdt);
-	struct file **fds = KREAD(struct fdtable, fdt, fd);
-	struct file *file = NULL;
+	struct file *file = file_of_fd(fd);
 	struct socket *sock;
 	struct inode *inode;
 	struct sock *sk;
 
-	if (fd < 0 || fd >= KREAD(struct fdtable, fdt, max_fds))
-		return false;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	if (!file)
 		return false;
 	inode = KREAD(struct file, file, f_inode);
 	if ((KREAD(struct inode, inode, i_mode) & S_IFMT) != S_IFSOCK)

@@ -39,6 +39,7 @@ struct ht_conn_event _ht_conn_event = {};
 struct ht_unix_conn_event _ht_unix_conn_event = {};
 struct ht_process_event _ht_process_event = {};
 struct ht_cgroup_event _ht_cgroup_event = {};
+struct ht_layout _ht_layout = {};
 enum ht_limits _ht_limits = 0;
 enum ht_event_kind _ht_event_kind = 0;
 enum ht_syscall _ht_syscall = 0;

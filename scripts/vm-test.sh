@@ -75,6 +75,17 @@ for hook in $(scripts/vm-guest.sh --list-hooks); do
     grep -qx "$hook" <<< "$all_tests" || { echo "vm-test: hook test $hook: no such test" >&2; exit 1; }
 done
 
+# The Go programs the tests run (tests/common/mod.rs: go_program), built where the tests look
+# for them before the guests start: their root file system is read-only.
+go_dir="$(dirname "$(dirname "${tests[0]}")")/go"
+go_cache=$(mktemp -d)
+mkdir -p "$go_dir"
+for src in tests/data/*.go; do
+    GO111MODULE=off GOCACHE="$go_cache" GOPATH="$go_cache/gopath" \
+        go build -o "$go_dir/$(basename "$src" .go)" "$src" || exit 1
+done
+rm -rf "$go_cache"
+
 # Boot the newest kernel matching $1 and run the tests with the methods $2; 0 when all passed.
 run_guest() {
     local glob=$1 methods=$2 kernel shared rc

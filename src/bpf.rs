@@ -11,8 +11,8 @@ pub use skel::types;
 pub use skel::{HttpTraceSkel, HttpTraceSkelBuilder, OpenHttpTraceSkel};
 
 use types::{
-    ht_cgroup_event, ht_conn_event, ht_drop, ht_event, ht_limits, ht_process_event, ht_sock_info,
-    ht_unix_conn_event,
+    ht_cgroup_event, ht_conn_event, ht_drop, ht_event, ht_layout, ht_limits, ht_process_event,
+    ht_sock_info, ht_unix_conn_event,
 };
 
 // SAFETY: ht_event and ht_conn_event are #[repr(C)] structs the skeleton generates from
@@ -29,6 +29,8 @@ unsafe impl plain::Plain for ht_process_event {}
 unsafe impl plain::Plain for ht_cgroup_event {}
 // SAFETY: as ht_event: the sockets map's value, integers only, no padding.
 unsafe impl plain::Plain for ht_sock_info {}
+// SAFETY: as ht_event: the layout map's value, u64s only.
+unsafe impl plain::Plain for ht_layout {}
 
 /// The event header every sample starts with.
 pub const EVENT_HEADER_LEN: usize = std::mem::size_of::<ht_event>();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::bpf::types::{
     ht_cgroup_event, ht_conn_event, ht_direction, ht_event, ht_event_kind, ht_flags, ht_limits,
-    ht_process_event, ht_unix_conn_event,
+    ht_process_event, ht_syscall, ht_unix_conn_event,
 };
 use crate::bpf::EVENT_HEADER_LEN as HEADER_LEN;
 
@@ -205,7 +205,8 @@ pub enum Opened {
 /// Bytes `offset..offset + bytes.len()` of a syscall that moved `ret` bytes; `last` closes that
 /// syscall's series of events; `no_data`: the bytes were never in user memory (sendfile);
 /// `unseen`: with `no_data`, bytes that moved outside the calls followed (io_uring, sendmmsg, a
-/// process not traced that shares the socket), known from the TCP socket's sequence numbers.
+/// process not traced that shares the socket), known from the TCP socket's sequence numbers;
+/// `spliced`: with `no_data`, a splice's bytes, which BPF could not read from the pipe's pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Data<B> {
     pub direction: Direction,
@@ -214,6 +215,7 @@ pub struct Data<B> {
     pub last: bool,
     pub no_data: bool,
     pub unseen: bool,
+    pub spliced: bool,
     pub bytes: B,
 }
 
@@ -258,6 +260,7 @@ impl<B> Chunk<B> {
                     last: d.last,
                     no_data: d.no_data,
                     unseen: d.unseen,
+                    spliced: d.spliced,
                     bytes: f(&d.bytes),
                 }),
             },
@@ -450,6 +453,8 @@ fn data<'a>(h: &ht_event, sample: &'a [u8]) -> Result<Data<&'a [u8]>, DecodeErro
                 sample: sample.len(),
             })?;
     let flags = u32::from(h.flags);
+    let no_data = flags & ht_flags::HT_FLAG_NO_DATA.0 != 0;
+    let syscall = ht_syscall(u32::from(h.syscall));
     Ok(Data {
         direction: if ht_direction(u32::from(h.direction)) == ht_direction::HT_DIR_OUT {
             Direction::Out
@@ -459,8 +464,11 @@ fn data<'a>(h: &ht_event, sample: &'a [u8]) -> Result<Data<&'a [u8]>, DecodeErro
         offset: h.offset,
         ret: h.ret,
         last: flags & ht_flags::HT_FLAG_LAST.0 != 0,
-        no_data: flags & ht_flags::HT_FLAG_NO_DATA.0 != 0,
+        no_data,
         unseen: flags & ht_flags::HT_FLAG_UNSEEN.0 != 0,
+        spliced: no_data
+            && (syscall == ht_syscall::HT_SYS_SPLICE_IN
+                || syscall == ht_syscall::HT_SYS_SPLICE_OUT),
         bytes,
     })
 }
@@ -594,6 +602,7 @@ pub mod tests {
                 last: true,
                 no_data: false,
                 unseen: false,
+                spliced: false,
                 bytes: &b"GET /"[..]
             })
         );

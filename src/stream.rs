@@ -42,12 +42,13 @@ impl Stream {
             if total > self.syscall_pos {
                 let hole = total - self.syscall_pos;
                 // sendfile's bytes were never meant to be captured: not a capture loss, counted
-                // by the parser (in a body, or skipped). Unseen bytes are counted as such by the
-                // tracker, bytes not copied here: neither again by the parser.
+                // by the parser (in a body, or skipped). Unseen bytes and spliced ones not copied
+                // are counted as such by the tracker, bytes not copied here: neither again by
+                // the parser.
                 if !p.no_data {
                     not_kept += hole;
                 }
-                let counted = !p.no_data || p.unseen;
+                let counted = !p.no_data || p.unseen || p.spliced;
                 self.parser.skip_counted(hole, ts_ns, counted, out);
             }
             self.syscall_pos = 0;

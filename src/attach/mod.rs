@@ -4,6 +4,7 @@
 
 pub mod buffer;
 mod kretprobe;
+mod layout;
 
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -314,11 +315,25 @@ fn load_with(method: Method, build: Build, cfg: &Config<'_>, forced: bool) -> Re
         .context("loading the BPF programs (RUST_LOG=debug shows the kernel's log)")?;
     cfg.processes.track_all(&skel)?;
     watch(&skel, cfg)?;
+    match layout::find_and_set(&skel) {
+        Ok(l) => log::info!(
+            "direct map at {:#x}, struct pages at {:#x}: spliced bytes are copied",
+            l.direct_map,
+            l.vmemmap
+        ),
+        Err(e) => log::warn!(
+            "the kernel's memory layout was not found ({e:#}): bytes moved by splice are \
+             counted, not copied"
+        ),
+    }
     // Attached one by one rather than by the skeleton, so that the links can be dropped side by
     // side (see Loaded's drop).
     let mut links = Vec::new();
     for prog in skel.object().progs_mut().filter(|p| p.autoload()) {
         let section = prog.section().to_string_lossy().into_owned();
+        if section == PROBE_SECTION {
+            continue; // run by layout, never attached
+        }
         let link = match (kprobe_events.as_mut(), kretprobe::target_of(&section)) {
             // With a raised maxactive, through tracefs.
             (Some(events), Some(func)) => kretprobe::attach(events, &prog, &func)?,
@@ -398,6 +413,8 @@ fn open_for(method: Method, build: Build, cfg: &Config<'_>) -> Result<OpenHttpTr
     rodata.watch_execs = u8::from(!cfg.watch_names.is_empty() || !cfg.watch_cgroups.is_empty());
     rodata.watch_new_cgroups = u8::from(!cfg.watch_cgroups.is_empty());
     rodata.filter_ports = u8::from(!cfg.ports.is_empty());
+    // The one method that sees no splice enter (see bpf/pipes.bpf.h: note_spliced_in).
+    rodata.note_spliced_buffers = u8::from(method == Method::RawTracepoint);
     rodata.use_ringbuf = u8::from(cfg.buffer == BufferKind::Ring);
     rodata.wakeup_bytes = buffer::wakeup_bytes(cfg.ring_bytes);
     match cfg.buffer {
@@ -411,9 +428,11 @@ fn open_for(method: Method, build: Build, cfg: &Config<'_>) -> Result<OpenHttpTr
         let name = prog.name().to_string_lossy().into_owned();
         // The cgroups made are looked at only for --container (see on_cgroup_made).
         let wanted = !name.starts_with("raw_tp_cgroup_mkdir") || !cfg.watch_cgroups.is_empty();
-        let mine = method.owns_section(&section) && build.owns_program(&name) && wanted;
+        let mine = (method.owns_section(&section) || section == PROBE_SECTION)
+            && build.owns_program(&name)
+            && wanted;
         prog.set_autoload(mine);
-        if mine && !section.starts_with("raw_tp/") {
+        if mine && !section.starts_with("raw_tp") {
             method_programs += 1;
         }
     }
@@ -423,6 +442,9 @@ fn open_for(method: Method, build: Build, cfg: &Config<'_>) -> Result<OpenHttpTr
     }
     Ok(open)
 }
+
+/// The section of the program layout runs to find the kernel's memory layout, with every method.
+const PROBE_SECTION: &str = "raw_tp";
 
 /// A method this kernel cannot have, as opposed to one that failed to load or attach.
 #[derive(Debug)]

@@ -306,10 +306,16 @@ impl Message {
         self.bytes.reserve_exact(n);
     }
 
-    /// Count `bytes` of body, and keep what fits under `limit` bytes kept.
+    /// Count `bytes` of body, and keep what fits under `limit` bytes kept. The body kept is the
+    /// body's start: after bytes that were not captured, nothing more is kept (the bytes after
+    /// a hole are not the ones that follow what was kept).
     pub(super) fn take_body(&mut self, bytes: &[u8], limit: usize) {
         self.body_bytes += bytes.len() as u64;
-        let room = limit.saturating_sub(self.body().len());
+        let room = if self.body_missing_bytes > 0 {
+            0
+        } else {
+            limit.saturating_sub(self.body().len())
+        };
         self.bytes
             .extend_from_slice(&bytes[..room.min(bytes.len())]);
     }

@@ -203,7 +203,7 @@ fn later_counters(
     parsed: &ParserStats,
     k: &KernelCounts,
     lost: u64,
-) -> [Counter; 15] {
+) -> [Counter; 16] {
     [
         (
             t.events_missing.saturating_sub(lost),
@@ -229,6 +229,11 @@ fn later_counters(
             t.bytes_not_kept,
             "byte counted but not captured",
             "bytes counted but not captured",
+        ),
+        (
+            t.bytes_spliced,
+            "byte moved by splice, not copied",
+            "bytes moved by splice, not copied",
         ),
         (
             t.bytes_unseen,

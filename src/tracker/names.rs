@@ -122,6 +122,7 @@ mod tests {
             last: true,
             no_data: false,
             unseen: false,
+            spliced: false,
             bytes: &b""[..],
         });
         n.learn(&chunk(worker, data.clone()));

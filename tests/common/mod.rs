@@ -134,6 +134,42 @@ pub fn example_bin(name: &str) -> PathBuf {
     path
 }
 
+/// The Go program tests/data/NAME.go, built with Debian's Go (offline: standard library only)
+/// into target/<profile>/go/ once, and again when its source changes.
+pub fn go_program(name: &str) -> PathBuf {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(format!("{name}.go"));
+    let dir = target_profile_dir().join("go");
+    let bin = dir.join(name);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&bin).is_some() && modified(&bin) >= modified(&source) {
+        return bin;
+    }
+    std::fs::create_dir_all(&dir).expect("create the Go build directory");
+    let cache = TempDir::new("go-cache");
+    // Built aside, then renamed: a guest running the suite beside the host sees the whole file.
+    let partial = dir.join(format!("{name}.{}", std::process::id()));
+    let mut cmd = Command::new("go");
+    cmd.arg("build")
+        .arg("-o")
+        .arg(&partial)
+        .arg(&source)
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", cache.path())
+        .env("GOPATH", cache.join("gopath"));
+    let out = run("go build", &mut cmd, Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "go build {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&partial, &bin).expect("move the Go program into place");
+    bin
+}
+
 const TEMP_PREFIX: &str = "http-trace-test-";
 
 /// A fresh directory under the temp dir, removed with everything in it when dropped.

@@ -117,6 +117,17 @@ impl TraceOutput {
             .collect()
     }
 
+    /// The attach method the tracer said it traced with (its banner).
+    pub fn method(&self) -> &str {
+        let banner = self
+            .stderr
+            .iter()
+            .find(|l| l.contains(": tracing "))
+            .unwrap_or_else(|| panic!("no banner in {:#?}", self.stderr));
+        let rest = &banner[banner.find(" with ").expect("the method in the banner") + 6..];
+        rest.split(' ').next().unwrap_or("")
+    }
+
     pub fn summary(&self) -> &str {
         self.stderr
             .iter()
