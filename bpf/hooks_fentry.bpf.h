@@ -54,6 +54,18 @@ int PROG(N(fexit_readv), const struct pt_regs *regs, long ret)
 	return on_io_return(ctx, ret, true);
 }
 
+SEC("fentry/__x64_sys_preadv2")
+int PROG(N(fentry_preadv2), const struct pt_regs *regs)
+{
+	return on_io_regs(ctx, HT_SYS_READV, regs);
+}
+
+SEC("fexit/__x64_sys_preadv2")
+int PROG(N(fexit_preadv2), const struct pt_regs *regs, long ret)
+{
+	return on_io_return(ctx, ret, true);
+}
+
 SEC("fentry/__sys_recvfrom")
 int PROG(N(fentry_recvfrom), int fd, void *buf, size_t size, unsigned int flags)
 {
@@ -100,6 +112,18 @@ int PROG(N(fentry_writev), const struct pt_regs *regs)
 
 SEC("fexit/__x64_sys_writev")
 int PROG(N(fexit_writev), const struct pt_regs *regs, long ret)
+{
+	return on_io_return(ctx, ret, true);
+}
+
+SEC("fentry/__x64_sys_pwritev2")
+int PROG(N(fentry_pwritev2), const struct pt_regs *regs)
+{
+	return on_io_regs(ctx, HT_SYS_WRITEV, regs);
+}
+
+SEC("fexit/__x64_sys_pwritev2")
+int PROG(N(fexit_pwritev2), const struct pt_regs *regs, long ret)
 {
 	return on_io_return(ctx, ret, true);
 }

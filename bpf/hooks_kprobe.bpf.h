@@ -49,6 +49,19 @@ int KRETPROBE(N(kretprobe_readv), long ret)
 	return on_io_return(ctx, ret, true);
 }
 
+/* preadv2/pwritev2 at offset -1 (the file's position) work on a socket as readv/writev do. */
+SEC("ksyscall/preadv2")
+int KSYSCALL(N(kprobe_preadv2), unsigned long fd, const struct iovec *vec, unsigned long vlen)
+{
+	return on_io_call(ctx, HT_SYS_READV, fd, (__u64)vec, vlen, 0);
+}
+
+SEC("kretsyscall/preadv2")
+int KRETPROBE(N(kretprobe_preadv2), long ret)
+{
+	return on_io_return(ctx, ret, true);
+}
+
 SEC("kprobe/__sys_recvfrom")
 int KPROBE(N(kprobe_recvfrom), int fd, void *buf, size_t size, unsigned int flags)
 {
@@ -93,6 +106,18 @@ int KSYSCALL(N(kprobe_writev), unsigned long fd, const struct iovec *vec, unsign
 
 SEC("kretsyscall/writev")
 int KRETPROBE(N(kretprobe_writev), long ret)
+{
+	return on_io_return(ctx, ret, true);
+}
+
+SEC("ksyscall/pwritev2")
+int KSYSCALL(N(kprobe_pwritev2), unsigned long fd, const struct iovec *vec, unsigned long vlen)
+{
+	return on_io_call(ctx, HT_SYS_WRITEV, fd, (__u64)vec, vlen, 0);
+}
+
+SEC("kretsyscall/pwritev2")
+int KRETPROBE(N(kretprobe_pwritev2), long ret)
 {
 	return on_io_return(ctx, ret, true);
 }

@@ -55,6 +55,18 @@ int N(tp_exit_readv)(struct trace_event_raw_sys_exit *ctx)
 	return on_io_exit(ctx, ctx->ret, HT_SYS_READV);
 }
 
+SEC("tracepoint/syscalls/sys_enter_preadv2")
+int N(tp_enter_preadv2)(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_call(ctx, HT_SYS_READV, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_preadv2")
+int N(tp_exit_preadv2)(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_io_exit(ctx, ctx->ret, HT_SYS_READV);
+}
+
 SEC("tracepoint/syscalls/sys_enter_recvfrom")
 int N(tp_enter_recvfrom)(struct trace_event_raw_sys_enter *ctx)
 {
@@ -99,6 +111,18 @@ int N(tp_enter_writev)(struct trace_event_raw_sys_enter *ctx)
 
 SEC("tracepoint/syscalls/sys_exit_writev")
 int N(tp_exit_writev)(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_io_exit(ctx, ctx->ret, HT_SYS_WRITEV);
+}
+
+SEC("tracepoint/syscalls/sys_enter_pwritev2")
+int N(tp_enter_pwritev2)(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_io_call(ctx, HT_SYS_WRITEV, ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_pwritev2")
+int N(tp_exit_pwritev2)(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_io_exit(ctx, ctx->ret, HT_SYS_WRITEV);
 }

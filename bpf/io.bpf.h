@@ -131,6 +131,8 @@ static __always_inline struct pt_regs *current_user_regs(void)
 #define NR_accept4 288
 #define NR_splice 275
 #define NR_recvmmsg 299
+#define NR_preadv2 327
+#define NR_pwritev2 328
 #define NR_sendmmsg 307
 
 /* Which of our receive and send syscalls `nr` is, or HT_SYS_NONE. */
@@ -140,6 +142,7 @@ static __always_inline __u8 io_syscall(long nr)
 	case NR_read:
 		return HT_SYS_READ;
 	case NR_readv:
+	case NR_preadv2: /* at offset -1, the only one a socket takes: readv */
 		return HT_SYS_READV;
 	case NR_recvfrom:
 		return HT_SYS_RECVFROM;
@@ -148,6 +151,7 @@ static __always_inline __u8 io_syscall(long nr)
 	case NR_write:
 		return HT_SYS_WRITE;
 	case NR_writev:
+	case NR_pwritev2:
 		return HT_SYS_WRITEV;
 	case NR_sendto:
 		return HT_SYS_SENDTO;

@@ -1,7 +1,8 @@
 //! A small HTTP/1.1 server to trace: a thread per connection, keep-alive, pipelining, bodies by
 //! Content-Length or chunked encoding. `--recv` and `--send` pick the syscalls, so that each one
-//! http-trace follows can be exercised: read, recv (recvfrom), readv or recvmsg, or peek (recv
-//! and recvmsg with MSG_PEEK before each recv); write, send (sendto), writev, sendmsg or sendmmsg.
+//! http-trace follows can be exercised: read, recv (recvfrom), readv, preadv2 or recvmsg, or peek
+//! (recv and recvmsg with MSG_PEEK before each recv); write, send (sendto), writev, pwritev2,
+//! sendmsg or sendmmsg.
 //!
 //!     cargo run --example http_server -- --port 8080 --recv read --send writev
 //!
@@ -75,6 +76,8 @@ enum Syscall {
     Read,
     Recv,
     Readv,
+    /// preadv2(2) at offset -1, the file's position: readv with flags.
+    Preadv2,
     Recvmsg,
     /// Peek with recv, then with recvmsg, then receive with recv: as servers that sniff.
     Peek,
@@ -85,6 +88,8 @@ enum SendCall {
     Write,
     Send,
     Writev,
+    /// pwritev2(2) at offset -1, the file's position: writev with flags.
+    Pwritev2,
     Sendmsg,
     /// sendmmsg(2) with one message: a call http-trace does not follow (its bytes are counted
     /// from the TCP socket's sequence numbers).
@@ -118,6 +123,7 @@ fn send_over(
                 SendCall::Write => libc::write(fd, rest.as_ptr().cast(), rest.len()),
                 SendCall::Send => libc::send(fd, rest.as_ptr().cast(), rest.len(), 0),
                 SendCall::Writev => libc::writev(fd, iov.as_ptr(), count as i32),
+                SendCall::Pwritev2 => libc::pwritev2(fd, iov.as_ptr(), count as i32, -1, 0),
                 SendCall::Sendmsg => {
                     let mut msg: libc::msghdr = std::mem::zeroed();
                     msg.msg_iov = iov.as_ptr().cast_mut();
@@ -298,14 +304,14 @@ fn answer(
         }
     } else if let Some(rest) = target.strip_prefix("/r/iovecs/") {
         // /r/iovecs/K/N: N body bytes as /r/bytes/N, head and body in one vectored call of K
-        // iovecs (writev unless --send sendmsg).
+        // iovecs (writev unless --send sendmsg or pwritev2).
         let (k, n) = rest.split_once('/').unwrap_or((rest, "0"));
         let k: usize = k.parse().unwrap_or(1).clamp(1, 1024);
         let n: usize = n.parse().unwrap_or(0);
         let body = digits(n);
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
         let how = match how {
-            SendCall::Sendmsg => SendCall::Sendmsg,
+            SendCall::Sendmsg | SendCall::Pwritev2 => how,
             _ => SendCall::Writev,
         };
         send_over(stream, how, head.as_bytes(), &body, Some(k))?;
@@ -346,6 +352,7 @@ fn receive(stream: &TcpStream, how: Syscall, buf: &mut [u8]) -> std::io::Result<
             Syscall::Read => libc::read(fd, ptr, len),
             Syscall::Recv => libc::recv(fd, ptr, len, 0),
             Syscall::Readv => libc::readv(fd, iov.as_ptr(), count as i32),
+            Syscall::Preadv2 => libc::preadv2(fd, iov.as_ptr(), count as i32, -1, 0),
             Syscall::Recvmsg => {
                 let mut msg: libc::msghdr = std::mem::zeroed();
                 msg.msg_iov = iov.as_mut_ptr();

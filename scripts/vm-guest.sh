@@ -15,6 +15,7 @@ methods=${2:-}
 # that run everything.
 hooks=(
     our_server_with_read_and_write our_server_with_readv_and_writev readv_and_writev_of_any_length
+    our_server_with_preadv2_and_pwritev2
     our_server_with_recv_and_send our_server_with_recvmsg_and_sendmsg
     our_server_peeking_before_it_receives many_threads_blocked_in_receive
     ends_when_the_traced_process_exits nginx

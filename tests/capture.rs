@@ -103,6 +103,13 @@ fn our_server_with_readv_and_writev() {
     trace_our_server("readv", "writev");
 }
 
+/// preadv2 and pwritev2 at offset -1 (the file's position), which sockets take: readv and
+/// writev with flags.
+#[test]
+fn our_server_with_preadv2_and_pwritev2() {
+    trace_our_server("preadv2", "pwritev2");
+}
+
 #[test]
 fn our_server_with_recvmsg_and_sendmsg() {
     trace_our_server("recvmsg", "sendmsg");
