@@ -19,7 +19,6 @@
 static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int flags, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ht_pipe_span span;
 	struct ht_sock_info *si;
 	struct ht_inflight in;
 	struct ht_call c = {};
@@ -104,7 +103,7 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 	emit_call_data(ctx, pid_tgid, &in, ret, syscall_vectored(syscall), si,
 		       splice_span(syscall,
 				   syscall == HT_SYS_SPLICE_OUT ? PT_REGS_PARM1_SYSCALL(regs) : PT_REGS_PARM3_SYSCALL(regs),
-				   ret, &span));
+				   ret, span_room()));
 	return 0;
 }
 
@@ -117,7 +116,7 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 static __always_inline int on_tcp_consumed(void *ctx, struct sock *sk)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ht_pipe_span span;
+	struct ht_pipe_span *span = span_room();
 	struct ht_sock_info *si;
 	struct ht_inflight in = {};
 	struct pt_regs *regs;
@@ -138,7 +137,7 @@ static __always_inline int on_tcp_consumed(void *ctx, struct sock *sk)
 		struct pipe_inode_info *pipe = pipe_of_fd(PT_REGS_PARM3_SYSCALL(regs));
 		struct ht_call c = {};
 
-		n = pipe ? pipe_newest(pipe, tcp_bytes_consumed(sk), &span) : 0;
+		n = pipe && span ? pipe_newest(pipe, tcp_bytes_consumed(sk), span) : 0;
 		if (n <= 0)
 			return 0;
 		call_from_args(&c, HT_SYS_SPLICE_IN, PT_REGS_PARM1_SYSCALL(regs), 0, PT_REGS_PARM3_SYSCALL(regs), 0);
@@ -158,7 +157,7 @@ static __always_inline int on_tcp_consumed(void *ctx, struct sock *sk)
 	}
 	/* tcp_read_sock put them into the pipe before it let TCP adjust the receive space. */
 	emit_call_data(ctx, pid_tgid, &in, n, false, si,
-		       splice_span(HT_SYS_SPLICE_IN, PT_REGS_PARM3_SYSCALL(regs), n, &span));
+		       splice_span(HT_SYS_SPLICE_IN, PT_REGS_PARM3_SYSCALL(regs), n, span));
 	return 0;
 }
 

@@ -258,7 +258,7 @@ static __always_inline int on_splice_enter(__u64 fd_in, __u64 fd_out)
 static __always_inline int on_splice_done(void *ctx, long ret, __u64 fd_in, __u64 fd_out)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ht_pipe_span span;
+	struct ht_pipe_span *span = span_room();
 	struct ht_call c = {};
 	struct ht_sock_info *si;
 	struct ht_inflight in;
@@ -268,16 +268,16 @@ static __always_inline int on_splice_done(void *ctx, long ret, __u64 fd_in, __u6
 	if (ret > 0) {
 		call_from_args(&c, HT_SYS_SPLICE_IN, fd_in, 0, fd_out, 0);
 		si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, 0);
-		if (si && splice_span(HT_SYS_SPLICE_IN, fd_out, ret, &span)) {
-			emit_call_data(ctx, pid_tgid, &in, ret, false, si, &span);
-			note_spliced_in(&span);
+		if (si && span && splice_span(HT_SYS_SPLICE_IN, fd_out, ret, span)) {
+			emit_call_data(ctx, pid_tgid, &in, ret, false, si, span);
+			note_spliced_in(span);
 		} else if (si) {
 			emit_data(ctx, pid_tgid, &in, ret, false, si);
 		}
 		call_from_args(&c, HT_SYS_SPLICE_OUT, fd_in, 0, fd_out, 0);
 		si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, 0);
 		if (si)
-			emit_call_data(ctx, pid_tgid, &in, ret, false, si, sent_buffers(pid_tgid, fd_in, ret, &span));
+			emit_call_data(ctx, pid_tgid, &in, ret, false, si, sent_buffers(pid_tgid, fd_in, ret, span));
 	}
 	bpf_map_delete_elem(&splices, &pid_tgid);
 	return 0;
@@ -299,23 +299,30 @@ static __always_inline int on_splice_return(void *ctx, long ret)
 
 /*
  * Event: sendmmsg(2) (`dir` HT_DIR_OUT) or recvmmsg(2) on `fd` returned `ret` messages, whose
- * sizes the kernel wrote into `msgvec`. No method copies their bytes. On a TCP socket they are
- * measured from its sequence numbers (emit_unseen); on a followed Unix socket, which has none,
- * they become a hole of their total size here, in the connection's own stream.
+ * sizes the kernel wrote into `msgvec`. The first message's bytes are copied from its iovecs,
+ * as a sendmsg's or recvmsg's: the verifier checks each copy path on its own, and a loop of
+ * them (bpf_loop within bpf_loop) took raw-tracepoint's program past its limit. The other
+ * messages whose sizes are read are a hole of their total size, in order; those past
+ * HT_MMSG_READ are measured from a TCP socket's sequence numbers at its next event
+ * (emit_unseen), and counted on a Unix socket, which has none.
  */
 static __always_inline int on_mmsg_done(void *ctx, long ret, __s32 fd, __u64 msgvec, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct ht_inflight in = {};
 	struct ht_data_event *e;
 	struct ht_sock_info *si;
 	struct ht_sock_ref ref;
-	__u32 zero = 0, len;
+	struct user_msghdr h;
+	__u32 zero = 0, len, first = 0;
 	__s64 total = 0;
+	int read = 0;
 
 	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32) || !sock_of_fd(fd, &ref))
 		return 0;
 	si = followed_socket(ctx, &ref, fd);
-	if (!si || si->tcp)
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!si || si->left_out || !e)
 		return 0;
 	for (int i = 0; i < HT_MMSG_READ; i++) {
 		if (i >= ret)
@@ -326,13 +333,28 @@ static __always_inline int on_mmsg_done(void *ctx, long ret, __s32 fd, __u64 msg
 			count_drop(HT_DROP_READ_FAILED);
 			break;
 		}
+		if (i == 0)
+			first = len;
 		total += len;
+		read = i + 1;
 	}
-	if (ret > HT_MMSG_READ)
+	if (ret > read)
 		count_drop(HT_DROP_OTHER_IO);
-	e = bpf_map_lookup_elem(&scratch, &zero);
-	if (e && total > 0)
+	/* What moved unseen before the call; then its messages, in order. */
+	emit_unseen(ctx, pid_tgid, e, si, (__u64)ref.sk, fd, dir, total);
+	if (first && !bpf_probe_read_user(&h, sizeof(h), (void *)msgvec)) {
+		in.buf = (__u64)h.msg_iov;
+		in.conn_id = si->conn_id;
+		in.sk = (__u64)ref.sk;
+		in.fd = fd;
+		in.iovcnt = h.msg_iovlen;
+		in.syscall = dir == HT_DIR_OUT ? HT_SYS_SENDMSG : HT_SYS_RECVMSG;
+		emit_bytes(ctx, pid_tgid, &in, first, true, si, e, NULL);
+		total -= first;
+	}
+	if (total > 0)
 		emit_hole(ctx, pid_tgid, e, si, fd, dir, total);
+	end_if_done(ctx, (__u64)ref.sk, si);
 	return 0;
 }
 

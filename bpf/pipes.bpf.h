@@ -65,6 +65,25 @@ struct ht_pipe_span {
 	__u32 skip;  /* bytes of the first buffer before the span */
 };
 
+/*
+ * Where a splice's bytes are, kept in a map rather than on the stack: the verifier tracks
+ * neither a map's contents nor so a state per count of buffers a walk back over a pipe ended
+ * at, each of which it would check the copy after in (5.10's gave up: too many instructions).
+ */
+SHARED struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ht_pipe_span);
+} spans SEC(".maps");
+
+static __always_inline struct ht_pipe_span *span_room(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&spans, &zero);
+}
+
 /* Whether the pages' place is known: the bytes of pipes can be read. */
 static __always_inline struct ht_layout *known_layout(void)
 {
@@ -152,7 +171,7 @@ static __always_inline const struct ht_pipe_span *splice_span(__u8 syscall, __s3
 {
 	struct pipe_inode_info *pipe;
 
-	if ((syscall != HT_SYS_SPLICE_IN && syscall != HT_SYS_SPLICE_OUT) || !known_layout())
+	if ((syscall != HT_SYS_SPLICE_IN && syscall != HT_SYS_SPLICE_OUT) || !s || !known_layout())
 		return NULL;
 	pipe = pipe_of_fd(fd_pipe);
 	if (!pipe)
@@ -367,6 +386,8 @@ static __always_inline const struct ht_pipe_span *sent_buffers(__u64 pid_tgid, _
 {
 	struct pipe_inode_info *pipe;
 
+	if (!s)
+		return NULL;
 	if (kept_buffers(pid_tgid, s))
 		return s;
 	if (!note_spliced_buffers || !known_layout())

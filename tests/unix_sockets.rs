@@ -173,10 +173,11 @@ fn the_port_filter_leaves_other_connections_out_in_the_kernel() {
     out.assert_summary_with(1, ", 3 connections on no --port left out in the kernel");
 }
 
-/// A server on a Unix socket that answers with sendmmsg(2), which no method follows and a Unix
-/// socket counts no sequence numbers for: the answer's bytes are counted, exactly, from the
-/// sizes the call reports (socket-tracepoint: from each message it sees), the request is
-/// reported unanswered, and the next exchange on the connection is still found.
+/// A server on a Unix socket that answers with sendmmsg(2), one message. raw-tracepoint, kprobe
+/// and tracepoint copy a call's first message: the exchange is whole. socket-tracepoint, which
+/// sees the messages pass one by one without knowing which, and a Unix socket counts no sequence
+/// numbers for: the answer's bytes are counted, exactly, from each message it sees, the request
+/// is reported unanswered, and the next exchange on the connection is still found.
 #[test]
 fn a_unix_socket_answered_with_sendmmsg_is_counted() {
     require_root!();
@@ -198,6 +199,17 @@ fn a_unix_socket_answered_with_sendmmsg_is_counted() {
     .len();
     let out = tracer.stop();
     let ex = by_time(out.exchanges());
+    if out.method() != "socket-tracepoint" {
+        assert_eq!(
+            triples(&ex),
+            [t("GET", "/mmsg/0", 200), t("GET", "/after", 200)],
+            "stderr: {:#?}",
+            out.stderr
+        );
+        assert_eq!(ex[0]["response_body"], body);
+        out.assert_summary(2);
+        return;
+    }
     assert_eq!(
         triples(&ex),
         [t("GET", "/mmsg/0", 0), t("GET", "/after", 200)],
