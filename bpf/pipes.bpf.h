@@ -66,9 +66,9 @@ struct ht_pipe_span {
 };
 
 /*
- * Where a splice's bytes are, kept in a map rather than on the stack: the verifier tracks
- * neither a map's contents nor so a state per count of buffers a walk back over a pipe ended
- * at, each of which it would check the copy after in (5.10's gave up: too many instructions).
+ * Where a splice's bytes are, in a map rather than on the stack: the verifier does not track a
+ * map's contents, so a walk back over a pipe's buffers does not leave it one state per count of
+ * buffers to check the copy after in (5.10's gave up: too many instructions).
  */
 SHARED struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -20,7 +20,7 @@
 //! by splice, not copied.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
@@ -124,9 +124,11 @@ fn find(skel: &HttpTraceSkel<'_>) -> Result<Layout> {
 }
 
 /// The value of kernel variable `name`, where /proc/kallsyms lists it (CONFIG_KALLSYMS_ALL).
+/// Read a line at a time: the file is some 6 MB, which read whole would raise the allocator's
+/// threshold for returning memory and stay in the heap for good.
 fn kernel_variable(probe: &Probe<'_, '_>, name: &str) -> Option<u64> {
-    let symbols = std::fs::read_to_string("/proc/kallsyms").ok()?;
-    let addr = symbols.lines().find_map(|l| {
+    let symbols = BufReader::new(File::open("/proc/kallsyms").ok()?);
+    let addr = symbols.lines().map_while(Result::ok).find_map(|l| {
         let mut f = l.split_whitespace();
         let (addr, _kind, sym) = (f.next()?, f.next()?, f.next()?);
         (sym == name).then(|| u64::from_str_radix(addr, 16).ok())?
