@@ -477,7 +477,13 @@ static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, st
 	barrier_var(count);
 	if (count > HT_GATHER_IOV)
 		return false;
-	if (bpf_probe_read_user(iovs, count * sizeof(*iovs), iov))
+	/*
+	 * The size again as a mask, which the verifier bounds wherever the value went: 6.1's lost
+	 * the test's bound where the compiler had spilled `count` before it and read it back after
+	 * (raw-tracepoint, its sendmmsg path). The barrier keeps the compiler from dropping the mask.
+	 */
+	barrier_var(count);
+	if (bpf_probe_read_user(iovs, (count & (2 * HT_GATHER_IOV - 1)) * sizeof(*iovs), iov))
 		return false;
 	for (int j = 0; j < HT_GATHER_IOV; j++) {
 		struct iovec v;
