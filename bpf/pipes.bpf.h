@@ -93,6 +93,12 @@ static __always_inline struct ht_layout *known_layout(void)
 	return l && l->direct_map ? l : NULL;
 }
 
+/* The address of slot `index` of ring `bufs`. */
+static __always_inline __u64 pipe_slot(__u64 bufs, __u32 index, __u32 mask)
+{
+	return bufs + (__u64)(index & mask) * bpf_core_type_size(struct pipe_buffer);
+}
+
 /*
  * Buffer `index` of ring `bufs` (mask `mask`): the address its bytes start at in the direct map
  * (`direct_map`, `vmemmap`: the layout) and their number, or false when it cannot be read.
@@ -100,8 +106,7 @@ static __always_inline struct ht_layout *known_layout(void)
 static __always_inline bool pipe_buffer_bytes(__u64 direct_map, __u64 vmemmap, __u64 bufs, __u32 index,
 					      __u32 mask, __u64 *addr, __u32 *len)
 {
-	struct pipe_buffer *buf =
-		(struct pipe_buffer *)(bufs + (__u64)(index & mask) * bpf_core_type_size(struct pipe_buffer));
+	struct pipe_buffer *buf = (struct pipe_buffer *)pipe_slot(bufs, index, mask);
 	__u64 page = (__u64)BPF_CORE_READ(buf, page);
 
 	if (!page || page < vmemmap)
@@ -148,8 +153,7 @@ static __always_inline __u32 pipe_newest(struct pipe_inode_info *pipe, __u32 n, 
 			s->count = k - 1;
 			return sum;
 		}
-		buf = (struct pipe_buffer *)(s->bufs + (__u64)((head - k) & s->mask) *
-						       bpf_core_type_size(struct pipe_buffer));
+		buf = (struct pipe_buffer *)pipe_slot(s->bufs, head - k, s->mask);
 		sum += BPF_CORE_READ(buf, len);
 		if (sum >= n) {
 			s->first = head - k;
@@ -216,8 +220,7 @@ static __always_inline void keep_waiting_buffers(__u64 pid_tgid, struct pipe_ino
 	for (__u32 i = 0; i < HT_SNAP_BUFS; i++) {
 		if (i >= s.count)
 			break;
-		if (bpf_probe_read_kernel(snap->raw + i * size, size,
-					  (void *)(s.bufs + (__u64)((s.first + i) & s.mask) * size)))
+		if (bpf_probe_read_kernel(snap->raw + i * size, size, (void *)pipe_slot(s.bufs, s.first + i, s.mask)))
 			break;
 		snap->count++;
 	}
@@ -271,12 +274,6 @@ SHARED struct {
 	__type(key, __u32);
 	__type(value, struct ht_splice_snap);
 } rebuilt SEC(".maps");
-
-/* The address of slot `index` of ring `bufs`. */
-static __always_inline __u64 pipe_slot(__u64 bufs, __u32 index, __u32 mask)
-{
-	return bufs + (__u64)(index & mask) * bpf_core_type_size(struct pipe_buffer);
-}
 
 /* Note the buffers of span `s`, which a splice out of a followed socket just filled. */
 static __always_inline void note_spliced_in(const struct ht_pipe_span *s)
@@ -401,8 +398,8 @@ static __always_inline const struct ht_pipe_span *sent_buffers(__u64 pid_tgid, _
  * user space asks to find the direct map (src/attach/layout.rs). args[0] 0: the page of the
  * first buffer of user space's pipe args[1], into `probe_page`; 1: the first of the args[5]
  * (at most HT_PROBE_TRIES) addresses args[1] + i * args[2] whose 16 bytes are args[3] and
- * args[4], into `probe_page`; 2: the 8 bytes at args[1] (a kernel variable), into `probe_page`. Returns 0, or
- * 1 when there is no answer.
+ * args[4], into `probe_page`; 2: the address of the calling task's task_struct (slab memory, so
+ * in the direct map), into `probe_page`. Returns 0, or 1 when there is no answer.
  */
 SEC("raw_tp")
 int N(probe_layout)(struct bpf_raw_tracepoint_args *ctx)
@@ -411,12 +408,15 @@ int N(probe_layout)(struct bpf_raw_tracepoint_args *ctx)
 	struct ht_layout *l = bpf_map_lookup_elem(&layout, &zero);
 	struct pipe_inode_info *pipe;
 	struct pipe_buffer *buf;
+	struct ht_pipe_span s;
 	__u64 bytes[2];
 
 	if (!l)
 		return 1;
-	if (ctx->args[0] == 2)
-		return bpf_probe_read_kernel(&l->probe_page, sizeof(l->probe_page), (void *)ctx->args[1]) ? 1 : 0;
+	if (ctx->args[0] == 2) {
+		l->probe_page = bpf_get_current_task();
+		return 0;
+	}
 	if (ctx->args[0] == 1) {
 		for (__u32 i = 0; i < HT_PROBE_TRIES; i++) {
 			__u64 at = ctx->args[1] + i * ctx->args[2];
@@ -433,11 +433,9 @@ int N(probe_layout)(struct bpf_raw_tracepoint_args *ctx)
 		return 1;
 	}
 	pipe = pipe_of_fd(ctx->args[1]);
-	if (!pipe)
+	if (!pipe || !pipe_waiting_span(pipe, &s))
 		return 1;
-	buf = (struct pipe_buffer *)((__u64)BPF_CORE_READ(pipe, bufs) +
-				     (__u64)(BPF_CORE_READ(pipe, tail) & (BPF_CORE_READ(pipe, ring_size) - 1)) *
-					     bpf_core_type_size(struct pipe_buffer));
+	buf = (struct pipe_buffer *)pipe_slot(s.bufs, s.first, s.mask);
 	l->probe_page = (__u64)BPF_CORE_READ(buf, page);
 	l->page_struct_size = bpf_core_type_size(struct page);
 	return l->probe_page ? 0 : 1;

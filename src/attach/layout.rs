@@ -1,18 +1,18 @@
 //! Where the kernel maps memory, so that BPF can read the pages of a pipe's buffers: the bytes
 //! splice(2) moves between a followed socket and a pipe are nowhere else (bpf/pipes.bpf.h).
 //! A page's address is `direct_map + (page - vmemmap) / sizeof(struct page) * 4096`, and
-//! kernel address randomization moves both bases at each boot. They are the kernel variables
-//! page_offset_base and vmemmap_base, which /proc/kallsyms lists with CONFIG_KALLSYMS_ALL
-//! (Debian's kernels): BPF reads them there. Without it (this lab's 6.18), they are found from
-//! a page of our own:
+//! kernel address randomization moves both bases at each boot (page_offset_base and
+//! vmemmap_base, which /proc/kallsyms lists only with CONFIG_KALLSYMS_ALL, and reading it cost
+//! each start 2 s in the emulated kernels of the tests). They are found from a page of our own:
 //! - its page frame number, from /proc/self/pagemap (root);
 //! - its struct page, from the buffer of a pipe that vmsplice(2) gave it to, read by BPF: then
 //!   `vmemmap` follows;
-//! - the direct map's base, aligned to 1 GiB, by BPF looking for the page's random bytes at each
-//!   candidate from the lowest up (a few thousand on x86-64's 4-level paging; 256 per run). The
-//!   search stops at the first match, and below where the direct map could start and still
-//!   leave room for all memory and the vmalloc area under `vmemmap`: places no device memory is
-//!   mapped at (reads of which could have effects).
+//! - the direct map's base, aligned to 1 GiB (x86-64's PUD size, randomized or not), by BPF
+//!   looking for the page's random bytes at each candidate below an address known to be in the
+//!   direct map (our task_struct, slab memory): no further below it than the machine's memory
+//!   reaches, so a few dozen candidates, 4-level or 5-level paging alike. The search stops at
+//!   the first match, and never looks above that address or below where the direct map can
+//!   start: places no device memory is mapped at (reads of which could have effects).
 //!
 //! Either way the result is checked: our page's bytes must be at its place in the direct map.
 //!
@@ -20,7 +20,7 @@
 //! by splice, not copied.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
@@ -37,13 +37,11 @@ const ALIGN: u64 = 1 << 30;
 /// Where the direct map's randomization range starts, with 4-level and 5-level paging.
 const DIRECT_MAP_L4: u64 = 0xffff_8880_0000_0000;
 const DIRECT_MAP_L5: u64 = 0xff11_0000_0000_0000;
-/// Places probe_layout tries per run (HT_PROBE_TRIES), and the most candidates looked at: 4-level
-/// paging has about 25,000; 5-level millions, which are not all searched.
+/// Places probe_layout tries per run (HT_PROBE_TRIES).
 const TRIES_PER_RUN: u64 = 256;
-const MAX_CANDIDATES: u64 = 1 << 16;
-/// The vmalloc area, between the direct map and `vmemmap` (VMALLOC_SIZE_TB_L4 and _L5).
-const VMALLOC_L4: u64 = 32 << 40;
-const VMALLOC_L5: u64 = 12800 << 40;
+/// How far above the memory's size page frames may reach: the holes of the physical address
+/// space (PCI's below 4 GiB, firmware's), generously.
+const MEMORY_HOLES: u64 = 64 << 30;
 
 /// The direct map's and the page array's bases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,57 +81,36 @@ fn find(skel: &HttpTraceSkel<'_>) -> Result<Layout> {
     );
     let vmemmap = struct_page - pfn * page_struct_size;
     let [a, b] = page.mark;
-    let holds_mark = |direct_map: u64| {
-        probe
-            .run([1, direct_map + pfn * PAGE_SIZE, 0, a, b, 1])
-            .is_ok()
-    };
-    if let Some(direct_map) = kernel_variable(&probe, "page_offset_base") {
-        ensure!(
-            holds_mark(direct_map),
-            "page_offset_base ({direct_map:#x}) does not map page frame {pfn}"
-        );
-        return Ok(Layout {
-            direct_map,
-            vmemmap,
-        });
-    }
-    let (start, vmalloc) = if vmemmap >= 0xffff_8000_0000_0000 {
-        (DIRECT_MAP_L4, VMALLOC_L4)
+    // The direct map holds every page frame at `base + pfn * 4096`: a slab object's address
+    // less its frame's offset is the base, so the base is at most that address rounded down,
+    // and no lower than the highest frame's offset below it.
+    let task = probe.run([2, 0, 0, 0, 0, 0])?;
+    let lowest = if vmemmap >= 0xffff_8000_0000_0000 {
+        DIRECT_MAP_L4
     } else {
-        (DIRECT_MAP_L5, VMALLOC_L5)
+        DIRECT_MAP_L5
     };
-    let highest = vmemmap
-        .saturating_sub(vmalloc)
-        .saturating_sub(memory_bytes()?.next_multiple_of(ALIGN));
-    let candidates = (highest.saturating_sub(start) / ALIGN + 1).min(MAX_CANDIDATES);
-    let mut first = 0;
-    while first < candidates {
-        let at = start + first * ALIGN + pfn * PAGE_SIZE;
-        let tries = (candidates - first).min(TRIES_PER_RUN);
+    let highest = task & !(ALIGN - 1);
+    ensure!(
+        highest >= lowest,
+        "our task ({task:#x}) is not in the direct map"
+    );
+    let reach = (memory_bytes()? + MEMORY_HOLES).next_multiple_of(ALIGN);
+    let candidates = ((highest - lowest) / ALIGN).min(reach / ALIGN) + 1;
+    let first = highest - (candidates - 1) * ALIGN;
+    let mut done = 0;
+    while done < candidates {
+        let at = first + done * ALIGN + pfn * PAGE_SIZE;
+        let tries = (candidates - done).min(TRIES_PER_RUN);
         if let Ok(found) = probe.run([1, at, ALIGN, a, b, tries]) {
-            let direct_map = found - pfn * PAGE_SIZE;
             return Ok(Layout {
-                direct_map,
+                direct_map: found - pfn * PAGE_SIZE,
                 vmemmap,
             });
         }
-        first += TRIES_PER_RUN;
+        done += tries;
     }
-    bail!("page frame {pfn} was not found in {candidates} places of the direct map")
-}
-
-/// The value of kernel variable `name`, where /proc/kallsyms lists it (CONFIG_KALLSYMS_ALL).
-/// Read a line at a time: the file is some 6 MB, which read whole would raise the allocator's
-/// threshold for returning memory and stay in the heap for good.
-fn kernel_variable(probe: &Probe<'_, '_>, name: &str) -> Option<u64> {
-    let symbols = BufReader::new(File::open("/proc/kallsyms").ok()?);
-    let addr = symbols.lines().map_while(Result::ok).find_map(|l| {
-        let mut f = l.split_whitespace();
-        let (addr, _kind, sym) = (f.next()?, f.next()?, f.next()?);
-        (sym == name).then(|| u64::from_str_radix(addr, 16).ok())?
-    })?;
-    probe.run([2, addr, 0, 0, 0, 0]).ok().filter(|&v| v != 0)
+    bail!("page frame {pfn} was not found in {candidates} places of the direct map below {task:#x}")
 }
 
 /// The machine's memory (MemTotal): the direct map spans at least this much.
