@@ -17,6 +17,9 @@ use crate::redact::Redactor;
 use crate::stats::Stats;
 use crate::tracker::{Tracker, UnixSocket};
 
+mod accounting;
+pub use accounting::Accounting;
+
 /// Records completed between two ticks are held to be printed in time order; past this many,
 /// or this many heap bytes, they are printed at once. A traced burst (10,000 pipelined requests
 /// answered while one poll drains the buffer) otherwise holds every exchange until the poll
@@ -190,6 +193,25 @@ impl<W: Write> Pipeline<W> {
         if self.printer.format() == Format::Json && !self.output_closed {
             let lines = stats.json_lines();
             if let Err(e) = self.printer.write_raw(lines.as_bytes()) {
+                self.output_failed(e);
+            }
+        }
+    }
+
+    /// With --stats, at the end: what became of every byte and message (`Accounting`), on
+    /// stderr, and with JSON output as a line of kind `accounting` too.
+    pub fn print_accounting(&mut self) {
+        if self.stats.is_none() {
+            return;
+        }
+        let a = Accounting::new(
+            &self.counts,
+            &self.tracker.stats,
+            &self.tracker.parser_stats(),
+        );
+        eprint!("{}", a.table());
+        if self.printer.format() == Format::Json && !self.output_closed {
+            if let Err(e) = self.printer.write_raw(a.json_line().as_bytes()) {
                 self.output_failed(e);
             }
         }

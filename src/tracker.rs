@@ -55,6 +55,17 @@ pub struct TrackerStats {
     pub responses_skipped: u64,
     /// What the parsers of closed connections could not use.
     pub parser: ParserStats,
+    /// Bytes the followed calls moved (their return values), whatever became of them: the
+    /// whole that the byte counters share out (`--stats`' accounting).
+    pub bytes_moved: u64,
+    /// Request heads the parsers found, whole or given up: the whole that the request counters
+    /// share out.
+    pub requests_seen: u64,
+    /// Request heads given up by the parser (too large, malformed: reported as malformed); their
+    /// responses are skipped.
+    pub request_heads_given_up: u64,
+    /// Whole responses the parsers found: the whole that the response counters share out.
+    pub responses_seen: u64,
 }
 
 /// A connection's event as the tracker applied it, in order, for outputs of the byte streams
@@ -143,6 +154,7 @@ impl Conn {
         for p in parsed {
             match p {
                 Parsed::RequestHead { method } | Parsed::RequestGivenUp { method } => {
+                    stats.requests_seen += 1;
                     if self.info.role == Role::Unknown {
                         self.info.role = match dir {
                             Direction::In => Role::Server,
@@ -151,6 +163,7 @@ impl Conn {
                     }
                     self.streams[other.index()].parser.expect_response(method);
                     if matches!(p, Parsed::RequestGivenUp { .. }) {
+                        stats.request_heads_given_up += 1;
                         self.pairs.request_given_up();
                     } else {
                         self.pairs.request_started(self.info.meta);
@@ -158,6 +171,7 @@ impl Conn {
                 }
                 Parsed::Message(m) if m.is_request() => self.pairs.request(m, self.info.meta),
                 Parsed::Message(m) => {
+                    stats.responses_seen += 1;
                     if !self.pairs.response(m, self.info.meta) {
                         // One count each, under what happened to its request.
                         let requests = &self.streams[other.index()].parser;
@@ -245,6 +259,9 @@ impl Conn {
                 let mut parsed = std::mem::take(&mut self.parsed);
                 let stream = &mut self.streams[data.direction.index()];
                 stats.bytes_not_kept += stream.feed(data, chunk.ts_ns, &mut parsed);
+                if data.last {
+                    stats.bytes_moved += u64::try_from(data.ret).unwrap_or(0);
+                }
                 if data.unseen {
                     stats.bytes_unseen += u64::try_from(data.ret).unwrap_or(0);
                 }

@@ -270,6 +270,130 @@ fn bytes_past_the_capture_limit_are_counted() {
     );
 }
 
+/// Writes `raw` on a new connection, half-closes it when `shut`, and reads until the server
+/// closes it; the bytes written and read.
+fn until_closed(port: u16, raw: &[u8], shut: bool) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    s.write_all(raw).expect("write");
+    if shut {
+        s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    }
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("read to the close");
+    (raw.len() + got.len()) as u64
+}
+
+/// --stats' accounting: every byte the server's calls moved (the client's own count of what
+/// it wrote and read) and every request and response lands in exactly one of its parts, on
+/// traffic that reaches each kind of part: bodies past --capture-bytes, a filter, bytes that
+/// are not HTTP, garbage after a request, a head cut short, a head past 64 KiB.
+#[test]
+fn every_byte_and_message_is_accounted_for_once() {
+    require_root!();
+    let server = Server::ours("recv");
+    let tracer = Tracer::start(&[server.pid()], &["--stats", "--status", "2xx"]);
+    let port = server.port;
+    let mut moved = 0;
+    let mut post = b"POST /b HTTP/1.1\r\nContent-Length: 5000\r\n\r\n".to_vec();
+    post.extend(std::iter::repeat_n(b'q', 5000));
+    // One request at a time, so that each is read by a call of its own.
+    let mut client = Client::connect(port);
+    for raw in [
+        b"GET /a HTTP/1.1\r\n\r\n".as_slice(),
+        &post,
+        b"GET /r/status/404 HTTP/1.1\r\n\r\n",
+        b"GET /r/bytes/300000 HTTP/1.1\r\nConnection: close\r\n\r\n",
+    ] {
+        client.send(&[raw]).responses(1);
+        moved += raw.len() as u64;
+    }
+    moved += client.received;
+    drop(client);
+    let not_http = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 not http";
+    moved += until_closed(port, not_http, false);
+    moved += until_closed(
+        port,
+        b"GET /c HTTP/1.1\r\n\r\n\x00\x01garbage\r\n\r\n",
+        false,
+    );
+    let partial = b"GET /partial HTTP/1.1\r\nHost: x\r\n";
+    moved += until_closed(port, partial, true);
+    let mut big = b"GET /big HTTP/1.1\r\nConnection: close\r\n".to_vec();
+    big.extend(format!("X-Fill: {}\r\n\r\n", "f".repeat(70_000)).into_bytes());
+    moved += until_closed(port, &big, false);
+    let out = tracer.stop();
+
+    let shown = method_targets(&by_time(out.exchanges()));
+    assert_eq!(
+        shown,
+        pairs(&[
+            ("GET", "/a"),
+            ("POST", "/b"),
+            ("GET", "/r/bytes/300000"),
+            ("GET", "/c")
+        ])
+    );
+    let accounts: Vec<Value> = out
+        .json()
+        .into_iter()
+        .filter(|v| v["kind"] == "accounting")
+        .collect();
+    assert_eq!(accounts.len(), 1, "{:#?}", out.stdout);
+    let a = &accounts[0];
+    eprintln!("{a:#}");
+    for share in ["bytes", "requests", "responses"] {
+        assert_eq!(a[share]["unaccounted"], 0, "{share}: {a:#}");
+    }
+    assert_eq!(a["bytes"]["whole"], moved, "{a:#}");
+    let part = |share: &str, name: &str| a[share]["parts"][name].as_u64().unwrap_or(u64::MAX);
+    // The 300,000-byte answer, sent in one call, past the 64 KiB copied of each call.
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 300000\r\n\r\n";
+    assert_eq!(
+        part("bytes", "counted but not captured"),
+        (head.len() + 300_000 - 65_536) as u64
+    );
+    assert_eq!(
+        part("bytes", "of non-HTTP traffic skipped"),
+        not_http.len() as u64
+    );
+    assert_eq!(
+        part("bytes", "in partial message heads dropped"),
+        partial.len() as u64
+    );
+    // The garbage after GET /c (13 bytes), and the large head, given up.
+    assert_eq!(
+        part("bytes", "skipped to resynchronise"),
+        13 + big.len() as u64
+    );
+    assert_eq!(a["requests"]["whole"], 6, "{a:#}");
+    assert_eq!(part("requests", "in exchanges shown"), 4);
+    assert_eq!(part("requests", "in exchanges not shown: filtered"), 1);
+    assert_eq!(
+        part("requests", "with a head given up (counted malformed)"),
+        1
+    );
+    assert_eq!(a["responses"]["whole"], 8, "{a:#}");
+    assert_eq!(part("responses", "in exchanges captured"), 5);
+    assert_eq!(
+        part("responses", "to bytes that were not an HTTP request"),
+        1
+    );
+    assert_eq!(part("responses", "whose request was not seen"), 1);
+    assert_eq!(part("responses", "to requests given up, not shown"), 1);
+    // The table on stderr says the same.
+    assert!(
+        out.stderr.iter().any(|l| l
+            .trim_start()
+            .starts_with("bytes moved by the calls followed")
+            && l.ends_with(&format!(" {moved}"))),
+        "{:#?}",
+        out.stderr
+    );
+}
+
 #[test]
 fn count_ends_the_trace_after_n_requests() {
     require_root!();

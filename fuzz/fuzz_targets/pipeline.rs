@@ -10,7 +10,7 @@
 use arbitrary::Arbitrary;
 use http_trace::bpf::types::{ht_conn_event, ht_event, ht_process_event};
 use http_trace::output::{Clock, Format, Printer};
-use http_trace::pipeline::{Input, Pipeline};
+use http_trace::pipeline::{Accounting, Input, Pipeline};
 use libfuzzer_sys::fuzz_target;
 
 /// Pieces of real traffic, so that inputs reach past the first byte of a head.
@@ -248,4 +248,13 @@ fuzz_target!(|case: Case| {
         c.incomplete <= c.exchanges && c.unanswered <= c.exchanges,
         "{c:?}"
     );
+    // Every request head and response is counted once, whatever happened; every byte too,
+    // unless events were lost (what they carried is not known).
+    let t = &pipeline.tracker.stats;
+    let a = Accounting::new(c, t, &pipeline.tracker.parser_stats());
+    assert_eq!(a.requests.unaccounted(), 0, "{a:?} {c:?} {t:?}");
+    assert_eq!(a.responses.unaccounted(), 0, "{a:?} {c:?} {t:?}");
+    if c.lost_events == 0 && t.events_missing == 0 && t.events_after_end == 0 {
+        assert_eq!(a.bytes.unaccounted(), 0, "{a:?} {c:?} {t:?}");
+    }
 });

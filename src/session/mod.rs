@@ -390,6 +390,7 @@ impl Session {
             Some(pipeline) => {
                 pipeline.finish();
                 pipeline.print_stats();
+                pipeline.print_accounting();
                 if let Some(board) = pipeline.board() {
                     eprint!("{}", board.stats().table());
                 }

@@ -80,6 +80,7 @@ pub(super) fn replay(args: &Args, path: &Path) -> Result<()> {
     }
     pipeline.finish();
     pipeline.print_stats();
+    pipeline.print_accounting();
     pipeline.flush();
     eprintln!(
         "{}",
