@@ -172,11 +172,11 @@ fn recording_to_stdout() {
     assert!(json.contains(r#""target":"/to-stdout""#), "{json}");
 }
 
-/// A file that exists is not overwritten without --force; with it, it is, and made private.
+/// A file that exists is not replaced without --force; with it, it is, by a private file.
 #[test]
-fn an_existing_file_is_overwritten_only_with_force() {
+fn an_existing_file_is_replaced_only_with_force() {
     // How files are handled does not depend on the kernel: on the host only.
-    if in_vm("an_existing_file_is_overwritten_only_with_force") {
+    if in_vm("an_existing_file_is_replaced_only_with_force") {
         return;
     }
     require_root!();
@@ -195,7 +195,7 @@ fn an_existing_file_is_overwritten_only_with_force() {
         assert_eq!(
             String::from_utf8_lossy(&out.stderr),
             format!(
-                "http-trace: error: {} exists: give --force to overwrite it\n",
+                "http-trace: error: {} exists: give --force to replace it\n",
                 file.display()
             )
         );
@@ -208,6 +208,91 @@ fn an_existing_file_is_overwritten_only_with_force() {
     assert_eq!(mode(&file), 0o600);
     let (_, stderr, ok) = replay(&file, &[]);
     assert!(ok, "{stderr}");
+}
+
+/// In a sticky directory anyone can write to, as root: a link another user planted there,
+/// pointing at a root-owned file, is never followed, by -w or --output-file, forced or not;
+/// the file, its mode and the link are left as they were. /dev/null is refused too, its mode
+/// left alone (a chmod of it broke every other user's writes to it).
+#[test]
+fn a_planted_link_or_a_device_is_never_written_through() {
+    if in_vm("a_planted_link_or_a_device_is_never_written_through") {
+        return;
+    }
+    require_root!();
+    use std::os::unix::fs::{lchown, symlink, MetadataExt, PermissionsExt};
+    let dir = TempDir::new("sticky");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let root_file = dir.join("root-file");
+    std::fs::write(&root_file, b"root's").unwrap();
+    std::fs::set_permissions(&root_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = dir.join("t.htr");
+    symlink(&root_file, &link).unwrap();
+    lchown(&link, Some(65534), Some(65534)).unwrap();
+    let null_mode = mode(std::path::Path::new("/dev/null"));
+    let server = Server::ours("recv");
+    let pid = server.pid().to_string();
+    for (path, what) in [
+        (&link, "a symbolic link"),
+        (&std::path::PathBuf::from("/dev/null"), "a character device"),
+    ] {
+        for flag in ["-w", "--output-file"] {
+            for force in [&[][..], &["--force"][..]] {
+                let out = Command::new(TRACER)
+                    .args(["--pid", &pid, flag])
+                    .arg(path)
+                    .args(force)
+                    .output()
+                    .expect("run");
+                assert_eq!(out.status.code(), Some(1), "{flag} {force:?}");
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stderr),
+                    format!(
+                        "http-trace: error: {} is {what}, not a regular file: give the name of a \
+                         new file (or of one to replace, with --force, or of a FIFO)\n",
+                        path.display()
+                    ),
+                    "{flag} {force:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(std::fs::read(&root_file).unwrap(), b"root's");
+    assert_eq!(mode(&root_file), 0o644);
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_symlink());
+    assert_eq!(meta.uid(), 65534);
+    assert_eq!(mode(std::path::Path::new("/dev/null")), null_mode);
+}
+
+/// Raw bytes never go to a terminal: -w - and -o pcapng with stdout on one (a pseudo-terminal
+/// that script(1) gives the tracer) are refused in one line.
+#[test]
+fn raw_outputs_to_a_terminal_are_refused() {
+    if in_vm("raw_outputs_to_a_terminal_are_refused") {
+        return;
+    }
+    require_root!();
+    let server = Server::ours("recv");
+    for (args, said) in [
+        (
+            "-w -",
+            "-w - writes the raw recording (binary, secrets in clear): send stdout to a file or a pipe",
+        ),
+        (
+            "-o pcapng",
+            "-o pcapng is binary: give --output-file FILE, or send stdout to a file or a pipe",
+        ),
+    ] {
+        let command = format!("{TRACER} --pid {} {args}", server.pid());
+        let out = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .output()
+            .expect("run script");
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{args}: {shown}");
+        assert_eq!(shown.trim_end(), format!("http-trace: error: {said}"), "{args}");
+    }
 }
 
 /// A recording cut short (the recorder killed, a full disk) is read up to the cut, with a note;

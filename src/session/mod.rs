@@ -14,8 +14,8 @@ mod targets;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::{self, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -503,8 +503,8 @@ fn shadow_recording(
     let Some(path) = std::env::var_os(capture::RECORD_ENV) else {
         return Ok(None);
     };
-    let file =
-        File::create(&path).with_context(|| format!("creating {}", path.to_string_lossy()))?;
+    // Raw traffic, as -w writes it: as private and as careful of links.
+    let file = files::create_private(Path::new(&path), true)?;
     let name = path.to_string_lossy().into_owned();
     Recorder::start(Box::new(file), name, args, loaded, clock, cpus, max_body).map(Some)
 }
