@@ -473,9 +473,33 @@ fn text_output_is_one_line_per_exchange() {
     let mut c = Client::connect(server.port);
     c.send(&[b"POST /t?q=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"]);
     assert_eq!(c.responses(1), [200]);
+    // What a terminal would obey (a C1 CSI, a bidirectional override), in a header and a body:
+    // shown escaped.
+    let mut evil = Client::connect(server.port);
+    evil.send(&[
+        "GET /e HTTP/1.1\r\nX-E: a\u{9b}2Jb\u{202e}c\r\nContent-Length: 4\r\n\r\n\u{9b}2J"
+            .as_bytes(),
+    ]);
+    assert_eq!(evil.responses(1), [200]);
     let client_port = c.local_port();
     let out = tracer.stop();
-    assert_eq!(out.stdout.len(), 9, "{:#?}", out.stdout);
+    assert_eq!(out.stdout.len(), 18, "{:#?}", out.stdout);
+    assert_eq!(
+        out.stdout[10..14],
+        [
+            "    > X-E: a\\u{9b}2Jb\\u{202e}c",
+            "    > Content-Length: 4",
+            "    >",
+            "    > \\u{9b}2J",
+        ]
+    );
+    assert!(
+        out.stdout
+            .iter()
+            .all(|l| !l.contains(['\u{9b}', '\u{202e}'])),
+        "{:#?}",
+        out.stdout
+    );
     let (_time, rest) = out.stdout[0].split_once(' ').expect("time column");
     let start = format!(
         "http_server[{}] server 127.0.0.1:{client_port} POST /t?q=1 HTTP/1.1 -> 200 OK ",
@@ -484,7 +508,7 @@ fn text_output_is_one_line_per_exchange() {
     assert!(rest.starts_with(&start), "{rest}");
     assert!(rest.ends_with("ms req=2B resp=19B"), "{rest}");
     assert_eq!(
-        out.stdout[1..],
+        out.stdout[1..9],
         [
             "    > Host: h",
             "    > Content-Length: 2",

@@ -456,6 +456,39 @@ mod tests {
         );
     }
 
+    /// Nothing from the traffic, or a process's own name, reaches a terminal raw: C0 and C1
+    /// controls and bidirectional overrides are escaped wherever text shows them (start
+    /// line, header fields, bodies, the process name), through the real parser. (httparse
+    /// takes no such character in a reason phrase.)
+    #[test]
+    fn text_escapes_what_a_terminal_would_obey() {
+        let mut request = Message::build(
+            "GET /a\u{202e}gpj.exe HTTP/1.1",
+            &[("X-Evil", "a\u{9b}31mb\u{2066}c")],
+            "x\u{9b}y\u{202e}z".as_bytes(),
+            8,
+        );
+        request.ts_ns = 5_000;
+        request.end_ts_ns = 5_000;
+        let mut response = Message::build("HTTP/1.1 200 OK", &[], b"", 0);
+        response.ts_ns = 1_000_000;
+        response.end_ts_ns = 1_000_000;
+        let mut c = conn();
+        c.meta.comm = Comm::new("ev\x1b]0;il");
+        let rec = Record::Exchange {
+            conn: c,
+            request: Some(request),
+            response: Some(response),
+            responder: None,
+        };
+        assert_eq!(
+            print(Format::Text, true, &rec),
+            "01:43:26.000005 ev\\u{1b}]0;il[42] server [::1]:5000 GET /a\\u{202e}gpj.exe \
+             HTTP/1.1 -> 200 OK 0.995ms req=8B resp=0B\n\
+             \x20   > X-Evil: a\\u{9b}31mb\\u{2066}c\n    >\n    > x\\u{9b}y\\u{202e}z\n"
+        );
+    }
+
     #[test]
     fn json_object_per_line() {
         let line = print(Format::Json, false, &record(b"abc", 10, true));

@@ -77,10 +77,9 @@ pub(super) fn write(
 fn request_line(buf: &mut Vec<u8>, request: Option<&Message>) {
     match request.map(|m| (m.start(), m)) {
         Some((StartLine::Request { method, target }, m)) => {
-            // httparse takes only visible ASCII in a method and a target.
-            buf.extend_from_slice(method.as_bytes());
+            push_shown(buf, method.as_bytes());
             buf.push(b' ');
-            buf.extend_from_slice(target.as_bytes());
+            push_shown(buf, target.as_bytes());
             buf.extend_from_slice(if m.version == 0 {
                 b" HTTP/1.0"
             } else {
@@ -106,7 +105,7 @@ fn response_line(
             push_int(buf, status);
             if !reason.is_empty() {
                 buf.push(b' ');
-                buf.extend_from_slice(reason.as_bytes());
+                push_shown(buf, reason.as_bytes());
             }
             if !m.complete {
                 buf.extend_from_slice(b" (incomplete)");
@@ -126,10 +125,8 @@ fn prefix(buf: &mut Vec<u8>, conn: &ConnInfo, stamp: &str, who: Option<&Identity
     // The time of day, with microseconds: "HH:MM:SS.uuuuuu".
     buf.extend_from_slice(&stamp.as_bytes()[11..stamp.len() - 1]);
     buf.push(b' ');
-    match m.comm.as_str() {
-        Some(comm) => buf.extend_from_slice(comm.as_bytes()),
-        None => buf.extend_from_slice(String::from_utf8_lossy(m.comm.bytes()).as_bytes()),
-    }
+    // A process names itself: its name is traffic too.
+    push_shown(buf, m.comm.bytes());
     buf.push(b'[');
     push_int(buf, m.tgid);
     // In a container: nginx[4321/7 c23cf607e723], its PID there and the container's short id.
@@ -152,7 +149,7 @@ fn prefix(buf: &mut Vec<u8>, conn: &ConnInfo, stamp: &str, who: Option<&Identity
         Some(Endpoints::Unix(u)) => {
             buf.extend_from_slice(b"unix:");
             let path = u.peer.name().or(u.local.name()).unwrap_or_default();
-            buf.extend_from_slice(path.as_bytes());
+            push_shown(buf, path.as_bytes());
         }
         None => {
             buf.extend_from_slice(b"fd=");
@@ -200,14 +197,44 @@ fn field_lines<'m>(
 ) {
     for (name, value) in fields {
         buf.extend_from_slice(indent);
-        buf.extend_from_slice(name);
+        push_shown(buf, name);
         buf.extend_from_slice(b": ");
-        // Values are text nearly always: decoded only when they are not.
-        match std::str::from_utf8(value) {
-            Ok(v) => buf.extend_from_slice(v.as_bytes()),
-            Err(_) => buf.extend_from_slice(String::from_utf8_lossy(value).as_bytes()),
-        }
+        push_shown(buf, value);
         buf.push(b'\n');
+    }
+}
+
+/// Whether `c` must not reach a terminal as it is: control characters (C0, DEL, and C1, whose
+/// CSI a terminal may take as an escape sequence's start) and the bidirectional overrides,
+/// embeddings, isolates and marks, which reorder what is shown around them.
+fn unsafe_for_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Bytes from the traffic (or a process's name) on one line, appended to `buf`: text as it is,
+/// characters unsafe_for_terminal but tab escaped (`\u{9b}`), bytes that are not UTF-8 as
+/// `\xNN`.
+fn push_shown(buf: &mut Vec<u8>, text: &[u8]) {
+    if text.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        buf.extend_from_slice(text);
+        return;
+    }
+    for chunk in text.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c != '\t' && unsafe_for_terminal(c) {
+                let _ = write!(buf, "{}", c.escape_default());
+            } else {
+                let mut utf8 = [0u8; 4];
+                buf.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(buf, "\\x{b:02x}");
+        }
     }
 }
 
@@ -224,7 +251,7 @@ fn escape_body(buf: &mut Vec<u8>, body: &[u8], indent: &[u8]) {
                 '\r' if chars.peek().is_some_and(|&(_, n)| n == '\n') => None,
                 '\n' => Some(None),
                 '\t' => continue,
-                c if c.is_control() => Some(Some(c)),
+                c if unsafe_for_terminal(c) => Some(Some(c)),
                 _ => continue,
             };
             // Text up to here as it is, then this character's replacement.
@@ -283,7 +310,7 @@ mod tests {
                             s.push_str(indent);
                         }
                         '\t' => s.push(c),
-                        c if c.is_control() => s.extend(c.escape_default()),
+                        c if unsafe_for_terminal(c) => s.extend(c.escape_default()),
                         c => s.push(c),
                     }
                 }
