@@ -94,10 +94,11 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
-    /// Bytes copied of each receive or send syscall; the rest is counted, not kept
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_CAPTURE_BYTES,
+    /// Bytes copied of each receive or send syscall; the rest is counted, not kept [default:
+    /// 65536; with -w or -o pcapng, whose readers want whole bodies: 262144, the most]
+    #[arg(long, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(256..=i64::from(MAX_CAPTURE_BYTES)))]
-    pub capture_bytes: u32,
+    pub capture_bytes: Option<u32>,
 
     /// Body bytes kept per message for -v and JSON; the rest is counted [default: 4096; with
     /// -r: the recording's]
@@ -217,6 +218,16 @@ pub enum RoleArg {
 }
 
 impl Args {
+    /// Bytes copied of each call: as given, else the default for what is written.
+    pub fn capture_bytes(&self) -> u32 {
+        let whole = self.write.is_some() || self.output == Some(Format::Pcapng);
+        self.capture_bytes.unwrap_or(if whole {
+            MAX_CAPTURE_BYTES
+        } else {
+            DEFAULT_CAPTURE_BYTES
+        })
+    }
+
     /// The filters of the command line.
     pub fn filter(&self) -> Filter {
         Filter::new(FilterArgs {
@@ -316,6 +327,23 @@ fn one_line(clap_message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Recordings and pcapng copy the most of each call unless told: their readers want
+    /// whole bodies.
+    #[test]
+    fn capture_bytes_default_by_what_is_written() {
+        use clap::Parser;
+        let bytes = |line: &[&str]| {
+            Args::try_parse_from(["http-trace", "--pid", "1"].iter().chain(line))
+                .expect("a valid command line")
+                .capture_bytes()
+        };
+        assert_eq!(bytes(&[]), DEFAULT_CAPTURE_BYTES);
+        assert_eq!(bytes(&["-o", "json"]), DEFAULT_CAPTURE_BYTES);
+        assert_eq!(bytes(&["-o", "pcapng"]), MAX_CAPTURE_BYTES);
+        assert_eq!(bytes(&["-w", "t.htr"]), MAX_CAPTURE_BYTES);
+        assert_eq!(bytes(&["-w", "t.htr", "--capture-bytes", "1024"]), 1024);
+    }
 
     #[test]
     fn durations_in_seconds_or_with_units() {

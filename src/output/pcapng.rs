@@ -3,10 +3,12 @@
 //! dissectors see the stream start; sequence and acknowledgement numbers per direction; one
 //! segment per event, split only where IP's length field requires; a FIN each way at its end),
 //! on one interface, with the process that moved each segment as the packet's comment. Bytes
-//! that moved but were not copied (past --capture-bytes, sendfile, unseen) advance the sequence
-//! number without a segment, so Wireshark shows a gap ("previous segment not captured") rather
-//! than a wrong body; events lost from the buffer, whose size is unknown, are said in the next
-//! packet's comment.
+//! that moved but were not copied (past --capture-bytes, sendfile's, splice's or others not
+//! copied, moved outside the calls followed) are segments of a marked pad (`~not copied~`
+//! repeated) of their exact size in their place, with a comment that says how many and why: the
+//! sequence numbers have no hole, so Wireshark's HTTP dissector still finds each body's end and
+//! the next message (a gap left it pairing no response after one). Events lost from the
+//! buffer, whose size is unknown, are said in the next packet's comment.
 //!
 //! A Unix-socket connection has no address: it gets the documented placeholder of TEST-NET-1
 //! (RFC 5737), the listening side 192.0.2.1 port 80 and the other 192.0.2.2 with a port made
@@ -36,6 +38,9 @@ use super::Clock;
 
 /// TCP payload bytes per segment: an IPv4 packet's length field is 16 bits.
 const MAX_SEGMENT: usize = 65_000;
+/// What stands in for bytes not copied, repeated, and what the packets' comments call it.
+const PAD: &[u8] = b"~not copied~";
+const PAD_NOTE: &str = "filled with \"~not copied~\" repeated";
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
 const PSH: u8 = 0x08;
@@ -49,6 +54,8 @@ struct Stream {
     next: [u32; 2],
     /// Events were lost before the next packet.
     gap: bool,
+    /// Each way, the bytes of the current call accounted for (its events' offsets).
+    call_pos: [u64; 2],
 }
 
 impl Stream {
@@ -59,6 +66,7 @@ impl Stream {
             // Any initial numbers do; these are easy to tell apart in a dissector's view.
             next: [1_000_000, 2_000_000],
             gap: false,
+            call_pos: [0, 0],
         }
     }
 }
@@ -147,17 +155,35 @@ impl Writer {
                     comment
                 };
                 let bytes: &[u8] = if d.no_data || d.unseen { &[] } else { &d.bytes };
+                let why = if d.unseen {
+                    "moved outside the calls followed"
+                } else if d.spliced {
+                    "moved by splice, not copied"
+                } else if d.no_data {
+                    "sent from a file by sendfile, never in the process's memory"
+                } else {
+                    "past --capture-bytes, or unreadable"
+                };
+                let offset = u64::from(d.offset);
+                if offset == 0 {
+                    s.call_pos[way] = 0;
+                }
+                if offset > s.call_pos[way] {
+                    let hole = offset - s.call_pos[way];
+                    self.pad(&mut s, way, hole, ts, &comment, why)?;
+                }
                 for piece in bytes.chunks(MAX_SEGMENT) {
                     self.segment(&mut s, way, PSH | ACK, piece, ts, &comment)?;
                     s.next[way] = s.next[way].wrapping_add(piece.len() as u32);
                 }
-                // Bytes moved but not copied: a gap in the sequence numbers.
+                s.call_pos[way] = offset + bytes.len() as u64;
                 if d.last {
-                    let end = u64::from(d.offset) + bytes.len() as u64;
                     let total = u64::try_from(d.ret).unwrap_or(0);
-                    if total > end {
-                        s.next[way] = s.next[way].wrapping_add((total - end) as u32);
+                    if total > s.call_pos[way] {
+                        let hole = total - s.call_pos[way];
+                        self.pad(&mut s, way, hole, ts, &comment, why)?;
                     }
+                    s.call_pos[way] = 0;
                 }
                 self.streams.insert(c.conn_id, s);
             }
@@ -170,6 +196,29 @@ impl Writer {
                     self.segment(&mut s, 0, ACK, &[], ts, &comment)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// `n` bytes that moved but were not copied (`why`), as segments of the marked pad in
+    /// their place.
+    fn pad(
+        &mut self,
+        s: &mut Stream,
+        way: usize,
+        n: u64,
+        wall_ns: i128,
+        comment: &str,
+        why: &str,
+    ) -> io::Result<()> {
+        let comment = format!("{comment}; {n} bytes not copied ({why}): {PAD_NOTE}");
+        let pad: Vec<u8> = PAD.iter().copied().cycle().take(MAX_SEGMENT).collect();
+        let mut left = n;
+        while left > 0 {
+            let len = left.min(MAX_SEGMENT as u64) as usize;
+            self.segment(s, way, PSH | ACK, &pad[..len], wall_ns, &comment)?;
+            s.next[way] = s.next[way].wrapping_add(len as u32);
+            left -= len as u64;
         }
         Ok(())
     }

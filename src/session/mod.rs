@@ -449,7 +449,7 @@ fn load(
         watch_names: &args.names,
         watch_cgroups: &targets.cgroups,
         ports: if recording { &[] } else { &args.ports },
-        capture_bytes: args.capture_bytes,
+        capture_bytes: args.capture_bytes(),
         buffer: buffer::resolve(args.buffer)?,
         ring_bytes: buffer::ring_bytes(args.buffer_pages, cpus),
     };

@@ -45,7 +45,7 @@ impl Recorder {
             cpus: cpus as u32,
             attach: loaded.method.to_string(),
             buffer: loaded.buffer.to_string(),
-            capture_bytes: args.capture_bytes,
+            capture_bytes: args.capture_bytes(),
             max_body,
             follow_children: !args.no_children,
             pids: args.pids.clone(),
