@@ -12,31 +12,115 @@ use crate::record::Record;
 
 pub const REDACTED: &str = "<redacted>";
 
-/// Headers whose whole value is a secret (Authorization-like and cookies are handled apart).
-const SECRET_HEADERS: [&str; 3] = ["x-api-key", "x-auth-token", "x-csrf-token"];
+/// Headers whose whole value is a secret (Authorization-like and cookies are handled apart):
+/// the API keys and tokens of common services and gateways.
+const SECRET_HEADERS: [&str; 12] = [
+    "x-api-key",
+    "api-key",
+    "x-auth-token",
+    "x-csrf-token",
+    "x-access-token",
+    "x-api-token",
+    "x-amz-security-token",
+    "x-goog-api-key",
+    "private-token",
+    "x-vault-token",
+    "x-session-token",
+    "x-auth-key",
+];
 
-/// Query parameters and body keys whose value is a secret (`code` only next to `state`: an
-/// OAuth authorization code).
-const SECRET_NAMES: [&str; 13] = [
+/// Query parameters and body keys whose value is a secret, as credential scanners name them
+/// (gitleaks', detect-secrets' keyword lists), compared with `-` as `_`, case aside, after
+/// percent- and JSON-decoding (`code` only next to `state`: an OAuth authorization code).
+const SECRET_NAMES: [&str; 27] = [
     "token",
     "access_token",
     "refresh_token",
     "id_token",
+    "auth_token",
+    "api_token",
+    "session_token",
+    "security_token",
     "api_key",
     "apikey",
     "key",
+    "access_key",
+    "secret_key",
+    "private_key",
+    "auth_key",
+    "client_key",
     "password",
     "passwd",
+    "pwd",
+    "passphrase",
     "secret",
     "client_secret",
+    "credential",
+    "credentials",
     "signature",
     "sig",
+    "x_api_key",
 ];
 
+/// Whether `name` (as it came: percent-encoded in a query or form, escaped in JSON) names a
+/// secret.
 fn secret_name(name: &[u8]) -> bool {
-    SECRET_NAMES
-        .iter()
-        .any(|s| s.as_bytes().eq_ignore_ascii_case(name))
+    let decoded: Cow<[u8]> = if name.contains(&b'%') || name.contains(&b'\\') {
+        Cow::Owned(decode_name(name))
+    } else {
+        Cow::Borrowed(name)
+    };
+    SECRET_NAMES.iter().any(|s| {
+        s.len() == decoded.len()
+            && s.bytes().zip(decoded.iter()).all(|(a, &b)| {
+                let b = if b == b'-' {
+                    b'_'
+                } else {
+                    b.to_ascii_lowercase()
+                };
+                a == b
+            })
+    })
+}
+
+/// A name with its percent-escapes (`%77`) and JSON escapes (`\u0077`, `\"`) decoded; what
+/// does not decode stays as it is.
+fn decode_name(name: &[u8]) -> Vec<u8> {
+    let hex = |h: &[u8]| {
+        std::str::from_utf8(h)
+            .ok()
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+    };
+    let mut out = Vec::with_capacity(name.len());
+    let mut i = 0;
+    while i < name.len() {
+        match (name[i], name.get(i + 1)) {
+            (b'%', _) if i + 3 <= name.len() => match hex(&name[i + 1..i + 3]) {
+                Some(v) => {
+                    out.push(v as u8);
+                    i += 3;
+                    continue;
+                }
+                None => out.push(b'%'),
+            },
+            (b'\\', Some(b'u')) if i + 6 <= name.len() => match hex(&name[i + 2..i + 6]) {
+                Some(v) if v < 0x80 => {
+                    out.push(v as u8);
+                    i += 6;
+                    continue;
+                }
+                _ => out.push(b'\\'),
+            },
+            (b'\\', Some(&c)) => {
+                out.push(c);
+                i += 2;
+                continue;
+            }
+            (c, _) => out.push(c),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// How a secret is replaced.
@@ -135,24 +219,39 @@ impl Redactor {
         // One pass over the headers; nothing is allocated for a message without secrets, the
         // usual one.
         let mut values: Option<Vec<Option<Vec<u8>>>> = None;
-        let mut kind = None;
+        // The body's declared type: None for none, Some(None) for one that says nothing of
+        // secrets' places.
+        let mut declared: Option<Option<BodyKind>> = None;
         let content_type = |n: &[u8]| n.len() == 12 && n.eq_ignore_ascii_case(b"content-type");
+        let kind_of = |v: &[u8]| {
+            // text/plain is what a client that did not say sends: looked into as undeclared.
+            let plain = b"text/plain";
+            if v.len() >= plain.len() && v[..plain.len()].eq_ignore_ascii_case(plain) {
+                None
+            } else {
+                Some(body_kind(v))
+            }
+        };
         if m.may_have_header(self.header_bits) {
             for (i, (n, v)) in m.headers().enumerate() {
                 if let Some(new) = self.header(n, v, Style::Marker) {
                     values.get_or_insert_with(|| vec![None; m.headers().count()])[i] = Some(new);
                 } else if content_type(n) {
-                    kind = body_kind(v);
+                    declared = kind_of(v);
                 }
             }
         } else if !m.body().is_empty() && m.may_have_header(header_name_bit(b"content-type")) {
             // None of the headers it redacts, as most messages: only the body's type matters.
-            kind = m
+            declared = m
                 .headers()
                 .filter(|(n, _)| content_type(n))
                 .last()
-                .and_then(|(_, v)| body_kind(v));
+                .and_then(|(_, v)| kind_of(v));
         }
+        let kind = match declared {
+            Some(kind) => kind,
+            None => sniffed_kind(m.body()),
+        };
         let body = kind
             .filter(|_| !m.body().is_empty())
             .and_then(|t| body(t, m.body(), Style::Marker));
@@ -246,7 +345,10 @@ impl Redactor {
                 .position(|w| w == b"\r\n")
                 .map_or(bytes.len(), |i| start + i);
             let line = &bytes[start..end];
-            let new = if let Some(colon) = line.iter().position(|&b| b == b':') {
+            // A request line first: an absolute target has a colon too.
+            let new = if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
+                url(line, Style::Stars).map(|v| (0, v))
+            } else if let Some(colon) = line.iter().position(|&b| b == b':') {
                 let name = &line[..colon];
                 let value_at =
                     colon + 1 + line[colon + 1..].iter().take_while(|&&b| b == b' ').count();
@@ -256,8 +358,6 @@ impl Redactor {
                 } else {
                     None
                 }
-            } else if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
-                url(line, Style::Stars).map(|v| (0, v))
             } else {
                 None
             };
@@ -294,6 +394,23 @@ type Field<'m> = (&'m [u8], Cow<'m, [u8]>);
 enum BodyKind {
     Json,
     Form,
+}
+
+/// What a body that declares no type, or `text/plain`, holds, from its first bytes: JSON (an
+/// object or array), or a form (`name=value` pairs, nothing a form would have escaped).
+fn sniffed_kind(body: &[u8]) -> Option<BodyKind> {
+    let text = body.trim_ascii_start();
+    match text.first()? {
+        b'{' | b'[' => Some(BodyKind::Json),
+        _ if text.contains(&b'=')
+            && text
+                .iter()
+                .all(|&c| c.is_ascii_graphic() && !matches!(c, b'"' | b'<' | b'>' | b'{')) =>
+        {
+            Some(BodyKind::Form)
+        }
+        _ => None,
+    }
 }
 
 /// What a Content-Type value says of the body, for redaction.
@@ -371,9 +488,39 @@ fn pairs(b: &[u8], sep: u8, style: Style, secret: impl Fn(&[u8]) -> bool) -> Vec
     out
 }
 
+/// A target, URL or request line without its secrets (a password in its userinfo, the values
+/// of its secret query parameters), or None when it has none.
+fn url(b: &[u8], style: Style) -> Option<Vec<u8>> {
+    let without_password = userinfo_password(b, style);
+    let b2 = without_password.as_deref().unwrap_or(b);
+    query(b2, style).or(without_password)
+}
+
+/// `b` with the password of its URL's userinfo (`http://user:pw@host/`) replaced, or None when
+/// it has none.
+fn userinfo_password(b: &[u8], style: Style) -> Option<Vec<u8>> {
+    let scheme_end = b.windows(3).position(|w| w == b"://")? + 3;
+    let authority_end = b[scheme_end..]
+        .iter()
+        .position(|&c| matches!(c, b'/' | b'?' | b'#' | b' '))
+        .map_or(b.len(), |i| scheme_end + i);
+    let at = scheme_end
+        + b[scheme_end..authority_end]
+            .iter()
+            .rposition(|&c| c == b'@')?;
+    let colon = scheme_end + b[scheme_end..at].iter().position(|&c| c == b':')?;
+    if colon + 1 == at {
+        return None;
+    }
+    let mut out = b[..=colon].to_vec();
+    out.extend_from_slice(&replacement(style, &b[colon + 1..at]));
+    out.extend_from_slice(&b[at..]);
+    Some(out)
+}
+
 /// A target, URL or request line with the values of its secret query parameters replaced,
 /// or None when it has none. `code` counts only next to `state` (OAuth).
-fn url(b: &[u8], style: Style) -> Option<Vec<u8>> {
+fn query(b: &[u8], style: Style) -> Option<Vec<u8>> {
     let q = b.iter().position(|&c| c == b'?')?;
     // The query ends at a fragment or, in a request line, at the space before the version.
     let end = b[q..]
@@ -580,6 +727,64 @@ mod tests {
         );
     }
 
+    /// The shapes #30 found leaking: service headers, names spelled with `-`, percent- or
+    /// JSON-escaped, a password in a URL's userinfo, JSON and forms sent as text/plain or
+    /// with no type; a redacted body keeps its true size and is not called cut.
+    #[test]
+    fn common_shapes_of_secrets() {
+        let r = Redactor::default();
+        for h in [
+            "Api-Key",
+            "X-Amz-Security-Token",
+            "X-Goog-Api-Key",
+            "Private-Token",
+            "X-Vault-Token",
+        ] {
+            assert_eq!(hv(&r, h, "v"), Some("<redacted>".into()), "{h}");
+        }
+        let u = |t: &str| url(t.as_bytes(), Style::Marker).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            u("/a?access-token=x&pass%77ord=y&page=1"),
+            Some("/a?access-token=<redacted>&pass%77ord=<redacted>&page=1".into())
+        );
+        assert_eq!(
+            u("http://ann:hunter2@example.com/x?q=1"),
+            Some("http://ann:<redacted>@example.com/x?q=1".into())
+        );
+        assert_eq!(
+            u("http://ann:pw@h/?token=t"),
+            Some("http://ann:<redacted>@h/?token=<redacted>".into())
+        );
+        assert_eq!(u("http://ann@h/"), None, "no password");
+        assert_eq!(u("/a@b:c"), None, "no URL");
+        let j = |t: &str| String::from_utf8(json(t.as_bytes(), Style::Marker)).unwrap();
+        assert_eq!(
+            j(
+                r#"{"private_key":"k","credentials":{"x":1},"pass\u0077ord":"p","Client-Secret":"c"}"#
+            ),
+            r#"{"private_key":"<redacted>","credentials":{"x":1},"pass\u0077ord":"<redacted>","Client-Secret":"<redacted>"}"#
+        );
+        let body = br#"{"user":"ann","password":"a very long password indeed"}"#;
+        for content_type in [Some("text/plain"), None] {
+            let headers: Vec<(&str, &str)> = content_type
+                .map(|t| ("Content-Type", t))
+                .into_iter()
+                .collect();
+            let q = Message::build("POST /j HTTP/1.1", &headers, body, body.len() as u64);
+            let m = r.message(&q).expect("sniffed as JSON");
+            assert_eq!(m.body(), br#"{"user":"ann","password":"<redacted>"}"#);
+            assert_eq!(m.body_bytes, body.len() as u64);
+            assert!(!m.body_cut(), "a redacted body is not cut");
+            let form = Message::build("POST /f HTTP/1.1", &headers, b"user=ann&pwd=x", 14);
+            assert_eq!(
+                r.message(&form).expect("sniffed as a form").body(),
+                b"user=ann&pwd=<redacted>"
+            );
+        }
+        let text = Message::build("POST /t HTTP/1.1", &[], b"my password=1 is here", 21);
+        assert!(r.message(&text).is_none(), "prose is not a form");
+    }
+
     #[test]
     fn messages_are_rebuilt_with_true_sizes() {
         let q = Message::build(
@@ -650,5 +855,13 @@ mod tests {
         let mut form = b"user=ann&password=pw".to_vec();
         Redactor::default().stream_piece(&mut form);
         assert_eq!(form, b"user=ann&password=**");
+        // An absolute target's colon does not make its request line a header line.
+        let mut absolute =
+            b"GET http://ann:pw@h/?Api-Key=k HTTP/1.1\r\nX-Vault-Token: v\r\n\r\n".to_vec();
+        Redactor::default().stream_piece(&mut absolute);
+        assert_eq!(
+            absolute,
+            b"GET http://ann:**@h/?Api-Key=* HTTP/1.1\r\nX-Vault-Token: *\r\n\r\n"
+        );
     }
 }

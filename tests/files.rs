@@ -399,6 +399,17 @@ fn no_secret_reaches_any_output_by_default() {
         "SECRET-QUERY-4",
         "SECRET-JSON-5",
         "SECRET-FORM-6",
+        "SECRET-APIKEY-7",
+        "SECRET-AMZ-8",
+        "SECRET-GOOG-9",
+        "SECRET-PRIVATE-10",
+        "SECRET-VAULT-11",
+        "SECRET-QUERY-12",
+        "SECRET-QUERY-13",
+        "SECRET-PLAIN-JSON-14",
+        "SECRET-ESCAPED-15",
+        "SECRET-UNTYPED-FORM-16",
+        "SECRET-USERINFO-17",
     ];
     let base = format!("http://127.0.0.1:{port}");
     curl(&[
@@ -422,6 +433,39 @@ fn no_secret_reaches_any_output_by_default() {
         "user=ann&client_secret=SECRET-FORM-6",
         &format!("{base}/form"),
     ]);
+    // The shapes #30 found leaking: service headers, names with `-` or percent-escaped, JSON
+    // sent as text/plain with an escaped key, a form with no type, a password in a URL.
+    curl(&[
+        "-H",
+        "Api-Key: SECRET-APIKEY-7",
+        "-H",
+        "X-Amz-Security-Token: SECRET-AMZ-8",
+        "-H",
+        "X-Goog-Api-Key: SECRET-GOOG-9",
+        "-H",
+        "Private-Token: SECRET-PRIVATE-10",
+        "-H",
+        "X-Vault-Token: SECRET-VAULT-11",
+        &format!("{base}/shapes?access-token=SECRET-QUERY-12&pass%77ord=SECRET-QUERY-13"),
+    ]);
+    curl(&[
+        "-H",
+        "Content-Type: text/plain",
+        "--data-binary",
+        r#"{"private_key":"SECRET-PLAIN-JSON-14","pass\u0077ord":"SECRET-ESCAPED-15"}"#,
+        &format!("{base}/plain"),
+    ]);
+    curl(&[
+        "-H",
+        "Content-Type:",
+        "--data-binary",
+        "user=ann&pwd=SECRET-UNTYPED-FORM-16",
+        &format!("{base}/untyped"),
+    ]);
+    let mut c = Client::connect(port);
+    c.send(&[b"GET http://ann:SECRET-USERINFO-17@127.0.0.1/userinfo HTTP/1.1\r\nHost: h\r\n\r\n"]);
+    c.responses(1);
+    drop(c);
     let out = tracer.stop();
     assert!(out.status.success(), "{:#?}", out.stderr);
     let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
@@ -448,6 +492,18 @@ fn no_secret_reaches_any_output_by_default() {
         "{}",
         outputs[1].1
     );
+    // A redacted body keeps its true size and is not called cut.
+    let json: Vec<serde_json::Value> = outputs[2]
+        .1
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let plain = json
+        .iter()
+        .find(|e| e["target"] == "/plain")
+        .expect("/plain");
+    assert_eq!(plain["request_body_cut"], false, "{plain}");
+    assert_eq!(plain["request_body_bytes"], 74, "{plain}");
     let raw = read(&file);
     assert!(
         secrets.iter().all(|s| raw.contains(s)),

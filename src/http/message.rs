@@ -61,7 +61,13 @@ pub struct Message {
     trailers: Vec<u8>,
     /// The trailer field lines' length as they were sent.
     wire_trailers_len: u32,
+    /// Body bytes kept as they were received, where redaction changed the body kept (NOT_EDITED
+    /// otherwise): whether the body was cut is judged by them, not by the redacted length.
+    received_body_len: u32,
 }
+
+/// `received_body_len` of a message whose body is as it was received.
+const NOT_EDITED: u32 = u32::MAX;
 
 impl Message {
     /// A message of the head `head` (which httparse parsed into `start` and `headers`, slices
@@ -116,6 +122,7 @@ impl Message {
             complete: true,
             trailers: Vec::new(),
             wire_trailers_len: 0,
+            received_body_len: NOT_EDITED,
         }
     }
 
@@ -256,6 +263,7 @@ impl Message {
         m.complete = self.complete;
         m.trailers = self.trailers.clone();
         m.wire_trailers_len = self.wire_trailers_len;
+        m.received_body_len = self.received_body_len();
         Some(m)
     }
 
@@ -325,8 +333,18 @@ impl Message {
         self.bytes.capacity() + self.trailers.capacity()
     }
 
+    /// Whether the body kept is shorter than the body sent (a redacted value changes neither).
     pub fn body_cut(&self) -> bool {
-        (self.body().len() as u64) < self.body_bytes
+        u64::from(self.received_body_len()) < self.body_bytes
+    }
+
+    /// Body bytes kept as they were received, before any redaction.
+    fn received_body_len(&self) -> u32 {
+        if self.received_body_len == NOT_EDITED {
+            self.body().len() as u32
+        } else {
+            self.received_body_len
+        }
     }
 
     pub fn is_request(&self) -> bool {

@@ -174,7 +174,8 @@ fn details(buf: &mut Vec<u8>, m: &Message, mark: u8) {
         escape_body(buf, text, &indent);
         buf.push(b'\n');
     }
-    if (shown.len() as u64) < m.body_bytes {
+    // Cut for the preview, or cut when it was kept (a redacted value is neither).
+    if shown.len() < m.body().len() || m.body_cut() {
         buf.extend_from_slice(&indent);
         buf.extend_from_slice(b"[body cut: ");
         push_int(buf, shown.len());
