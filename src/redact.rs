@@ -371,6 +371,13 @@ impl Redactor {
         // The body: past the head's end in this piece, or the whole piece when it holds no
         // line of a head. JSON and forms both (the rules name whole keys only, so either scan
         // leaves other text as it is).
+        // A multipart field's value follows lines of its own head: looked for in the whole
+        // piece.
+        if let Some(v) = multipart(bytes, Style::Stars) {
+            if v.len() == bytes.len() {
+                bytes.copy_from_slice(&v);
+            }
+        }
         let body_at = match bytes.windows(4).rposition(|w| w == b"\r\n\r\n") {
             Some(i) => i + 4,
             None if bytes.windows(2).any(|w| w == b"\r\n") => return,
@@ -394,6 +401,8 @@ type Field<'m> = (&'m [u8], Cow<'m, [u8]>);
 enum BodyKind {
     Json,
     Form,
+    /// multipart/form-data: fields named like secrets.
+    Multipart,
 }
 
 /// What a body that declares no type, or `text/plain`, holds, from its first bytes: JSON (an
@@ -420,6 +429,8 @@ fn body_kind(v: &[u8]) -> Option<BodyKind> {
         Some(BodyKind::Json)
     } else if v.len() >= form.len() && v[..form.len()].eq_ignore_ascii_case(form) {
         Some(BodyKind::Form)
+    } else if v.len() >= 19 && v[..19].eq_ignore_ascii_case(b"multipart/form-data") {
+        Some(BodyKind::Multipart)
     } else {
         None
     }
@@ -439,9 +450,70 @@ fn body(kind: BodyKind, b: &[u8], style: Style) -> Option<Vec<u8>> {
         {
             pairs(b, b'&', style, secret_name)
         }
+        BodyKind::Multipart => return multipart(b, style),
         _ => return None,
     };
     (out != b).then_some(out)
+}
+
+/// A multipart/form-data body with the values of the fields named like secrets replaced, or
+/// None when it has none. A field is found by its Content-Disposition line (`form-data;
+/// name="password"`); its value runs from the blank line after it to the next delimiter
+/// (CRLF `--`), or the text's end when cut short. No boundary is needed, so a piece of a
+/// stream is redacted as a whole body is.
+fn multipart(b: &[u8], style: Style) -> Option<Vec<u8>> {
+    const DISPOSITION: &[u8] = b"content-disposition:";
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(k) = b[i..]
+        .windows(DISPOSITION.len())
+        .position(|w| w.eq_ignore_ascii_case(DISPOSITION))
+    {
+        let line_start = i + k;
+        let line_end = b[line_start..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(b.len(), |e| line_start + e);
+        i = line_end;
+        let line = &b[line_start..line_end];
+        let Some(n) = line
+            .windows(6)
+            .position(|w| w.eq_ignore_ascii_case(b"name=\""))
+        else {
+            continue;
+        };
+        // `name=`, not `filename=`: the byte before it is a separator.
+        if n > 0 && !matches!(line[n - 1], b' ' | b';' | b'\t') {
+            continue;
+        }
+        let name_start = n + 6;
+        let Some(len) = line[name_start..].iter().position(|&c| c == b'"') else {
+            continue;
+        };
+        if !secret_name(&line[name_start..name_start + len]) {
+            continue;
+        }
+        let Some(blank) = b[line_end..].windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let value_start = line_end + blank + 4;
+        let value_end = b[value_start..]
+            .windows(4)
+            .position(|w| w == b"\r\n--")
+            .map_or(b.len(), |e| value_start + e);
+        if value_end == value_start {
+            continue;
+        }
+        let o = out.get_or_insert_with(|| Vec::with_capacity(b.len()));
+        o.extend_from_slice(&b[copied..value_start]);
+        o.extend_from_slice(&replacement(style, &b[value_start..value_end]));
+        copied = value_end;
+        i = value_end;
+    }
+    let mut o = out?;
+    o.extend_from_slice(&b[copied..]);
+    Some(o)
 }
 
 /// Whether JSON text has a key named like a secret: each string followed by `:` is checked.
@@ -783,6 +855,29 @@ mod tests {
         }
         let text = Message::build("POST /t HTTP/1.1", &[], b"my password=1 is here", 21);
         assert!(r.message(&text).is_none(), "prose is not a form");
+    }
+
+    /// multipart/form-data: a field named like a secret has its value replaced, in a message
+    /// and in a stream piece (same length); other fields and a file named so are kept.
+    #[test]
+    fn multipart_fields_named_like_secrets() {
+        let body = b"--X\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nann\r\n\
+            --X\r\ncontent-disposition: form-data; name=\"Password\"\r\n\r\nhunter2\r\n\
+            --X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"password\"\r\n\
+            Content-Type: text/plain\r\n\r\ndata\r\n--X--\r\n";
+        let q = Message::build(
+            "POST /up HTTP/1.1",
+            &[("Content-Type", "multipart/form-data; boundary=X")],
+            body,
+            body.len() as u64,
+        );
+        let m = Redactor::default().message(&q).expect("a secret field");
+        let want = String::from_utf8_lossy(body).replace("hunter2", "<redacted>");
+        assert_eq!(String::from_utf8_lossy(m.body()), want);
+        let mut piece = body.to_vec();
+        Redactor::default().stream_piece(&mut piece);
+        let want = String::from_utf8_lossy(body).replace("hunter2", "*******");
+        assert_eq!(String::from_utf8_lossy(&piece), want);
     }
 
     #[test]

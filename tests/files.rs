@@ -410,6 +410,7 @@ fn no_secret_reaches_any_output_by_default() {
         "SECRET-ESCAPED-15",
         "SECRET-UNTYPED-FORM-16",
         "SECRET-USERINFO-17",
+        "SECRET-MULTIPART-18",
     ];
     let base = format!("http://127.0.0.1:{port}");
     curl(&[
@@ -434,7 +435,8 @@ fn no_secret_reaches_any_output_by_default() {
         &format!("{base}/form"),
     ]);
     // The shapes #30 found leaking: service headers, names with `-` or percent-escaped, JSON
-    // sent as text/plain with an escaped key, a form with no type, a password in a URL.
+    // sent as text/plain with an escaped key, a form with no type, a multipart field, a
+    // password in a URL.
     curl(&[
         "-H",
         "Api-Key: SECRET-APIKEY-7",
@@ -461,6 +463,13 @@ fn no_secret_reaches_any_output_by_default() {
         "--data-binary",
         "user=ann&pwd=SECRET-UNTYPED-FORM-16",
         &format!("{base}/untyped"),
+    ]);
+    curl(&[
+        "-F",
+        "user=ann",
+        "-F",
+        "password=SECRET-MULTIPART-18",
+        &format!("{base}/multipart"),
     ]);
     let mut c = Client::connect(port);
     c.send(&[b"GET http://ann:SECRET-USERINFO-17@127.0.0.1/userinfo HTTP/1.1\r\nHost: h\r\n\r\n"]);
