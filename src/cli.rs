@@ -166,6 +166,11 @@ pub struct Args {
     /// Redact this header's value too (repeat for several)
     #[arg(long = "redact-header", value_name = "NAME", help_heading = "Secrets")]
     pub redact_headers: Vec<String>,
+
+    /// Redact the values of query parameters, JSON keys and form fields of this name too, as
+    /// password's are (repeat for several)
+    #[arg(long = "redact", value_name = "NAME", help_heading = "Secrets")]
+    pub redact_names: Vec<String>,
 }
 
 /// The statistics options, apart for readability.

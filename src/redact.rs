@@ -64,15 +64,15 @@ const SECRET_NAMES: [&str; 27] = [
 
 /// Whether `name` (as it came: percent-encoded in a query or form, escaped in JSON) names a
 /// secret.
-fn secret_name(name: &[u8]) -> bool {
+fn secret_name(extra: &[Vec<u8>], name: &[u8]) -> bool {
     let decoded: Cow<[u8]> = if name.contains(&b'%') || name.contains(&b'\\') {
         Cow::Owned(decode_name(name))
     } else {
         Cow::Borrowed(name)
     };
-    SECRET_NAMES.iter().any(|s| {
+    let same = |s: &[u8]| {
         s.len() == decoded.len()
-            && s.bytes().zip(decoded.iter()).all(|(a, &b)| {
+            && s.iter().zip(decoded.iter()).all(|(&a, &b)| {
                 let b = if b == b'-' {
                     b'_'
                 } else {
@@ -80,7 +80,8 @@ fn secret_name(name: &[u8]) -> bool {
                 };
                 a == b
             })
-    })
+    };
+    SECRET_NAMES.iter().any(|s| same(s.as_bytes())) || extra.iter().any(|s| same(s))
 }
 
 /// A name with its percent-escapes (`%77`) and JSON escapes (`\u0077`, `\"`) decoded; what
@@ -156,6 +157,9 @@ const REDACTED_HEADERS: [(&str, &[u8]); 7] = [
 pub struct Redactor {
     /// Lowercase names of the other headers to redact whole (`--redact-header`).
     extra_headers: Vec<String>,
+    /// The other query parameters, body keys and form fields whose values are secrets
+    /// (`--redact`), lowercase with `-` as `_`, as secret_name compares them.
+    extra_names: Vec<Vec<u8>>,
     /// The header_name_bit()s of every header it redacts: a message with none of them has only
     /// its target and its body to look at.
     header_bits: u64,
@@ -163,12 +167,14 @@ pub struct Redactor {
 
 impl Default for Redactor {
     fn default() -> Self {
-        Self::new(&[])
+        Self::new(&[], &[])
     }
 }
 
 impl Redactor {
-    pub fn new(extra_headers: &[String]) -> Self {
+    /// The default rules, and `extra_headers` redacted whole, `extra_names` (parameters and
+    /// keys) redacted as the default secret names are.
+    pub fn new(extra_headers: &[String], extra_names: &[String]) -> Self {
         let extra_headers: Vec<String> = extra_headers
             .iter()
             .map(|h| h.to_ascii_lowercase())
@@ -180,8 +186,13 @@ impl Redactor {
             .map(|h| h.as_bytes())
             .chain(extra_headers.iter().map(|h| h.as_bytes()))
             .fold(0, |bits, h| bits | header_name_bit(h));
+        let extra_names = extra_names
+            .iter()
+            .map(|n| n.to_ascii_lowercase().replace('-', "_").into_bytes())
+            .collect();
         Self {
             extra_headers,
+            extra_names,
             header_bits,
         }
     }
@@ -213,7 +224,9 @@ impl Redactor {
     /// A copy of `m` without its secrets, or None when it has none.
     pub fn message(&self, m: &Message) -> Option<Message> {
         let target = match m.start() {
-            StartLine::Request { target, .. } => url(target.as_bytes(), Style::Marker),
+            StartLine::Request { target, .. } => {
+                url(target.as_bytes(), &self.extra_names, Style::Marker)
+            }
             StartLine::Response { .. } => None,
         };
         // One pass over the headers; nothing is allocated for a message without secrets, the
@@ -254,7 +267,7 @@ impl Redactor {
         };
         let body = kind
             .filter(|_| !m.body().is_empty())
-            .and_then(|t| body(t, m.body(), Style::Marker));
+            .and_then(|t| body(t, m.body(), &self.extra_names, Style::Marker));
         let trailers = self.trailers(m);
         if target.is_none() && values.is_none() && body.is_none() && trailers.is_none() {
             return None;
@@ -329,7 +342,7 @@ impl Redactor {
                 out.extend_from_slice(&value[end..]);
                 Some(out)
             }
-            b"location" => url(value, style),
+            b"location" => url(value, &self.extra_names, style),
             _ => Some(replacement(style, value).into_owned()),
         }
     }
@@ -347,7 +360,7 @@ impl Redactor {
             let line = &bytes[start..end];
             // A request line first: an absolute target has a colon too.
             let new = if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
-                url(line, Style::Stars).map(|v| (0, v))
+                url(line, &self.extra_names, Style::Stars).map(|v| (0, v))
             } else if let Some(colon) = line.iter().position(|&b| b == b':') {
                 let name = &line[..colon];
                 let value_at =
@@ -373,7 +386,7 @@ impl Redactor {
         // leaves other text as it is).
         // A multipart field's value follows lines of its own head: looked for in the whole
         // piece.
-        if let Some(v) = multipart(bytes, Style::Stars) {
+        if let Some(v) = multipart(bytes, &self.extra_names, Style::Stars) {
             if v.len() == bytes.len() {
                 bytes.copy_from_slice(&v);
             }
@@ -385,7 +398,7 @@ impl Redactor {
         };
         let region = &mut bytes[body_at..];
         for kind in [BodyKind::Json, BodyKind::Form] {
-            if let Some(v) = body(kind, region, Style::Stars) {
+            if let Some(v) = body(kind, region, &self.extra_names, Style::Stars) {
                 if v.len() == region.len() {
                     region.copy_from_slice(&v);
                 }
@@ -438,19 +451,19 @@ fn body_kind(v: &[u8]) -> Option<BodyKind> {
 
 /// A body without its secrets, or None when it has none. Most bodies have none: they are
 /// looked through first without a copy (a body is kept up to --max-body bytes, 4 KiB).
-fn body(kind: BodyKind, b: &[u8], style: Style) -> Option<Vec<u8>> {
+fn body(kind: BodyKind, b: &[u8], extra: &[Vec<u8>], style: Style) -> Option<Vec<u8>> {
     let out = match kind {
-        BodyKind::Json if json_has_secret_key(b) => json(b, style),
+        BodyKind::Json if json_has_secret_key(b, extra) => json(b, extra, style),
         BodyKind::Form
             if b.split(|&c| c == b'&').any(|p| {
                 p.iter()
                     .position(|&c| c == b'=')
-                    .is_some_and(|eq| secret_name(p[..eq].trim_ascii()))
+                    .is_some_and(|eq| secret_name(extra, p[..eq].trim_ascii()))
             }) =>
         {
-            pairs(b, b'&', style, secret_name)
+            pairs(b, b'&', style, |n| secret_name(extra, n))
         }
-        BodyKind::Multipart => return multipart(b, style),
+        BodyKind::Multipart => return multipart(b, extra, style),
         _ => return None,
     };
     (out != b).then_some(out)
@@ -461,7 +474,7 @@ fn body(kind: BodyKind, b: &[u8], style: Style) -> Option<Vec<u8>> {
 /// name="password"`); its value runs from the blank line after it to the next delimiter
 /// (CRLF `--`), or the text's end when cut short. No boundary is needed, so a piece of a
 /// stream is redacted as a whole body is.
-fn multipart(b: &[u8], style: Style) -> Option<Vec<u8>> {
+fn multipart(b: &[u8], extra: &[Vec<u8>], style: Style) -> Option<Vec<u8>> {
     const DISPOSITION: &[u8] = b"content-disposition:";
     let mut out: Option<Vec<u8>> = None;
     let mut copied = 0;
@@ -491,7 +504,7 @@ fn multipart(b: &[u8], style: Style) -> Option<Vec<u8>> {
         let Some(len) = line[name_start..].iter().position(|&c| c == b'"') else {
             continue;
         };
-        if !secret_name(&line[name_start..name_start + len]) {
+        if !secret_name(extra, &line[name_start..name_start + len]) {
             continue;
         }
         let Some(blank) = b[line_end..].windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -517,14 +530,14 @@ fn multipart(b: &[u8], style: Style) -> Option<Vec<u8>> {
 }
 
 /// Whether JSON text has a key named like a secret: each string followed by `:` is checked.
-fn json_has_secret_key(b: &[u8]) -> bool {
+fn json_has_secret_key(b: &[u8], extra: &[Vec<u8>]) -> bool {
     let mut i = 0;
     while let Some(k) = b[i..].iter().position(|&c| c == b'"') {
         let start = i + k;
         let end = string_end(b, start);
         if end > start + 1 {
             let after = b[end..].iter().find(|c| !c.is_ascii_whitespace());
-            if after == Some(&b':') && secret_name(&b[start + 1..end - 1]) {
+            if after == Some(&b':') && secret_name(extra, &b[start + 1..end - 1]) {
                 return true;
             }
         }
@@ -562,10 +575,10 @@ fn pairs(b: &[u8], sep: u8, style: Style, secret: impl Fn(&[u8]) -> bool) -> Vec
 
 /// A target, URL or request line without its secrets (a password in its userinfo, the values
 /// of its secret query parameters), or None when it has none.
-fn url(b: &[u8], style: Style) -> Option<Vec<u8>> {
+fn url(b: &[u8], extra: &[Vec<u8>], style: Style) -> Option<Vec<u8>> {
     let without_password = userinfo_password(b, style);
     let b2 = without_password.as_deref().unwrap_or(b);
-    query(b2, style).or(without_password)
+    query(b2, extra, style).or(without_password)
 }
 
 /// `b` with the password of its URL's userinfo (`http://user:pw@host/`) replaced, or None when
@@ -592,7 +605,7 @@ fn userinfo_password(b: &[u8], style: Style) -> Option<Vec<u8>> {
 
 /// A target, URL or request line with the values of its secret query parameters replaced,
 /// or None when it has none. `code` counts only next to `state` (OAuth).
-fn query(b: &[u8], style: Style) -> Option<Vec<u8>> {
+fn query(b: &[u8], extra: &[Vec<u8>], style: Style) -> Option<Vec<u8>> {
     let q = b.iter().position(|&c| c == b'?')?;
     // The query ends at a fragment or, in a request line, at the space before the version.
     let end = b[q..]
@@ -604,7 +617,7 @@ fn query(b: &[u8], style: Style) -> Option<Vec<u8>> {
         .split(|&c| c == b'&')
         .any(|p| p.split(|&c| c == b'=').next() == Some(b"state"));
     let redacted = pairs(query, b'&', style, |name| {
-        secret_name(name) || (has_state && name == b"code")
+        secret_name(extra, name) || (has_state && name == b"code")
     });
     if redacted == query {
         return None;
@@ -619,7 +632,7 @@ fn query(b: &[u8], style: Style) -> Option<Vec<u8>> {
 /// else byte for byte. Strings, numbers and literals are replaced (a string keeps its quotes);
 /// objects and arrays under such a key are left, their own keys judged in turn. Text cut short
 /// (a kept body's end) is scanned as far as it goes.
-fn json(b: &[u8], style: Style) -> Vec<u8> {
+fn json(b: &[u8], extra: &[Vec<u8>], style: Style) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     // Whether the string just read was a key naming a secret, waiting for its ':'.
@@ -637,7 +650,7 @@ fn json(b: &[u8], style: Style) -> Vec<u8> {
                     .map(|k| end + k);
                 pending_secret = after.is_some_and(|k| b[k] == b':')
                     && s.len() >= 2
-                    && secret_name(&s[1..s.len() - 1]);
+                    && secret_name(extra, &s[1..s.len() - 1]);
                 i = end;
             }
             b':' if pending_secret => {
@@ -720,7 +733,7 @@ mod tests {
 
     #[test]
     fn credential_headers_keep_their_scheme_and_cookie_names() {
-        let r = Redactor::new(&["X-Internal".to_string()]);
+        let r = Redactor::new(&["X-Internal".to_string()], &[]);
         assert_eq!(
             hv(&r, "Authorization", "Bearer abc.def"),
             Some("Bearer <redacted>".into())
@@ -751,7 +764,8 @@ mod tests {
 
     #[test]
     fn secret_query_parameters_in_targets() {
-        let u = |t: &str| url(t.as_bytes(), Style::Marker).map(|v| String::from_utf8(v).unwrap());
+        let u =
+            |t: &str| url(t.as_bytes(), &[], Style::Marker).map(|v| String::from_utf8(v).unwrap());
         assert_eq!(
             u("/a?access_token=xyz&page=2&API_KEY=k#f"),
             Some("/a?access_token=<redacted>&page=2&API_KEY=<redacted>#f".into())
@@ -768,7 +782,7 @@ mod tests {
 
     #[test]
     fn json_and_form_bodies_at_any_depth_the_rest_untouched() {
-        let j = |t: &str| String::from_utf8(json(t.as_bytes(), Style::Marker)).unwrap();
+        let j = |t: &str| String::from_utf8(json(t.as_bytes(), &[], Style::Marker)).unwrap();
         assert_eq!(
             j(
                 r#"{"user": "ann", "password": "hunter2", "n": {"Token": 42, "list": [{"secret":true}]}}"#
@@ -785,13 +799,14 @@ mod tests {
             "strings, not keys"
         );
         assert_eq!(j(r#"{"password": "cut sho"#), r#"{"password": "<redacted>"#);
-        let stars = String::from_utf8(json(br#"{"token":"abcd","x":1}"#, Style::Stars)).unwrap();
+        let stars =
+            String::from_utf8(json(br#"{"token":"abcd","x":1}"#, &[], Style::Stars)).unwrap();
         assert_eq!(stars, r#"{"token":"****","x":1}"#);
         let form = pairs(
             b"user=ann&password=hunter2&client_secret=x",
             b'&',
             Style::Marker,
-            secret_name,
+            |n| secret_name(&[], n),
         );
         assert_eq!(
             form,
@@ -814,7 +829,8 @@ mod tests {
         ] {
             assert_eq!(hv(&r, h, "v"), Some("<redacted>".into()), "{h}");
         }
-        let u = |t: &str| url(t.as_bytes(), Style::Marker).map(|v| String::from_utf8(v).unwrap());
+        let u =
+            |t: &str| url(t.as_bytes(), &[], Style::Marker).map(|v| String::from_utf8(v).unwrap());
         assert_eq!(
             u("/a?access-token=x&pass%77ord=y&page=1"),
             Some("/a?access-token=<redacted>&pass%77ord=<redacted>&page=1".into())
@@ -829,7 +845,7 @@ mod tests {
         );
         assert_eq!(u("http://ann@h/"), None, "no password");
         assert_eq!(u("/a@b:c"), None, "no URL");
-        let j = |t: &str| String::from_utf8(json(t.as_bytes(), Style::Marker)).unwrap();
+        let j = |t: &str| String::from_utf8(json(t.as_bytes(), &[], Style::Marker)).unwrap();
         assert_eq!(
             j(
                 r#"{"private_key":"k","credentials":{"x":1},"pass\u0077ord":"p","Client-Secret":"c"}"#
@@ -878,6 +894,32 @@ mod tests {
         Redactor::default().stream_piece(&mut piece);
         let want = String::from_utf8_lossy(body).replace("hunter2", "*******");
         assert_eq!(String::from_utf8_lossy(&piece), want);
+    }
+
+    /// --redact NAME: that name's values too, in a target, a JSON body and a form, spelled
+    /// with `-` or `_`, case aside.
+    #[test]
+    fn names_given_are_redacted_as_the_default_ones() {
+        let r = Redactor::new(&[], &["Account-Number".to_string()]);
+        let q = Message::build(
+            "POST /p?account_number=1&x=2 HTTP/1.1",
+            &[("Content-Type", "application/json")],
+            br#"{"ACCOUNT-NUMBER":"12345","name":"ann"}"#,
+            39,
+        );
+        let m = r.message(&q).expect("a secret");
+        assert_eq!(
+            m.start(),
+            StartLine::Request {
+                method: "POST",
+                target: "/p?account_number=<redacted>&x=2"
+            }
+        );
+        assert_eq!(m.body(), br#"{"ACCOUNT-NUMBER":"<redacted>","name":"ann"}"#);
+        assert!(
+            Redactor::default().message(&q).is_none(),
+            "not a default name"
+        );
     }
 
     #[test]

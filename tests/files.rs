@@ -518,6 +518,12 @@ fn no_secret_reaches_any_output_by_default() {
         secrets.iter().all(|s| raw.contains(s)),
         "the raw recording keeps what was sent"
     );
+    // --redact NAME adds a name: /login's page parameter.
+    let more = replay_to(&file, &["-o", "json", "--redact", "page"], &dir.join("more"));
+    assert!(
+        more.contains("page=<redacted>") && !more.contains("page=1"),
+        "{more}"
+    );
     let shown = replay_to(&file, &["-o", "json", "--show-secrets"], &dir.join("shown"));
     assert!(secrets.iter().all(|s| shown.contains(s)), "{shown}");
 }

@@ -19,8 +19,9 @@ pub(super) trait WithOptions {
 
 impl<W: Write> WithOptions for Pipeline<W> {
     fn with_options_of(self, args: &Args) -> Self {
-        let this =
-            self.with_redactor((!args.show_secrets).then(|| Redactor::new(&args.redact_headers)));
+        let this = self.with_redactor(
+            (!args.show_secrets).then(|| Redactor::new(&args.redact_headers, &args.redact_names)),
+        );
         // The live view keeps its own.
         if !args.stats.enabled || args.stats.top {
             return this;
