@@ -633,14 +633,7 @@ static __always_inline void emit_holes(void *ctx, __u64 pid_tgid, struct ht_data
 		emit_hole(ctx, pid_tgid, e, si, fd, HT_DIR_OUT, u->out);
 }
 
-/*
- * Bytes TCP connection `si` moved unseen before this event (measure_unseen), as holes: in the
- * call's own direction `dir` only (both where it has none: a close, the end). The other way's
- * sequence number may already count the bytes of a call another thread has made but whose
- * event is still to come (a relay's reader and writer: the response came back before the
- * request's send reached its exit), which would be counted twice, as a hole and as its bytes.
- * Bytes that did go by unseen that way are found by that way's next event, in their place.
- */
+/* Bytes TCP connection `si` moved unseen before this event (measure_unseen), as holes. */
 static __always_inline void emit_unseen(void *ctx, __u64 pid_tgid, struct ht_data_event *e, struct ht_sock_info *si,
 					__u64 sk, __s32 fd, __u8 dir, long ret)
 {
@@ -649,14 +642,8 @@ static __always_inline void emit_unseen(void *ctx, __u64 pid_tgid, struct ht_dat
 	if (!si->tcp)
 		return;
 	measure_unseen(si, sk, dir, ret, &u);
-	if (dir == HT_DIR_OUT)
-		u.in = 0;
-	else
-		si->in_seq = u.in_now;
-	if (dir == HT_DIR_IN)
-		u.out = 0;
-	else
-		si->out_seq = u.out_now;
+	si->in_seq = u.in_now;
+	si->out_seq = u.out_now;
 	emit_holes(ctx, pid_tgid, e, si, fd, &u);
 }
 
