@@ -519,7 +519,11 @@ fn no_secret_reaches_any_output_by_default() {
         "the raw recording keeps what was sent"
     );
     // --redact NAME adds a name: /login's page parameter.
-    let more = replay_to(&file, &["-o", "json", "--redact", "page"], &dir.join("more"));
+    let more = replay_to(
+        &file,
+        &["-o", "json", "--redact", "page"],
+        &dir.join("more"),
+    );
     assert!(
         more.contains("page=<redacted>") && !more.contains("page=1"),
         "{more}"
