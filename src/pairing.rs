@@ -35,10 +35,29 @@ impl Slot {
     }
 }
 
+/// Responses held for their request at most, per connection; past it the oldest is counted as
+/// one whose request was not seen.
+pub const MAX_HELD_RESPONSES: usize = 64;
+
+/// A response that found no request waiting. Its request may still come: events are numbered
+/// as their calls end, so a response received on one thread can take a lower number than the
+/// request another thread sent before it (a relay's reader and writer) when the sender's exit
+/// is the slower (copying a splice's pages). A request whose head moved before the response's
+/// first bytes, arriving later, is its request (Pixie's stitcher pairs by time the same way).
+struct HeldResponse {
+    message: Message,
+    by: ConnMeta,
+}
+
 /// A connection's exchanges whose request head has been seen, oldest first.
 #[derive(Default)]
 pub struct Pairs {
     slots: VecDeque<Slot>,
+    /// Responses no request waited for, oldest first, held for a request still to come.
+    held_responses: VecDeque<HeldResponse>,
+    /// Responses held and then given up (no request came for them) since the caller last took
+    /// the count: their requests were not seen.
+    pub unpaired: u64,
     /// Responses still to come for requests given up: each is skipped, not paired.
     skip_responses: u64,
     /// Requests given up since the caller last took the count.
@@ -50,15 +69,47 @@ pub struct Pairs {
 }
 
 impl Pairs {
-    /// A request head was read: its exchange takes the next place, before its body is in, so
-    /// that a response that comes first still finds it.
-    /// `by`: the call that read or wrote it.
-    pub fn request_started(&mut self, by: ConnMeta) {
+    /// A request head was read, its first bytes moved at `ts_ns`: its exchange takes the next
+    /// place, before its body is in, so that a response that comes first still finds it.
+    /// `by`: the call that read or wrote it. True when a response held is its answer (its
+    /// framing was read without the request's method).
+    pub fn request_started(&mut self, by: ConnMeta, ts_ns: u64) -> bool {
+        // Responses held that came before this request moved answered requests not seen.
+        while self
+            .held_responses
+            .front()
+            .is_some_and(|h| h.message.ts_ns <= ts_ns)
+        {
+            self.give_up_held();
+        }
         self.make_room();
+        let held = self.held_responses.pop_front();
+        if let Some(h) = &held {
+            self.held -= h.message.held_bytes();
+        }
+        let answered = held.is_some();
         self.slots.push_back(Slot {
             request_by: Some(by),
+            response_by: held.as_ref().map(|h| h.by),
+            response: held.map(|h| h.message),
             ..Slot::default()
         });
+        answered
+    }
+
+    /// The oldest response held is given up: its request was not seen.
+    fn give_up_held(&mut self) {
+        if let Some(h) = self.held_responses.pop_front() {
+            self.held -= h.message.held_bytes();
+            self.unpaired += 1;
+        }
+    }
+
+    /// Give up every response held (the connection ended, or its stream lost its place).
+    pub fn give_up_held_responses(&mut self) {
+        while !self.held_responses.is_empty() {
+            self.give_up_held();
+        }
     }
 
     /// A request that is given up (its head was too large or malformed) takes the next place:
@@ -130,8 +181,9 @@ impl Pairs {
         n
     }
 
-    /// A whole response; false when no request waits for one (it was not seen).
-    pub fn response(&mut self, m: Message, by: ConnMeta) -> bool {
+    /// A whole response; false when no request waits for one (it was not seen). With `hold`,
+    /// such a response is held for a request still to come (HeldResponse) and true returned.
+    pub fn response(&mut self, m: Message, by: ConnMeta, hold: bool) -> bool {
         if self.skip_responses > 0 {
             // The answer to the oldest request given up: responses come in request order.
             self.skip_responses -= 1;
@@ -151,6 +203,15 @@ impl Pairs {
             Some(slot) => {
                 slot.response = Some(m);
                 slot.response_by = Some(by);
+                true
+            }
+            None if hold => {
+                if self.held_responses.len() >= MAX_HELD_RESPONSES {
+                    self.give_up_held();
+                }
+                self.held += m.held_bytes();
+                self.held_responses
+                    .push_back(HeldResponse { message: m, by });
                 true
             }
             None => false,
@@ -182,6 +243,7 @@ impl Pairs {
 
     /// The connection or tracing ended: hand every exchange to `out`, complete or not.
     pub fn take_all(&mut self, conn: &ConnInfo, out: &mut Vec<Record>) {
+        self.give_up_held_responses();
         while !self.slots.is_empty() {
             self.emit_front(conn, out);
         }

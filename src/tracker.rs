@@ -139,6 +139,8 @@ impl Conn {
             self.absorb(dir, parsed, stats, out);
         }
         stats.requests_shed += self.pairs.shed();
+        self.pairs.give_up_held_responses();
+        self.take_pair_counts(stats);
     }
 
     /// Take what the parser of direction `dir` produced: pair messages, pass news to the other
@@ -153,7 +155,7 @@ impl Conn {
         let other = dir.other();
         for p in parsed {
             match p {
-                Parsed::RequestHead { method } | Parsed::RequestGivenUp { method } => {
+                Parsed::RequestHead { method, .. } | Parsed::RequestGivenUp { method } => {
                     stats.requests_seen += 1;
                     if self.info.role == Role::Unknown {
                         self.info.role = match dir {
@@ -161,27 +163,36 @@ impl Conn {
                             Direction::Out => Role::Client,
                         };
                     }
-                    self.streams[other.index()].parser.expect_response(method);
-                    if matches!(p, Parsed::RequestGivenUp { .. }) {
-                        stats.request_heads_given_up += 1;
-                        self.pairs.request_given_up();
-                    } else {
-                        self.pairs.request_started(self.info.meta);
+                    let answered = match p {
+                        Parsed::RequestHead { ts_ns, .. } => {
+                            self.pairs.request_started(self.info.meta, ts_ns)
+                        }
+                        _ => {
+                            stats.request_heads_given_up += 1;
+                            self.pairs.request_given_up();
+                            false
+                        }
+                    };
+                    if !answered {
+                        self.streams[other.index()].parser.expect_response(method);
                     }
                 }
                 Parsed::Message(m) if m.is_request() => self.pairs.request(m, self.info.meta),
                 Parsed::Message(m) => {
                     stats.responses_seen += 1;
-                    if !self.pairs.response(m, self.info.meta) {
-                        // One count each, under what happened to its request.
-                        let requests = &self.streams[other.index()].parser;
-                        if requests.is_not_http() {
+                    // One count each, under what happened to its request. One not seen yet
+                    // may still come (Pairs::response holds it): counted when it is given up.
+                    let requests = &self.streams[other.index()].parser;
+                    if requests.is_not_http() {
+                        if !self.pairs.response(m, self.info.meta, false) {
                             stats.responses_to_non_http += 1;
-                        } else if requests.holds_unfinished_bytes() {
-                            stats.early_responses += 1;
-                        } else {
-                            stats.unpaired_responses += 1;
                         }
+                    } else if requests.holds_unfinished_bytes() {
+                        if !self.pairs.response(m, self.info.meta, false) {
+                            stats.early_responses += 1;
+                        }
+                    } else {
+                        self.pairs.response(m, self.info.meta, true);
                     }
                 }
                 Parsed::Switched => {
@@ -209,9 +220,14 @@ impl Conn {
                 }
             }
         }
+        self.take_pair_counts(stats);
+        self.pairs.take_complete(&self.info, out);
+    }
+
+    fn take_pair_counts(&mut self, stats: &mut TrackerStats) {
         stats.requests_given_up += std::mem::take(&mut self.pairs.given_up);
         stats.responses_skipped += std::mem::take(&mut self.pairs.skipped_responses);
-        self.pairs.take_complete(&self.info, out);
+        stats.unpaired_responses += std::mem::take(&mut self.pairs.unpaired);
     }
 
     /// Apply the in-order event `chunk`; returns true when the connection closed.
@@ -303,6 +319,7 @@ impl Conn {
             self.absorb(dir, parsed, stats, out);
         }
         self.pairs.take_all(&self.info, out);
+        self.take_pair_counts(stats);
         // A connection joined mid-stream that never carried a message was not HTTP (Node's IPC
         // channel, a database's Unix socket): what the hunt for a message skipped says so.
         let not_http = !self.streams.iter().any(|s| s.parser.seen_message());
@@ -1049,6 +1066,48 @@ mod tests {
         ]);
         assert_eq!(targets(&out), ["GET /next -> 200"]);
         assert_eq!(t.stats.unpaired_responses, 1);
+    }
+
+    #[test]
+    fn a_response_numbered_before_its_request_is_paired_by_time() {
+        // A relay's reader thread ended its receive of the answer before the writer thread's
+        // send of the request reached its exit, so the answer took the lower number; the
+        // request's bytes moved first (earlier timestamp).
+        let mut request = sent(1, 2, b"GET /first HTTP/1.1\r\n\r\n");
+        request.ts_ns = 50;
+        let (out, t) = run(&[
+            open(1, Opened::Connected),
+            data(1, 1, OK),
+            request,
+            sent(1, 3, b"HEAD /second HTTP/1.1\r\n\r\n"),
+            data(1, 4, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
+            sent(1, 5, b"GET /third HTTP/1.1\r\n\r\n"),
+            data(1, 6, OK),
+        ]);
+        assert_eq!(
+            targets(&out),
+            [
+                "GET /first -> 200",
+                "HEAD /second -> 200",
+                "GET /third -> 200"
+            ]
+        );
+        assert_eq!(t.stats.unpaired_responses, 0);
+        assert_eq!(t.stats.responses_seen, 3);
+    }
+
+    #[test]
+    fn a_response_held_for_its_request_is_counted_when_none_comes() {
+        let (out, t) = run(&[
+            open(1, Opened::Connected),
+            data(1, 1, OK),
+            sent(1, 2, b"GET /later HTTP/1.1\r\n\r\n"),
+            data(1, 3, OK),
+            data(1, 4, OK),
+            close(1, 5),
+        ]);
+        assert_eq!(targets(&out), ["GET /later -> 200"]);
+        assert_eq!(t.stats.unpaired_responses, 2);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum Parsed {
     /// other direction is told at once, before the request's body is in.
     RequestHead {
         method: RequestKind,
+        /// When its first bytes moved (the event's time).
+        ts_ns: u64,
     },
     Message(Message),
     /// A request head that cannot be kept began: larger than MAX_HEAD_BYTES, or malformed (a
@@ -395,6 +397,7 @@ impl Parser {
             StartLine::Request { method, .. } => {
                 out.push(Parsed::RequestHead {
                     method: RequestKind::of(method),
+                    ts_ns: self.buf_ts,
                 });
                 request_framing(&msg)
             }
@@ -997,7 +1000,7 @@ mod tests {
         assert_eq!(
             out.iter()
                 .filter_map(|p| match p {
-                    Parsed::RequestHead { method } => Some(*method),
+                    Parsed::RequestHead { method, .. } => Some(*method),
                     _ => None,
                 })
                 .collect::<Vec<_>>(),
