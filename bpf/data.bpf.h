@@ -87,10 +87,13 @@ static __always_inline void output(void *ctx, void *data, __u64 size, __u64 rb_f
 	/*
 	 * Bounded here, whatever path computed it: 5.10's verifier lost a data event's bound on
 	 * one path of the tracepoint method's readv program ("R3 unbounded memory access").
+	 * No path makes a larger event; were one to, it is lost like any that cannot be output.
 	 */
 	barrier_var(size);
-	if (size > sizeof(struct ht_data_event))
+	if (size > sizeof(struct ht_data_event)) {
+		count_drop(HT_DROP_OUTPUT_FAILED);
 		return;
+	}
 	if (use_ringbuf)
 		err = bpf_ringbuf_output(&ring, data, size, rb_flags);
 	else
