@@ -219,6 +219,42 @@ pub struct Data<B> {
     pub bytes: B,
 }
 
+/// One direction's place in its current call: a call's bytes can come in several events, and
+/// the bytes its events skip, or leave after the last one, moved but were not copied.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CallPos(u64);
+
+/// The bytes of a call an event shows were moved but not copied: before its own bytes, and
+/// after them when it is the call's last event.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Holes {
+    pub before: u64,
+    pub after: u64,
+}
+
+impl CallPos {
+    /// Place the next event of `d`'s call, which carries `len` of its bytes.
+    pub fn place<B>(&mut self, d: &Data<B>, len: usize) -> Holes {
+        let offset = u64::from(d.offset);
+        if offset == 0 {
+            self.0 = 0;
+        }
+        let before = offset.saturating_sub(self.0);
+        self.0 = offset + len as u64;
+        let mut after = 0;
+        if d.last {
+            after = u64::try_from(d.ret).unwrap_or(0).saturating_sub(self.0);
+            self.0 = 0;
+        }
+        Holes { before, after }
+    }
+
+    /// Events were lost: the next one starts a call.
+    pub fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkKind<B> {
     Open {
@@ -542,6 +578,30 @@ fn as_bytes<T: plain::Plain>(v: &T) -> &[u8] {
 #[cfg(test)]
 pub mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_s_holes_are_the_bytes_its_events_skip_or_leave() {
+        let event = |offset, ret, last| Data {
+            direction: Direction::Out,
+            offset,
+            ret,
+            last,
+            no_data: false,
+            unseen: false,
+            spliced: false,
+            bytes: (),
+        };
+        let mut pos = CallPos::default();
+        // 10 bytes copied, 5 skipped, 10 copied, and the call moved 40: 15 after.
+        assert_eq!(pos.place(&event(0, 40, false), 10), Holes::default());
+        let skipped = pos.place(&event(15, 40, false), 10);
+        assert_eq!((skipped.before, skipped.after), (5, 0));
+        let end = pos.place(&event(25, 40, true), 0);
+        assert_eq!((end.before, end.after), (0, 15));
+        // The next call starts again at 0, whatever the last one left.
+        let next = pos.place(&event(0, 3, true), 3);
+        assert_eq!(next, Holes::default());
+    }
 
     /// A sample as the BPF side lays it out: header, then data, then perf's padding to 8 bytes.
     pub fn sample(h: &ht_event, data: &[u8]) -> Vec<u8> {

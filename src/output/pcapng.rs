@@ -31,7 +31,7 @@ use pcap_file::DataLink;
 use rustc_hash::FxHashMap;
 
 use crate::container::Identity;
-use crate::decode::{Chunk, ChunkKind, ConnMeta, Direction, Endpoints, Opened};
+use crate::decode::{CallPos, Chunk, ChunkKind, ConnMeta, Direction, Endpoints, Opened};
 use crate::tracker::Tapped;
 
 use super::Clock;
@@ -55,7 +55,7 @@ struct Stream {
     /// Events were lost before the next packet.
     gap: bool,
     /// Each way, the bytes of the current call accounted for (its events' offsets).
-    call_pos: [u64; 2],
+    call: [CallPos; 2],
 }
 
 impl Stream {
@@ -66,7 +66,7 @@ impl Stream {
             // Any initial numbers do; these are easy to tell apart in a dissector's view.
             next: [1_000_000, 2_000_000],
             gap: false,
-            call_pos: [0, 0],
+            call: [CallPos::default(); 2],
         }
     }
 }
@@ -164,26 +164,16 @@ impl Writer {
                 } else {
                     "past --capture-bytes, or unreadable"
                 };
-                let offset = u64::from(d.offset);
-                if offset == 0 {
-                    s.call_pos[way] = 0;
-                }
-                if offset > s.call_pos[way] {
-                    let hole = offset - s.call_pos[way];
-                    self.pad(&mut s, way, hole, ts, &comment, why)?;
+                let holes = s.call[way].place(d, bytes.len());
+                if holes.before > 0 {
+                    self.pad(&mut s, way, holes.before, ts, &comment, why)?;
                 }
                 for piece in bytes.chunks(MAX_SEGMENT) {
                     self.segment(&mut s, way, PSH | ACK, piece, ts, &comment)?;
                     s.next[way] = s.next[way].wrapping_add(piece.len() as u32);
                 }
-                s.call_pos[way] = offset + bytes.len() as u64;
-                if d.last {
-                    let total = u64::try_from(d.ret).unwrap_or(0);
-                    if total > s.call_pos[way] {
-                        let hole = total - s.call_pos[way];
-                        self.pad(&mut s, way, hole, ts, &comment, why)?;
-                    }
-                    s.call_pos[way] = 0;
+                if holes.after > 0 {
+                    self.pad(&mut s, way, holes.after, ts, &comment, why)?;
                 }
                 self.streams.insert(c.conn_id, s);
             }
