@@ -13,9 +13,9 @@ use crate::filter::Filter;
 use crate::output::Format;
 use crate::output::Printer;
 use crate::record::Record;
-use crate::redact::Redactor;
+use crate::redact::{Redactor, StreamRedactor};
 use crate::stats::Stats;
-use crate::tracker::{Tracker, UnixSocket};
+use crate::tracker::{Tapped, Tracker, UnixSocket};
 
 mod accounting;
 pub use accounting::Accounting;
@@ -126,6 +126,8 @@ pub struct Pipeline<W: Write> {
     filter: Filter,
     /// None with --show-secrets (with_redactor).
     redactor: Option<Redactor>,
+    /// The tapped events held until their messages are whole, for redaction (pcapng).
+    stream_redactor: StreamRedactor,
     /// --stats: what is shown, counted per route; printed every `stats_every_ns` of event time
     /// too, when set.
     stats: Option<Stats>,
@@ -155,6 +157,7 @@ impl<W: Write> Pipeline<W> {
             filter: Filter::default(),
             // Secrets are kept out of every output unless the caller says otherwise.
             redactor: Some(Redactor::default()),
+            stream_redactor: StreamRedactor::default(),
             stats: None,
             stats_every_ns: None,
             next_stats_ns: None,
@@ -224,16 +227,30 @@ impl<W: Write> Pipeline<W> {
         event
     }
 
-    /// The connections' events the tracker applied, to an output made of them (pcapng).
+    /// The connections' events the tracker applied, to an output made of them (pcapng),
+    /// redacted on their streams (held until their messages are whole).
     fn write_tapped(&mut self) {
-        for mut t in self.tracker.take_tapped() {
+        let tapped = self.tracker.take_tapped();
+        if tapped.is_empty() {
+            return;
+        }
+        let released = match &self.redactor {
+            Some(r) => {
+                let mut out = Vec::with_capacity(tapped.len());
+                for t in tapped {
+                    self.stream_redactor.push(r, t, &mut out);
+                }
+                out
+            }
+            None => tapped.into_iter().map(|t| (t, false)).collect(),
+        };
+        self.write_released(released);
+    }
+
+    fn write_released(&mut self, released: Vec<(Tapped, bool)>) {
+        for (t, _) in released {
             if self.output_closed {
                 break;
-            }
-            if let (Some(r), crate::tracker::Tapped::Event(c)) = (&self.redactor, &mut t) {
-                if let crate::decode::ChunkKind::Data(d) = &mut c.kind {
-                    r.stream_piece(&mut d.bytes);
-                }
             }
             if let Err(e) = self.printer.tapped(&t) {
                 self.output_failed(e);
@@ -349,6 +366,11 @@ impl<W: Write> Pipeline<W> {
     pub fn finish(&mut self) {
         self.tracker.finish(&mut self.records);
         self.write_tapped();
+        if let Some(r) = &self.redactor {
+            let mut out = Vec::new();
+            self.stream_redactor.release_all(r, &mut out);
+            self.write_released(out);
+        }
         self.print_records();
         if !self.output_closed {
             if let Err(e) = self.printer.finish() {

@@ -1,9 +1,10 @@
 //! One direction of a connection: the bytes of its syscalls, in order, into the HTTP parser of
 //! that direction. Bytes a syscall moved but the kernel side did not copy (past
 //! --capture-bytes, unreadable, or never in user memory as with sendfile) reach the parser as a
-//! hole of known size, so bodies keep their true size and the parser stays in step.
+//! hole of known size, so bodies keep their true size and the parser stays in step. Tapped:
+//! the events as applied, for outputs made of the byte streams.
 
-use crate::decode::{CallPos, Data};
+use crate::decode::{CallPos, Chunk, ChunkKind, Data};
 use crate::http::{Parsed, Parser};
 
 pub struct Stream {
@@ -48,5 +49,49 @@ impl Stream {
     pub fn gap(&mut self, out: &mut Vec<Parsed>) {
         self.call.reset();
         self.parser.gap(out);
+    }
+}
+
+/// A connection's event as the tracker applied it, in order, for outputs of the byte streams
+/// themselves (pcapng); or the events of unknown size that were given up on before the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tapped {
+    /// `settled`: after a data event, its direction was between messages (every byte of it so
+    /// far belongs to a whole message): what redaction decides on (redact::StreamRedactor).
+    Event {
+        chunk: Chunk<Vec<u8>>,
+        settled: bool,
+    },
+    Gap {
+        conn_id: u64,
+    },
+    /// The connection was let go without a close event (its process exited, its socket was
+    /// found gone, tracing ended).
+    Ended {
+        conn_id: u64,
+    },
+}
+
+impl Tapped {
+    /// The bytes it carries.
+    pub fn bytes_len(&self) -> usize {
+        match self {
+            Tapped::Event { chunk, .. } => match &chunk.kind {
+                ChunkKind::Data(d) => d.bytes.len(),
+                _ => 0,
+            },
+            Tapped::Gap { .. } | Tapped::Ended { .. } => 0,
+        }
+    }
+
+    /// The direction of a data event (Direction::index).
+    pub fn direction(&self) -> Option<usize> {
+        match self {
+            Tapped::Event { chunk, .. } => match &chunk.kind {
+                ChunkKind::Data(d) => Some(d.direction.index()),
+                _ => None,
+            },
+            Tapped::Gap { .. } | Tapped::Ended { .. } => None,
+        }
     }
 }

@@ -11,6 +11,7 @@ use crate::pairing::Pairs;
 use crate::record::{ConnInfo, Record};
 use crate::reorder::{Arrival, Reorder};
 use crate::stream::Stream;
+pub use crate::stream::Tapped;
 
 mod names;
 use names::Names;
@@ -66,14 +67,6 @@ pub struct TrackerStats {
     pub request_heads_given_up: u64,
     /// Whole responses the parsers found: the whole that the response counters share out.
     pub responses_seen: u64,
-}
-
-/// A connection's event as the tracker applied it, in order, for outputs of the byte streams
-/// themselves (pcapng); or the events of unknown size that were given up on before the next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tapped {
-    Event(Chunk<Vec<u8>>),
-    Gap { conn_id: u64 },
 }
 
 /// An open Unix connection's socket (its inode, as /proc/PID/net/unix lists it, and its struct
@@ -569,9 +562,14 @@ impl Tracker {
             chunk
         };
         if let Some(t) = self.tapped.as_mut() {
-            t.push(Tapped::Event(chunk.map_bytes(|b| b.to_vec())));
+            t.push(Tapped::Event {
+                chunk: chunk.map_bytes(|b| b.to_vec()),
+                settled: false,
+            });
         }
-        if conn.apply(chunk, &mut self.stats, &mut self.preopened, out) {
+        let closed = conn.apply(chunk, &mut self.stats, &mut self.preopened, out);
+        settle_last(&mut self.tapped, conn);
+        if closed {
             self.remove(chunk.conn_id, true, out);
         } else {
             if conn.info.meta.tgid != conn.indexed_tgid {
@@ -700,10 +698,15 @@ impl Tracker {
                 self.names.learn(&chunk);
             }
             if let Some(t) = self.tapped.as_mut() {
-                t.push(Tapped::Event(chunk.clone()));
+                t.push(Tapped::Event {
+                    chunk: chunk.clone(),
+                    settled: false,
+                });
             }
             let chunk = chunk.map_bytes(|b| b.as_slice());
-            if conn.apply(&chunk, &mut self.stats, &mut self.preopened, out) {
+            let closed = conn.apply(&chunk, &mut self.stats, &mut self.preopened, out);
+            settle_last(&mut self.tapped, conn);
+            if closed {
                 self.remove(id, true, out);
                 return;
             }
@@ -721,6 +724,9 @@ impl Tracker {
             self.early -= conn.early;
             unindex(&mut self.by_process, conn.indexed_tgid, id);
             conn.finish(closed, &mut self.stats, out);
+            if let (false, Some(t)) = (closed, self.tapped.as_mut()) {
+                t.push(Tapped::Ended { conn_id: id });
+            }
             if self.ended.len() == ENDED_REMEMBERED {
                 if let Some(old) = self.ended.pop_front() {
                     self.ended_set.remove(&old);
@@ -744,6 +750,15 @@ impl Tracker {
 }
 
 /// Take connection `id` out of process `tgid`'s set.
+/// The data event just tapped and applied: whether its direction is between messages now.
+fn settle_last(tapped: &mut Option<Vec<Tapped>>, conn: &Conn) {
+    if let Some(Tapped::Event { chunk, settled }) = tapped.as_mut().and_then(|t| t.last_mut()) {
+        if let ChunkKind::Data(d) = &chunk.kind {
+            *settled = conn.streams[d.direction.index()].parser.between_messages();
+        }
+    }
+}
+
 fn unindex(by_process: &mut FxHashMap<u32, FxHashSet<u64>>, tgid: u32, id: u64) {
     if let Some(ids) = by_process.get_mut(&tgid) {
         ids.remove(&id);

@@ -196,6 +196,16 @@ impl Parser {
         matches!(self.state, State::Head | State::Resync) && !self.buf.is_empty()
     }
 
+    /// Whether every byte fed so far belongs to a whole message (or to no message at all: not
+    /// HTTP, or past a protocol switch): nothing of one is still to come.
+    pub fn between_messages(&self) -> bool {
+        match self.state {
+            State::Head => self.buf.is_empty(),
+            State::Passthrough | State::NotHttp => true,
+            State::Body(_) | State::Chunked(_) | State::UntilClose | State::Resync => false,
+        }
+    }
+
     /// Whether this direction's bytes were not HTTP/1.x from its start (a uwsgi or FastCGI
     /// request, whose answer may be HTTP all the same).
     pub fn is_not_http(&self) -> bool {

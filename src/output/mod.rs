@@ -214,8 +214,8 @@ impl<W: Write> Printer<W> {
     pub fn tapped(&mut self, t: &Tapped) -> io::Result<()> {
         if let Some(w) = self.pcap.as_mut() {
             let who = match t {
-                Tapped::Event(c) => self.identities.get(&c.meta.tgid),
-                Tapped::Gap { .. } => None,
+                Tapped::Event { chunk, .. } => self.identities.get(&chunk.meta.tgid),
+                Tapped::Gap { .. } | Tapped::Ended { .. } => None,
             };
             w.tapped(t, &self.clock, who)?;
             self.buf.extend_from_slice(&w.take());

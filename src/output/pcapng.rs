@@ -112,10 +112,15 @@ impl Writer {
             Tapped::Gap { conn_id } => {
                 if let Some(s) = self.streams.get_mut(conn_id) {
                     s.gap = true;
+                    s.call = [CallPos::default(); 2];
                 }
                 Ok(())
             }
-            Tapped::Event(chunk) => self.event(chunk, clock, who),
+            Tapped::Ended { conn_id } => {
+                self.streams.remove(conn_id);
+                Ok(())
+            }
+            Tapped::Event { chunk, .. } => self.event(chunk, clock, who),
         }
     }
 

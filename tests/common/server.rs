@@ -65,6 +65,14 @@ impl Server {
         Server::nginx_with(workers, "return 200 \"ok\\n\";")
     }
 
+    /// nginx answering everything with the JSON object `json` (no `'` in it), one process.
+    pub fn nginx_answering_json(json: &str) -> Server {
+        Server::nginx_with(
+            0,
+            &format!("default_type application/json; return 200 '{json}';"),
+        )
+    }
+
     /// nginx as a reverse proxy to the HTTP server on the Unix socket `path`.
     pub fn nginx_proxy_to_unix(path: &Path) -> Server {
         Server::nginx_with(0, &format!("proxy_pass http://unix:{}:;", path.display()))
