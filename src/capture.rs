@@ -117,37 +117,21 @@ impl<W: Write> Writer<W> {
     }
 
     pub fn input(&mut self, input: &Input<'_>) -> io::Result<()> {
-        match *input {
-            Input::Sample(data) => {
-                self.samples += 1;
-                self.sample_bytes += data.len() as u64;
-                self.record(SAMPLE, &[data])
-            }
-            Input::Lost(n) => self.record(LOST, &[&n.to_le_bytes()]),
-            Input::Preopened { pid, fd, role } => self.record(
-                PREOPENED,
-                &[&pid.to_le_bytes(), &fd.to_le_bytes(), &[role_byte(role)]],
-            ),
-            Input::Tick { now_ns } => self.record(TICK, &[&now_ns.to_le_bytes()]),
-            Input::ProcessGone(pid) => self.record(PROCESS_GONE, &[&pid.to_le_bytes()]),
-            Input::SocketGone(id) => self.record(SOCKET_GONE, &[&id.to_le_bytes()]),
-            Input::Print => self.record(PRINT, &[]),
-            Input::Process {
-                pid,
-                ns_pid,
-                container_id,
-                pod_uid,
-            } => self.record(
-                PROCESS,
-                &[
-                    &pid.to_le_bytes(),
-                    &ns_pid.to_le_bytes(),
-                    container_id.as_bytes(),
-                    b"\0",
-                    pod_uid.as_bytes(),
-                ],
-            ),
+        if let Input::Sample(data) = *input {
+            self.samples += 1;
+            self.sample_bytes += data.len() as u64;
         }
+        write_input(&mut self.out, input)
+    }
+
+    /// A record `write_input` wrote to memory earlier (held back, to be redacted); `sample`:
+    /// the bytes of the sample it holds, if it holds one.
+    pub fn encoded(&mut self, record: &[u8], sample: Option<usize>) -> io::Result<()> {
+        if let Some(n) = sample {
+            self.samples += 1;
+            self.sample_bytes += n as u64;
+        }
+        self.out.write_all(record)
     }
 
     /// The last record; flushed.
@@ -162,18 +146,59 @@ impl<W: Write> Writer<W> {
     }
 
     fn record(&mut self, kind: u8, parts: &[&[u8]]) -> io::Result<()> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let len = u32::try_from(len)
-            .ok()
-            .filter(|&n| n <= MAX_RECORD_BYTES)
-            .ok_or(io::ErrorKind::InvalidInput)?;
-        self.out.write_all(&[kind])?;
-        self.out.write_all(&len.to_le_bytes())?;
-        for p in parts {
-            self.out.write_all(p)?;
-        }
-        Ok(())
+        record(&mut self.out, kind, parts)
     }
+}
+
+/// Where a sample's bytes start in its record as `write_input` writes it: after the kind and
+/// the length.
+pub const SAMPLE_AT: usize = 5;
+
+/// Write `input` to `out` as a record.
+pub fn write_input(out: &mut impl Write, input: &Input<'_>) -> io::Result<()> {
+    match *input {
+        Input::Sample(data) => record(out, SAMPLE, &[data]),
+        Input::Lost(n) => record(out, LOST, &[&n.to_le_bytes()]),
+        Input::Preopened { pid, fd, role } => record(
+            out,
+            PREOPENED,
+            &[&pid.to_le_bytes(), &fd.to_le_bytes(), &[role_byte(role)]],
+        ),
+        Input::Tick { now_ns } => record(out, TICK, &[&now_ns.to_le_bytes()]),
+        Input::ProcessGone(pid) => record(out, PROCESS_GONE, &[&pid.to_le_bytes()]),
+        Input::SocketGone(id) => record(out, SOCKET_GONE, &[&id.to_le_bytes()]),
+        Input::Print => record(out, PRINT, &[]),
+        Input::Process {
+            pid,
+            ns_pid,
+            container_id,
+            pod_uid,
+        } => record(
+            out,
+            PROCESS,
+            &[
+                &pid.to_le_bytes(),
+                &ns_pid.to_le_bytes(),
+                container_id.as_bytes(),
+                b"\0",
+                pod_uid.as_bytes(),
+            ],
+        ),
+    }
+}
+
+fn record(out: &mut impl Write, kind: u8, parts: &[&[u8]]) -> io::Result<()> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let len = u32::try_from(len)
+        .ok()
+        .filter(|&n| n <= MAX_RECORD_BYTES)
+        .ok_or(io::ErrorKind::InvalidInput)?;
+    out.write_all(&[kind])?;
+    out.write_all(&len.to_le_bytes())?;
+    for p in parts {
+        out.write_all(p)?;
+    }
+    Ok(())
 }
 
 fn role_byte(role: Role) -> u8 {

@@ -66,9 +66,9 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
 
-    /// Record the raw events to FILE (- for stdout), unparsed, for -r later; with -w only the
-    /// banner and a summary are printed, unless -o asks for output too. The file is created
-    /// mode 0600: it holds whole headers and bodies, secrets included
+    /// Record the events to FILE (- for stdout), for -r later; with -w only the banner and a
+    /// summary are printed, unless -o asks for output too. The file is created mode 0600: it
+    /// holds whole headers and bodies, secrets redacted unless --show-secrets
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<PathBuf>,
 
@@ -159,7 +159,8 @@ pub struct Args {
     pub stats: StatsArgs,
 
     /// Show secrets as they were sent: credential headers, cookies, secret query parameters
-    /// and body fields are redacted by default in every output
+    /// and body fields are redacted by default in every output (and in the -w recording, which
+    /// with this keeps the raw bytes)
     #[arg(long, help_heading = "Secrets")]
     pub show_secrets: bool,
 

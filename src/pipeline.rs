@@ -7,8 +7,10 @@
 
 use std::io::{self, Write};
 
+use rustc_hash::FxHashMap;
+
 use crate::container::Identity;
-use crate::decode::{self, Event, Role};
+use crate::decode::{self, ChunkKind, Event, Role};
 use crate::filter::Filter;
 use crate::output::Format;
 use crate::output::Printer;
@@ -40,6 +42,17 @@ pub struct Counts {
     pub bad_samples: u64,
     /// Exchanges the filters did not show.
     pub filtered: u64,
+}
+
+/// What a recorded sample holds, once applied (Pipeline::recording_bytes).
+#[derive(Debug, PartialEq, Eq)]
+pub enum RecordingBytes {
+    /// Its data bytes, redacted.
+    Redacted(Vec<u8>),
+    /// Not decided yet: its message is not whole (or an event before it is missing).
+    Held,
+    /// Nothing to redact in it, or it is no data event of a connection followed.
+    AsTheyCame,
 }
 
 /// What drives a pipeline, in order: what a live session takes in from the kernel and /proc,
@@ -126,8 +139,12 @@ pub struct Pipeline<W: Write> {
     filter: Filter,
     /// None with --show-secrets (with_redactor).
     redactor: Option<Redactor>,
-    /// The tapped events held until their messages are whole, for redaction (pcapng).
+    /// The tapped events held until their messages are whole, for redaction (pcapng, and the
+    /// recording).
     stream_redactor: StreamRedactor,
+    /// The `-w` recording is redacted: the bytes redaction changed, by connection and event
+    /// (taken by `recording_bytes`).
+    recording_redacted: Option<FxHashMap<(u64, u64), Vec<u8>>>,
     /// --stats: what is shown, counted per route; printed every `stats_every_ns` of event time
     /// too, when set.
     stats: Option<Stats>,
@@ -158,6 +175,7 @@ impl<W: Write> Pipeline<W> {
             // Secrets are kept out of every output unless the caller says otherwise.
             redactor: Some(Redactor::default()),
             stream_redactor: StreamRedactor::default(),
+            recording_redacted: None,
             stats: None,
             stats_every_ns: None,
             next_stats_ns: None,
@@ -177,6 +195,43 @@ impl<W: Write> Pipeline<W> {
     pub fn with_redactor(mut self, redactor: Option<Redactor>) -> Self {
         self.redactor = redactor;
         self
+    }
+
+    /// The `-w` recording is redacted as the outputs are (unless --show-secrets): its samples
+    /// wait for `recording_bytes` to say what they hold.
+    pub fn with_recording_redacted(mut self) -> Self {
+        if self.redactor.is_some() {
+            self.tracker.tap();
+            self.recording_redacted = Some(FxHashMap::default());
+        }
+        self
+    }
+
+    /// What the recording's sample of event `seq` of connection `conn_id` holds (after the
+    /// sample was applied).
+    pub fn recording_bytes(&mut self, conn_id: u64, seq: u64) -> RecordingBytes {
+        if let Some(b) = self
+            .recording_redacted
+            .as_mut()
+            .and_then(|m| m.remove(&(conn_id, seq)))
+        {
+            RecordingBytes::Redacted(b)
+        } else if self.stream_redactor.holds(conn_id, seq) || self.tracker.holds_early(conn_id, seq)
+        {
+            RecordingBytes::Held
+        } else {
+            RecordingBytes::AsTheyCame
+        }
+    }
+
+    /// The recording cannot wait longer for connection `conn_id`: what it holds is redacted as
+    /// it stands and let go.
+    pub fn let_go(&mut self, conn_id: u64) {
+        if let Some(r) = &self.redactor {
+            let mut out = Vec::new();
+            self.stream_redactor.release_conn(r, conn_id, &mut out);
+            self.write_released(out);
+        }
     }
 
     /// Count what is shown per route (`--stats`), and print it every `every_ns` too.
@@ -248,9 +303,17 @@ impl<W: Write> Pipeline<W> {
     }
 
     fn write_released(&mut self, released: Vec<(Tapped, bool)>) {
-        for (t, _) in released {
-            if self.output_closed {
-                break;
+        let streams = self.printer.wants_streams();
+        for (t, changed) in released {
+            if let (true, Some(m), Tapped::Event { chunk, .. }) =
+                (changed, self.recording_redacted.as_mut(), &t)
+            {
+                if let ChunkKind::Data(d) = &chunk.kind {
+                    m.insert((chunk.conn_id, chunk.seq), d.bytes.clone());
+                }
+            }
+            if !streams || self.output_closed {
+                continue;
             }
             if let Err(e) = self.printer.tapped(&t) {
                 self.output_failed(e);
@@ -430,6 +493,10 @@ impl<W: Write> Pipeline<W> {
     }
 
     /// Whether output is finished: --count reached, or the output closed.
+    pub fn format(&self) -> Format {
+        self.printer.format()
+    }
+
     pub fn done(&self) -> bool {
         self.output_closed || self.remaining == Some(0)
     }

@@ -69,6 +69,11 @@ impl Reorder {
         Arrival::InOrder
     }
 
+    /// Whether event `seq` waits here for one before it.
+    pub fn holds(&self, seq: u64) -> bool {
+        self.pending.contains_key(&seq)
+    }
+
     /// The waiting event that is now expected, if any.
     pub fn next_ready(&mut self) -> Option<Chunk<Vec<u8>>> {
         let entry = self.pending.first_entry()?;

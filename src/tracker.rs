@@ -592,6 +592,11 @@ impl Tracker {
             .insert(id);
     }
 
+    /// Whether event `seq` of connection `conn_id` waits for one before it.
+    pub fn holds_early(&self, conn_id: u64, seq: u64) -> bool {
+        self.conns.get(&conn_id).is_some_and(|c| c.order.holds(seq))
+    }
+
     /// Whether some connection waits for a missing event.
     pub fn has_gaps(&self) -> bool {
         self.conns.values().any(|c| c.order.has_gap())

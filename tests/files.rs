@@ -368,8 +368,9 @@ fn unix_socket_connections_in_har_and_pcapng() {
 }
 
 /// Secrets sent in every place the rules name, to nginx: found in no output of the session
-/// (live JSON; replayed text -v, JSON, HAR, pcapng), found in the raw recording (which keeps
-/// what the kernel sent, as the README says), and shown with --show-secrets.
+/// (live JSON, the -w recording; text -v, JSON, HAR, pcapng replayed from it and from a raw
+/// recording), found in the raw recording (-w with --show-secrets keeps what the kernel sent),
+/// and shown when it is replayed with --show-secrets.
 #[test]
 fn no_secret_reaches_any_output_by_default() {
     if in_vm("no_secret_reaches_any_output_by_default") {
@@ -380,6 +381,7 @@ fn no_secret_reaches_any_output_by_default() {
     let port = nginx.port;
     let dir = TempDir::new("secrets");
     let file = dir.join("t.htr");
+    let raw_file = dir.join("raw.htr");
     let live = dir.join("live.json");
     let tracer = Tracer::start(
         &[nginx.pid()],
@@ -391,6 +393,11 @@ fn no_secret_reaches_any_output_by_default() {
             "--output-file",
             live.to_str().unwrap(),
         ],
+    );
+    // Beside it, a raw recording of the same traffic.
+    let raw_tracer = Tracer::start(
+        &[nginx.pid()],
+        &["-w", raw_file.to_str().unwrap(), "--show-secrets"],
     );
     let secrets = [
         "SECRET-BEARER-1",
@@ -516,15 +523,28 @@ fn no_secret_reaches_any_output_by_default() {
     drop(c);
     let out = tracer.stop();
     assert!(out.status.success(), "{:#?}", out.stderr);
+    let out = raw_tracer.stop();
+    assert!(out.status.success(), "{:#?}", out.stderr);
     let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
-    let mut outputs = vec![("live json".to_string(), read(&live))];
+    let mut outputs = vec![
+        ("live json".to_string(), read(&live)),
+        ("the recording".to_string(), read(&file)),
+    ];
+    // Each output replayed from the raw recording (redacted as it is read) and from the
+    // redacted one.
     for (name, args) in [
         ("text", vec!["-v"]),
         ("json", vec!["-o", "json"]),
         ("har", vec!["-o", "har"]),
         ("pcapng", vec!["-o", "pcapng"]),
     ] {
-        outputs.push((name.to_string(), replay_to(&file, &args, &dir.join(name))));
+        for (from, f) in [("raw", &raw_file), ("redacted", &file)] {
+            let path = dir.join(&format!("{name}-{from}"));
+            outputs.push((
+                format!("{name} of the {from} recording"),
+                replay_to(f, &args, &path),
+            ));
+        }
     }
     for (name, text) in &outputs {
         assert!(
@@ -535,14 +555,16 @@ fn no_secret_reaches_any_output_by_default() {
             assert!(!text.contains(s), "{name} shows {s}");
         }
     }
+    let output = |name: &str| &outputs.iter().find(|(n, _)| n == name).unwrap().1;
     assert!(
-        outputs[1].1.contains("Authorization: Bearer <redacted>"),
+        output("text of the raw recording").contains("Authorization: Bearer <redacted>"),
         "{}",
-        outputs[1].1
+        output("text of the raw recording")
     );
+    // The redacted recording replays to what the live run printed.
+    assert_eq!(output("json of the redacted recording"), &read(&live));
     // A redacted body keeps its true size and is not called cut.
-    let json: Vec<serde_json::Value> = outputs[2]
-        .1
+    let json: Vec<serde_json::Value> = output("json of the raw recording")
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -552,7 +574,7 @@ fn no_secret_reaches_any_output_by_default() {
         .expect("/plain");
     assert_eq!(plain["request_body_cut"], false, "{plain}");
     assert_eq!(plain["request_body_bytes"], 74, "{plain}");
-    let raw = read(&file);
+    let raw = read(&raw_file);
     // (The header split across two reads is in two samples.)
     assert!(
         secrets
@@ -563,7 +585,7 @@ fn no_secret_reaches_any_output_by_default() {
     );
     // --redact NAME adds a name: /login's page parameter.
     let more = replay_to(
-        &file,
+        &raw_file,
         &["-o", "json", "--redact", "page"],
         &dir.join("more"),
     );
@@ -571,6 +593,10 @@ fn no_secret_reaches_any_output_by_default() {
         more.contains("page=<redacted>") && !more.contains("page=1"),
         "{more}"
     );
-    let shown = replay_to(&file, &["-o", "json", "--show-secrets"], &dir.join("shown"));
+    let shown = replay_to(
+        &raw_file,
+        &["-o", "json", "--show-secrets"],
+        &dir.join("shown"),
+    );
     assert!(secrets.iter().all(|s| shown.contains(s)), "{shown}");
 }

@@ -277,7 +277,7 @@ fn raw_outputs_to_a_terminal_are_refused() {
     for (args, said) in [
         (
             "-w -",
-            "-w - writes the raw recording (binary, secrets in clear): send stdout to a file or a pipe",
+            "-w - writes the recording (binary; secrets in clear with --show-secrets): send stdout to a file or a pipe",
         ),
         (
             "-o pcapng",

@@ -37,6 +37,9 @@ pub enum Format {
     /// The live view (--top): records go to its board, not to a stream.
     #[value(skip)]
     Top,
+    /// Records go nowhere: `-w` without `-o` parses only to redact the recording.
+    #[value(skip)]
+    Discard,
 }
 
 /// Converts BPF timestamps (CLOCK_MONOTONIC) to wall-clock time.
@@ -247,7 +250,7 @@ impl<W: Write> Printer<W> {
                     return Ok(());
                 }
             }
-            Format::Pcapng => return Ok(()),
+            Format::Pcapng | Format::Discard => return Ok(()),
             Format::Top => {
                 if let Some(board) = self.board.as_mut() {
                     text::write(&mut self.buf, rec, ts, who, false)?;

@@ -3,7 +3,8 @@
 //! parameters named like secrets in targets and in URL headers, and of keys named like secrets
 //! in JSON and form bodies, at any depth, the rest left as it was. Records get `<redacted>`;
 //! byte streams (pcapng) get `*` of the same length, so that sizes and sequence numbers still
-//! add up. A raw `-w` recording keeps what the kernel sent: redaction applies when it is read.
+//! add up; the `-w` recording too (unless --show-secrets: then it keeps what the kernel sent,
+//! and redaction applies when it is read).
 
 use std::borrow::Cow;
 

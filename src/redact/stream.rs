@@ -127,6 +127,16 @@ impl StreamRedactor {
         self.held = 0;
     }
 
+    /// Let go of what connection `conn_id` holds, redacted as it stands (a recording cannot
+    /// wait longer for it).
+    pub fn release_conn(&mut self, r: &Redactor, conn_id: u64, out: &mut Released) {
+        if let Some(mut c) = self.conns.remove(&conn_id) {
+            self.held -= c.bytes;
+            c.decide_all(r);
+            c.release(out);
+        }
+    }
+
     /// Whether event `seq` of connection `conn_id` is held here.
     pub fn holds(&self, conn_id: u64, seq: u64) -> bool {
         self.conns.get(&conn_id).is_some_and(|c| {

@@ -151,7 +151,7 @@ impl Outputs {
             None => None,
             Some(p) if p == Path::new("-") => {
                 if io::stdout().is_terminal() {
-                    bail!("-w - writes the raw recording (binary, secrets in clear): send stdout to a file or a pipe");
+                    bail!("-w - writes the recording (binary; secrets in clear with --show-secrets): send stdout to a file or a pipe");
                 }
                 Some(Box::new(io::stdout().lock()))
             }
@@ -159,11 +159,13 @@ impl Outputs {
         };
         let format = match (&args.write, args.output) {
             _ if args.stats.top => Some(Format::Top),
+            // The recording is redacted as the outputs are: its bytes are parsed for it.
+            (Some(_), None) if !args.show_secrets => Some(Format::Discard),
             (Some(_), None) => None,
             (_, f) => Some(f.unwrap_or(Format::Text)),
         };
         let records = match format {
-            Some(Format::Top) => Some(Box::new(io::sink()) as Output),
+            Some(Format::Top | Format::Discard) => Some(Box::new(io::sink()) as Output),
             Some(f) => Some(records_output(args, f)?),
             None => None,
         };

@@ -6,6 +6,7 @@
 
 mod checks;
 mod files;
+mod held_back;
 mod replay;
 mod screen;
 mod state;
@@ -142,13 +143,18 @@ impl Session {
             None => None,
             Some(out) => {
                 let name = capture_name(args);
-                Some(Recorder::start(
-                    out, name, args, &loaded, clock, cpus, max_body,
-                )?)
+                let r = Recorder::start(out, name, args, &loaded, clock, cpus, max_body)?;
+                Some(if args.show_secrets { r } else { r.redacted() })
             }
         };
         let pipeline = match (outputs.format, outputs.records) {
-            (Some(format), Some(out)) => Some(live_pipeline(args, format, out, clock, max_body)),
+            (Some(format), Some(out)) => {
+                let p = live_pipeline(args, format, out, clock, max_body);
+                Some(match recorder {
+                    Some(_) => p.with_recording_redacted(),
+                    None => p,
+                })
+            }
             _ => None,
         };
         let state = RefCell::new(State {
@@ -374,6 +380,12 @@ impl Session {
             containers_restarted: s.processes.restarts(),
         };
         let end = kernel.to_end(s.all_exited);
+        if let Some(pipeline) = s.pipeline.as_mut() {
+            pipeline.finish();
+            if let Some(r) = s.recorder.as_mut() {
+                r.release_all(pipeline);
+            }
+        }
         for r in [s.recorder.as_mut(), s.shadow.as_mut()]
             .into_iter()
             .flatten()
@@ -387,8 +399,7 @@ impl Session {
             log::warn!("writing {}: {e}", s.shadow.as_ref().map_or("", |r| &r.name));
         }
         match s.pipeline.as_mut() {
-            Some(pipeline) => {
-                pipeline.finish();
+            Some(pipeline) if pipeline.format() != Format::Discard => {
                 pipeline.print_stats();
                 pipeline.print_accounting();
                 if let Some(board) = pipeline.board() {
@@ -397,7 +408,7 @@ impl Session {
                 pipeline.flush();
                 eprintln!("{}", pipeline_summary(pipeline, &kernel));
             }
-            None => {
+            _ => {
                 let r = s.recorder.as_ref().expect("-w without -o records");
                 eprintln!(
                     "{}",

@@ -15,6 +15,7 @@ use crate::pipeline::{Input, Pipeline, ProcessEvent};
 use crate::traced::Processes;
 
 use super::files::Output;
+use super::held_back::HeldBack;
 use super::{kernel_release, monotonic_ns};
 
 /// A capture file being written, and the first error writing it (tracing then stops).
@@ -22,6 +23,8 @@ pub(super) struct Recorder {
     pub(super) writer: capture::Writer<BufWriter<Box<dyn Write>>>,
     pub(super) name: String,
     pub(super) failed: Option<io::Error>,
+    /// Redacted: inputs wait here for the pipeline's decisions (none with --show-secrets).
+    held_back: Option<HeldBack>,
 }
 
 impl Recorder {
@@ -56,19 +59,53 @@ impl Recorder {
             writer,
             name,
             failed: None,
+            held_back: None,
         })
     }
 
-    /// Write `input`, unless writing failed before.
+    /// Redacted as the outputs are: inputs wait for the pipeline's decisions (`release`).
+    pub(super) fn redacted(mut self) -> Self {
+        self.held_back = Some(HeldBack::default());
+        self
+    }
+
+    /// Write `input` (or hold it back, when redacted), unless writing failed before.
     pub(super) fn record(&mut self, input: &Input<'_>) {
         if self.failed.is_some() {
             return;
         }
-        let written = self.writer.input(input);
+        let written = match self.held_back.as_mut() {
+            Some(h) => h.push(input),
+            None => self.writer.input(input),
+        };
         self.check(written);
-        if matches!(input, Input::Tick { .. }) {
+        if matches!(input, Input::Tick { .. }) && self.held_back.is_none() {
             let flushed = self.writer.flush();
             self.check(flushed);
+        }
+    }
+
+    /// The pipeline applied `input`: write what it decided of the inputs held back.
+    fn release<P: Write>(&mut self, pipeline: &mut Pipeline<P>, input: &Input<'_>) {
+        let Some(h) = self.held_back.as_mut() else {
+            return;
+        };
+        if self.failed.is_some() {
+            return;
+        }
+        let tick = matches!(input, Input::Tick { .. });
+        let mut written = h.release(pipeline, &mut self.writer, tick);
+        if tick && written.is_ok() {
+            written = self.writer.flush();
+        }
+        self.check(written);
+    }
+
+    /// The pipeline finished: write every input held back.
+    pub(super) fn release_all<P: Write>(&mut self, pipeline: &mut Pipeline<P>) {
+        if let (Some(h), None) = (self.held_back.as_mut(), &self.failed) {
+            let written = h.release_all(pipeline, &mut self.writer);
+            self.check(written);
         }
     }
 
@@ -110,7 +147,13 @@ impl State {
             self.lost += n;
         }
         let event = match self.pipeline.as_mut() {
-            Some(p) => p.apply(&input),
+            Some(p) => {
+                let event = p.apply(&input);
+                if let Some(r) = self.recorder.as_mut() {
+                    r.release(p, &input);
+                }
+                event
+            }
             // Recording only: forks and exits still keep the process set in step.
             None => match input {
                 Input::Sample(data) => decode::decode(data).ok().and_then(|e| ProcessEvent::of(&e)),
