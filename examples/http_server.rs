@@ -486,12 +486,15 @@ fn serve(stream: TcpStream, how: Syscall, send: SendCall) {
     }
 }
 
-/// A small HTTP/1.1 server to trace, on 127.0.0.1.
+/// A small HTTP/1.1 server to trace, on 127.0.0.1 (or ::1).
 #[derive(clap::Parser)]
 struct Args {
     /// Port to listen on (0: any free one; the line "listening on ADDR" tells which).
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Listen on ::1 instead of 127.0.0.1.
+    #[arg(long)]
+    ipv6: bool,
     /// Syscall that receives requests.
     #[arg(long, value_enum, default_value_t = Syscall::Recv)]
     recv: Syscall,
@@ -506,12 +509,14 @@ struct Args {
 fn main() {
     let Args {
         port,
+        ipv6,
         recv: how,
         send,
         iovecs,
     } = clap::Parser::parse();
     IOVECS.set(iovecs.map(usize::from)).expect("set once");
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    let host = if ipv6 { "::1" } else { "127.0.0.1" };
+    let listener = TcpListener::bind((host, port)).expect("bind");
     println!(
         "listening on {}",
         listener.local_addr().expect("local address")

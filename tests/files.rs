@@ -320,6 +320,78 @@ fn pcapng_fills_bytes_not_copied_so_every_exchange_pairs() {
     assert!(said.contains("5000 bytes not copied (sent from a file by sendfile"));
 }
 
+/// #30's mixed run, in one recording: keep-alive, pipelined, chunked answers sent by writev, a
+/// 2 MB answer (past what -w copies, 256 KiB), a 100 KB POST, a Unix socket and IPv6. tshark
+/// finds as many requests and responses as the JSON shows, with their sizes, and flags nothing
+/// in the TCP streams (no segment lost, no analysis flag).
+#[test]
+fn pcapng_of_a_mixed_run_reads_whole_in_tshark() {
+    if in_vm("pcapng_of_a_mixed_run_reads_whole_in_tshark") {
+        return;
+    }
+    require_root!();
+    let v4 = Server::ours_with("recv", "writev");
+    let v6 = Server::ours_ipv6();
+    let (unix, path) = Server::python_unix();
+    let (port, port6) = (v4.port, v6.port);
+    let pids = [v4.pid(), v6.pid(), unix.pid()];
+    let (dir, file) = record(&pids, || {
+        let mut c = Client::connect(port);
+        c.send(&[b"GET /r/chunked HTTP/1.1\r\n\r\n"]);
+        c.read_until(b"\r\n0\r\n\r\n");
+        for target in ["/keep/1", "/keep/2", "/r/bytes/2000000"] {
+            c.send(&[format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes()]);
+            assert_eq!(c.responses(1), [200], "{target}");
+        }
+        c.send(&[b"GET /p1 HTTP/1.1\r\n\r\nGET /p2 HTTP/1.1\r\n\r\n"]);
+        assert_eq!(c.responses(2), [200, 200]);
+        let mut post = b"POST /upload HTTP/1.1\r\nContent-Length: 100000\r\n\r\n".to_vec();
+        post.resize(post.len() + 100_000, b'u');
+        c.send(&[&post]);
+        assert_eq!(c.responses(1), [200]);
+        drop(c);
+        curl(&["-g", &format!("http://[::1]:{port6}/over-ipv6")]);
+        curl(&[
+            "--unix-socket",
+            path.to_str().unwrap(),
+            "http://localhost/over-unix",
+        ]);
+    });
+    let pcap = dir.join("t.pcapng");
+    replay_to(&file, &["-o", "pcapng"], &pcap);
+    let json = replay_to(&file, &["-o", "json"], &dir.join("t.jsonl"));
+    let (mut requests, mut responses, lost) = tshark(&pcap);
+    assert_eq!(lost, 0, "{requests:#?}");
+    let (mut want_requests, mut want_responses) = json_messages(&json);
+    // Connections interleave in the file as their messages complete: compared as sets.
+    for v in [
+        &mut requests,
+        &mut responses,
+        &mut want_requests,
+        &mut want_responses,
+    ] {
+        v.sort();
+    }
+    assert_eq!((&requests, &responses), (&want_requests, &want_responses));
+    assert_eq!(requests.len(), 9, "{requests:#?}");
+    assert!(
+        responses.contains(&"200 2000000B".to_string()),
+        "{responses:#?}"
+    );
+    let flagged = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-Y", "tcp.analysis.flags || tcp.analysis.lost_segment"])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run tshark");
+    assert_eq!(
+        String::from_utf8_lossy(&flagged.stdout),
+        "",
+        "TCP analysis flags"
+    );
+}
+
 /// A Unix-socket connection has no address: HAR takes the URL's host from its Host header and
 /// names the socket in `_unix_socket`; pcapng gives it the documented placeholder addresses.
 #[test]

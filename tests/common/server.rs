@@ -186,6 +186,13 @@ impl Server {
         server
     }
 
+    /// Our example server on ::1.
+    pub fn ours_ipv6() -> Server {
+        let mut cmd = Command::new(example_bin("http_server"));
+        cmd.args(["--port", "0", "--ipv6"]);
+        Server::start("http_server --ipv6", cmd, None)
+    }
+
     /// Our example server, receiving and sending with the syscalls named.
     pub fn ours_with(recv: &str, send: &str) -> Server {
         let mut cmd = Command::new(example_bin("http_server"));
