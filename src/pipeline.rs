@@ -481,11 +481,13 @@ impl<W: Write> Pipeline<W> {
             if let (Record::Exchange { .. }, Some(n)) = (&rec, self.remaining.as_mut()) {
                 *n -= 1;
             }
-            if let Some(stats) = self.stats.as_mut() {
-                stats.add(&rec);
-            }
+            // Every output, --stats included, takes the same redacted record.
             let redacted = self.redactor.as_ref().and_then(|r| r.record(&rec));
-            if let Err(e) = self.printer.print(redacted.as_ref().unwrap_or(&rec)) {
+            let shown = redacted.as_ref().unwrap_or(&rec);
+            if let Some(stats) = self.stats.as_mut() {
+                stats.add(shown);
+            }
+            if let Err(e) = self.printer.print(shown) {
                 self.output_failed(e);
             }
         }

@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -17,8 +18,14 @@ struct Tmux {
 impl Tmux {
     /// `command` in a detached session of `width` x `height`; the pane stays after it exits.
     fn start(command: &str, width: u16, height: u16) -> Tmux {
+        // A server per test: the tests of this file run in parallel.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
         let t = Tmux {
-            socket: format!("http-trace-test-{}", std::process::id()),
+            socket: format!(
+                "http-trace-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
         };
         let (w, h) = (width.to_string(), height.to_string());
         t.run(&[
@@ -208,6 +215,34 @@ fn check_screen(screen: &str) {
     assert!(!error_lines.contains("-> 200"), "{screen}");
     assert!(screen[slowest..].contains(" -> 200 OK "), "{screen}");
     assert!(!screen.contains("hunter2"), "{screen}");
+}
+
+/// The corpus of secrets (tests/files.rs's, whose outputs hold none) through the live view:
+/// no secret on its screen (rows, errors, slowest exchanges) nor in the table left at exit.
+#[test]
+fn the_live_view_shows_no_secret() {
+    require_root!();
+    if in_vm("the_live_view_shows_no_secret") {
+        return;
+    }
+    let nginx = nginx_with_a_secret();
+    let command = format!("{TRACER} --pid {} --top; echo EXIT=$?", nginx.pid());
+    let tmux = Tmux::start(&command, 200, 60);
+    tmux.wait_for("the table's header", |s| s.contains("sorted by count"));
+    let secrets = send_secrets(nginx.port);
+    let screen = tmux.wait_for("every exchange", |s| {
+        s.contains("12 exchanges")
+            && s.find("slowest exchanges")
+                .is_some_and(|i| s[i..].contains(" -> 200 OK "))
+    });
+    assert!(screen.contains("/userinfo"), "{screen}");
+    tmux.keys("q");
+    let end = tmux.wait_for("the exit", |s| s.contains("EXIT="));
+    assert!(end.contains("EXIT=0"), "{end}");
+    for s in &secrets {
+        assert!(!screen.contains(s), "the view shows {s}: {screen}");
+        assert!(!end.contains(s), "the exit shows {s}: {end}");
+    }
 }
 
 #[test]

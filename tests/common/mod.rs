@@ -9,13 +9,14 @@
 
 mod client;
 mod groups;
+mod secrets;
 mod server;
 mod sockets;
 mod tracer;
 
 // Each test file uses its own subset.
 #[allow(unused_imports)]
-pub use {client::*, groups::*, server::*, sockets::*, tracer::*};
+pub use {client::*, groups::*, secrets::*, server::*, sockets::*, tracer::*};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
