@@ -94,6 +94,47 @@ enum SendCall {
     /// sendmmsg(2) with one message: a call http-trace does not follow (its bytes are counted
     /// from the TCP socket's sequence numbers).
     Sendmmsg,
+    /// write(2) into a pipe, then splice(2) from the pipe into the socket: the bytes are never
+    /// in a send call's buffer (a relay's way, with the server writing the pipe itself).
+    Splice,
+}
+
+/// Send `bytes` to socket `fd` through a pipe: written into it, spliced out of it, a pipe's
+/// worth (64 KiB) at a time.
+fn send_spliced(fd: i32, bytes: &[u8]) -> std::io::Result<()> {
+    let mut pipe = [0i32; 2];
+    // SAFETY: `pipe` has room for the two fds pipe2 writes.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let [rd, wr] = pipe;
+    let result = (|| {
+        for piece in bytes.chunks(64 << 10) {
+            // SAFETY: `piece` is valid for its length.
+            let n = unsafe { libc::write(wr, piece.as_ptr().cast(), piece.len()) };
+            if n != piece.len() as isize {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut left = piece.len();
+            while left > 0 {
+                // SAFETY: no offsets (null): both ends are a pipe and a socket.
+                let m = unsafe {
+                    libc::splice(rd, std::ptr::null_mut(), fd, std::ptr::null_mut(), left, 0)
+                };
+                if m <= 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                left -= m as usize;
+            }
+        }
+        Ok(())
+    })();
+    // SAFETY: the two fds are ours, closed once.
+    unsafe {
+        libc::close(rd);
+        libc::close(wr);
+    }
+    result
 }
 
 /// Send `head` and `body`, all of it, with the chosen syscall (vectored ones send both at once).
@@ -111,6 +152,9 @@ fn send_over(
 ) -> std::io::Result<()> {
     let fd = stream.as_raw_fd();
     let mut bytes = [head, body].concat();
+    if matches!(how, SendCall::Splice) {
+        return send_spliced(fd, &bytes);
+    }
     let mut sent = 0;
     while sent < bytes.len() {
         let iov = iovecs(&mut bytes[sent..], head.len().saturating_sub(sent), k);
@@ -130,6 +174,7 @@ fn send_over(
                     msg.msg_iovlen = count;
                     libc::sendmsg(fd, &msg, 0)
                 }
+                SendCall::Splice => unreachable!("sent by send_spliced"),
                 SendCall::Sendmmsg => {
                     let mut msgs: [libc::mmsghdr; 1] = std::mem::zeroed();
                     msgs[0].msg_hdr.msg_iov = iov.as_ptr().cast_mut();

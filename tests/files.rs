@@ -321,7 +321,8 @@ fn pcapng_fills_bytes_not_copied_so_every_exchange_pairs() {
 }
 
 /// #30's mixed run, in one recording: keep-alive, pipelined, chunked answers sent by writev, a
-/// 2 MB answer (past what -w copies, 256 KiB), a 100 KB POST, a Unix socket and IPv6. tshark
+/// 2 MB answer (past what -w copies, 256 KiB), a 100 KB POST, a Unix socket, IPv6, answers
+/// spliced from a pipe. tshark
 /// finds as many requests and responses as the JSON shows, with their sizes, and flags nothing
 /// in the TCP streams (no segment lost, no analysis flag).
 #[test]
@@ -333,8 +334,9 @@ fn pcapng_of_a_mixed_run_reads_whole_in_tshark() {
     let v4 = Server::ours_with("recv", "writev");
     let v6 = Server::ours_ipv6();
     let (unix, path) = Server::python_unix();
+    let spliced = Server::ours_with("recv", "splice");
     let (port, port6) = (v4.port, v6.port);
-    let pids = [v4.pid(), v6.pid(), unix.pid()];
+    let pids = [v4.pid(), v6.pid(), unix.pid(), spliced.pid()];
     let (dir, file) = record(&pids, || {
         let mut c = Client::connect(port);
         c.send(&[b"GET /r/chunked HTTP/1.1\r\n\r\n"]);
@@ -351,6 +353,11 @@ fn pcapng_of_a_mixed_run_reads_whole_in_tshark() {
         assert_eq!(c.responses(1), [200]);
         drop(c);
         curl(&["-g", &format!("http://[::1]:{port6}/over-ipv6")]);
+        let mut c = Client::connect(spliced.port);
+        for target in ["/spliced", "/r/bytes/300000"] {
+            c.send(&[format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes()]);
+            assert_eq!(c.responses(1), [200], "{target}");
+        }
         curl(&[
             "--unix-socket",
             path.to_str().unwrap(),
@@ -373,7 +380,7 @@ fn pcapng_of_a_mixed_run_reads_whole_in_tshark() {
         v.sort();
     }
     assert_eq!((&requests, &responses), (&want_requests, &want_responses));
-    assert_eq!(requests.len(), 9, "{requests:#?}");
+    assert_eq!(requests.len(), 11, "{requests:#?}");
     assert!(
         responses.contains(&"200 2000000B".to_string()),
         "{responses:#?}"
