@@ -231,7 +231,7 @@ fn the_live_view_shows_no_secret() {
     tmux.wait_for("the table's header", |s| s.contains("sorted by count"));
     let secrets = send_secrets(nginx.port);
     let screen = tmux.wait_for("every exchange", |s| {
-        s.contains("12 exchanges")
+        s.contains("14 exchanges")
             && s.find("slowest exchanges")
                 .is_some_and(|i| s[i..].contains(" -> 200 OK "))
     });

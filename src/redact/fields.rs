@@ -221,29 +221,36 @@ fn query(b: &[u8], extra: &[Vec<u8>], style: Style) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// JSON text with the values of keys named like secrets replaced, at any depth; everything
-/// else byte for byte. Strings, numbers and literals are replaced (a string keeps its quotes);
-/// objects and arrays under such a key are left, their own keys judged in turn. Text cut short
-/// (a kept body's end) is scanned as far as it goes.
+/// `b` (JSON) with the values of secret keys replaced: a string or scalar value whole, and the
+/// elements of an array value (`"secret":["a","b"]`, arrays in it too). An object value keeps
+/// its keys, whose values are redacted as their own names say (`"key":{"id":1}` stays).
 pub(super) fn json(b: &[u8], extra: &[Vec<u8>], style: Style) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     // Whether the string just read was a key naming a secret, waiting for its ':'.
     let mut pending_secret = false;
+    // The value of a secret key is an array about to open.
+    let mut secret_array = false;
+    // Per object or array open, whether its elements are secrets (an array a secret's value).
+    let mut open: Vec<bool> = Vec::new();
     while i < b.len() {
+        let in_secret = open.last() == Some(&true);
         match b[i] {
             b'"' => {
                 let end = string_end(b, i);
-                let s = &b[i..end];
-                out.extend_from_slice(s);
                 // A key is a string followed by ':'.
                 let after = b[end..]
                     .iter()
                     .position(|c| !c.is_ascii_whitespace())
                     .map(|k| end + k);
-                pending_secret = after.is_some_and(|k| b[k] == b':')
-                    && s.len() >= 2
-                    && secret_name(extra, &s[1..s.len() - 1]);
+                let key = after.is_some_and(|k| b[k] == b':');
+                if in_secret && !key {
+                    i = redact_value(b, i, style, &mut out);
+                    continue;
+                }
+                let s = &b[i..end];
+                out.extend_from_slice(s);
+                pending_secret = key && s.len() >= 2 && secret_name(extra, &s[1..s.len() - 1]);
                 i = end;
             }
             b':' if pending_secret => {
@@ -254,43 +261,26 @@ pub(super) fn json(b: &[u8], extra: &[Vec<u8>], style: Style) -> Vec<u8> {
                     i += 1;
                 }
                 pending_secret = false;
-                if i >= b.len() {
-                    break;
+                match b.get(i) {
+                    None => break,
+                    Some(b'[') => secret_array = true,
+                    // An object's keys say which of its values are secrets.
+                    Some(b'{') => {}
+                    Some(_) => i = redact_value(b, i, style, &mut out),
                 }
-                match b[i] {
-                    b'"' => {
-                        let end = string_end(b, i);
-                        let closed = end > i + 1 && b[end - 1] == b'"';
-                        let inner = &b[i + 1..if closed { end - 1 } else { end }];
-                        out.push(b'"');
-                        match style {
-                            Style::Marker => out.extend_from_slice(REDACTED.as_bytes()),
-                            Style::Stars => out.extend(std::iter::repeat_n(b'*', inner.len())),
-                        }
-                        if closed {
-                            out.push(b'"');
-                        }
-                        i = end;
-                    }
-                    b'{' | b'[' => {}
-                    _ => {
-                        let end = b[i..]
-                            .iter()
-                            .position(|&c| {
-                                matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace()
-                            })
-                            .map_or(b.len(), |k| i + k);
-                        match style {
-                            Style::Marker => {
-                                out.push(b'"');
-                                out.extend_from_slice(REDACTED.as_bytes());
-                                out.push(b'"');
-                            }
-                            Style::Stars => out.extend(std::iter::repeat_n(b'*', end - i)),
-                        }
-                        i = end;
-                    }
-                }
+            }
+            c @ (b'{' | b'[') => {
+                open.push(c == b'[' && (std::mem::take(&mut secret_array) || in_secret));
+                out.push(c);
+                i += 1;
+            }
+            c @ (b'}' | b']') => {
+                open.pop();
+                out.push(c);
+                i += 1;
+            }
+            c if in_secret && !c.is_ascii_whitespace() && !matches!(c, b',' | b':') => {
+                i = redact_value(b, i, style, &mut out);
             }
             c => {
                 out.push(c);
@@ -299,6 +289,37 @@ pub(super) fn json(b: &[u8], extra: &[Vec<u8>], style: Style) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Redact the JSON string or scalar value at `b[i]` into `out`; returns where it ends.
+fn redact_value(b: &[u8], i: usize, style: Style, out: &mut Vec<u8>) -> usize {
+    if b[i] == b'"' {
+        let end = string_end(b, i);
+        let closed = end > i + 1 && b[end - 1] == b'"';
+        let inner = &b[i + 1..if closed { end - 1 } else { end }];
+        out.push(b'"');
+        match style {
+            Style::Marker => out.extend_from_slice(REDACTED.as_bytes()),
+            Style::Stars => out.extend(std::iter::repeat_n(b'*', inner.len())),
+        }
+        if closed {
+            out.push(b'"');
+        }
+        return end;
+    }
+    let end = b[i..]
+        .iter()
+        .position(|&c| matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace())
+        .map_or(b.len(), |k| i + k);
+    match style {
+        Style::Marker => {
+            out.push(b'"');
+            out.extend_from_slice(REDACTED.as_bytes());
+            out.push(b'"');
+        }
+        Style::Stars => out.extend(std::iter::repeat_n(b'*', end - i)),
+    }
+    end
 }
 
 /// Where the JSON string that starts at `b[start]` (a quote) ends: past its closing quote, or

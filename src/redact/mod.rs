@@ -437,6 +437,23 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_s_array_value_is_redacted_its_objects_by_their_keys() {
+        let j = |t: &str, style| String::from_utf8(json(t.as_bytes(), &[], style)).unwrap();
+        assert_eq!(
+            j(
+                r#"{"secret":["s1",["s2"],{"k":"v","token":"t"}],"x":"y","tokens":["a"]}"#,
+                Style::Marker
+            ),
+            r#"{"secret":["<redacted>",["<redacted>"],{"k":"v","token":"<redacted>"}],"x":"y","tokens":["a"]}"#
+        );
+        // Stars keep the length; what follows the container is left as it was.
+        assert_eq!(
+            j(r#"{"secret": [ "ab", 7 ], "id": 3}"#, Style::Stars),
+            r#"{"secret": [ "**", * ], "id": 3}"#
+        );
+    }
+
+    #[test]
     fn credential_headers_keep_their_scheme_and_cookie_names() {
         let r = Redactor::new(&["X-Internal".to_string()], &[]);
         assert_eq!(

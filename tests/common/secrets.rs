@@ -8,7 +8,7 @@ pub fn nginx_with_a_secret() -> Server {
     Server::nginx_answering_json(r#"{"access_token":"SECRET-RESPONSE-23"}"#)
 }
 
-/// Send the corpus to 127.0.0.1:`port` (nginx_with_a_secret): 12 exchanges. Returns the
+/// Send the corpus to 127.0.0.1:`port` (nginx_with_a_secret): 14 exchanges. Returns the
 /// secrets, each a string no output may show.
 pub fn send_secrets(port: u16) -> Vec<&'static str> {
     let secrets = vec![
@@ -35,6 +35,9 @@ pub fn send_secrets(port: u16) -> Vec<&'static str> {
         "SECRET-SPLIT-HEADER-21",
         "SECRET-LONG-22",
         "SECRET-RESPONSE-23",
+        "SECRET-REPEATED-24",
+        "SECRET-REPEATED-25",
+        "SECRET-NESTED-26",
     ];
     let base = format!("http://127.0.0.1:{port}");
     curl(&[
@@ -94,6 +97,19 @@ pub fn send_secrets(port: u16) -> Vec<&'static str> {
         "-F",
         "password=SECRET-MULTIPART-18",
         &format!("{base}/multipart"),
+    ]);
+    // A key repeated, in a form and in JSON, and one nested in an array of objects.
+    curl(&[
+        "--data-binary",
+        "password=SECRET-REPEATED-24&password=SECRET-REPEATED-24&x=1",
+        &format!("{base}/repeated-form"),
+    ]);
+    curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        r#"{"token":"SECRET-REPEATED-25","a":[{"b":{"token":"SECRET-REPEATED-25"}},{"secret":["SECRET-NESTED-26"]}]}"#,
+        &format!("{base}/repeated-json"),
     ]);
     let mut c = Client::connect(port);
     c.send(&[b"GET http://ann:SECRET-USERINFO-17@127.0.0.1/userinfo HTTP/1.1\r\nHost: h\r\n\r\n"]);
