@@ -403,7 +403,12 @@ pub(super) fn parse_head(
         };
         let start = StartLine::Response {
             status: resp.code.unwrap_or(0),
-            reason: resp.reason.unwrap_or_default(),
+            reason: match resp.reason {
+                Some(r) if !r.is_empty() => r,
+                // httparse gives an empty reason for one with obs-text (bytes of 0x80 and
+                // above, which RFC 9112 allows): taken from the line when it is UTF-8.
+                _ => utf8_reason(buf),
+            },
         };
         (n, start, resp.version, resp.headers)
     } else {
@@ -423,9 +428,37 @@ pub(super) fn parse_head(
     Ok(Some((n, msg)))
 }
 
+/// The reason phrase of the status line that starts `buf`, when it is UTF-8; "" otherwise.
+fn utf8_reason(buf: &[u8]) -> &str {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // "HTTP/1.x NNN " comes first.
+    line.get(13..)
+        .filter(|_| line.get(12) == Some(&b' '))
+        .and_then(|r| std::str::from_utf8(r).ok())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_phrase_with_obs_text_is_kept_when_it_is_utf8() {
+        let reason = |head: &[u8]| match parse_head(head, true, 0).unwrap().unwrap().1.start() {
+            StartLine::Response { reason, .. } => reason.to_string(),
+            StartLine::Request { .. } => unreachable!(),
+        };
+        assert_eq!(
+            reason("HTTP/1.1 500 Oriëntatieprobleem\r\n\r\n".as_bytes()),
+            "Oriëntatieprobleem"
+        );
+        assert_eq!(reason(b"HTTP/1.1 200 OK\r\n\r\n"), "OK");
+        assert_eq!(reason(b"HTTP/1.1 204 \r\n\r\n"), "");
+        assert_eq!(reason(b"HTTP/1.1 204\r\n\r\n"), "");
+        // Latin-1 is not UTF-8: not kept yet (#38).
+        assert_eq!(reason(b"HTTP/1.1 200 Caf\xe9\r\n\r\n"), "");
+    }
 
     #[test]
     fn header_bits_say_which_names_are_surely_absent() {
