@@ -6,7 +6,7 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::decode::{Chunk, ChunkKind, ConnMeta, Direction, Endpoints, Opened, Role};
-use crate::http::{Parsed, ParserStats};
+use crate::http::{Parsed, ParserStats, StartLine};
 use crate::pairing::Pairs;
 use crate::record::{ConnInfo, Record};
 use crate::reorder::{Arrival, Reorder};
@@ -173,6 +173,16 @@ impl Conn {
                 Parsed::Message(m) if m.is_request() => self.pairs.request(m, self.info.meta),
                 Parsed::Message(m) => {
                     stats.responses_seen += 1;
+                    // A final answer other than a 2xx: a CONNECT it answered opened no tunnel,
+                    // and what its client sent since is parsed.
+                    if matches!(m.start(), StartLine::Response { status, .. } if !(200..300).contains(&status))
+                    {
+                        let mut more = Vec::new();
+                        self.streams[other.index()]
+                            .parser
+                            .connect_refused(&mut more);
+                        self.absorb(other, more, stats, out);
+                    }
                     // One count each, under what happened to its request. One not seen yet
                     // may still come (Pairs::response holds it): counted when it is given up.
                     let requests = &self.streams[other.index()].parser;
@@ -1128,6 +1138,39 @@ mod tests {
         ]);
         assert_eq!(targets(&out), ["GET /later -> 200"]);
         assert_eq!(t.stats.unpaired_responses, 2);
+    }
+
+    #[test]
+    fn a_connect_refused_then_accepted_pairs_each_and_tunnels_after() {
+        let (out, t) = run(&[
+            accept(1),
+            data(
+                1,
+                1,
+                b"CONNECT db:443 HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            ),
+            sent(
+                1,
+                2,
+                b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+            ),
+            data(
+                1,
+                3,
+                b"CONNECT db:443 HTTP/1.1\r\nProxy-Authorization: Basic eA==\r\n\r\n\x16\x03\x01",
+            ),
+            sent(1, 4, b"HTTP/1.1 200 Connection established\r\n\r\n"),
+            data(1, 5, b"\x16\x03\x01 tunnel"),
+            sent(1, 6, b"\x16\x03\x03 tunnel back"),
+            close(1, 7),
+        ]);
+        assert_eq!(
+            targets(&out),
+            ["CONNECT db:443 -> 407", "CONNECT db:443 -> 200"]
+        );
+        assert!(out.iter().all(|r| !matches!(r, Record::Malformed { .. })));
+        let p = t.parser_stats();
+        assert_eq!((p.switched_bytes, p.resync_bytes), (3 + 10 + 15, 0));
     }
 
     #[test]

@@ -97,6 +97,9 @@ enum State {
     UntilClose,
     /// After a protocol switch (Upgrade, CONNECT): the rest is not HTTP/1.x.
     Passthrough,
+    /// After a CONNECT request, until its answer: what comes is held, not parsed (a client may
+    /// start its tunnel early); a 2xx makes it the tunnel's, another answer has it parsed.
+    AwaitTunnel,
     /// The connection's first bytes were not HTTP/1.x.
     NotHttp,
     /// Hunting for the next message start after an error or a gap.
@@ -202,7 +205,11 @@ impl Parser {
         match self.state {
             State::Head => self.buf.is_empty(),
             State::Passthrough | State::NotHttp => true,
-            State::Body(_) | State::Chunked(_) | State::UntilClose | State::Resync => false,
+            State::Body(_)
+            | State::Chunked(_)
+            | State::UntilClose
+            | State::Resync
+            | State::AwaitTunnel => false,
         }
     }
 
@@ -232,6 +239,16 @@ impl Parser {
     }
 
     /// The connection switched protocols: leave the rest of this direction alone.
+    /// The answer to the CONNECT request that came last was not a 2xx: no tunnel; the bytes
+    /// held since are parsed.
+    pub fn connect_refused(&mut self, out: &mut Vec<Parsed>) {
+        if self.state == State::AwaitTunnel {
+            self.state = State::Head;
+            let held = std::mem::take(&mut self.buf);
+            self.feed(&held, self.last_ts, out);
+        }
+    }
+
     pub fn switch_protocols(&mut self, out: &mut Vec<Parsed>) {
         if let Some(mut msg) = self.current.take() {
             msg.complete = false;
@@ -260,6 +277,17 @@ impl Parser {
                 }
                 State::NotHttp => {
                     self.stats.non_http_bytes += data.len() as u64;
+                    &[]
+                }
+                State::AwaitTunnel if self.buf.len() + data.len() <= MAX_HEAD_BYTES => {
+                    self.buf.extend_from_slice(data);
+                    &[]
+                }
+                // More than a head's worth before the answer: a tunnel's, whatever it says.
+                State::AwaitTunnel => {
+                    self.stats.switched_bytes += (self.buf.len() + data.len()) as u64;
+                    self.buf.clear();
+                    self.state = State::Passthrough;
                     &[]
                 }
                 State::Resync => self.feed_resync(data, ts_ns, out),
@@ -342,6 +370,8 @@ impl Parser {
         match self.state {
             State::Head => self.stats.partial_head_bytes += pending,
             State::Chunked(_) => self.stats.message_bytes += pending,
+            // Sent into a tunnel that no answer opened.
+            State::AwaitTunnel => self.stats.switched_bytes += pending,
             _ => self.stats.resync_bytes += pending,
         }
         self.buf.clear();
@@ -403,13 +433,21 @@ impl Parser {
         };
         self.stats.message_bytes += head_len as u64;
         self.seen_message = true;
+        let mut connect = false;
         let framing = match msg.start() {
             StartLine::Request { method, .. } => {
+                let kind = RequestKind::of(method);
                 out.push(Parsed::RequestHead {
-                    method: RequestKind::of(method),
+                    method: kind,
                     ts_ns: self.buf_ts,
                 });
-                request_framing(&msg)
+                // A CONNECT has no content, whatever its headers say (RFC 9110, 9.3.6).
+                connect = kind == RequestKind::Connect;
+                if connect {
+                    Ok(Framing::None)
+                } else {
+                    request_framing(&msg)
+                }
             }
             StartLine::Response { status: 101, .. } => {
                 self.expected.pop_front();
@@ -440,6 +478,9 @@ impl Parser {
         msg.end_ts_ns = self.last_ts;
         self.current = Some(msg);
         self.start_body(framing, out);
+        if connect {
+            self.state = State::AwaitTunnel;
+        }
         HeadStep::Consumed(head_len)
     }
 
@@ -1113,6 +1154,39 @@ mod tests {
         p.feed(b"\x81\x85binary GET / HTTP/1.1\r\n\r\n", 3, &mut out);
         assert_eq!(targets(&out), ["GET /ws"]);
         assert_eq!(p.stats.resync_bytes, 0);
+    }
+
+    #[test]
+    fn a_connect_has_no_body_and_what_follows_waits_for_its_answer() {
+        // Content-Length says 10; a CONNECT has no content: complete at its head. The client's
+        // first tunnel bytes come before the answer.
+        let (mut out, mut p) = parse_all(&[
+            b"CONNECT db:443 HTTP/1.1\r\nHost: db:443\r\nContent-Length: 10\r\n\r\n\x16\x03",
+            b"\x01\x02",
+        ]);
+        let m = requests(&out)[0];
+        assert_eq!(
+            (line(m), m.complete, m.body_bytes),
+            ("CONNECT db:443".into(), true, 0)
+        );
+        assert!(!p.between_messages());
+        // The 2xx: a tunnel; its bytes are counted as such, none as malformed.
+        p.switch_protocols(&mut out);
+        p.feed(b"more tunnel", 3, &mut out);
+        assert_eq!(targets(&out), ["CONNECT db:443"]);
+        assert_eq!((p.stats.switched_bytes, p.stats.resync_bytes), (15, 0));
+        // Refused (407): what the client sent since is parsed.
+        let (mut out, mut p) = parse_all(&[
+            b"CONNECT db:443 HTTP/1.1\r\n\r\n",
+            b"CONNECT db:443 HTTP/1.1\r\nProxy-Authorization: Basic eA==\r\n\r\n",
+        ]);
+        assert_eq!(targets(&out), ["CONNECT db:443"]);
+        p.connect_refused(&mut out);
+        assert_eq!(targets(&out), ["CONNECT db:443", "CONNECT db:443"]);
+        // A connection that ends before the answer: its held bytes are the tunnel's.
+        let (mut out, mut p) = parse_all(&[b"CONNECT h:1 HTTP/1.1\r\n\r\nabc"]);
+        p.finish(true, &mut out);
+        assert_eq!(p.stats.switched_bytes, 3);
     }
 
     #[test]

@@ -41,7 +41,10 @@ impl Accounting {
                 ("moved outside the calls followed", t.bytes_unseen),
                 ("of non-HTTP traffic skipped", parsed.non_http_bytes),
                 ("skipped to resynchronise", parsed.resync_bytes),
-                ("after a protocol switch left alone", parsed.switched_bytes),
+                (
+                    "in a CONNECT tunnel or after a protocol switch",
+                    parsed.switched_bytes,
+                ),
                 (
                     "in partial message heads dropped",
                     parsed.partial_head_bytes,

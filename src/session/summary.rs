@@ -163,8 +163,8 @@ fn stream_counters(c: &Counts, t: &TrackerStats, parsed: &ParserStats) -> [Count
         ),
         (
             parsed.switched_bytes,
-            "byte after a protocol switch left alone",
-            "bytes after a protocol switch left alone",
+            "byte in a CONNECT tunnel or after a protocol switch, left alone",
+            "bytes in a CONNECT tunnel or after a protocol switch, left alone",
         ),
         (c.malformed, "malformed", "malformed"),
         (
