@@ -579,6 +579,17 @@ fn as_bytes<T: plain::Plain>(v: &T) -> &[u8] {
 pub mod tests {
     use super::*;
 
+    /// The calls of a test's events: one thread of process 1, on fd 3.
+    pub fn test_meta() -> ConnMeta {
+        ConnMeta {
+            tgid: 1,
+            tid: 1,
+            fd: 3,
+            comm: Comm::new("t"),
+            thread: Comm::new("t"),
+        }
+    }
+
     #[test]
     fn a_call_s_holes_are_the_bytes_its_events_skip_or_leave() {
         let event = |offset, ret, last| Data {

@@ -137,20 +137,14 @@ fn held_by(chunk: &Chunk<Vec<u8>>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Comm, ConnMeta};
+    use crate::decode::tests::test_meta;
 
     fn event(seq: u64) -> Chunk<&'static [u8]> {
         Chunk {
             conn_id: 1,
             seq,
             ts_ns: seq,
-            meta: ConnMeta {
-                tgid: 1,
-                tid: 1,
-                fd: 3,
-                comm: Comm::new("t"),
-                thread: Comm::new("t"),
-            },
+            meta: test_meta(),
             kind: ChunkKind::Close,
         }
     }

@@ -425,20 +425,15 @@ fn skip_trailers(bytes: &[u8], at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Chunk, Comm, ConnMeta, Data, Direction};
+    use crate::decode::tests::test_meta;
+    use crate::decode::{Chunk, Data, Direction};
 
     fn event(conn_id: u64, seq: u64, offset: u32, ret: i64, bytes: &[u8]) -> Chunk<Vec<u8>> {
         Chunk {
             conn_id,
             seq,
             ts_ns: seq,
-            meta: ConnMeta {
-                tgid: 1,
-                tid: 1,
-                fd: 3,
-                comm: Comm::new("t"),
-                thread: Comm::new("t"),
-            },
+            meta: test_meta(),
             kind: ChunkKind::Data(Data {
                 direction: Direction::In,
                 offset,
