@@ -494,11 +494,11 @@ impl<W: Write> Pipeline<W> {
         self.records = records;
     }
 
-    /// Whether output is finished: --count reached, or the output closed.
     pub fn format(&self) -> Format {
         self.printer.format()
     }
 
+    /// Whether output is finished: --count reached, or the output closed.
     pub fn done(&self) -> bool {
         self.output_closed || self.remaining == Some(0)
     }

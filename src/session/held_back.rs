@@ -13,9 +13,9 @@ use crate::pipeline::{Input, Pipeline, RecordingBytes};
 /// Bytes held back at most; past it the connection at the front is let go (redacted as its
 /// bytes stand).
 const MAX_HELD_BACK: usize = 32 << 20;
-/// Polls the front may wait (a message that trickles in, a stream that never ends) before its
-/// connection is let go the same way.
-const MAX_WAIT_TICKS: u32 = 20;
+/// How long (event time, ns) the front may wait (a message that trickles in, a stream that
+/// never ends) before its connection is let go the same way.
+const MAX_WAIT_NS: u64 = 2_000_000_000;
 
 /// One input, as the record the file gets.
 struct Held {
@@ -30,8 +30,8 @@ struct Held {
 pub(super) struct HeldBack {
     records: VecDeque<Held>,
     bytes: usize,
-    /// Polls since the front began to wait.
-    waited: u32,
+    /// Since when (the poll's time, ns) the front has waited.
+    waiting_since: Option<u64>,
 }
 
 impl HeldBack {
@@ -52,18 +52,22 @@ impl HeldBack {
         Ok(())
     }
 
-    /// Write to `out` what the pipeline has decided, from the front. `tick`: a poll ended (the
-    /// front's wait is counted in polls).
+    /// Write to `out` what the pipeline has decided, from the front. `now_ns`: a poll ended
+    /// then (the front's wait is measured at polls).
     pub(super) fn release<P: Write, W: Write>(
         &mut self,
         pipeline: &mut Pipeline<P>,
         out: &mut capture::Writer<W>,
-        tick: bool,
+        now_ns: Option<u64>,
     ) -> io::Result<()> {
-        let force = self.bytes > MAX_HELD_BACK || self.waited > MAX_WAIT_TICKS;
+        let waited = match (now_ns, self.waiting_since) {
+            (Some(now), Some(since)) => now.saturating_sub(since),
+            _ => 0,
+        };
+        let force = self.bytes > MAX_HELD_BACK || waited > MAX_WAIT_NS;
         self.write_decided(pipeline, out, force)?;
-        if tick && !self.records.is_empty() {
-            self.waited += 1;
+        if let (Some(now), false) = (now_ns, self.records.is_empty()) {
+            self.waiting_since.get_or_insert(now);
         }
         Ok(())
     }
@@ -110,7 +114,7 @@ impl HeldBack {
             }
             let h = self.records.pop_front().expect("front checked");
             self.bytes -= h.record.len();
-            self.waited = 0;
+            self.waiting_since = None;
             out.encoded(&h.record, h.sample)?;
         }
         Ok(())

@@ -93,9 +93,12 @@ impl Recorder {
         if self.failed.is_some() {
             return;
         }
-        let tick = matches!(input, Input::Tick { .. });
-        let mut written = h.release(pipeline, &mut self.writer, tick);
-        if tick && written.is_ok() {
+        let now_ns = match *input {
+            Input::Tick { now_ns } => Some(now_ns),
+            _ => None,
+        };
+        let mut written = h.release(pipeline, &mut self.writer, now_ns);
+        if now_ns.is_some() && written.is_ok() {
             written = self.writer.flush();
         }
         self.check(written);
