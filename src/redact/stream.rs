@@ -55,27 +55,23 @@ impl StreamRedactor {
             Tapped::Gap { conn_id } | Tapped::Ended { conn_id } => (*conn_id, None, false, true),
         };
         let Some(dir) = data_dir else {
-            // An opening, a close or a gap: what is held before it is decided as it stands.
-            if let Some(mut c) = self.conns.remove(&conn_id) {
-                if ends {
-                    self.held -= c.bytes;
-                    c.decide_all(r);
-                    c.release(out);
-                } else {
-                    c.queue.push_back(Entry {
-                        tapped: t,
-                        decided: true,
-                        changed: false,
-                    });
-                    self.put_back(conn_id, c, out);
-                    return;
-                }
+            // A close or a gap: what is held before it is decided as it stands. An opening
+            // waits behind what is held, if anything is.
+            if ends {
+                self.release_conn(r, conn_id, out);
+            } else if let Some(mut c) = self.conns.remove(&conn_id) {
+                c.queue.push_back(Entry {
+                    tapped: t,
+                    decided: true,
+                    changed: false,
+                });
+                self.put_back(conn_id, c, out);
+                return;
             }
             out.push((t, false));
             return;
         };
-        let c = self.conns.entry(conn_id).or_default();
-        if c.queue.is_empty() && settled {
+        if settled && !self.conns.contains_key(&conn_id) {
             // The common case: a whole message (or several) in one event.
             let mut e = Entry {
                 tapped: t,
@@ -83,10 +79,10 @@ impl StreamRedactor {
                 changed: false,
             };
             decide(r, std::slice::from_mut(&mut e));
-            self.conns.remove(&conn_id);
             out.push((e.tapped, e.changed));
             return;
         }
+        let mut c = self.conns.remove(&conn_id).unwrap_or_default();
         let n = t.bytes_len();
         c.bytes += n;
         self.held += n;
@@ -101,7 +97,6 @@ impl StreamRedactor {
         if c.bytes > MAX_HELD_PER_CONN {
             c.decide_all(r);
         }
-        let c = self.conns.remove(&conn_id).unwrap_or_default();
         self.put_back(conn_id, c, out);
         if self.held > MAX_HELD {
             self.release_all(r, out);
