@@ -1,6 +1,7 @@
 //! Where a message's body ends (RFC 9112, 6.3): Content-Length, chunked encoding, the request's
 //! method and the status, or the end of the connection.
 
+use super::lenient::Lenient;
 use super::message::{header_name_bit, Message, RequestKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,8 +13,9 @@ pub(super) enum Framing {
     Switch,
 }
 
-/// Content-Length and chunked encoding as the headers give them (RFC 9112, 6.3).
-fn declared_framing(msg: &Message) -> Result<Option<Framing>, &'static str> {
+/// Content-Length and chunked encoding as the headers give them (RFC 9112, 6.3); what was
+/// read leniently is added to `lenient`.
+fn declared_framing(msg: &Message, lenient: &mut Lenient) -> Result<Option<Framing>, &'static str> {
     const FRAMING: u64 = header_name_bit(b"transfer-encoding") | header_name_bit(b"content-length");
     // Most requests have neither: their headers are not looked through.
     if !msg.may_have_header(FRAMING) {
@@ -36,6 +38,9 @@ fn declared_framing(msg: &Message) -> Result<Option<Framing>, &'static str> {
                 if length.is_some_and(|l| l != n) {
                     return Err("conflicting Content-Length values");
                 }
+                if length.is_some() {
+                    *lenient |= Lenient::CONTENT_LENGTH_REPEATED;
+                }
                 length = Some(n);
                 continue;
             }
@@ -49,8 +54,23 @@ fn declared_framing(msg: &Message) -> Result<Option<Framing>, &'static str> {
                 if length.is_some_and(|l| l != n) {
                     return Err("conflicting Content-Length values");
                 }
+                if length.is_some() {
+                    *lenient |= Lenient::CONTENT_LENGTH_REPEATED;
+                }
                 length = Some(n);
             }
+        }
+    }
+    if coded.is_some() {
+        if msg.version == 0 {
+            *lenient |= Lenient::TRANSFER_ENCODING_HTTP10;
+        }
+        if length.is_some() {
+            // Smuggling's usual shape (RFC 9112, 6.3): a strict server rejects the request.
+            if msg.is_request() {
+                return Err("Transfer-Encoding with Content-Length");
+            }
+            *lenient |= Lenient::TRANSFER_ENCODING_WITH_CONTENT_LENGTH;
         }
     }
     Ok(match (coded, length) {
@@ -63,8 +83,11 @@ fn declared_framing(msg: &Message) -> Result<Option<Framing>, &'static str> {
 }
 
 /// How a request's body is delimited: no Content-Length nor chunked means no body.
-pub(super) fn request_framing(msg: &Message) -> Result<Framing, &'static str> {
-    match declared_framing(msg)? {
+pub(super) fn request_framing(
+    msg: &Message,
+    lenient: &mut Lenient,
+) -> Result<Framing, &'static str> {
+    match declared_framing(msg, lenient)? {
         Some(Framing::UntilClose) => {
             Err("request body with a transfer coding other than chunked last")
         }
@@ -76,7 +99,12 @@ pub(super) fn request_framing(msg: &Message) -> Result<Framing, &'static str> {
 /// How a final response's body is delimited, given the method of its request when known
 /// (RFC 9112, 6.3): no body for HEAD, 204 and 304; a 2xx to CONNECT opens a tunnel; without
 /// Content-Length or chunked, the body runs to the end of the connection.
-pub(super) fn response_framing(status: u16, method: Option<RequestKind>, msg: &Message) -> Framing {
+pub(super) fn response_framing(
+    status: u16,
+    method: Option<RequestKind>,
+    msg: &Message,
+    lenient: &mut Lenient,
+) -> Framing {
     let method = method.unwrap_or(RequestKind::Other);
     if method == RequestKind::Connect && (200..300).contains(&status) {
         return Framing::Switch;
@@ -85,26 +113,9 @@ pub(super) fn response_framing(status: u16, method: Option<RequestKind>, msg: &M
         return Framing::None;
     }
     // A malformed length in a response: the connection's end is the only boundary left.
-    declared_framing(msg)
+    declared_framing(msg, lenient)
         .unwrap_or(Some(Framing::UntilClose))
         .unwrap_or(Framing::UntilClose)
-}
-
-/// The size in a chunk-size line (hex, then optional extensions) that ends in CRLF; a line that
-/// ends in a bare LF (which RFC 9112 lets a recipient accept) is given its CR first.
-pub(super) fn chunk_size(line: &mut Vec<u8>) -> Option<u64> {
-    if !line.ends_with(b"\r\n") {
-        line.pop();
-        line.extend_from_slice(b"\r\n");
-    }
-    // httparse reads an empty size as 0: a size has at least one digit.
-    if !line.first().is_some_and(u8::is_ascii_hexdigit) {
-        return None;
-    }
-    match httparse::parse_chunk_size(line) {
-        Ok(httparse::Status::Complete((_, n))) => Some(n),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -115,7 +126,7 @@ mod tests {
     fn content_length_values() {
         let framing = |value: &str| {
             let m = Message::build("POST /x HTTP/1.1", &[("Content-Length", value)], b"", 0);
-            declared_framing(&m)
+            declared_framing(&m, &mut Lenient::NONE.clone())
         };
         assert_eq!(framing("5"), Ok(Some(Framing::Length(5))));
         assert_eq!(framing("007"), Ok(Some(Framing::Length(7))));
@@ -128,20 +139,5 @@ mod tests {
         for bad in ["+5", "-1", "5x", "0x10", "99999999999999999999"] {
             assert_eq!(framing(bad), Err("invalid Content-Length"), "{bad}");
         }
-    }
-
-    fn size(line: &[u8]) -> Option<u64> {
-        chunk_size(&mut line.to_vec())
-    }
-
-    #[test]
-    fn chunk_size_parsing() {
-        assert_eq!(size(b"1a\r\n"), Some(26));
-        assert_eq!(size(b"0\r\n"), Some(0));
-        assert_eq!(size(b"0\n"), Some(0));
-        assert_eq!(size(b"A;name=value\r\n"), Some(10));
-        assert_eq!(size(b"\r\n"), None);
-        assert_eq!(size(b"xyz\r\n"), None);
-        assert_eq!(size(b"ffffffffffffffffff\r\n"), None);
     }
 }

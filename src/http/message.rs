@@ -3,14 +3,24 @@
 
 use std::mem::MaybeUninit;
 
+use super::lenient::{target_has_invalid_char, Lenient};
+
 /// Headers one message may have before it is reported as malformed.
 const MAX_HEADERS: usize = 128;
 
 /// A message's start line, as borrowed from the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartLine<'m> {
-    Request { method: &'m str, target: &'m str },
-    Response { status: u16, reason: &'m str },
+    Request {
+        method: &'m str,
+        target: &'m str,
+    },
+    /// The reason phrase as sent: any bytes (RFC 9112 allows obs-text), shown as header
+    /// values are.
+    Response {
+        status: u16,
+        reason: &'m [u8],
+    },
 }
 
 /// Where the start line's parts lie in a message's bytes.
@@ -64,21 +74,32 @@ pub struct Message {
     /// Body bytes kept as they were received, where redaction changed the body kept (NOT_EDITED
     /// otherwise): whether the body was cut is judged by them, not by the redacted length.
     received_body_len: u32,
+    /// The steps outside RFC 9112's grammar the parser took to read it.
+    pub lenient: Lenient,
+    /// Found after bytes were skipped to resynchronise (an error, a gap): those bytes may
+    /// have held what this message really is.
+    pub resynced: bool,
 }
 
 /// `received_body_len` of a message whose body is as it was received.
 const NOT_EDITED: u32 = u32::MAX;
 
 impl Message {
-    /// A message of the head `head` (which httparse parsed into `start` and `headers`, slices
-    /// of it), with no body yet.
+    /// A message with no body yet: `buf` starts with a head of `n` bytes, which httparse parsed into `start` and
+    /// `headers`; room is made for the body bytes after it, up to `body_limit`. `lenient`: what
+    /// the head was read with (bare LFs are found here).
+    #[inline(always)]
     fn from_head(
-        head: &[u8],
+        buf: &[u8],
+        n: usize,
         start: StartLine<'_>,
         version: u8,
         headers: &[httparse::Header<'_>],
-        spare: usize,
+        body_limit: usize,
+        lenient: Lenient,
     ) -> Self {
+        let head = &buf[..n];
+        let spare = (buf.len() - n).min(body_limit);
         let base = head.as_ptr() as usize;
         let span = |s: &[u8]| {
             let start = (s.as_ptr() as usize).saturating_sub(base) as u32;
@@ -90,12 +111,21 @@ impl Message {
         let mut bytes = Vec::with_capacity(head.len() + headers.len() * HEADER_SPAN_BYTES + spare);
         bytes.extend_from_slice(head);
         let mut name_bits = 0;
+        // Each line is checked for its CR where the next begins: a byte a line, no scan.
+        let mut bare_lf = false;
         for h in headers {
             name_bits |= header_name_bit(h.name.as_bytes());
             let (name, value) = (span(h.name.as_bytes()), span(h.value));
-            for n in [name.start, name.end, value.start, value.end] {
-                bytes.extend_from_slice(&n.to_le_bytes());
+            bare_lf |= head.get(name.start as usize - 2) != Some(&b'\r');
+            // One append of the four: one capacity check, not four.
+            let mut span_bytes = [0u8; HEADER_SPAN_BYTES];
+            for (i, n) in [name.start, name.end, value.start, value.end]
+                .into_iter()
+                .enumerate()
+            {
+                span_bytes[i * 4..i * 4 + 4].copy_from_slice(&n.to_le_bytes());
             }
+            bytes.extend_from_slice(&span_bytes);
         }
         let start = match start {
             StartLine::Request { method, target } => Start::Request {
@@ -104,9 +134,18 @@ impl Message {
             },
             StartLine::Response { status, reason } => Start::Response {
                 status,
-                reason: span(reason.as_bytes()),
+                reason: span(reason),
             },
         };
+        // The empty line that ends the head, and the line before it.
+        let blank = match head {
+            [.., b'\r', b'\n'] => head.len() - 2,
+            _ => {
+                bare_lf = true;
+                head.len() - 1
+            }
+        };
+        bare_lf |= head.get(blank.wrapping_sub(2)) != Some(&b'\r');
         Self {
             ts_ns: 0,
             end_ts_ns: 0,
@@ -123,6 +162,12 @@ impl Message {
             trailers: Vec::new(),
             wire_trailers_len: 0,
             received_body_len: NOT_EDITED,
+            lenient: if bare_lf {
+                lenient | Lenient::BARE_LF
+            } else {
+                lenient
+            },
+            resynced: false,
         }
     }
 
@@ -152,8 +197,9 @@ impl Message {
             .get(span.start as usize..span.end as usize)
             .unwrap_or(&[]);
         debug_assert!(std::str::from_utf8(bytes).is_ok());
-        // SAFETY: the start line's spans are set only in `from_head`, from httparse's `&str`s
-        // (UTF-8) lying in the head that heads `bytes`, and `bytes` is only appended to after.
+        // SAFETY: a request's method and target spans are set only in `from_head`, from
+        // httparse's `&str`s (UTF-8) lying in the head that heads `bytes`, and `bytes` is only
+        // appended to after; `text` is asked for no other span.
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
@@ -165,7 +211,10 @@ impl Message {
             },
             Start::Response { status, reason } => StartLine::Response {
                 status,
-                reason: self.text(reason),
+                reason: self
+                    .bytes
+                    .get(reason.start as usize..reason.end as usize)
+                    .unwrap_or(&[]),
             },
         }
     }
@@ -240,7 +289,7 @@ impl Message {
             StartLine::Response { status, reason } => {
                 head.extend_from_slice(version.as_bytes());
                 head.extend_from_slice(format!(" {status:03} ").as_bytes());
-                head.extend_from_slice(reason.as_bytes());
+                head.extend_from_slice(reason);
             }
         }
         head.extend_from_slice(b"\r\n");
@@ -264,6 +313,8 @@ impl Message {
         m.trailers = self.trailers.clone();
         m.wire_trailers_len = self.wire_trailers_len;
         m.received_body_len = self.received_body_len();
+        m.lenient = self.lenient;
+        m.resynced = self.resynced;
         Some(m)
     }
 
@@ -386,7 +437,8 @@ impl RequestKind {
 }
 /// The length of the head at the start of `buf`, and the message it starts; Ok(None) while the
 /// head is incomplete. The message has room for the body bytes that follow the head in `buf`, up
-/// to `body_limit`: a small body usually arrives with its head.
+/// to `body_limit`: a small body usually arrives with its head. The message's `lenient` names the
+/// steps outside RFC 9112's grammar its head was read with.
 pub(super) fn parse_head(
     buf: &[u8],
     is_response: bool,
@@ -394,49 +446,108 @@ pub(super) fn parse_head(
 ) -> Result<Option<(usize, Message)>, httparse::Error> {
     // Left uninitialised: httparse writes what it returns (4 KiB to clear per message otherwise).
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let (n, start, version, parsed) = if is_response {
-        let mut resp = httparse::Response::new(&mut []);
-        let httparse::Status::Complete(n) = httparse::ParserConfig::default()
-            .parse_response_with_uninit_headers(&mut resp, buf, &mut headers)?
-        else {
-            return Ok(None);
-        };
-        let start = StartLine::Response {
-            status: resp.code.unwrap_or(0),
-            reason: match resp.reason {
-                Some(r) if !r.is_empty() => r,
-                // httparse gives an empty reason for one with obs-text (bytes of 0x80 and
-                // above, which RFC 9112 allows): taken from the line when it is UTF-8.
-                _ => utf8_reason(buf),
-            },
-        };
-        (n, start, resp.version, resp.headers)
-    } else {
+    if !is_response {
         let mut req = httparse::Request::new(&mut []);
         let httparse::Status::Complete(n) = req.parse_with_uninit_headers(buf, &mut headers)?
         else {
             return Ok(None);
         };
+        let target = req.path.unwrap_or_default();
         let start = StartLine::Request {
             method: req.method.unwrap_or_default(),
-            target: req.path.unwrap_or_default(),
+            target,
         };
-        (n, start, req.version, req.headers)
+        let lenient = if target_has_invalid_char(target.as_bytes()) {
+            Lenient::TARGET_CHAR
+        } else {
+            Lenient::NONE
+        };
+        let version = req.version.unwrap_or(1);
+        let msg = Message::from_head(buf, n, start, version, req.headers, body_limit, lenient);
+        return Ok(Some((n, msg)));
+    }
+    let mut resp = httparse::Response::new(&mut []);
+    let n = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    ) {
+        // A field line that starts with whitespace: obs-fold, which a recipient of a response
+        // reads as a space (RFC 9112, 5.2). Tried again only then: a response without one
+        // costs nothing more.
+        Err(httparse::Error::HeaderName) => return parse_folded_response(buf, body_limit),
+        other => other?,
     };
-    let spare = (buf.len() - n).min(body_limit);
-    let msg = Message::from_head(&buf[..n], start, version.unwrap_or(1), parsed, spare);
-    Ok(Some((n, msg)))
+    let httparse::Status::Complete(n) = n else {
+        return Ok(None);
+    };
+    Ok(Some((
+        n,
+        response(buf, n, &resp, body_limit, Lenient::NONE),
+    )))
 }
 
-/// The reason phrase of the status line that starts `buf`, when it is UTF-8; "" otherwise.
-fn utf8_reason(buf: &[u8]) -> &str {
-    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    // "HTTP/1.x NNN " comes first.
-    line.get(13..)
-        .filter(|_| line.get(12) == Some(&b' '))
-        .and_then(|r| std::str::from_utf8(r).ok())
-        .unwrap_or_default()
+/// The response head at the start of `buf`, read with its obs-folds. Out of line: its header
+/// array is not on the stack of every other head's parse.
+#[cold]
+#[inline(never)]
+fn parse_folded_response(
+    buf: &[u8],
+    body_limit: usize,
+) -> Result<Option<(usize, Message)>, httparse::Error> {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let httparse::Status::Complete(n) = httparse::ParserConfig::default()
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut headers)?
+    else {
+        return Ok(None);
+    };
+    let mut lenient = Lenient::OBS_FOLD;
+    // The lines folded into values are not checked one by one in from_head.
+    let count = |byte: u8| buf[..n].iter().filter(|&&b| b == byte).count();
+    if count(b'\n') != count(b'\r') {
+        lenient |= Lenient::BARE_LF;
+    }
+    Ok(Some((n, response(buf, n, &resp, body_limit, lenient))))
+}
+
+/// The message of the response head of `n` bytes that starts `buf`, which httparse parsed into
+/// `resp`, read with `lenient`.
+#[inline(always)]
+fn response(
+    buf: &[u8],
+    n: usize,
+    resp: &httparse::Response<'_, '_>,
+    body_limit: usize,
+    mut lenient: Lenient,
+) -> Message {
+    let (reason, no_sp) = reason_phrase(buf);
+    if no_sp {
+        lenient |= Lenient::STATUS_NO_SP;
+    }
+    let start = StartLine::Response {
+        status: resp.code.unwrap_or(0),
+        reason,
+    };
+    let version = resp.version.unwrap_or(1);
+    Message::from_head(buf, n, start, version, resp.headers, body_limit, lenient)
+}
+
+/// The reason phrase of the status line that starts `buf` (which httparse parsed), every byte
+/// of it (httparse gives none of one with obs-text); and whether the space before it is
+/// missing.
+fn reason_phrase(buf: &[u8]) -> (&[u8], bool) {
+    // "HTTP/1.x NNN" comes first.
+    match buf.get(12) {
+        Some(b' ') => {
+            let line = &buf[13..];
+            let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+            let reason = &line[..end];
+            (reason.strip_suffix(b"\r").unwrap_or(reason), false)
+        }
+        _ => (&[], true),
+    }
 }
 
 #[cfg(test)]
@@ -444,20 +555,78 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_reason_phrase_with_obs_text_is_kept_when_it_is_utf8() {
-        let reason = |head: &[u8]| match parse_head(head, true, 0).unwrap().unwrap().1.start() {
-            StartLine::Response { reason, .. } => reason.to_string(),
-            StartLine::Request { .. } => unreachable!(),
+    fn a_reason_phrase_keeps_every_byte() {
+        let reason = |head: &[u8]| {
+            let m = parse_head(head, true, 0).unwrap().unwrap().1;
+            match m.start() {
+                StartLine::Response { reason, .. } => (reason.to_vec(), m.lenient),
+                StartLine::Request { .. } => unreachable!(),
+            }
         };
+        let strict = |r: &[u8]| (r.to_vec(), Lenient::NONE);
         assert_eq!(
             reason("HTTP/1.1 500 Oriëntatieprobleem\r\n\r\n".as_bytes()),
-            "Oriëntatieprobleem"
+            strict("Oriëntatieprobleem".as_bytes())
         );
-        assert_eq!(reason(b"HTTP/1.1 200 OK\r\n\r\n"), "OK");
-        assert_eq!(reason(b"HTTP/1.1 204 \r\n\r\n"), "");
-        assert_eq!(reason(b"HTTP/1.1 204\r\n\r\n"), "");
-        // Latin-1 is not UTF-8: not kept yet (#38).
-        assert_eq!(reason(b"HTTP/1.1 200 Caf\xe9\r\n\r\n"), "");
+        assert_eq!(reason(b"HTTP/1.1 200 OK\r\n\r\n"), strict(b"OK"));
+        assert_eq!(reason(b"HTTP/1.1 204 \r\n\r\n"), strict(b""));
+        assert_eq!(reason(b"HTTP/1.1 200 Caf\xe9\r\n\r\n"), strict(b"Caf\xe9"));
+        assert_eq!(reason(b"HTTP/1.1 200  two\r\n\r\n"), strict(b" two"));
+        assert_eq!(
+            reason(b"HTTP/1.1 204\r\n\r\n"),
+            (vec![], Lenient::STATUS_NO_SP)
+        );
+        assert_eq!(
+            reason(b"HTTP/1.1 200 Caf\xe9\n\n"),
+            (b"Caf\xe9".to_vec(), Lenient::BARE_LF)
+        );
+    }
+
+    /// Each head's line ends are checked: a bare LF anywhere is found, in a fold too.
+    #[test]
+    fn lenient_heads_are_named() {
+        let lenient = |head: &[u8], response: bool| {
+            let (n, m) = parse_head(head, response, 0).unwrap().unwrap();
+            assert_eq!(n, head.len());
+            m.lenient.names().collect::<Vec<_>>()
+        };
+        let none: [&str; 0] = [];
+        assert_eq!(
+            lenient(b"GET / HTTP/1.1\r\nA: b\r\nC: d\r\n\r\n", false),
+            none
+        );
+        assert_eq!(lenient(b"GET / HTTP/1.1\r\n\r\n", false), none);
+        for bare in [
+            &b"GET / HTTP/1.1\nA: b\r\nC: d\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nA: b\nC: d\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: b\r\nC: d\n\r\n",
+            b"GET / HTTP/1.1\r\nA: b\r\nC: d\r\n\n",
+            b"GET / HTTP/1.1\n\r\n",
+            b"GET / HTTP/1.1\r\n\n",
+            b"GET / HTTP/1.1\n\n",
+            b"GET / HTTP/1.1\r\nA:\nC: d\r\n\r\n",
+        ] {
+            assert_eq!(
+                lenient(bare, false),
+                ["bare-lf"],
+                "{:?}",
+                String::from_utf8_lossy(bare)
+            );
+        }
+        assert_eq!(
+            lenient(b"GET /a<b> HTTP/1.1\r\n\r\n", false),
+            ["target-char"]
+        );
+        assert_eq!(
+            lenient(b"HTTP/1.1 200 OK\r\nA: b\r\n c\r\nD: e\r\n\r\n", true),
+            ["obs-fold"]
+        );
+        assert_eq!(
+            lenient(b"HTTP/1.1 200 OK\r\nA: b\n\tc\r\n\r\n", true),
+            ["bare-lf", "obs-fold"]
+        );
+        // A fold in a request is not read: malformed, as a strict server answers 400.
+        assert!(parse_head(b"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", false, 0).is_err());
     }
 
     #[test]

@@ -8,13 +8,16 @@
 //!
 //! - `message`: a message, its head's parts, and head parsing;
 //! - `framing`: where a body ends;
+//! - `lenient`: the steps outside RFC 9112's grammar a message was read with;
 //! - `resync`: finding message starts in a stream;
 //! - `parse`: the per-direction parser that ties them together.
 
 mod framing;
+mod lenient;
 mod message;
 mod parse;
 mod resync;
 
+pub use lenient::Lenient;
 pub use message::{header_name_bit, Message, RequestKind, StartLine};
 pub use parse::{parse_pieces, Parsed, Parser, ParserStats, MAX_HEAD_BYTES};

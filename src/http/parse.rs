@@ -4,7 +4,8 @@
 
 use std::collections::VecDeque;
 
-use super::framing::{chunk_size, request_framing, response_framing, Framing};
+use super::framing::{request_framing, response_framing, Framing};
+use super::lenient::{chunk_size_line, Lenient};
 use super::message::{parse_head, Message, RequestKind, StartLine};
 use super::resync::{empty_line_bytes, find_message_start, sniff, MessageStart, Sniff};
 
@@ -60,6 +61,10 @@ pub struct ParserStats {
     pub message_bytes: u64,
     /// Bytes of message heads cut short by the end of the stream (the tracker counts the heads).
     pub partial_head_bytes: u64,
+    /// Messages read outside RFC 9112's grammar (Message::lenient).
+    pub lenient_messages: u64,
+    /// Messages found after bytes were skipped to resynchronise (Message::resynced).
+    pub resynced_messages: u64,
 }
 
 impl std::ops::AddAssign for ParserStats {
@@ -71,6 +76,8 @@ impl std::ops::AddAssign for ParserStats {
         self.heads_shed += other.heads_shed;
         self.message_bytes += other.message_bytes;
         self.partial_head_bytes += other.partial_head_bytes;
+        self.lenient_messages += other.lenient_messages;
+        self.resynced_messages += other.resynced_messages;
     }
 }
 
@@ -119,6 +126,18 @@ pub struct Parser {
     last_ts: u64,
     /// Methods of the requests the other direction carried, whose responses are due here.
     expected: VecDeque<RequestKind>,
+    /// Leniencies read before the next message's head (empty lines, an interim response),
+    /// given to that message; EMPTY_LINE_BEFORE_STATUS for any empty lines, which a request
+    /// line may follow.
+    pending: Lenient,
+    /// Whether the last byte of the empty lines before the next message was a CR.
+    blank_cr: bool,
+    /// Whether a leniency decided where a message of this direction ended: every later one is
+    /// marked AFTER_LENIENT_FRAMING.
+    lenient_framing: bool,
+    /// Whether bytes were skipped, or the position lost, since the last message: the next one
+    /// is marked resynced.
+    resynced: bool,
     pub stats: ParserStats,
 }
 
@@ -185,8 +204,12 @@ impl Parser {
                 }
                 self.stats.resync_bytes += self.buf.len() as u64;
                 self.state = State::Resync;
+                self.resynced = true;
             }
-            State::Head | State::Resync => self.stats.resync_bytes += self.buf.len() as u64,
+            State::Head | State::Resync => {
+                self.stats.resync_bytes += self.buf.len() as u64;
+                self.resynced |= !self.buf.is_empty();
+            }
             _ => return 0,
         }
         self.buf = Vec::new();
@@ -229,6 +252,10 @@ impl Parser {
             buf_ts: 0,
             last_ts: 0,
             expected: VecDeque::new(),
+            pending: Lenient::NONE,
+            blank_cr: false,
+            lenient_framing: false,
+            resynced: false,
             stats: ParserStats::default(),
         }
     }
@@ -391,6 +418,7 @@ impl Parser {
         self.stats.resync_bytes += self.buf.len() as u64 + n;
         self.buf.clear();
         self.state = State::Resync;
+        self.resynced = true;
     }
 
     /// Between messages or inside a head. A head that is all in `data` is parsed where it lies;
@@ -408,7 +436,9 @@ impl Parser {
             return &[];
         }
         let start = empty_line_bytes(data);
-        self.stats.message_bytes += start as u64;
+        if start > 0 {
+            self.empty_lines(&data[..start]);
+        }
         if start == data.len() {
             return &[];
         }
@@ -424,6 +454,21 @@ impl Parser {
         }
     }
 
+    /// Empty lines before a message: allowed before a request line as CRLFs (RFC 9112, 2.2),
+    /// read leniently otherwise.
+    #[cold]
+    fn empty_lines(&mut self, lines: &[u8]) {
+        self.stats.message_bytes += lines.len() as u64;
+        self.pending |= Lenient::EMPTY_LINE_BEFORE_STATUS;
+        for &b in lines {
+            // A LF with no CR before it, or a CR with no LF after it.
+            if (b == b'\n') != self.blank_cr {
+                self.pending |= Lenient::BARE_LF;
+            }
+            self.blank_cr = b == b'\r';
+        }
+    }
+
     /// Parse the message head at the start of `input`, which began at `buf_ts`; on success the
     /// state is set for what follows it.
     fn parse_head(&mut self, input: &[u8], ts_ns: u64, out: &mut Vec<Parsed>) -> HeadStep {
@@ -433,6 +478,7 @@ impl Parser {
         };
         self.stats.message_bytes += head_len as u64;
         self.seen_message = true;
+        let mut lenient = msg.lenient;
         let mut connect = false;
         let framing = match msg.start() {
             StartLine::Request { method, .. } => {
@@ -446,20 +492,24 @@ impl Parser {
                 if connect {
                     Ok(Framing::None)
                 } else {
-                    request_framing(&msg)
+                    request_framing(&msg, &mut lenient)
                 }
             }
             StartLine::Response { status: 101, .. } => {
                 self.expected.pop_front();
                 Ok(Framing::Switch)
             }
-            // An interim response (100 Continue): the final one is still due.
+            // An interim response (100 Continue): the final one is still due, and is read
+            // with what this one was.
             StartLine::Response { status, .. } if (100..200).contains(&status) => {
+                if self.read_leniently(lenient) {
+                    self.pending = self.mark_lenient(lenient, input, head_len, &msg);
+                }
                 return HeadStep::Consumed(head_len);
             }
             StartLine::Response { status, .. } => {
                 let method = self.expected.pop_front();
-                Ok(response_framing(status, method, &msg))
+                Ok(response_framing(status, method, &msg, &mut lenient))
             }
         };
         let framing = match framing {
@@ -471,9 +521,19 @@ impl Parser {
                     reason: reason.to_string(),
                 });
                 self.state = State::Resync;
+                self.resynced = true;
                 return HeadStep::Consumed(head_len);
             }
         };
+        if self.read_leniently(lenient) {
+            msg.lenient = self.mark_lenient(lenient, input, head_len, &msg);
+            self.stats.lenient_messages += u64::from(!msg.lenient.is_empty());
+        }
+        if self.resynced {
+            msg.resynced = true;
+            self.resynced = false;
+            self.stats.resynced_messages += 1;
+        }
         msg.ts_ns = self.buf_ts;
         msg.end_ts_ns = self.last_ts;
         self.current = Some(msg);
@@ -482,6 +542,52 @@ impl Parser {
             self.state = State::AwaitTunnel;
         }
         HeadStep::Consumed(head_len)
+    }
+
+    /// Whether the message whose head and framing were read with `lenient` has more to it:
+    /// what came before it, or a leniency earlier in the stream.
+    #[inline(always)]
+    fn read_leniently(&self, lenient: Lenient) -> bool {
+        !(lenient | self.pending).is_empty() || self.lenient_framing
+    }
+
+    /// What `msg` was read with: `lenient` (its head's and framing's, `msg.lenient` its head's,
+    /// of `head_len` bytes at the start of `input`), what came before it, and
+    /// AFTER_LENIENT_FRAMING where an earlier message's end was decided leniently; notes
+    /// whether this one's was. Out of line: strict messages never come here.
+    #[cold]
+    #[inline(never)]
+    fn mark_lenient(
+        &mut self,
+        mut lenient: Lenient,
+        input: &[u8],
+        head_len: usize,
+        msg: &Message,
+    ) -> Lenient {
+        let head_lenient = msg.lenient;
+        lenient |= std::mem::take(&mut self.pending);
+        if std::mem::take(&mut self.blank_cr) {
+            lenient |= Lenient::BARE_LF;
+        }
+        // Only a request line may follow empty lines.
+        if msg.is_request() {
+            lenient = lenient.without(Lenient::EMPTY_LINE_BEFORE_STATUS);
+        }
+        if self.lenient_framing {
+            lenient |= Lenient::AFTER_LENIENT_FRAMING;
+        }
+        // A head read leniently decides where the message ends when it frames a body, or
+        // when its own end is a bare LF.
+        let head_decides = head_lenient.intersects(Lenient::BARE_LF | Lenient::OBS_FOLD)
+            && (input.get(head_len.wrapping_sub(2)) != Some(&b'\r')
+                || msg.headers().any(|(name, _)| {
+                    name.eq_ignore_ascii_case(b"content-length")
+                        || name.eq_ignore_ascii_case(b"transfer-encoding")
+                }));
+        if head_decides || lenient.intersects(Lenient::FRAMING) {
+            self.lenient_framing = true;
+        }
+        lenient
     }
 
     /// The head at the start of `input` and its length; else what the caller returns, with what
@@ -562,6 +668,7 @@ impl Parser {
         self.stats.resync_bytes += 1;
         self.buf.clear();
         self.state = State::Resync;
+        self.resynced = true;
         if input.len() > 1 {
             self.feed(&input[1..], ts_ns, out);
         }
@@ -621,12 +728,18 @@ impl Parser {
                     return &[];
                 };
                 self.buf.extend_from_slice(&data[..nl + 1]);
-                let mut line = std::mem::take(&mut self.buf);
+                let line = std::mem::take(&mut self.buf);
                 let empty = matches!(&line[..], b"\n" | b"\r\n");
+                if line == b"\n" {
+                    self.lenient_body(Lenient::BARE_LF);
+                }
                 let line_len = line.len() as u64;
                 match cs {
-                    ChunkState::Size => match chunk_size(&mut line) {
-                        Some(n) => {
+                    ChunkState::Size => match chunk_size_line(&line) {
+                        Some((n, lenient)) => {
+                            if !lenient.is_empty() {
+                                self.lenient_body(lenient);
+                            }
                             self.stats.message_bytes += line_len;
                             self.state = State::Chunked(if n == 0 {
                                 ChunkState::Trailers
@@ -686,6 +799,9 @@ impl Parser {
             (None, Some(m)) => {
                 self.stats.message_bytes += line.len() as u64;
                 m.push_trailer(line);
+                if !line.ends_with(b"\r\n") {
+                    self.lenient_body(Lenient::BARE_LF);
+                }
             }
             (None, None) => self.stats.message_bytes += line.len() as u64,
         }
@@ -704,29 +820,43 @@ impl Parser {
         self.stats.resync_bytes += self.buf.len() as u64;
         self.buf.clear();
         self.state = State::Resync;
+        self.resynced = true;
+    }
+
+    /// The message being read took `lenient` in its chunked body's framing: where it ends
+    /// was decided leniently.
+    #[cold]
+    fn lenient_body(&mut self, lenient: Lenient) {
+        if let Some(m) = self.current.as_mut() {
+            self.stats.lenient_messages += u64::from(m.lenient.is_empty());
+            m.lenient |= lenient;
+        }
+        self.lenient_framing = true;
     }
 
     fn feed_resync<'d>(&mut self, data: &'d [u8], ts_ns: u64, out: &mut Vec<Parsed>) -> &'d [u8] {
         self.buf.extend_from_slice(data);
-        match find_message_start(&self.buf) {
+        let skipped = match find_message_start(&self.buf) {
             MessageStart::Found(pos) => {
-                self.stats.resync_bytes += pos as u64;
                 let rest = self.buf.split_off(pos);
                 self.buf.clear();
                 self.state = State::Head;
+                self.skip(pos);
                 self.feed(&rest, ts_ns, out);
+                return &[];
             }
-            MessageStart::Maybe(pos) => {
-                // Keep the candidate until its line is complete.
-                self.stats.resync_bytes += pos as u64;
-                self.buf.drain(..pos);
-            }
-            MessageStart::None => {
-                self.stats.resync_bytes += self.buf.len() as u64;
-                self.buf.clear();
-            }
-        }
+            // Keep the candidate until its line is complete.
+            MessageStart::Maybe(pos) => self.buf.drain(..pos).count(),
+            MessageStart::None => self.buf.drain(..).count(),
+        };
+        self.skip(skipped);
         &[]
+    }
+
+    /// `n` bytes were skipped to find the next message: it is marked as found so.
+    fn skip(&mut self, n: usize) {
+        self.stats.resync_bytes += n as u64;
+        self.resynced |= n > 0;
     }
 }
 
@@ -755,7 +885,9 @@ mod tests {
     fn line(m: &Message) -> String {
         match m.start() {
             StartLine::Request { method, target } => format!("{method} {target}"),
-            StartLine::Response { status, reason } => format!("{status} {reason}"),
+            StartLine::Response { status, reason } => {
+                format!("{status} {}", String::from_utf8_lossy(reason))
+            }
         }
     }
 

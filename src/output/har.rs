@@ -76,6 +76,9 @@ struct Request<'a> {
     /// A chunked body's trailer fields (HAR has no place for them).
     #[serde(rename = "_trailers", skip_serializing_if = "Vec::is_empty")]
     trailers: Vec<NameValue<'a>>,
+    /// What it was read leniently with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -95,7 +98,7 @@ struct Content<'a> {
 #[serde(rename_all = "camelCase")]
 struct Response<'a> {
     status: u16,
-    status_text: &'a str,
+    status_text: Cow<'a, str>,
     http_version: &'static str,
     cookies: Vec<Cookie<'a>>,
     headers: Vec<NameValue<'a>>,
@@ -108,6 +111,8 @@ struct Response<'a> {
     trailers: Vec<NameValue<'a>>,
     #[serde(rename = "_error", skip_serializing_if = "Option::is_none")]
     error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -161,6 +166,9 @@ struct Entry<'a> {
     response_pid: Option<u32>,
     #[serde(rename = "_response_fd", skip_serializing_if = "Option::is_none")]
     response_fd: Option<i32>,
+    /// Whether a message of it was found after bytes skipped to resynchronise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<&'static str>,
 }
 
 fn lossy(b: &[u8]) -> Cow<'_, str> {
@@ -337,6 +345,16 @@ fn content<'m>(m: &'m Message) -> Content<'m> {
     }
 }
 
+/// "read leniently: bare-lf, ..." where a message was read outside RFC 9112's grammar.
+fn lenient_comment(m: &Message) -> Option<String> {
+    (!m.lenient.is_empty()).then(|| {
+        format!(
+            "read leniently: {}",
+            m.lenient.names().collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
 /// The phases of an exchange, in ms (-1: not seen), and their sum.
 fn timings(q: &Message, r: Option<&Message>) -> (Timings, f64) {
     let (wait, receive) = match r {
@@ -376,6 +394,7 @@ fn request<'m>(conn: &ConnInfo, q: &'m Message, method: &'m str, target: &'m str
         headers_size: headers_size(q),
         body_size: q.body_bytes as i64,
         trailers: fields(q.trailers()),
+        comment: lenient_comment(q),
     }
 }
 
@@ -383,7 +402,7 @@ fn response(r: Option<&Message>) -> Response<'_> {
     let Some(r) = r else {
         return Response {
             status: 0,
-            status_text: "",
+            status_text: Cow::Borrowed(""),
             http_version: "",
             cookies: Vec::new(),
             headers: Vec::new(),
@@ -399,11 +418,12 @@ fn response(r: Option<&Message>) -> Response<'_> {
             body_size: -1,
             trailers: Vec::new(),
             error: Some("no response"),
+            comment: None,
         };
     };
     let (status, reason) = match r.start() {
-        StartLine::Response { status, reason } => (status, reason),
-        StartLine::Request { .. } => (0, ""),
+        StartLine::Response { status, reason } => (status, lossy(reason)),
+        StartLine::Request { .. } => (0, Cow::Borrowed("")),
     };
     Response {
         status,
@@ -417,6 +437,7 @@ fn response(r: Option<&Message>) -> Response<'_> {
         body_size: r.body_bytes as i64,
         trailers: fields(r.trailers()),
         error: (!r.complete).then_some("the response was cut short"),
+        comment: lenient_comment(r),
     }
 }
 
@@ -484,6 +505,8 @@ pub fn write(
         unix_socket: unix,
         response_pid: responder.map(|r| r.tgid),
         response_fd: responder.map(|r| r.fd),
+        comment: (q.resynced || r.as_ref().is_some_and(|r| r.resynced))
+            .then_some("found after bytes skipped to resynchronise"),
     };
     if !first {
         buf.push(b',');

@@ -79,7 +79,7 @@ pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, who: Option<&Iden
                 Some(m) => {
                     if let StartLine::Response { status, reason } = m.start() {
                         o.uint(key!("status"), u64::from(status));
-                        o.str(key!("reason"), reason.as_bytes());
+                        o.str(key!("reason"), reason);
                     }
                     json_message(&mut o, &RESPONSE_KEYS, m);
                 }
@@ -88,6 +88,10 @@ pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, who: Option<&Iden
             match latency_ns(request, response) {
                 Some(ns) => o.millis(key!("latency_ms"), ns),
                 None => o.null(key!("latency_ms")),
+            }
+            // Only where bytes were skipped to find one of its messages.
+            if [request, response].iter().flatten().any(|m| m.resynced) {
+                o.bool(key!("resynced"), true);
             }
             o.end();
         }
@@ -184,14 +188,28 @@ impl<'b> JsonLine<'b> {
         self.buf.extend_from_slice(key.as_bytes());
         self.buf.push(b'[');
         for (i, (name, value)) in fields.enumerate() {
-            self.buf
-                .extend_from_slice(if i == 0 { b"[" } else { b",[" });
             // The parser takes only tokens as names: nothing in them needs escaping.
-            self.buf.push(b'"');
+            self.buf
+                .extend_from_slice(if i == 0 { b"[\"" } else { b",[\"" });
             self.buf.extend_from_slice(name);
             self.buf.extend_from_slice(b"\",");
             json_string(self.buf, value);
             self.buf.push(b']');
+        }
+        self.buf.push(b']');
+    }
+
+    /// `["a","b"]`: names of ours, which need no escaping.
+    fn names(&mut self, key: &str, names: impl Iterator<Item = &'static str>) {
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.push(b'[');
+        for (i, name) in names.enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(name.as_bytes());
+            self.buf.push(b'"');
         }
         self.buf.push(b']');
     }
@@ -206,6 +224,11 @@ impl<'b> JsonLine<'b> {
 /// `String::from_utf8_lossy` does).
 fn json_string(buf: &mut Vec<u8>, bytes: &[u8]) {
     const UTF8_WINDOW: usize = 64;
+    // Most requests' bodies.
+    if bytes.is_empty() {
+        buf.extend_from_slice(b"\"\"");
+        return;
+    }
     buf.reserve(bytes.len() + 2);
     buf.push(b'"');
     let mut rest = bytes;
@@ -344,6 +367,7 @@ struct MessageKeys {
     body_cut: &'static str,
     complete: &'static str,
     trailers: &'static str,
+    lenient: &'static str,
 }
 
 const REQUEST_KEYS: MessageKeys = MessageKeys {
@@ -354,6 +378,7 @@ const REQUEST_KEYS: MessageKeys = MessageKeys {
     body_cut: key!("request_body_cut"),
     complete: key!("request_complete"),
     trailers: key!("request_trailers"),
+    lenient: key!("request_lenient"),
 };
 
 const RESPONSE_KEYS: MessageKeys = MessageKeys {
@@ -364,6 +389,7 @@ const RESPONSE_KEYS: MessageKeys = MessageKeys {
     body_cut: key!("response_body_cut"),
     complete: key!("response_complete"),
     trailers: key!("response_trailers"),
+    lenient: key!("response_lenient"),
 };
 
 /// Headers, body size, the body kept, whether it was cut, whether the message was complete,
@@ -376,6 +402,9 @@ fn json_message(o: &mut JsonLine<'_>, keys: &MessageKeys, m: &Message) {
     o.bool(keys.complete, m.complete);
     if m.trailers_len() > 0 {
         o.fields(keys.trailers, m.trailers());
+    }
+    if !m.lenient.is_empty() {
+        o.names(keys.lenient, m.lenient.names());
     }
 }
 

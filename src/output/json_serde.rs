@@ -138,8 +138,10 @@ struct Exchange<'a> {
     request_complete: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_trailers: Option<Trailers<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_lenient: Option<Vec<&'static str>>,
     status: Option<u16>,
-    reason: Option<&'a str>,
+    reason: Option<Lossy<'a>>,
     response_headers: Option<Headers<'a>>,
     response_body_bytes: Option<u64>,
     response_body: Option<Lossy<'a>>,
@@ -147,7 +149,11 @@ struct Exchange<'a> {
     response_complete: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_trailers: Option<Trailers<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_lenient: Option<Vec<&'static str>>,
     latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resynced: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -157,6 +163,12 @@ struct Malformed<'a> {
     conn: Conn<'a>,
     direction: &'static str,
     reason: &'a str,
+}
+
+/// The names of what a message was read leniently with, if anything.
+fn lenient(m: Option<&Message>) -> Option<Vec<&'static str>> {
+    m.filter(|m| !m.lenient.is_empty())
+        .map(|m| m.lenient.names().collect())
 }
 
 /// Append `rec` to `buf` as one JSON line.
@@ -191,7 +203,7 @@ pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
                 _ => (None, None),
             };
             let (status, reason) = match r.map(Message::start) {
-                Some(StartLine::Response { status, reason }) => (Some(status), Some(reason)),
+                Some(StartLine::Response { status, reason }) => (Some(status), Some(Lossy(reason))),
                 _ => (None, None),
             };
             serde_json::to_writer(
@@ -216,6 +228,7 @@ pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
                     request_body_cut: q.map(Message::body_cut),
                     request_complete: q.map(|m| m.complete),
                     request_trailers: trailers(q),
+                    request_lenient: lenient(q),
                     status,
                     reason,
                     response_headers: r.map(Headers),
@@ -224,7 +237,9 @@ pub fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str) {
                     response_body_cut: r.map(Message::body_cut),
                     response_complete: r.map(|m| m.complete),
                     response_trailers: trailers(r),
+                    response_lenient: lenient(r),
                     latency_ms: super::latency_ns(q, r).map(|ns| ns as f64 / 1e6),
+                    resynced: [q, r].iter().flatten().any(|m| m.resynced).then_some(true),
                 },
             )
         }

@@ -487,7 +487,8 @@ mod tests {
         assert_eq!(
             print(Format::Text, true, &rec),
             "01:43:26.000005 ev\\u{1b}]0;il[42] server [::1]:5000 GET /a\\u{202e}gpj.exe \
-             HTTP/1.1 -> 200 OK 0.995ms req=8B resp=0B\n\
+             HTTP/1.1 -> 200 OK 0.995ms req=8B resp=0B [lenient]\n\
+             \x20   > [read leniently: target-char]\n\
              \x20   > X-Evil: a\\u{9b}31mb\\u{2066}c\n    >\n    > x\\u{9b}y\\u{202e}z\n"
         );
     }

@@ -137,7 +137,7 @@ pub(super) fn summary(
 }
 
 /// What user space counted of the stream, said before BPF's drop counters.
-fn stream_counters(c: &Counts, t: &TrackerStats, parsed: &ParserStats) -> [Counter; 13] {
+fn stream_counters(c: &Counts, t: &TrackerStats, parsed: &ParserStats) -> [Counter; 15] {
     [
         (
             c.filtered,
@@ -167,6 +167,16 @@ fn stream_counters(c: &Counts, t: &TrackerStats, parsed: &ParserStats) -> [Count
             "bytes in a CONNECT tunnel or after a protocol switch, left alone",
         ),
         (c.malformed, "malformed", "malformed"),
+        (
+            parsed.lenient_messages,
+            "message read leniently, outside RFC 9112's grammar (lenient in the JSON)",
+            "messages read leniently, outside RFC 9112's grammar (lenient in the JSON)",
+        ),
+        (
+            parsed.resynced_messages,
+            "message found after bytes skipped to resynchronise",
+            "messages found after bytes skipped to resynchronise",
+        ),
         (
             parsed.oversized_heads,
             "message head larger than 64 KiB given up (counted malformed)",
