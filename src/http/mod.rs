@@ -12,6 +12,8 @@
 //! - `resync`: finding message starts in a stream;
 //! - `parse`: the per-direction parser that ties them together.
 
+#[cfg(test)]
+mod corpus;
 mod framing;
 mod lenient;
 mod message;

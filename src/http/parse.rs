@@ -203,8 +203,7 @@ impl Parser {
                     out.push(given_up(&self.buf));
                 }
                 self.stats.resync_bytes += self.buf.len() as u64;
-                self.state = State::Resync;
-                self.resynced = true;
+                self.enter_resync();
             }
             State::Head | State::Resync => {
                 self.stats.resync_bytes += self.buf.len() as u64;
@@ -417,8 +416,7 @@ impl Parser {
         });
         self.stats.resync_bytes += self.buf.len() as u64 + n;
         self.buf.clear();
-        self.state = State::Resync;
-        self.resynced = true;
+        self.enter_resync();
     }
 
     /// Between messages or inside a head. A head that is all in `data` is parsed where it lies;
@@ -520,8 +518,7 @@ impl Parser {
                     ts_ns: self.buf_ts,
                     reason: reason.to_string(),
                 });
-                self.state = State::Resync;
-                self.resynced = true;
+                self.enter_resync();
                 return HeadStep::Consumed(head_len);
             }
         };
@@ -667,8 +664,7 @@ impl Parser {
         });
         self.stats.resync_bytes += 1;
         self.buf.clear();
-        self.state = State::Resync;
-        self.resynced = true;
+        self.enter_resync();
         if input.len() > 1 {
             self.feed(&input[1..], ts_ns, out);
         }
@@ -819,8 +815,16 @@ impl Parser {
         });
         self.stats.resync_bytes += self.buf.len() as u64;
         self.buf.clear();
+        self.enter_resync();
+    }
+
+    /// Look for the next message: it is marked as found after a resynchronisation, and what
+    /// was read before the bytes skipped is not its.
+    fn enter_resync(&mut self) {
         self.state = State::Resync;
         self.resynced = true;
+        self.pending = Lenient::NONE;
+        self.blank_cr = false;
     }
 
     /// The message being read took `lenient` in its chunked body's framing: where it ends
