@@ -652,6 +652,82 @@ mod tests {
         assert_eq!(har["log"]["entries"][0]["request"].get("_trailers"), None);
     }
 
+    /// A request read leniently and a response found after a resync: the JSON keys (both
+    /// writers alike), the text marks, HAR's comments; a strict exchange has none of them.
+    #[test]
+    fn lenient_and_resynced_in_every_format() {
+        let Record::Exchange {
+            conn,
+            request: Some(mut request),
+            response: Some(mut response),
+            ..
+        } = record(b"", 0, true)
+        else {
+            unreachable!()
+        };
+        request.lenient = crate::http::Lenient::BARE_LF | crate::http::Lenient::TARGET_CHAR;
+        response.resynced = true;
+        let rec = Record::Exchange {
+            conn,
+            request: Some(request),
+            response: Some(response),
+            responder: None,
+        };
+        let v: serde_json::Value = serde_json::from_str(&print(Format::Json, false, &rec)).unwrap();
+        assert_eq!(v["request_lenient"], json!(["bare-lf", "target-char"]));
+        assert_eq!(
+            (v.get("response_lenient"), &v["resynced"]),
+            (None, &json!(true))
+        );
+        let oracle: serde_json::Value =
+            serde_json::from_str(&print(Format::JsonSerde, false, &rec)).unwrap();
+        assert_eq!(v, oracle);
+        let text = print(Format::Text, true, &rec);
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .ends_with("resp=4B [lenient] [resynced]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n    > [read leniently: bare-lf, target-char]\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n    < [found after bytes skipped to resynchronise]\n"),
+            "{text}"
+        );
+        let mut p = Printer::new(Vec::new(), Format::Har, false, Clock::fixed(0));
+        p.print(&rec).unwrap();
+        p.finish().unwrap();
+        let har: serde_json::Value = serde_json::from_slice(&p.into_inner()).unwrap();
+        let entry = &har["log"]["entries"][0];
+        assert_eq!(
+            (
+                &entry["request"]["comment"],
+                entry["response"].get("comment")
+            ),
+            (&json!("read leniently: bare-lf, target-char"), None)
+        );
+        assert_eq!(
+            entry["comment"],
+            "found after bytes skipped to resynchronise"
+        );
+        // Strict: no key, no mark.
+        let strict = record(b"", 0, true);
+        let line = print(Format::Json, false, &strict);
+        assert!(
+            !line.contains("lenient") && !line.contains("resynced"),
+            "{line}"
+        );
+        let text = print(Format::Text, true, &strict);
+        assert!(
+            !text.contains("[lenient]") && !text.contains("[resynced]") && !text.contains("[read"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn malformed_records() {
         let rec = Record::Malformed {
