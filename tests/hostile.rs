@@ -393,3 +393,97 @@ fn past_the_memory_budget_the_largest_unfinished_heads_are_given_up_and_counted(
         )
     );
 }
+
+/// Requests only a lenient reader reads as they are shown, through a real nginx (which reads
+/// them leniently too, and answers): the smuggling shape (a bare LF before Content-Length, then
+/// a request hidden in the body) and what follows it on the connection, a target with bytes no
+/// URI holds. Each says how it was read, in JSON and in the text of a replay; the summary
+/// counts them. A strict exchange beside them says nothing of the kind.
+#[test]
+fn requests_read_leniently_are_marked_and_counted() {
+    require_root!();
+    if in_vm("requests_read_leniently_are_marked_and_counted") {
+        return;
+    }
+    let server = Server::nginx(0);
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let mut statuses = Vec::new();
+    for (requests, answers) in [
+        (
+            &b"GET /smuggle HTTP/1.1\r\nHost: a\r\nDummy: x\nContent-Length: 23\r\n\r\n\
+               GET /admin HTTP/1.1\r\n\r\n\
+               GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"[..],
+            2,
+        ),
+        (
+            b"GET /a<b> HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            1,
+        ),
+        (
+            b"GET /strict HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            1,
+        ),
+    ] {
+        let mut s = connect_from(1, server.port);
+        s.write_all(requests).expect("send");
+        let answer = read_responses(&mut s, answers);
+        for line in answer.split(|&b| b == b'\n') {
+            if let Some(status) = line.strip_prefix(b"HTTP/1.1 ") {
+                statuses.push(
+                    String::from_utf8_lossy(&status[..3])
+                        .parse::<u64>()
+                        .unwrap(),
+                );
+            }
+        }
+    }
+    assert_eq!(statuses.len(), 4, "nginx's answers: {statuses:?}");
+    let out = tracer.stop();
+    let seen: Vec<(String, Value, Value, Value)> = out
+        .exchanges()
+        .iter()
+        .map(|v| {
+            (
+                v["target"].as_str().unwrap_or_default().to_string(),
+                v.get("request_lenient").cloned().unwrap_or(Value::Null),
+                v["status"].clone(),
+                v.get("resynced").cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    let want = [
+        ("/smuggle", serde_json::json!(["bare-lf"])),
+        ("/after", serde_json::json!(["after-lenient-framing"])),
+        ("/a<b>", serde_json::json!(["target-char"])),
+        ("/strict", Value::Null),
+    ];
+    let want: Vec<(String, Value, Value, Value)> = want
+        .iter()
+        .zip(&statuses)
+        .map(|((target, lenient), status)| {
+            (
+                target.to_string(),
+                lenient.clone(),
+                serde_json::json!(status),
+                Value::Null,
+            )
+        })
+        .collect();
+    assert_eq!(seen, want);
+    assert!(
+        out.summary()
+            .contains(", 3 messages read leniently, outside RFC 9112's grammar"),
+        "{}",
+        out.summary()
+    );
+    let text = out.replayed(&["-o", "text", "-v"]);
+    let marked: Vec<&str> = text
+        .lines()
+        .filter(|l| l.ends_with("[lenient]") || l.contains("[read leniently: "))
+        .collect();
+    assert_eq!(marked.len(), 6, "{text}");
+    assert!(
+        text.contains("    > [read leniently: after-lenient-framing]\n"),
+        "{text}"
+    );
+}
