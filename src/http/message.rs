@@ -522,10 +522,14 @@ fn response(
     body_limit: usize,
     mut lenient: Lenient,
 ) -> Message {
-    let (reason, no_sp) = reason_phrase(buf);
-    if no_sp {
+    // "HTTP/1.x NNN" comes first; then a space, unless the line ends there.
+    if buf.get(12) != Some(&b' ') {
         lenient |= Lenient::STATUS_NO_SP;
     }
+    let reason = match resp.reason {
+        Some(r) if !r.is_empty() => r.as_bytes(),
+        _ => obs_text_reason(buf),
+    };
     let start = StartLine::Response {
         status: resp.code.unwrap_or(0),
         reason,
@@ -535,19 +539,16 @@ fn response(
 }
 
 /// The reason phrase of the status line that starts `buf` (which httparse parsed), every byte
-/// of it (httparse gives none of one with obs-text); and whether the space before it is
-/// missing.
-fn reason_phrase(buf: &[u8]) -> (&[u8], bool) {
-    // "HTTP/1.x NNN" comes first.
-    match buf.get(12) {
-        Some(b' ') => {
-            let line = &buf[13..];
-            let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
-            let reason = &line[..end];
-            (reason.strip_suffix(b"\r").unwrap_or(reason), false)
-        }
-        _ => (&[], true),
-    }
+/// of it: httparse gives none of one with obs-text (bytes of 0x80 and above, which RFC 9112
+/// allows).
+#[cold]
+fn obs_text_reason(buf: &[u8]) -> &[u8] {
+    let Some(line) = buf.get(13..).filter(|_| buf.get(12) == Some(&b' ')) else {
+        return &[];
+    };
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    let reason = &line[..end];
+    reason.strip_suffix(b"\r").unwrap_or(reason)
 }
 
 #[cfg(test)]

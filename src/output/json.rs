@@ -90,7 +90,7 @@ pub(super) fn write(buf: &mut Vec<u8>, rec: &Record, ts: &str, who: Option<&Iden
                 None => o.null(key!("latency_ms")),
             }
             // Only where bytes were skipped to find one of its messages.
-            if [request, response].iter().flatten().any(|m| m.resynced) {
+            if request.is_some_and(|m| m.resynced) || response.is_some_and(|m| m.resynced) {
                 o.bool(key!("resynced"), true);
             }
             o.end();
