@@ -177,7 +177,8 @@ fn the_port_filter_leaves_other_connections_out_in_the_kernel() {
 /// and tracepoint copy a call's first message: the exchange is whole. socket-tracepoint, which
 /// sees the messages pass one by one without knowing which, and a Unix socket counts no sequence
 /// numbers for: the answer's bytes are counted, exactly, from each message it sees, the request
-/// is reported unanswered, and the next exchange on the connection is still found.
+/// is reported unanswered, and the next exchange on the connection is still found, marked as
+/// found after bytes skipped (its response's stream lost its place at the uncopied bytes).
 #[test]
 fn a_unix_socket_answered_with_sendmmsg_is_counted() {
     require_root!();
@@ -217,11 +218,15 @@ fn a_unix_socket_answered_with_sendmmsg_is_counted() {
         out.stderr
     );
     assert_eq!(
+        (ex[0].get("resynced"), &ex[1]["resynced"]),
+        (None, &json!(true))
+    );
+    assert_eq!(
         out.summary(),
         format!(
-            "http-trace: 2 exchanges captured, 0 events lost, 1 without a response, {moved} \
-             bytes moved outside the calls followed (io_uring, sendmmsg, processes not traced), \
-             not captured"
+            "http-trace: 2 exchanges captured, 0 events lost, 1 without a response, 1 message \
+             found after bytes skipped to resynchronise, {moved} bytes moved outside the calls \
+             followed (io_uring, sendmmsg, processes not traced), not captured"
         )
     );
 }
