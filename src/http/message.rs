@@ -85,9 +85,10 @@ pub struct Message {
 const NOT_EDITED: u32 = u32::MAX;
 
 impl Message {
-    /// A message with no body yet: `buf` starts with a head of `n` bytes, which httparse parsed into `start` and
-    /// `headers`; room is made for the body bytes after it, up to `body_limit`. `lenient`: what
-    /// the head was read with (bare LFs are found here).
+    /// A message with no body yet: `buf` starts with a head of `n` bytes, which httparse parsed
+    /// into `start` and `headers`; room is made for the body bytes after it, up to
+    /// `body_limit`. `lenient`: what the head was read with (bare LFs are found here; a header
+    /// name starts a line, after a start line of at least 13 bytes).
     #[inline(always)]
     fn from_head(
         buf: &[u8],
