@@ -126,7 +126,7 @@ mod tests {
     fn content_length_values() {
         let framing = |value: &str| {
             let m = Message::build("POST /x HTTP/1.1", &[("Content-Length", value)], b"", 0);
-            declared_framing(&m, &mut Lenient::NONE)
+            declared_framing(&m, &mut Lenient::default())
         };
         assert_eq!(framing("5"), Ok(Some(Framing::Length(5))));
         assert_eq!(framing("007"), Ok(Some(Framing::Length(7))));
