@@ -252,6 +252,12 @@ const RESPONSES: &[Case] = &[
         want: &["200 OK 1.1 [Content-Length: 50, Transfer-Encoding: chunked] 2:\"ok\" lenient=transfer-encoding-with-content-length"],
     },
     Case {
+        name: "an invalid Content-Length in a response: read to the close",
+        expected: &[Other],
+        bytes: b"HTTP/1.1 200 OK\r\nContent-Length: zz\r\n\r\nrest",
+        want: &["200 OK 1.1 [Content-Length: zz] 4:\"rest\" lenient=content-length-invalid"],
+    },
+    Case {
         name: "an interim response read leniently, then the final one",
         expected: &[Other],
         bytes: b"HTTP/1.1 100 Continue\n\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",

@@ -114,7 +114,10 @@ pub(super) fn response_framing(
     }
     // A malformed length in a response: the connection's end is the only boundary left.
     declared_framing(msg, lenient)
-        .unwrap_or(Some(Framing::UntilClose))
+        .unwrap_or_else(|_| {
+            *lenient |= Lenient::CONTENT_LENGTH_INVALID;
+            Some(Framing::UntilClose)
+        })
         .unwrap_or(Framing::UntilClose)
 }
 

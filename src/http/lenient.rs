@@ -7,7 +7,7 @@
 pub struct Lenient(u16);
 
 /// Each leniency's bit and name, in the order names are listed.
-const NAMES: [(Lenient, &str); 12] = [
+const NAMES: [(Lenient, &str); 13] = [
     (Lenient::BARE_LF, "bare-lf"),
     (Lenient::OBS_FOLD, "obs-fold"),
     (Lenient::STATUS_NO_SP, "status-no-sp"),
@@ -20,6 +20,7 @@ const NAMES: [(Lenient, &str); 12] = [
     (Lenient::CHUNK_EXT_EMPTY, "chunk-ext-empty"),
     (Lenient::CHUNK_EXT_INVALID, "chunk-ext-invalid"),
     (Lenient::CONTENT_LENGTH_REPEATED, "content-length-repeated"),
+    (Lenient::CONTENT_LENGTH_INVALID, "content-length-invalid"),
     (
         Lenient::TRANSFER_ENCODING_HTTP10,
         "transfer-encoding-http10",
@@ -63,6 +64,9 @@ impl Lenient {
     /// A later message in a direction where a leniency decided where an earlier message ended:
     /// a strict reader would have found other messages in these bytes, or none.
     pub const AFTER_LENIENT_FRAMING: Lenient = Lenient(1 << 11);
+    /// A response with an invalid or conflicting Content-Length, read to the connection's end:
+    /// RFC 9112 has a client discard it (a request with one is malformed).
+    pub const CONTENT_LENGTH_INVALID: Lenient = Lenient(1 << 12);
 
     /// The leniencies that decide where a message ends wherever they occur (those of a head
     /// decide it only in a head that frames a body, or that ends with a bare LF).
@@ -71,6 +75,7 @@ impl Lenient {
             | Self::CHUNK_EXT_EMPTY.0
             | Self::CHUNK_EXT_INVALID.0
             | Self::CONTENT_LENGTH_REPEATED.0
+            | Self::CONTENT_LENGTH_INVALID.0
             | Self::TRANSFER_ENCODING_HTTP10.0
             | Self::TRANSFER_ENCODING_WITH_CONTENT_LENGTH.0,
     );
