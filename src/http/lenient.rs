@@ -180,7 +180,6 @@ pub(super) fn chunk_size_line(line: &[u8]) -> Option<(u64, Lenient)> {
     if rest.is_empty() {
         return Some((size, lenient));
     }
-    let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
     let after_ws = trim_start(rest, is_ws);
     match after_ws.first() {
         None => return Some((size, lenient | Lenient::CHUNK_SIZE_WHITESPACE)),
@@ -194,6 +193,16 @@ pub(super) fn chunk_size_line(line: &[u8]) -> Option<(u64, Lenient)> {
     Some((size, lenient | chunk_extensions(after_ws)))
 }
 
+/// Whether `b` is a token character (RFC 9110, 5.6.2): field names, chunk extensions.
+pub(super) fn is_token(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b)
+}
+
+/// Whether `b` is whitespace inside a line (SP or HTAB).
+fn is_ws(b: &u8) -> bool {
+    *b == b' ' || *b == b'\t'
+}
+
 fn trim_start(bytes: &[u8], pred: impl Fn(&u8) -> bool) -> &[u8] {
     let n = bytes.iter().take_while(|b| pred(b)).count();
     &bytes[n..]
@@ -202,8 +211,6 @@ fn trim_start(bytes: &[u8], pred: impl Fn(&u8) -> bool) -> &[u8] {
 /// What the extensions `exts` (from their first `;`) need to be read: nothing when each is
 /// `name[=value]`.
 fn chunk_extensions(mut exts: &[u8]) -> Lenient {
-    let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
-    let is_token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
     let mut lenient = Lenient::NONE;
     while let Some(rest) = exts.strip_prefix(b";") {
         let rest = trim_start(rest, is_ws);

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use super::framing::{request_framing, response_framing, Framing};
-use super::lenient::{chunk_size_line, Lenient};
+use super::lenient::{chunk_size_line, is_token, Lenient};
 use super::message::{parse_head, Message, RequestKind, StartLine};
 use super::resync::{empty_line_bytes, find_message_start, sniff, MessageStart, Sniff};
 
@@ -774,7 +774,6 @@ impl Parser {
     /// that is no field (no name, no colon) or a section past MAX_HEAD_BYTES makes malformed.
     fn trailer_line(&mut self, line: &[u8], ts_ns: u64, out: &mut Vec<Parsed>) {
         let name_end = line.iter().position(|&b| b == b':').unwrap_or(0);
-        let is_token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
         let problem = if name_end == 0 || !line[..name_end].iter().all(is_token) {
             Some("malformed trailer field")
         } else if self
