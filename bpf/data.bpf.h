@@ -236,6 +236,15 @@ struct ht_walk {
 	__u32 j;      /* next iovec (or pipe buffer) */
 	__u32 iovcnt; /* iovecs (or pipe buffers) */
 	__u32 fill;   /* bytes in the event being filled */
+	/*
+	 * sendmmsg/recvmmsg: the user mmsghdr array (0 otherwise), whose messages' iovecs are walked
+	 * in turn, each to its msg_len, the bytes the kernel says it moved.
+	 */
+	__u64 msgs;
+	__u32 msg;      /* next message */
+	__u32 nmsg;     /* messages the call moved */
+	__u32 msg_left; /* bytes of the current message still to walk */
+	__u32 pad;
 	/* A splice's bytes: the pipe's buffers, in kernel memory, where the user iovecs would be. */
 	struct ht_pipe_span pipe;
 	__u64 direct_map;
@@ -308,11 +317,33 @@ enum ht_step {
 };
 
 /*
+ * A step of a sendmmsg/recvmmsg walk: on to the next message, whose iovecs are walked next. An
+ * empty message is a step of its own too.
+ */
+static __always_inline int next_message(struct ht_walk *w)
+{
+	struct mmsghdr m;
+
+	if (w->msg >= w->nmsg || w->msg >= HT_MAX_IOV)
+		return HT_STEP_STOP;
+	if (bpf_probe_read_user(&m, sizeof(m), (const struct mmsghdr *)w->msgs + w->msg)) {
+		count_drop(HT_DROP_READ_FAILED);
+		return HT_STEP_STOP;
+	}
+	w->msg++;
+	w->iov = (__u64)m.msg_hdr.msg_iov;
+	w->iovcnt = m.msg_hdr.msg_iovlen;
+	w->j = 0;
+	w->msg_left = m.msg_len;
+	return HT_STEP_MORE;
+}
+
+/*
  * One step: read the next iovec when the current one is done, then copy a piece of it into the
  * event at `fill`: what is left of the iovec, or what fills the event, or HT_PIECE_BYTES,
  * whichever is least. A piece that cannot be read is a hole: the event before it is sent first,
- * and the next one starts past it. Each step ends an iovec, fills an event, copies
- * HT_PIECE_BYTES or flushes before a hole, so HT_MAX_STEPS steps always suffice.
+ * and the next one starts past it. Each step ends an iovec or a message, fills an event, copies
+ * HT_PIECE_BYTES or flushes before a hole, so HT_WALK_STEPS steps suffice.
  */
 static __always_inline int walk_step(struct ht_walk *w, struct ht_data_event *e)
 {
@@ -323,6 +354,8 @@ static __always_inline int walk_step(struct ht_walk *w, struct ht_data_event *e)
 	if (!w->left) {
 		struct iovec v;
 
+		if (w->msgs && !w->msg_left)
+			return next_message(w);
 		if (w->pipe.bufs) {
 			if (!next_pipe_buffer(w, &v))
 				return HT_STEP_STOP;
@@ -337,6 +370,8 @@ static __always_inline int walk_step(struct ht_walk *w, struct ht_data_event *e)
 		w->j++;
 		w->base = (__u64)v.iov_base;
 		w->left = v.iov_len < w->keep - w->off ? v.iov_len : w->keep - w->off;
+		if (w->msgs && w->left > w->msg_left)
+			w->left = w->msg_left;
 		if (!w->left)
 			return HT_STEP_MORE;
 	}
@@ -363,6 +398,7 @@ static __always_inline int walk_step(struct ht_walk *w, struct ht_data_event *e)
 	w->off += n;
 	w->base += n;
 	w->left -= n;
+	w->msg_left -= w->msgs ? n : 0;
 	if (w->off >= w->keep)
 		return HT_STEP_DONE;
 	return w->fill >= HT_CHUNK_BYTES ? HT_STEP_FLUSH : HT_STEP_MORE;
@@ -384,8 +420,16 @@ static __always_inline bool after_step(struct ht_pieces *p, int step)
 	return false;
 }
 
-/* Each step ends an iovec, fills an event, copies half a chunk or flushes before a hole. */
-#define HT_MAX_STEPS (2 * HT_MAX_CHUNKS + HT_MAX_IOV + 1)
+/*
+ * Each step ends an iovec or a message, fills an event, copies half a chunk or flushes before a
+ * hole: a walk of `iov_steps` iovecs and messages takes at most this many steps.
+ */
+#define HT_WALK_STEPS(iov_steps) (2 * HT_MAX_CHUNKS + (iov_steps) + 1)
+/*
+ * iovecs and messages a sendmmsg/recvmmsg walk steps through: 1,024 messages (UIO_MAXIOV, all
+ * the kernel takes) of one iovec each, or fewer of more. Past them, the rest is not copied.
+ */
+#define HT_MMSG_STEPS (2 * HT_MAX_IOV)
 
 #ifdef HT_LEGACY
 /* Steps of one call of ht_walk_steps. */
@@ -424,50 +468,107 @@ static long emit_piece(__u64 k, void *data)
 #endif
 
 /*
- * Send the `keep` bytes at user address `buf` (at the iovecs `iov`, when given) as events;
- * returns how many were walked (fewer than `keep` when an iovec could not be read).
+ * The walk of a call's `keep` bytes from its first: at user address `buf`, or at the iovecs
+ * `iov` (`buf` 0; a splice's pipe buffers or a sendmmsg's messages, neither given, are set by
+ * the caller). NULL when its map has none.
  */
-static __always_inline __u32 emit_pieces(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
-					 const struct iovec *iov, __u32 iovcnt, __u64 buf, __u32 keep,
-					 const struct ht_pipe_span *pipe, const struct ht_layout *l)
+static __always_inline struct ht_walk *new_walk(__u64 iov, __u32 iovcnt, __u64 buf, __u32 keep)
 {
 	__u32 zero = 0;
 	struct ht_walk *w = bpf_map_lookup_elem(&walks, &zero);
-	struct ht_pieces p = { .ctx = ctx, .e = e, .si = si, .w = w };
 
 	if (!w)
-		return 0;
+		return NULL;
 	w->pipe.bufs = 0;
-	if (pipe && l) {
-		w->pipe = *pipe;
-		w->direct_map = l->direct_map;
-		w->vmemmap = l->vmemmap;
-	}
-	w->iov = (__u64)iov;
+	w->msgs = 0;
+	w->msg_left = 0;
+	w->iov = iov;
 	w->base = buf;
-	w->left = iov || w->pipe.bufs ? 0 : keep;
+	w->left = buf ? keep : 0;
 	w->off = 0;
 	w->keep = keep;
 	w->j = 0;
 	w->iovcnt = iovcnt;
 	w->fill = 0;
+	return w;
+}
+
+/*
+ * Walk `w` of `iov_steps` iovecs and messages at most (a constant), sending its bytes as
+ * events; returns how many were walked (fewer than its `keep` when one could not be read).
+ */
+static __always_inline __u32 run_walk(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
+				      struct ht_walk *w, __u32 iov_steps)
+{
+	struct ht_pieces p = { .ctx = ctx, .e = e, .si = si, .w = w };
 #ifdef HT_LEGACY
 	/*
 	 * Each call ends at a flush or after HT_LEGACY_STEPS steps. The bound comes from
 	 * capture_bytes (read-only: the verifier knows it, and walks no more calls than a walk of
-	 * that many bytes can need: 42 with the default 64 KiB).
+	 * that many bytes can need: 42 with the default 64 KiB and 1,024 iovecs).
 	 */
 	__u32 chunks = (capture_bytes + HT_CHUNK_BYTES - 1) / HT_CHUNK_BYTES;
-	__u32 calls = (2 * chunks + HT_MAX_IOV + 1) / HT_LEGACY_STEPS + 2 * chunks + 2;
+	__u32 calls = (2 * chunks + iov_steps + 1) / HT_LEGACY_STEPS + 2 * chunks + 2;
 
-	for (int k = 0; k < HT_MAX_STEPS && k < calls; k++) {
+	for (int k = 0; k < HT_WALK_STEPS(HT_MMSG_STEPS) && k < calls; k++) {
 		if (!after_step(&p, ht_walk_steps()))
 			break;
 	}
 #else
-	bpf_loop(HT_MAX_STEPS, emit_piece, &p, 0);
+	bpf_loop(HT_WALK_STEPS(iov_steps), emit_piece, &p, 0);
 #endif
 	return w->off;
+}
+
+/*
+ * The header of the events of a `syscall` on `fd` of connection `si` that moved `ret` bytes;
+ * returns how many of them are copied.
+ */
+static __always_inline __u32 start_call_event(struct ht_data_event *e, __u64 pid_tgid, __u8 syscall, __s32 fd,
+					      __s64 ret, struct ht_sock_info *si)
+{
+	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, syscall, fd, ret, si->conn_id);
+	name_new_caller(&e->hdr, si);
+	e->hdr.direction = syscall_direction(syscall);
+	return ret < capture_bytes ? ret : capture_bytes;
+}
+
+/*
+ * Send the `keep` bytes at user address `buf` (at the iovecs `iov`, when given; in the pipe
+ * buffers of `pipe`, when given with the kernel's layout `l`) as events; returns how many were
+ * walked (fewer than `keep` when an iovec could not be read).
+ */
+static __always_inline __u32 emit_pieces(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
+					 const struct iovec *iov, __u32 iovcnt, __u64 buf, __u32 keep,
+					 const struct ht_pipe_span *pipe, const struct ht_layout *l)
+{
+	struct ht_walk *w = new_walk((__u64)iov, iovcnt, buf, keep);
+
+	if (!w)
+		return 0;
+	if (pipe && l) {
+		w->pipe = *pipe;
+		w->direct_map = l->direct_map;
+		w->vmemmap = l->vmemmap;
+	}
+	return run_walk(ctx, e, si, w, HT_MAX_IOV);
+}
+
+/*
+ * Send the `keep` bytes of the `nmsg` messages a sendmmsg or recvmmsg moved, at the user mmsghdr
+ * array `msgs`, as events of one call; returns how many were walked.
+ */
+static __always_inline __u32 emit_messages(void *ctx, struct ht_data_event *e, struct ht_sock_info *si,
+					   __u64 msgs, __u32 nmsg, __u32 keep)
+{
+	struct ht_walk *w = new_walk(0, 0, 0, keep);
+
+	if (!w)
+		return 0;
+	w->msgs = msgs;
+	w->msg = 0;
+	w->nmsg = nmsg;
+	return run_walk(ctx, e, si, w, HT_MMSG_STEPS);
 }
 
 /*
@@ -490,7 +591,7 @@ static __always_inline bool emit_gathered(void *ctx, struct ht_data_event *e, st
 	/*
 	 * The size again as a mask, which the verifier bounds wherever the value went: 6.1's lost
 	 * the test's bound where the compiler had spilled `count` before it and read it back after
-	 * (raw-tracepoint, its sendmmsg path). The barrier keeps the compiler from dropping the mask.
+	 * (raw-tracepoint, in a path that inlined it a second time). The barrier keeps the compiler from dropping the mask.
 	 */
 	barrier_var(count);
 	if (bpf_probe_read_user(iovs, (count & (2 * HT_GATHER_IOV - 1)) * sizeof(*iovs), iov))
@@ -605,7 +706,7 @@ struct ht_unseen {
 
 /*
  * Bytes of TCP connection `si` that moved outside the calls followed since its last event
- * (io_uring, sendmmsg/recvmmsg, a splice out of the socket where it is not seen): the socket's
+ * (io_uring, a splice out of the socket where it is not seen): the socket's
  * own sequence numbers say how many each way, less this call's `ret` bytes in direction `dir`,
  * which are already in them. Two threads receiving on one socket at once could make a
  * difference negative: it is then taken as none.
@@ -731,18 +832,14 @@ static __always_inline void emit_bytes(void *ctx, __u64 pid_tgid, const struct h
 {
 	const struct iovec *iov = (const struct iovec *)in->buf;
 	struct ht_layout *l = pipe ? known_layout() : NULL;
-	__u32 keep, off = 0;
+	__u32 keep = start_call_event(e, pid_tgid, in->syscall, in->fd, ret, si), off = 0;
 
-	fill_header(&e->hdr, pid_tgid, HT_EV_DATA, in->syscall, in->fd, ret, si->conn_id);
-	name_new_caller(&e->hdr, si);
-	e->hdr.direction = syscall_direction(in->syscall);
 	if (syscall_no_data(in->syscall) && !l) {
 		e->hdr.seq = next_seq(si);
 		e->hdr.flags = HT_FLAG_LAST | HT_FLAG_NO_DATA;
 		send_event(ctx, e, sizeof(e->hdr));
 		return;
 	}
-	keep = ret < capture_bytes ? ret : capture_bytes;
 
 	if (l) {
 		off = emit_pieces(ctx, e, si, NULL, 0, 0, keep, pipe, l);

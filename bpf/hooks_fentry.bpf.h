@@ -181,7 +181,8 @@ int PROG(N(fexit_splice), const struct pt_regs *regs, long ret)
 /*
  * No fexit on sendmmsg/recvmmsg: 5.10's BTF gives __x64_sys_sendmmsg's argument as a forward
  * declaration, which fexit refuses, and __sys_recvmmsg has one argument too many for its
- * trampolines. With fentry, their bytes on a Unix socket are not counted (on TCP they are).
+ * trampolines. This method loads their syscalls:sys_exit_* tracepoints instead (user space's
+ * Method::owns_section).
  */
 
 SEC("fentry/__x64_sys_close")

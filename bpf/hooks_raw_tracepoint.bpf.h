@@ -33,7 +33,7 @@ int PROG(N(tp_btf_sys_exit), struct pt_regs *regs, long ret)
 		return on_accept_return(ctx, ret);
 	if (nr == NR_splice)
 		return on_splice_done(ctx, ret, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM3_SYSCALL(regs));
-	if (nr == NR_sendmmsg || nr == NR_recvmmsg)
+	if (is_mmsg(nr))
 		return on_mmsg_done(ctx, ret, PT_REGS_PARM1_SYSCALL(regs), PT_REGS_PARM2_SYSCALL(regs),
 				    nr == NR_sendmmsg ? HT_DIR_OUT : HT_DIR_IN);
 	/* Every read and write on the machine ends here: leave early for other processes. */
@@ -41,6 +41,10 @@ int PROG(N(tp_btf_sys_exit), struct pt_regs *regs, long ret)
 	if (syscall == HT_SYS_NONE) {
 		if (nr == NR_connect && tgid_tracked(pid_tgid >> 32))
 			return on_connect_done(ctx, pid_tgid, PT_REGS_PARM1_SYSCALL(regs), ret);
+		/* Bytes put into a pipe (tee: its second), which a splice may send on a socket. */
+		if ((nr == NR_vmsplice || nr == NR_tee) && ret > 0 && tgid_tracked(pid_tgid >> 32))
+			N(ht_note_pipe_write)(nr == NR_tee ? PT_REGS_PARM2_SYSCALL(regs) : PT_REGS_PARM1_SYSCALL(regs),
+					      ret);
 		return 0;
 	}
 	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32))
@@ -50,5 +54,7 @@ int PROG(N(tp_btf_sys_exit), struct pt_regs *regs, long ret)
 	si = entry_from_regs(ctx, pid_tgid, ret, &c, &in, 0);
 	if (si)
 		emit_data(ctx, pid_tgid, &in, ret, syscall_vectored(syscall), si);
+	else if (syscall_direction(syscall) == HT_DIR_OUT)
+		N(ht_note_pipe_write)(c.fd, ret); /* into a pipe it may splice into a socket */
 	return 0;
 }

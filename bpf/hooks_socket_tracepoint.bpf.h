@@ -60,13 +60,16 @@ static __always_inline int on_sock_io(void *ctx, struct sock *sk, int ret, int f
 		syscall = dir == HT_DIR_OUT ? HT_SYS_SPLICE_OUT : HT_SYS_SPLICE_IN;
 	if (syscall == HT_SYS_NONE || syscall_direction(syscall) != dir) {
 		/*
-		 * Not a call followed (io_uring, sendmmsg): a TCP socket's bytes are measured at its
-		 * next event (emit_unseen); a followed Unix socket's are a hole here; a Unix socket
-		 * not followed yet is counted.
+		 * Not a call followed here (io_uring): a TCP socket's bytes are measured at its next
+		 * event (emit_unseen); a followed Unix socket's are a hole here; a Unix socket not
+		 * followed yet is counted. A sendmmsg's or recvmmsg's messages are copied when it
+		 * returns (syscalls:sys_exit_sendmmsg, sys_exit_recvmmsg).
 		 */
 		__u32 zero = 0;
 		struct ht_data_event *e;
 
+		if (is_mmsg(SYSCALL_NR(regs)))
+			return 0;
 		if (si && !si->tcp) {
 			e = bpf_map_lookup_elem(&scratch, &zero);
 			if (e)

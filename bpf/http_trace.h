@@ -101,8 +101,7 @@ enum ht_flags {
 	HT_FLAG_POSITION_UNKNOWN = 4,
 	/*
 	 * With HT_FLAG_NO_DATA: `ret` bytes moved on the TCP connection outside the calls followed
-	 * (io_uring, sendmmsg/recvmmsg, splice where it is not seen, a process not traced that
-	 * shares the socket), found from the socket's own sequence numbers at its next event or its
+	 * (io_uring, splice where it is not seen, a process not traced that shares the socket), found from the socket's own sequence numbers at its next event or its
 	 * end: a hole of known size in that direction.
 	 */
 	HT_FLAG_UNSEEN = 8,
@@ -121,8 +120,8 @@ enum ht_drop {
 	/* A child process could not be followed: the tracked processes map was full. */
 	HT_DROP_PROCESSES_FULL = 4,
 	/*
-	 * socket-tracepoint: a Unix socket moved bytes outside the syscalls followed (io_uring,
-	 * sendmmsg/recvmmsg): not captured. (A TCP socket's are measured: HT_FLAG_UNSEEN.)
+	 * socket-tracepoint: a Unix socket moved bytes outside the syscalls followed (io_uring):
+	 * not captured. (A TCP socket's are measured: HT_FLAG_UNSEEN.)
 	 */
 	HT_DROP_OTHER_IO = 5,
 	/*

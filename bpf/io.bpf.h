@@ -47,43 +47,59 @@ static __always_inline int on_io_regs(void *ctx, __u8 syscall, const struct pt_r
 }
 
 /*
+ * The socket at `fd` (into `ref`) of a tracked process's `syscall` that returned `ret` > 0 bytes,
+ * if it is one to follow: followed from here on if it was not, the call's bytes already counted
+ * in its totals. `expect_sk`: the socket the call used, when known.
+ */
+static __always_inline struct ht_sock_info *socket_of_call(void *ctx, __u64 pid_tgid, long ret, __s32 fd,
+							   __u8 syscall, struct ht_sock_ref *ref, __u64 expect_sk)
+{
+	__u64 moved_in = 0, moved_out = 0;
+	struct ht_sock_info *si;
+
+	if (!sock_of_fd(fd, ref))
+		return NULL;
+	/* socket-tracepoint: another socket than the fd's is the kernel's own I/O in the call. */
+	if (expect_sk && (__u64)ref->sk != expect_sk)
+		return NULL;
+	si = followed_socket(ctx, ref, fd);
+	if (si)
+		return si;
+	if (!followable(ref))
+		return NULL;
+	if (syscall_direction(syscall) == HT_DIR_IN)
+		moved_in = ret;
+	else
+		moved_out = ret;
+	si = track_socket(ctx, pid_tgid, fd, ref, HT_EV_FOUND, syscall, 0, tcp_bytes_consumed(ref->sk) - moved_in,
+			  tcp_bytes_written(ref->sk) - moved_out);
+	if (!si)
+		return NULL;
+	/* Found on the way out: this call's bytes are already in the sequence numbers. */
+	si->in_seq -= moved_in;
+	si->out_seq -= moved_out;
+	return si;
+}
+
+/*
  * A receive or send of a tracked process, `c`, returned `ret` > 0 bytes: what its entry would
  * have stashed goes into `in`, rebuilt from its arguments, which the saved user registers still
  * held; returns its socket, if it is one (and the call was not a peek). The raw tracepoint and
  * socket tracepoint methods work this way for every call; the others only for a call whose entry
- * was not seen (it was already blocked when tracing started). The bytes it moved are already
- * counted in the socket's totals. `expect_sk`: the socket the call used, when known.
+ * was not seen (it was already blocked when tracing started). `expect_sk`: the socket the call
+ * used, when known.
  */
 static __always_inline struct ht_sock_info *entry_from_regs(void *ctx, __u64 pid_tgid, long ret,
 							    struct ht_call *c, struct ht_inflight *in,
 							    __u64 expect_sk)
 {
-	__u64 moved_in = 0, moved_out = 0;
 	struct ht_sock_info *si;
 	struct ht_sock_ref ref;
 
-	if (call_peeks(c) || !sock_of_fd(c->fd, &ref))
+	if (call_peeks(c))
 		return NULL;
-	/* socket-tracepoint: another socket than the fd's is the kernel's own I/O in the call. */
-	if (expect_sk && (__u64)ref.sk != expect_sk)
-		return NULL;
-	si = followed_socket(ctx, &ref, c->fd);
-	if (!si) {
-		if (!followable(&ref))
-			return NULL;
-		if (syscall_direction(c->syscall) == HT_DIR_IN)
-			moved_in = ret;
-		else
-			moved_out = ret;
-		si = track_socket(ctx, pid_tgid, c->fd, &ref, HT_EV_FOUND, c->syscall, 0,
-				  tcp_bytes_consumed(ref.sk) - moved_in, tcp_bytes_written(ref.sk) - moved_out);
-		if (!si)
-			return NULL;
-		/* Found on the way out: this call's bytes are already in the sequence numbers. */
-		si->in_seq -= moved_in;
-		si->out_seq -= moved_out;
-	}
-	if (!call_msg_iovecs(c))
+	si = socket_of_call(ctx, pid_tgid, ret, c->fd, c->syscall, &ref, expect_sk);
+	if (!si || !call_msg_iovecs(c))
 		return NULL;
 	in->buf = c->buf;
 	in->conn_id = si->conn_id;
@@ -130,10 +146,18 @@ static __always_inline struct pt_regs *current_user_regs(void)
 #define NR_recvmsg 47
 #define NR_accept4 288
 #define NR_splice 275
+#define NR_tee 276
+#define NR_vmsplice 278
 #define NR_recvmmsg 299
 #define NR_preadv2 327
 #define NR_pwritev2 328
 #define NR_sendmmsg 307
+
+/* Whether syscall `nr` is sendmmsg or recvmmsg. */
+static __always_inline bool is_mmsg(long nr)
+{
+	return nr == NR_sendmmsg || nr == NR_recvmmsg;
+}
 
 /* Which of our receive and send syscalls `nr` is, or HT_SYS_NONE. */
 static __always_inline __u8 io_syscall(long nr)
@@ -294,38 +318,18 @@ static __always_inline int on_splice_return(void *ctx, long ret)
 	return on_splice_done(ctx, ret, PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM3_CORE_SYSCALL(regs));
 }
 
-/* Messages of one sendmmsg/recvmmsg whose sizes are read; bytes of later ones are counted only. */
-#define HT_MMSG_READ 8
-
 /*
- * Event: sendmmsg(2) (`dir` HT_DIR_OUT) or recvmmsg(2) on `fd` returned `ret` messages, whose
- * sizes the kernel wrote into `msgvec`. The first message's bytes are copied from its iovecs,
- * as a sendmsg's or recvmsg's: the verifier checks each copy path on its own, and a loop of
- * them (bpf_loop within bpf_loop) took raw-tracepoint's program past its limit. The other
- * messages whose sizes are read are a hole of their total size, in order; those past
- * HT_MMSG_READ are measured from a TCP socket's sequence numbers at its next event
- * (emit_unseen), and counted on a Unix socket, which has none.
+ * The bytes the first `n` messages at the user mmsghdr array `msgvec` moved (their msg_len, which
+ * the kernel wrote), up to the first that cannot be read. A global function: the verifier checks
+ * its loop once, not in every program that inlines the call's path. Scalars only, as 5.10 needs.
  */
-static __always_inline int on_mmsg_done(void *ctx, long ret, __s32 fd, __u64 msgvec, __u8 dir)
+__noinline __u64 N(ht_mmsg_bytes)(__u64 msgvec, __u32 n)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct ht_inflight in = {};
-	struct ht_data_event *e;
-	struct ht_sock_info *si;
-	struct ht_sock_ref ref;
-	struct user_msghdr h;
-	__u32 zero = 0, len, first = 0;
-	__s64 total = 0;
-	int read = 0;
+	__u64 total = 0;
+	__u32 len;
 
-	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32) || !sock_of_fd(fd, &ref))
-		return 0;
-	si = followed_socket(ctx, &ref, fd);
-	e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!si || si->left_out || !e)
-		return 0;
-	for (int i = 0; i < HT_MMSG_READ; i++) {
-		if (i >= ret)
+	for (int i = 0; i < HT_MAX_IOV; i++) {
+		if (i >= n)
 			break;
 		if (bpf_probe_read_user(&len, sizeof(len),
 					(void *)(msgvec + i * sizeof(struct mmsghdr) +
@@ -333,27 +337,43 @@ static __always_inline int on_mmsg_done(void *ctx, long ret, __s32 fd, __u64 msg
 			count_drop(HT_DROP_READ_FAILED);
 			break;
 		}
-		if (i == 0)
-			first = len;
 		total += len;
-		read = i + 1;
 	}
-	if (ret > read)
-		count_drop(HT_DROP_OTHER_IO);
-	/* What moved unseen before the call; then its messages, in order. */
+	return total;
+}
+
+/*
+ * Event: sendmmsg(2) (`dir` HT_DIR_OUT) or recvmmsg(2) on `fd` returned `ret` messages, whose
+ * sizes the kernel wrote into `msgvec`: their bytes, in order, as one call's (a sendmsg's or a
+ * recvmsg's), each message's iovecs walked to its size. What a walk cannot reach (more than
+ * HT_MMSG_STEPS messages and iovecs) is counted in user space as not copied.
+ */
+static __always_inline int on_mmsg_done(void *ctx, long ret, __s32 fd, __u64 msgvec, __u8 dir)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u8 syscall = dir == HT_DIR_OUT ? HT_SYS_SENDMSG : HT_SYS_RECVMSG;
+	struct ht_data_event *e;
+	struct ht_sock_info *si;
+	struct ht_sock_ref ref;
+	__u32 zero = 0, keep, off;
+	__u64 total;
+
+	if (ret <= 0 || !tgid_tracked(pid_tgid >> 32))
+		return 0;
+	total = N(ht_mmsg_bytes)(msgvec, ret);
+	si = socket_of_call(ctx, pid_tgid, total, fd, syscall, &ref, 0);
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!si || si->left_out || !e)
+		return 0;
+	/* What moved unseen before the call; then its bytes. */
 	emit_unseen(ctx, pid_tgid, e, si, (__u64)ref.sk, fd, dir, total);
-	if (first && !bpf_probe_read_user(&h, sizeof(h), (void *)msgvec)) {
-		in.buf = (__u64)h.msg_iov;
-		in.conn_id = si->conn_id;
-		in.sk = (__u64)ref.sk;
-		in.fd = fd;
-		in.iovcnt = h.msg_iovlen;
-		in.syscall = dir == HT_DIR_OUT ? HT_SYS_SENDMSG : HT_SYS_RECVMSG;
-		emit_bytes(ctx, pid_tgid, &in, first, true, si, e, NULL);
-		total -= first;
+	if (total) {
+		keep = start_call_event(e, pid_tgid, syscall, fd, total, si);
+		off = emit_messages(ctx, e, si, msgvec, ret, keep);
+		/* A message or iovec could not be read: close the series; user space counts the rest. */
+		if (off < keep)
+			emit_chunk(ctx, e, si, 0, 0, off, true);
 	}
-	if (total > 0)
-		emit_hole(ctx, pid_tgid, e, si, fd, dir, total);
 	end_if_done(ctx, (__u64)ref.sk, si);
 	return 0;
 }

@@ -249,8 +249,9 @@ static __always_inline const struct ht_pipe_span *kept_buffers(__u64 pid_tgid, s
 /*
  * raw-tracepoint sees no splice enter: by the return of a splice into a socket, the pipe's
  * buffers it sent say where their bytes ended, not where they began. Where they came from a
- * splice out of a followed socket (a relay: Go's io.Copy, HAProxy), that splice's return noted
- * each buffer (keyed by its slot in the ring), and the buffers sent are rebuilt from the notes.
+ * splice out of a followed socket (a relay: Go's io.Copy, HAProxy) or a write of a tracked
+ * process, that call's return noted each buffer (keyed by its slot in the ring), and the
+ * buffers sent are rebuilt from the notes.
  */
 GLOBAL(const volatile __u8 note_spliced_buffers, 0);
 
@@ -297,6 +298,28 @@ static __always_inline void note_spliced_in(const struct ht_pipe_span *s)
 		skip = 0;
 		bpf_map_update_elem(&slot_notes, &slot, &note, BPF_ANY);
 	}
+}
+
+/*
+ * A tracked process wrote `n` bytes into `fd`: where it is a pipe, note the buffers that hold
+ * them, each whole from where it starts now (a write adds to the last buffer while it has room),
+ * for a splice of them into a followed socket: a server that fills a pipe and splices it out.
+ * A global function: checked once, not in the program of every syscall's exit that calls it.
+ * Scalars only, as 5.10 needs.
+ */
+__noinline int N(ht_note_pipe_write)(__s32 fd, __u32 n)
+{
+	struct ht_pipe_span *s = span_room();
+	struct pipe_inode_info *pipe;
+
+	if (!note_spliced_buffers || !s || !known_layout())
+		return 0;
+	pipe = pipe_of_fd(fd);
+	if (!pipe || !pipe_newest(pipe, n, s))
+		return 0;
+	s->skip = 0;
+	note_spliced_in(s);
+	return 0;
 }
 
 /* Write a struct pipe_buffer of `page`, `offset`, `len` as entry `i` of `snap`. */

@@ -1,26 +1,31 @@
 //! A small HTTP/1.1 server to trace: a thread per connection, keep-alive, pipelining, bodies by
 //! Content-Length or chunked encoding. `--recv` and `--send` pick the syscalls, so that each one
-//! http-trace follows can be exercised: read, recv (recvfrom), readv, preadv2 or recvmsg, or peek
-//! (recv and recvmsg with MSG_PEEK before each recv); write, send (sendto), writev, pwritev2,
-//! sendmsg or sendmmsg.
+//! http-trace follows can be exercised: read, recv (recvfrom), readv, preadv2, recvmsg or recvmmsg,
+//! or peek (recv and recvmsg with MSG_PEEK before each recv); write, send (sendto), writev,
+//! pwritev2, sendmsg or sendmmsg.
 //!
 //!     cargo run --example http_server -- --port 8080 --recv read --send writev
 //!
 //! Vectored calls use two iovecs (a send's head and body; a receive's buffer in halves), or with
 //! `--iovecs K`, K of mixed sizes (0, 1, 7, 0, 30, 3 bytes, over and over, the last one taking the
-//! rest), so that calls of many iovecs, empty ones among them, can be exercised.
+//! rest), so that calls of many iovecs, empty ones among them, can be exercised. recvmmsg
+//! receives into messages of three of them (one of the two halves); sendmmsg sends a head and
+//! body as two messages.
 //!
 //! It prints `listening on ADDR` once it accepts connections, and answers `200 OK` with a line
 //! naming the method, target and body size it read, except on these targets:
 //! - `/r/chunked`: the same line in a chunked body;
 //! - `/r/file`: a 5000-byte body sent with sendfile(2);
 //! - `/r/splice/N`: a body of N bytes ("s" repeated) moved into the socket with splice(2) from a
-//!   pipe the server fills;
+//!   pipe the server fills; `/r/vmsplice/N` and `/r/tee/N`: the same, the pipe filled with
+//!   vmsplice(2), or by tee(2) from another pipe;
 //! - `/r/close`: a body without length, ended by closing the connection;
 //! - `/r/status/N`: status N, with no body for 204 and 304;
 //! - `/r/bytes/N`: a body of N bytes ("0123456789" repeated);
 //! - `/r/iovecs/K/N`: the same, head and body sent with one writev (sendmsg with `--send
 //!   sendmsg`) of K iovecs of mixed sizes (see `--iovecs`);
+//! - `/r/mmsg/M/K/N`: the same, sent with one sendmmsg of M messages (at most 1,024) over K
+//!   iovecs (at least M), message i taking iovecs i*K/M to (i+1)*K/M;
 //! - `/r/slow`: the answer after 3 s;
 //! - `/r/sleep/MS`: the answer after MS milliseconds (at most 10 s);
 //! - `/r/upstream/PORT/PATH`: the answer of GET /PATH on 127.0.0.1:PORT, asked on a new connection
@@ -79,6 +84,8 @@ enum Syscall {
     /// preadv2(2) at offset -1, the file's position: readv with flags.
     Preadv2,
     Recvmsg,
+    /// recvmmsg(2) with MSG_WAITFORONE, into messages of three iovecs each.
+    Recvmmsg,
     /// Peek with recv, then with recvmsg, then receive with recv: as servers that sniff.
     Peek,
 }
@@ -91,8 +98,7 @@ enum SendCall {
     /// pwritev2(2) at offset -1, the file's position: writev with flags.
     Pwritev2,
     Sendmsg,
-    /// sendmmsg(2) with one message: a call http-trace does not follow (its bytes are counted
-    /// from the TCP socket's sequence numbers).
+    /// sendmmsg(2): the head and body as two messages.
     Sendmmsg,
     /// write(2) into a pipe, then splice(2) from the pipe into the socket: the bytes are never
     /// in a send call's buffer (a relay's way, with the server writing the pipe itself).
@@ -139,16 +145,44 @@ fn send_spliced(fd: i32, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Send `head` and `body`, all of it, with the chosen syscall (vectored ones send both at once).
 fn send_all(stream: &TcpStream, how: SendCall, head: &[u8], body: &[u8]) -> std::io::Result<()> {
-    send_over(stream, how, head, body, IOVECS.get().copied().flatten())
+    send_over(stream, how, head, body, IOVECS.get().copied().flatten(), 2)
 }
 
-/// As `send_all`, a vectored call's bytes over `k` iovecs (two when None).
+/// sendmmsg(2) of `iov` as `m` messages (message i has iovecs i*K/m to (i+1)*K/m); the bytes
+/// sent (or -1).
+///
+/// # Safety
+/// Every iovec of `iov` must point at memory valid for its length.
+unsafe fn send_messages(fd: i32, iov: &[libc::iovec], m: usize) -> isize {
+    let k = iov.len();
+    let m = m.clamp(1, k.max(1));
+    let mut msgs: Vec<libc::mmsghdr> = (0..m)
+        .map(|i| {
+            // SAFETY: mmsghdr is plain data, for which zeroes are a valid value.
+            let mut msg: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            let (from, to) = (i * k / m, (i + 1) * k / m);
+            msg.msg_hdr.msg_iov = iov[from..to].as_ptr().cast_mut();
+            msg.msg_hdr.msg_iovlen = to - from;
+            msg
+        })
+        .collect();
+    // SAFETY: the messages point into `iov`, valid per the caller.
+    let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), m as u32, 0) };
+    if n < 0 {
+        return -1;
+    }
+    msgs[..n as usize].iter().map(|m| m.msg_len as isize).sum()
+}
+
+/// As `send_all`, a vectored call's bytes over `k` iovecs (two when None), sendmmsg's as `m`
+/// messages.
 fn send_over(
     stream: &TcpStream,
     how: SendCall,
     head: &[u8],
     body: &[u8],
     k: Option<usize>,
+    m: usize,
 ) -> std::io::Result<()> {
     let fd = stream.as_raw_fd();
     let mut bytes = [head, body].concat();
@@ -175,15 +209,7 @@ fn send_over(
                     libc::sendmsg(fd, &msg, 0)
                 }
                 SendCall::Splice => unreachable!("sent by send_spliced"),
-                SendCall::Sendmmsg => {
-                    let mut msgs: [libc::mmsghdr; 1] = std::mem::zeroed();
-                    msgs[0].msg_hdr.msg_iov = iov.as_ptr().cast_mut();
-                    msgs[0].msg_hdr.msg_iovlen = count;
-                    match libc::sendmmsg(fd, msgs.as_mut_ptr(), 1, 0) {
-                        1 => msgs[0].msg_len as isize,
-                        n => n as isize,
-                    }
-                }
+                SendCall::Sendmmsg => send_messages(fd, &iov, m),
             }
         };
         if n < 0 {
@@ -225,21 +251,70 @@ fn body_file() -> std::fs::File {
     file
 }
 
-/// Send `n` bytes of "s" into `stream` with splice(2), through a pipe filled a piece at a time.
-fn splice_body(stream: &TcpStream, mut n: usize) -> std::io::Result<()> {
+/// How `splice_body` puts the bytes into the pipe it splices into the socket.
+#[derive(Clone, Copy)]
+enum Fill {
+    Write,
+    /// vmsplice(2): the pipe takes the user pages.
+    Vmsplice,
+    /// write(2) into a first pipe, tee(2) into the second, which is spliced (the first drained).
+    Tee,
+}
+
+/// A pipe's two ends (read, write).
+fn pipe_ends() -> std::io::Result<[i32; 2]> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    Ok(fds)
+}
+
+/// Put `bytes` into the pipe whose write end is `fds[1]`, as `fill` says (`first`: tee's first
+/// pipe).
+fn fill_pipe(fds: [i32; 2], first: [i32; 2], bytes: &[u8], fill: Fill) -> std::io::Result<()> {
+    let len = bytes.len();
+    // SAFETY: `bytes` outlives the calls and holds `len` bytes; the fds are the pipes' ends.
+    let put = unsafe {
+        match fill {
+            Fill::Write => libc::write(fds[1], bytes.as_ptr().cast(), len),
+            Fill::Vmsplice => {
+                let iov = libc::iovec {
+                    iov_base: bytes.as_ptr().cast_mut().cast(),
+                    iov_len: len,
+                };
+                libc::vmsplice(fds[1], &iov, 1, 0)
+            }
+            Fill::Tee => {
+                if libc::write(first[1], bytes.as_ptr().cast(), len) != len as isize {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let teed = libc::tee(first[0], fds[1], len, 0);
+                let mut sink = vec![0u8; len];
+                if libc::read(first[0], sink.as_mut_ptr().cast(), len) != len as isize {
+                    return Err(std::io::Error::last_os_error());
+                }
+                teed
+            }
+        }
+    };
+    if put != len as isize {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A body of `n` bytes ("s" repeated) moved into the socket with splice(2) from a pipe the
+/// server fills as `fill` says, 16 KiB at a time.
+fn splice_body(stream: &TcpStream, mut n: usize, fill: Fill) -> std::io::Result<()> {
+    let fds = pipe_ends()?;
+    let first = pipe_ends()?;
     let piece = [b's'; 16384];
     let result = (|| {
         while n > 0 {
             let len = n.min(piece.len());
-            // SAFETY: `piece` outlives the call and holds `len` bytes; fds[1] is the pipe's end.
-            if unsafe { libc::write(fds[1], piece.as_ptr().cast(), len) } != len as isize {
-                return Err(std::io::Error::last_os_error());
-            }
+            fill_pipe(fds, first, &piece[..len], fill)?;
             let mut left = len;
             while left > 0 {
                 // SAFETY: both descriptors are open; null offsets are what pipes and sockets take.
@@ -262,10 +337,11 @@ fn splice_body(stream: &TcpStream, mut n: usize) -> std::io::Result<()> {
         }
         Ok(())
     })();
-    // SAFETY: both descriptors came from pipe(2) above and are closed once.
+    // SAFETY: the descriptors came from pipe(2) above and are closed once.
     unsafe {
-        libc::close(fds[0]);
-        libc::close(fds[1]);
+        for fd in fds.into_iter().chain(first) {
+            libc::close(fd);
+        }
     }
     result
 }
@@ -323,12 +399,19 @@ fn answer(
                 left -= n as usize;
             }
         }
-    } else if let Some(n) = target.strip_prefix("/r/splice/") {
+    } else if let Some((fill, n)) = [
+        ("/r/splice/", Fill::Write),
+        ("/r/vmsplice/", Fill::Vmsplice),
+        ("/r/tee/", Fill::Tee),
+    ]
+    .iter()
+    .find_map(|(prefix, fill)| Some((*fill, target.strip_prefix(prefix)?)))
+    {
         let n: usize = n.parse().unwrap_or(0);
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
         send_all(stream, how, head.as_bytes(), b"")?;
         if !head_only {
-            splice_body(stream, n)?;
+            splice_body(stream, n, fill)?;
         }
     } else if target.starts_with("/r/close") {
         let head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
@@ -359,7 +442,23 @@ fn answer(
             SendCall::Sendmsg | SendCall::Pwritev2 => how,
             _ => SendCall::Writev,
         };
-        send_over(stream, how, head.as_bytes(), &body, Some(k))?;
+        send_over(stream, how, head.as_bytes(), &body, Some(k), 1)?;
+    } else if let Some(rest) = target.strip_prefix("/r/mmsg/") {
+        // /r/mmsg/M/K/N: N body bytes as /r/bytes/N, head and body in one sendmmsg of M
+        // messages over K iovecs.
+        let mut nums = rest.split('/').map(|v| v.parse::<usize>().unwrap_or(1));
+        let m = nums.next().unwrap_or(1).clamp(1, 1024);
+        let k = nums.next().unwrap_or(m).clamp(m, 4096);
+        let n = nums.next().unwrap_or(0);
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+        send_over(
+            stream,
+            SendCall::Sendmmsg,
+            head.as_bytes(),
+            &digits(n),
+            Some(k),
+            m,
+        )?;
     } else if let Some(n) = target.strip_prefix("/r/bytes/") {
         // A body of n bytes, "0123456789" repeated: big responses, one send call each.
         let n: usize = n.parse().unwrap_or(0);
@@ -383,6 +482,48 @@ fn answer(
     Ok(true)
 }
 
+/// recvmmsg(2) with MSG_WAITFORONE into `iov` (over `buf`), three iovecs a message; the bytes
+/// received, moved together at the start of `buf`.
+fn receive_messages(fd: i32, buf: &mut [u8], iov: &mut [libc::iovec]) -> std::io::Result<usize> {
+    let base = buf.as_ptr() as usize;
+    let mut msgs: Vec<libc::mmsghdr> = iov
+        .chunks_mut(3)
+        .map(|group| {
+            // SAFETY: mmsghdr is plain data, for which zeroes are a valid value.
+            let mut msg: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            msg.msg_hdr.msg_iov = group.as_mut_ptr();
+            msg.msg_hdr.msg_iovlen = group.len();
+            msg
+        })
+        .collect();
+    let starts: Vec<usize> = iov
+        .chunks(3)
+        .map(|group| group[0].iov_base as usize - base)
+        .collect();
+    let count = msgs.len() as u32;
+    // SAFETY: the messages' iovecs point into `buf`, which outlives the call, with their lengths.
+    let n = unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            count,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // A message's bytes start at its first iovec; the next message's may not follow them.
+    let mut end = 0;
+    for (msg, start) in msgs.iter().zip(starts).take(n as usize) {
+        let len = msg.msg_len as usize;
+        buf.copy_within(start..start + len, end);
+        end += len;
+    }
+    Ok(end)
+}
+
 fn receive(stream: &TcpStream, how: Syscall, buf: &mut [u8]) -> std::io::Result<usize> {
     let fd = stream.as_raw_fd();
     let ptr = buf.as_mut_ptr().cast::<libc::c_void>();
@@ -404,6 +545,7 @@ fn receive(stream: &TcpStream, how: Syscall, buf: &mut [u8]) -> std::io::Result<
                 msg.msg_iovlen = count;
                 libc::recvmsg(fd, &mut msg, 0)
             }
+            Syscall::Recvmmsg => return receive_messages(fd, buf, &mut iov),
             Syscall::Peek => {
                 let mut msg: libc::msghdr = std::mem::zeroed();
                 msg.msg_iov = iov.as_mut_ptr();

@@ -80,8 +80,8 @@ const DROP_NAMES: [(ht_drop, &str, &str); 7] = [
     ),
     (
         ht_drop::HT_DROP_OTHER_IO,
-        "socket transfer outside the syscalls followed (io_uring, sendmmsg/recvmmsg) not captured",
-        "socket transfers outside the syscalls followed (io_uring, sendmmsg/recvmmsg) not captured",
+        "socket transfer outside the syscalls followed (io_uring) not captured",
+        "socket transfers outside the syscalls followed (io_uring) not captured",
     ),
     (
         ht_drop::HT_DROP_READ_FAILED,

@@ -204,7 +204,7 @@ pub enum Opened {
 
 /// Bytes `offset..offset + bytes.len()` of a syscall that moved `ret` bytes; `last` closes that
 /// syscall's series of events; `no_data`: the bytes were never in user memory (sendfile);
-/// `unseen`: with `no_data`, bytes that moved outside the calls followed (io_uring, sendmmsg, a
+/// `unseen`: with `no_data`, bytes that moved outside the calls followed (io_uring, a
 /// process not traced that shares the socket), known from the TCP socket's sequence numbers;
 /// `spliced`: with `no_data`, a splice's bytes, which BPF could not read from the pipe's pages.
 #[derive(Debug, Clone, PartialEq, Eq)]

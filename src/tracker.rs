@@ -27,11 +27,12 @@ pub struct TrackerStats {
     pub gaps_shed: u64,
     /// Bytes that were counted but not captured (past --capture-bytes, unreadable).
     pub bytes_not_kept: u64,
-    /// Bytes that moved outside the calls followed (io_uring, sendmmsg/recvmmsg), known by
+    /// Bytes that moved outside the calls followed (io_uring), known by
     /// their number only.
     pub bytes_unseen: u64,
     /// Bytes a splice moved that BPF could not read from the pipe's pages (the kernel's memory
-    /// layout not found; raw-tracepoint, which sees no splice enter, for a splice into a socket).
+    /// layout not found; raw-tracepoint, which sees no splice enter, for a splice into a socket
+    /// of bytes it has no notes of).
     pub bytes_spliced: u64,
     /// Message heads cut short by the end of the connection or of tracing.
     pub partial_heads: u64,
@@ -1407,7 +1408,7 @@ mod tests {
 
     #[test]
     fn a_response_gone_by_unseen_leaves_its_request_unanswered_not_mispaired() {
-        // 52 bytes sent outside the calls followed (sendmmsg): the first response.
+        // 52 bytes sent outside the calls followed (io_uring): the first response.
         let mut unseen = sent(1, 2, b"");
         if let ChunkKind::Data(d) = &mut unseen.kind {
             d.ret = 52;

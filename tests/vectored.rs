@@ -1,7 +1,8 @@
 //! Root integration tests of vectored calls of any length: our example server receives with
 //! readv or recvmsg over up to 1,024 iovecs of mixed sizes (empty ones among them), and answers
-//! with one writev or sendmsg of 1, 8, 9, 64, 512 and 1,024 iovecs. Every byte is captured, in
-//! order, by both BPF builds (the legacy one walks them without bpf_loop).
+//! with one writev or sendmsg of 1, 8, 9, 64, 512 and 1,024 iovecs; or receives with recvmmsg
+//! into up to 342 messages and answers with one sendmmsg of up to 1,024 messages. Every byte is
+//! captured, in order, by both BPF builds (the legacy one walks them without bpf_loop).
 
 mod common;
 
@@ -48,6 +49,43 @@ fn readv_and_writev_of_any_length() {
 #[test]
 fn recvmsg_and_sendmsg_of_any_length() {
     trace_iovecs("recvmsg", "sendmsg");
+}
+
+/// The messages and iovecs of the sendmmsg answers: one, two of five iovecs, past the 8
+/// messages once read, 64 of three iovecs each, and 1,024 (the most the kernel takes) of one,
+/// most of them empty.
+const MESSAGES: [(usize, usize); 5] = [(1, 1), (2, 5), (9, 9), (64, 192), (1024, 1024)];
+
+/// recvmmsg into messages of three iovecs of mixed sizes (a request's bytes spread over dozens of
+/// them) and sendmmsg answers of up to 1,024 messages: every byte, in order.
+#[test]
+fn recvmmsg_and_sendmmsg_of_many_messages() {
+    require_root!();
+    let server = Server::ours_iovecs("recvmmsg", "sendmmsg", 1024);
+    let tracer = Tracer::start(&[server.pid()], &["--max-body", "65536"]);
+    let body: String = (0..5000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let post = format!("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n{body}");
+    assert_eq!(request(server.port, post.as_bytes()), 200);
+    let targets = MESSAGES.map(|(m, k)| format!("/r/mmsg/{m}/{k}/{BODY}"));
+    for target in &targets {
+        assert_eq!(get(server.port, target), 200);
+    }
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    let mut want = vec![("POST".to_string(), "/up".to_string())];
+    want.extend(targets.iter().map(|t| ("GET".to_string(), t.clone())));
+    assert_eq!(method_targets(&ex), want, "{:#?}", out.stderr);
+    assert_eq!(ex[0]["request_body"], body);
+    // The plain answer: head and body as two messages.
+    assert_eq!(ex[0]["response_body"], "POST /up body=5000\n");
+    for (e, t) in ex[1..].iter().zip(&targets) {
+        assert_eq!(e["response_body_bytes"], BODY, "{t}: {e}");
+        assert_eq!(e["response_complete"], true, "{t}: {e}");
+        assert_eq!(e["response_body"], digits(BODY), "{t}: {e}");
+    }
+    out.assert_summary(1 + targets.len());
 }
 
 /// node's http server corks a response written in pieces, and sends it, chunked, with its

@@ -85,10 +85,23 @@ impl Method {
             Method::Kprobe => &["kprobe/", "kretprobe/", "ksyscall/", "kretsyscall/"],
             Method::Tracepoint => &["tracepoint/"],
         };
+        // socket-tracepoint sees a sendmmsg's messages pass without knowing which, and fexit
+        // refuses sendmmsg on 5.10: both copy them at the syscall's own exit tracepoint, which
+        // runs for those two syscalls only.
+        let mmsg_exits = matches!(self, Method::SocketTracepoint | Method::Fentry)
+            && MMSG_EXITS.contains(&section);
         // Process lifetime and TCP state go through raw tracepoints, which every method uses.
-        section.starts_with("raw_tp/") || prefixes.iter().any(|p| section.starts_with(p))
+        section.starts_with("raw_tp/")
+            || prefixes.iter().any(|p| section.starts_with(p))
+            || mmsg_exits
     }
 }
+
+/// The exit tracepoints of sendmmsg and recvmmsg (see Method::owns_section).
+const MMSG_EXITS: [&str; 2] = [
+    "tracepoint/syscalls/sys_exit_sendmmsg",
+    "tracepoint/syscalls/sys_exit_recvmmsg",
+];
 
 /// What `auto` tries, in order: the first that loads and attaches wins.
 /// - socket-tracepoint: the sock:sock_send_length/sock_recv_length tracepoints (6.3+) fire for

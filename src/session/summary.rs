@@ -247,9 +247,9 @@ fn later_counters(
         ),
         (
             t.bytes_unseen,
-            "byte moved outside the calls followed (io_uring, sendmmsg, processes not traced), \
+            "byte moved outside the calls followed (io_uring, processes not traced), \
              not captured",
-            "bytes moved outside the calls followed (io_uring, sendmmsg, processes not traced), \
+            "bytes moved outside the calls followed (io_uring, processes not traced), \
              not captured",
         ),
         (

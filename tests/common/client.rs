@@ -271,4 +271,4 @@ pub fn send_standard_traffic(port: u16) {
 
 /// How the summary names bytes that moved outside the calls followed.
 pub const UNSEEN: &str =
-    "bytes moved outside the calls followed (io_uring, sendmmsg, processes not traced), not captured";
+    "bytes moved outside the calls followed (io_uring, processes not traced), not captured";

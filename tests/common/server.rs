@@ -111,7 +111,7 @@ impl Server {
     /// A Python HTTP/1.1 server on the Unix socket `path` (in a temporary directory): it answers
     /// "unix TARGET\n" with a Content-Length, except for /close, which it answers HTTP/1.0 style
     /// with a body that ends when it closes the connection, and /mmsg/..., whose answer (status
-    /// line, Content-Length, body, nothing else) it sends with sendmmsg(2).
+    /// line and Content-Length, then the body: two messages) it sends with one sendmmsg(2).
     pub fn python_unix() -> (Server, PathBuf) {
         let dir = TempDir::new("unix");
         let path = dir.join("app.sock");
@@ -126,13 +126,15 @@ impl Server {
                       \x20       ('flags', ctypes.c_int)]\n\
                       class Mmsghdr(ctypes.Structure):\n\
                       \x20   _fields_ = [('hdr', Msghdr), ('len', ctypes.c_uint)]\n\
-                      def sendmmsg(fd, data):\n\
-                      \x20   buf = ctypes.create_string_buffer(data, len(data))\n\
-                      \x20   iov = Iovec(ctypes.cast(buf, ctypes.c_void_p), len(data))\n\
-                      \x20   m = Mmsghdr()\n\
-                      \x20   m.hdr.iov = ctypes.pointer(iov)\n\
-                      \x20   m.hdr.iovlen = 1\n\
-                      \x20   assert libc.sendmmsg(fd, ctypes.byref(m), 1, 0) == 1 and m.len == len(data)\n\
+                      def sendmmsg(fd, parts):\n\
+                      \x20   bufs = [ctypes.create_string_buffer(p, len(p)) for p in parts]\n\
+                      \x20   iovs = [Iovec(ctypes.cast(b, ctypes.c_void_p), len(p)) for b, p in zip(bufs, parts)]\n\
+                      \x20   ms = (Mmsghdr * len(parts))()\n\
+                      \x20   for m, v in zip(ms, iovs):\n\
+                      \x20       m.hdr.iov = ctypes.pointer(v)\n\
+                      \x20       m.hdr.iovlen = 1\n\
+                      \x20   assert libc.sendmmsg(fd, ms, len(parts), 0) == len(parts)\n\
+                      \x20   assert [m.len for m in ms] == [len(p) for p in parts]\n\
                       class H(http.server.BaseHTTPRequestHandler):\n\
                       \x20   protocol_version = 'HTTP/1.1'\n\
                       \x20   def address_string(self): return 'unix'\n\
@@ -145,7 +147,7 @@ impl Server {
                       \x20       body = b'unix ' + self.path.encode() + b'\\n'\n\
                       \x20       if self.path.startswith('/mmsg/'):\n\
                       \x20           head = b'HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(body)\n\
-                      \x20           sendmmsg(self.connection.fileno(), head + body)\n\
+                      \x20           sendmmsg(self.connection.fileno(), [head, body])\n\
                       \x20           return\n\
                       \x20       self.send_response(200)\n\
                       \x20       self.send_header('Content-Length', str(len(body)))\n\
