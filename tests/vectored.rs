@@ -13,9 +13,11 @@ use serde_json::json;
 const COUNTS: [usize; 6] = [1, 8, 9, 64, 512, 1024];
 const BODY: usize = 10_000;
 
-fn trace_iovecs(recv: &str, send: &str) {
+/// Trace our server receiving with `recv` and answering with `send`: a 5,000-byte upload, then
+/// a GET of each of `targets`, whose answers carry BODY digits. Every byte, in order.
+fn trace_vectored(recv: &str, send: &str, targets: &[String]) {
     require_root!();
-    // Receives over 1,024 iovecs; the answers' counts are per request.
+    // Receives over 1,024 iovecs; the answers' shapes are per request.
     let server = Server::ours_iovecs(recv, send, 1024);
     let tracer = Tracer::start(&[server.pid()], &["--max-body", "65536"]);
     let body: String = (0..5000)
@@ -23,22 +25,26 @@ fn trace_iovecs(recv: &str, send: &str) {
         .collect();
     let post = format!("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n{body}");
     assert_eq!(request(server.port, post.as_bytes()), 200);
-    for k in COUNTS {
-        assert_eq!(get(server.port, &format!("/r/iovecs/{k}/{BODY}")), 200);
+    for target in targets {
+        assert_eq!(get(server.port, target), 200);
     }
     let out = tracer.stop();
     let ex = by_time(out.exchanges());
     let mut want = vec![("POST".to_string(), "/up".to_string())];
-    want.extend(COUNTS.map(|k| ("GET".to_string(), format!("/r/iovecs/{k}/{BODY}"))));
+    want.extend(targets.iter().map(|t| ("GET".to_string(), t.clone())));
     assert_eq!(method_targets(&ex), want, "{:#?}", out.stderr);
     assert_eq!(ex[0]["request_body"], body);
     assert_eq!(ex[0]["response_body"], "POST /up body=5000\n");
-    for (e, k) in ex[1..].iter().zip(COUNTS) {
-        assert_eq!(e["response_body_bytes"], BODY, "{k} iovecs: {e}");
-        assert_eq!(e["response_complete"], true, "{k} iovecs: {e}");
-        assert_eq!(e["response_body"], digits(BODY), "{k} iovecs: {e}");
+    for (e, t) in ex[1..].iter().zip(targets) {
+        assert_eq!(e["response_body_bytes"], BODY, "{t}: {e}");
+        assert_eq!(e["response_complete"], true, "{t}: {e}");
+        assert_eq!(e["response_body"], digits(BODY), "{t}: {e}");
     }
-    out.assert_summary(1 + COUNTS.len());
+    out.assert_summary(1 + targets.len());
+}
+
+fn trace_iovecs(recv: &str, send: &str) {
+    trace_vectored(recv, send, &COUNTS.map(|k| format!("/r/iovecs/{k}/{BODY}")));
 }
 
 #[test]
@@ -57,35 +63,12 @@ fn recvmsg_and_sendmsg_of_any_length() {
 const MESSAGES: [(usize, usize); 5] = [(1, 1), (2, 5), (9, 9), (64, 192), (1024, 1024)];
 
 /// recvmmsg into messages of three iovecs of mixed sizes (a request's bytes spread over dozens of
-/// them) and sendmmsg answers of up to 1,024 messages: every byte, in order.
+/// them) and sendmmsg answers of up to 1,024 messages (the upload's: head and body as two):
+/// every byte, in order.
 #[test]
 fn recvmmsg_and_sendmmsg_of_many_messages() {
-    require_root!();
-    let server = Server::ours_iovecs("recvmmsg", "sendmmsg", 1024);
-    let tracer = Tracer::start(&[server.pid()], &["--max-body", "65536"]);
-    let body: String = (0..5000)
-        .map(|i| char::from(b'a' + (i % 26) as u8))
-        .collect();
-    let post = format!("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n{body}");
-    assert_eq!(request(server.port, post.as_bytes()), 200);
     let targets = MESSAGES.map(|(m, k)| format!("/r/mmsg/{m}/{k}/{BODY}"));
-    for target in &targets {
-        assert_eq!(get(server.port, target), 200);
-    }
-    let out = tracer.stop();
-    let ex = by_time(out.exchanges());
-    let mut want = vec![("POST".to_string(), "/up".to_string())];
-    want.extend(targets.iter().map(|t| ("GET".to_string(), t.clone())));
-    assert_eq!(method_targets(&ex), want, "{:#?}", out.stderr);
-    assert_eq!(ex[0]["request_body"], body);
-    // The plain answer: head and body as two messages.
-    assert_eq!(ex[0]["response_body"], "POST /up body=5000\n");
-    for (e, t) in ex[1..].iter().zip(&targets) {
-        assert_eq!(e["response_body_bytes"], BODY, "{t}: {e}");
-        assert_eq!(e["response_complete"], true, "{t}: {e}");
-        assert_eq!(e["response_body"], digits(BODY), "{t}: {e}");
-    }
-    out.assert_summary(1 + targets.len());
+    trace_vectored("recvmmsg", "sendmmsg", &targets);
 }
 
 /// node's http server corks a response written in pieces, and sends it, chunked, with its
