@@ -16,6 +16,7 @@ static __always_inline __u8 syscall_direction(__u8 syscall)
 	case HT_SYS_SENDMSG:
 	case HT_SYS_SENDFILE:
 	case HT_SYS_SPLICE_OUT:
+	case HT_SYS_TLS_WRITE:
 		return HT_DIR_OUT;
 	}
 	return HT_DIR_IN;
@@ -882,6 +883,7 @@ static __always_inline void emit_call_data(void *ctx, __u64 pid_tgid, const stru
 	if (!e)
 		return;
 	emit_unseen(ctx, pid_tgid, e, si, sk, in->fd, syscall_direction(in->syscall), ret);
+	tls_in_call(pid_tgid, sk);
 	emit_bytes(ctx, pid_tgid, in, ret, vectored, si, e, pipe);
 	end_if_done(ctx, sk, si);
 }

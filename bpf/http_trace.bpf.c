@@ -13,9 +13,11 @@
  * methods' programs.
  *
  * This file holds the build's switches and constants, and includes the rest in order: state
- * (settings, maps, counters), pipes (the pages of pipe buffers, for splice), data (calls and the
- * copy of their bytes), sockets (which are followed, accept, connect), io (receive and send
- * calls), ends (close, TCP CLOSE), processes, then the thin wrappers: hooks_every_method and one hooks_METHOD file per attach method.
+ * (settings, maps, counters), pipes (the pages of pipe buffers, for splice), tls (TLS library
+ * calls in flight), data (calls and the copy of their bytes), sockets (which are followed,
+ * accept, connect), io (receive and send calls), ends (close, TCP CLOSE), processes, then the
+ * thin wrappers: hooks_every_method, hooks_tls (the TLS library's uprobes) and one
+ * hooks_METHOD file per attach method.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -92,12 +94,14 @@ char LICENSE[] SEC("license") = "GPL";
 
 #include "state.bpf.h"
 #include "pipes.bpf.h"
+#include "tls.bpf.h"
 #include "data.bpf.h"
 #include "sockets.bpf.h"
 #include "io.bpf.h"
 #include "ends.bpf.h"
 #include "processes.bpf.h"
 #include "hooks_every_method.bpf.h"
+#include "hooks_tls.bpf.h"
 #include "hooks_kprobe.bpf.h"
 #include "hooks_fentry.bpf.h"
 #include "hooks_raw_tracepoint.bpf.h"

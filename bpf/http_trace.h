@@ -80,6 +80,12 @@ enum ht_syscall {
 	/* splice(2) out of (IN) or into (OUT) a socket: bytes never in user memory, like sendfile's. */
 	HT_SYS_SPLICE_IN = 13,
 	HT_SYS_SPLICE_OUT = 14,
+	/*
+	 * The plaintext of a TLS library's read (IN) or write (OUT) on the connection: its bytes,
+	 * alongside the records the socket calls inside it moved.
+	 */
+	HT_SYS_TLS_READ = 15,
+	HT_SYS_TLS_WRITE = 16,
 };
 
 enum ht_direction {
@@ -134,7 +140,14 @@ enum ht_drop {
 	 * of its bytes copied) rather than parsed and hidden in user space.
 	 */
 	HT_DROP_PORT_LEFT_OUT = 7,
-	HT_DROP_MAX = 8,
+	/*
+	 * A TLS library read or write whose socket is not known: no socket call inside it, and
+	 * none earlier on its SSL object. Its plaintext is not shown.
+	 */
+	HT_DROP_TLS_NO_SOCKET = 8,
+	/* A TLS library call could not be followed: the map of TLS calls in flight was full. */
+	HT_DROP_TLS_CALLS_FULL = 9,
+	HT_DROP_MAX = 10,
 };
 
 /* Every event starts with this header; HT_EV_DATA events carry `len` bytes after it. */

@@ -43,7 +43,7 @@ host "unit and integration tests on this kernel ($(uname -r), attach auto)" \
 # The suites that go through the attach method and the BPF build (the others trace nothing, or
 # test what does not depend on them: errors, stops, files, filters, hostile traffic, --top).
 per_method=(--test capture --test exchanges --test vectored --test unix_sockets --test processes
-            --test recording --test containers --test proxies)
+            --test recording --test containers --test proxies --test tls)
 for method in raw-tracepoint tracepoint; do
     host "integration tests on this kernel with --attach $method" \
         env HTTP_TRACE_TEST_ATTACH=$method cargo test --locked "${per_method[@]}" -- --test-threads=2

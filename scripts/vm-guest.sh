@@ -9,7 +9,7 @@ out=$1
 methods=${2:-}
 
 # The tests that go through each hook a method attaches (every receive and send call, accept,
-# connect, close, fork, exit, Unix sockets, sendmmsg, splice, a CLOSE inside a send, calls
+# connect, close, fork, exit, Unix sockets, sendmmsg, splice, TLS uprobes, a CLOSE inside a send, calls
 # blocked when tracing starts or ends, detaching): what differs between methods. What the hooks
 # feed (reassembly, pairing, framing, output) is shared by all, and runs whole with the methods
 # that run everything.
@@ -23,7 +23,7 @@ hooks=(
     connects_that_end_after_their_call_returned a_reused_fd_is_a_new_connection
     a_body_spliced_into_the_socket_is_captured a_go_relay_splicing_both_ways
     responses_sent_with_sendmmsg_are_captured recvmmsg_and_sendmmsg_of_many_messages
-    a_unix_socket_answered_with_sendmmsg_is_captured
+    a_unix_socket_answered_with_sendmmsg_is_captured nginx_over_https_is_read_in_plaintext
     children_forked_later_are_followed_unless_turned_off an_answer_sent_into_a_reset_is_captured
     connections_open_before_tracing_are_followed_from_their_next_request
     a_killed_tracer_leaves_nothing_loaded kprobe_events_a_killed_tracer_left_are_removed_by_the_next_run

@@ -63,7 +63,7 @@ cargo build --all-targets --locked --quiet
 mapfile -t tests < <(cargo test --locked --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 guest = {"capture", "exchanges", "vectored", "unix_sockets", "processes", "recording", "errors", "proxies",
-         "containers", "stops"}
+         "containers", "stops", "tls"}
 for line in sys.stdin:
     m = json.loads(line)
     if (m.get("reason") == "compiler-artifact" and m["target"]["kind"] == ["test"]

@@ -62,7 +62,7 @@ impl Drops {
 
 /// What the summary calls each drop counter but HT_DROP_OUTPUT_FAILED, which is in the events
 /// lost: one, several.
-const DROP_NAMES: [(ht_drop, &str, &str); 7] = [
+const DROP_NAMES: [(ht_drop, &str, &str); 9] = [
     (
         ht_drop::HT_DROP_SOCKETS_FULL,
         "connection not tracked (map full)",
@@ -92,6 +92,16 @@ const DROP_NAMES: [(ht_drop, &str, &str); 7] = [
         ht_drop::HT_DROP_SEQ_UNLOCKED,
         "event numbered without its connection's lock (its order may be wrong)",
         "events numbered without their connection's lock (their order may be wrong)",
+    ),
+    (
+        ht_drop::HT_DROP_TLS_NO_SOCKET,
+        "TLS read or write whose socket is unknown, not shown",
+        "TLS reads and writes whose socket is unknown, not shown",
+    ),
+    (
+        ht_drop::HT_DROP_TLS_CALLS_FULL,
+        "TLS read or write not followed (map full)",
+        "TLS reads and writes not followed (map full)",
     ),
     (
         ht_drop::HT_DROP_PORT_LEFT_OUT,

@@ -54,6 +54,11 @@ pub struct Args {
     #[arg(long)]
     pub no_children: bool,
 
+    /// Do not read the plaintext of TLS connections (uprobes on the processes' OpenSSL): their
+    /// records are then counted, not shown
+    #[arg(long)]
+    pub no_tls: bool,
+
     /// How to hook the kernel: auto picks the best method that works on this kernel
     #[arg(long, value_enum, default_value_t = Attach::Auto)]
     pub attach: Attach,
@@ -74,7 +79,7 @@ pub struct Args {
 
     /// Replay a capture file that -w wrote (no root needed), with any output format and option
     #[arg(short = 'r', long = "read", value_name = "FILE", conflicts_with_all =
-          ["pids", "names", "containers", "write", "attach", "no_children", "capture_bytes", "buffer", "buffer_pages",
+          ["pids", "names", "containers", "write", "attach", "no_children", "no_tls", "capture_bytes", "buffer", "buffer_pages",
            "duration"])]
     pub read: Option<PathBuf>,
 

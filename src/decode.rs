@@ -216,6 +216,8 @@ pub struct Data<B> {
     pub no_data: bool,
     pub unseen: bool,
     pub spliced: bool,
+    /// The plaintext of a TLS library's read or write (not a socket call's bytes).
+    pub tls: bool,
     pub bytes: B,
 }
 
@@ -297,6 +299,7 @@ impl<B> Chunk<B> {
                     no_data: d.no_data,
                     unseen: d.unseen,
                     spliced: d.spliced,
+                    tls: d.tls,
                     bytes: f(&d.bytes),
                 }),
             },
@@ -505,6 +508,7 @@ fn data<'a>(h: &ht_event, sample: &'a [u8]) -> Result<Data<&'a [u8]>, DecodeErro
         spliced: no_data
             && (syscall == ht_syscall::HT_SYS_SPLICE_IN
                 || syscall == ht_syscall::HT_SYS_SPLICE_OUT),
+        tls: syscall == ht_syscall::HT_SYS_TLS_READ || syscall == ht_syscall::HT_SYS_TLS_WRITE,
         bytes,
     })
 }
@@ -600,6 +604,7 @@ pub mod tests {
             no_data: false,
             unseen: false,
             spliced: false,
+            tls: false,
             bytes: (),
         };
         let mut pos = CallPos::default();
@@ -674,6 +679,7 @@ pub mod tests {
                 no_data: false,
                 unseen: false,
                 spliced: false,
+                tls: false,
                 bytes: &b"GET /"[..]
             })
         );

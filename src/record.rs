@@ -10,6 +10,8 @@ pub struct ConnInfo {
     pub meta: ConnMeta,
     pub role: Role,
     pub endpoints: Option<Endpoints>,
+    /// Its messages are the plaintext of TLS records, read through the TLS library's calls.
+    pub tls: bool,
 }
 
 /// The process and fd that sent or received a response, where they are not those of its
@@ -98,6 +100,7 @@ impl Record {
                     thread: crate::decode::Comm::new("t"),
                 },
                 role,
+                tls: false,
                 endpoints,
             },
             request,

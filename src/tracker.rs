@@ -5,7 +5,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::decode::{Chunk, ChunkKind, ConnMeta, Direction, Endpoints, Opened, Role};
+use crate::decode::{Chunk, ChunkKind, ConnMeta, Data, Direction, Endpoints, Opened, Role};
 use crate::http::{Parsed, ParserStats, StartLine};
 use crate::pairing::Pairs;
 use crate::record::{ConnInfo, Record};
@@ -34,6 +34,9 @@ pub struct TrackerStats {
     /// layout not found; raw-tracepoint, which sees no splice enter, for a splice into a socket
     /// of bytes it has no notes of).
     pub bytes_spliced: u64,
+    /// Bytes of TLS records the socket calls moved (their plaintext, where the TLS library was
+    /// probed, comes in its own events).
+    pub bytes_tls_records: u64,
     /// Message heads cut short by the end of the connection or of tracing.
     pub partial_heads: u64,
     /// Events that came after their connection's end: a call that raced the end on another
@@ -95,6 +98,8 @@ struct Conn {
     held: usize,
     /// Heap bytes of its events waiting for a missing one, when last accounted (Tracker::early).
     early: usize,
+    /// Per direction, whether its socket calls carry TLS records (None until its first bytes).
+    records: [Option<bool>; 2],
 }
 
 impl Conn {
@@ -105,7 +110,9 @@ impl Conn {
                 meta,
                 role: Role::Unknown,
                 endpoints: None,
+                tls: false,
             },
+            records: [None; 2],
             order: Reorder::new(),
             streams: [Stream::new(body_limit), Stream::new(body_limit)],
             pairs: Pairs::default(),
@@ -187,7 +194,9 @@ impl Conn {
                     // One count each, under what happened to its request. One not seen yet
                     // may still come (Pairs::response holds it): counted when it is given up.
                     let requests = &self.streams[other.index()].parser;
-                    if requests.is_not_http() {
+                    // TLS records with no plaintext: an HTTPS client at a plain port.
+                    let records = self.records[other.index()] == Some(true) && !self.info.tls;
+                    if requests.is_not_http() || records {
                         if !self.pairs.response(m, self.info.meta, false) {
                             stats.responses_to_non_http += 1;
                         }
@@ -275,6 +284,17 @@ impl Conn {
             }
             ChunkKind::Close => true,
             ChunkKind::Data(data) => {
+                if data.tls {
+                    self.info.tls = true;
+                } else if self.carries_records(data) {
+                    // Their plaintext comes in the TLS library's events: counted, not parsed.
+                    if data.last {
+                        let ret = u64::try_from(data.ret).unwrap_or(0);
+                        stats.bytes_moved += ret;
+                        stats.bytes_tls_records += ret;
+                    }
+                    return false;
+                }
                 // Reused from event to event: most events complete a message.
                 let mut parsed = std::mem::take(&mut self.parsed);
                 let stream = &mut self.streams[data.direction.index()];
@@ -293,6 +313,17 @@ impl Conn {
                 false
             }
         }
+    }
+
+    /// Whether socket call bytes `data` are TLS records: on a connection whose plaintext the TLS
+    /// library's events carry, or in a direction whose first bytes were a record's header
+    /// (content type 20 to 23, version 3.x).
+    fn carries_records(&mut self, data: &Data<&[u8]>) -> bool {
+        let first = &mut self.records[data.direction.index()];
+        if first.is_none() && !data.no_data {
+            *first = Some(matches!(data.bytes, [20..=23, 3, 0..=4, ..]));
+        }
+        self.info.tls || *first == Some(true)
     }
 
     /// Whether direction `dir` carries the connection's responses (known once its role is).
@@ -853,6 +884,7 @@ mod tests {
                 no_data: false,
                 unseen: false,
                 spliced: false,
+                tls: false,
                 bytes,
             }),
         }
@@ -1306,6 +1338,7 @@ mod tests {
                     no_data: true,
                     unseen: false,
                     spliced: false,
+                    tls: false,
                     bytes: &b""[..],
                 }),
                 ..data(1, 3, b"")
@@ -1861,7 +1894,7 @@ mod tests {
     }
 
     /// Bytes past --capture-bytes are counted once, as not captured: not again as non-HTTP
-    /// traffic (a TLS stream) or as skipped to resynchronise (a head cut by the limit).
+    /// traffic (a binary protocol) or as skipped to resynchronise (a head cut by the limit).
     #[test]
     fn bytes_not_copied_are_counted_once() {
         let mut t = Tracker::new(64);
@@ -1869,7 +1902,7 @@ mod tests {
         for c in [
             accept(1),
             // 5 of 105 bytes copied, of a stream that is not HTTP.
-            piece(1, 1, 0, 105, true, b"\x16\x03\x01\x02\x00"),
+            piece(1, 1, 0, 105, true, b"\x00\x03\x01\x02\x00"),
             accept(2),
             // A head cut by the limit: 16 bytes of 50 copied, then the next request whole.
             piece(2, 1, 0, 50, true, b"GET /a HTTP/1.1\r"),

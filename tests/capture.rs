@@ -195,7 +195,7 @@ fn malformed_and_non_http_bytes_are_handled() {
     assert_eq!(
         request(
             server.port,
-            b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 not http at all"
+            b"\x05\x01\x00\x00\xa5\x01\x00\x00\xa1\x03\x03 not http at all"
         ),
         400
     );
@@ -312,7 +312,7 @@ fn every_byte_and_message_is_accounted_for_once() {
     }
     moved += client.received;
     drop(client);
-    let not_http = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03 not http";
+    let not_http = b"\x05\x01\x00\x00\xa5\x01\x00\x00\xa1\x03\x03 not http";
     moved += until_closed(port, not_http, false);
     moved += until_closed(
         port,

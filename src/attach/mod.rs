@@ -5,6 +5,7 @@
 pub mod buffer;
 mod kretprobe;
 mod layout;
+pub mod tls;
 
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -90,11 +91,19 @@ impl Method {
         // runs for those two syscalls only.
         let mmsg_exits = matches!(self, Method::SocketTracepoint | Method::Fentry)
             && MMSG_EXITS.contains(&section);
-        // Process lifetime and TCP state go through raw tracepoints, which every method uses.
+        // Process lifetime and TCP state go through raw tracepoints, which every method uses,
+        // and the TLS library through uprobes.
         section.starts_with("raw_tp/")
+            || is_uprobe(section)
             || prefixes.iter().any(|p| section.starts_with(p))
             || mmsg_exits
     }
+}
+
+/// Whether a program in ELF section `section` is a uprobe: attached per TLS library (tls.rs),
+/// not at load.
+fn is_uprobe(section: &str) -> bool {
+    section == "uprobe" || section == "uretprobe"
 }
 
 /// The exit tracepoints of sendmmsg and recvmmsg (see Method::owns_section).
@@ -148,6 +157,8 @@ pub struct Config<'p> {
     pub buffer: BufferKind,
     /// The ring's size, when `buffer` is the ring.
     pub ring_bytes: u32,
+    /// Load the TLS library's probes (not --no-tls).
+    pub tls: bool,
 }
 
 pub struct Loaded {
@@ -344,8 +355,8 @@ fn load_with(method: Method, build: Build, cfg: &Config<'_>, forced: bool) -> Re
     let mut links = Vec::new();
     for prog in skel.object().progs_mut().filter(|p| p.autoload()) {
         let section = prog.section().to_string_lossy().into_owned();
-        if section == PROBE_SECTION {
-            continue; // run by layout, never attached
+        if section == PROBE_SECTION || is_uprobe(&section) {
+            continue; // run by layout, never attached; attached per library
         }
         let link = match (kprobe_events.as_mut(), kretprobe::target_of(&section)) {
             // With a raised maxactive, through tracefs.
@@ -440,12 +451,13 @@ fn open_for(method: Method, build: Build, cfg: &Config<'_>) -> Result<OpenHttpTr
         let section = prog.section().to_string_lossy().into_owned();
         let name = prog.name().to_string_lossy().into_owned();
         // The cgroups made are looked at only for --container (see on_cgroup_made).
-        let wanted = !name.starts_with("raw_tp_cgroup_mkdir") || !cfg.watch_cgroups.is_empty();
+        let wanted = (!name.starts_with("raw_tp_cgroup_mkdir") || !cfg.watch_cgroups.is_empty())
+            && (cfg.tls || !is_uprobe(&section));
         let mine = (method.owns_section(&section) || section == PROBE_SECTION)
             && build.owns_program(&name)
             && wanted;
         prog.set_autoload(mine);
-        if mine && !section.starts_with("raw_tp") {
+        if mine && !section.starts_with("raw_tp") && !is_uprobe(&section) {
             method_programs += 1;
         }
     }

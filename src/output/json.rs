@@ -334,6 +334,9 @@ fn json_conn(o: &mut JsonLine<'_>, conn: &ConnInfo, ts: &str, who: Option<&Ident
     }
     o.int(key!("fd"), i64::from(m.fd));
     o.plain(key!("role"), conn.role.as_str().as_bytes());
+    if conn.tls {
+        o.bool(key!("tls"), true);
+    }
     match &conn.endpoints {
         Some(Endpoints::Inet { local, peer }) => {
             o.addr(key!("local"), *local);

@@ -84,6 +84,8 @@ struct Conn<'a> {
     thread: Option<Lossy<'a>>,
     fd: i32,
     role: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls: bool,
     local: Option<Addr>,
     peer: Option<Addr>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,6 +103,7 @@ impl<'a> Conn<'a> {
             thread: m.thread_apart().map(|t| Lossy(t.bytes())),
             fd: m.fd,
             role: conn.role.as_str(),
+            tls: conn.tls,
             local: conn.endpoints.as_ref().and_then(|e| addr(e, true)),
             peer: conn.endpoints.as_ref().and_then(|e| addr(e, false)),
             peer_pid: match &conn.endpoints {

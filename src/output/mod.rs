@@ -413,6 +413,7 @@ mod tests {
                 local: "127.0.0.1:80".parse().unwrap(),
                 peer: "[::1]:5000".parse().unwrap(),
             }),
+            tls: false,
         }
     }
 

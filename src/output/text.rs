@@ -64,6 +64,9 @@ pub(super) fn write(
     }
     // What a strict reader would not have read so: -v says how.
     let seen = || [request, response].into_iter().flatten();
+    if conn.tls {
+        buf.extend_from_slice(b" [tls]");
+    }
     if seen().any(|m| !m.lenient.is_empty()) {
         buf.extend_from_slice(b" [lenient]");
     }

@@ -39,6 +39,7 @@ impl Accounting {
                 ("counted but not captured", t.bytes_not_kept),
                 ("moved by splice, not copied", t.bytes_spliced),
                 ("moved outside the calls followed", t.bytes_unseen),
+                ("of TLS records", t.bytes_tls_records),
                 ("of non-HTTP traffic skipped", parsed.non_http_bytes),
                 ("skipped to resynchronise", parsed.resync_bytes),
                 (

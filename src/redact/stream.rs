@@ -437,6 +437,7 @@ mod tests {
                 no_data: false,
                 unseen: false,
                 spliced: false,
+                tls: false,
                 bytes: bytes.to_vec(),
             }),
         }

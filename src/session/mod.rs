@@ -30,6 +30,7 @@ use self::state::{Recorder, State};
 use self::summary::{counted, pipeline_summary, recording_summary, KernelCounts};
 use self::targets::Targets;
 use crate::attach::buffer::{self, EventBuffer};
+use crate::attach::tls::TlsProbes;
 use crate::attach::{self, Config, Loaded};
 use crate::bpf;
 use crate::capture;
@@ -89,6 +90,8 @@ pub(super) fn monotonic_ns() -> Result<u64> {
 }
 
 struct Session {
+    /// The TLS libraries' probes (None with --no-tls), detached before the programs drop.
+    tls: RefCell<Option<TlsProbes>>,
     loaded: Loaded,
     state: RefCell<State>,
     stop: Arc<AtomicBool>,
@@ -166,6 +169,7 @@ impl Session {
             all_exited: false,
         });
         Ok(Self {
+            tls: RefCell::new((!args.no_tls).then(TlsProbes::default)),
             loaded,
             state,
             stop,
@@ -218,6 +222,7 @@ impl Session {
         for &pid in &alive {
             s.identify(pid);
         }
+        self.probe_tls(&alive);
         for pid in alive {
             for c in proc_scan::open_connections(pid) {
                 s.input(Input::Preopened {
@@ -263,6 +268,9 @@ impl Session {
             secrets_said(self.show_secrets),
         );
         eprintln!("{banner}");
+        for line in self.tls_said() {
+            eprintln!("{line}");
+        }
         self.deadline.set(self.duration.map(|d| Instant::now() + d));
         Ok(banner)
     }
@@ -279,6 +287,7 @@ impl Session {
             for pid in s.processes.watch_new_cgroups(skel)? {
                 s.identify(pid);
             }
+            self.probe_tls(&s.processes.alive().collect::<Vec<_>>());
         }
         if self
             .state
@@ -322,6 +331,40 @@ impl Session {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Probe the TLS library of each of `pids` not looked at yet (nothing with --no-tls).
+    fn probe_tls(&self, pids: &[u32]) {
+        if let Some(tls) = self.tls.borrow_mut().as_mut() {
+            for &pid in pids {
+                tls.look_at(&self.loaded.skel, pid);
+            }
+        }
+    }
+
+    /// What the TLS probes found, as said on stderr after the banner: "tls: libssl.so.3 in 2
+    /// processes; none in 1", and the libraries that could not be probed.
+    fn tls_said(&self) -> Vec<String> {
+        let tls = self.tls.borrow();
+        let Some(tls) = tls.as_ref() else {
+            return Vec::new();
+        };
+        let (libs, without) = tls.found();
+        let mut said = Vec::new();
+        if !libs.is_empty() {
+            let mut parts: Vec<String> = libs
+                .iter()
+                .map(|(name, n)| format!("{name} in {}", counted(*n, "process", "processes")))
+                .collect();
+            if without > 0 {
+                parts.push(format!("none in {without}"));
+            }
+            said.push(format!("http-trace: tls: {}", parts.join("; ")));
+        }
+        for failure in tls.failures() {
+            said.push(format!("http-trace: tls: not probed: {failure}"));
+        }
+        said
     }
 
     /// The processes and Unix sockets found gone without an event saying so (exits BPF could
@@ -463,6 +506,7 @@ fn load(
         capture_bytes: args.capture_bytes(),
         buffer: buffer::resolve(args.buffer)?,
         ring_bytes: buffer::ring_bytes(args.buffer_pages, cpus),
+        tls: !args.no_tls,
     };
     let loaded = attach::load(args.attach, &cfg)?;
     if !loaded.fallbacks.is_empty() {

@@ -213,7 +213,7 @@ fn later_counters(
     parsed: &ParserStats,
     k: &KernelCounts,
     lost: u64,
-) -> [Counter; 16] {
+) -> [Counter; 17] {
     [
         (
             t.events_missing.saturating_sub(lost),
@@ -251,6 +251,11 @@ fn later_counters(
              not captured",
             "bytes moved outside the calls followed (io_uring, processes not traced), \
              not captured",
+        ),
+        (
+            t.bytes_tls_records,
+            "byte of TLS records (encrypted)",
+            "bytes of TLS records (encrypted)",
         ),
         (
             parsed.non_http_bytes,

@@ -123,6 +123,7 @@ mod tests {
             no_data: false,
             unseen: false,
             spliced: false,
+            tls: false,
             bytes: &b""[..],
         });
         n.learn(&chunk(worker, data.clone()));

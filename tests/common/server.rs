@@ -80,7 +80,38 @@ impl Server {
 
     /// nginx with `location` as what its one location does.
     fn nginx_with(workers: u32, location: &str) -> Server {
+        Server::nginx_serving(workers, location, false)
+    }
+
+    /// nginx answering everything with "ok\n" over HTTPS (a self-signed certificate made here
+    /// for localhost), one process.
+    pub fn nginx_tls() -> Server {
+        Server::nginx_serving(0, "return 200 \"ok\\n\";", true)
+    }
+
+    /// nginx with `location` as what its one location does, over HTTPS when `tls`.
+    fn nginx_serving(workers: u32, location: &str, tls: bool) -> Server {
         let dir = TempDir::new(&format!("nginx-{workers}"));
+        let ssl = if tls {
+            let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+            let mut cmd = Command::new("openssl");
+            cmd.args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert);
+            let st = run("openssl req", &mut cmd, Duration::from_secs(60)).status;
+            assert!(st.success(), "openssl req: {st}");
+            format!(
+                " ssl; ssl_certificate {}; ssl_certificate_key {}",
+                cert.display(),
+                key.display()
+            )
+        } else {
+            String::new()
+        };
         let port = free_port();
         let shape = match workers {
             0 => "master_process off; worker_processes 1;".to_string(),
@@ -92,7 +123,7 @@ impl Server {
              http {{ access_log off; client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
                client_max_body_size 10m; keepalive_requests 100000;\n\
-               server {{ listen 127.0.0.1:{port}; location / {{ {location} }} }} }}\n",
+               server {{ listen 127.0.0.1:{port}{ssl}; location / {{ {location} }} }} }}\n",
             d = dir.path().display()
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
