@@ -145,7 +145,7 @@ enum ht_drop {
 	 * none earlier on its SSL object. Its plaintext is not shown.
 	 */
 	HT_DROP_TLS_NO_SOCKET = 8,
-	/* A TLS library call could not be followed: the map of TLS calls in flight was full. */
+	/* A TLS library call could not be followed: its note in the map of calls in flight failed. */
 	HT_DROP_TLS_CALLS_FULL = 9,
 	HT_DROP_MAX = 10,
 };

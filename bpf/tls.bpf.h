@@ -20,8 +20,9 @@ struct ht_tls_call {
 	__u8 pad[7];
 };
 
+/* LRU: a thread killed inside a call never returns from it, and its entry must not stay. */
 SHARED struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct ht_tls_call);

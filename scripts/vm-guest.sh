@@ -24,6 +24,7 @@ hooks=(
     a_body_spliced_into_the_socket_is_captured a_go_relay_splicing_both_ways
     responses_sent_with_sendmmsg_are_captured recvmmsg_and_sendmmsg_of_many_messages
     a_unix_socket_answered_with_sendmmsg_is_captured nginx_over_https_is_read_in_plaintext
+    a_forking_server_is_read_in_its_children
     children_forked_later_are_followed_unless_turned_off an_answer_sent_into_a_reset_is_captured
     connections_open_before_tracing_are_followed_from_their_next_request
     a_killed_tracer_leaves_nothing_loaded kprobe_events_a_killed_tracer_left_are_removed_by_the_next_run

@@ -100,8 +100,8 @@ const DROP_NAMES: [(ht_drop, &str, &str); 9] = [
     ),
     (
         ht_drop::HT_DROP_TLS_CALLS_FULL,
-        "TLS read or write not followed (map full)",
-        "TLS reads and writes not followed (map full)",
+        "TLS read or write not followed (it could not be noted)",
+        "TLS reads and writes not followed (they could not be noted)",
     ),
     (
         ht_drop::HT_DROP_PORT_LEFT_OUT,

@@ -425,6 +425,12 @@ impl<W: Write> Pipeline<W> {
         std::mem::take(&mut self.unix_gone)
     }
 
+    /// The processes whose connections moved TLS records with no plaintext seen since the last
+    /// call (each maybe more than once).
+    pub fn take_ciphertext(&mut self) -> Vec<u32> {
+        self.tracker.take_ciphertext()
+    }
+
     /// Tracing ends: report what is pending, print it, close the document (HAR), flush.
     pub fn finish(&mut self) {
         self.tracker.finish(&mut self.records);

@@ -15,14 +15,22 @@ use crate::decode::CgroupMade;
 use crate::proc_scan;
 use crate::tracker::UnixSocket;
 
+/// What `Processes::update` took in: the processes followed since, still alive as far as BPF
+/// said, each with its parent when it is a child forked; and those that ended.
+pub struct Settled {
+    pub new: Vec<(u32, Option<u32>)>,
+    pub ended: Vec<u32>,
+}
+
 pub struct Processes {
     /// The processes named on the command line.
     named: Vec<u32>,
     follow_children: bool,
     /// A set: a fork-per-request server forks and exits thousands of times a second.
     alive: FxHashSet<u32>,
-    /// What BPF reported since the last `update`.
-    forked: Vec<u32>,
+    /// What BPF reported since the last `update`: children with their parents, programs
+    /// started.
+    forked: Vec<(u32, u32)>,
     started: Vec<u32>,
     /// --name or --container: new processes are watched for, and tracing goes on with none.
     watching: bool,
@@ -178,7 +186,7 @@ impl Processes {
     /// BPF reported that traced process `parent` forked `child` (already in BPF's set); the
     /// child's identity, when it is in a container.
     pub fn forked(&mut self, parent: u32, child: u32, ns_pid: u32) -> Option<Identity> {
-        self.forked.push(child);
+        self.forked.push((child, parent));
         let container = self.identities.get(&parent).cloned();
         self.identify_new(child, ns_pid, container)
     }
@@ -282,30 +290,35 @@ impl Processes {
     }
 
     /// Take in what BPF reported: say which processes were followed or ended, and forget the
-    /// ended ones in BPF.
-    pub fn update(&mut self, skel: &HttpTraceSkel<'_>) {
-        for pid in self.settle() {
+    /// ended ones in BPF; those new and those ended.
+    pub fn update(&mut self, skel: &HttpTraceSkel<'_>) -> Settled {
+        let settled = self.settle();
+        for &pid in &settled.ended {
             forget(skel, pid);
         }
+        settled
     }
 
-    /// The bookkeeping of `update`; the processes that ended, which BPF is to forget.
-    fn settle(&mut self) -> Vec<u32> {
-        for pid in std::mem::take(&mut self.forked) {
+    /// The bookkeeping of `update`.
+    fn settle(&mut self) -> Settled {
+        let mut new = Vec::new();
+        for (pid, parent) in std::mem::take(&mut self.forked) {
             // The rescan at start may have found it already.
             if self.alive.insert(pid) {
                 log::info!("following new child process {pid}");
                 self.followed += 1;
+                new.push((pid, Some(parent)));
             }
         }
         for pid in std::mem::take(&mut self.started) {
             if self.alive.insert(pid) {
                 log::info!("following process {pid}, started");
                 self.started_count += 1;
+                new.push((pid, None));
             }
         }
-        let exited = std::mem::take(&mut self.exited);
-        for pid in &exited {
+        let ended = std::mem::take(&mut self.exited);
+        for pid in &ended {
             if self.alive.remove(pid) {
                 log::info!("process {pid} exited");
                 self.ended += 1;
@@ -313,7 +326,9 @@ impl Processes {
             // Its forks came before its exit: no later event asks for its container.
             self.identities.remove(pid);
         }
-        exited
+        let ended_set: FxHashSet<u32> = ended.iter().copied().collect();
+        new.retain(|(pid, _)| !ended_set.contains(pid));
+        Settled { new, ended }
     }
 
     /// Exits that BPF could not report: the processes found gone, already forgotten in BPF.
@@ -406,7 +421,11 @@ mod tests {
             .expect("in its parent's container");
         assert_eq!((&child.container_id, child.ns_pid), (&c.container_id, 2));
         p.exited(GONE);
-        assert_eq!(p.settle(), [GONE]);
+        let settled = p.settle();
+        assert_eq!(
+            (settled.new, settled.ended),
+            (vec![(GONE + 1, Some(GONE))], vec![GONE])
+        );
         assert_eq!((p.started(), p.followed(), p.ended()), (1, 1, 1));
         assert_eq!(p.alive().collect::<Vec<_>>(), [GONE + 1]);
         assert_eq!(p.identities.keys().collect::<Vec<_>>(), [&(GONE + 1)]);

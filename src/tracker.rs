@@ -37,6 +37,9 @@ pub struct TrackerStats {
     /// Bytes of TLS records the socket calls moved (their plaintext, where the TLS library was
     /// probed, comes in its own events).
     pub bytes_tls_records: u64,
+    /// Connections that moved TLS records and no plaintext of them was seen (the process's
+    /// library not probed yet, or --no-tls).
+    pub tls_connections_unread: u64,
     /// Message heads cut short by the end of the connection or of tracing.
     pub partial_heads: u64,
     /// Events that came after their connection's end: a call that raced the end on another
@@ -100,6 +103,8 @@ struct Conn {
     early: usize,
     /// Per direction, whether its socket calls carry TLS records (None until its first bytes).
     records: [Option<bool>; 2],
+    /// Its first TLS records with no plaintext seen yet were just found (Tracker::ciphertext).
+    records_found: bool,
 }
 
 impl Conn {
@@ -113,6 +118,7 @@ impl Conn {
                 tls: false,
             },
             records: [None; 2],
+            records_found: false,
             order: Reorder::new(),
             streams: [Stream::new(body_limit), Stream::new(body_limit)],
             pairs: Pairs::default(),
@@ -322,6 +328,7 @@ impl Conn {
         let first = &mut self.records[data.direction.index()];
         if first.is_none() && !data.no_data {
             *first = Some(matches!(data.bytes, [20..=23, 3, 0..=4, ..]));
+            self.records_found |= *first == Some(true) && !self.info.tls;
         }
         self.info.tls || *first == Some(true)
     }
@@ -355,6 +362,9 @@ impl Conn {
         }
         self.pairs.take_all(&self.info, out);
         self.take_pair_counts(stats);
+        if self.records.contains(&Some(true)) && !self.info.tls {
+            stats.tls_connections_unread += 1;
+        }
         // A connection joined mid-stream that never carried a message was not HTTP (Node's IPC
         // channel, a database's Unix socket): what the hunt for a message skipped says so.
         let not_http = !self.streams.iter().any(|s| s.parser.seen_message());
@@ -399,6 +409,9 @@ pub struct Tracker {
     /// its ceiling.
     early: usize,
     early_budget: usize,
+    /// The processes whose connections moved TLS records with no plaintext seen, since
+    /// `take_ciphertext` last asked: maybe with a TLS library loaded since it was looked at.
+    ciphertext: Vec<u32>,
     pub stats: TrackerStats,
 }
 
@@ -434,6 +447,7 @@ impl Tracker {
             shed_at: HELD_BUDGET,
             early: 0,
             early_budget: EARLY_BUDGET,
+            ciphertext: Vec::new(),
             stats: TrackerStats::default(),
         }
     }
@@ -531,6 +545,12 @@ impl Tracker {
         self.tapped = Some(Vec::new());
     }
 
+    /// The processes whose connections moved TLS records with no plaintext seen since the last
+    /// call.
+    pub fn take_ciphertext(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.ciphertext)
+    }
+
     /// The events applied since the last call (with `tap`).
     pub fn take_tapped(&mut self) -> Vec<Tapped> {
         self.tapped.as_mut().map(std::mem::take).unwrap_or_default()
@@ -611,6 +631,9 @@ impl Tracker {
         }
         let closed = conn.apply(chunk, &mut self.stats, &mut self.preopened, out);
         settle_last(&mut self.tapped, conn);
+        if std::mem::take(&mut conn.records_found) {
+            self.ciphertext.push(conn.info.meta.tgid);
+        }
         if closed {
             self.remove(chunk.conn_id, true, out);
         } else {
@@ -753,6 +776,9 @@ impl Tracker {
             let chunk = chunk.map_bytes(|b| b.as_slice());
             let closed = conn.apply(&chunk, &mut self.stats, &mut self.preopened, out);
             settle_last(&mut self.tapped, conn);
+            if std::mem::take(&mut conn.records_found) {
+                self.ciphertext.push(conn.info.meta.tgid);
+            }
             if closed {
                 self.remove(id, true, out);
                 return;

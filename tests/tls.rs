@@ -4,6 +4,10 @@
 
 mod common;
 
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
 use common::*;
 
 /// nginx over HTTPS (a certificate made by the test), curl the client: keep-alive requests on
@@ -73,7 +77,9 @@ fn no_tls_counts_the_records_only() {
     let summary = out.summary();
     assert!(
         summary.starts_with("http-trace: 0 exchanges captured, 0 events lost, ")
-            && summary.ends_with(" bytes of TLS records (encrypted)"),
+            && summary.ends_with(
+                " bytes of TLS records (encrypted), 1 TLS connection whose plaintext was not seen"
+            ),
         "{summary}"
     );
 }
@@ -95,8 +101,157 @@ fn a_tls_hello_at_a_plain_server_is_counted_as_records() {
         format!(
             "http-trace: 0 exchanges captured, 0 events lost, 1 response to bytes that were not \
              an HTTP request (uwsgi, FastCGI, garbage), not paired, {} bytes of TLS records \
-             (encrypted)",
+             (encrypted), 1 TLS connection whose plaintext was not seen",
             hello.len()
         )
     );
+}
+
+/// The probes are attached to the traced process only: another nginx over HTTPS on the same
+/// machine, from the same libssl, served while tracing takes no uprobe (the kernel maps the
+/// probes' page into a process at its first hit), and what it served is not shown.
+#[test]
+fn a_tls_process_not_traced_takes_no_probe() {
+    require_root!();
+    let traced = Server::nginx_tls();
+    let other = Server::nginx_tls();
+    let tracer = Tracer::start(&[traced.pid()], &[]);
+    let url = |s: &Server, t: &str| format!("https://127.0.0.1:{}{t}", s.port);
+    curl(&[
+        "-k",
+        "--http1.1",
+        &url(&other, "/other"),
+        &url(&traced, "/traced"),
+    ]);
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    assert_eq!(
+        triples(&ex),
+        [t("GET", "/traced", 200)],
+        "{:#?}",
+        out.stderr
+    );
+    assert_eq!(ex[0]["tls"], true);
+    assert!(took_uprobes(traced.pid()), "the traced nginx took none");
+    assert!(!took_uprobes(other.pid()), "the nginx not traced took some");
+}
+
+/// A server forking a child per connection (Python's ForkingMixIn over `ssl`): its first
+/// child appeared after tracing started, so the library is probed for every process that maps
+/// it, and said so; that child may have run before (its exchanges then missing, and counted),
+/// every later one is read from its first call.
+#[test]
+fn a_forking_server_is_read_in_its_children() {
+    require_root!();
+    let server = Server::python_tls_forking();
+    let mut tracer = Tracer::start(&[server.pid()], &[]);
+    let base = format!("https://127.0.0.1:{}", server.port);
+    let mut want = Vec::new();
+    for c in 1..=4 {
+        let (a, b) = (format!("/c{c}/a"), format!("/c{c}/b"));
+        curl(&[
+            "-k",
+            "--http1.1",
+            &format!("{base}{a}"),
+            &format!("{base}{b}"),
+        ]);
+        if c == 1 {
+            tracer.wait_for_said(
+                "tls: libssl.so.3 is probed in every process that maps it (process ",
+                Duration::from_secs(30),
+            );
+        } else {
+            want.extend([t("GET", &a, 200), t("GET", &b, 200)]);
+        }
+    }
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    let (first, later): (Vec<_>, Vec<_>) = ex.iter().cloned().partition(|e| {
+        e["target"].as_str().is_some_and(|t| t.starts_with("/c1/")) || e["target"].is_null()
+    });
+    assert_eq!(triples(&later), want, "{:#?}", out.stderr);
+    for e in &later {
+        assert_eq!(e["tls"], true, "{e}");
+        assert_eq!(
+            e["response_body"].as_str().unwrap(),
+            format!("{}\n", e["target"].as_str().unwrap()),
+            "{e}"
+        );
+    }
+    if first.len() < 2 {
+        let summary = out.summary();
+        assert!(
+            summary.contains("1 TLS connection whose plaintext was not seen")
+                || summary.contains("1 response whose request was not seen"),
+            "{summary}"
+        );
+    }
+}
+
+/// A Python client traced before it imports `ssl` (so before its libssl is mapped), then
+/// making three HTTPS requests with http.client (SSL_read_ex, SSL_write_ex), each on its own
+/// connection. The first one's records make the tracer look at it again and probe its
+/// library; the client waits until its own SSL_read_ex holds the breakpoint, then makes the
+/// others, which are read in plaintext. The first is read or counted.
+#[test]
+fn a_client_that_loads_libssl_later_is_probed() {
+    require_root!();
+    let server = Server::nginx_tls();
+    let script = "import sys, time, ctypes\n\
+                  sys.stdin.readline()\n\
+                  import ssl, http.client\n\
+                  ctx = ssl._create_unverified_context()\n\
+                  def get(t):\n\
+                  \x20   c = http.client.HTTPSConnection('127.0.0.1', int(sys.argv[1]), context=ctx)\n\
+                  \x20   c.request('GET', t)\n\
+                  \x20   r = c.getresponse()\n\
+                  \x20   print(t, r.status, r.read(), flush=True)\n\
+                  \x20   c.close()\n\
+                  get('/first')\n\
+                  at = ctypes.cast(ctypes.CDLL('libssl.so.3').SSL_read_ex, ctypes.c_void_p).value\n\
+                  end = time.time() + 30\n\
+                  with open('/proc/self/mem', 'rb', buffering=0) as m:\n\
+                  \x20   while m.seek(at) is not None and m.read(1) != b'\\xcc':\n\
+                  \x20       if time.time() > end: sys.exit('SSL_read_ex never probed')\n\
+                  \x20       time.sleep(0.01)\n\
+                  get('/second')\n\
+                  get('/third')\n";
+    let mut cmd = Command::new(PYTHON);
+    cmd.args(["-c", script])
+        .arg(server.port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut client = Group::spawn("python https client", &mut cmd);
+    let mut stdin = client.take_stdin();
+    let tracer = Tracer::start(&[client.pid()], &[]);
+    stdin.write_all(b"go\n").expect("tell the client to go");
+    let st = client.wait("python https client", Duration::from_secs(60));
+    assert!(st.success(), "the client: {st}");
+    let out = tracer.stop();
+    let ex = by_time(out.exchanges());
+    let got = triples(&ex);
+    let want = [
+        t("GET", "/first", 200),
+        t("GET", "/second", 200),
+        t("GET", "/third", 200),
+    ];
+    assert!(
+        got.len() >= 2 && got[..] == want[3 - got.len()..],
+        "{got:#?} {:#?}",
+        out.stderr
+    );
+    for e in &ex {
+        assert_eq!(e["tls"], true, "{e}");
+        assert_eq!(e["role"], "client", "{e}");
+        assert_eq!(e["response_body"], "ok\n", "{e}");
+    }
+    if got.len() == 2 {
+        assert!(
+            out.summary()
+                .contains("1 TLS connection whose plaintext was not seen"),
+            "{}",
+            out.summary()
+        );
+    }
 }

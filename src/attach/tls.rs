@@ -1,15 +1,25 @@
 //! TLS libraries: the libssl each traced process maps, found in /proc/PID/maps and opened through
 //! /proc/PID/root (so a container's own copy is the one probed), with the uprobes of
-//! bpf/hooks_tls.bpf.h attached once per library file, for every process that maps it: BPF
-//! keeps what tracked processes do.
+//! bpf/hooks_tls.bpf.h attached.
+//!
+//! A uprobe costs every process it is attached to a trap per call, traced or not: the probes
+//! are attached per process (the kernel then sets no breakpoint in any other), as long as the
+//! processes that map a library were there when tracing started. A process that appears later
+//! (a child forked, a program --name or --container found started) has run before user space
+//! can attach to it, and its first TLS calls would be lost: its library is then probed for
+//! every process that maps it, once, and BPF keeps the traced ones' calls. So it is too past
+//! `PER_PROCESS_MOST` processes, where per-process probes would cost more than they save.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::Skel;
-use libbpf_rs::{Link, ProgramMut, UprobeOpts};
+use libbpf_rs::{ErrorKind, Link, ProgramMut, UprobeOpts};
 
 use crate::bpf::HttpTraceSkel;
 
@@ -23,67 +33,266 @@ const ENTRIES: [(&str, &str); 4] = [
 ];
 const RETURN: &str = "uretprobe_ssl_call";
 
+/// Processes probed one by one per library, at most (eight links, so eight fds, each).
+const PER_PROCESS_MOST: usize = 64;
+
+/// How soon a process found with no library is looked at again when it moves TLS records.
+const LOOK_AGAIN_AFTER: Duration = Duration::from_secs(1);
+
+/// A library file's device and inode: one file, however many paths and processes.
+type FileKey = (u64, u64);
+
+/// Where a library's probes are attached.
+enum Probes {
+    /// In each of these processes only.
+    PerProcess(HashMap<u32, Vec<Link>>),
+    /// In every process that maps the file (held: a link detaches when dropped).
+    Whole { _links: Vec<Link> },
+}
+
 /// A TLS library file, probed.
 struct Library {
     /// Its file name, as the banner says it (libssl.so.3).
     name: String,
+    /// Processes found to map it, over the session.
     processes: u64,
+    probes: Probes,
+    /// Kept open: to probe it whole later, whichever processes map it then.
+    file: LibraryFile,
 }
 
-/// The probes attached, per library file, and which processes were looked at.
+/// A traced process, looked at.
+struct Looked {
+    /// The library it maps; None when it mapped none when last looked at.
+    library: Option<FileKey>,
+    /// It appeared after tracing started.
+    later: bool,
+    /// When its maps were last read again for the records it moved.
+    again: Option<Instant>,
+}
+
+/// The probes attached, per library file, and the traced processes looked at.
 #[derive(Default)]
 pub struct TlsProbes {
-    /// Keyed by the file's device and inode: one file, however many paths and processes.
-    libraries: HashMap<(u64, u64), Library>,
-    looked_at: HashSet<u32>,
-    without: u64,
+    libraries: HashMap<FileKey, Library>,
+    processes: HashMap<u32, Looked>,
     /// Errors said once each (a library we could not attach to).
     failures: Vec<String>,
-    links: Vec<Link>,
 }
 
 impl TlsProbes {
-    /// Probe the TLS library of process `pid`, if it maps one not probed yet; once per process.
+    /// Probe the TLS library of traced process `pid`, there when tracing started.
     pub fn look_at(&mut self, skel: &HttpTraceSkel<'_>, pid: u32) {
-        if !self.looked_at.insert(pid) {
+        if self.note(pid, false) {
+            self.probe(skel, pid);
+        }
+    }
+
+    /// Probe the TLS library of traced process `pid`, which appeared after tracing started:
+    /// forked by traced process `parent`, or a program found started (None).
+    pub fn look_at_new(&mut self, skel: &HttpTraceSkel<'_>, pid: u32, parent: Option<u32>) {
+        if !self.note(pid, true) {
             return;
         }
-        let Some(path) = libssl_of(pid) else {
-            self.without += 1;
+        // A child maps what its parent mapped when it forked: that library is probed whole
+        // even when the child is gone already (it served its one connection), so that the
+        // children after it are read from their start.
+        let key = parent
+            .and_then(|p| self.processes.get(&p))
+            .and_then(|p| p.library);
+        if let Some(key) = key {
+            if self.per_process(key) {
+                if let Err(e) = self.widen(skel, key, pid, true) {
+                    self.failed(format!("{e:#}"));
+                }
+            }
+        }
+        self.probe(skel, pid);
+    }
+
+    /// Note process `pid` as looked at; false when it was already.
+    fn note(&mut self, pid: u32, later: bool) -> bool {
+        if self.processes.contains_key(&pid) {
+            return false;
+        }
+        let looked = Looked {
+            library: None,
+            later,
+            again: None,
+        };
+        self.processes.insert(pid, looked);
+        true
+    }
+
+    /// Whether library `key` is probed per process.
+    fn per_process(&self, key: FileKey) -> bool {
+        self.libraries
+            .get(&key)
+            .is_some_and(|l| matches!(l.probes, Probes::PerProcess(_)))
+    }
+
+    /// Process `pid` moved TLS records whose plaintext was not seen: when it mapped no library
+    /// when last looked at, it has loaded one since (a dlopen, an exec after its fork).
+    /// At once the first time, then at most once a second: a process with TLS of its own
+    /// (Go's) moves records on every connection.
+    pub fn records_seen(&mut self, skel: &HttpTraceSkel<'_>, pid: u32) {
+        let Some(p) = self.processes.get_mut(&pid) else {
             return;
         };
-        let key = match std::fs::metadata(&path) {
-            Ok(m) => (m.dev(), m.ino()),
+        if p.library.is_none() && p.again.is_none_or(|t| t.elapsed() >= LOOK_AGAIN_AFTER) {
+            p.again = Some(Instant::now());
+            self.probe(skel, pid);
+        }
+    }
+
+    /// Process `pid` ended: its own probes go.
+    pub fn gone(&mut self, pid: u32) {
+        let Some(Looked {
+            library: Some(key), ..
+        }) = self.processes.remove(&pid)
+        else {
+            return;
+        };
+        if let Some(Library {
+            probes: Probes::PerProcess(links),
+            ..
+        }) = self.libraries.get_mut(&key)
+        {
+            links.remove(&pid);
+        }
+    }
+
+    /// Find the library of looked-at process `pid` and see that its calls are probed.
+    fn probe(&mut self, skel: &HttpTraceSkel<'_>, pid: u32) {
+        let Some(path) = libssl_of(pid) else {
+            return;
+        };
+        // Held open: the process may end before its probes are attached (a child that served
+        // one connection), and its root with it.
+        let file = match File::open(&path) {
+            Ok(f) => LibraryFile { file: f, path },
+            Err(_) if !process_alive(pid) => return,
             Err(e) => {
                 self.failed(format!("{}: {e}", path.display()));
                 return;
             }
         };
-        if let Some(lib) = self.libraries.get_mut(&key) {
-            lib.processes += 1;
-            return;
-        }
-        match attach(skel, &path) {
-            Ok(links) => {
-                self.links.extend(links);
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                log::info!("tls: probing {} for process {pid}", path.display());
-                self.libraries.insert(key, Library { name, processes: 1 });
+        let key = match file.file.metadata() {
+            Ok(m) => (m.dev(), m.ino()),
+            Err(e) => {
+                self.failed(format!("{}: {e}", file.path.display()));
+                return;
             }
+        };
+        let later = self.processes.get(&pid).is_some_and(|p| p.later);
+        // Whether this process needs probes of its own (Some(true)), or the library's whole
+        // file must be probed (Some(false)); None: the file is probed whole already.
+        let own = self.libraries.get(&key).map(|lib| match &lib.probes {
+            Probes::Whole { .. } => None,
+            Probes::PerProcess(links) => Some(!later && links.len() < PER_PROCESS_MOST),
+        });
+        let result = match own {
+            None => self.first(skel, key, file, pid, later),
+            Some(None) => Ok(()),
+            Some(Some(true)) => attach(skel, &file, Some(pid)).map(|links| {
+                if let Some(Library {
+                    probes: Probes::PerProcess(own),
+                    ..
+                }) = self.libraries.get_mut(&key)
+                {
+                    own.insert(pid, links);
+                }
+            }),
+            Some(Some(false)) => self.widen(skel, key, pid, later),
+        };
+        if result.is_ok() && own.is_some() {
+            if let Some(lib) = self.libraries.get_mut(&key) {
+                lib.processes += 1;
+            }
+        }
+        match result {
+            Ok(()) => {
+                if let Some(p) = self.processes.get_mut(&pid) {
+                    p.library = Some(key);
+                }
+            }
+            // Per-process probes of a process gone meanwhile: nothing lost.
+            Err(e) if !process_alive(pid) => log::info!("tls: process {pid} ended: {e:#}"),
             Err(e) => self.failed(format!("{e:#}")),
         }
     }
 
+    /// Library `key`, `file`, found for the first time, in process `pid`: probed in that
+    /// process, or in every one when the process appeared after tracing started.
+    fn first(
+        &mut self,
+        skel: &HttpTraceSkel<'_>,
+        key: FileKey,
+        file: LibraryFile,
+        pid: u32,
+        later: bool,
+    ) -> Result<()> {
+        let name = file
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let probes = if later {
+            let links = attach(skel, &file, None)?;
+            said_whole(&name, &format!("process {pid} started after tracing did"));
+            Probes::Whole { _links: links }
+        } else {
+            Probes::PerProcess(HashMap::from([(pid, attach(skel, &file, Some(pid))?)]))
+        };
+        log::info!("tls: probing {} for process {pid}", file.path.display());
+        self.libraries.insert(
+            key,
+            Library {
+                name,
+                processes: 1,
+                probes,
+                file,
+            },
+        );
+        Ok(())
+    }
+
+    /// Probe library `key` in every process that maps it, in place of its per-process probes
+    /// (attached before those are dropped, so that no call goes unseen between): process
+    /// `pid` appeared after tracing started (`later`), or is one too many.
+    fn widen(
+        &mut self,
+        skel: &HttpTraceSkel<'_>,
+        key: FileKey,
+        pid: u32,
+        later: bool,
+    ) -> Result<()> {
+        let lib = self
+            .libraries
+            .get_mut(&key)
+            .context("widening a library not probed")?;
+        lib.probes = Probes::Whole {
+            _links: attach(skel, &lib.file, None)?,
+        };
+        let why = if later {
+            format!("process {pid} started after tracing did")
+        } else {
+            format!("more than {PER_PROCESS_MOST} processes map it")
+        };
+        said_whole(&lib.name, &why);
+        Ok(())
+    }
+
+    /// Say `what` failed, once.
     fn failed(&mut self, what: String) {
-        log::warn!("tls: {what}");
-        self.failures.push(what);
+        if !self.failures.contains(&what) {
+            log::warn!("tls: {what}");
+            self.failures.push(what);
+        }
     }
 
     /// The libraries probed, by name, with how many processes map each; and how many
-    /// processes map none.
+    /// processes looked at map none.
     pub fn found(&self) -> (Vec<(String, u64)>, u64) {
         let mut libs: Vec<(String, u64)> = self
             .libraries
@@ -91,13 +300,38 @@ impl TlsProbes {
             .map(|l| (l.name.clone(), l.processes))
             .collect();
         libs.sort();
-        (libs, self.without)
+        let without = self
+            .processes
+            .values()
+            .filter(|p| p.library.is_none())
+            .count();
+        (libs, without as u64)
     }
 
     /// The libraries that could not be probed, and why.
     pub fn failures(&self) -> &[String] {
         &self.failures
     }
+}
+
+/// Say that library `name` is probed in every process that maps it, and `why`: what that
+/// costs the processes not traced.
+fn said_whole(name: &str, why: &str) {
+    log::warn!(
+        "tls: {name} is probed in every process that maps it ({why}): those not traced take a \
+         trap per TLS call too"
+    );
+}
+
+/// A library file, open, and its path as the process that maps it was found to.
+struct LibraryFile {
+    file: File,
+    path: PathBuf,
+}
+
+/// Whether process `pid` is still there.
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The libssl process `pid` maps, as a path through its root; None when it maps none.
@@ -121,10 +355,14 @@ fn program<'a>(skel: &'a HttpTraceSkel<'_>, name: &str) -> Option<ProgramMut<'a>
     })
 }
 
-/// Attach the entry and return probes to the functions of the library at `path`.
-fn attach(skel: &HttpTraceSkel<'_>, path: &Path) -> Result<Vec<Link>> {
+/// Attach the entry and return probes to the functions of library `file`: in process `pid`
+/// only, or in every process that maps it (None).
+fn attach(skel: &HttpTraceSkel<'_>, file: &LibraryFile, pid: Option<u32>) -> Result<Vec<Link>> {
+    // The open file, by the path that names it in this process.
+    let path = PathBuf::from(format!("/proc/self/fd/{}", file.file.as_raw_fd()));
     let mut links = Vec::new();
     let ret = program(skel, RETURN).context("the TLS return program is not loaded")?;
+    let target = pid.map_or(-1, |p| p as i32);
     for (func, entry) in ENTRIES {
         let prog = program(skel, entry).context("a TLS entry program is not loaded")?;
         for (p, retprobe) in [(&prog, false), (&ret, true)] {
@@ -133,10 +371,15 @@ fn attach(skel: &HttpTraceSkel<'_>, path: &Path) -> Result<Vec<Link>> {
                 retprobe,
                 ..Default::default()
             };
-            let link = p
-                .attach_uprobe_with_opts(-1, path, 0, opts)
-                .with_context(|| format!("attaching to {func} in {}", path.display()))?;
-            links.push(link);
+            match p.attach_uprobe_with_opts(target, &path, 0, opts) {
+                Ok(link) => links.push(link),
+                // OpenSSL before 1.1.1 has no _ex calls.
+                Err(e) if func.ends_with("_ex") && e.kind() == ErrorKind::NotFound => break,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("attaching to {func} in {}", file.path.display()))
+                }
+            }
         }
     }
     Ok(links)

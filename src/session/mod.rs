@@ -282,12 +282,29 @@ impl Session {
         let skel = &self.loaded.skel;
         {
             let s = &mut *self.state.borrow_mut();
-            s.processes.update(skel);
+            let settled = s.processes.update(skel);
+            let mut new = settled.new;
             // A restarted container's program, if it started before its cgroup was watched.
             for pid in s.processes.watch_new_cgroups(skel)? {
                 s.identify(pid);
+                new.push((pid, None));
             }
-            self.probe_tls(&s.processes.alive().collect::<Vec<_>>());
+            let ciphertext = s
+                .pipeline
+                .as_mut()
+                .map(Pipeline::take_ciphertext)
+                .unwrap_or_default();
+            if let Some(tls) = self.tls.borrow_mut().as_mut() {
+                for pid in settled.ended {
+                    tls.gone(pid);
+                }
+                for (pid, parent) in new {
+                    tls.look_at_new(skel, pid, parent);
+                }
+                for pid in ciphertext {
+                    tls.records_seen(skel, pid);
+                }
+            }
         }
         if self
             .state
@@ -333,7 +350,8 @@ impl Session {
         Ok(true)
     }
 
-    /// Probe the TLS library of each of `pids` not looked at yet (nothing with --no-tls).
+    /// Probe the TLS library of each of `pids`, there when tracing started (nothing with
+    /// --no-tls).
     fn probe_tls(&self, pids: &[u32]) {
         if let Some(tls) = self.tls.borrow_mut().as_mut() {
             for &pid in pids {
@@ -387,6 +405,9 @@ impl Session {
             events.consume()?;
         }
         let s = &mut *self.state.borrow_mut();
+        if let Some(tls) = self.tls.borrow_mut().as_mut() {
+            pids.iter().for_each(|&pid| tls.gone(pid));
+        }
         for pid in pids {
             s.input(Input::ProcessGone(pid));
         }

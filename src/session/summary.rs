@@ -213,7 +213,7 @@ fn later_counters(
     parsed: &ParserStats,
     k: &KernelCounts,
     lost: u64,
-) -> [Counter; 17] {
+) -> [Counter; 18] {
     [
         (
             t.events_missing.saturating_sub(lost),
@@ -256,6 +256,11 @@ fn later_counters(
             t.bytes_tls_records,
             "byte of TLS records (encrypted)",
             "bytes of TLS records (encrypted)",
+        ),
+        (
+            t.tls_connections_unread,
+            "TLS connection whose plaintext was not seen",
+            "TLS connections whose plaintext was not seen",
         ),
         (
             parsed.non_http_bytes,

@@ -12,11 +12,12 @@ mod groups;
 mod secrets;
 mod server;
 mod sockets;
+mod tls;
 mod tracer;
 
 // Each test file uses its own subset.
 #[allow(unused_imports)]
-pub use {client::*, groups::*, secrets::*, server::*, sockets::*, tracer::*};
+pub use {client::*, groups::*, secrets::*, server::*, sockets::*, tls::*, tracer::*};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

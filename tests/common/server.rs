@@ -93,17 +93,7 @@ impl Server {
     fn nginx_serving(workers: u32, location: &str, tls: bool) -> Server {
         let dir = TempDir::new(&format!("nginx-{workers}"));
         let ssl = if tls {
-            let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-            let mut cmd = Command::new("openssl");
-            cmd.args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            ])
-            .args(["-subj", "/CN=localhost", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert);
-            let st = run("openssl req", &mut cmd, Duration::from_secs(60)).status;
-            assert!(st.success(), "openssl req: {st}");
+            let (cert, key) = self_signed_cert(&dir);
             format!(
                 " ssl; ssl_certificate {}; ssl_certificate_key {}",
                 cert.display(),
@@ -137,6 +127,12 @@ impl Server {
         let mut server = Server::start("nginx", cmd, Some(port));
         server.dir = Some(dir);
         server
+    }
+
+    /// Keep `dir` (the server's files) until the server is gone.
+    pub fn keeping(mut self, dir: TempDir) -> Server {
+        self.dir = Some(dir);
+        self
     }
 
     /// A Python HTTP/1.1 server on the Unix socket `path` (in a temporary directory): it answers

@@ -247,6 +247,20 @@ impl Tracer {
         }
     }
 
+    /// Wait until it says (on stderr) a line that contains `part`, which stays part of what
+    /// `stop` returns.
+    pub fn wait_for_said(&mut self, part: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.banner.iter().any(|l| l.contains(part)) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                panic!("it did not say {part:?} in {timeout:?}: {:#?}", self.banner);
+            };
+            if let Ok(line) = self.stderr.recv_timeout(left) {
+                self.banner.push(line);
+            }
+        }
+    }
+
     /// Ctrl-C, then everything it printed. A client can have a response before the server's
     /// send returns, which is when it is traced: the traced processes' calls return first.
     pub fn stop(self) -> TraceOutput {
