@@ -4,7 +4,7 @@
 //! hole of known size, so bodies keep their true size and the parser stays in step. Tapped:
 //! the events as applied, for outputs made of the byte streams.
 
-use crate::decode::{CallPos, Chunk, ChunkKind, Data};
+use crate::decode::{CallPos, Chunk, ChunkKind, Data, Direction};
 use crate::http::{Parsed, Parser};
 
 pub struct Stream {
@@ -49,6 +49,34 @@ impl Stream {
     pub fn gap(&mut self, out: &mut Vec<Parsed>) {
         self.call.reset();
         self.parser.gap(out);
+    }
+}
+
+/// Per direction of a connection, whether its socket calls carry TLS records, known from the
+/// direction's first bytes: a record's header (content type 20 to 23, version 3.x). Their
+/// plaintext, where the TLS library was probed, comes in events of its own.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RecordSniff([Option<bool>; 2]);
+
+impl RecordSniff {
+    /// Look at socket-call bytes `d` (the first of its direction, when none came before):
+    /// whether its direction carries records.
+    pub fn look<B: AsRef<[u8]>>(&mut self, d: &Data<B>) -> bool {
+        let first = &mut self.0[d.direction.index()];
+        if first.is_none() && !d.no_data {
+            *first = Some(matches!(d.bytes.as_ref(), [20..=23, 3, 0..=4, ..]));
+        }
+        *first == Some(true)
+    }
+
+    /// Whether direction `dir` carries records.
+    pub fn carries(&self, dir: Direction) -> bool {
+        self.0[dir.index()] == Some(true)
+    }
+
+    /// Whether either direction carries records.
+    pub fn any(&self) -> bool {
+        self.0.contains(&Some(true))
     }
 }
 

@@ -10,8 +10,8 @@ use crate::http::{Parsed, ParserStats, StartLine};
 use crate::pairing::Pairs;
 use crate::record::{ConnInfo, Record};
 use crate::reorder::{Arrival, Reorder};
-use crate::stream::Stream;
 pub use crate::stream::Tapped;
+use crate::stream::{RecordSniff, Stream};
 
 mod names;
 use names::Names;
@@ -101,8 +101,8 @@ struct Conn {
     held: usize,
     /// Heap bytes of its events waiting for a missing one, when last accounted (Tracker::early).
     early: usize,
-    /// Per direction, whether its socket calls carry TLS records (None until its first bytes).
-    records: [Option<bool>; 2],
+    /// Which of its directions carry TLS records.
+    records: RecordSniff,
     /// Its first TLS records with no plaintext seen yet were just found (Tracker::ciphertext).
     records_found: bool,
 }
@@ -117,7 +117,7 @@ impl Conn {
                 endpoints: None,
                 tls: false,
             },
-            records: [None; 2],
+            records: RecordSniff::default(),
             records_found: false,
             order: Reorder::new(),
             streams: [Stream::new(body_limit), Stream::new(body_limit)],
@@ -201,7 +201,7 @@ impl Conn {
                     // may still come (Pairs::response holds it): counted when it is given up.
                     let requests = &self.streams[other.index()].parser;
                     // TLS records with no plaintext: an HTTPS client at a plain port.
-                    let records = self.records[other.index()] == Some(true) && !self.info.tls;
+                    let records = self.records.carries(other) && !self.info.tls;
                     if requests.is_not_http() || records {
                         if !self.pairs.response(m, self.info.meta, false) {
                             stats.responses_to_non_http += 1;
@@ -322,15 +322,12 @@ impl Conn {
     }
 
     /// Whether socket call bytes `data` are TLS records: on a connection whose plaintext the TLS
-    /// library's events carry, or in a direction whose first bytes were a record's header
-    /// (content type 20 to 23, version 3.x).
+    /// library's events carry, or in a direction whose first bytes were a record's header.
     fn carries_records(&mut self, data: &Data<&[u8]>) -> bool {
-        let first = &mut self.records[data.direction.index()];
-        if first.is_none() && !data.no_data {
-            *first = Some(matches!(data.bytes, [20..=23, 3, 0..=4, ..]));
-            self.records_found |= *first == Some(true) && !self.info.tls;
-        }
-        self.info.tls || *first == Some(true)
+        let known = self.records.any();
+        let records = self.records.look(data);
+        self.records_found |= !known && records && !self.info.tls;
+        self.info.tls || records
     }
 
     /// Whether direction `dir` carries the connection's responses (known once its role is).
@@ -362,7 +359,7 @@ impl Conn {
         }
         self.pairs.take_all(&self.info, out);
         self.take_pair_counts(stats);
-        if self.records.contains(&Some(true)) && !self.info.tls {
+        if self.records.any() && !self.info.tls {
             stats.tls_connections_unread += 1;
         }
         // A connection joined mid-stream that never carried a message was not HTTP (Node's IPC

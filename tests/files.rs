@@ -564,3 +564,73 @@ fn no_secret_reaches_any_output_by_default() {
     );
     assert!(secrets.iter().all(|s| shown.contains(s)), "{shown}");
 }
+
+/// HTTPS (nginx, its plaintext read through libssl) in the files: the -w recording replays as
+/// the live trace showed it (`tls`), the HAR's URLs are https and its entries marked `_tls`,
+/// the pcapng is the plaintext on the real ports (tshark finds every request and response the
+/// JSON shows, nothing lost; the records are left out), each packet saying so. The bearer token
+/// sent inside TLS is in no file.
+#[test]
+fn https_in_har_and_pcapng_is_its_plaintext() {
+    if in_vm("https_in_har_and_pcapng_is_its_plaintext") {
+        return;
+    }
+    require_root!();
+    let server = Server::nginx_tls();
+    let port = server.port;
+    let secret = "tls-bearer-0d1e2f";
+    let (dir, file) = record(&[server.pid()], || {
+        let base = format!("https://127.0.0.1:{port}");
+        let auth = format!("Authorization: Bearer {secret}");
+        curl(&[
+            "-k",
+            "--http1.1",
+            "-H",
+            &auth,
+            &format!("{base}/a"),
+            &format!("{base}/b?q=1"),
+        ]);
+        curl(&["-k", "--http1.1", "-d", "x=1", &format!("{base}/form")]);
+    });
+    let json = replay_to(&file, &["-o", "json"], &dir.join("t.jsonl"));
+    let exchanges: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exchanges.len(), 3, "{json}");
+    assert!(exchanges.iter().all(|e| e["tls"] == true), "{json}");
+    let har: serde_json::Value =
+        serde_json::from_str(&replay_to(&file, &["-o", "har"], &dir.join("t.har"))).unwrap();
+    let entries = har["log"]["entries"].as_array().unwrap();
+    let urls: Vec<&str> = entries
+        .iter()
+        .map(|e| e["request"]["url"].as_str().unwrap())
+        .collect();
+    let host = format!("https://127.0.0.1:{port}");
+    assert_eq!(
+        urls,
+        [
+            format!("{host}/a"),
+            format!("{host}/b?q=1"),
+            format!("{host}/form")
+        ]
+    );
+    assert!(entries.iter().all(|e| e["_tls"] == true), "{har}");
+    let pcap = dir.join("t.pcapng");
+    replay_to(&file, &["-o", "pcapng"], &pcap);
+    let (requests, responses, lost) = tshark(&pcap);
+    assert_eq!(lost, 0, "{requests:#?}");
+    assert_eq!((requests.clone(), responses), json_messages(&json));
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    let pcap_bytes = std::fs::read(&pcap).unwrap();
+    let said = String::from_utf8_lossy(&pcap_bytes);
+    assert!(said.contains("TLS plaintext, read through the TLS library"));
+    for f in [&file, &pcap, &dir.join("t.har"), &dir.join("t.jsonl")] {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{} holds the secret",
+            f.display()
+        );
+    }
+}

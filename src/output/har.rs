@@ -166,6 +166,9 @@ struct Entry<'a> {
     response_pid: Option<u32>,
     #[serde(rename = "_response_fd", skip_serializing_if = "Option::is_none")]
     response_fd: Option<i32>,
+    /// Read through the TLS library: the plaintext of an HTTPS connection.
+    #[serde(rename = "_tls", skip_serializing_if = "std::ops::Not::not")]
+    tls: bool,
     /// Whether a message of it was found after bytes skipped to resynchronise.
     #[serde(skip_serializing_if = "Option::is_none")]
     comment: Option<&'static str>,
@@ -303,7 +306,8 @@ fn ends(conn: &ConnInfo) -> Option<(SocketAddr, SocketAddr)> {
 }
 
 /// The request's absolute URL: its target when absolute already, else from its Host header,
-/// or the server's address, or the placeholder host of a Unix socket.
+/// or the server's address, or the placeholder host of a Unix socket; https when read through
+/// the TLS library.
 fn url(conn: &ConnInfo, q: &Message, target: &str) -> String {
     if target.starts_with("http://") || target.starts_with("https://") {
         return target.to_string();
@@ -316,7 +320,8 @@ fn url(conn: &ConnInfo, q: &Message, target: &str) -> String {
         },
     };
     let path = if target.starts_with('/') { target } else { "/" };
-    format!("http://{host}{path}")
+    let scheme = if conn.tls { "https" } else { "http" };
+    format!("{scheme}://{host}{path}")
 }
 
 fn ms(ns: u64) -> f64 {
@@ -505,6 +510,7 @@ pub fn write(
         unix_socket: unix,
         response_pid: responder.map(|r| r.tgid),
         response_fd: responder.map(|r| r.fd),
+        tls: conn.tls,
         comment: (q.resynced || r.as_ref().is_some_and(|r| r.resynced))
             .then_some("found after bytes skipped to resynchronise"),
     };

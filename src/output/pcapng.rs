@@ -8,7 +8,9 @@
 //! repeated) of their exact size in their place, with a comment that says how many and why: the
 //! sequence numbers have no hole, so Wireshark's HTTP dissector still finds each body's end and
 //! the next message (a gap left it pairing no response after one). Events lost from the
-//! buffer, whose size is unknown, are said in the next packet's comment.
+//! buffer, whose size is unknown, are said in the next packet's comment. A TLS connection's
+//! stream is its plaintext, read through the TLS library, on its real ports, each packet's
+//! comment saying so; its records are left out.
 //!
 //! A Unix-socket connection has no address: it gets the documented placeholder of TEST-NET-1
 //! (RFC 5737), the listening side 192.0.2.1 port 80 and the other 192.0.2.2 with a port made
@@ -32,6 +34,7 @@ use rustc_hash::FxHashMap;
 
 use crate::container::Identity;
 use crate::decode::{CallPos, Chunk, ChunkKind, ConnMeta, Direction, Endpoints, Opened};
+use crate::stream::RecordSniff;
 use crate::tracker::Tapped;
 
 use super::Clock;
@@ -56,6 +59,10 @@ struct Stream {
     gap: bool,
     /// Each way, the bytes of the current call accounted for (its events' offsets).
     call: [CallPos; 2],
+    /// The socket calls' TLS records, not written: the stream is the plaintext the TLS
+    /// library's events carry (`tls`, once one came), as the tracker parses it.
+    records: RecordSniff,
+    tls: bool,
 }
 
 impl Stream {
@@ -67,6 +74,8 @@ impl Stream {
             next: [1_000_000, 2_000_000],
             gap: false,
             call: [CallPos::default(); 2],
+            records: RecordSniff::default(),
+            tls: false,
         }
     }
 }
@@ -150,15 +159,25 @@ impl Writer {
                 let Some(mut s) = self.streams.remove(&c.conn_id) else {
                     return Ok(());
                 };
+                if d.tls {
+                    s.tls = true;
+                } else if s.records.look(d) || s.tls {
+                    self.streams.insert(c.conn_id, s);
+                    return Ok(());
+                }
                 let way = match d.direction {
                     Direction::Out => 0,
                     Direction::In => 1,
                 };
-                let comment = if std::mem::take(&mut s.gap) {
+                let mut comment = if std::mem::take(&mut s.gap) {
                     format!("{comment}; events lost before this one: bytes may be missing")
                 } else {
                     comment
                 };
+                if d.tls {
+                    comment += "; TLS plaintext, read through the TLS library (the records \
+                                themselves are not written)";
+                }
                 let bytes: &[u8] = if d.no_data || d.unseen { &[] } else { &d.bytes };
                 let why = if d.unseen {
                     "moved outside the calls followed"
