@@ -22,7 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc curl python3 python3-pip nginx-light util-linux apache2-utils busybox-static docker.io haproxy varnish gunicorn uwsgi-core uwsgi-plugin-python3 chromium tshark tmux golang-go)
+packages=(clang llvm libelf-dev zlib1g-dev pkg-config make gcc curl openssl libssl-dev python3 python3-pip nginx-light util-linux apache2-utils busybox-static docker.io haproxy varnish gunicorn uwsgi-core uwsgi-plugin-python3 chromium tshark tmux golang-go)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "$want_vm" = 1 ]; then

@@ -74,9 +74,9 @@ impl RecordSniff {
         self.0[dir.index()] == Some(true)
     }
 
-    /// Whether either direction carries records.
-    pub fn any(&self) -> bool {
-        self.0.contains(&Some(true))
+    /// Whether both do: a TLS connection (a hello sent to a plain server gets no record back).
+    pub fn both(&self) -> bool {
+        self.0 == [Some(true); 2]
     }
 }
 

@@ -37,8 +37,8 @@ pub struct TrackerStats {
     /// Bytes of TLS records the socket calls moved (their plaintext, where the TLS library was
     /// probed, comes in its own events).
     pub bytes_tls_records: u64,
-    /// Connections that moved TLS records and no plaintext of them was seen (the process's
-    /// library not probed yet, or --no-tls).
+    /// Connections that moved TLS records both ways and no plaintext of them was seen (the
+    /// process's library not probed yet, or --no-tls).
     pub tls_connections_unread: u64,
     /// Message heads cut short by the end of the connection or of tracing.
     pub partial_heads: u64,
@@ -103,7 +103,8 @@ struct Conn {
     early: usize,
     /// Which of its directions carry TLS records.
     records: RecordSniff,
-    /// Its first TLS records with no plaintext seen yet were just found (Tracker::ciphertext).
+    /// It was just found to carry TLS records both ways, with no plaintext seen yet
+    /// (Tracker::ciphertext).
     records_found: bool,
 }
 
@@ -324,9 +325,9 @@ impl Conn {
     /// Whether socket call bytes `data` are TLS records: on a connection whose plaintext the TLS
     /// library's events carry, or in a direction whose first bytes were a record's header.
     fn carries_records(&mut self, data: &Data<&[u8]>) -> bool {
-        let known = self.records.any();
+        let known = self.records.both();
         let records = self.records.look(data);
-        self.records_found |= !known && records && !self.info.tls;
+        self.records_found |= !known && self.records.both() && !self.info.tls;
         self.info.tls || records
     }
 
@@ -359,7 +360,7 @@ impl Conn {
         }
         self.pairs.take_all(&self.info, out);
         self.take_pair_counts(stats);
-        if self.records.any() && !self.info.tls {
+        if self.records.both() && !self.info.tls {
             stats.tls_connections_unread += 1;
         }
         // A connection joined mid-stream that never carried a message was not HTTP (Node's IPC

@@ -10,7 +10,7 @@
 //! every process that maps it, once, and BPF keeps the traced ones' calls. So it is too past
 //! `PER_PROCESS_MOST` processes, where per-process probes would cost more than they save.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
@@ -78,6 +78,8 @@ pub struct TlsProbes {
     processes: HashMap<u32, Looked>,
     /// Errors said once each (a library we could not attach to).
     failures: Vec<String>,
+    /// Executables found without OpenSSL linked in.
+    without_ssl: HashSet<FileKey>,
 }
 
 impl TlsProbes {
@@ -140,8 +142,26 @@ impl TlsProbes {
             return;
         };
         if p.library.is_none() && p.again.is_none_or(|t| t.elapsed() >= LOOK_AGAIN_AFTER) {
+            let first = p.again.is_none();
             p.again = Some(Instant::now());
             self.probe(skel, pid);
+            let found = self.processes.get(&pid).and_then(|p| p.library);
+            if let Some(lib) = found.and_then(|key| self.libraries.get(&key)) {
+                log::warn!(
+                    "tls: process {pid} loaded {} after it was looked at: read from now on, its \
+                     TLS connections before counted as not seen",
+                    lib.name
+                );
+            } else if first {
+                if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+                    self.failed(format!(
+                        "{}: moves TLS records, but maps no libssl and has no SSL_read of its \
+                         own (stripped, or another TLS library: Go's, rustls, BoringSSL): its \
+                         HTTPS is counted, not read",
+                        exe.display()
+                    ));
+                }
+            }
         }
     }
 
@@ -164,25 +184,8 @@ impl TlsProbes {
 
     /// Find the library of looked-at process `pid` and see that its calls are probed.
     fn probe(&mut self, skel: &HttpTraceSkel<'_>, pid: u32) {
-        let Some(path) = libssl_of(pid) else {
+        let Some((file, key)) = self.candidate(pid) else {
             return;
-        };
-        // Held open: the process may end before its probes are attached (a child that served
-        // one connection), and its root with it.
-        let file = match File::open(&path) {
-            Ok(f) => LibraryFile { file: f, path },
-            Err(_) if !process_alive(pid) => return,
-            Err(e) => {
-                self.failed(format!("{}: {e}", path.display()));
-                return;
-            }
-        };
-        let key = match file.file.metadata() {
-            Ok(m) => (m.dev(), m.ino()),
-            Err(e) => {
-                self.failed(format!("{}: {e}", file.path.display()));
-                return;
-            }
         };
         let later = self.processes.get(&pid).is_some_and(|p| p.later);
         // Whether this process needs probes of its own (Some(true)), or the library's whole
@@ -192,7 +195,10 @@ impl TlsProbes {
             Probes::PerProcess(links) => Some(!later && links.len() < PER_PROCESS_MOST),
         });
         let result = match own {
-            None => self.first(skel, key, file, pid, later),
+            None => match self.first(skel, key, file, pid, later) {
+                Ok(false) => return,
+                r => r.map(|_| ()),
+            },
             Some(None) => Ok(()),
             Some(Some(true)) => attach(skel, &file, Some(pid)).map(|links| {
                 if let Some(Library {
@@ -222,8 +228,44 @@ impl TlsProbes {
         }
     }
 
+    /// The TLS library of process `pid`, open, and its key: the libssl it maps, else its
+    /// executable, which may have OpenSSL linked in (unless already found without).
+    fn candidate(&mut self, pid: u32) -> Option<(LibraryFile, FileKey)> {
+        let (path, linked_in) = match libssl_of(pid) {
+            Some(path) => (path, false),
+            None => (PathBuf::from(format!("/proc/{pid}/exe")), true),
+        };
+        // Held open: the process may end before its probes are attached (a child that served
+        // one connection), and its root with it.
+        let file = match File::open(&path) {
+            Ok(file) => LibraryFile {
+                file,
+                path,
+                linked_in,
+            },
+            // Gone; or a kernel thread, whose exe is no file.
+            Err(_) if linked_in || !process_alive(pid) => return None,
+            Err(e) => {
+                self.failed(format!("{}: {e}", path.display()));
+                return None;
+            }
+        };
+        let key = match file.file.metadata() {
+            Ok(m) => (m.dev(), m.ino()),
+            Err(e) => {
+                self.failed(format!("{}: {e}", file.path.display()));
+                return None;
+            }
+        };
+        if linked_in && self.without_ssl.contains(&key) {
+            return None;
+        }
+        Some((file, key))
+    }
+
     /// Library `key`, `file`, found for the first time, in process `pid`: probed in that
-    /// process, or in every one when the process appeared after tracing started.
+    /// process, or in every one when the process appeared after tracing started. False when
+    /// it has no SSL_read: an executable without OpenSSL linked in (or stripped), remembered.
     fn first(
         &mut self,
         skel: &HttpTraceSkel<'_>,
@@ -231,18 +273,31 @@ impl TlsProbes {
         file: LibraryFile,
         pid: u32,
         later: bool,
-    ) -> Result<()> {
-        let name = file
+    ) -> Result<bool> {
+        let links = attach(skel, &file, (!later).then_some(pid))?;
+        if links.is_empty() {
+            if file.linked_in {
+                self.without_ssl.insert(key);
+                return Ok(false);
+            }
+            anyhow::bail!("{}: no SSL_read in it", file.path.display());
+        }
+        let mut name = file
             .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if file.linked_in {
+            // /proc/PID/exe names no file: the link's target does.
+            let exe = std::fs::read_link(&file.path).unwrap_or_default();
+            let exe = exe.file_name().unwrap_or_default().to_string_lossy();
+            name = format!("{exe} (OpenSSL linked in)");
+        }
         let probes = if later {
-            let links = attach(skel, &file, None)?;
             said_whole(&name, &format!("process {pid} started after tracing did"));
             Probes::Whole { _links: links }
         } else {
-            Probes::PerProcess(HashMap::from([(pid, attach(skel, &file, Some(pid))?)]))
+            Probes::PerProcess(HashMap::from([(pid, links)]))
         };
         log::info!("tls: probing {} for process {pid}", file.path.display());
         self.libraries.insert(
@@ -254,7 +309,7 @@ impl TlsProbes {
                 file,
             },
         );
-        Ok(())
+        Ok(true)
     }
 
     /// Probe library `key` in every process that maps it, in place of its per-process probes
@@ -327,6 +382,8 @@ fn said_whole(name: &str, why: &str) {
 struct LibraryFile {
     file: File,
     path: PathBuf,
+    /// It is an executable, with OpenSSL linked in (libssl.a).
+    linked_in: bool,
 }
 
 /// Whether process `pid` is still there.
@@ -373,8 +430,10 @@ fn attach(skel: &HttpTraceSkel<'_>, file: &LibraryFile, pid: Option<u32>) -> Res
             };
             match p.attach_uprobe_with_opts(target, &path, 0, opts) {
                 Ok(link) => links.push(link),
-                // OpenSSL before 1.1.1 has no _ex calls.
+                // OpenSSL before 1.1.1 has no _ex calls; an executable without SSL_read has
+                // no OpenSSL linked in (or no symbols): no probe.
                 Err(e) if func.ends_with("_ex") && e.kind() == ErrorKind::NotFound => break,
+                Err(e) if links.is_empty() && e.kind() == ErrorKind::NotFound => return Ok(links),
                 Err(e) => {
                     return Err(e)
                         .with_context(|| format!("attaching to {func} in {}", file.path.display()))

@@ -139,36 +139,60 @@ pub fn example_bin(name: &str) -> PathBuf {
 /// The Go program tests/data/NAME.go, built with Debian's Go (offline: standard library only)
 /// into target/<profile>/go/ once, and again when its source changes.
 pub fn go_program(name: &str) -> PathBuf {
+    let cache = TempDir::new("go-cache");
+    built(&format!("{name}.go"), "go", |source, out| {
+        let mut cmd = Command::new("go");
+        cmd.arg("build")
+            .arg("-o")
+            .arg(out)
+            .arg(source)
+            .env("GO111MODULE", "off")
+            .env("GOCACHE", cache.path())
+            .env("GOPATH", cache.join("gopath"));
+        cmd
+    })
+}
+
+/// The C program tests/data/`name`.c, built with gcc and `libs` into target/<profile>/c/ once,
+/// and again when its source changes.
+pub fn c_program(name: &str, libs: &[&str]) -> PathBuf {
+    built(&format!("{name}.c"), "c", |source, out| {
+        let mut cmd = Command::new("gcc");
+        cmd.args(["-O2", "-D_GNU_SOURCE", "-o"])
+            .arg(out)
+            .arg(source)
+            .args(libs);
+        cmd
+    })
+}
+
+/// tests/data/`source` built by the command `build(source, output)` makes into
+/// target/<profile>/`kind`/, unless it is there already, newer than its source.
+fn built(source: &str, kind: &str, build: impl FnOnce(&Path, &Path) -> Command) -> PathBuf {
     static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
-        .join(format!("{name}.go"));
-    let dir = target_profile_dir().join("go");
-    let bin = dir.join(name);
+        .join(source);
+    let name = source.file_stem().expect("a source file name").to_owned();
+    let dir = target_profile_dir().join(kind);
+    let bin = dir.join(&name);
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if modified(&bin).is_some() && modified(&bin) >= modified(&source) {
         return bin;
     }
-    std::fs::create_dir_all(&dir).expect("create the Go build directory");
-    let cache = TempDir::new("go-cache");
+    std::fs::create_dir_all(&dir).expect("create the build directory");
     // Built aside, then renamed: a guest running the suite beside the host sees the whole file.
-    let partial = dir.join(format!("{name}.{}", std::process::id()));
-    let mut cmd = Command::new("go");
-    cmd.arg("build")
-        .arg("-o")
-        .arg(&partial)
-        .arg(&source)
-        .env("GO111MODULE", "off")
-        .env("GOCACHE", cache.path())
-        .env("GOPATH", cache.join("gopath"));
-    let out = run("go build", &mut cmd, Duration::from_secs(300));
+    let partial = dir.join(format!("{}.{}", name.to_string_lossy(), std::process::id()));
+    let mut cmd = build(&source, &partial);
+    let out = run("build", &mut cmd, Duration::from_secs(300));
     assert!(
         out.status.success(),
-        "go build {name}: {}",
+        "building {}: {}",
+        source.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::rename(&partial, &bin).expect("move the Go program into place");
+    std::fs::rename(&partial, &bin).expect("move the program into place");
     bin
 }
 

@@ -72,4 +72,29 @@ impl Server {
             .env("LD_LIBRARY_PATH", &lib);
         Server::start("python tls forking server", cmd, None).keeping(dir)
     }
+
+    /// tests/data/tls_server.c, OpenSSL linked in from libssl.a and libcrypto.a: no libssl
+    /// in its maps. It answers "TARGET\n" with a Content-Length, keep-alive, using SSL_read
+    /// and SSL_write.
+    pub fn c_tls_static() -> Server {
+        let bin = c_program(
+            "tls_server",
+            &["-l:libssl.a", "-l:libcrypto.a", "-lpthread"],
+        );
+        let dir = TempDir::new("tls-static");
+        let (cert, key) = self_signed_cert(&dir);
+        let mut cmd = Command::new(bin);
+        cmd.arg(&cert).arg(&key);
+        Server::start("static tls server", cmd, None).keeping(dir)
+    }
+
+    /// tests/data/https_server.go: Go's own TLS, no OpenSSL. It answers "TARGET\n".
+    pub fn go_https() -> Server {
+        let bin = go_program("https_server");
+        let dir = TempDir::new("go-https");
+        let (cert, key) = self_signed_cert(&dir);
+        let mut cmd = Command::new(bin);
+        cmd.arg(&cert).arg(&key);
+        Server::start("go https server", cmd, None).keeping(dir)
+    }
 }
