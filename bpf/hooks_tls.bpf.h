@@ -5,7 +5,10 @@
  * Part of http_trace.bpf.c, which includes the files of bpf/ in order: each uses what those
  * before it define.
  */
-/* Event: SSL_read/SSL_write (`dir`) entered on `ssl`, plaintext at `buf` (`len_out`: _ex). */
+/*
+ * Event: SSL_read/SSL_write (`dir`) entered on `ssl`, plaintext at `buf` (`len_out`: _ex); or
+ * SSL_do_handshake (`dir` HT_TLS_HANDSHAKE).
+ */
 static __always_inline int on_tls_enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -37,6 +40,12 @@ static __always_inline int on_tls_return(void *ctx, int ret)
 		return 0;
 	call = *c;
 	bpf_map_delete_elem(&tls_calls, &pid_tgid);
+	if (call.dir == HT_TLS_HANDSHAKE) {
+		/* Its socket, for a first read served from what the handshake buffered. */
+		if (call.sk)
+			bpf_map_update_elem(&tls_sockets, &call.ssl, &call.sk, BPF_ANY);
+		return 0;
+	}
 	if (ret <= 0)
 		return 0;
 	if (!call.len_out)
@@ -99,7 +108,18 @@ int KPROBE(N(uprobe_ssl_write_ex), void *ssl, void *buf, __u64 num, void *len_ou
 	return on_tls_enter((__u64)ssl, (__u64)buf, (__u64)len_out, HT_DIR_OUT);
 }
 
-/* One return probe for all four: the call in flight says which it was. */
+/*
+ * SSL_do_handshake(ssl), which SSL_accept and SSL_connect call too: no plaintext, but the
+ * socket its calls use. TLS 1.3 clients send their first request with the handshake's last
+ * message, and the first SSL_read is then served from OpenSSL's buffer with no socket call.
+ */
+SEC("uprobe")
+int KPROBE(N(uprobe_ssl_do_handshake), void *ssl)
+{
+	return on_tls_enter((__u64)ssl, 0, 0, HT_TLS_HANDSHAKE);
+}
+
+/* One return probe for them all: the call in flight says which it was. */
 SEC("uretprobe")
 int KRETPROBE(N(uretprobe_ssl_call), long ret)
 {

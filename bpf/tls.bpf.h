@@ -10,13 +10,16 @@
  * before it define.
  */
 
-/* A TLS library read or write in flight on a thread. */
+/* ht_tls_call.dir of a handshake, which moves no plaintext. */
+#define HT_TLS_HANDSHAKE 2
+
+/* A TLS library read, write or handshake in flight on a thread. */
 struct ht_tls_call {
 	__u64 ssl;     /* the SSL object */
 	__u64 buf;     /* its plaintext */
 	__u64 len_out; /* _ex calls: where the library writes the length; 0 otherwise */
 	__u64 sk;      /* the socket a call inside it used; 0 while none did */
-	__u8 dir;      /* HT_DIR_IN: a read */
+	__u8 dir;      /* HT_DIR_IN: a read; HT_DIR_OUT, HT_TLS_HANDSHAKE */
 	__u8 pad[7];
 };
 

@@ -10,7 +10,9 @@ requests. A second nginx, untraced, is also loaded while http-trace traces the f
 ways), to show what a process that is not traced pays; and http-trace traces the first with a
 --port filter that leaves every connection of the load out, to show what filtered traffic costs. The example server
 (examples/http_server) answers 1,000 bytes with one writev of 8 or of 64 iovecs, to show what a
-long vectored send costs against the fast path's. Each round runs every case once; the
+long vectored send costs against the fast path's. The TLS rows repeat the main ones with nginx
+over HTTPS (its plaintext read through uprobes on libssl), the second server's included: what
+a process on the same libssl pays while another is traced. Each round runs every case once; the
 table gives the median over the rounds. Throughput ratios compare runs of the same round.
 """
 
@@ -38,7 +40,7 @@ http {{
   client_body_temp_path {d}/body-{name}; proxy_temp_path {d}/proxy-{name};
   fastcgi_temp_path {d}/fastcgi-{name}; uwsgi_temp_path {d}/uwsgi-{name}; scgi_temp_path {d}/scgi-{name};
   sendfile off;
-  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "hello\\n"; }}
+  server {{ listen 127.0.0.1:{port}{ssl}; location / {{ return 200 "hello\\n"; }}
     location = /big {{ alias {d}/big.bin; default_type application/octet-stream; }} }}
 }}
 """
@@ -71,13 +73,26 @@ def wait_port(port, timeout=10):
     sys.exit(f"bench: nothing listens on port {port}")
 
 
+def self_signed_cert(workdir):
+    """A certificate for the HTTPS servers, made here; (cert, key)."""
+    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
+                   capture_output=True, check=True)
+    return cert, key
+
+
 class Nginx:
-    def __init__(self, workdir, name):
+    """nginx with one worker; over HTTPS (OpenSSL 3, TLS 1.3) when `tls` is (cert, key)."""
+
+    def __init__(self, workdir, name, tls=None):
         self.port = free_port()
+        self.scheme = "https" if tls else "http"
         self.log = os.path.join(workdir, f"access-{name}.log")
         conf = os.path.join(workdir, f"nginx-{name}.conf")
+        ssl = f" ssl; ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]}" if tls else ""
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(d=workdir, name=name, port=self.port))
+            f.write(NGINX_CONF.format(d=workdir, name=name, port=self.port, ssl=ssl))
         self.proc = subprocess.Popen(
             ["nginx", "-c", conf, "-e", os.path.join(workdir, f"error-{name}.log")],
             stdin=subprocess.DEVNULL,
@@ -121,11 +136,11 @@ class Example:
         self.proc.wait()
 
 
-def wrk(port, seconds, threads, connections, path="/", server=None):
+def wrk(port, seconds, threads, connections, path="/", server=None, scheme="http"):
     """Requests per second; `server`, an Example, is told how many wrk completed."""
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
-         f"http://127.0.0.1:{port}{path}"],
+         f"{scheme}://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, check=True,
     ).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -251,7 +266,9 @@ def set_bpf_stats(on):
 
 
 def run_case(case, args, workdir, a, b, ex, tracer):
-    """One load run (http-trace's cases with the binary `tracer`); returns a dict of figures."""
+    """One load run (http-trace's cases with the binary `tracer`); returns a dict of figures.
+    A TLS case is its plain twin, run by the caller on the HTTPS servers as `a` and `b`."""
+    case = case.removeprefix(TLS)
     out = os.path.join(workdir, "capture")
     tool = None
     target = ex if IOVECS in case else a
@@ -291,6 +308,13 @@ def run_case(case, args, workdir, a, b, ex, tracer):
             f.write(BPFTRACE_SCRIPT)
         tool = Tool(["bpftrace", script, str(a.pid)], "Attaching", out, workdir,
                     stdout_to_file=True)
+    elif case == "bpftrace uprobes (count only)":
+        # The cost of the traps alone: empty uprobes on the calls http-trace probes.
+        lib = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
+        calls = ",".join(f"{kind}:{lib}:{f}" for kind in ("uprobe", "uretprobe")
+                         for f in ("SSL_read", "SSL_read_ex", "SSL_write", "SSL_write_ex"))
+        tool = Tool(["bpftrace", "-e", f"{calls} /pid == {a.pid}/ {{ @calls = count(); }}"],
+                    "Attaching", out, workdir, stdout_to_file=True)
     elif case == "second server untraced":
         target = b
     before = target.served()
@@ -301,7 +325,7 @@ def run_case(case, args, workdir, a, b, ex, tracer):
     if m:
         path = f"/r/iovecs/{m.group(1)}/1000"
     rps = wrk(target.port, args.seconds, args.threads, connections_of(case, args), path,
-              target if target is ex else None)
+              target if target is ex else None, getattr(target, "scheme", "http"))
     time.sleep(0.2)
     served = target.served() - before
     row = {"rps": rps, "served": served, "cpu": None, "rss": None, "lost": None, "captured": None,
@@ -344,6 +368,8 @@ def run_case(case, args, workdir, a, b, ex, tracer):
     elif case == "strace -f":
         row["lost"] = 0
         row["captured"] = count_strace_exchanges(out)
+    elif case == "bpftrace uprobes (count only)":
+        pass
     elif case == "bpftrace":
         with open(out, errors="replace") as f:
             text = f.read()
@@ -381,7 +407,18 @@ CASES = [
     "http-trace (example server with 8-iovec answers; BPF run time counted)",
     "untraced (example server with 64-iovec answers)",
     "http-trace (example server with 64-iovec answers; BPF run time counted)",
+    "TLS: untraced",
+    "TLS: http-trace",
+    "TLS: http-trace (BPF run time counted)",
+    "TLS: http-trace -w (record only)",
+    "TLS: bpftrace uprobes (count only)",
+    "TLS: second server untraced",
+    "TLS: second server (first traced)",
 ]
+# The rows of nginx over HTTPS (keep-alive: the handshakes are few), its plaintext read through
+# libssl; the second server's rows show what a process on the same libssl that is not traced
+# pays (the probes are attached to the traced process only).
+TLS = "TLS: "
 # The rows of the example server answering 1,000 bytes with one writev of 8 or 64 iovecs: what
 # a long vectored send costs against the fast path's (at most 8 iovecs and 8 KiB).
 IOVECS = "example server"
@@ -412,6 +449,8 @@ BASELINE.update({c: c.replace("http-trace", "untraced") for c in CASES
 BASELINE.update({c: f"untraced {BIG}" for c in CASES if BIG in c})
 BASELINE.update({c: re.sub(r"http-trace \((.*); BPF run time counted\)", r"untraced (\1)", c)
                  for c in CASES if IOVECS in c and c.startswith("http-trace")})
+BASELINE.update({c: TLS + BASELINE.get(c.removeprefix(TLS), "untraced")
+                 for c in CASES if c.startswith(TLS)})
 
 
 def connections_of(case, args):
@@ -466,16 +505,19 @@ def main():
         f.write(big_body())
     os.chmod(os.path.join(workdir, "big.bin"), 0o644)
     a, b = Nginx(workdir, "a"), Nginx(workdir, "b")
+    cert = self_signed_cert(workdir)
+    at, bt = Nginx(workdir, "at", cert), Nginx(workdir, "bt", cert)
     ex = Example(args.example)
     results = {name: [] for name in names}
     with open(BPF_STATS) as f:
         bpf_stats_before = f.read().strip() == "1"
     try:
-        wrk(a.port, 1, args.threads, args.connections)  # warm up
-        wrk(b.port, 1, args.threads, args.connections)
+        for server in (a, b, at, bt):  # warm up
+            wrk(server.port, 1, args.threads, args.connections, scheme=server.scheme)
         for r in range(args.rounds):
             for name, case, tracer in runs:
-                row = run_case(case, args, workdir, a, b, ex, tracer)
+                pair = (at, bt) if case.startswith(TLS) else (a, b)
+                row = run_case(case, args, workdir, *pair, ex, tracer)
                 results[name].append(row)
                 print(f"round {r + 1}/{args.rounds} {name}: {row['rps']:.0f} req/s, "
                       f"cpu {fmt(row['cpu'], '.2f')} s, rss {fmt(row['rss'], '.1f')} MiB, "
@@ -485,9 +527,8 @@ def main():
                       file=sys.stderr, flush=True)
     finally:
         set_bpf_stats(bpf_stats_before)
-        a.stop()
-        b.stop()
-        ex.stop()
+        for server in (a, b, at, bt, ex):
+            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     def ratio(name, i):

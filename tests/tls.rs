@@ -50,9 +50,10 @@ fn nginx_over_https_is_read_in_plaintext() {
     }
     assert_eq!(ex[2]["request_body_bytes"], 1_000_000);
     assert!(
-        out.stderr
-            .iter()
-            .any(|l| l == "http-trace: tls: libssl.so.3 in 1 process"),
+        out.stderr.iter().any(
+            |l| l.starts_with("http-trace: tls: libssl.so.3 (OpenSSL 3.")
+                && l.ends_with(") in 1 process")
+        ),
         "{:#?}",
         out.stderr
     );
@@ -138,8 +139,8 @@ fn a_tls_process_not_traced_takes_no_probe() {
 
 /// A server forking a child per connection (Python's ForkingMixIn over `ssl`): its first
 /// child appeared after tracing started, so the library is probed for every process that maps
-/// it, and said so; that child may have run before (its exchanges then missing, and counted),
-/// every later one is read from its first call.
+/// it, and said so; that child may have run before (its exchanges then missing), every later
+/// one is read from its first call.
 #[test]
 fn a_forking_server_is_read_in_its_children() {
     require_root!();
@@ -157,7 +158,7 @@ fn a_forking_server_is_read_in_its_children() {
         ]);
         if c == 1 {
             tracer.wait_for_said(
-                "tls: libssl.so.3 is probed in every process that maps it (process ",
+                "is probed in every process that maps it (process ",
                 Duration::from_secs(30),
             );
         } else {
@@ -178,12 +179,14 @@ fn a_forking_server_is_read_in_its_children() {
             "{e}"
         );
     }
-    if first.len() < 2 {
-        let summary = out.summary();
+    // Its first child read none of it: counted. (Read in part, the rest is counted only as
+    // bytes of records: see the README.)
+    if first.is_empty() {
         assert!(
-            summary.contains("1 TLS connection whose plaintext was not seen")
-                || summary.contains("1 response whose request was not seen"),
-            "{summary}"
+            out.summary()
+                .contains("1 TLS connection whose plaintext was not seen"),
+            "{}",
+            out.summary()
         );
     }
 }
@@ -224,10 +227,7 @@ fn a_client_that_loads_libssl_later_is_probed() {
     stdin.write_all(b"go\n").expect("tell the client to go");
     wait_for_line(&said, "the first answer", |l| l.starts_with("/first 200"));
     tracer.wait_for_said(
-        &format!(
-            "tls: process {} loaded libssl.so.3 after it was looked at",
-            client.pid()
-        ),
+        &format!("tls: process {} loaded libssl.so.3 (OpenSSL ", client.pid()),
         Duration::from_secs(30),
     );
     stdin.write_all(b"go\n").expect("tell the client to go on");
@@ -290,7 +290,14 @@ fn a_server_with_openssl_linked_in_is_read() {
             format!("{}\n", e["target"].as_str().unwrap())
         );
     }
-    out.assert_said("http-trace: tls: tls_server (OpenSSL linked in) in 1 process");
+    assert!(
+        out.stderr
+            .iter()
+            .any(|l| l.starts_with("http-trace: tls: tls_server (OpenSSL ")
+                && l.ends_with("linked in) in 1 process")),
+        "{:#?}",
+        out.stderr
+    );
 }
 
 /// A Go HTTPS server (crypto/tls, no OpenSSL): its connection is counted as one whose
@@ -323,4 +330,60 @@ fn tls_without_openssl_is_counted_and_said() {
         .collect();
     assert_eq!(said.len(), 1, "{:#?}", out.stderr);
     assert!(said[0].contains("https_server:"), "{said:?}");
+}
+
+/// 100 HTTPS connections at once to nginx, from Python threads over `ssl` sockets, each with
+/// two requests pipelined in one write: every exchange read, each on its own connection, in
+/// order (200 exchanges, 100 connections, two targets each).
+#[test]
+fn a_hundred_parallel_pipelined_connections_are_read() {
+    require_root!();
+    let server = Server::nginx_tls();
+    let tracer = Tracer::start(&[server.pid()], &[]);
+    let script = "import socket, ssl, sys, concurrent.futures as cf\n\
+                  ctx = ssl._create_unverified_context()\n\
+                  def one(i):\n\
+                  \x20   s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1]))))\n\
+                  \x20   s.sendall(b''.join(b'GET /p/%d/%d HTTP/1.1\\r\\nHost: h\\r\\n\\r\\n' % (i, k) for k in (1, 2)))\n\
+                  \x20   got = b''\n\
+                  \x20   while got.count(b'ok\\n') < 2:\n\
+                  \x20       b = s.recv(65536)\n\
+                  \x20       if not b: raise SystemExit('closed early')\n\
+                  \x20       got += b\n\
+                  \x20   s.close()\n\
+                  \x20   return got.count(b'HTTP/1.1 200')\n\
+                  with cf.ThreadPoolExecutor(100) as pool:\n\
+                  \x20   assert sum(pool.map(one, range(100))) == 200\n";
+    let mut cmd = Command::new(PYTHON);
+    cmd.args(["-c", script]).arg(server.port.to_string());
+    let done = run("python https clients", &mut cmd, Duration::from_secs(120));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let out = tracer.stop();
+    let ex = out.exchanges();
+    assert_eq!(ex.len(), 200, "{:#?}", out.stderr);
+    let mut by_conn: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for e in by_time(ex) {
+        assert_eq!(e["tls"], true, "{e}");
+        assert_eq!(e["status"], 200, "{e}");
+        assert_eq!(e["response_body"], "ok\n", "{e}");
+        let target = e["target"].as_str().unwrap().to_string();
+        let conn = target.rsplit_once('/').unwrap().0.to_string();
+        by_conn
+            .entry(format!("{}:{}", e["pid"], e["peer"]))
+            .or_default()
+            .push(target.clone());
+        assert!(conn.starts_with("/p/"), "{target}");
+    }
+    assert_eq!(by_conn.len(), 100, "{by_conn:#?}");
+    for targets in by_conn.values() {
+        let conn = targets[0].rsplit_once('/').unwrap().0;
+        assert_eq!(targets, &[format!("{conn}/1"), format!("{conn}/2")]);
+    }
+    assert!(out
+        .summary()
+        .starts_with("http-trace: 200 exchanges captured, 0 events lost"));
 }

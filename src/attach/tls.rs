@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -24,16 +25,19 @@ use libbpf_rs::{ErrorKind, Link, ProgramMut, UprobeOpts};
 use crate::bpf::HttpTraceSkel;
 
 /// The library functions probed, each with the entry program (by name, less the legacy build's
-/// suffix); one return program serves them all.
-const ENTRIES: [(&str, &str); 4] = [
-    ("SSL_read", "uprobe_ssl_read"),
-    ("SSL_read_ex", "uprobe_ssl_read_ex"),
-    ("SSL_write", "uprobe_ssl_write"),
-    ("SSL_write_ex", "uprobe_ssl_write_ex"),
+/// suffix) and whether a library may lack it (OpenSSL before 1.1.1 has no _ex calls; a
+/// program with OpenSSL linked in has what it uses); one return program serves them all. The
+/// first is the one an OpenSSL cannot lack.
+const ENTRIES: [(&str, &str, bool); 5] = [
+    ("SSL_read", "uprobe_ssl_read", false),
+    ("SSL_read_ex", "uprobe_ssl_read_ex", true),
+    ("SSL_write", "uprobe_ssl_write", false),
+    ("SSL_write_ex", "uprobe_ssl_write_ex", true),
+    ("SSL_do_handshake", "uprobe_ssl_do_handshake", true),
 ];
 const RETURN: &str = "uretprobe_ssl_call";
 
-/// Processes probed one by one per library, at most (eight links, so eight fds, each).
+/// Processes probed one by one per library, at most (ten links, so ten fds, each).
 const PER_PROCESS_MOST: usize = 64;
 
 /// How soon a process found with no library is looked at again when it moves TLS records.
@@ -293,6 +297,17 @@ impl TlsProbes {
             let exe = exe.file_name().unwrap_or_default().to_string_lossy();
             name = format!("{exe} (OpenSSL linked in)");
         }
+        // The version is libcrypto's (or the executable's) to say.
+        let holder = match file.linked_in {
+            true => Some(file.path.clone()),
+            false => mapped(pid, "libcrypto.so"),
+        };
+        if let Some(version) = holder.and_then(|p| openssl_version(&p)) {
+            name = match name.strip_suffix(" (OpenSSL linked in)") {
+                Some(exe) => format!("{exe} ({version} linked in)"),
+                None => format!("{name} ({version})"),
+            };
+        }
         let probes = if later {
             said_whole(&name, &format!("process {pid} started after tracing did"));
             Probes::Whole { _links: links }
@@ -393,13 +408,40 @@ fn process_alive(pid: u32) -> bool {
 
 /// The libssl process `pid` maps, as a path through its root; None when it maps none.
 fn libssl_of(pid: u32) -> Option<PathBuf> {
+    mapped(pid, "libssl.so")
+}
+
+/// The file whose name starts with `prefix` that process `pid` maps, as a path through its
+/// root.
+fn mapped(pid: u32, prefix: &str) -> Option<PathBuf> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
     let path = maps.lines().find_map(|line| {
         let path = line.split_whitespace().nth(5)?;
         let name = Path::new(path).file_name()?.to_str()?;
-        name.starts_with("libssl.so").then_some(path)
+        name.starts_with(prefix).then_some(path)
     })?;
     Some(PathBuf::from(format!("/proc/{pid}/root{path}")))
+}
+
+/// The OpenSSL version the file at `path` (libcrypto, or an executable with it linked in)
+/// says it is: "OpenSSL 3.0.19" of its "OpenSSL 3.0.19 27 Jan 2026"; read once per library.
+fn openssl_version(path: &Path) -> Option<String> {
+    const MOST: u64 = 256 << 20;
+    let mut bytes = Vec::new();
+    File::open(path)
+        .ok()?
+        .take(MOST)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let at = bytes
+        .windows(9)
+        .position(|w| w.starts_with(b"OpenSSL ") && w[8].is_ascii_digit())?;
+    let rest = &bytes[at + 8..];
+    let len = rest
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'.'))
+        .unwrap_or(rest.len());
+    Some(format!("OpenSSL {}", String::from_utf8_lossy(&rest[..len])))
 }
 
 /// The program named `name` (either build's) that is loaded.
@@ -420,7 +462,7 @@ fn attach(skel: &HttpTraceSkel<'_>, file: &LibraryFile, pid: Option<u32>) -> Res
     let mut links = Vec::new();
     let ret = program(skel, RETURN).context("the TLS return program is not loaded")?;
     let target = pid.map_or(-1, |p| p as i32);
-    for (func, entry) in ENTRIES {
+    for (func, entry, optional) in ENTRIES {
         let prog = program(skel, entry).context("a TLS entry program is not loaded")?;
         for (p, retprobe) in [(&prog, false), (&ret, true)] {
             let opts = UprobeOpts {
@@ -430,9 +472,9 @@ fn attach(skel: &HttpTraceSkel<'_>, file: &LibraryFile, pid: Option<u32>) -> Res
             };
             match p.attach_uprobe_with_opts(target, &path, 0, opts) {
                 Ok(link) => links.push(link),
-                // OpenSSL before 1.1.1 has no _ex calls; an executable without SSL_read has
-                // no OpenSSL linked in (or no symbols): no probe.
-                Err(e) if func.ends_with("_ex") && e.kind() == ErrorKind::NotFound => break,
+                // An executable without SSL_read has no OpenSSL linked in (or no symbols):
+                // no probe.
+                Err(e) if optional && e.kind() == ErrorKind::NotFound => break,
                 Err(e) if links.is_empty() && e.kind() == ErrorKind::NotFound => return Ok(links),
                 Err(e) => {
                     return Err(e)
