@@ -182,13 +182,17 @@ fn a_forking_server_is_read_in_its_children() {
     // Its first child read none of it: counted. (Read in part, the rest is counted only as
     // bytes of records: see the README.)
     if first.is_empty() {
-        assert!(
-            out.summary()
-                .contains("1 TLS connection whose plaintext was not seen"),
-            "{}",
-            out.summary()
-        );
+        assert_one_unread(&out);
     }
+}
+
+/// The summary counts one TLS connection whose plaintext was not seen.
+fn assert_one_unread(out: &TraceOutput) {
+    let summary = out.summary();
+    assert!(
+        summary.contains("1 TLS connection whose plaintext was not seen"),
+        "{summary}"
+    );
 }
 
 /// A Python client traced before it imports `ssl` (so before its libssl is mapped), then
@@ -252,12 +256,7 @@ fn a_client_that_loads_libssl_later_is_probed() {
         assert_eq!(e["response_body"], "ok\n", "{e}");
     }
     if got.len() == 2 {
-        assert!(
-            out.summary()
-                .contains("1 TLS connection whose plaintext was not seen"),
-            "{}",
-            out.summary()
-        );
+        assert_one_unread(&out);
     }
 }
 
