@@ -312,7 +312,8 @@ def run_case(case, args, workdir, a, b, ex, tracer):
         # The cost of the traps alone: empty uprobes on the calls http-trace probes.
         lib = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
         calls = ",".join(f"{kind}:{lib}:{f}" for kind in ("uprobe", "uretprobe")
-                         for f in ("SSL_read", "SSL_read_ex", "SSL_write", "SSL_write_ex"))
+                         for f in ("SSL_read", "SSL_read_ex", "SSL_write", "SSL_write_ex",
+                                   "SSL_do_handshake"))
         tool = Tool(["bpftrace", "-e", f"{calls} /pid == {a.pid}/ {{ @calls = count(); }}"],
                     "Attaching", out, workdir, stdout_to_file=True)
     elif case == "second server untraced":
