@@ -183,20 +183,20 @@ fn a_forking_server_is_read_in_its_children() {
     // last answer read) as a response whose request was not seen. (One of two read: the
     // other is counted only as bytes of records, see the README.)
     if first.is_empty() {
-        let summary = out.summary();
-        assert!(
-            summary.contains("1 TLS connection whose plaintext was not seen")
-                || summary.contains("1 response whose request was not seen"),
-            "{summary}"
-        );
+        assert_first_counted(&out);
     }
 }
 
-/// The summary counts one TLS connection whose plaintext was not seen.
-fn assert_one_unread(out: &TraceOutput) {
+/// The summary counts what a connection whose probes came late lost: none of it read (a TLS
+/// connection whose plaintext was not seen), its answer read without its request (seen on the
+/// 5.10 guest and the host), or its plaintext read from the middle of a message (non-HTTP
+/// bytes skipped, seen on the 5.10 guest).
+fn assert_first_counted(out: &TraceOutput) {
     let summary = out.summary();
     assert!(
-        summary.contains("1 TLS connection whose plaintext was not seen"),
+        summary.contains("1 TLS connection whose plaintext was not seen")
+            || summary.contains("1 response whose request was not seen")
+            || summary.contains("bytes of non-HTTP traffic skipped"),
         "{summary}"
     );
 }
@@ -262,7 +262,7 @@ fn a_client_that_loads_libssl_later_is_probed() {
         assert_eq!(e["response_body"], "ok\n", "{e}");
     }
     if got.len() == 2 {
-        assert_one_unread(&out);
+        assert_first_counted(&out);
     }
 }
 
